@@ -1,0 +1,218 @@
+"""The one configuration object, resolved once and read by every component.
+
+Precedence, lowest to highest: defaults < YAML file < `LOGCASTER_*` environment
+< command-line flags. Nested keys are joined with a double underscore in the
+environment: `ingest.max_line_bytes` is `LOGCASTER_INGEST__MAX_LINE_BYTES`.
+Every struct rejects unknown keys, and a bad value raises `ConfigError` naming
+the dotted key and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import yaml
+
+from logcaster.exceptions import ConfigError
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535, description="TCP/UDP port; 0 picks a free one")]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+ENV_PREFIX = "LOGCASTER_"
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class IngestConfig(_Section):
+    """TCP line ingest (SPEC §2)."""
+
+    port: Port = 9999
+    max_line_bytes: Annotated[int, msgspec.Meta(ge=16)] = 64 * 1024
+    max_connections: PositiveInt = 10_000
+
+
+class SyslogConfig(_Section):
+    """Syslog listener on UDP and TCP (off while `port` is null)."""
+
+    port: Port | None = None
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=480)] = 64 * 1024
+
+
+class MultilineConfig(_Section):
+    """Grouping of stack traces and other continuation lines into one event (SPEC §3)."""
+
+    enabled: bool = True
+    idle_timeout: PositiveFloat = 1.0
+    max_lines: PositiveInt = 1000
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
+
+
+class QueueConfig(_Section):
+    """The bounded queue between sources and sinks (SPEC §4)."""
+
+    max_events: PositiveInt = 200_000
+    max_bytes: Annotated[int, msgspec.Meta(ge=64 * 1024)] = 64 * 1024 * 1024
+    policy: Literal["block"] = "block"
+
+
+class MemoryConfig(_Section):
+    """The in-memory ring buffer of recent events."""
+
+    capacity: PositiveInt = 10_000
+
+
+class QueryConfig(_Section):
+    """The TCP line query protocol (SPEC §6)."""
+
+    port: Port = 9998
+    default_limit: PositiveInt = 100
+    max_limit: PositiveInt = 10_000
+    timeout: PositiveFloat = 5.0
+    max_scan: PositiveInt = 10_000_000
+
+
+class Config(_Section):
+    """Every option LogCaster reads, with its default."""
+
+    host: str = "127.0.0.1"
+    log_level: LogLevel = "info"
+    shutdown_timeout: PositiveFloat = 10.0
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    syslog: SyslogConfig = msgspec.field(default_factory=SyslogConfig)
+    multiline: MultilineConfig = msgspec.field(default_factory=MultilineConfig)
+    queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+    memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+    query: QueryConfig = msgspec.field(default_factory=QueryConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = msgspec.to_builtins(self)
+        return result
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = target
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(dotted, f"'{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a plain mapping (not yet validated)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Collect `LOGCASTER_SECTION__KEY=value` variables. Values are YAML scalars."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(out, dotted, value)
+    return out
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def validate(data: Mapping[str, Any]) -> Config:
+    """Turn a merged mapping into a `Config`, or raise `ConfigError`."""
+    try:
+        config = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        m = _MSGSPEC_PATH.match(str(exc))
+        assert m is not None
+        path = (m.group("path") or "").lstrip(".")
+        path = re.sub(r"\[(\d+)\]", r".\1", path)
+        reason = m.group("reason")
+        unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
+        if unknown:
+            path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+            reason = "unknown option"
+        raise ConfigError(path or "config", reason) from exc
+    _check_ports(config)
+    return config
+
+
+def _check_ports(config: Config) -> None:
+    """Two listeners of one protocol cannot share a fixed port."""
+    tcp = {"ingest.port": config.ingest.port, "query.port": config.query.port}
+    if config.syslog.port is not None:
+        tcp["syslog.port"] = config.syslog.port
+    seen: dict[int, str] = {}
+    for key, port in tcp.items():
+        if port and port in seen:
+            raise ConfigError(key, f"port {port} is already used by {seen[port]}")
+        seen[port] = key
+
+
+def load_config(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Resolve the effective configuration.
+
+    `overrides` maps dotted keys (`ingest.port`) to values given as flags.
+    `path` falls back to `$LOGCASTER_CONFIG` when not given.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = env[ENV_PREFIX + "CONFIG"]
+    merged: dict[str, Any] = {}
+    if path is not None:
+        merged = _deep_merge(merged, read_file(path))
+    merged = _deep_merge(merged, read_env(env))
+    flags: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(flags, dotted, value)
+    merged = _deep_merge(merged, flags)
+    return validate(merged)
+
+
+def dump_yaml(config: Config) -> str:
+    text: str = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)
+    return text

@@ -1,0 +1,18 @@
+"""Exception types, kept apart so every module can import them without cycles."""
+
+
+class LogCasterError(Exception):
+    """Base class for errors LogCaster reports to operators or clients."""
+
+
+class ConfigError(LogCasterError):
+    """A configuration value is invalid. The message names the key and the reason."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}" if key else reason)
+        self.key = key
+        self.reason = reason
+
+
+class QuerySyntaxError(LogCasterError):
+    """A query command could not be understood; answered as `ERROR: ...`."""

@@ -1,0 +1,115 @@
+"""Cut one connection's byte stream into event texts (the ingest hot path).
+
+Works a chunk at a time with bytes methods: one `rfind`, one `split`, and two
+regex scans for multi-line grouping. Per line, no Python code runs unless a
+line is over-long or part of a multi-line event.
+
+Bounded state per connection: the unfinished last line (at most
+`max_line_bytes`; beyond that it is truncated and the rest of the line is
+discarded up to the next newline) and, with multi-line grouping on, the last
+complete event, held back until the next line shows whether it continues.
+"""
+
+from __future__ import annotations
+
+from logcaster.config import MultilineConfig
+from logcaster.pipeline.multiline import group_lines, join_points
+
+TRUNCATION_MARK = b"..."
+
+
+class LineFramer:
+    __slots__ = (
+        "_discarding",
+        "_held",
+        "_max_bytes",
+        "_max_line",
+        "_max_lines",
+        "_multiline",
+        "_partial",
+        "truncated",
+    )
+
+    def __init__(self, max_line_bytes: int, multiline: MultilineConfig | None) -> None:
+        self._max_line = max_line_bytes
+        self._multiline = multiline is not None and multiline.enabled
+        self._max_lines = multiline.max_lines if multiline else 1
+        self._max_bytes = multiline.max_bytes if multiline else max_line_bytes
+        self._partial = b""
+        self._held: bytes | None = None
+        self._discarding = False
+        self.truncated = 0  # lines cut at max_line_bytes, for the stats
+
+    @property
+    def holding(self) -> bool:
+        """True while an event is held back waiting for possible continuation lines."""
+        return self._held is not None
+
+    def _truncate(self, line: bytes) -> bytes:
+        self.truncated += 1
+        return line[: self._max_line - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take the next bytes of the stream; return the event texts now complete."""
+        if self._discarding:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return []
+            data = data[nl + 1 :]
+            self._discarding = False
+        if self._partial:
+            data = self._partial + data
+            self._partial = b""
+        end = data.rfind(b"\n")
+        tail = data[end + 1 :]
+        if len(tail) > self._max_line:
+            # An over-long unfinished line: keep its head, drop the rest until "\n".
+            cut = self._truncate(tail)
+            self._discarding = True
+        else:
+            cut = b""
+            self._partial = tail
+        if end < 0:
+            if not cut:
+                return []
+            lines = [cut] if self._held is None else [*self._held.split(b"\n"), cut]
+            self._held = None
+            return self._group(lines, b"\n".join(lines))
+        body = data[:end]
+        if b"\r" in body:
+            body = body.replace(b"\r\n", b"\n")
+            if body.endswith(b"\r"):
+                body = body[:-1]
+        if self._held is not None:
+            body = self._held + b"\n" + body
+            self._held = None
+        lines = body.split(b"\n")
+        if len(body) > self._max_line and max(map(len, lines)) > self._max_line:
+            limit = self._max_line
+            lines = [line if len(line) <= limit else self._truncate(line) for line in lines]
+        if cut:
+            lines.append(cut)
+            body += b"\n" + cut
+        return self._group(lines, body)
+
+    def _group(self, lines: list[bytes], body: bytes) -> list[bytes]:
+        """Apply multi-line grouping; `body` is `lines` joined by newlines."""
+        if not self._multiline:
+            return lines
+        joins = join_points(body)
+        if joins:
+            lines = group_lines(lines, joins, self._max_lines, self._max_bytes)
+        self._held = lines.pop()
+        return lines
+
+    def flush_held(self) -> list[bytes]:
+        """Release the held-back event (idle timeout)."""
+        held, self._held = self._held, None
+        return [] if held is None else [held]
+
+    def close(self) -> list[bytes]:
+        """End of stream: everything left, including a last line without newline."""
+        out = self.feed(b"\n") if self._partial else []
+        self._discarding = False
+        out.extend(self.flush_held())
+        return out
