@@ -16,3 +16,7 @@ class ConfigError(LogCasterError):
 
 class QuerySyntaxError(LogCasterError):
     """A query command could not be understood; answered as `ERROR: ...`."""
+
+
+class QueryLimitError(LogCasterError):
+    """A query ran past its time or scan cap; answered as `ERROR: ...`."""

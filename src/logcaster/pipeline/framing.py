@@ -12,10 +12,27 @@ complete event, held back until the next line shows whether it continues.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from logcaster.config import MultilineConfig
 from logcaster.pipeline.multiline import group_lines, join_points
 
 TRUNCATION_MARK = b"..."
+
+
+class Framer(Protocol):
+    """Cuts one connection's byte stream into event texts."""
+
+    truncated: int
+
+    @property
+    def holding(self) -> bool: ...
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+    def flush_held(self) -> list[bytes]: ...
+
+    def close(self) -> list[bytes]: ...
 
 
 class LineFramer:

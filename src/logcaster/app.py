@@ -1,0 +1,121 @@
+"""The server: its component table, start order and drain.
+
+Data flows sources -> pipeline (queue, worker) -> sinks; front ends read the
+sinks. Start: sinks, pipeline, sources, front ends. Stop: sources first (stop
+accepting, flush every connection's framer), then drain the queue into the
+sinks, then front ends and sinks. Every component is listed here, built from
+the one `Config`; nothing registers itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from logcaster.config import Config
+from logcaster.frontends.lineproto import LineQueryServer, QueryService
+from logcaster.log import log_event
+from logcaster.pipeline.pipeline import Pipeline
+from logcaster.pipeline.queue import BatchQueue
+from logcaster.sinks.base import Sink
+from logcaster.sinks.memory import MemorySink
+from logcaster.sources.syslog import SyslogListener
+from logcaster.sources.tcp import line_ingest
+from logcaster.stats import Stats
+
+logger = logging.getLogger("logcaster.app")
+
+
+class Listener(Protocol):
+    """A source or front end: something that binds a port and can be stopped."""
+
+    port: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Components:
+    sinks: dict[str, Sink] = field(default_factory=dict)
+    sources: dict[str, Listener] = field(default_factory=dict)
+    frontends: dict[str, Listener] = field(default_factory=dict)
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stats = Stats()
+        self.memory = MemorySink(config.memory.capacity)
+        self.queue = BatchQueue(config.queue.max_events, config.queue.max_bytes)
+        c = Components()
+        # --- the component table ---------------------------------------------------
+        c.sinks["memory"] = self.memory
+        self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
+        c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
+        if config.syslog.port is not None:
+            c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
+        self.queries = QueryService(config.query, self.memory, self.stats_snapshot)
+        c.frontends["query"] = LineQueryServer(config.host, config.query.port, self.queries)
+        # -----------------------------------------------------------------------------
+        self.components = c
+        self.started = asyncio.Event()
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Bound ports by component name (real numbers after start, also for port 0)."""
+        c = self.components
+        return {name: part.port for name, part in (c.sources | c.frontends).items()}
+
+    def stats_snapshot(self) -> dict[str, int | float]:
+        s = self.stats
+        return {
+            "Total": s.received,
+            "Dropped": s.dropped,
+            "Current": self.memory.count,
+            "Clients": s.clients,
+            "Delivered": s.delivered,
+            "Evicted": self.memory.evicted,
+            "Truncated": s.truncated,
+            "QueueEvents": self.queue.events,
+            "QueueBytes": self.queue.nbytes,
+            "Uptime": time.time() - s.started_at,
+        }
+
+    async def start(self) -> None:
+        c = self.components
+        for sink in c.sinks.values():
+            await sink.start()
+        self.pipeline.start()
+        for listener in (*c.sources.values(), *c.frontends.values()):
+            await listener.start()
+        log_event(logger, logging.INFO, "ready", ports=self.ports)
+        self.started.set()
+
+    async def stop(self) -> bool:
+        """Drain and stop; False if the deadline passed before everything was delivered."""
+        c = self.components
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        log_event(logger, logging.INFO, "draining", queued=self.queue.events)
+        for source in c.sources.values():
+            await source.stop()
+        drained = await self.pipeline.drain(max(0.1, deadline - time.monotonic()))
+        for frontend in c.frontends.values():
+            await frontend.stop()
+        for sink in c.sinks.values():
+            await sink.stop()
+        log_event(
+            logger,
+            logging.INFO,
+            "stopped",
+            drained=drained,
+            received=self.stats.received,
+            delivered=self.stats.delivered,
+            dropped=self.stats.drops,
+        )
+        return drained
+

@@ -1,0 +1,139 @@
+"""The `logcaster` command: serve, query, config check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from logcaster import __version__
+from logcaster.config import Config, dump_yaml, load_config
+from logcaster.exceptions import ConfigError
+from logcaster.log import log_event, setup_logging
+
+EXIT_CONFIG = 2
+logger = logging.getLogger("logcaster.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logcaster", description="Log collection and query server")
+    parser.add_argument("--version", action="version", version=f"logcaster {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--config", help="YAML configuration file (default: $LOGCASTER_CONFIG)")
+    serve.add_argument("--host", help="address every listener binds (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP line ingest port (default 9999)")
+    serve.add_argument("--query-port", type=int, help="TCP query port (default 9998)")
+    serve.add_argument("--buffer-size", type=int, help="memory buffer capacity (default 10000)")
+    serve.add_argument("--syslog-port", type=int, help="syslog UDP+TCP port (default off)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    query = sub.add_parser("query", help="send one command to a server's query port")
+    query.add_argument("words", nargs="+", help="the command, e.g. 'QUERY level=ERROR'")
+    query.add_argument("--host", default="127.0.0.1")
+    query.add_argument("--query-port", "--port", dest="port", type=int, default=9998)
+    query.add_argument("--json", action="store_true", help="ask for a JSON answer")
+    query.add_argument("--timeout", type=float, default=10.0)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate and print the effective configuration")
+    check.add_argument("file", nargs="?", help="YAML file (default: $LOGCASTER_CONFIG)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "query":
+        return _query(args)
+    return _config_check(args)
+
+
+def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Config | None:
+    try:
+        return load_config(path, overrides=overrides)
+    except ConfigError as exc:
+        print(f"logcaster: invalid configuration: {exc}", file=sys.stderr)
+        return None
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if config is None:
+        return EXIT_CONFIG
+    sys.stdout.write(dump_yaml(config))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _load(
+        args.config,
+        {
+            "host": args.host,
+            "ingest.port": args.port,
+            "query.port": args.query_port,
+            "memory.capacity": args.buffer_size,
+            "syslog.port": args.syslog_port,
+            "log_level": args.log_level,
+        },
+    )
+    if config is None:
+        return EXIT_CONFIG
+    setup_logging(config.log_level)
+    import uvloop
+
+    try:
+        drained = uvloop.run(_run(config))
+    except OSError as exc:
+        log_event(logger, logging.ERROR, "startup_failed", error=str(exc))
+        return 1
+    return 0 if drained else 1
+
+
+async def _run(config: Config) -> bool:
+    from logcaster.app import Server
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            # A second signal: the operator does not want to wait for the drain.
+            log_event(logger, logging.WARNING, "forced_exit", signal=signal.Signals(signum).name)
+            os._exit(1)
+        log_event(logger, logging.INFO, "signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    server = Server(config)
+    await server.start()
+    await stop.wait()
+    return await server.stop()
+
+
+def _query(args: argparse.Namespace) -> int:
+    line = " ".join(args.words)
+    if args.json:
+        line = "JSON " + line
+    try:
+        with socket.create_connection((args.host, args.port), timeout=args.timeout) as sock:
+            sock.sendall(line.encode() + b"\n")
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    except OSError as exc:
+        print(f"logcaster: cannot query {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    reply = b"".join(chunks).decode("utf-8", "replace")
+    sys.stdout.write(reply)
+    return 1 if reply.startswith("ERROR:") else 0

@@ -1,0 +1,165 @@
+"""The TCP line query protocol (SPEC §6): one command per connection, answer, close.
+
+Compatible with the original LogCaster clients (`echo COUNT | nc host 9998`).
+Prefix any command with `JSON` (or add `format=json` to QUERY/FILTER) for one
+JSON document instead of text lines. Errors are always one `ERROR: …` line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from logcaster.config import QueryConfig
+from logcaster.event import Event
+from logcaster.exceptions import QueryLimitError, QuerySyntaxError
+from logcaster.log import log_event
+from logcaster.query.engine import run_query
+from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
+from logcaster.sinks.memory import MemorySink
+
+logger = logging.getLogger("logcaster.frontends.lineproto")
+
+MAX_COMMAND_BYTES = 64 * 1024
+
+HELP_LINES = (
+    "LogCaster query protocol: send one command line; the server answers and closes.",
+    "  COUNT                       events in the memory buffer",
+    "  STATS                       Total, Dropped, Current, Clients and more counters",
+    "  QUERY key=value ...         search; parameters:",
+    "      keyword=TEXT  keywords=a,b,c  operator=AND|OR  regex=RE2",
+    "      level=ERROR[,WARN]  service=NAME[,NAME]  time_from=T  time_to=T (unix s or ISO)",
+    "      limit=N  order=desc|asc  format=text|json  any other key=value: field equality",
+    '      quote values with spaces: keyword="pool exhausted"',
+    "  SEARCH TEXT                 events containing TEXT",
+    "  FILTER key=value ...        like QUERY",
+    "  REGEX PATTERN               events matching PATTERN (RE2 syntax, linear time)",
+    f"  RECENT [N]                  the newest N events (default {RECENT_DEFAULT})",
+    "  CLEAR                       empty the memory buffer",
+    "  HELP                        this text",
+    "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC).",
+)
+
+StatsProvider = Callable[[], dict[str, int | float]]
+
+
+def format_row(ev: Event) -> str:
+    return f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(ev.ts))}] {ev.first_line}"
+
+
+class QueryService:
+    """Executes parsed commands; shared by the line protocol and the CLI's in-process use."""
+
+    def __init__(self, config: QueryConfig, memory: MemorySink, stats: StatsProvider) -> None:
+        self.config = config
+        self.memory = memory
+        self.stats = stats
+
+    def answer(self, line: str) -> str:
+        """The full reply to one command line, newline-terminated."""
+        try:
+            command = parse_command(line, self.config)
+            return self._execute(command)
+        except UnknownCommand:
+            if not line.strip():
+                return "ERROR: Empty command. Use HELP for usage.\n"
+            return "ERROR: Unknown command. Use HELP for usage.\n"
+        except QuerySyntaxError as exc:
+            return f"ERROR: Invalid query syntax: {exc}\n"
+        except QueryLimitError as exc:
+            return f"ERROR: {exc}\n"
+
+    def _execute(self, cmd: Command) -> str:
+        if cmd.verb == "COUNT":
+            count = self.memory.count
+            return _json({"count": count}) if cmd.json else f"COUNT: {count}\n"
+        if cmd.verb == "STATS":
+            stats = self.stats()
+            if cmd.json:
+                return _json(stats)
+            return "STATS: " + ", ".join(f"{k}={_num(v)}" for k, v in stats.items()) + "\n"
+        if cmd.verb == "HELP":
+            return _json({"help": list(HELP_LINES)}) if cmd.json else "\n".join(HELP_LINES) + "\n"
+        if cmd.verb == "CLEAR":
+            removed = self.memory.clear()
+            log_event(logger, logging.INFO, "memory_cleared", events=removed)
+            return _json({"cleared": removed}) if cmd.json else f"OK: cleared {removed} events\n"
+        assert cmd.query is not None
+        result = run_query(cmd.query, self.memory, self.config.timeout, self.config.max_scan)
+        if cmd.json:
+            return _json(
+                {
+                    "found": result.total,
+                    "returned": len(result.rows),
+                    "events": [ev.to_dict() for ev in result.rows],
+                }
+            )
+        lines = [f"FOUND: {result.total} matches"]
+        lines.extend(format_row(ev) for ev in result.rows)
+        return "\n".join(lines) + "\n"
+
+
+def _num(value: int | float) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _json(doc: dict[str, Any]) -> str:
+    return orjson.dumps(doc, default=str).decode() + "\n"
+
+
+class LineQueryServer:
+    def __init__(self, host: str, port: int, service: QueryService) -> None:
+        self.host = host
+        self.port = port
+        self._service = service
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, limit=MAX_COMMAND_BYTES, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        timeout = self._service.config.timeout
+        try:
+            reply = await self._read_and_answer(reader, timeout)
+            writer.write(reply.encode())
+            await asyncio.wait_for(writer.drain(), timeout)
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _read_and_answer(self, reader: asyncio.StreamReader, timeout: float) -> str:
+        try:
+            raw = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+        except asyncio.IncompleteReadError as exc:
+            raw = exc.partial  # a command without a trailing newline, then EOF
+        except asyncio.LimitOverrunError:
+            return f"ERROR: Command too long (max {MAX_COMMAND_BYTES} bytes)\n"
+        except TimeoutError:
+            return f"ERROR: No command received within {timeout:g} s\n"
+        return self._service.answer(raw.decode("utf-8", "replace"))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,348 @@
+"""Turn an event text into a structured `Event` (SPEC §3).
+
+The format is detected from the event's first line, cheapest test first (its
+first byte): `{` JSON, `<` syslog, `[` the simulator header, a digit a
+timestamped test line, a letter the Python-style header or a leading level
+word. Whatever matches, `key=value` pairs and the seed-002 id lines
+("Request ID: …", "Thread: …, Request: POST /route") add fields. Nothing here
+raises: a text that matches no format is plain text, received now.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from logcaster.event import Batch, Event, normalize_level
+
+# [LEVEL] 2026-01-19 15:30:01.234 service/version [pod/NAME]: message
+_SIM_HEADER = re.compile(
+    r"\[(?P<level>[A-Za-z]+)\]\s+(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?)"
+    r"(?:\s+(?P<service>[\w.-]+)/(?P<version>[^\s:]+))?(?:\s+pod/(?P<pod>[^\s:]+))?:?\s?"
+)
+# LEVEL: service/version pod/NAME message   (the simulator's Python variant)
+_PY_HEADER = re.compile(
+    r"(?P<level>[A-Za-z]+):\s+(?P<service>[\w.-]+)/(?P<version>v?\d[^\s:]*)"
+    r"(?:\s+pod/(?P<pod>\S+))?\s?"
+)
+# 2026-01-19[ 15:30:01[.123][Z|+01:00]] LEVEL[:] message
+_TS_LINE = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r"(?:\s+\[?(?P<level>[A-Za-z]+)\]?:?(?=\s|$))?\s*"
+)
+# A leading level word: "ERROR message", "ERROR: message", "[ERROR] message", "error|..."
+_LEVEL_WORD = re.compile(r"\[?(?P<level>[A-Za-z]{3,11})\]?(?:[:|\]]|\s|$)\s*")
+
+# <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD...] MSG
+_RFC5424 = re.compile(
+    r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
+    r"(?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (?P<msg>.*))?",
+    re.S,
+)
+# <PRI>Mmm dd hh:mm:ss [HOST] TAG[pid]: MSG   (host is optional: local senders omit it)
+_RFC3164 = re.compile(
+    r"<(?P<pri>\d{1,3})>(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)"
+    r"(?: (?P<host>[^\s:\[]+)(?= [^\s:\[]+(?:\[\d+\])?:))?"
+    r"(?: (?P<app>[^\s:\[]+)(?:\[(?P<procid>\d+)\])?:)?\s?(?P<msg>.*)",
+    re.S,
+)
+_PRI_ONLY = re.compile(r"<(?P<pri>\d{1,3})>(?P<msg>.*)", re.S)
+_SD_ELEMENT = re.compile(r"\[(?P<id>[^\s\]=]+)(?P<params>(?:\s+[^\s=\]]+=\"(?:[^\"\\]|\\.)*\")*)\]")
+_SD_PARAM = re.compile(r"([^\s=\]]+)=\"((?:[^\"\\]|\\.)*)\"")
+
+# key=value, key="quoted value", key='quoted'
+_LOGFMT = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;\"']+)")
+_SEED_IDS = re.compile(
+    r"(?P<key>Request ID|User ID|Correlation ID|Trace ID|Span ID):\s*(?P<value>[^\s,]+)"
+)
+_THREAD_LINE = re.compile(
+    r"Thread:\s*(?P<thread>[^,\n]+),\s*Request:\s*(?P<method>[A-Z]+)\s+(?P<route>\S+)"
+)
+
+_SYSLOG_LEVELS = ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
+_MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
+# JSON keys that fill the event's own attributes rather than `fields`.
+_JSON_TS = ("timestamp", "time", "ts", "@timestamp")
+_JSON_MSG = ("message", "msg")
+_JSON_LEVEL = ("level", "severity", "lvl", "loglevel")
+
+
+def parse_batch(batch: Batch) -> list[Event]:
+    first = batch.first_id
+    received = batch.received_at
+    source = batch.source
+    return [parse_event(first + i, received, source, text) for i, text in enumerate(batch.texts)]
+
+
+def parse_event(id: int, received_at: float, source: str, text: bytes) -> Event:
+    body = text.decode("utf-8", "replace")
+    nl = body.find("\n")
+    first = body if nl < 0 else body[:nl]
+    ev = Event(id, received_at, source, body, first, received_at)
+    if first:
+        c = first[0]
+        if c == "{":
+            _parse_json(ev, first)
+        elif c == "<":
+            _parse_syslog(ev, body)
+        elif c == "[":
+            _parse_sim_header(ev, first) or _parse_level_word(ev, first)
+        elif c.isdigit():
+            _parse_ts_line(ev, first)
+        else:
+            _parse_py_header(ev, first) or _parse_level_word(ev, first)
+    if "=" in body:
+        _add_logfmt(ev, body)
+    if "ID:" in body or "Thread:" in body:
+        _add_seed_ids(ev, body)
+    return ev
+
+
+def _parse_json(ev: Event, first: str) -> None:
+    try:
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return
+    if not isinstance(obj, dict):
+        return
+    fields: dict[str, Any] = {}
+    message: str | None = None
+    for key, value in obj.items():
+        if key in _JSON_MSG and isinstance(value, str) and message is None:
+            message = value
+        elif key in _JSON_TS and ev.ts == ev.received_at:
+            ts = _json_time(value)
+            if ts is None:
+                fields[key] = value
+            else:
+                ev.ts = ts
+        elif key in _JSON_LEVEL and isinstance(value, str) and ev.level is None:
+            ev.level = normalize_level(value)
+            if ev.level is None:
+                fields[key] = value
+        elif key == "service" and isinstance(value, str):
+            ev.service = value
+        elif key == "version" and isinstance(value, str):
+            ev.version = value
+        elif key in ("host", "hostname") and isinstance(value, str):
+            ev.host = value
+        elif key == "pod" and isinstance(value, str):
+            ev.pod = value
+        else:
+            fields[key] = value
+    ev.fields = fields
+    if message is not None:
+        _set_message(ev, message)
+
+
+def _json_time(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        # Seconds, or milliseconds since the epoch when it is that large.
+        return value / 1000.0 if value > 1e11 else float(value)
+    if isinstance(value, str):
+        return parse_timestamp(value)
+    return None
+
+
+def _parse_syslog(ev: Event, body: str) -> None:
+    # Python's SysLogHandler ends each message with a NUL byte.
+    text = body.rstrip("\x00\n")
+    m = _RFC5424.match(text)
+    if m is not None:
+        _set_pri(ev, m["pri"])
+        if m["ts"] != "-":
+            ev.ts = parse_timestamp(m["ts"]) or ev.ts
+        if m["host"] != "-":
+            ev.host = m["host"]
+        if m["app"] != "-":
+            ev.service = m["app"]
+        fields = ev.fields
+        if m["procid"] != "-":
+            fields["procid"] = m["procid"]
+        if m["msgid"] != "-":
+            fields["msgid"] = m["msgid"]
+        if m["sd"] != "-":
+            for element in _SD_ELEMENT.finditer(m["sd"]):
+                for key, value in _SD_PARAM.findall(element["params"]):
+                    fields[key] = value.replace('\\"', '"').replace("\\\\", "\\")
+        msg = m["msg"] or ""
+        if msg.startswith("\ufeff"):  # RFC 5424 BOM before a UTF-8 message
+            msg = msg[1:]
+        _set_message(ev, msg)
+        return
+    m = _RFC3164.match(text)
+    if m is not None:
+        _set_pri(ev, m["pri"])
+        ev.ts = _bsd_time(m["ts"], ev.received_at)
+        if m["host"]:
+            ev.host = m["host"]
+        if m["app"]:
+            ev.service = m["app"]
+        if m["procid"]:
+            ev.fields["procid"] = m["procid"]
+        _set_message(ev, m["msg"])
+        return
+    m = _PRI_ONLY.match(text)
+    if m is not None and int(m["pri"]) < 192:
+        # A bare "<PRI>message" (Python's SysLogHandler): the rest is a log line of its own.
+        inner = parse_event(ev.id, ev.received_at, ev.source, m["msg"].encode())
+        for name in ("ts", "service", "version", "host", "pod", "message"):
+            setattr(ev, name, getattr(inner, name))
+        ev.fields = inner.fields
+        ev.level = inner.level
+        if ev.level is None:
+            _set_pri(ev, m["pri"])
+
+
+def _set_pri(ev: Event, pri: str) -> None:
+    value = int(pri)
+    ev.fields["facility"] = value >> 3
+    ev.level = _SYSLOG_LEVELS[value & 7]
+
+
+def _set_message(ev: Event, msg: str) -> None:
+    nl = msg.find("\n")
+    ev.message = msg if nl < 0 else msg[:nl]
+
+
+def _bsd_time(stamp: str, received_at: float) -> float:
+    """An RFC 3164 time has no year or zone: take the local year, and last year if ahead."""
+    now = datetime.fromtimestamp(received_at).astimezone()
+    month = _MONTHS.get(stamp[:3])
+    try:
+        day = int(stamp[4:6])
+        hh, mm, ss = int(stamp[7:9]), int(stamp[10:12]), int(stamp[13:15])
+        if month is None:
+            return received_at
+        when = now.replace(month=month, day=day, hour=hh, minute=mm, second=ss, microsecond=0)
+    except ValueError:
+        return received_at
+    if when.timestamp() > received_at + 86400:
+        when = when.replace(year=when.year - 1)
+    return when.timestamp()
+
+
+def _parse_sim_header(ev: Event, first: str) -> bool:
+    m = _SIM_HEADER.match(first)
+    if m is None:
+        return False
+    level = normalize_level(m["level"])
+    if level is None:
+        return False
+    ev.level = level
+    ev.ts = parse_timestamp(m["ts"]) or ev.ts
+    ev.service = m["service"]
+    ev.version = m["version"]
+    ev.pod = m["pod"]
+    _header_message(ev, first[m.end() :])
+    return True
+
+
+def _parse_py_header(ev: Event, first: str) -> bool:
+    m = _PY_HEADER.match(first)
+    if m is None:
+        return False
+    level = normalize_level(m["level"])
+    if level is None:
+        return False
+    ev.level = level
+    ev.service = m["service"]
+    ev.version = m["version"]
+    ev.pod = m["pod"]
+    _header_message(ev, first[m.end() :])
+    return True
+
+
+def _header_message(ev: Event, rest: str) -> None:
+    """The header's message; the simulator puts it on the second line when the first is bare."""
+    rest = rest.strip()
+    if not rest and "\n" in ev.body:
+        rest = ev.body.split("\n", 2)[1].strip()
+    ev.message = rest
+
+
+def _parse_ts_line(ev: Event, first: str) -> None:
+    m = _TS_LINE.match(first)
+    if m is None:
+        return
+    ts = parse_timestamp(m["ts"])
+    if ts is not None:
+        ev.ts = ts
+    level = normalize_level(m["level"])
+    if level is not None:
+        ev.level = level
+        ev.message = first[m.end() :]
+    elif m["level"] is None and ts is not None:
+        ev.message = first[m.end() :]
+        _parse_level_word(ev, ev.message)
+
+
+def _parse_level_word(ev: Event, first: str) -> bool:
+    m = _LEVEL_WORD.match(first)
+    if m is None:
+        return False
+    level = normalize_level(m["level"])
+    if level is None:
+        return False
+    ev.level = level
+    return True
+
+
+def _add_logfmt(ev: Event, body: str) -> None:
+    fields = ev.fields
+    for key, raw in _LOGFMT.findall(body):
+        if key in fields:
+            continue
+        value = raw[1:-1] if raw[0] in "\"'" else raw
+        if key == "level" and ev.level is None:
+            ev.level = normalize_level(value)
+        elif key == "service" and ev.service is None:
+            ev.service = value
+        elif key in ("ts", "time", "timestamp") and ev.ts == ev.received_at:
+            ts = parse_timestamp(value)
+            if ts is not None:
+                ev.ts = ts
+        elif key in ("msg", "message") and raw[0] == '"':
+            ev.message = value.replace('\\"', '"')
+        fields[key] = value
+
+
+def _add_seed_ids(ev: Event, body: str) -> None:
+    fields = ev.fields
+    for m in _SEED_IDS.finditer(body):
+        key = m["key"].lower().replace(" ", "_")
+        fields.setdefault(key, m["value"])
+    m = _THREAD_LINE.search(body)
+    if m is not None:
+        fields.setdefault("thread", m["thread"].strip())
+        fields.setdefault("method", m["method"])
+        fields.setdefault("route", m["route"])
+
+
+@lru_cache(maxsize=4096)
+def parse_timestamp(text: str) -> float | None:
+    """ISO 8601 / RFC 3339 time to unix seconds; a time without a zone is UTC.
+
+    Cached: log lines in a burst share their second, and the cache key is the
+    whole string, so this mostly helps repeated identical stamps.
+    """
+    s = text.strip()
+    if len(s) < 10:
+        return None
+    if s[-1] in "zZ":
+        s = s[:-1] + "+00:00"
+    if len(s) > 19 and s[19] == ",":
+        s = s[:19] + "." + s[20:]
+    try:
+        when = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()

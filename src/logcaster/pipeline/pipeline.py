@@ -1,0 +1,68 @@
+"""The pipeline: sources submit event texts, one worker delivers them to the sinks.
+
+Owns the event id counter (ids are allocated in submit order, so they increase
+monotonically across all sources) and the bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from logcaster.event import Batch
+from logcaster.log import log_event
+from logcaster.pipeline.queue import BatchQueue
+from logcaster.sinks.base import Sink
+from logcaster.stats import Stats
+
+logger = logging.getLogger("logcaster.pipeline")
+
+
+class Pipeline:
+    def __init__(self, queue: BatchQueue, sinks: Sequence[Sink], stats: Stats) -> None:
+        self.queue = queue
+        self._sinks = list(sinks)
+        self._stats = stats
+        self._next_id = 1
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, texts: list[bytes], source: str) -> bool:
+        """Enqueue event texts from one source; True when the caller should pause reading."""
+        batch = Batch(self._next_id, time.time(), source, texts)
+        self._next_id += len(texts)
+        self._stats.received += len(texts)
+        return self.queue.put(batch)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="pipeline")
+
+    async def _run(self) -> None:
+        queue = self.queue
+        while True:
+            batches = await queue.get_all()
+            if not batches:
+                return
+            for sink in self._sinks:
+                try:
+                    await sink.write(batches)
+                except Exception:
+                    # A sink failure must not stop delivery to the others; retries,
+                    # spooling and dead letters come with the sink groups (SPEC §5).
+                    logger.exception("sink %s failed to write", sink.name)
+            self._stats.delivered += sum(map(len, batches))
+            queue.done(batches)
+
+    async def drain(self, timeout: float) -> bool:
+        """Deliver everything queued, then stop the worker. False if the deadline passed."""
+        self.queue.close()
+        if self._task is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            log_event(logger, logging.ERROR, "drain_timeout", queued=self.queue.events)
+            self._task.cancel()
+            return False
+        return True

@@ -1,0 +1,90 @@
+"""The bounded queue between sources and sinks (SPEC §4, policy `block`).
+
+Sources run inside asyncio protocol callbacks and cannot wait, so `put` always
+accepts and returns whether the queue is now full; the source then pauses
+reading its socket (TCP pushes back on the sender) and registers a callback
+that resumes it once the queue has drained below its low watermark. The queue
+can therefore pass its bounds by at most one read per connection, itself
+bounded by the read size and `ingest.max_connections`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from logcaster.event import Batch
+
+# Resume paused sources once the queue is below this fraction of its bounds:
+# resuming at the high mark would pause and resume on every batch.
+LOW_WATERMARK = 0.5
+
+
+class BatchQueue:
+    __slots__ = (
+        "_batches",
+        "_closed",
+        "_nonempty",
+        "_space_waiters",
+        "events",
+        "max_bytes",
+        "max_events",
+        "nbytes",
+    )
+
+    def __init__(self, max_events: int, max_bytes: int) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.events = 0
+        self.nbytes = 0
+        self._batches: deque[Batch] = deque()
+        self._nonempty = asyncio.Event()
+        self._space_waiters: list[Callable[[], None]] = []
+        self._closed = False
+
+    @property
+    def full(self) -> bool:
+        return self.events >= self.max_events or self.nbytes >= self.max_bytes
+
+    def put(self, batch: Batch) -> bool:
+        """Append a batch; True when the queue is now full and the caller should pause."""
+        self._batches.append(batch)
+        self.events += len(batch)
+        self.nbytes += batch.nbytes
+        self._nonempty.set()
+        return self.full
+
+    def on_space(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when the queue drains below its low watermark."""
+        self._space_waiters.append(callback)
+
+    async def get_all(self) -> list[Batch]:
+        """Wait for batches and take all of them; [] once closed and empty."""
+        while not self._batches:
+            if self._closed:
+                return []
+            self._nonempty.clear()
+            await self._nonempty.wait()
+        batches = list(self._batches)
+        self._batches.clear()
+        return batches
+
+    def done(self, batches: list[Batch]) -> None:
+        """The consumer has delivered `batches`: their room is free again."""
+        for batch in batches:
+            self.events -= len(batch)
+            self.nbytes -= batch.nbytes
+        if (
+            self._space_waiters
+            and self.events < self.max_events * LOW_WATERMARK
+            and self.nbytes < self.max_bytes * LOW_WATERMARK
+        ):
+            waiters, self._space_waiters = self._space_waiters, []
+            for callback in waiters:
+                callback()
+
+    def close(self) -> None:
+        """No more puts are expected; the consumer stops once the queue is empty."""
+        self._closed = True
+        self._nonempty.set()

@@ -1,0 +1,89 @@
+"""The one query model every front end uses (SPEC §6), and its compiled matcher.
+
+Keywords and `field=value` compare exactly (case-sensitive), like grep.
+Regexes run on RE2, a linear-time engine: no pattern can backtrack forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import re2
+
+from logcaster.event import Event
+from logcaster.exceptions import QuerySyntaxError
+
+# Event attributes `field=value` can also name; anything else is looked up in `fields`.
+ATTRIBUTES = ("host", "pod", "version", "source", "message")
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is reported to the client, not on stderr
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    keywords: tuple[str, ...] = ()
+    operator: Literal["AND", "OR"] = "AND"
+    regex: str | None = None
+    levels: frozenset[str] = frozenset()
+    services: frozenset[str] = frozenset()
+    time_from: float | None = None
+    time_to: float | None = None
+    fields: tuple[tuple[str, str], ...] = ()
+    limit: int = 100
+    order: Literal["desc", "asc"] = "desc"
+
+    def matcher(self) -> Callable[[Event], bool]:
+        """A function telling whether an event matches; cheap tests run first."""
+        tests: list[Callable[[Event], bool]] = []
+        if self.levels:
+            levels = self.levels
+            tests.append(lambda ev: ev.level in levels)
+        if self.services:
+            services = self.services
+            tests.append(lambda ev: ev.service in services)
+        if self.time_from is not None:
+            lo = self.time_from
+            tests.append(lambda ev: ev.ts >= lo)
+        if self.time_to is not None:
+            hi = self.time_to
+            tests.append(lambda ev: ev.ts <= hi)
+        for name, value in self.fields:
+            tests.append(_field_test(name, value))
+        if self.keywords:
+            words = self.keywords
+            if self.operator == "AND":
+                tests.append(lambda ev: all(w in ev.body for w in words))
+            else:
+                tests.append(lambda ev: any(w in ev.body for w in words))
+        if self.regex is not None:
+            search = compile_regex(self.regex).search
+            tests.append(lambda ev: search(ev.body) is not None)
+        if not tests:
+            return lambda ev: True
+        if len(tests) == 1:
+            return tests[0]
+        return lambda ev: all(test(ev) for test in tests)
+
+
+def _field_test(name: str, value: str) -> Callable[[Event], bool]:
+    if name in ATTRIBUTES:
+        return lambda ev: getattr(ev, name) == value
+
+    def test(ev: Event) -> bool:
+        have = ev.fields.get(name)
+        if have is None:
+            return False
+        return have == value or str(have) == value
+
+    return test
+
+
+def compile_regex(pattern: str) -> re2._Regexp:
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise QuerySyntaxError(f"bad regex: {detail}") from None

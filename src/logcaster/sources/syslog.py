@@ -1,0 +1,174 @@
+"""Syslog listener (SPEC §2): UDP datagrams and TCP streams on one port.
+
+TCP framing is detected per message (RFC 6587): a message that starts with a
+digit is octet-counted (`LEN SP MSG`), anything else runs to the next newline.
+util-linux `logger` sends octet-counted frames over TCP, rsyslog forwarding and
+most others use newlines; both can arrive on one port, even on one connection.
+Parsing of RFC 5424/3164 is done later, like every other event (parse.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from logcaster.config import Config
+from logcaster.pipeline.framing import TRUNCATION_MARK
+from logcaster.pipeline.pipeline import Pipeline
+from logcaster.sources.tcp import StreamIngestServer
+from logcaster.stats import Stats
+
+logger = logging.getLogger("logcaster.sources.syslog")
+
+# Longest octet count prefix we accept ("1048576 " is 8 bytes).
+_MAX_COUNT_DIGITS = 9
+
+
+class SyslogStreamFramer:
+    """Octet-counted or newline-framed syslog messages from one TCP stream."""
+
+    __slots__ = ("_buf", "_discard", "_max", "truncated")
+
+    holding = False  # syslog messages are never joined into multi-line events
+
+    def __init__(self, max_message_bytes: int) -> None:
+        self._max = max_message_bytes
+        self._buf = b""
+        self._discard = 0  # bytes of an over-long octet-counted message still to skip
+        self.truncated = 0
+
+    def _cut(self, message: bytes) -> bytes:
+        if len(message) <= self._max:
+            return message
+        self.truncated += 1
+        return message[: self._max - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._discard:
+            skip = min(self._discard, len(data))
+            self._discard -= skip
+            data = data[skip:]
+        buf = self._buf + data if self._buf else data
+        out: list[bytes] = []
+        pos = 0
+        n = len(buf)
+        while pos < n:
+            first = buf[pos]
+            if 0x30 <= first <= 0x39:  # a digit: octet counting
+                space = buf.find(b" ", pos, pos + _MAX_COUNT_DIGITS + 1)
+                if space < 0:
+                    if n - pos <= _MAX_COUNT_DIGITS:
+                        break  # the count is not complete yet
+                    space = -1
+                if space > 0 and buf[pos:space].isdigit():
+                    length = int(buf[pos:space])
+                    start = space + 1
+                    end = start + length
+                    if end <= n:
+                        out.append(self._cut(buf[start:end].rstrip(b"\r\n\x00")))
+                        pos = end
+                        continue
+                    if length > self._max:
+                        # Keep the head now, skip the rest as it arrives: memory stays bounded.
+                        have = n - start
+                        if have >= self._max:
+                            out.append(self._cut(buf[start:n]))
+                            self._discard = length - have
+                            pos = n
+                            continue
+                    break  # wait for the rest of the message
+            # Newline framing (also the fallback for a line that merely starts with a digit).
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                if n - pos > self._max:
+                    out.append(self._cut(buf[pos:n]))
+                    pos = n
+                    # The rest of this over-long line arrives later and is framed on its own.
+                break
+            line = buf[pos:nl].rstrip(b"\r\x00")
+            if line:
+                out.append(self._cut(line))
+            pos = nl + 1
+        self._buf = buf[pos:]
+        return out
+
+    def flush_held(self) -> list[bytes]:
+        return []
+
+    def close(self) -> list[bytes]:
+        rest, self._buf = self._buf.strip(b"\r\n\x00 "), b""
+        return [self._cut(rest)] if rest else []
+
+
+class _SyslogDatagrams(asyncio.DatagramProtocol):
+    """UDP: one message per datagram. Datagrams of one loop turn go out as one batch."""
+
+    def __init__(self, listener: SyslogListener) -> None:
+        self._listener = listener
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        message = data.rstrip(b"\r\n\x00")
+        if not message:
+            return
+        if len(message) > self._listener.max_bytes:
+            self._listener.stats.truncated += 1
+            message = message[: self._listener.max_bytes - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+        self._pending.append(message)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            texts, self._pending = self._pending, []
+            self._listener.submit_datagrams(texts)
+
+
+class SyslogListener:
+    """The syslog source: a TCP stream listener and a UDP endpoint on the same port."""
+
+    def __init__(self, config: Config, pipeline: Pipeline, stats: Stats) -> None:
+        assert config.syslog.port is not None
+        self.host = config.host
+        self.max_bytes = config.syslog.max_message_bytes
+        self.stats = stats
+        self._pipeline = pipeline
+        self.tcp = StreamIngestServer(
+            "syslog-tcp",
+            config.host,
+            config.syslog.port,
+            config,
+            pipeline,
+            stats,
+            lambda: SyslogStreamFramer(self.max_bytes),
+        )
+        self._udp: asyncio.DatagramTransport | None = None
+        self._udp_protocol: _SyslogDatagrams | None = None
+        self.port = config.syslog.port
+
+    async def start(self) -> None:
+        await self.tcp.start()
+        self.port = self.tcp.port  # UDP takes the same number, also when it was 0
+        loop = asyncio.get_running_loop()
+        self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
+            lambda: _SyslogDatagrams(self), local_addr=(self.host, self.port)
+        )
+
+    def submit_datagrams(self, texts: list[bytes]) -> None:
+        queue = self._pipeline.queue
+        # UDP cannot push back. Past twice the queue's bounds the datagrams are
+        # dropped and counted rather than let memory grow without limit.
+        if queue.events >= 2 * queue.max_events or queue.nbytes >= 2 * queue.max_bytes:
+            self.stats.drop("udp_queue_full", len(texts))
+            return
+        self._pipeline.submit(texts, "syslog-udp")
+
+    async def stop(self) -> None:
+        if self._udp_protocol is not None:
+            self._udp_protocol.flush()
+        if self._udp is not None:
+            self._udp.close()
+        await self.tcp.stop()

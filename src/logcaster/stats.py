@@ -1,0 +1,30 @@
+"""Server-wide counters: one object, handed to every component that counts."""
+
+from __future__ import annotations
+
+import time
+
+
+class Stats:
+    """Counters read by STATS and logged at shutdown.
+
+    Every event is accounted for: `received` = `delivered` + the events still in
+    the queue + `dropped` (by reason, in `drops`).
+    """
+
+    __slots__ = ("clients", "delivered", "drops", "received", "started_at", "truncated")
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.received = 0  # events accepted into the pipeline
+        self.delivered = 0  # events every sink has taken
+        self.truncated = 0  # lines cut at max_line_bytes
+        self.clients = 0  # connected ingest clients (TCP lines and syslog over TCP)
+        self.drops: dict[str, int] = {}
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.drops.values())
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + n
