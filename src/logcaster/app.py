@@ -118,4 +118,3 @@ class Server:
             dropped=self.stats.drops,
         )
         return drained
-

@@ -21,7 +21,9 @@ logger = logging.getLogger("logcaster.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="logcaster", description="Log collection and query server")
+    parser = argparse.ArgumentParser(
+        prog="logcaster", description="Log collection and query server"
+    )
     parser.add_argument("--version", action="version", version=f"logcaster {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

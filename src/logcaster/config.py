@@ -32,7 +32,7 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class IngestConfig(_Section):
+class IngestConfig(_Section, frozen=True):
     """TCP line ingest (SPEC §2)."""
 
     port: Port = 9999
@@ -40,14 +40,14 @@ class IngestConfig(_Section):
     max_connections: PositiveInt = 10_000
 
 
-class SyslogConfig(_Section):
+class SyslogConfig(_Section, frozen=True):
     """Syslog listener on UDP and TCP (off while `port` is null)."""
 
     port: Port | None = None
     max_message_bytes: Annotated[int, msgspec.Meta(ge=480)] = 64 * 1024
 
 
-class MultilineConfig(_Section):
+class MultilineConfig(_Section, frozen=True):
     """Grouping of stack traces and other continuation lines into one event (SPEC §3)."""
 
     enabled: bool = True
@@ -56,7 +56,7 @@ class MultilineConfig(_Section):
     max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
 
 
-class QueueConfig(_Section):
+class QueueConfig(_Section, frozen=True):
     """The bounded queue between sources and sinks (SPEC §4)."""
 
     max_events: PositiveInt = 200_000
@@ -64,13 +64,13 @@ class QueueConfig(_Section):
     policy: Literal["block"] = "block"
 
 
-class MemoryConfig(_Section):
+class MemoryConfig(_Section, frozen=True):
     """The in-memory ring buffer of recent events."""
 
     capacity: PositiveInt = 10_000
 
 
-class QueryConfig(_Section):
+class QueryConfig(_Section, frozen=True):
     """The TCP line query protocol (SPEC §6)."""
 
     port: Port = 9998
@@ -80,7 +80,7 @@ class QueryConfig(_Section):
     max_scan: PositiveInt = 10_000_000
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     """Every option LogCaster reads, with its default."""
 
     host: str = "127.0.0.1"

@@ -145,15 +145,15 @@ class LineQueryServer:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _read_and_answer(self, reader: asyncio.StreamReader, timeout: float) -> str:
+    async def _read_and_answer(self, reader: asyncio.StreamReader, wait_s: float) -> str:
         try:
-            raw = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+            raw = await asyncio.wait_for(reader.readuntil(b"\n"), wait_s)
         except asyncio.IncompleteReadError as exc:
             raw = exc.partial  # a command without a trailing newline, then EOF
         except asyncio.LimitOverrunError:
             return f"ERROR: Command too long (max {MAX_COMMAND_BYTES} bytes)\n"
         except TimeoutError:
-            return f"ERROR: No command received within {timeout:g} s\n"
+            return f"ERROR: No command received within {wait_s:g} s\n"
         return self._service.answer(raw.decode("utf-8", "replace"))
 
     async def stop(self) -> None:

@@ -69,7 +69,9 @@ def join_points(body: bytes) -> list[int]:
     return joins
 
 
-def group_lines(lines: list[bytes], joins: list[int], max_lines: int, max_bytes: int) -> list[bytes]:
+def group_lines(
+    lines: list[bytes], joins: list[int], max_lines: int, max_bytes: int
+) -> list[bytes]:
     """Merge each line k in `joins` with line k+1, bounded by `max_lines`/`max_bytes`."""
     out: list[bytes] = []
     start = 0

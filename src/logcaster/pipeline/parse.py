@@ -56,6 +56,8 @@ _SD_PARAM = re.compile(r"([^\s=\]]+)=\"((?:[^\"\\]|\\.)*)\"")
 
 # key=value, key="quoted value", key='quoted'
 _LOGFMT = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;\"']+)")
+_KEY = re.compile(r"[A-Za-z_][\w.-]*")
+_VALUE_END = re.compile(r"[,;\"']")
 _SEED_IDS = re.compile(
     r"(?P<key>Request ID|User ID|Correlation ID|Trace ID|Span ID):\s*(?P<value>[^\s,]+)"
 )
@@ -64,7 +66,8 @@ _THREAD_LINE = re.compile(
 )
 
 _SYSLOG_LEVELS = ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
-_MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 # JSON keys that fill the event's own attributes rather than `fields`.
 _JSON_TS = ("timestamp", "time", "ts", "@timestamp")
 _JSON_MSG = ("message", "msg")
@@ -295,9 +298,22 @@ def _parse_level_word(ev: Event, first: str) -> bool:
 
 
 def _add_logfmt(ev: Event, body: str) -> None:
+    # str.split and partition run in C; the regex (slower by ~5x) is only the
+    # fallback for quoted values, which may hold spaces.
+    if '="' in body or "='" in body:
+        pairs: list[tuple[str, str]] = _LOGFMT.findall(body)
+    else:
+        pairs = []
+        for token in body.split():
+            if "=" in token:
+                key, _, value = token.partition("=")
+                if value and (key.isidentifier() or _KEY.fullmatch(key)):
+                    if "," in value or ";" in value or '"' in value or "'" in value:
+                        value = _VALUE_END.split(value, 1)[0]
+                    pairs.append((key, value))
     fields = ev.fields
-    for key, raw in _LOGFMT.findall(body):
-        if key in fields:
+    for key, raw in pairs:
+        if key in fields or not raw:
             continue
         value = raw[1:-1] if raw[0] in "\"'" else raw
         if key == "level" and ev.level is None:
@@ -318,11 +334,11 @@ def _add_seed_ids(ev: Event, body: str) -> None:
     for m in _SEED_IDS.finditer(body):
         key = m["key"].lower().replace(" ", "_")
         fields.setdefault(key, m["value"])
-    m = _THREAD_LINE.search(body)
-    if m is not None:
-        fields.setdefault("thread", m["thread"].strip())
-        fields.setdefault("method", m["method"])
-        fields.setdefault("route", m["route"])
+    thread = _THREAD_LINE.search(body)
+    if thread is not None:
+        fields.setdefault("thread", thread["thread"].strip())
+        fields.setdefault("method", thread["method"])
+        fields.setdefault("route", thread["route"])
 
 
 @lru_cache(maxsize=4096)

@@ -54,13 +54,13 @@ class Pipeline:
             self._stats.delivered += sum(map(len, batches))
             queue.done(batches)
 
-    async def drain(self, timeout: float) -> bool:
+    async def drain(self, within_s: float) -> bool:
         """Deliver everything queued, then stop the worker. False if the deadline passed."""
         self.queue.close()
         if self._task is None:
             return True
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            await asyncio.wait_for(asyncio.shield(self._task), within_s)
         except TimeoutError:
             log_event(logger, logging.ERROR, "drain_timeout", queued=self.queue.events)
             self._task.cancel()

@@ -157,7 +157,11 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
         query = replace(query, keywords=tuple(keywords))
     if fields:
         query = replace(query, fields=tuple(fields))
-    if query.time_from is not None and query.time_to is not None and query.time_from > query.time_to:
+    if (
+        query.time_from is not None
+        and query.time_to is not None
+        and query.time_from > query.time_to
+    ):
         raise QuerySyntaxError("time_from is after time_to")
     return query, as_json
 

@@ -1,0 +1,143 @@
+"""Helpers to run a real LogCaster server in tests and benchmarks.
+
+`start_server()` runs `python -m logcaster serve` as a child process on
+ephemeral ports (port 0) and waits for its `ready` log line, which carries the
+bound ports — no sleeping, no port guessing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+
+class ServerProcess:
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        cmd = [sys.executable, "-m", "logcaster", "serve", *args]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
+        )
+        self.logs: list[dict[str, Any]] = []
+        self.raw_stderr: list[bytes] = []
+        self.ports: dict[str, int] = {}
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw_stderr.append(line)
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict):
+                self.logs.append(doc)
+                if doc.get("event") == "ready":
+                    self.ports = dict(doc["ports"])
+                    self._ready.set()
+        self._ready.set()  # exited: stop waiting
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        if not self._ready.wait(timeout) or not self.ports:
+            self.kill()
+            err = b"".join(self.raw_stderr).decode(errors="replace")
+            raise RuntimeError(f"server did not become ready: {err}")
+
+    @property
+    def ingest_port(self) -> int:
+        return self.ports["ingest"]
+
+    @property
+    def query_port(self) -> int:
+        return self.ports["query"]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def query(self, command: str, timeout: float = 10.0) -> str:
+        return query("127.0.0.1", self.query_port, command, timeout)
+
+    def stats(self) -> dict[str, float]:
+        return parse_stats(self.query("STATS"))
+
+    def send(self, data: bytes, port: int | None = None) -> None:
+        with socket.create_connection(("127.0.0.1", port or self.ingest_port)) as sock:
+            sock.sendall(data)
+
+    def wait_total(self, total: int, timeout: float = 30.0) -> dict[str, float]:
+        """Wait until STATS Total reaches `total`; return the last STATS."""
+        deadline = time.monotonic() + timeout
+        stats = self.stats()
+        while stats["Total"] < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Total={stats['Total']} never reached {total}")
+            time.sleep(0.02)
+            stats = self.stats()
+        return stats
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def start_server(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """Start a server on ephemeral ports (unless `args` say otherwise) and wait for it."""
+    argv = list(args)
+    if "--port" not in argv:
+        argv += ["--port", "0"]
+    if "--query-port" not in argv:
+        argv += ["--query-port", "0"]
+    server = ServerProcess(argv, env=env)
+    server.wait_ready()
+    return server
+
+
+def query(host: str, port: int, command: str, timeout: float = 10.0) -> str:
+    """Send one command line to the query port and return the whole answer."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def parse_stats(reply: str) -> dict[str, float]:
+    """`STATS: Total=1, Dropped=0, …` as a dict of numbers."""
+    if not reply.startswith("STATS: "):
+        raise ValueError(f"not a STATS reply: {reply!r}")
+    out: dict[str, float] = {}
+    for pair in reply[len("STATS: ") :].strip().split(", "):
+        key, _, value = pair.partition("=")
+        out[key] = float(value)
+    return out
