@@ -1,7 +1,8 @@
 """Syslog listener (SPEC §2): UDP datagrams and TCP streams on one port.
 
 TCP framing is detected per message (RFC 6587): a message that starts with a
-digit is octet-counted (`LEN SP MSG`), anything else runs to the next newline.
+digit is octet-counted (`LEN SP MSG`), anything else runs to the next newline
+or NUL (Python's SysLogHandler ends each TCP message with NUL only).
 util-linux `logger` sends octet-counted frames over TCP, rsyslog forwarding and
 most others use newlines; both can arrive on one port, even on one connection.
 Parsing of RFC 5424/3164 is done later, like every other event (parse.py).
@@ -79,6 +80,9 @@ class SyslogStreamFramer:
                     break  # wait for the rest of the message
             # Newline framing (also the fallback for a line that merely starts with a digit).
             nl = buf.find(b"\n", pos)
+            nul = buf.find(b"\x00", pos, nl if nl >= 0 else n)
+            if nul >= 0:
+                nl = nul  # Python's SysLogHandler ends TCP messages with NUL, not newline
             if nl < 0:
                 if n - pos > self._max:
                     out.append(self._cut(buf[pos:n]))
