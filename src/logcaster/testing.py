@@ -95,13 +95,20 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             raise
-        self._reader.join(5)
+        self._release()
         return code
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        self._release()
+
+    def _release(self) -> None:
+        """Read the rest of stderr, then close the pipe (no ResourceWarning)."""
+        self._reader.join(5)
+        if self.proc.stderr is not None and not self.proc.stderr.closed:
+            self.proc.stderr.close()
 
     def __enter__(self) -> ServerProcess:
         return self

@@ -39,6 +39,8 @@ class LineFramer:
     __slots__ = (
         "_discarding",
         "_held",
+        "_held_bytes",
+        "_held_lines",
         "_max_bytes",
         "_max_line",
         "_max_lines",
@@ -53,18 +55,29 @@ class LineFramer:
         self._max_lines = multiline.max_lines if multiline else 1
         self._max_bytes = multiline.max_bytes if multiline else max_line_bytes
         self._partial = b""
-        self._held: bytes | None = None
+        # The held event as pieces (joined with b"" on release), so a long stack
+        # trace arriving a line per read is never copied or rescanned whole.
+        self._held: list[bytes] = []
+        self._held_lines = 0
+        self._held_bytes = 0
         self._discarding = False
         self.truncated = 0  # lines cut at max_line_bytes, for the stats
 
     @property
     def holding(self) -> bool:
         """True while an event is held back waiting for possible continuation lines."""
-        return self._held is not None
+        return bool(self._held)
 
     def _truncate(self, line: bytes) -> bytes:
         self.truncated += 1
         return line[: self._max_line - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+
+    def _probe(self) -> bytes | None:
+        """The held event's last line: all the grouping rules need to see of it."""
+        if not self._held:
+            return None
+        last = self._held[-1]
+        return last[last.rfind(b"\n") + 1 :]
 
     def feed(self, data: bytes) -> list[bytes]:
         """Take the next bytes of the stream; return the event texts now complete."""
@@ -79,27 +92,28 @@ class LineFramer:
             self._partial = b""
         end = data.rfind(b"\n")
         tail = data[end + 1 :]
-        if len(tail) > self._max_line:
+        # A "\r" at the very end may be the first half of a CRLF: it is not content.
+        if len(tail) - tail.endswith(b"\r") > self._max_line:
             # An over-long unfinished line: keep its head, drop the rest until "\n".
             cut = self._truncate(tail)
             self._discarding = True
         else:
             cut = b""
             self._partial = tail
+        probe = self._probe()
         if end < 0:
             if not cut:
                 return []
-            lines = [cut] if self._held is None else [*self._held.split(b"\n"), cut]
-            self._held = None
-            return self._group(lines, b"\n".join(lines))
+            if probe is None:
+                return self._group([cut], cut, None)
+            return self._group([probe, cut], probe + b"\n" + cut, probe)
         body = data[:end]
         if b"\r" in body:
             body = body.replace(b"\r\n", b"\n")
             if body.endswith(b"\r"):
                 body = body[:-1]
-        if self._held is not None:
-            body = self._held + b"\n" + body
-            self._held = None
+        if probe is not None:
+            body = probe + b"\n" + body
         lines = body.split(b"\n")
         if len(body) > self._max_line and max(map(len, lines)) > self._max_line:
             limit = self._max_line
@@ -107,22 +121,54 @@ class LineFramer:
         if cut:
             lines.append(cut)
             body += b"\n" + cut
-        return self._group(lines, body)
+        return self._group(lines, body, probe)
 
-    def _group(self, lines: list[bytes], body: bytes) -> list[bytes]:
-        """Apply multi-line grouping; `body` is `lines` joined by newlines."""
+    def _group(self, lines: list[bytes], body: bytes, probe: bytes | None) -> list[bytes]:
+        """Apply multi-line grouping; `body` is `lines` joined by newlines.
+
+        With an event held, `lines[0]` is its last line (`probe`), fed again so
+        the rules can see whether the new lines continue it.
+        """
         if not self._multiline:
             return lines
         joins = join_points(body)
         if joins:
             lines = group_lines(lines, joins, self._max_lines, self._max_bytes)
-        self._held = lines.pop()
-        return lines
+        out: list[bytes] = []
+        if probe is not None:
+            continued = lines[0][len(probe) :]  # b"" or the joined lines, with their "\n"
+            if continued and (
+                self._held_lines + continued.count(b"\n") > self._max_lines
+                or self._held_bytes + len(continued) > self._max_bytes
+            ):
+                # The held event is full: it ends here, the continuation starts anew.
+                out.append(b"".join(self._held))
+                lines[0] = continued[1:]
+            elif continued:
+                self._held.append(continued)
+                self._held_lines += continued.count(b"\n")
+                self._held_bytes += len(continued)
+                if len(lines) == 1:
+                    return out  # still held: the next read may continue it further
+                out.append(b"".join(self._held))
+                del lines[0]
+            else:
+                out.append(b"".join(self._held))
+                del lines[0]
+        last = lines.pop()
+        self._held = [last]
+        self._held_lines = last.count(b"\n") + 1
+        self._held_bytes = len(last)
+        out.extend(lines)
+        return out
 
     def flush_held(self) -> list[bytes]:
         """Release the held-back event (idle timeout)."""
-        held, self._held = self._held, None
-        return [] if held is None else [held]
+        if not self._held:
+            return []
+        event = b"".join(self._held)
+        self._held = []
+        return [event]
 
     def close(self) -> list[bytes]:
         """End of stream: everything left, including a last line without newline."""

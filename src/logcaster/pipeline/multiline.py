@@ -13,13 +13,14 @@ import re
 
 # One scan over the chunk finds both rules. It matches the "\n" in front of
 # a line that continues the event before it:
-#  - the next line starts like a stack-trace or detail line (lines starting
-#    with "[", "{", "<" or a digit are headers and fail at the first byte), or
+#  - lines starting with "[", "{", "<" or a digit are headers and fail at
+#    their first byte; otherwise
+#  - the next line starts like a stack-trace or detail line, or
 #  - the line before ends in ":" or " " (group 1), a candidate for a header
 #    with an empty message, confirmed by _OPEN_HEADER.
 _JOIN = re.compile(
-    rb"\n(?:"
-    rb"(?![\[{<0-9])(?="
+    rb"\n(?![\[{<0-9])(?:"
+    rb"(?="
     rb"[ \t]"
     rb"|at "
     rb"|Caused by:"

@@ -57,12 +57,14 @@ _SD_PARAM = re.compile(r"([^\s=\]]+)=\"((?:[^\"\\]|\\.)*)\"")
 # key=value, key="quoted value", key='quoted'
 _LOGFMT = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;\"']+)")
 _KEY = re.compile(r"[A-Za-z_][\w.-]*")
-_VALUE_END = re.compile(r"[,;\"']")
+_ESCAPE = re.compile(r"\\(.)", re.S)
 _SEED_IDS = re.compile(
     r"(?P<key>Request ID|User ID|Correlation ID|Trace ID|Span ID):\s*(?P<value>[^\s,]+)"
 )
+# The thread name is bounded: unbounded, every "Thread:" of a long line would scan
+# to the line's end looking for the comma (quadratic: seconds for one 64 KiB line).
 _THREAD_LINE = re.compile(
-    r"Thread:\s*(?P<thread>[^,\n]+),\s*Request:\s*(?P<method>[A-Z]+)\s+(?P<route>\S+)"
+    r"Thread:\s*(?P<thread>[^,\n]{1,256}),\s*Request:\s*(?P<method>[A-Z]+)\s+(?P<route>\S+)"
 )
 
 _SYSLOG_LEVELS = ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
@@ -72,6 +74,9 @@ _MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 _JSON_TS = ("timestamp", "time", "ts", "@timestamp")
 _JSON_MSG = ("message", "msg")
 _JSON_LEVEL = ("level", "severity", "lvl", "loglevel")
+# The event times a datetime can hold: 0001-01-01 to 9999-12-31 23:59:59 UTC.
+_MIN_TS = -62135596800.0
+_MAX_TS = 253402300799.0
 
 
 def parse_batch(batch: Batch) -> list[Event]:
@@ -86,10 +91,11 @@ def parse_event(id: int, received_at: float, source: str, text: bytes) -> Event:
     nl = body.find("\n")
     first = body if nl < 0 else body[:nl]
     ev = Event(id, received_at, source, body, first, received_at)
+    json_message: str | None = None  # set when the first line is a JSON object
     if first:
         c = first[0]
         if c == "{":
-            _parse_json(ev, first)
+            json_message = _parse_json(ev, first)
         elif c == "<":
             _parse_syslog(ev, body)
         elif c == "[":
@@ -99,19 +105,25 @@ def parse_event(id: int, received_at: float, source: str, text: bytes) -> Event:
         else:
             _parse_py_header(ev, first) or _parse_level_word(ev, first)
     if "=" in body:
-        _add_logfmt(ev, body)
+        if json_message is not None:
+            # Pairs in the decoded message, not in the raw JSON text, whose escaped
+            # quotes and other keys' values would give wrong fields.
+            _add_logfmt(ev, json_message if nl < 0 else json_message + body[nl:])
+        else:
+            _add_logfmt(ev, body)
     if "ID:" in body or "Thread:" in body:
         _add_seed_ids(ev, body)
     return ev
 
 
-def _parse_json(ev: Event, first: str) -> None:
+def _parse_json(ev: Event, first: str) -> str | None:
+    """Fill `ev` from a JSON object; its message ("" if none), or None if not an object."""
     try:
         obj = orjson.loads(first)
     except orjson.JSONDecodeError:
-        return
+        return None
     if not isinstance(obj, dict):
-        return
+        return None
     fields: dict[str, Any] = {}
     message: str | None = None
     for key, value in obj.items():
@@ -138,8 +150,10 @@ def _parse_json(ev: Event, first: str) -> None:
         else:
             fields[key] = value
     ev.fields = fields
-    if message is not None:
-        _set_message(ev, message)
+    if message is None:
+        return ""
+    _set_message(ev, message)
+    return message
 
 
 def _json_time(value: object) -> float | None:
@@ -147,7 +161,10 @@ def _json_time(value: object) -> float | None:
         return None
     if isinstance(value, int | float):
         # Seconds, or milliseconds since the epoch when it is that large.
-        return value / 1000.0 if value > 1e11 else float(value)
+        ts = value / 1000.0 if value > 1e11 else float(value)
+        # Only years 1..9999, as from a text time: beyond, gmtime() and the
+        # datetime-based formatting of every reader fail.
+        return ts if _MIN_TS <= ts <= _MAX_TS else None
     if isinstance(value, str):
         return parse_timestamp(value)
     return None
@@ -193,6 +210,12 @@ def _parse_syslog(ev: Event, body: str) -> None:
         return
     m = _PRI_ONLY.match(text)
     if m is not None and int(m["pri"]) < 192:
+        if m["msg"].startswith("<"):
+            # "<13><14>…": no second round of syslog parsing (a stack of PRIs
+            # would recurse once per "<N>" until RecursionError).
+            _set_pri(ev, m["pri"])
+            _set_message(ev, m["msg"])
+            return
         # A bare "<PRI>message" (Python's SysLogHandler): the rest is a log line of its own.
         inner = parse_event(ev.id, ev.received_at, ev.source, m["msg"].encode())
         for name in ("ts", "service", "version", "host", "pod", "message"):
@@ -226,7 +249,8 @@ def _bsd_time(stamp: str, received_at: float) -> float:
         when = now.replace(month=month, day=day, hour=hh, minute=mm, second=ss, microsecond=0)
     except ValueError:
         return received_at
-    if when.timestamp() > received_at + 86400:
+    # Feb 29 ahead in a leap year: last year has none, keep this year's.
+    if when.timestamp() > received_at + 86400 and (month, day) != (2, 29):
         when = when.replace(year=when.year - 1)
     return when.timestamp()
 
@@ -307,15 +331,31 @@ def _add_logfmt(ev: Event, body: str) -> None:
         for token in body.split():
             if "=" in token:
                 key, _, value = token.partition("=")
-                if value and (key.isidentifier() or _KEY.fullmatch(key)):
-                    if "," in value or ";" in value or '"' in value or "'" in value:
-                        value = _VALUE_END.split(value, 1)[0]
+                if (
+                    value
+                    and ((key.isidentifier() and key.isascii()) or _KEY.fullmatch(key))
+                    and "," not in value
+                    and ";" not in value
+                    and '"' not in value
+                    and "'" not in value
+                ):
                     pairs.append((key, value))
+                else:
+                    # Not a plain key=value ("a=1,b=2", "(x=1)", "é=1"): the regex, on
+                    # this token only, so both paths find the same pairs.
+                    pairs.extend(_LOGFMT.findall(token))
     fields = ev.fields
     for key, raw in pairs:
         if key in fields or not raw:
             continue
-        value = raw[1:-1] if raw[0] in "\"'" else raw
+        if raw[0] == '"':
+            value = raw[1:-1]
+            if "\\" in value:
+                value = _ESCAPE.sub(r"\1", value)  # \" and \\, as logfmt writers escape them
+        elif raw[0] == "'":
+            value = raw[1:-1]
+        else:
+            value = raw
         if key == "level" and ev.level is None:
             ev.level = normalize_level(value)
         elif key == "service" and ev.service is None:
@@ -324,8 +364,9 @@ def _add_logfmt(ev: Event, body: str) -> None:
             ts = parse_timestamp(value)
             if ts is not None:
                 ev.ts = ts
-        elif key in ("msg", "message") and raw[0] == '"':
-            ev.message = value.replace('\\"', '"')
+        elif key in ("msg", "message") and ev.message == ev.first_line:
+            # Only when no format gave the line a message: a header's stays.
+            _set_message(ev, value)  # a quoted value may span lines; message is the first
         fields[key] = value
 
 
@@ -361,4 +402,6 @@ def parse_timestamp(text: str) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+    ts = when.timestamp()
+    # "0001-01-01T00:00:00+01:00" is in year 0 in UTC: out of every reader's range.
+    return ts if _MIN_TS <= ts <= _MAX_TS else None
