@@ -488,7 +488,7 @@ def test_python_sysloghandler_message_is_parsed_as_a_line_of_its_own() -> None:
     assert ev.pod == "p-1"
     assert ev.ts == pytest.approx(utc(2026, 1, 19, 15, 30, 1, 234_000))
     assert ev.message == "careful k=v"
-    assert ev.fields == {"k": "v"}
+    assert ev.fields == {"k": "v", "facility": 1}
 
 
 def test_stacked_priorities_do_not_recurse() -> None:

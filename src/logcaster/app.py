@@ -83,6 +83,8 @@ class Server:
             "Truncated": s.truncated,
             "QueueEvents": self.queue.events,
             "QueueBytes": self.queue.nbytes,
+            "QueuePeakEvents": self.queue.peak_events,
+            "QueuePeakBytes": self.queue.peak_bytes,
             "Uptime": time.time() - s.started_at,
         }
 
@@ -93,7 +95,7 @@ class Server:
         self.pipeline.start()
         for listener in (*c.sources.values(), *c.frontends.values()):
             await listener.start()
-        log_event(logger, logging.INFO, "ready", ports=self.ports)
+        log_event(logger, logging.INFO, "ready", always=True, ports=self.ports)
         self.started.set()
 
     async def stop(self) -> bool:
@@ -112,6 +114,7 @@ class Server:
             logger,
             logging.INFO,
             "stopped",
+            always=True,
             drained=drained,
             received=self.stats.received,
             delivered=self.stats.delivered,

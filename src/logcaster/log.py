@@ -34,7 +34,23 @@ def setup_logging(level: str) -> None:
     root.propagate = False
 
 
-def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
-    """Log one named internal event with its fields as JSON keys."""
-    if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"event": event, "fields": fields})
+def log_event(
+    logger: logging.Logger, level: int, event: str, *, always: bool = False, **fields: Any
+) -> None:
+    """Log one named internal event with its fields as JSON keys.
+
+    `always` bypasses the level filter, for the few lines tools depend on
+    (`ready` with the bound ports, `stopped` with the final counts).
+    """
+    if always or logger.isEnabledFor(level):
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            "(log_event)",
+            0,
+            event,
+            (),
+            None,
+            extra={"event": event, "fields": fields},
+        )
+        logger.handle(record)

@@ -50,6 +50,7 @@ _RFC3164 = re.compile(
     r"(?: (?P<app>[^\s:\[]+)(?:\[(?P<procid>\d+)\])?:)?\s?(?P<msg>.*)",
     re.S,
 )
+_TAG = re.compile(r"(?P<app>[A-Za-z_][\w.-]{0,47})(?:\[(?P<procid>\d+)\])?: ")
 _PRI_ONLY = re.compile(r"<(?P<pri>\d{1,3})>(?P<msg>.*)", re.S)
 _SD_ELEMENT = re.compile(r"\[(?P<id>[^\s\]=]+)(?P<params>(?:\s+[^\s=\]]+=\"(?:[^\"\\]|\\.)*\")*)\]")
 _SD_PARAM = re.compile(r"([^\s=\]]+)=\"((?:[^\"\\]|\\.)*)\"")
@@ -216,14 +217,25 @@ def _parse_syslog(ev: Event, body: str) -> None:
             _set_pri(ev, m["pri"])
             _set_message(ev, m["msg"])
             return
-        # A bare "<PRI>message" (Python's SysLogHandler): the rest is a log line of its own.
-        inner = parse_event(ev.id, ev.received_at, ev.source, m["msg"].encode())
+        # A bare "<PRI>message" (Python's SysLogHandler): the rest is a log line of
+        # its own, perhaps behind the handler's `ident` ("app: " or "app[pid]: ").
+        msg = m["msg"]
+        tag = _TAG.match(msg)
+        if tag is not None and normalize_level(tag["app"]) is None:
+            msg = msg[tag.end() :]
+        else:
+            tag = None
+        inner = parse_event(ev.id, ev.received_at, ev.source, msg.encode())
+        if tag is not None and inner.service is None:
+            inner.service = tag["app"]
+            if tag["procid"]:
+                inner.fields["procid"] = tag["procid"]
         for name in ("ts", "service", "version", "host", "pod", "message"):
             setattr(ev, name, getattr(inner, name))
         ev.fields = inner.fields
-        ev.level = inner.level
-        if ev.level is None:
-            _set_pri(ev, m["pri"])
+        _set_pri(ev, m["pri"])
+        if inner.level is not None:
+            ev.level = inner.level  # the text's own level word is more specific
 
 
 def _set_pri(ev: Event, pri: str) -> None:

@@ -31,6 +31,8 @@ class BatchQueue:
         "max_bytes",
         "max_events",
         "nbytes",
+        "peak_bytes",
+        "peak_events",
     )
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
@@ -38,6 +40,8 @@ class BatchQueue:
         self.max_bytes = max_bytes
         self.events = 0
         self.nbytes = 0
+        self.peak_events = 0  # high-water marks, for STATS
+        self.peak_bytes = 0
         self._batches: deque[Batch] = deque()
         self._nonempty = asyncio.Event()
         self._space_waiters: list[Callable[[], None]] = []
@@ -52,6 +56,10 @@ class BatchQueue:
         self._batches.append(batch)
         self.events += len(batch)
         self.nbytes += batch.nbytes
+        if self.nbytes > self.peak_bytes:
+            self.peak_bytes = self.nbytes
+        if self.events > self.peak_events:
+            self.peak_events = self.events
         self._nonempty.set()
         return self.full
 

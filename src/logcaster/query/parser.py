@@ -7,6 +7,7 @@ SEARCH and REGEX take the rest of the line as their text, RECENT an optional cou
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -108,6 +109,9 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
     as_json = False
     for key, value in params:
         name = key.lower()
+        if not value:
+            # An empty value would silently match everything (keyword=) or nothing.
+            raise QuerySyntaxError(f"{key}= needs a value")
         if name == "keyword":
             keywords.append(value)
         elif name == "keywords":
@@ -169,9 +173,13 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
 def parse_time(key: str, value: str) -> float:
     """Unix seconds, or an ISO 8601 time (UTC unless it says otherwise)."""
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):  # float() also takes "nan" and "inf"
+            raise QuerySyntaxError(f"{key} must be a finite number of unix seconds")
+        return seconds
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -2,7 +2,11 @@
 
 TCP framing is detected per message (RFC 6587): a message that starts with a
 digit is octet-counted (`LEN SP MSG`), anything else runs to the next newline
-or NUL (Python's SysLogHandler ends each TCP message with NUL only).
+or NUL. Python's SysLogHandler ends each TCP message with NUL only, and its
+messages may contain newlines (a logged traceback): a newline is part of the
+message when a NUL follows before anything that starts a new message, and once a
+connection has ended a message with NUL, a newline not followed by a message
+start waits for more data instead of ending the message.
 util-linux `logger` sends octet-counted frames over TCP, rsyslog forwarding and
 most others use newlines; both can arrive on one port, even on one connection.
 Parsing of RFC 5424/3164 is done later, like every other event (parse.py).
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from logcaster.config import Config
 from logcaster.pipeline.framing import TRUNCATION_MARK
@@ -23,12 +28,15 @@ logger = logging.getLogger("logcaster.sources.syslog")
 
 # Longest octet count prefix we accept ("1048576 " is 8 bytes).
 _MAX_COUNT_DIGITS = 9
+# A newline followed by what starts a message: "<PRI>" or an octet count.
+_NEXT_MESSAGE = re.compile(rb"\n[<0-9]")
+_MESSAGE_START = b"<0123456789"
 
 
 class SyslogStreamFramer:
     """Octet-counted or newline-framed syslog messages from one TCP stream."""
 
-    __slots__ = ("_buf", "_discard", "_max", "truncated")
+    __slots__ = ("_buf", "_discard", "_max", "_nul_framed", "_skip_line", "truncated")
 
     holding = False  # syslog messages are never joined into multi-line events
 
@@ -36,6 +44,8 @@ class SyslogStreamFramer:
         self._max = max_message_bytes
         self._buf = b""
         self._discard = 0  # bytes of an over-long octet-counted message still to skip
+        self._skip_line = False  # skipping the rest of an over-long unframed message
+        self._nul_framed = False  # this connection has ended a message with NUL
         self.truncated = 0
 
     def _cut(self, message: bytes) -> bytes:
@@ -49,10 +59,20 @@ class SyslogStreamFramer:
             skip = min(self._discard, len(data))
             self._discard -= skip
             data = data[skip:]
+        if self._skip_line:
+            # The rest of an over-long message already cut: drop it up to its terminator.
+            nul = data.find(b"\x00")
+            nl = -1 if self._nul_framed else data.find(b"\n", 0, nul if nul >= 0 else len(data))
+            end = nl if nl >= 0 else nul
+            if end < 0:
+                return []
+            self._skip_line = False
+            data = data[end + 1 :]
         buf = self._buf + data if self._buf else data
         out: list[bytes] = []
         pos = 0
         n = len(buf)
+        next_nul = -2  # position of the first NUL at or after pos; -1: none; -2: not searched
         while pos < n:
             first = buf[pos]
             if 0x30 <= first <= 0x39:  # a digit: octet counting
@@ -78,21 +98,33 @@ class SyslogStreamFramer:
                             pos = n
                             continue
                     break  # wait for the rest of the message
-            # Newline framing (also the fallback for a line that merely starts with a digit).
-            nl = buf.find(b"\n", pos)
-            nul = buf.find(b"\x00", pos, nl if nl >= 0 else n)
-            if nul >= 0:
-                nl = nul  # Python's SysLogHandler ends TCP messages with NUL, not newline
+            # Newline or NUL framing (also the fallback for a line that merely starts
+            # with a digit).
+            if next_nul == -2 or 0 <= next_nul < pos:
+                next_nul = buf.find(b"\x00", pos)  # each byte is searched once per feed
+            nul = next_nul
+            nl = buf.find(b"\n", pos, nul if nul >= 0 else n)
             if nl < 0:
+                end = nul  # NUL first (Python's SysLogHandler), or no terminator yet
+            elif nul >= 0 and _NEXT_MESSAGE.search(buf, pos, nul) is None:
+                end = nul  # newlines inside a NUL-terminated message (a traceback)
+            elif self._nul_framed and (nl + 1 == n or buf[nl + 1] not in _MESSAGE_START):
+                end = -1  # a NUL-framed message continues past its newline: wait for the NUL
+            else:
+                end = nl
+            if end < 0:
                 if n - pos > self._max:
+                    # Keep the head of an over-long message, skip the rest up to its end.
                     out.append(self._cut(buf[pos:n]))
                     pos = n
-                    # The rest of this over-long line arrives later and is framed on its own.
+                    self._skip_line = True
                 break
-            line = buf[pos:nl].rstrip(b"\r\x00")
+            if end == nul and (end + 1 == n or buf[end + 1] in _MESSAGE_START):
+                self._nul_framed = True  # a framing NUL, not a stray one inside a line
+            line = buf[pos:end].rstrip(b"\r\n\x00")
             if line:
                 out.append(self._cut(line))
-            pos = nl + 1
+            pos = end + 1
         self._buf = buf[pos:]
         return out
 
@@ -100,6 +132,7 @@ class SyslogStreamFramer:
         return []
 
     def close(self) -> list[bytes]:
+        self._skip_line = False
         rest, self._buf = self._buf.strip(b"\r\n\x00 "), b""
         return [self._cut(rest)] if rest else []
 
