@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest
+	$(BIN)/python bench/parse
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

@@ -30,27 +30,13 @@ from logcaster.pipeline.queue import BatchQueue
 from logcaster.sinks.memory import MemorySink
 from logcaster.sources.tcp import line_ingest
 from logcaster.stats import Stats
-from logcaster.testing import ServerProcess
+from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 
 _FOUND = re.compile(r"FOUND: (\d+) matches")
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def wait_for(
-    what: str, probe: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 20.0
-) -> Any:
-    """Poll `probe()` until `ok(value)`; return the value or fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not ok(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last value: {value!r}")
-        time.sleep(0.02)
-        value = probe()
-    return value
 
 
 def wait_stats(

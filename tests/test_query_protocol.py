@@ -15,14 +15,14 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from logcaster.testing import ServerProcess, start_server
+from logcaster.testing import ServerProcess, start_server, wait_for
 from tests.conftest import ServerFactory
 
 # --- the corpus ----------------------------------------------------------------------
@@ -116,18 +116,6 @@ def parse_found(reply: str) -> tuple[int, list[str]]:
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def wait_until(what: str, probe: Callable[[], Any], ok: Callable[[Any], bool]) -> Any:
-    """Poll `probe()` until `ok(value)` (readiness by observation, not by sleeping)."""
-    deadline = time.monotonic() + 10.0
-    value = probe()
-    while not ok(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last value: {value!r}")
-        time.sleep(0.02)
-        value = probe()
-    return value
 
 
 def ingest(server: ServerProcess, lines: Sequence[str], events: int | None = None) -> None:
@@ -258,11 +246,11 @@ def test_stats_clients_counts_open_idle_ingest_connections(server: ServerProcess
         socket.create_connection(("127.0.0.1", server.ingest_port)),
         socket.create_connection(("127.0.0.1", server.ingest_port)),
     ):
-        wait_until("two clients", server.stats, lambda s: s["Clients"] == 2)
+        wait_for("two clients", server.stats, lambda s: s["Clients"] == 2)
         reply = server.query("STATS")
         assert reply.startswith("STATS: Total=2, Dropped=0, Current=2, Clients=2, "), reply
     # Query connections are not ingest clients; closed ingest connections stop counting.
-    stats = wait_until("no clients", server.stats, lambda s: s["Clients"] == 0)
+    stats = wait_for("no clients", server.stats, lambda s: s["Clients"] == 0)
     assert stats["Total"] == 2
 
 

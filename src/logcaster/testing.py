@@ -14,8 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -127,6 +127,24 @@ def start_server(*args: str, env: dict[str, str] | None = None) -> ServerProcess
     server = ServerProcess(argv, env=env)
     server.wait_ready()
     return server
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    what: str, probe: Callable[[], T], ok: Callable[[T], bool], timeout: float = 20.0
+) -> T:
+    """Poll `probe()` until `ok(value)` holds; return the value. Readiness by
+    observation, never by sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not ok(value):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}; last value: {value!r}")
+        time.sleep(0.02)
+        value = probe()
+    return value
 
 
 def query(host: str, port: int, command: str, timeout: float = 10.0) -> str:

@@ -268,29 +268,24 @@ def _bsd_time(stamp: str, received_at: float) -> float:
 
 
 def _parse_sim_header(ev: Event, first: str) -> bool:
-    m = _SIM_HEADER.match(first)
-    if m is None:
-        return False
-    level = normalize_level(m["level"])
-    if level is None:
-        return False
-    ev.level = level
-    ev.ts = parse_timestamp(m["ts"]) or ev.ts
-    ev.service = m["service"]
-    ev.version = m["version"]
-    ev.pod = m["pod"]
-    _header_message(ev, first[m.end() :])
-    return True
+    return _apply_header(ev, _SIM_HEADER.match(first), first)
 
 
 def _parse_py_header(ev: Event, first: str) -> bool:
-    m = _PY_HEADER.match(first)
+    return _apply_header(ev, _PY_HEADER.match(first), first)
+
+
+def _apply_header(ev: Event, m: re.Match[str] | None, first: str) -> bool:
+    """Fill `ev` from a simulator header match; False if it is not one after all."""
     if m is None:
         return False
     level = normalize_level(m["level"])
     if level is None:
         return False
     ev.level = level
+    stamp = m.groupdict().get("ts")
+    if stamp:
+        ev.ts = parse_timestamp(stamp) or ev.ts
     ev.service = m["service"]
     ev.version = m["version"]
     ev.pod = m["pod"]
