@@ -28,10 +28,12 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("logcaster")
+    # On the root logger, so records of libraries (asyncio's "exception in
+    # callback" reports, for one) come out as JSON lines too.
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    root.setLevel(logging.WARNING)
+    logging.getLogger("logcaster").setLevel(level.upper())
 
 
 def log_event(
