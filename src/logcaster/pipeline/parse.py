@@ -57,6 +57,7 @@ _SD_PARAM = re.compile(r"([^\s=\]]+)=\"((?:[^\"\\]|\\.)*)\"")
 
 # key=value, key="quoted value", key='quoted'
 _LOGFMT = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;\"']+)")
+_LOGFMT_ATTRIBUTES = frozenset(("level", "service", "ts", "time", "timestamp", "msg", "message"))
 _KEY = re.compile(r"[A-Za-z_][\w.-]*")
 _ESCAPE = re.compile(r"\\(.)", re.S)
 _SEED_IDS = re.compile(
@@ -363,18 +364,24 @@ def _add_logfmt(ev: Event, body: str) -> None:
             value = raw[1:-1]
         else:
             value = raw
-        if key == "level" and ev.level is None:
-            ev.level = normalize_level(value)
-        elif key == "service" and ev.service is None:
-            ev.service = value
-        elif key in ("ts", "time", "timestamp") and ev.ts == ev.received_at:
-            ts = parse_timestamp(value)
-            if ts is not None:
-                ev.ts = ts
-        elif key in ("msg", "message") and ev.message == ev.first_line:
-            # Only when no format gave the line a message: a header's stays.
-            _set_message(ev, value)  # a quoted value may span lines; message is the first
         fields[key] = value
+        if key in _LOGFMT_ATTRIBUTES:
+            _logfmt_attribute(ev, key, value)
+
+
+def _logfmt_attribute(ev: Event, key: str, value: str) -> None:
+    """A logfmt key that also fills one of the event's own attributes."""
+    if key == "level" and ev.level is None:
+        ev.level = normalize_level(value)
+    elif key == "service" and ev.service is None:
+        ev.service = value
+    elif key in ("ts", "time", "timestamp") and ev.ts == ev.received_at:
+        ts = parse_timestamp(value)
+        if ts is not None:
+            ev.ts = ts
+    elif key in ("msg", "message") and ev.message == ev.first_line:
+        # Only when no format gave the line a message: a header's stays.
+        _set_message(ev, value)  # a quoted value may span lines; message is the first
 
 
 def _add_seed_ids(ev: Event, body: str) -> None:
@@ -389,13 +396,44 @@ def _add_seed_ids(ev: Event, body: str) -> None:
         fields.setdefault("route", thread["route"])
 
 
-@lru_cache(maxsize=4096)
 def parse_timestamp(text: str) -> float | None:
     """ISO 8601 / RFC 3339 time to unix seconds; a time without a zone is UTC.
 
-    Cached: log lines in a burst share their second, and the cache key is the
-    whole string, so this mostly helps repeated identical stamps.
+    Fast path for the common `YYYY-MM-DD[ T]HH:MM:SS[.fff][Z]`: the minute is
+    converted once (cached: a burst of lines shares it) and the seconds added
+    as a float, ~10x cheaper than `datetime.fromisoformat` per stamp. Other
+    shapes (offsets, week dates, ...) take the full parser.
     """
+    if len(text) >= 19 and text[16] == ":" and text[13] == ":" and text[10] in " T":
+        rest = text[17:]
+        if rest[-1:] in ("Z", "z"):
+            rest = rest[:-1]
+        if len(rest) == 2:
+            seconds_ok = rest.isdigit()
+        else:
+            seconds_ok = (
+                len(rest) > 3 and rest[:2].isdigit() and rest[2] in ".," and rest[3:].isdigit()
+            )
+        if seconds_ok and rest[:2] < "60":
+            base = _minute_epoch(text[:16])
+            if base is not None:
+                return base + float(rest.replace(",", "."))
+    return _parse_timestamp_full(text)
+
+
+@lru_cache(maxsize=1024)
+def _minute_epoch(minute: str) -> float | None:
+    """Unix seconds at the start of a `YYYY-MM-DD HH:MM` minute, UTC."""
+    try:
+        when = datetime.fromisoformat(minute).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    ts = when.timestamp()
+    return ts if _MIN_TS <= ts <= _MAX_TS - 60 else None
+
+
+@lru_cache(maxsize=1024)
+def _parse_timestamp_full(text: str) -> float | None:
     s = text.strip()
     if len(s) < 10:
         return None
