@@ -1,16 +1,19 @@
 """LogCaster ingest benchmark (run it as `bench/ingest`; see `bench/ingest --help`).
 
 Sends one seed-style corpus to a fresh `logcaster serve` per run, over 1 and
-over 8 TCP connections, and the same bytes to a raw socket-to-file receiver
-(socat) for reference. Reports medians over the runs: lines/s, MB/s, the
-server's peak RSS and the ratio ours/raw, next to the targets.
+over 8 TCP connections, and the same bytes, in the same run, to two references:
+a raw socket-to-file receiver (socat, bench/_socat.py) and a standalone rsyslogd
+writing each message's raw text to a file (imtcp -> omfile, bench/_rsyslog.py).
+Reports medians over the runs: lines/s, MB/s, peak RSS and the ratios ours/raw
+and ours/rsyslog, next to the targets.
 
 Timing, per run: the clock starts just before the first byte is sent (all
 connections are open by then) and stops when the reply that shows the final
-STATS Total arrives (LogCaster) or when every socat has written all its bytes
-to its file and exited (reference). Nothing is subtracted. STATS is polled
-every 10 ms once all senders have closed; the corpus is in memory and sent
-with `sendall` in 1 MiB chunks, one thread per connection.
+STATS Total arrives (LogCaster), when every socat has written all its bytes
+to its file and exited (raw), or when rsyslog's output file holds every byte
+sent (rsyslog). Nothing is subtracted. STATS and the file size are polled
+every 10 ms; the corpus is in memory and sent with `sendall` in 1 MiB chunks,
+one thread per connection.
 """
 
 from __future__ import annotations
@@ -27,104 +30,42 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import _corpus
-
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
+import _rsyslog
+import _socat
+from _common import (
+    CHILDREN,
+    MB,
+    OUT_DIR,
+    REPO,
+    BenchError,
+    RunResult,
+    free_ports,
+    log,
+    reference_dir,
+    send_parts,
+    tail,
+    vm_hwm,
+    wait_listening,
+)
 
 TARGET_LINES_PER_S = 400_000  # on one connection
 TARGET_RSS_BYTES = 200_000_000  # peak RSS ...
 TARGET_RSS_LINES = 5_000_000  # ... when ingesting this many lines
 
-SEND_CHUNK = 1 << 20
 STATS_POLL_S = 0.010  # STATS poll interval once every sender has closed
 STABLE_S = 2.0  # Total unchanged this long after the senders closed: it is final
-READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 60.0
-SOCAT_BLOCK = 262_144  # socat's read/write size (its default is 8 KiB)
-MB = 1_000_000  # every "MB" in the output is 10^6 bytes
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- child processes
-
-
-class Children:
-    """Every child process the benchmark starts; all are killed on the way out."""
-
-    def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        # A session of its own: Ctrl-C reaches only us, and killpg also gets any
-        # grandchildren.
-        proc: subprocess.Popen[bytes] = subprocess.Popen(cmd, start_new_session=True, **kwargs)
-        self._procs.append(proc)
-        return proc
-
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:  # never signal a process group whose leader is reaped
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
-        if proc in self._procs:
-            self._procs.remove(proc)
-
-    def kill_all(self) -> None:
-        for proc in list(self._procs):
-            self.kill(proc)
-
-
-CHILDREN = Children()
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
-
-
-# --------------------------------------------------------------------------- sockets
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct ports the kernel considers free right now (bind to port 0)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    """Poll-connect `port` until it accepts; fail if `proc` exits first."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise BenchError(f"{what} exited with status {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise BenchError(f"{what} did not listen on port {port}") from None
-            time.sleep(0.02)
 
 
 def query(port: int, command: str, timeout: float = 5.0) -> str:
@@ -166,95 +107,7 @@ def total_of(stats: dict[str, str]) -> int:
     return total
 
 
-@dataclass
-class SendResult:
-    t0: float  # perf_counter just before the first byte
-    sent_s: float  # when the last sender had sent everything and closed, from t0
-
-
-def send_parts(port: int, parts: Sequence[memoryview], check: Callable[[], None]) -> SendResult:
-    """Send each part over its own connection to `port`, all at once."""
-    return send_parts_to([port] * len(parts), parts, check)
-
-
-def send_parts_to(
-    ports: Sequence[int], parts: Sequence[memoryview], check: Callable[[], None]
-) -> SendResult:
-    """Send each part over its own connection (to its port), all at once; close each when done.
-
-    `check` runs every 0.5 s while the senders work (it raises if the receiver died).
-    """
-    socks = [socket.create_connection(("127.0.0.1", port)) for port in ports]
-    go = threading.Event()
-    errors: list[BaseException] = []
-    done_at: list[float] = []
-
-    def sender(sock: socket.socket, data: memoryview) -> None:
-        try:
-            go.wait()
-            for off in range(0, len(data), SEND_CHUNK):
-                sock.sendall(data[off : off + SEND_CHUNK])
-            sock.shutdown(socket.SHUT_WR)
-            done_at.append(time.perf_counter())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            sock.close()
-
-    threads = [
-        threading.Thread(target=sender, args=(s, p), daemon=True, name=f"sender-{i}")
-        for i, (s, p) in enumerate(zip(socks, parts, strict=True))
-    ]
-    for t in threads:
-        t.start()
-    t0 = time.perf_counter()
-    go.set()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.5)
-            check()
-    if errors:
-        raise BenchError(f"sending failed: {errors[0]!r}")
-    return SendResult(t0=t0, sent_s=max(done_at) - t0)
-
-
 # --------------------------------------------------------------------------- runs
-
-
-class BenchError(Exception):
-    pass
-
-
-@dataclass
-class RunResult:
-    seconds: float
-    lines_per_s: float
-    mb_per_s: float
-    sent_s: float
-    peak_rss_bytes: int | None = None
-    total: int | None = None
-    stats: dict[str, str] = field(default_factory=dict)
-    exit_code: int | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def vm_hwm(pid: int) -> int | None:
-    """Peak resident set size of `pid` in bytes (VmHWM)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _tail(path: Path, n: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
 
 
 def run_logcaster(
@@ -345,14 +198,14 @@ def run_logcaster(
             warnings=warnings,
         )
     except Exception:
-        tail = _tail(log_path)
-        if tail:
-            log(f"logcaster's log ({log_path}), last lines:\n{tail}")
+        last = tail(log_path)
+        if last:
+            log(f"logcaster's log ({log_path}), last lines:\n{last}")
         raise
     finally:
         CHILDREN.kill(proc)
         # Keep the server's log only when it says something and the run went wrong.
-        if proc.returncode == 0 or not _tail(log_path):
+        if proc.returncode == 0 or not tail(log_path):
             log_path.unlink(missing_ok=True)
 
 
@@ -372,149 +225,16 @@ def _settle(
     return stats
 
 
-def ensure_socat() -> str | None:
-    """Path of socat, installing the Debian package when it is missing (we run as root)."""
-    found = shutil.which("socat")
-    if found:
-        return found
-    apt = shutil.which("apt-get")
-    if apt is None:
-        return None
-    log("socat is missing: installing it with apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    prefix = [] if os.geteuid() == 0 or not shutil.which("sudo") else ["sudo"]
-    install = [*prefix, apt, "install", "-y", "-qq", "socat"]
-    if subprocess.run(install, env=env, check=False).returncode != 0:
-        subprocess.run([*prefix, apt, "update", "-qq"], env=env, check=False)
-        subprocess.run(install, env=env, check=False)
-    return shutil.which("socat")
-
-
-def reference_dir(nbytes: int) -> Path:
-    """Where socat writes: tmpfs when it has room, else bench/out."""
-    shm = Path("/dev/shm")
-    with contextlib.suppress(OSError):
-        if shm.is_dir() and shutil.disk_usage(shm).free > 2 * nbytes:
-            return shm
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    return OUT_DIR
-
-
-def is_listening(port: int) -> bool:
-    """True when a TCP socket listens on `port` (from /proc/net/tcp, without connecting)."""
-    want = f":{port:04X}"
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 3 and fields[1].endswith(want) and fields[3] == "0A":
-                        return True
-        except OSError:
-            continue
-    return False
-
-
-def socat_command(socat: str, port: int | str, path: Path | str) -> list[str]:
-    return [
-        socat,
-        "-u",
-        "-b",
-        str(SOCAT_BLOCK),
-        f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr",
-        f"OPEN:{path},wronly",
-    ]
-
-
-def reference_description(socat: str, nbytes: int) -> str:
-    cmd = " ".join(socat_command(socat, "<port>", reference_dir(nbytes) / "<file>"))
-    return f"one `{cmd}` per connection, into zero-filled files overwritten in place"
-
-
-class RawReference:
-    """The raw socket-to-file receiver: one `socat` per connection, each writing its
-    connection's bytes into its own file.
-
-    The files are allocated (zero-filled) before each run and overwritten in place,
-    so the timed part is socket reads plus file writes. Appending to fresh files
-    instead makes the time depend mostly on how fast the machine hands out new
-    pages (on the VM this was written on, 2-5x slower and very noisy at 5M lines),
-    which LogCaster, keeping a bounded buffer, never pays. A run ends when every
-    socat has written all its bytes and exited; the contents are then checked.
-    """
-
-    def __init__(self, socat: str, parts: Sequence[memoryview]) -> None:
-        self.socat = socat
-        self.parts = parts
-        self.dir = reference_dir(sum(len(p) for p in parts))
-        self.files = [
-            self.dir / f"logcaster-bench-raw-{os.getpid()}-{i}.log" for i in range(len(parts))
-        ]
-
-    def command(self, port: int, path: Path) -> list[str]:
-        return socat_command(self.socat, port, path)
-
-    def _prepare(self) -> None:
-        zeros = bytes(SEND_CHUNK)
-        for path, part in zip(self.files, self.parts, strict=True):
-            with path.open("r+b" if path.exists() else "wb") as f:
-                for off in range(0, len(part), SEND_CHUNK):
-                    f.write(zeros[: min(SEND_CHUNK, len(part) - off)])
-                f.truncate(len(part))
-
-    def _verify(self) -> None:
-        for path, part in zip(self.files, self.parts, strict=True):
-            if path.read_bytes() != part:
-                raise BenchError(f"socat's file {path} does not hold the bytes sent")
-
-    def run(self, corpus: _corpus.CorpusInfo) -> RunResult:
-        self._prepare()  # untimed
-        ports = free_ports(len(self.parts))
-        procs = [
-            CHILDREN.spawn(
-                self.command(port, path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-            )
-            for port, path in zip(ports, self.files, strict=True)
-        ]
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            for port, proc in zip(ports, procs, strict=True):
-                while not is_listening(port):
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise BenchError(f"socat did not listen on port {port}")
-                    time.sleep(0.01)
-
-            def check() -> None:
-                for proc in procs:
-                    if proc.poll() not in (None, 0):
-                        raise BenchError(f"socat exited with status {proc.returncode}")
-
-            sent = send_parts_to(ports, self.parts, check)
-            for proc in procs:
-                proc.wait(120.0)
-            end = time.perf_counter()
-            check()
-            seconds = end - sent.t0
-            self._verify()  # untimed
-            return RunResult(
-                seconds=seconds,
-                lines_per_s=corpus.lines / seconds,
-                mb_per_s=corpus.nbytes / seconds / MB,
-                sent_s=sent.sent_s,
-            )
-        except subprocess.TimeoutExpired:
-            raise BenchError("socat did not finish writing within 120 s") from None
-        finally:
-            for proc in procs:
-                CHILDREN.kill(proc)
-
-    def close(self) -> None:
-        for path in self.files:
-            path.unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------- report
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _median_rss(runs: Sequence[RunResult]) -> int | None:
+    values = [r.peak_rss_bytes for r in runs if r.peak_rss_bytes is not None]
+    return int(statistics.median(values)) if values else None
 
 
 @dataclass
@@ -522,6 +242,7 @@ class Summary:
     connections: int
     runs: list[RunResult]
     raw_runs: list[RunResult]
+    rsyslog_runs: list[RunResult]
 
     @property
     def lines_per_s(self) -> float:
@@ -533,25 +254,37 @@ class Summary:
 
     @property
     def peak_rss_bytes(self) -> int | None:
-        values = [r.peak_rss_bytes for r in self.runs if r.peak_rss_bytes is not None]
-        return int(statistics.median(values)) if values else None
+        return _median_rss(self.runs)
 
     @property
     def raw_lines_per_s(self) -> float | None:
-        if not self.raw_runs:
-            return None
-        return statistics.median(r.lines_per_s for r in self.raw_runs)
+        return _median([r.lines_per_s for r in self.raw_runs])
 
     @property
     def raw_mb_per_s(self) -> float | None:
-        if not self.raw_runs:
-            return None
-        return statistics.median(r.mb_per_s for r in self.raw_runs)
+        return _median([r.mb_per_s for r in self.raw_runs])
 
     @property
     def ratio(self) -> float | None:
         raw = self.raw_lines_per_s
         return self.lines_per_s / raw if raw else None
+
+    @property
+    def rsyslog_lines_per_s(self) -> float | None:
+        return _median([r.lines_per_s for r in self.rsyslog_runs])
+
+    @property
+    def rsyslog_mb_per_s(self) -> float | None:
+        return _median([r.mb_per_s for r in self.rsyslog_runs])
+
+    @property
+    def rsyslog_peak_rss_bytes(self) -> int | None:
+        return _median_rss(self.rsyslog_runs)
+
+    @property
+    def rsyslog_ratio(self) -> float | None:
+        ref = self.rsyslog_lines_per_s
+        return self.lines_per_s / ref if ref else None
 
 
 def _fmt_int(x: float | None) -> str:
@@ -560,6 +293,14 @@ def _fmt_int(x: float | None) -> str:
 
 def _fmt_mb(x: float | None) -> str:
     return "-" if x is None else f"{x:,.1f}"
+
+
+def _fmt_rss(x: int | None) -> str:
+    return "-" if x is None else f"{x / MB:,.1f} MB"
+
+
+def _fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def throughput_verdict(s: Summary) -> str:
@@ -590,6 +331,10 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
         "raw lines/s",
         "raw MB/s",
         "ours/raw",
+        "rsyslog lines/s",
+        "rsyslog MB/s",
+        "rsyslog RSS",
+        "ours/rsyslog",
     )
     rows = [header]
     for s in summaries:
@@ -600,11 +345,15 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
                 _fmt_int(s.lines_per_s),
                 throughput_verdict(s),
                 _fmt_mb(s.mb_per_s),
-                "-" if rss is None else f"{rss / MB:,.1f} MB",
+                _fmt_rss(rss),
                 rss_verdict(s, corpus.lines),
                 _fmt_int(s.raw_lines_per_s),
                 _fmt_mb(s.raw_mb_per_s),
-                "-" if s.ratio is None else f"{s.ratio:.2f}",
+                _fmt_ratio(s.ratio),
+                _fmt_int(s.rsyslog_lines_per_s),
+                _fmt_mb(s.rsyslog_mb_per_s),
+                _fmt_rss(s.rsyslog_peak_rss_bytes),
+                _fmt_ratio(s.rsyslog_ratio),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -625,6 +374,12 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
         f"raw = one socat per connection writing a preallocated file in "
         f"{reference_dir(corpus.nbytes)}."
     )
+    if any(s.rsyslog_runs for s in summaries):
+        lines.append(
+            f"rsyslog = a standalone rsyslogd, imtcp -> omfile (the raw message per line, "
+            f"into {reference_dir(corpus.nbytes)}), timed until its file holds every line "
+            f"sent; rsyslog RSS = its peak RSS (VmHWM)."
+        )
     return "\n".join(lines)
 
 
@@ -648,9 +403,13 @@ def result_doc(
     runs: int,
     server_cmd: Sequence[str],
     reference: str | None,
+    rsyslog_reference: str | None,
 ) -> dict[str, object]:
     def run_doc(r: RunResult) -> dict[str, object]:
         return {k: v for k, v in asdict(r).items() if v is not None and v != {}}
+
+    def rounded(x: float | None, digits: int | None = None) -> float | int | None:
+        return None if x is None else round(x, digits)
 
     results = []
     for s in summaries:
@@ -662,9 +421,17 @@ def result_doc(
                 "mb_per_s": round(s.mb_per_s, 2),
                 "peak_rss_bytes": rss,
                 "peak_rss_mb": None if rss is None else round(rss / MB, 1),
-                "raw_lines_per_s": None if s.raw_lines_per_s is None else round(s.raw_lines_per_s),
-                "raw_mb_per_s": None if s.raw_mb_per_s is None else round(s.raw_mb_per_s, 2),
-                "ratio": None if s.ratio is None else round(s.ratio, 3),
+                "raw_lines_per_s": rounded(s.raw_lines_per_s),
+                "raw_mb_per_s": rounded(s.raw_mb_per_s, 2),
+                "ratio": rounded(s.ratio, 3),
+                "rsyslog_lines_per_s": rounded(s.rsyslog_lines_per_s),
+                "rsyslog_mb_per_s": rounded(s.rsyslog_mb_per_s, 2),
+                "rsyslog_peak_rss_bytes": s.rsyslog_peak_rss_bytes,
+                "rsyslog_peak_rss_mb": rounded(
+                    None if s.rsyslog_peak_rss_bytes is None else s.rsyslog_peak_rss_bytes / MB, 1
+                ),
+                "rsyslog_ratio": rounded(s.rsyslog_ratio, 3),
+                "rsyslog_lines_written": [r.total for r in s.rsyslog_runs],
                 "target_lines_per_s_met": (
                     s.lines_per_s >= TARGET_LINES_PER_S if s.connections == 1 else None
                 ),
@@ -675,6 +442,7 @@ def result_doc(
                 ),
                 "runs": [run_doc(r) for r in s.runs],
                 "raw_runs": [run_doc(r) for r in s.raw_runs],
+                "rsyslog_runs": [run_doc(r) for r in s.rsyslog_runs],
             }
         )
     return {
@@ -693,6 +461,7 @@ def result_doc(
         "runs": runs,
         "server": list(server_cmd),
         "reference": reference,
+        "rsyslog_reference": rsyslog_reference,
         "targets": {
             "lines_per_s_1_connection": TARGET_LINES_PER_S,
             "peak_rss_bytes": TARGET_RSS_BYTES,
@@ -753,16 +522,21 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "LogCaster ingest benchmark: send a seed-style corpus (mixed formats, ~10% of\n"
             "lines in 15-30 line stack-trace blocks) to a fresh `logcaster serve` per run,\n"
-            "over each connection count, and the same bytes to a raw socket-to-file\n"
-            "receiver for reference (one socat per connection, each writing a file).\n"
-            "Prints medians of lines/s, MB/s (10^6 bytes), the server's peak RSS (VmHWM)\n"
-            "and ours/raw, next to the targets: >=400,000 lines/s on one connection,\n"
-            "peak RSS <=200 MB on 5M lines."
+            "over each connection count, and the same bytes to two references in the same\n"
+            "run: a raw socket-to-file receiver (one socat per connection, each writing a\n"
+            "file) and a standalone rsyslogd of our own (imtcp on a loopback port -> omfile,\n"
+            "the raw message per line; its own config, work directory and pid file).\n"
+            "Prints medians of lines/s, MB/s (10^6 bytes), peak RSS (VmHWM), ours/raw and\n"
+            "ours/rsyslog, next to the targets: >=400,000 lines/s on one connection,\n"
+            "peak RSS <=200 MB on 5M lines. socat and rsyslog are installed with apt-get\n"
+            "when missing."
         ),
         epilog=(
             "Timing: from just before the first byte is sent until the STATS reply that\n"
             "shows the final Total (the corpus' event count; STATS polled every 10 ms once\n"
-            "the senders have closed), or until every socat has written all its bytes.\n"
+            "the senders have closed), until every socat has written all its bytes, or\n"
+            "until rsyslog's output file holds every byte sent (size polled every 10 ms;\n"
+            "afterwards its lines are checked against those sent).\n"
             "The corpus is generated into bench/out/corpus-<N>.log (seeded, deterministic),\n"
             "deleted at the end unless --keep-corpus, and reused whenever it is there.\n"
             "Results: a table on stdout, then one JSON line, also written to\n"
@@ -793,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-reference", action="store_true", help="skip the socat raw-receiver reference"
     )
+    parser.add_argument("--no-rsyslog", action="store_true", help="skip the rsyslog reference")
     parser.add_argument(
         "--keep-corpus",
         action="store_true",
@@ -840,12 +615,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.server).exists() and shutil.which(args.server) is None:
         log(f"error: no logcaster command at {args.server} (run `make install`)")
         return 2
-    socat = None if args.no_reference else ensure_socat()
+    socat = None if args.no_reference else _socat.ensure_socat()
     if not args.no_reference and socat is None:
         log("warning: socat is not available: running without the raw reference")
+    rsyslogd = None if args.no_rsyslog else _rsyslog.ensure_rsyslogd()
+    if not args.no_rsyslog and rsyslogd is None:
+        log("warning: rsyslogd is not available: running without the rsyslog reference")
     try:
         with _corpus_for(args.lines, args.seed, args.keep_corpus) as corpus:
-            summaries = _bench(args, corpus, server_cmd, socat)
+            summaries = _bench(args, corpus, server_cmd, socat, rsyslogd)
     except BenchError as exc:
         log(f"error: {exc}")
         return 1
@@ -857,11 +635,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = render_table(summaries, corpus, args.runs)
     print(table, file=sys.stderr if args.json else sys.stdout, flush=True)
     for s in summaries:
-        for r in s.runs:
-            for w in r.warnings:
-                log(f"warning ({s.connections} conn): {w}")
-    reference = None if socat is None else reference_description(socat, corpus.nbytes)
-    doc = result_doc(summaries, corpus, args.runs, server_cmd, reference)
+        for who, runs in (("logcaster", s.runs), ("rsyslog", s.rsyslog_runs)):
+            for r in runs:
+                for w in r.warnings:
+                    log(f"warning ({who}, {s.connections} conn): {w}")
+    reference = None if socat is None else _socat.reference_description(socat, corpus.nbytes)
+    rsyslog_ref = None if rsyslogd is None else _rsyslog.reference_description(rsyslogd)
+    doc = result_doc(summaries, corpus, args.runs, server_cmd, reference, rsyslog_ref)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -871,11 +651,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+@dataclass
+class References:
+    raw: _socat.RawReference | None
+    rsyslog: _rsyslog.RsyslogReference | None
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+        if self.rsyslog is not None:
+            self.rsyslog.close()
+
+
 def _bench(
     args: argparse.Namespace,
     corpus: _corpus.CorpusInfo,
     server_cmd: Sequence[str],
     socat: str | None,
+    rsyslogd: str | None,
 ) -> list[Summary]:
     data = memoryview(corpus.path.read_bytes())
     if len(data) != corpus.nbytes:
@@ -884,13 +677,15 @@ def _bench(
     summaries: list[Summary] = []
     for conns in args.connections:
         parts = _corpus.split(data, corpus.split_points, conns)
-        summary = Summary(connections=conns, runs=[], raw_runs=[])
-        raw_ref = None if socat is None else RawReference(socat, parts)
+        summary = Summary(connections=conns, runs=[], raw_runs=[], rsyslog_runs=[])
+        refs = References(
+            raw=None if socat is None else _socat.RawReference(socat, parts),
+            rsyslog=None if rsyslogd is None else _rsyslog.RsyslogReference(rsyslogd, parts),
+        )
         try:
-            _bench_config(args, corpus, server_cmd, parts, raw_ref, summary, timeout_s)
+            _bench_config(args, corpus, server_cmd, parts, refs, summary, timeout_s)
         finally:
-            if raw_ref is not None:
-                raw_ref.close()
+            refs.close()
         summaries.append(summary)
     return summaries
 
@@ -900,7 +695,7 @@ def _bench_config(
     corpus: _corpus.CorpusInfo,
     server_cmd: Sequence[str],
     parts: Sequence[memoryview],
-    raw_ref: RawReference | None,
+    refs: References,
     summary: Summary,
     timeout_s: float,
 ) -> None:
@@ -914,10 +709,18 @@ def _bench_config(
             f"{r.mb_per_s:,.1f} MB/s ({r.seconds:.3f} s, sent in {r.sent_s:.3f} s), "
             f"peak RSS {rss}, Total {r.total:,}"
         )
-        if raw_ref is not None:
-            raw = raw_ref.run(corpus)
+        if refs.raw is not None:
+            raw = refs.raw.run(corpus)
             summary.raw_runs.append(raw)
             msg += f"; socat: {raw.lines_per_s:,.0f} lines/s ({raw.seconds:.3f} s)"
+        if refs.rsyslog is not None:
+            rs = refs.rsyslog.run(corpus, timeout_s)
+            summary.rsyslog_runs.append(rs)
+            rs_rss = "-" if rs.peak_rss_bytes is None else f"{rs.peak_rss_bytes / MB:,.1f} MB"
+            msg += (
+                f"; rsyslog: {rs.lines_per_s:,.0f} lines/s ({rs.seconds:.3f} s, "
+                f"sent in {rs.sent_s:.3f} s), peak RSS {rs_rss}, {rs.total:,} lines written"
+            )
         log(msg)
 
 
