@@ -1,4 +1,4 @@
-"""The `logcaster` command: serve, query, config check."""
+"""The `logcaster` command: serve, query, config check, simulate."""
 
 from __future__ import annotations
 
@@ -47,6 +47,42 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate and print the effective configuration")
     check.add_argument("file", nargs="?", help="YAML file (default: $LOGCASTER_CONFIG)")
+
+    sim = sub.add_parser(
+        "simulate",
+        help="generate realistic microservice logs (demo, tests, load)",
+        description="Generate seed-002 style logs: seven services, eight error scenarios, "
+        "Java/Python stack traces, payment flows. A summary line goes to stderr at the end.",
+    )
+    sim.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        help="seconds between events (default 2.0; 0 with no --rate: as fast as possible)",
+    )
+    sim.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.3,
+        help="share of ERROR events, 0..1 (default 0.3; INFO:WARN stay 55:15)",
+    )
+    sim.add_argument("--rate", type=float, help="events per second (overrides --interval)")
+    sim.add_argument("--count", type=int, help="stop after this many events")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds")
+    sim.add_argument("--seed", type=int, help="same seed, same output, byte for byte")
+    sim.add_argument("--format", choices=["text", "json"], default="text")
+    sim.add_argument(
+        "--output",
+        default="-",
+        metavar="TARGET",
+        help="- (stdout), a file path, tcp://HOST:PORT, syslog://HOST:PORT (UDP), "
+        "syslog+tcp://HOST:PORT",
+    )
+    sim.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress line on stderr even when it is not a terminal",
+    )
     return parser
 
 
@@ -56,7 +92,36 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "query":
         return _query(args)
+    if args.command == "simulate":
+        return _simulate(args)
     return _config_check(args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from logcaster.simulate.outputs import OutputError
+    from logcaster.simulate.runner import Options, run
+
+    opts = Options(
+        interval=args.interval,
+        error_rate=args.error_rate,
+        rate=args.rate,
+        count=args.count,
+        duration=args.duration,
+        seed=args.seed,
+        format=args.format,
+        output=args.output,
+        progress=args.progress,
+    )
+    problems = opts.problems()
+    if problems:
+        for problem in problems:
+            print(f"logcaster simulate: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return run(opts)
+    except OutputError as exc:
+        print(f"logcaster simulate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Config | None:

@@ -1,0 +1,275 @@
+"""Where events go: stdout, a file, TCP lines, or syslog (UDP or TCP).
+
+`--output` targets:
+
+    -  | stdout                 standard output (the default)
+    PATH | file://PATH          a file (truncated first)
+    tcp://HOST:PORT            newline-delimited lines, LogCaster's TCP ingest
+    syslog://HOST:PORT         RFC 5424 over UDP, one datagram per event
+    syslog+tcp://HOST:PORT     RFC 5424 over TCP with RFC 6587 octet counting
+                               (also syslog://HOST:PORT?proto=tcp)
+
+A network output never ends the run: when its server goes away it drops what it
+cannot send, counts it (`unsent`), and reconnects with exponential backoff and
+jitter, trying again no sooner than the backoff allows so that a dead server
+costs the pacer nothing. TCP cannot tell which bytes of a failed send the
+server read, so a batch whose send fails is counted unsent whole; events the
+kernel accepted just before the server died are lost uncounted (a TCP limit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from logcaster.simulate.formats import FORMATS, Stamps, syslog_message
+from logcaster.simulate.generator import SimEvent
+
+BACKOFF_START = 0.1  # seconds before the first reconnect attempt
+BACKOFF_MAX = 5.0
+CONNECT_TIMEOUT = 2.0
+SEND_TIMEOUT = 10.0  # a server that takes no data this long is treated as gone
+
+Notify = Callable[[str], None]
+
+
+class OutputError(Exception):
+    """A target that cannot be used (bad URL, file that cannot be opened)."""
+
+
+class OutputClosed(Exception):
+    """The reader went away for good (stdout closed by `head`): end the run quietly."""
+
+
+class Output(Protocol):
+    sent: int
+    unsent: int
+
+    @property
+    def reconnects(self) -> int: ...
+
+    def write(self, events: list[SimEvent]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamOutput:
+    """stdout or a file: one buffered write per batch."""
+
+    def __init__(self, stream: BinaryIO, fmt: str, owned: bool) -> None:
+        self._stream = stream
+        self._format = FORMATS[fmt]
+        self._stamps = Stamps()
+        self._owned = owned
+        self.sent = self.unsent = self.reconnects = 0
+
+    def write(self, events: list[SimEvent]) -> None:
+        try:
+            self._stream.write(self._format(events, self._stamps))
+            if not self._owned:
+                self._stream.flush()  # a demo on a terminal shows each batch at once
+        except BrokenPipeError as exc:
+            raise OutputClosed from exc
+        self.sent += len(events)
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._stream.flush()
+        if self._owned:
+            self._stream.close()
+
+
+class _Connection:
+    """A socket that reconnects with exponential backoff and jitter."""
+
+    def __init__(self, target: str, connect: Callable[[], socket.socket], notify: Notify) -> None:
+        self._target = target
+        self._connect = connect
+        self._notify = notify
+        self._sock: socket.socket | None = None
+        self._delay = BACKOFF_START
+        self._next_try = 0.0
+        self._ever_connected = False
+        self._down_reported = False
+        # Jitter only: independent of the seeded generator, whose output it must not change.
+        self._jitter = random.Random()
+        self.reconnects = 0
+
+    def socket(self) -> socket.socket | None:
+        """The connected socket, or None while the server is unreachable."""
+        if self._sock is not None:
+            return self._sock
+        now = time.monotonic()
+        if now < self._next_try:
+            return None
+        try:
+            sock = self._connect()
+        except OSError as exc:
+            self.failed(exc)
+            return None
+        sock.settimeout(SEND_TIMEOUT)
+        if self._ever_connected:
+            self.reconnects += 1
+            self._notify(f"simulate: reconnected to {self._target}")
+        self._ever_connected = True
+        self._down_reported = False
+        self._delay = BACKOFF_START
+        self._sock = sock
+        return sock
+
+    def failed(self, exc: OSError) -> None:
+        """The connection broke (or could not be made): back off before the next try."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        wait = self._delay * (0.5 + self._jitter.random())
+        self._next_try = time.monotonic() + wait
+        self._delay = min(self._delay * 2, BACKOFF_MAX)
+        if not self._down_reported:
+            self._down_reported = True  # once per outage, not once per attempt
+            reason = exc.strerror or type(exc).__name__
+            self._notify(f"simulate: {self._target} unreachable ({reason}); retrying with backoff")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            # Half-close first: the server sees the end of the stream and
+            # releases the last (possibly multi-line) event at once.
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_WR)
+            self._sock.close()
+            self._sock = None
+
+
+class TcpLinesOutput:
+    """Newline-delimited events over one TCP connection."""
+
+    def __init__(self, host: str, port: int, fmt: str, notify: Notify) -> None:
+        self._format = FORMATS[fmt]
+        self._stamps = Stamps()
+        self._conn = _Connection(
+            f"tcp://{host}:{port}",
+            lambda: socket.create_connection((host, port), timeout=CONNECT_TIMEOUT),
+            notify,
+        )
+        self.sent = self.unsent = 0
+
+    @property
+    def reconnects(self) -> int:
+        return self._conn.reconnects
+
+    def write(self, events: list[SimEvent]) -> None:
+        # Formatted even when no server is there: the simulated stream (and its
+        # clock) must not depend on the network.
+        data = self._format(events, self._stamps)
+        sock = self._conn.socket()
+        if sock is None:
+            self.unsent += len(events)
+            return
+        try:
+            sock.sendall(data)
+        except OSError as exc:
+            self._conn.failed(exc)
+            self.unsent += len(events)
+            return
+        self.sent += len(events)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class SyslogOutput:
+    """RFC 5424 messages; over TCP octet-counted, so a multi-line trace is one message."""
+
+    def __init__(self, host: str, port: int, tcp: bool, fmt: str, notify: Notify) -> None:
+        self._fmt = fmt
+        self._stamps = Stamps()
+        self._tcp = tcp
+        scheme = "syslog+tcp" if tcp else "syslog"
+
+        def connect() -> socket.socket:
+            if tcp:
+                return socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+            # A connected UDP socket reports ICMP port-unreachable as an error on a
+            # later send: the only sign UDP gives that nobody is listening.
+            family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+            sock = socket.socket(family, kind, proto)
+            sock.connect(addr)
+            return sock
+
+        self._conn = _Connection(f"{scheme}://{host}:{port}", connect, notify)
+        self.sent = self.unsent = 0
+
+    @property
+    def reconnects(self) -> int:
+        return self._conn.reconnects
+
+    def write(self, events: list[SimEvent]) -> None:
+        stamps, fmt = self._stamps, self._fmt
+        messages = [syslog_message(ev, stamps, fmt) for ev in events]
+        sock = self._conn.socket()
+        if sock is None:
+            self.unsent += len(events)
+            return
+        if self._tcp:
+            data = b"".join([b"%d %s" % (len(m), m) for m in messages])
+            try:
+                sock.sendall(data)
+            except OSError as exc:
+                self._conn.failed(exc)
+                self.unsent += len(events)
+                return
+            self.sent += len(events)
+            return
+        for i, message in enumerate(messages):
+            try:
+                sock.send(message)
+            except OSError as exc:
+                self._conn.failed(exc)
+                self.unsent += len(messages) - i
+                return
+            self.sent += 1
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise OutputError(f"{url}: {exc}") from exc
+    if not parts.hostname or port is None:
+        raise OutputError(f"{url}: expected {parts.scheme}://HOST:PORT")
+    return parts.hostname, port
+
+
+def open_output(target: str, fmt: str, notify: Notify) -> Output:
+    """The output for an `--output` target; OutputError if it cannot be used."""
+    if target in ("-", "stdout"):
+        return StreamOutput(sys.stdout.buffer, fmt, owned=False)
+    scheme = target.split("://", 1)[0].lower() if "://" in target else ""
+    if scheme == "tcp":
+        return TcpLinesOutput(*_host_port(target), fmt, notify)
+    if scheme in ("syslog", "syslog+tcp", "syslog+udp"):
+        query = parse_qs(urlsplit(target).query)
+        proto = query.get("proto", ["tcp" if scheme == "syslog+tcp" else "udp"])[0].lower()
+        if proto not in ("tcp", "udp"):
+            raise OutputError(f"{target}: proto must be tcp or udp, not {proto!r}")
+        return SyslogOutput(*_host_port(target), proto == "tcp", fmt, notify)
+    if scheme in ("http", "https"):
+        raise OutputError(f"{target}: HTTP output is not available yet (no HTTP ingest)")
+    if scheme not in ("", "file"):
+        raise OutputError(f"{target}: unknown output scheme {scheme!r}")
+    path = target[len("file://") :] if scheme == "file" else target
+    try:
+        stream = open(path, "wb", buffering=1024 * 1024)  # noqa: SIM115 - closed by close()
+    except OSError as exc:
+        raise OutputError(f"cannot open {path}: {exc.strerror}") from exc
+    return StreamOutput(stream, fmt, owned=True)
