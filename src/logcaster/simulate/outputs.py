@@ -123,6 +123,18 @@ class _Connection:
         self._sock = sock
         return sock
 
+    def send_all(self, data: bytes) -> bool:
+        """Send `data` whole; False (and a reconnect later) if there is no server."""
+        sock = self.socket()
+        if sock is None:
+            return False
+        try:
+            sock.sendall(data)
+        except OSError as exc:
+            self.failed(exc)
+            return False
+        return True
+
     def failed(self, exc: OSError) -> None:
         """The connection broke (or could not be made): back off before the next try."""
         if self._sock is not None:
@@ -167,17 +179,9 @@ class TcpLinesOutput:
         # Formatted even when no server is there: the simulated stream (and its
         # clock) must not depend on the network.
         data = self._format(events, self._stamps)
-        sock = self._conn.socket()
-        if sock is None:
-            self.unsent += len(events)
-            return
-        try:
-            sock.sendall(data)
-        except OSError as exc:
-            self._conn.failed(exc)
-            self.unsent += len(events)
-            return
-        self.sent += len(events)
+        sent = self._conn.send_all(data)
+        self.sent += len(events) if sent else 0
+        self.unsent += 0 if sent else len(events)
 
     def close(self) -> None:
         self._conn.close()
@@ -212,19 +216,14 @@ class SyslogOutput:
     def write(self, events: list[SimEvent]) -> None:
         stamps, fmt = self._stamps, self._fmt
         messages = [syslog_message(ev, stamps, fmt) for ev in events]
+        if self._tcp:
+            sent = self._conn.send_all(b"".join([b"%d %s" % (len(m), m) for m in messages]))
+            self.sent += len(events) if sent else 0
+            self.unsent += 0 if sent else len(events)
+            return
         sock = self._conn.socket()
         if sock is None:
             self.unsent += len(events)
-            return
-        if self._tcp:
-            data = b"".join([b"%d %s" % (len(m), m) for m in messages])
-            try:
-                sock.sendall(data)
-            except OSError as exc:
-                self._conn.failed(exc)
-                self.unsent += len(events)
-                return
-            self.sent += len(events)
             return
         for i, message in enumerate(messages):
             try:
