@@ -20,3 +20,16 @@ class QuerySyntaxError(LogCasterError):
 
 class QueryLimitError(LogCasterError):
     """A query ran past its time or scan cap; answered as `ERROR: ...`."""
+
+
+class StorageError(LogCasterError):
+    """A file operation of the persistence layer failed (ENOSPC, EIO, ...).
+
+    `errno` is the OS error number (None if the failure was not an OSError) and
+    `path` the file or directory involved; both are in the message too.
+    """
+
+    def __init__(self, message: str, *, path: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno

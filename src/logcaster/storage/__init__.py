@@ -10,17 +10,27 @@ from logcaster.storage.segment import (
     scan_segment,
     truncate_torn_tail,
 )
+from logcaster.storage.writer import (
+    Recovery,
+    SegmentWriter,
+    parse_segment_name,
+    segment_name,
+)
 
 __all__ = [
     "BlockFormatError",
     "BlockInfo",
     "Corruption",
+    "Recovery",
     "SegmentScan",
+    "SegmentWriter",
     "TornTail",
     "decode_payload",
     "encode_block",
     "encode_payload",
+    "parse_segment_name",
     "read_blocks",
     "scan_segment",
+    "segment_name",
     "truncate_torn_tail",
 ]

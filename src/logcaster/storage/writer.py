@@ -1,0 +1,487 @@
+"""Synchronous segment writer with rotation (issue 4, step 2).
+
+`SegmentWriter` owns `<directory>/active.log` and the rotated segments next to
+it (`logcaster-<UTC timestamp>-<first id, 20 digits>.log`). It is a plain,
+blocking library: the file sink will run it in its writer thread.
+
+- Writes go through a raw file descriptor (`os.open` with O_APPEND, `os.write`
+  in a loop for partial writes): nothing is held in a user-space buffer.
+- `write_many` encodes all its blocks and writes them with one `os.write`
+  call per file (a rotation in between splits it), then fsyncs at most once
+  according to the policy. A block never spans two files.
+- `durable_id` is the highest event id known durable: after an fsync, or with
+  `fsync="never"` after the write itself.
+- Consistency after errors: the writer tracks the end offset of its last
+  successful write. Before each write it compares the file's size with it
+  (one `fstat`); a larger file holds a torn block from a failed write (or bytes
+  someone else appended) and is truncated back to the good end first, so a
+  retry never leaves garbage between blocks. A smaller file was cut by someone
+  else: the writer rescans it and continues after its last good block.
+- Opening recovers from a crash: a torn tail of active.log is truncated; an
+  active.log with damage in the middle is moved as-is to `quarantine/` and a
+  fresh active file is started. Both are reported in `recovered`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from logcaster.exceptions import StorageError
+from logcaster.storage.blocks import encode_block_parts
+from logcaster.storage.segment import SegmentScan, scan_segment, truncate_torn_tail
+
+FsyncPolicy = Literal["always", "interval", "never"]
+
+ACTIVE_NAME = "active.log"
+QUARANTINE_DIR = "quarantine"
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+
+SEGMENT_NAME_RE = re.compile(r"logcaster-(\d{8}T\d{6}\.\d{6}Z)-(\d{20})\.log(?:\.gz)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What opening the writer found wrong with active.log and did about it.
+
+    `kind` is "torn_tail" (the last `torn_bytes` bytes were cut off) or
+    "quarantined" (the file had damage at `offset` in the middle and was moved
+    to `quarantined_to`; `torn_bytes` is then 0).
+    """
+
+    kind: Literal["torn_tail", "quarantined"]
+    path: Path
+    offset: int
+    reason: str
+    torn_bytes: int = 0
+    quarantined_to: Path | None = None
+
+
+def segment_name(timestamp: float, first_id: int) -> str:
+    """The name of a rotated segment whose first block starts at `first_id`."""
+    stamp = datetime.fromtimestamp(timestamp, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"logcaster-{stamp}-{first_id:020d}.log"
+
+
+def parse_segment_name(name: str) -> int | None:
+    """The first id in a rotated segment's name, or None if it is not one."""
+    m = SEGMENT_NAME_RE.fullmatch(name)
+    return int(m[2]) if m else None
+
+
+def _storage_error(what: str, path: Path | str, exc: OSError) -> StorageError:
+    reason = exc.strerror or str(exc)
+    return StorageError(f"{what} {path}: {reason}", path=str(path), errno=exc.errno)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _storage_error("fsync of directory", directory, exc) from exc
+
+
+class SegmentWriter:
+    """Appends blocks to `directory/active.log`, rotating by size or on request."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        fsync: FsyncPolicy = "interval",
+        fsync_interval: float = 0.2,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be > 0")
+        if fsync not in ("always", "interval", "never"):
+            raise ValueError(f"fsync must be always, interval or never, not {fsync!r}")
+        self.directory = Path(directory)
+        self.active_path = self.directory / ACTIVE_NAME
+        self.max_bytes = max_bytes
+        self.fsync_policy: FsyncPolicy = fsync
+        self.fsync_interval = fsync_interval
+        self._clock = clock
+        self._monotonic = monotonic
+
+        self.fsyncs = 0  # fsyncs of data files (not of the directory), for tests and stats
+        self.rotations = 0
+        self.recovered: Recovery | None = None
+        self.last_id: int | None = None  # highest id in any segment, or written since
+        self.durable_id: int | None = None  # highest id known durable
+        self._fd: int | None = None
+        self._end = 0  # offset after the last good block of active.log
+        self._active_first_id: int | None = None  # of active.log's first block
+        self._active_since: float | None = None  # clock() when active.log got its first data
+        self._unsynced = False
+        self._last_fsync = monotonic()
+        self._closed = False
+
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error("cannot create", self.directory, exc) from exc
+        active_scan = self._recover_active()
+        self.last_id = self._highest_id_on_disk(active_scan)
+        # Everything found on disk at start is treated as durable: it survived.
+        self.durable_id = self.last_id
+        self._open_active(active_scan)
+
+    # -- opening and recovery -------------------------------------------------
+
+    def _scan(self, path: Path, *, keep_blocks: bool = True) -> SegmentScan:
+        try:
+            return scan_segment(path, keep_blocks=keep_blocks)
+        except OSError as exc:
+            raise _storage_error("cannot read", path, exc) from exc
+
+    def _recover_active(self) -> SegmentScan | None:
+        """Repair or quarantine active.log; its scan if it is (still) there, else None."""
+        if not self.active_path.exists():
+            return None
+        scan = self._scan(self.active_path, keep_blocks=False)
+        if scan.corruptions:
+            first = scan.corruptions[0]
+            target = self._quarantine(scan.first_id)
+            self.recovered = Recovery(
+                "quarantined", self.active_path, first.offset, first.reason, 0, target
+            )
+            return None
+        elif scan.torn_tail is not None:
+            tail = scan.torn_tail
+            try:
+                cut = truncate_torn_tail(self.active_path, scan)
+            except OSError as exc:
+                raise _storage_error("cannot truncate torn tail of", self.active_path, exc) from exc
+            self.recovered = Recovery("torn_tail", self.active_path, tail.offset, tail.reason, cut)
+            scan.size = scan.end_of_good
+            scan.problems.clear()
+        return scan
+
+    def _quarantine(self, first_id: int | None) -> Path:
+        qdir = self.directory / QUARANTINE_DIR
+        try:
+            qdir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _storage_error("cannot create", qdir, exc) from exc
+        name = segment_name(self._clock(), first_id if first_id is not None else 0)
+        target = qdir / name
+        n = 1
+        while target.exists():
+            target = qdir / name.replace(".log", f".{n}.log")
+            n += 1
+        try:
+            os.rename(self.active_path, target)
+        except OSError as exc:
+            raise _storage_error("cannot quarantine", self.active_path, exc) from exc
+        _fsync_dir(qdir)
+        _fsync_dir(self.directory)
+        return target
+
+    def _highest_id_on_disk(self, active_scan: SegmentScan | None) -> int | None:
+        """The highest event id in active.log, the rotated segments and quarantine.
+
+        Rotated segments hold increasing ids, so only the newest ones (by the first
+        id in their names) are scanned, newest first, until one has a good block.
+        Quarantined files are scanned in full: they are rare, and their ids must
+        not be reused either.
+        """
+        best: int | None = None
+
+        def consider(value: int | None) -> None:
+            nonlocal best
+            if value is not None and (best is None or value > best):
+                best = value
+
+        if active_scan is not None:
+            consider(active_scan.last_id)
+        for path in reversed(self.rotated_segments()):
+            consider(parse_segment_name(path.name))
+            last = self._scan(path, keep_blocks=False).last_id
+            consider(last)
+            if last is not None:
+                break
+        qdir = self.directory / QUARANTINE_DIR
+        if qdir.is_dir():
+            for path in sorted(qdir.iterdir()):
+                if path.is_file() and parse_segment_name(path.name) is not None:
+                    consider(self._scan(path, keep_blocks=False).last_id)
+        return best
+
+    def _open_active(self, scan: SegmentScan | None = None) -> None:
+        path = self.active_path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _storage_error("cannot open", path, exc) from exc
+        try:
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            os.close(fd)
+            raise _storage_error("cannot stat", path, exc) from exc
+        self._fd = fd
+        self._end = size
+        if size:
+            if scan is None or scan.size != size:
+                scan = self._scan(path, keep_blocks=False)
+            self._active_first_id = scan.first_id
+            # The first write time of a file from before the restart is unknown; count
+            # its age from now (time rotation may come up to one period late).
+            self._active_since = self._clock()
+            self._end = scan.end_of_good
+        else:
+            self._active_first_id = None
+            self._active_since = None
+        _fsync_dir(self.directory)
+
+    # -- writing --------------------------------------------------------------
+
+    def write(self, first_id: int, texts: list[bytes]) -> None:
+        """Append one block holding events `first_id ..`; see `write_many`."""
+        self.write_many([(first_id, texts)])
+
+    def write_many(self, batches: list[tuple[int, list[bytes]]]) -> None:
+        """Append one block per batch, in one write per file, then fsync per policy.
+
+        Ids must increase: each batch's first id must be above every id written
+        before (ValueError otherwise, before anything is written). Raises
+        StorageError on an OS error. The failed file's torn bytes are cut off (now,
+        or before the next write), so the caller retries the batches whose ids are
+        above `last_id`: when a rotation split the call, the part before it may
+        already be written.
+        """
+        if not batches:
+            return
+        blocks: list[tuple[int, int, bytes, bytes]] = []  # first_id, last_id, header, payload
+        prev = self.last_id
+        for first_id, texts in batches:
+            if prev is not None and first_id <= prev:
+                raise ValueError(f"first_id {first_id} is not above the last id written {prev}")
+            header, payload = encode_block_parts(first_id, texts)
+            last = first_id + len(texts) - 1
+            blocks.append((first_id, last, header, payload))
+            prev = last
+
+        self._check_end()
+        parts: list[bytes] = []
+        pending = 0  # bytes in parts
+        pending_first: int | None = None  # first id of the first block in parts
+        pending_last: int | None = None
+        for first_id, last, header, payload in blocks:
+            size = len(header) + len(payload)
+            used = self._end + pending
+            if used and used + size > self.max_bytes:
+                if parts:
+                    self._append(parts, pending, pending_first, pending_last)
+                    parts, pending, pending_first = [], 0, None
+                self.rotate()
+            parts.append(header)
+            parts.append(payload)
+            pending += size
+            if pending_first is None:
+                pending_first = first_id
+            pending_last = last
+        if parts:
+            self._append(parts, pending, pending_first, pending_last)
+        if self.fsync_policy == "always" or (
+            self.fsync_policy == "interval"
+            and self._monotonic() - self._last_fsync >= self.fsync_interval
+        ):
+            self._fsync_active()
+
+    def _check_end(self) -> None:
+        """Make the file end where the last good block ends (see the module docstring).
+
+        One fstat per write_many. A file longer than the tracked end holds a torn
+        block from a failed write (or foreign bytes): it is truncated back. A shorter
+        one was cut from outside: it is rescanned and writing continues after its last
+        good block.
+        """
+        fd = self._require_fd()
+        try:
+            size = os.fstat(fd).st_size
+            if size == self._end:
+                return
+            if size > self._end:
+                os.ftruncate(fd, self._end)
+                return
+        except OSError as exc:
+            raise _storage_error("cannot restore the end of", self.active_path, exc) from exc
+        scan = self._scan(self.active_path, keep_blocks=False)
+        try:
+            os.ftruncate(fd, scan.end_of_good)
+        except OSError as exc:
+            raise _storage_error("cannot restore the end of", self.active_path, exc) from exc
+        self._end = scan.end_of_good
+        self._active_first_id = scan.first_id
+        if not self._end:
+            self._active_since = None
+
+    def _require_fd(self) -> int:
+        if self._closed:
+            raise ValueError(f"the writer of {self.directory} is closed")
+        if self._fd is None:
+            self._open_active()
+        assert self._fd is not None
+        return self._fd
+
+    def _append(
+        self, parts: list[bytes], size: int, first_id: int | None, last_id: int | None
+    ) -> None:
+        fd = self._require_fd()
+        data = memoryview(b"".join(parts))
+        written = 0
+        try:
+            while written < size:
+                n = os.write(fd, data[written:])
+                if n <= 0:  # pragma: no cover - os.write raises rather than return 0
+                    raise OSError(errno_mod.EIO, "short write")
+                written += n
+        except OSError as exc:
+            # Cut the partial block off now if possible; _check_end catches it otherwise.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._end)
+            raise _storage_error("cannot write to", self.active_path, exc) from exc
+        if self._end == 0:
+            self._active_first_id = first_id
+            self._active_since = self._clock()
+        self._end += size
+        self.last_id = last_id
+        self._unsynced = True
+        if self.fsync_policy == "never":
+            self.durable_id = last_id
+
+    def _fsync_active(self) -> None:
+        fd = self._require_fd()
+        written = self.last_id
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise _storage_error("cannot fsync", self.active_path, exc) from exc
+        self.fsyncs += 1
+        self._last_fsync = self._monotonic()
+        self._unsynced = False
+        self.durable_id = written
+
+    def maybe_fsync(self) -> bool:
+        """Fsync unsynced data if the interval is due (for the caller's timer).
+
+        Returns whether it fsynced. Does nothing under "never"; under "always" there
+        is unsynced data only after a failed fsync, which this retries.
+        """
+        if self._unsynced and (
+            self.fsync_policy == "always"  # only after a failed fsync: retry it
+            or (
+                self.fsync_policy == "interval"
+                and self._monotonic() - self._last_fsync >= self.fsync_interval
+            )
+        ):
+            self._fsync_active()
+            return True
+        return False
+
+    def sync(self) -> None:
+        """Fsync now if anything is unsynced, whatever the policy."""
+        if self._unsynced:
+            self._fsync_active()
+
+    # -- rotation -------------------------------------------------------------
+
+    def rotate(self) -> Path | None:
+        """Close active.log under its rotated name and start a new one.
+
+        Returns the rotated path, or None if active.log is empty (nothing to do).
+        Order: fsync the file, rename, fsync the directory, open a new active file,
+        fsync the directory.
+        """
+        fd = self._require_fd()
+        if self._end == 0:
+            return None
+        self._check_end()
+        if self._unsynced:
+            self._fsync_active()
+        first_id = self._active_first_id if self._active_first_id is not None else 0
+        target = self.directory / segment_name(self._clock(), first_id)
+        if target.exists():
+            raise StorageError(f"cannot rotate to {target}: it exists", path=str(target))
+        try:
+            os.rename(self.active_path, target)
+        except OSError as exc:
+            raise _storage_error("cannot rotate", self.active_path, exc) from exc
+        # From here on the old fd points at the rotated file: never write to it again.
+        self._fd = None
+        with contextlib.suppress(OSError):  # already fsynced; nothing more to lose
+            os.close(fd)
+        _fsync_dir(self.directory)
+        self._open_active()  # fsyncs the directory again
+        self.rotations += 1
+        return target
+
+    def rotate_if_older(self, max_age_s: float) -> Path | None:
+        """Rotate if active.log got its first data at least `max_age_s` ago (by clock())."""
+        if self._active_since is None or self._end == 0:
+            return None
+        if self._clock() - self._active_since >= max_age_s:
+            return self.rotate()
+        return None
+
+    # -- listing and closing --------------------------------------------------
+
+    def rotated_segments(self) -> list[Path]:
+        """Rotated segment paths (plain or .gz), ordered by the first id in their names."""
+        found: list[tuple[int, str, Path]] = []
+        for path in self.directory.iterdir():
+            first = parse_segment_name(path.name)
+            if first is not None and path.is_file():
+                found.append((first, path.name, path))
+        found.sort()
+        return [p for _, _, p in found]
+
+    def segments(self) -> list[Path]:
+        """Rotated segments in id order, then active.log (if it exists)."""
+        paths = self.rotated_segments()
+        if self.active_path.exists():
+            paths.append(self.active_path)
+        return paths
+
+    @property
+    def active_bytes(self) -> int:
+        return self._end
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Fsync and close active.log. Safe to call twice."""
+        fd = self._fd
+        if self._closed or fd is None:
+            self._closed = True
+            return
+        try:
+            if self._unsynced:
+                self._fsync_active()
+        finally:
+            self._closed = True
+            self._fd = None
+            os.close(fd)
+
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
