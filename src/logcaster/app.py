@@ -21,6 +21,7 @@ from logcaster.log import log_event
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.sinks.base import Sink
+from logcaster.sinks.file import FileSink
 from logcaster.sinks.memory import MemorySink
 from logcaster.sources.syslog import SyslogListener
 from logcaster.sources.tcp import line_ingest
@@ -54,6 +55,11 @@ class Server:
         self.queue = BatchQueue(config.queue.max_events, config.queue.max_bytes)
         c = Components()
         # --- the component table ---------------------------------------------------
+        # The file sink goes first: an event reaches memory once it is on disk.
+        self.file: FileSink | None = None
+        if config.persist.dir is not None:
+            self.file = FileSink(config.persist)
+            c.sinks["file"] = self.file
         c.sinks["memory"] = self.memory
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
@@ -92,11 +98,27 @@ class Server:
         c = self.components
         for sink in c.sinks.values():
             await sink.start()
+        if self.file is not None:
+            await self._replay(self.file)
         self.pipeline.start()
         for listener in (*c.sources.values(), *c.frontends.values()):
             await listener.start()
         log_event(logger, logging.INFO, "ready", always=True, ports=self.ports)
         self.started.set()
+
+    async def _replay(self, file: FileSink) -> None:
+        """Restarts keep COUNT/RECENT/QUERY: the newest events on disk refill memory."""
+        batches = await asyncio.to_thread(file.replay, self.config.memory.capacity)
+        self.memory.append(batches)
+        self.pipeline.continue_after(file.last_id)
+        log_event(
+            logger,
+            logging.INFO,
+            "replayed",
+            events=sum(map(len, batches)),
+            last_id=file.last_id,
+            dir=str(file.directory),
+        )
 
     async def stop(self) -> bool:
         """Drain and stop; False if the deadline passed before everything was delivered."""

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--buffer-size", type=int, help="memory buffer capacity (default 10000)")
     serve.add_argument("--syslog-port", type=int, help="syslog UDP+TCP port (default off)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "-P", "--persist", metavar="DIR", help="keep events in segment files in DIR (default off)"
+    )
 
     query = sub.add_parser("query", help="send one command to a server's query port")
     query.add_argument("words", nargs="+", help="the command, e.g. 'QUERY level=ERROR'")
@@ -150,6 +153,7 @@ def _serve(args: argparse.Namespace) -> int:
             "memory.capacity": args.buffer_size,
             "syslog.port": args.syslog_port,
             "log_level": args.log_level,
+            "persist.dir": args.persist,
         },
     )
     if config is None:

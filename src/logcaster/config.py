@@ -70,6 +70,17 @@ class MemoryConfig(_Section, frozen=True):
     capacity: PositiveInt = 10_000
 
 
+class PersistConfig(_Section, frozen=True):
+    """The file sink (SPEC §5): checksummed segment files, replayed at start.
+
+    Off while `dir` is null."""
+
+    dir: str | None = None
+    max_file_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 100 * 1024 * 1024
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_ms: PositiveInt = 200
+
+
 class QueryConfig(_Section, frozen=True):
     """The TCP line query protocol (SPEC §6)."""
 
@@ -92,6 +103,7 @@ class Config(_Section, frozen=True):
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     query: QueryConfig = msgspec.field(default_factory=QueryConfig)
+    persist: PersistConfig = msgspec.field(default_factory=PersistConfig)
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = msgspec.to_builtins(self)

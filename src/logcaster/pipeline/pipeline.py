@@ -35,6 +35,10 @@ class Pipeline:
         self._stats.received += len(texts)
         return self.queue.put(batch)
 
+    def continue_after(self, last_id: int) -> None:
+        """Allocate ids after `last_id`, the highest on disk: ids stay unique across restarts."""
+        self._next_id = max(self._next_id, last_id + 1)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pipeline")
 

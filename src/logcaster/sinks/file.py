@@ -1,0 +1,129 @@
+"""The file sink (SPEC §5, issue 4): batches into checksummed segment files.
+
+The disk work (encode, write, fsync, rotate) runs in a worker thread through
+`asyncio.to_thread`, one call at a time under a lock: the event loop never
+waits on the disk, and while a write is in flight the pipeline worker waits
+for it, so the bounded queue fills and the `block` policy pauses sources —
+a slow disk pushes back on senders instead of growing memory.
+See docs/persistence-design.md for the format and the rotation order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from pathlib import Path
+
+from logcaster.config import PersistConfig
+from logcaster.event import Batch
+from logcaster.log import log_event
+from logcaster.storage import SegmentWriter, read_blocks
+
+logger = logging.getLogger("logcaster.sinks.file")
+
+
+class FileSink:
+    name = "file"
+
+    def __init__(self, config: PersistConfig) -> None:
+        assert config.dir is not None
+        self._config = config
+        self.directory = Path(config.dir)
+        self._writer: SegmentWriter | None = None
+        self._lock = asyncio.Lock()
+        self._syncer: asyncio.Task[None] | None = None
+        self.written = 0  # events written
+
+    @property
+    def last_id(self) -> int:
+        """The highest event id on disk (0 when empty): new ids continue after it."""
+        writer = self._writer
+        return writer.last_id or 0 if writer is not None else 0
+
+    async def start(self) -> None:
+        cfg = self._config
+        self._writer = await asyncio.to_thread(
+            SegmentWriter,
+            self.directory,
+            max_bytes=cfg.max_file_bytes,
+            fsync=cfg.fsync,
+            fsync_interval=cfg.fsync_interval_ms / 1000,
+        )
+        recovered = self._writer.recovered
+        if recovered is not None:
+            log_event(
+                logger,
+                logging.WARNING,
+                "segment_recovered",
+                kind=recovered.kind,
+                path=str(recovered.path),
+                offset=recovered.offset,
+                reason=recovered.reason,
+                torn_bytes=recovered.torn_bytes,
+                quarantined_to=str(recovered.quarantined_to or ""),
+            )
+        if cfg.fsync == "interval":
+            self._syncer = asyncio.create_task(self._sync_loop(), name="file-sink-fsync")
+
+    async def _sync_loop(self) -> None:
+        """Idle data gets its fsync too, at most `fsync_interval_ms` after its write."""
+        interval = self._config.fsync_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            writer = self._writer
+            if writer is None:
+                return
+            async with self._lock:
+                try:
+                    await asyncio.to_thread(writer.maybe_fsync)
+                except OSError:
+                    logger.exception("fsync failed")
+
+    async def write(self, batches: list[Batch]) -> None:
+        writer = self._writer
+        assert writer is not None
+        blocks = [(batch.first_id, batch.texts) for batch in batches]
+        async with self._lock:
+            await asyncio.to_thread(writer.write_many, blocks)
+        self.written += sum(map(len, batches))
+
+    def replay(self, capacity: int) -> list[Batch]:
+        """The newest `capacity` events on disk as batches, oldest first (bounded memory)."""
+        writer = self._writer
+        assert writer is not None
+        kept: list[tuple[int, list[bytes]]] = []
+        total = 0
+        now = time.time()
+        for path in reversed(writer.segments()):
+            need = capacity - total
+            if need <= 0:
+                break
+            # Stream the file, keeping only its newest `need` events (plus one block).
+            window: deque[tuple[int, list[bytes]]] = deque()
+            count = 0
+            for block in read_blocks(path):
+                window.append(block)
+                count += len(block[1])
+                while count - len(window[0][1]) >= need:
+                    count -= len(window.popleft()[1])
+            kept[:0] = window
+            total += count
+        batches = [Batch(first_id, now, "replay", texts) for first_id, texts in kept]
+        excess = total - capacity
+        if excess > 0 and batches:
+            first = batches[0]
+            batches[0] = Batch(first.first_id + excess, now, "replay", first.texts[excess:])
+        return batches
+
+    async def stop(self) -> None:
+        if self._syncer is not None:
+            self._syncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._syncer
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            async with self._lock:
+                await asyncio.to_thread(writer.close)
