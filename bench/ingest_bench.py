@@ -101,7 +101,10 @@ def stat_int(stats: dict[str, str], key: str) -> int | None:
 
 
 def total_of(stats: dict[str, str]) -> int:
-    total = stat_int(stats, "Total")
+    """Events every sink has taken (Delivered; older servers: Total, events read)."""
+    total = stat_int(stats, "Delivered")
+    if total is None:
+        total = stat_int(stats, "Total")
     if total is None:
         raise BenchError(f"STATS Total is not a number: {stats}")
     return total
@@ -115,6 +118,7 @@ def run_logcaster(
     corpus: _corpus.CorpusInfo,
     parts: Sequence[memoryview],
     timeout_s: float,
+    persist: str | None = None,
 ) -> RunResult:
     ingest_port, query_port = free_ports(2)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -130,6 +134,12 @@ def run_logcaster(
         "--log-level",
         "warning",
     ]
+    if persist is not None:
+        # On the real disk (bench/out), not /dev/shm: the durable case.
+        data_dir = OUT_DIR / f"persist-{os.getpid()}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        cmd += ["--persist", str(data_dir)]
+        env["LOGCASTER_PERSIST__FSYNC"] = persist
     with log_path.open("wb") as log_file:
         proc = CHILDREN.spawn(
             cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
@@ -186,6 +196,8 @@ def run_logcaster(
             code = None
         if code not in (0, None):
             warnings.append(f"server exited with status {code} after SIGTERM")
+        if persist is not None:
+            shutil.rmtree(OUT_DIR / f"persist-{os.getpid()}", ignore_errors=True)
         return RunResult(
             seconds=seconds,
             lines_per_s=corpus.lines / seconds,
@@ -569,6 +581,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-rsyslog", action="store_true", help="skip the rsyslog reference")
     parser.add_argument(
+        "--persist",
+        choices=["always", "interval", "never"],
+        help="run LogCaster with its file sink (-P in bench/out) and this fsync setting",
+    )
+    parser.add_argument(
         "--keep-corpus",
         action="store_true",
         help="keep a corpus this run generated in bench/out for later runs "
@@ -642,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = None if socat is None else _socat.reference_description(socat, corpus.nbytes)
     rsyslog_ref = None if rsyslogd is None else _rsyslog.reference_description(rsyslogd)
     doc = result_doc(summaries, corpus, args.runs, server_cmd, reference, rsyslog_ref)
+    doc["persist"] = args.persist  # the file sink's fsync setting, or None (memory only)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -701,7 +719,7 @@ def _bench_config(
 ) -> None:
     conns = len(parts)
     for i in range(args.runs):
-        r = run_logcaster(server_cmd, corpus, parts, timeout_s)
+        r = run_logcaster(server_cmd, corpus, parts, timeout_s, args.persist)
         summary.runs.append(r)
         rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / MB:,.1f} MB"
         msg = (

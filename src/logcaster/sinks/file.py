@@ -24,6 +24,9 @@ from logcaster.storage import SegmentWriter, read_blocks
 
 logger = logging.getLogger("logcaster.sinks.file")
 
+# Bytes of queued batches encoded and written per call to the writer thread.
+WRITE_GROUP_BYTES = 8 * 1024 * 1024
+
 
 class FileSink:
     name = "file"
@@ -85,10 +88,25 @@ class FileSink:
     async def write(self, batches: list[Batch]) -> None:
         writer = self._writer
         assert writer is not None
-        blocks = [(batch.first_id, batch.texts) for batch in batches]
-        async with self._lock:
-            await asyncio.to_thread(writer.write_many, blocks)
+        # In groups of at most WRITE_GROUP_BYTES: the encoded copy of a group
+        # exists next to the queued texts, so this bounds the extra memory.
+        group: list[tuple[int, list[bytes]]] = []
+        size = 0
+        for batch in batches:
+            group.append((batch.first_id, batch.texts))
+            size += batch.nbytes
+            if size >= WRITE_GROUP_BYTES:
+                await self._write_group(writer, group)
+                group, size = [], 0
+        if group:
+            await self._write_group(writer, group)
         self.written += sum(map(len, batches))
+
+    async def _write_group(
+        self, writer: SegmentWriter, group: list[tuple[int, list[bytes]]]
+    ) -> None:
+        async with self._lock:
+            await asyncio.to_thread(writer.write_many, group)
 
     def replay(self, capacity: int) -> list[Batch]:
         """The newest `capacity` events on disk as batches, oldest first (bounded memory)."""
