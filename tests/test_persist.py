@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import threading
 from pathlib import Path
 
-from logcaster.storage import scan_segment
+from logcaster.storage import SegmentWriter, read_blocks, scan_segment
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 
@@ -78,3 +80,56 @@ def test_kill_9_then_restart(server_factory: ServerFactory, tmp_path: Path) -> N
     assert recovered and recovered[0]["kind"] == "torn_tail"
     scan = scan_segment(data / "active.log")
     assert scan.problem is None and scan.event_count == 1000
+
+
+def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """Issue 4: rotate every 256 KiB while 8 clients send 200,000 numbered lines;
+    afterwards the union of all segment files holds each line exactly once."""
+    data = tmp_path / "data"
+    env = {**os.environ, "LOGCASTER_PERSIST__MAX_FILE_BYTES": "262144"}
+    server = server_factory("-P", str(data), env=env)
+    clients, per_client = 8, 25_000
+    total = clients * per_client
+    errors: list[BaseException] = []
+    # ~90 bytes a line: 200,000 lines make ~18 MB, i.e. about 70 rotations at 256 KiB.
+    pad = b"x" * 80
+
+    def line(c: int, i: int) -> bytes:
+        return b"c%d-%06d %s" % (c, i, pad)
+
+    def client(c: int) -> None:
+        try:
+            lines = b"".join(line(c, i) + b"\n" for i in range(per_client))
+            with socket.create_connection(("127.0.0.1", server.ingest_port)) as sock:
+                # In pieces, so the clients interleave with each other and the rotations.
+                for start in range(0, len(lines), 16_384):
+                    sock.sendall(lines[start : start + 16_384])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    wait_for("delivery", server.stats, lambda stats: stats["Delivered"] == total, timeout=60)
+    assert server.stop() == 0
+
+    writer = SegmentWriter(data)
+    try:
+        segments = writer.segments()
+    finally:
+        writer.close()
+    assert len(segments) > 50
+    seen: list[bytes] = []
+    last_id = 0
+    for path in segments:
+        for first_id, texts in read_blocks(path):
+            assert first_id > last_id  # ids strictly increase across files
+            last_id = first_id + len(texts) - 1
+            seen.extend(texts)
+    assert len(seen) == total
+    expected = {line(c, i) for c in range(clients) for i in range(per_client)}
+    assert len(set(seen)) == total
+    assert set(seen) == expected

@@ -1,4 +1,4 @@
-"""The `logcaster` command: serve, query, config check, simulate."""
+"""The `logcaster` command: serve, query, config check, simulate, data validate/inspect."""
 
 from __future__ import annotations
 
@@ -86,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show a progress line on stderr even when it is not a terminal",
     )
+
+    data = sub.add_parser("data", help="offline tools for a persistence directory (-P DIR)")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    validate = data_sub.add_parser(
+        "validate",
+        help="verify every block of every segment file; exit 0 clean, 1 damaged, 2 no data dir",
+    )
+    validate.add_argument("dir", help="the data directory")
+    validate.add_argument("--json", action="store_true", help="print one JSON document")
+    inspect = data_sub.add_parser("inspect", help="summarize the segment files of a data dir")
+    inspect.add_argument("dir", help="the data directory")
+    inspect.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
 
 
@@ -97,7 +109,34 @@ def main(argv: list[str] | None = None) -> int:
         return _query(args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "data":
+        return _data(args)
     return _config_check(args)
+
+
+def _data(args: argparse.Namespace) -> int:
+    """`data validate` (exit 0 clean, 1 problems) and `data inspect`; 2 without a data dir."""
+    import json
+
+    from logcaster.storage import inspect as inspect_mod
+
+    try:
+        if args.data_command == "validate":
+            result = inspect_mod.validate(args.dir)
+            if args.json:
+                print(json.dumps(result.to_dict(), indent=2))
+            else:
+                sys.stdout.write(inspect_mod.format_validation(result))
+            return 0 if result.ok else 1
+        summary = inspect_mod.inspect(args.dir)
+    except inspect_mod.DataDirError as exc:
+        print(f"logcaster data {args.data_command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        sys.stdout.write(inspect_mod.format_inspection(summary))
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
