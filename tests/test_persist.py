@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import threading
@@ -133,3 +134,41 @@ def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> N
     expected = {line(c, i) for c in range(clients) for i in range(per_client)}
     assert len(set(seen)) == total
     assert set(seen) == expected
+
+
+def test_disk_full_blocks_intake_and_resumes(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """A failing disk (here EFBIG past a file-size limit, as with ENOSPC) is reported,
+    the queue blocks the sender instead of dropping, queries keep working, and every
+    line is written once the disk takes writes again."""
+    data = tmp_path / "data"
+    env = {**os.environ, "LOGCASTER_QUEUE__MAX_EVENTS": "2000"}
+    server = server_factory("-P", str(data), env=env)
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(server.pid, resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    total = 200_000  # ~15 MB: more than the kernel socket buffers can hide
+    payload = b"".join(b"full %06d %s\n" % (i, b"x" * 60) for i in range(total))
+    sender = threading.Thread(target=server.send, args=(payload,))
+    sender.start()
+    try:
+        wait_for(
+            "a failed write",
+            lambda: [log for log in server.logs if log.get("event") == "sink_write_failed"],
+            bool,
+        )
+        stats = wait_for("the queue to fill", server.stats, lambda s: s["QueueEvents"] >= 2000)
+        assert stats["Delivered"] < total and stats["Dropped"] == 0
+        assert server.query("COUNT").startswith("COUNT: ")  # queries keep working
+        assert sender.is_alive()  # the sender is held back, not dropped
+    finally:
+        resource.prlimit(server.pid, resource.RLIMIT_FSIZE, (hard, hard))
+    sender.join(30)
+    assert not sender.is_alive()
+    wait_for("delivery", server.stats, lambda s: s["Delivered"] == total)
+    assert any(log.get("event") == "sink_recovered" for log in server.logs)
+    assert server.stop() == 0
+    writer = SegmentWriter(data)
+    try:
+        lines = [t for path in writer.segments() for _, texts in read_blocks(path) for t in texts]
+    finally:
+        writer.close()
+    assert len(lines) == total and len(set(lines)) == total

@@ -87,6 +87,7 @@ class Server:
             "Delivered": s.delivered,
             "Evicted": self.memory.evicted,
             "Truncated": s.truncated,
+            "SinkErrors": s.sink_errors,
             "QueueEvents": self.queue.events,
             "QueueBytes": self.queue.nbytes,
             "QueuePeakEvents": self.queue.peak_events,

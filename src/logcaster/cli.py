@@ -222,6 +222,9 @@ async def _run(config: Config) -> bool:
         log_event(logger, logging.INFO, "signal", signal=signal.Signals(signum).name)
         stop.set()
 
+    # Past a file-size limit a write should fail with EFBIG (reported, retried),
+    # not kill the server.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     server = Server(config)

@@ -12,7 +12,15 @@ class Stats:
     the queue + `dropped` (by reason, in `drops`).
     """
 
-    __slots__ = ("clients", "delivered", "drops", "received", "started_at", "truncated")
+    __slots__ = (
+        "clients",
+        "delivered",
+        "drops",
+        "received",
+        "sink_errors",
+        "started_at",
+        "truncated",
+    )
 
     def __init__(self) -> None:
         self.started_at = time.time()
@@ -20,6 +28,7 @@ class Stats:
         self.delivered = 0  # events every sink has taken
         self.truncated = 0  # lines cut at max_line_bytes
         self.clients = 0  # connected ingest clients (TCP lines and syslog over TCP)
+        self.sink_errors = 0  # failed sink writes (each is retried)
         self.drops: dict[str, int] = {}
 
     @property

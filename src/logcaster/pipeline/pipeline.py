@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Sequence
 
@@ -18,6 +19,9 @@ from logcaster.sinks.base import Sink
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.pipeline")
+
+RETRY_FIRST_S = 0.1  # backoff of a failing sink: doubling, with jitter, up to RETRY_MAX_S
+RETRY_MAX_S = 5.0
 
 
 class Pipeline:
@@ -49,14 +53,41 @@ class Pipeline:
             if not batches:
                 return
             for sink in self._sinks:
-                try:
-                    await sink.write(batches)
-                except Exception:
-                    # A sink failure must not stop delivery to the others; retries,
-                    # spooling and dead letters come with the sink groups (SPEC §5).
-                    logger.exception("sink %s failed to write", sink.name)
+                await self._deliver(sink, batches)
             self._stats.delivered += sum(map(len, batches))
             queue.done(batches)
+
+    async def _deliver(self, sink: Sink, batches: list[Batch]) -> None:
+        """Write to one sink, retrying with backoff until it takes the batches.
+
+        Meanwhile the queue fills and the `block` policy pauses the sources: a
+        full disk stops intake instead of losing events. The one place retries
+        live (sinks stay simple); spooling and dead letters come with issue 6.
+        """
+        delay = RETRY_FIRST_S
+        failures = 0
+        while True:
+            try:
+                await sink.write(batches)
+            except Exception as exc:
+                failures += 1
+                self._stats.sink_errors += 1
+                if failures == 1 or failures % 10 == 0:
+                    log_event(
+                        logger,
+                        logging.ERROR,
+                        "sink_write_failed",
+                        sink=sink.name,
+                        error=str(exc),
+                        attempt=failures,
+                        retry_in_s=round(delay, 2),
+                    )
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            if failures:
+                log_event(logger, logging.WARNING, "sink_recovered", sink=sink.name, after=failures)
+            return
 
     async def drain(self, within_s: float) -> bool:
         """Deliver everything queued, then stop the worker. False if the deadline passed."""

@@ -92,7 +92,11 @@ class FileSink:
         # exists next to the queued texts, so this bounds the extra memory.
         group: list[tuple[int, list[bytes]]] = []
         size = 0
+        # A retry after a failure: what a rotation already put on disk is skipped.
+        done = writer.last_id or 0
         for batch in batches:
+            if batch.last_id <= done:
+                continue
             group.append((batch.first_id, batch.texts))
             size += batch.nbytes
             if size >= WRITE_GROUP_BYTES:
