@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from logcaster.pipeline.queue import BatchQueue
 from logcaster.sinks.memory import MemorySink
 from logcaster.sources.tcp import line_ingest
 from logcaster.stats import Stats
-from logcaster.testing import ServerProcess, wait_for
+from logcaster.testing import ServerProcess, run_threads, wait_for
 from tests.conftest import ServerFactory
 
 _FOUND = re.compile(r"FOUND: (\d+) matches")
@@ -57,27 +56,6 @@ def json_events(server: ServerProcess, command: str) -> list[dict[str, Any]]:
     assert isinstance(doc, dict), doc
     events: list[dict[str, Any]] = doc["events"]
     return events
-
-
-def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> None:
-    """Run every target in its own thread; re-raise the first failure here."""
-    errors: list[BaseException] = []
-
-    def guard(target: Callable[[], None]) -> None:
-        try:
-            target()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guard, args=(t,), daemon=True) for t in targets]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-        assert not thread.is_alive(), "a client thread did not finish"
-    if errors:
-        raise errors[0]
 
 
 def reset_peak_rss(pid: int) -> None:

@@ -3,16 +3,16 @@ over concurrent connections in random chunks, and the idle flush of a held event
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
-import threading
 import time
 from collections import Counter
 from typing import Any
 
 import orjson
 
-from logcaster.testing import ServerProcess
+from logcaster.testing import ServerProcess, run_threads
 from tests.test_framing import SEED_JAVA_BLOCK, SEED_JAVA_BLOCK_2, SEED_PYTHON_BLOCK
 
 SENDERS = 6
@@ -102,21 +102,12 @@ def test_seed_blocks_over_concurrent_connections_become_one_event_each(
 ) -> None:
     streams = [sender_texts(sender) for sender in range(SENDERS)]
     expected_total = sum(map(len, streams))
-    errors: list[BaseException] = []
 
     def run(sender: int) -> None:
-        try:
-            data = "".join(text + "\n" for text in streams[sender]).encode()
-            send_in_random_chunks(server.ingest_port, data, seed=100 + sender)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+        data = "".join(text + "\n" for text in streams[sender]).encode()
+        send_in_random_chunks(server.ingest_port, data, seed=100 + sender)
 
-    threads = [threading.Thread(target=run, args=(sender,)) for sender in range(SENDERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    run_threads([functools.partial(run, sender) for sender in range(SENDERS)])
 
     # Once every connection has ended, its last held event has been submitted too.
     wait_until(lambda: server.stats()["Clients"] == 0, 15, "every connection to end")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -11,7 +12,7 @@ import threading
 from pathlib import Path
 
 from logcaster.storage import SegmentWriter, read_blocks, scan_segment
-from logcaster.testing import ServerProcess, wait_for
+from logcaster.testing import ServerProcess, run_threads, wait_for
 from tests.conftest import ServerFactory
 
 
@@ -91,7 +92,6 @@ def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> N
     server = server_factory("-P", str(data), env=env)
     clients, per_client = 8, 25_000
     total = clients * per_client
-    errors: list[BaseException] = []
     # ~90 bytes a line: 200,000 lines make ~18 MB, i.e. about 70 rotations at 256 KiB.
     pad = b"x" * 80
 
@@ -99,21 +99,13 @@ def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> N
         return b"c%d-%06d %s" % (c, i, pad)
 
     def client(c: int) -> None:
-        try:
-            lines = b"".join(line(c, i) + b"\n" for i in range(per_client))
-            with socket.create_connection(("127.0.0.1", server.ingest_port)) as sock:
-                # In pieces, so the clients interleave with each other and the rotations.
-                for start in range(0, len(lines), 16_384):
-                    sock.sendall(lines[start : start + 16_384])
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+        lines = b"".join(line(c, i) + b"\n" for i in range(per_client))
+        with socket.create_connection(("127.0.0.1", server.ingest_port)) as sock:
+            # In pieces, so the clients interleave with each other and the rotations.
+            for start in range(0, len(lines), 16_384):
+                sock.sendall(lines[start : start + 16_384])
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    run_threads([functools.partial(client, c) for c in range(clients)])
     wait_for("delivery", server.stats, lambda stats: stats["Delivered"] == total, timeout=60)
     assert server.stop() == 0
 

@@ -116,7 +116,7 @@ class Server:
             logger,
             logging.INFO,
             "replayed",
-            events=sum(map(len, batches)),
+            events=self.memory.count,
             last_id=file.last_id,
             dir=str(file.directory),
         )

@@ -147,6 +147,28 @@ def wait_for(
     return value
 
 
+def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> None:
+    """Run every target in its own thread; re-raise the first failure here."""
+    errors: list[BaseException] = []
+
+    def guard(target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guard, args=(t,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            raise TimeoutError("a thread did not finish")
+    if errors:
+        raise errors[0]
+
+
 def query(host: str, port: int, command: str, timeout: float = 10.0) -> str:
     """Send one command line to the query port and return the whole answer."""
     with socket.create_connection((host, port), timeout=timeout) as sock:

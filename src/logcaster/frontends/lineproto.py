@@ -54,7 +54,7 @@ def format_row(ev: Event) -> str:
 
 
 class QueryService:
-    """Executes parsed commands; shared by the line protocol and the CLI's in-process use."""
+    """Executes parsed command lines against the memory buffer and the counters."""
 
     def __init__(self, config: QueryConfig, memory: MemorySink, stats: StatsProvider) -> None:
         self.config = config

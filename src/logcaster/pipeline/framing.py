@@ -137,23 +137,20 @@ class LineFramer:
         out: list[bytes] = []
         if probe is not None:
             continued = lines[0][len(probe) :]  # b"" or the joined lines, with their "\n"
-            if continued and (
-                self._held_lines + continued.count(b"\n") > self._max_lines
-                or self._held_bytes + len(continued) > self._max_bytes
-            ):
-                # The held event is full: it ends here, the continuation starts anew.
-                out.append(b"".join(self._held))
-                lines[0] = continued[1:]
-            elif continued:
+            fits = (
+                self._held_lines + continued.count(b"\n") <= self._max_lines
+                and self._held_bytes + len(continued) <= self._max_bytes
+            )
+            if continued and fits:
                 self._held.append(continued)
                 self._held_lines += continued.count(b"\n")
                 self._held_bytes += len(continued)
                 if len(lines) == 1:
                     return out  # still held: the next read may continue it further
-                out.append(b"".join(self._held))
-                del lines[0]
+            out.append(b"".join(self._held))
+            if continued and not fits:
+                lines[0] = continued[1:]  # the held event is full: the rest starts anew
             else:
-                out.append(b"".join(self._held))
                 del lines[0]
         last = lines.pop()
         self._held = [last]

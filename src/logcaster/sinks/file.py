@@ -38,7 +38,6 @@ class FileSink:
         self._writer: SegmentWriter | None = None
         self._lock = asyncio.Lock()
         self._syncer: asyncio.Task[None] | None = None
-        self.written = 0  # events written
 
     @property
     def last_id(self) -> int:
@@ -104,7 +103,6 @@ class FileSink:
                 group, size = [], 0
         if group:
             await self._write_group(writer, group)
-        self.written += sum(map(len, batches))
 
     async def _write_group(
         self, writer: SegmentWriter, group: list[tuple[int, list[bytes]]]
@@ -113,7 +111,7 @@ class FileSink:
             await asyncio.to_thread(writer.write_many, group)
 
     def replay(self, capacity: int) -> list[Batch]:
-        """The newest `capacity` events on disk as batches, oldest first (bounded memory)."""
+        """The newest events on disk, at least `capacity` if there are that many, oldest first."""
         writer = self._writer
         assert writer is not None
         kept: list[tuple[int, list[bytes]]] = []
@@ -133,12 +131,8 @@ class FileSink:
                     count -= len(window.popleft()[1])
             kept[:0] = window
             total += count
-        batches = [Batch(first_id, now, "replay", texts) for first_id, texts in kept]
-        excess = total - capacity
-        if excess > 0 and batches:
-            first = batches[0]
-            batches[0] = Batch(first.first_id + excess, now, "replay", first.texts[excess:])
-        return batches
+        # Up to one block more than `capacity`: the memory sink evicts the excess.
+        return [Batch(first_id, now, "replay", texts) for first_id, texts in kept]
 
     async def stop(self) -> None:
         if self._syncer is not None:
