@@ -69,7 +69,6 @@ class Server:
         c.frontends["query"] = LineQueryServer(config.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------
         self.components = c
-        self.started = asyncio.Event()
 
     @property
     def ports(self) -> dict[str, int]:
@@ -105,7 +104,6 @@ class Server:
         for listener in (*c.sources.values(), *c.frontends.values()):
             await listener.start()
         log_event(logger, logging.INFO, "ready", always=True, ports=self.ports)
-        self.started.set()
 
     async def _replay(self, file: FileSink) -> None:
         """Restarts keep COUNT/RECENT/QUERY: the newest events on disk refill memory."""
