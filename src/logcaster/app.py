@@ -3,7 +3,8 @@
 Data flows sources -> pipeline (queue, worker) -> sinks; front ends read the
 sinks. Start: sinks, pipeline, sources, front ends. Stop: sources first (stop
 accepting, flush every connection's framer), then drain the queue into the
-sinks, then front ends and sinks. Every component is listed here, built from
+sinks, then front ends and sinks; last, the final acks go out and the sources
+close the connections they kept open for them. Every component is listed here, built from
 the one `Config`; nothing registers itself.
 """
 
@@ -40,10 +41,16 @@ class Listener(Protocol):
     async def stop(self) -> None: ...
 
 
+class Source(Listener, Protocol):
+    """An ingest listener: `stop` ends intake, `close` (after the drain) releases it."""
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class Components:
     sinks: dict[str, Sink] = field(default_factory=dict)
-    sources: dict[str, Listener] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
     frontends: dict[str, Listener] = field(default_factory=dict)
 
 
@@ -58,7 +65,7 @@ class Server:
         # The file sink goes first: an event reaches memory once it is on disk.
         self.file: FileSink | None = None
         if config.persist.dir is not None:
-            self.file = FileSink(config.persist)
+            self.file = FileSink(config.persist, on_durable=self._durable_moved)
             c.sinks["file"] = self.file
         c.sinks["memory"] = self.memory
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
@@ -69,6 +76,9 @@ class Server:
         c.frontends["query"] = LineQueryServer(config.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------
         self.components = c
+
+    def _durable_moved(self) -> None:
+        self.pipeline.refresh_durable()
 
     @property
     def ports(self) -> dict[str, int]:
@@ -131,6 +141,10 @@ class Server:
             await frontend.stop()
         for sink in c.sinks.values():
             await sink.stop()
+        # Acknowledged-delivery clients get the acks of their last lines, then EOF.
+        self.pipeline.refresh_durable()
+        for source in c.sources.values():
+            await source.close()
         log_event(
             logger,
             logging.INFO,

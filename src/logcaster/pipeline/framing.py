@@ -28,6 +28,11 @@ class Framer(Protocol):
     @property
     def holding(self) -> bool: ...
 
+    @property
+    def held_lines(self) -> int:
+        """Input lines (newlines read) that belong to the held event, not yet released."""
+        ...
+
     def feed(self, data: bytes) -> list[bytes]: ...
 
     def flush_held(self) -> list[bytes]: ...
@@ -67,6 +72,10 @@ class LineFramer:
     def holding(self) -> bool:
         """True while an event is held back waiting for possible continuation lines."""
         return bool(self._held)
+
+    @property
+    def held_lines(self) -> int:
+        return self._held_lines if self._held else 0
 
     def _truncate(self, line: bytes) -> bytes:
         self.truncated += 1

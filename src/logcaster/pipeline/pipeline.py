@@ -1,7 +1,10 @@
 """The pipeline: sources submit event texts, one worker delivers them to the sinks.
 
 Owns the event id counter (ids are allocated in submit order, so they increase
-monotonically across all sources) and the bounded queue.
+monotonically across all sources), the bounded queue, and the durable
+watermark: the highest id that every sink holds durably. Sinks take batches in
+id order, so every id up to the watermark is durable; acknowledged-delivery
+connections subscribe to it (`on_durable`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from logcaster.event import Batch
 from logcaster.log import log_event
@@ -31,6 +34,8 @@ class Pipeline:
         self._stats = stats
         self._next_id = 1
         self._task: asyncio.Task[None] | None = None
+        self.durable_id = 0
+        self._durable_listeners: set[Callable[[int], None]] = set()
 
     def submit(self, texts: list[bytes], source: str) -> bool:
         """Enqueue event texts from one source; True when the caller should pause reading."""
@@ -39,9 +44,31 @@ class Pipeline:
         self._stats.received += len(texts)
         return self.queue.put(batch)
 
+    @property
+    def last_id(self) -> int:
+        """The last id allocated (0 before the first event)."""
+        return self._next_id - 1
+
+    def on_durable(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(durable_id)` on the event loop each time the watermark moves."""
+        self._durable_listeners.add(listener)
+
+    def remove_durable_listener(self, listener: Callable[[int], None]) -> None:
+        self._durable_listeners.discard(listener)
+
+    def refresh_durable(self) -> None:
+        """Move the watermark to what every sink now holds durably; notify listeners."""
+        durable = min(sink.durable_id for sink in self._sinks) if self._sinks else self.last_id
+        if durable <= self.durable_id:
+            return
+        self.durable_id = durable
+        for listener in list(self._durable_listeners):
+            listener(durable)
+
     def continue_after(self, last_id: int) -> None:
         """Allocate ids after `last_id`, the highest on disk: ids stay unique across restarts."""
         self._next_id = max(self._next_id, last_id + 1)
+        self.durable_id = max(self.durable_id, last_id)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pipeline")
@@ -56,6 +83,7 @@ class Pipeline:
                 await self._deliver(sink, batches)
             self._stats.delivered += sum(map(len, batches))
             queue.done(batches)
+            self.refresh_durable()
 
     async def _deliver(self, sink: Sink, batches: list[Batch]) -> None:
         """Write to one sink, retrying with backoff until it takes the batches.

@@ -5,6 +5,9 @@
     -  | stdout                 standard output (the default)
     PATH | file://PATH          a file (truncated first)
     tcp://HOST:PORT            newline-delimited lines, LogCaster's TCP ingest
+    tcp://HOST:PORT?ack=1      the same with acknowledged delivery: lines are kept
+                               until the server confirms them and resent after a
+                               reconnect (logcaster.client)
     syslog://HOST:PORT         RFC 5424 over UDP, one datagram per event
     syslog+tcp://HOST:PORT     RFC 5424 over TCP with RFC 6587 octet counting
                                (also syslog://HOST:PORT?proto=tcp)
@@ -15,6 +18,9 @@ jitter, trying again no sooner than the backoff allows so that a dead server
 costs the pacer nothing. TCP cannot tell which bytes of a failed send the
 server read, so a batch whose send fails is counted unsent whole; events the
 kernel accepted just before the server died are lost uncounted (a TCP limit).
+With `?ack=1` nothing is lost that way: an event is counted sent once the
+server confirmed it durable, and unsent if it was still unconfirmed at the end
+or found the client's buffer full.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ import random
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from logcaster.client import BufferFull, LogCasterClient
 from logcaster.simulate.formats import FORMATS, Stamps, syslog_message
 from logcaster.simulate.generator import SimEvent
 
@@ -187,6 +195,59 @@ class TcpLinesOutput:
         self._conn.close()
 
 
+class AckedTcpOutput:
+    """TCP lines with acknowledged delivery, through `LogCasterClient`.
+
+    `sent` counts events whose lines the server confirmed; the events of each
+    write are remembered by their last line number until then (bounded by the
+    client's buffer).
+    """
+
+    def __init__(self, host: str, port: int, fmt: str, notify: Notify) -> None:
+        self._format = FORMATS[fmt]
+        self._stamps = Stamps()
+        self._target = f"tcp://{host}:{port}?ack=1"
+        self._notify = notify
+        self._client = LogCasterClient(host, port, timeout=SEND_TIMEOUT)
+        self._lines = 0  # lines handed to the client
+        self._waiting: deque[tuple[int, int]] = deque()  # (last line number, events)
+        self._was_connected = False
+        self.sent = self.unsent = 0
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self._client.connects - 1)
+
+    def write(self, events: list[SimEvent]) -> None:
+        data = self._format(events, self._stamps)
+        try:
+            self._client.send(data)
+        except BufferFull:
+            self.unsent += len(events)
+            return
+        self._lines += data.count(b"\n")
+        self._waiting.append((self._lines, len(events)))
+        self._settle()
+        connected = self._client.connected
+        if connected != self._was_connected:
+            self._was_connected = connected
+            state = "connected to" if connected else "lost"
+            self._notify(f"simulate: {state} {self._target}")
+
+    def _settle(self) -> None:
+        """Count the events whose lines are all confirmed as sent."""
+        acked = self._client.acked
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= acked:
+            self.sent += waiting.popleft()[1]
+
+    def close(self) -> None:
+        self._client.close(timeout=SEND_TIMEOUT)
+        self._settle()
+        self.unsent += sum(n for _, n in self._waiting)
+        self._waiting.clear()
+
+
 class SyslogOutput:
     """RFC 5424 messages; over TCP octet-counted, so a multi-line trace is one message."""
 
@@ -255,6 +316,12 @@ def open_output(target: str, fmt: str, notify: Notify) -> Output:
         return StreamOutput(sys.stdout.buffer, fmt, owned=False)
     scheme = target.split("://", 1)[0].lower() if "://" in target else ""
     if scheme == "tcp":
+        query = parse_qs(urlsplit(target).query)
+        ack = query.get("ack", ["0"])[0].lower()
+        if ack not in ("0", "1", "false", "true"):
+            raise OutputError(f"{target}: ack must be 0 or 1, not {ack!r}")
+        if ack in ("1", "true"):
+            return AckedTcpOutput(*_host_port(target), fmt, notify)
         return TcpLinesOutput(*_host_port(target), fmt, notify)
     if scheme in ("syslog", "syslog+tcp", "syslog+udp"):
         query = parse_qs(urlsplit(target).query)

@@ -10,6 +10,16 @@ from logcaster.event import Batch
 class Sink(Protocol):
     name: str
 
+    @property
+    def durable_id(self) -> int:
+        """The highest event id this sink holds as safely as it ever will (0: none).
+
+        Acknowledged delivery confirms an event once every sink's `durable_id`
+        reached it: for the memory sink on delivery, for the file sink after
+        the fsync its policy calls for.
+        """
+        ...
+
     async def start(self) -> None: ...
 
     async def write(self, batches: list[Batch]) -> None:

@@ -15,10 +15,12 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from logcaster.config import PersistConfig
 from logcaster.event import Batch
+from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.storage import SegmentWriter, read_blocks
 
@@ -31,13 +33,22 @@ WRITE_GROUP_BYTES = 8 * 1024 * 1024
 class FileSink:
     name = "file"
 
-    def __init__(self, config: PersistConfig) -> None:
+    def __init__(self, config: PersistConfig, on_durable: Callable[[], None] | None = None) -> None:
+        """`on_durable` is called on the event loop after a timer fsync moved `durable_id`."""
         assert config.dir is not None
+        self._on_durable = on_durable
+        self._final_durable_id = 0  # durable_id after stop (the writer is gone then)
         self._config = config
         self.directory = Path(config.dir)
         self._writer: SegmentWriter | None = None
         self._lock = asyncio.Lock()
         self._syncer: asyncio.Task[None] | None = None
+
+    @property
+    def durable_id(self) -> int:
+        """The highest id on disk and fsynced as the policy asks (see SegmentWriter)."""
+        writer = self._writer
+        return writer.durable_id or 0 if writer is not None else self._final_durable_id
 
     @property
     def last_id(self) -> int:
@@ -80,9 +91,14 @@ class FileSink:
                 return
             async with self._lock:
                 try:
-                    await asyncio.to_thread(writer.maybe_fsync)
-                except OSError:
-                    logger.exception("fsync failed")
+                    synced = await asyncio.to_thread(writer.maybe_fsync)
+                except (OSError, StorageError) as exc:
+                    # The pipeline's retries of the next write report a lasting failure;
+                    # this loop only keeps trying.
+                    log_event(logger, logging.ERROR, "fsync_failed", error=str(exc))
+                    continue
+            if synced and self._on_durable is not None:
+                self._on_durable()
 
     async def write(self, batches: list[Batch]) -> None:
         writer = self._writer
@@ -143,3 +159,4 @@ class FileSink:
         if writer is not None:
             async with self._lock:
                 await asyncio.to_thread(writer.close)
+            self._final_durable_id = writer.durable_id or 0

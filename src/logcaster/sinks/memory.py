@@ -25,6 +25,7 @@ class MemorySink:
         self.cleared = 0  # events removed by CLEAR
         self._batches: deque[Batch] = deque()
         self._skip = 0  # evicted events at the head of the oldest batch
+        self.durable_id = 0  # the last id delivered: memory is as durable as it gets
 
     async def start(self) -> None:
         return None
@@ -41,6 +42,8 @@ class MemorySink:
             ring.append(batch)
             self.count += len(batch)
             self.received += len(batch)
+        if batches:
+            self.durable_id = max(self.durable_id, batches[-1].last_id)
         excess = self.count - self.capacity
         while excess > 0:
             live = len(ring[0]) - self._skip

@@ -39,6 +39,7 @@ class SyslogStreamFramer:
     __slots__ = ("_buf", "_discard", "_max", "_nul_framed", "_skip_line", "truncated")
 
     holding = False  # syslog messages are never joined into multi-line events
+    held_lines = 0
 
     def __init__(self, max_message_bytes: int) -> None:
         self._max = max_message_bytes
@@ -209,3 +210,6 @@ class SyslogListener:
         if self._udp is not None:
             self._udp.close()
         await self.tcp.stop()
+
+    async def close(self) -> None:
+        await self.tcp.close()

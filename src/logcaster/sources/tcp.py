@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import cast
 
@@ -21,6 +22,31 @@ from logcaster.pipeline.pipeline import Pipeline
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.tcp")
+
+
+ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
+ACK_ACCEPTED = b"#OK ACK 1\n"
+
+
+class _Acks:
+    """Acknowledged delivery on one connection (docs/acknowledged-delivery.md).
+
+    `lines` counts the newlines read. The lines whose events have ids are all
+    but those of the event the framer holds back; `pending` maps the last id
+    of this connection at each step to the lines covered then, so when the
+    durable watermark passes that id, those lines are confirmed with
+    `ACK <lines>`. Entries are added at most once per read and removed as the
+    watermark moves, so the deque spans only reads not yet durable.
+    """
+
+    __slots__ = ("acked", "covered", "last_id", "lines", "pending")
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.covered = 0  # lines whose events were submitted
+        self.last_id = 0  # the last id submitted from this connection
+        self.acked = 0
+        self.pending: deque[tuple[int, int]] = deque()  # (last_id, covered)
 
 
 class StreamConnection(asyncio.Protocol):
@@ -34,6 +60,10 @@ class StreamConnection(asyncio.Protocol):
         self._paused = False
         self._truncated = 0
         self._closed = False
+        # While True the first bytes may still be the ack handshake (kept in _head).
+        self._may_handshake = server.acks
+        self._head = b""
+        self._acks: _Acks | None = None
         self.last_data = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -52,21 +82,75 @@ class StreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_data = time.monotonic()
+        if self._may_handshake:
+            data = self._handshake(data)
         texts = self._framer.feed(data)
         if texts:
             self._submit(texts)
+        if self._acks is not None:
+            self._acks.lines += data.count(b"\n")
+            self._record_progress()
+
+    def _handshake(self, data: bytes) -> bytes:
+        """Strip the ack handshake if the stream starts with it; return the rest."""
+        head = self._head + data
+        if len(head) < len(ACK_HANDSHAKE) and ACK_HANDSHAKE.startswith(head):
+            self._head = head  # maybe the handshake, in pieces: wait for more
+            return b""
+        self._may_handshake = False
+        self._head = b""
+        if not head.startswith(ACK_HANDSHAKE):
+            return head
+        self._acks = _Acks()
+        pipeline = self._server.pipeline
+        pipeline.on_durable(self._on_durable)
+        if self._transport is not None:
+            self._transport.write(ACK_ACCEPTED)
+        return head[len(ACK_HANDSHAKE) :]
 
     def _submit(self, texts: list[bytes]) -> None:
         framer = self._framer
         if framer.truncated != self._truncated:
             self._server.stats.truncated += framer.truncated - self._truncated
             self._truncated = framer.truncated
-        if self._server.pipeline.submit(texts, self._source) and not self._paused:
+        pipeline = self._server.pipeline
+        pause = pipeline.submit(texts, self._source)
+        if self._acks is not None:
+            self._acks.last_id = pipeline.last_id
+        if pause and not self._paused:
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 self._paused = True
                 transport.pause_reading()
                 self._server.pipeline.queue.on_space(self._resume)
+
+    def _record_progress(self) -> None:
+        """Note which lines are now covered by submitted events (ack mode only)."""
+        acks = self._acks
+        assert acks is not None
+        covered = acks.lines - self._framer.held_lines
+        if covered <= acks.covered:
+            return
+        acks.covered = covered
+        acks.pending.append((acks.last_id, covered))
+        durable = self._server.pipeline.durable_id
+        if acks.last_id <= durable:
+            self._on_durable(durable)
+
+    def _on_durable(self, durable_id: int) -> None:
+        """The watermark moved: confirm the lines whose events are all durable now."""
+        acks = self._acks
+        if acks is None:
+            return
+        pending = acks.pending
+        covered = 0
+        while pending and pending[0][0] <= durable_id:
+            covered = pending.popleft()[1]
+        if covered > acks.acked:
+            acks.acked = covered
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.write(b"ACK %d\n" % covered)
 
     def _resume(self) -> None:
         self._paused = False
@@ -80,24 +164,49 @@ class StreamConnection(asyncio.Protocol):
             texts = self._framer.flush_held()
             if texts:
                 self._submit(texts)
+                if self._acks is not None:
+                    self._record_progress()
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost flushes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.finish()
+        self._release()
 
-    def finish(self) -> None:
-        """End of stream (or shutdown): submit everything the framer still holds."""
+    def finish(self, *, linger: bool = False) -> None:
+        """End of stream (or shutdown): submit everything the framer still holds.
+
+        With `linger` (server shutdown) an ack connection stays open, not reading,
+        so the acks of its last lines can still be sent once they are durable;
+        `StreamIngestServer.close` closes it.
+        """
         if self._closed:
             return
         self._closed = True
-        texts = self._framer.close()
+        framer = self._framer
+        texts = framer.feed(self._head) if self._head else []
+        texts.extend(framer.close())
         if texts:
             self._submit(texts)
+        if self._acks is not None:
+            # Acks count newlines: a last line without one is stored but never confirmed.
+            self._record_progress()
         server = self._server
         server.connections.discard(self)
         server.stats.clients -= 1
+        transport = self._transport
+        if linger and self._acks is not None and transport and not transport.is_closing():
+            transport.pause_reading()
+            server.lingering.add(self)
+            return
+        self._release()
+
+    def _release(self) -> None:
+        """Close the socket and stop listening to the watermark."""
+        self._server.lingering.discard(self)
+        if self._acks is not None:
+            self._server.pipeline.remove_durable_listener(self._on_durable)
         if self._transport is not None:
             self._transport.close()
 
@@ -114,16 +223,22 @@ class StreamIngestServer:
         pipeline: Pipeline,
         stats: Stats,
         make_framer: Callable[[], Framer],
+        *,
+        acks: bool = False,
     ) -> None:
+        """`acks`: connections may ask for acknowledged delivery (line framing only)."""
         self.name = name
         self.host = host
         self.port = port
         self.pipeline = pipeline
         self.stats = stats
         self.make_framer = make_framer
+        self.acks = acks
         self.max_connections = config.ingest.max_connections
         self._idle = config.multiline.idle_timeout
         self.connections: set[StreamConnection] = set()
+        # Ack connections kept open after `stop` until `close`, for their last acks.
+        self.lingering: set[StreamConnection] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -151,7 +266,12 @@ class StreamIngestServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         for conn in list(self.connections):
-            conn.finish()
+            conn.finish(linger=True)
+
+    async def close(self) -> None:
+        """After the drain: close the connections `stop` left open for their acks."""
+        for conn in list(self.lingering):
+            conn._release()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -167,4 +287,5 @@ def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamInges
         pipeline,
         stats,
         lambda: LineFramer(max_line, multiline),
+        acks=True,
     )
