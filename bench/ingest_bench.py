@@ -14,6 +14,11 @@ to its file and exited (raw), or when rsyslog's output file holds every byte
 sent (rsyslog). Nothing is subtracted. STATS and the file size are polled
 every 10 ms; the corpus is in memory and sent with `sendall` in 1 MiB chunks,
 one thread per connection.
+
+With `--ack` each connection is a `logcaster.client.LogCasterClient` with
+acknowledged delivery (whole lines in ~1 MiB sends), and the clock stops when
+every client holds the ack of its last line: the rate at which a client gets
+confirmations, under the chosen fsync setting.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -46,6 +52,7 @@ from _common import (
     REPO,
     BenchError,
     RunResult,
+    SendResult,
     free_ports,
     log,
     reference_dir,
@@ -54,6 +61,7 @@ from _common import (
     vm_hwm,
     wait_listening,
 )
+from logcaster.client import LogCasterClient
 
 TARGET_LINES_PER_S = 400_000  # on one connection
 TARGET_RSS_BYTES = 200_000_000  # peak RSS ...
@@ -62,6 +70,7 @@ TARGET_RSS_LINES = 5_000_000  # ... when ingesting this many lines
 STATS_POLL_S = 0.010  # STATS poll interval once every sender has closed
 STABLE_S = 2.0  # Total unchanged this long after the senders closed: it is final
 STOP_TIMEOUT_S = 60.0
+SEND_CHUNK_BYTES = 1 << 20  # per send with --ack (cut at the next newline)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -110,6 +119,81 @@ def total_of(stats: dict[str, str]) -> int:
     return total
 
 
+def _wait_total(
+    query_port: int,
+    t0: float,
+    expected: int,
+    timeout_s: float,
+    check: Callable[[], None],
+    warnings: list[str],
+) -> tuple[dict[str, str], float]:
+    """Poll STATS until Total reaches `expected`: (the last STATS, when it did)."""
+    deadline = t0 + timeout_s
+    last_total = -1
+    changed_at = time.perf_counter()
+    while True:
+        check()
+        stats = parse_stats(query(query_port, "STATS"))
+        now = time.perf_counter()
+        total = total_of(stats)
+        if total != last_total:
+            last_total, changed_at = total, now
+        if total >= expected:
+            end = now
+            break
+        if now - changed_at > STABLE_S:
+            end = changed_at
+            warnings.append(
+                f"Total stopped at {total:,} but the corpus holds {expected:,} events; "
+                f"timed to the last change"
+            )
+            break
+        if now > deadline:
+            raise BenchError(f"timeout: STATS Total={total:,} of {expected:,} events")
+        time.sleep(STATS_POLL_S)
+    return stats, end
+
+
+def send_parts_acked(
+    port: int, parts: Sequence[memoryview], check: Callable[[], None], timeout_s: float
+) -> SendResult:
+    """Send each part through its own acknowledged-delivery client; done when all are acked."""
+    go = threading.Event()
+    errors: list[BaseException] = []
+    done_at: list[float] = []
+
+    def sender(part: memoryview) -> None:
+        data = bytes(part)
+        client = LogCasterClient("127.0.0.1", port, timeout=timeout_s)
+        try:
+            go.wait()
+            off = 0
+            while off < len(data):
+                cut = data.find(b"\n", off + SEND_CHUNK_BYTES)
+                end = len(data) if cut < 0 else cut + 1
+                client.send(data[off:end])
+                off = end
+            if not client.close(timeout_s):
+                raise BenchError(f"{client.pending_lines:,} lines never acknowledged")
+            done_at.append(time.perf_counter())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(p,), daemon=True) for p in parts]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)  # let every thread copy its part before the clock starts
+    t0 = time.perf_counter()
+    go.set()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
+            check()
+    if errors:
+        raise BenchError(f"sending failed: {errors[0]!r}")
+    return SendResult(t0=t0, sent_s=max(done_at) - t0)
+
+
 # --------------------------------------------------------------------------- runs
 
 
@@ -119,6 +203,7 @@ def run_logcaster(
     parts: Sequence[memoryview],
     timeout_s: float,
     persist: str | None = None,
+    ack: bool = False,
 ) -> RunResult:
     ingest_port, query_port = free_ports(2)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -153,31 +238,14 @@ def run_logcaster(
                 raise BenchError(f"logcaster exited with status {proc.returncode} during the run")
 
         expected = corpus.events
-        sent = send_parts(ingest_port, parts, check)
-        deadline = sent.t0 + timeout_s
         warnings: list[str] = []
-        last_total = -1
-        changed_at = time.perf_counter()
-        while True:
-            check()
+        if ack:
+            sent = send_parts_acked(ingest_port, parts, check, timeout_s)
+            end = sent.t0 + sent.sent_s
             stats = parse_stats(query(query_port, "STATS"))
-            now = time.perf_counter()
-            total = total_of(stats)
-            if total != last_total:
-                last_total, changed_at = total, now
-            if total >= expected:
-                end = now
-                break
-            if now - changed_at > STABLE_S:
-                end = changed_at
-                warnings.append(
-                    f"Total stopped at {total:,} but the corpus holds {expected:,} events; "
-                    f"timed to the last change"
-                )
-                break
-            if now > deadline:
-                raise BenchError(f"timeout: STATS Total={total:,} of {expected:,} events")
-            time.sleep(STATS_POLL_S)
+        else:
+            sent = send_parts(ingest_port, parts, check)
+            stats, end = _wait_total(query_port, sent.t0, expected, timeout_s, check, warnings)
         seconds = end - sent.t0
         # Untimed: let the queue drain into the sinks, then read the peak RSS.
         stats = _settle(query_port, stats, check)
@@ -586,6 +654,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run LogCaster with its file sink (-P in bench/out) and this fsync setting",
     )
     parser.add_argument(
+        "--ack",
+        action="store_true",
+        help="send through logcaster.client with acknowledged delivery; time until every "
+        "line is acked",
+    )
+    parser.add_argument(
         "--keep-corpus",
         action="store_true",
         help="keep a corpus this run generated in bench/out for later runs "
@@ -660,6 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rsyslog_ref = None if rsyslogd is None else _rsyslog.reference_description(rsyslogd)
     doc = result_doc(summaries, corpus, args.runs, server_cmd, reference, rsyslog_ref)
     doc["persist"] = args.persist  # the file sink's fsync setting, or None (memory only)
+    doc["ack"] = args.ack
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -719,7 +794,7 @@ def _bench_config(
 ) -> None:
     conns = len(parts)
     for i in range(args.runs):
-        r = run_logcaster(server_cmd, corpus, parts, timeout_s, args.persist)
+        r = run_logcaster(server_cmd, corpus, parts, timeout_s, args.persist, args.ack)
         summary.runs.append(r)
         rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / MB:,.1f} MB"
         msg = (

@@ -119,6 +119,24 @@ def test_held_multiline_event_is_acked_after_release(server_factory: ServerFacto
     assert server.query("COUNT") == "COUNT: 2\n"
 
 
+def test_half_close_releases_the_held_event_and_gets_the_last_ack(
+    server_factory: ServerFactory,
+) -> None:
+    # An idle flush this long would fail the test: the ack must come from the EOF.
+    env = {**os.environ, "LOGCASTER_MULTILINE__IDLE_TIMEOUT": "60"}
+    server = server_factory(env=env)
+    with socket.create_connection(("127.0.0.1", server.ingest_port)) as sock:
+        replies = Replies(sock)
+        sock.sendall(HANDSHAKE + b"first\nERROR boom\n    at a.b(C.java:1)\n")
+        assert replies.line() == ACCEPTED
+        assert replies.until_ack(1) == [1]
+        sock.shutdown(socket.SHUT_WR)
+        assert replies.until_ack(3) == [3]
+        with pytest.raises(EOFError):
+            replies.line()  # then the server closes
+    assert server.query("COUNT") == "COUNT: 2\n"
+
+
 def test_ack_means_fsynced(server_factory: ServerFactory, tmp_path: Path) -> None:
     """With fsync always, what was acked is on disk even after kill -9 right after the ack."""
     data = tmp_path / "data"

@@ -52,7 +52,7 @@ class LogCasterClient:
         port: int,
         *,
         ack: bool = True,
-        max_pending_lines: int = 100_000,
+        max_pending_lines: int = 200_000,
         timeout: float = 30.0,
         connect_timeout: float = 2.0,
     ) -> None:
@@ -73,6 +73,7 @@ class LogCasterClient:
         self._delay = BACKOFF_START
         self._next_try = 0.0
         self._closed = False
+        self._closing = False  # close() is flushing: half-close every connection
         self._jitter = random.Random()
 
     # -- public ----------------------------------------------------------------
@@ -140,6 +141,11 @@ class LogCasterClient:
         """Flush (ack mode), then close. True if every line was confirmed."""
         if self._closed:
             return self._pending_lines == 0
+        if self.ack:
+            # Half-close: the server releases a held last event at once and closes
+            # after the last ack, instead of waiting for its idle flush.
+            self._closing = True
+            self._half_close()
         done = self.flush(timeout) if self.ack else True
         self._closed = True
         self._drop_connection()
@@ -179,6 +185,8 @@ class LogCasterClient:
                     raise ClientError(f"no ack handshake from {self._address}: {reply[:64]!r}")
                 if self._pending:
                     sock.sendall(b"".join([chunk for chunk, _ in self._pending]))
+                if self._closing:
+                    self._half_close()
         except OSError:
             self._drop_connection()
             self._backoff()
@@ -189,6 +197,11 @@ class LogCasterClient:
         self.connects += 1
         self._delay = BACKOFF_START
         return True
+
+    def _half_close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_WR)
 
     def _backoff(self) -> None:
         self._next_try = time.monotonic() + self._delay * (0.5 + self._jitter.random())
@@ -305,7 +318,7 @@ class LogCasterHandler(logging.Handler):
         port: int,
         *,
         flush_timeout: float = 5.0,
-        max_pending_lines: int = 100_000,
+        max_pending_lines: int = 200_000,
         timeout: float = 30.0,
     ) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ queue drains, so the kernel's TCP window pushes back on the sender.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -151,6 +152,8 @@ class StreamConnection(asyncio.Protocol):
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 transport.write(b"ACK %d\n" % covered)
+        if self._closed and not pending:
+            self._release()  # the client half-closed and has every ack now
 
     def _resume(self) -> None:
         self._paused = False
@@ -168,7 +171,16 @@ class StreamConnection(asyncio.Protocol):
                     self._record_progress()
 
     def eof_received(self) -> bool:
-        return False  # close our side too; connection_lost flushes
+        """The client half-closed. Plain: close our side too (connection_lost flushes).
+
+        Ack mode: release everything held at once and keep the socket open until
+        the last ack is written, so a client ending its stream need not wait for
+        the idle flush or resend anything.
+        """
+        if self._acks is None:
+            return False
+        self.finish(linger=True)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.finish()
@@ -196,8 +208,16 @@ class StreamConnection(asyncio.Protocol):
         server.connections.discard(self)
         server.stats.clients -= 1
         transport = self._transport
-        if linger and self._acks is not None and transport and not transport.is_closing():
-            transport.pause_reading()
+        acks = self._acks
+        if (
+            linger
+            and acks is not None
+            and acks.pending
+            and transport
+            and not transport.is_closing()
+        ):
+            with contextlib.suppress(RuntimeError):  # reading already stopped at EOF
+                transport.pause_reading()
             server.lingering.add(self)
             return
         self._release()
