@@ -61,7 +61,6 @@ from _common import (
     vm_hwm,
     wait_listening,
 )
-from logcaster.client import LogCasterClient
 
 TARGET_LINES_PER_S = 400_000  # on one connection
 TARGET_RSS_BYTES = 200_000_000  # peak RSS ...
@@ -161,6 +160,13 @@ def send_parts_acked(
     go = threading.Event()
     errors: list[BaseException] = []
     done_at: list[float] = []
+
+    try:
+        from logcaster.client import LogCasterClient
+    except ImportError as exc:
+        raise BenchError(
+            f"--ack needs LogCaster importable (run .venv/bin/python bench/ingest): {exc}"
+        ) from exc
 
     def sender(part: memoryview) -> None:
         data = bytes(part)
