@@ -92,15 +92,15 @@ def test_torn_tail_of_active(tmp_path: Path) -> None:
     active = data / "active.log"
     good_size = active.stat().st_size
     with open(active, "ab") as f:
-        f.write(b"#LC1 301 3 30 deadbeef\nbatch 030 line 000\nbatch")
+        f.write(b"#LC2 301 3 30 0 r - deadbeef\nbatch 030 line 000\nbatch")
     result = run_data("validate", str(data))
     assert result.returncode == 1, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if "torn tail" in line]
     assert len(lines) == 1
     assert "active.log" in lines[0] and f"offset {good_size}" in lines[0]
-    assert "short payload" in lines[0] and "(47 bytes)" in lines[0]
+    assert "short payload" in lines[0] and "(53 bytes)" in lines[0]
     # Validation never repairs: the torn bytes are still there.
-    assert active.stat().st_size == good_size + 47
+    assert active.stat().st_size == good_size + 53
 
 
 def test_id_overlap_is_a_problem(tmp_path: Path) -> None:

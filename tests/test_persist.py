@@ -75,7 +75,7 @@ def test_kill_9_then_restart(server_factory: ServerFactory, tmp_path: Path) -> N
     first.stop(signal.SIGKILL)
     # A crash mid-write leaves a torn last block: simulate one on top.
     with open(data / "active.log", "ab") as f:
-        f.write(b"#LC1 1001 3 30 deadbeef\nk line 01000\nk li")
+        f.write(b"#LC2 1001 3 30 0 r - deadbeef\nk line 01000\nk li")
     second = server_factory("-P", str(data), env=env)
     assert second.query("COUNT") == "COUNT: 1000\n"
     recovered = [log for log in second.logs if log.get("event") == "segment_recovered"]

@@ -282,7 +282,7 @@ def test_foreign_bytes_after_the_good_end_are_truncated_before_writing(tmp_path:
         w.write(1, texts_for(1, 3))
         end = w.active_bytes
         with open(tmp_path / ACTIVE_NAME, "ab") as f:
-            f.write(b"#LC1 4 3 99 0000")
+            f.write(b"#LC2 4 3 99 0 r - 0000")
         w.write(4, texts_for(4, 3))
         assert w.active_bytes > end
     scan = scan_segment(tmp_path / ACTIVE_NAME)
