@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 from pathlib import Path
+from typing import Any
 
 import google_crc32c
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logcaster.pipeline.parse import parse_event
 from logcaster.storage.blocks import (
     MAX_HEADER_BYTES,
     MAX_SOURCE_BYTES,
@@ -20,6 +24,7 @@ from logcaster.storage.blocks import (
     encode_block_parts,
     encode_payload,
     parse_header,
+    payload_shape_ok,
 )
 from logcaster.storage.segment import (
     BAD_GZIP,
@@ -27,7 +32,9 @@ from logcaster.storage.segment import (
     CHECKSUM_MISMATCH,
     SHORT_PAYLOAD,
     Corruption,
+    StoredBatch,
     TornTail,
+    read_batches,
     read_blocks,
     scan_segment,
     truncate_torn_tail,
@@ -198,6 +205,98 @@ def test_escaping_round_trips_arbitrary_bytes(texts: list[bytes]) -> None:
 )
 def test_escaping_round_trips_escape_heavy_bytes(texts: list[bytes]) -> None:
     assert decode_payload(encode_payload(texts), len(texts)) == texts
+
+
+# --- JSON mode --------------------------------------------------------------------------------
+
+
+def _json_round_trip(texts: list[bytes], first_id: int = 1) -> list[dict[str, Any]]:
+    header, payload = encode_block_parts(
+        first_id, texts, received=1764280000.25, source="ingest:x", mode="json"
+    )
+    h = parse_header(header)
+    assert h is not None and h.mode == "json" and h.crc == block_crc(h.fields, payload)
+    assert payload_shape_ok(payload, len(texts))
+    lines = payload[:-1].split(b"\n")
+    assert len(lines) == len(texts) and all(line.startswith(b"{") for line in lines)
+    assert decode_payload(payload, len(texts), "json") == texts
+    return [orjson.loads(line) for line in lines]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=60),
+            st.text(max_size=60).map(str.encode),
+            st.sampled_from(TRICKY),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_json_mode_round_trips_arbitrary_bytes(texts: list[bytes]) -> None:
+    docs = _json_round_trip(texts)
+    for text, doc in zip(texts, docs, strict=True):
+        try:
+            valid = text.decode() == doc["body"]
+        except UnicodeDecodeError:
+            valid = False
+        # The raw bytes are stored separately only when `body` cannot hold them.
+        assert ("raw_b64" in doc) == (not valid)
+
+
+def test_json_mode_lines_are_the_query_protocols_event_dicts() -> None:
+    text = b"[ERROR] 2026-01-19 15:30:01.234 payment-api/v2.3.1 pod/p-1: refused user_id=u-7"
+    docs = _json_round_trip([text, b"no time here", b'{"msg": "j", "n": 5}'], first_id=40)
+    assert docs[0] == parse_event(40, 1764280000.25, "ingest:x", text).to_dict()
+    assert docs[0]["level"] == "ERROR" and docs[0]["service"] == "payment-api"
+    assert docs[0]["fields"]["user_id"] == "u-7"
+    assert docs[1]["id"] == 41 and docs[1]["ts"] == docs[1]["received_at"] == 1764280000.25
+    assert docs[2]["message"] == "j" and docs[2]["fields"] == {"n": 5}
+
+
+def test_json_mode_invalid_utf8_and_unwritable_fields() -> None:
+    bad = b"caf\xe9 \xff\xfe ok \xef\xbf\xbd"
+    deep = b'{"a": ' + b"[" * 300 + b"]" * 300 + b', "msg": "deep"}'
+    huge = b'{"n": 123456789012345678901234567890, "msg": "big"}'
+    docs = _json_round_trip([bad, b"real \xef\xbf\xbd kept", deep, huge])
+    assert base64.b64decode(docs[0]["raw_b64"]) == bad
+    assert "raw_b64" not in docs[1]  # a genuine U+FFFD is valid UTF-8
+    assert docs[2]["message"] == "deep" and docs[2]["fields"] == {}  # orjson writes <= 255 levels
+    assert docs[3]["body"] == huge.decode()
+
+
+def test_json_mode_uses_cached_events_without_parsing() -> None:
+    texts = [b"one", b"two"]
+    events = [parse_event(5 + i, 2.0, "s", t) for i, t in enumerate(texts)]
+    events[0].message = "from the cache"
+    _, payload = encode_block_parts(5, texts, received=2.0, source="s", mode="json", events=events)
+    assert orjson.loads(payload.split(b"\n")[0])["message"] == "from the cache"
+    assert decode_payload(payload, 2, "json") == texts
+
+
+def test_json_decode_rejects_bad_lines() -> None:
+    for payload in [b"{\n", b"[1]\n", b'{"id": 1}\n', b'{"raw_b64": "***"}\n', b'{"body": 5}\n']:
+        with pytest.raises(BlockFormatError):
+            decode_payload(payload, 1, "json")
+
+
+def test_mixed_mode_file_reads_each_block_by_its_flag(tmp_path: Path) -> None:
+    path = tmp_path / "seg.log"
+    with open(path, "wb") as f:
+        f.write(encode_block(1, TRICKY, received=10.5, source="a", mode="raw"))
+        f.write(encode_block(100, TRICKY, received=11.25, source="b", mode="json"))
+        f.write(encode_block(200, [b"last"], received=12.0, source="", mode="raw"))
+    assert list(read_batches(path)) == [
+        StoredBatch(1, TRICKY, 10.5, "a", "raw"),
+        StoredBatch(100, TRICKY, 11.25, "b", "json"),
+        StoredBatch(200, [b"last"], 12.0, "", "raw"),
+    ]
+    scan = scan_segment(path)
+    assert scan.problems == [] and scan.mode_blocks == {"raw": 2, "json": 1}
+    assert (scan.first_received, scan.last_received) == (10.5, 12.0)
+    assert [b.mode for b in scan.blocks] == ["raw", "json", "raw"]
 
 
 def test_decode_rejects_bad_payloads() -> None:

@@ -12,7 +12,7 @@ A block holds one batch:
 - `mode`: `r` (raw) or `j` (JSON lines): how the payload's lines encode the
   texts. A directory may mix modes across restarts; every reader decodes each
   block by its own flag.
-- `source`: the batch's source label (`ingest:127.0.0.1:50412`, `syslog-udp`)
+- `source`: the batch's source label (`tcp:127.0.0.1:50412`, `syslog-udp`)
   percent-encoded to printable ASCII without spaces (`%`, space, control and
   non-ASCII bytes as `%XX`), cut to at most 128 bytes; `-` for an empty label.
 - Numbers are decimal without leading zeros; the CRC is 8 lower-case hex digits.
