@@ -27,7 +27,7 @@ def make_dir(path: Path, batches: int = 30, per_batch: int = 10) -> list[Path]:
         next_id = 1
         for b in range(batches):
             texts = [b"batch %03d line %03d" % (b, i) for i in range(per_batch)]
-            writer.write(next_id, texts)
+            writer.write(next_id, texts, received=1_700_000_000 + b, source="tcp:10.0.0.1:99")
             next_id += per_batch
         return writer.segments()
 
@@ -41,6 +41,7 @@ def test_clean_dir_validates(tmp_path: Path) -> None:
     for seg in segments:
         assert seg.name in out
     assert f"OK: {len(segments)} file(s), 300 events, ids 1..300" in out
+    assert out.count("mode=raw ") == len(segments)
 
     doc = json.loads(run_data("validate", "--json", str(tmp_path / "data")).stdout)
     assert doc["ok"] is True and doc["problems"] == 0
@@ -92,26 +93,29 @@ def test_torn_tail_of_active(tmp_path: Path) -> None:
     active = data / "active.log"
     good_size = active.stat().st_size
     with open(active, "ab") as f:
-        f.write(b"#LC1 301 3 30 deadbeef\nbatch 030 line 000\nbatch")
+        f.write(b"#LC2 301 3 30 0 r - deadbeef\nbatch 030 line 000\nbatch")
     result = run_data("validate", str(data))
     assert result.returncode == 1, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if "torn tail" in line]
     assert len(lines) == 1
     assert "active.log" in lines[0] and f"offset {good_size}" in lines[0]
-    assert "short payload" in lines[0] and "(47 bytes)" in lines[0]
+    assert "short payload" in lines[0] and "(53 bytes)" in lines[0]
     # Validation never repairs: the torn bytes are still there.
-    assert active.stat().st_size == good_size + 47
+    assert active.stat().st_size == good_size + 53
 
 
 def test_id_overlap_is_a_problem(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    make_dir(data)
+    segments = make_dir(data)
+    last_rotated = scan_segment(segments[-2]).last_id
+    assert last_rotated is not None
     with SegmentWriter(tmp_path / "other", fsync="never") as writer:
-        writer.write(250, [b"again"])
+        writer.write(last_rotated - 5, [b"again"])
     (tmp_path / "other" / "active.log").replace(data / "active.log")
     result = run_data("validate", str(data))
     assert result.returncode == 1, result.stdout
-    assert "id overlap" in result.stdout and "id 250 follows" in result.stdout
+    assert "id overlap" in result.stdout
+    assert f"id {last_rotated - 5} follows {last_rotated}" in result.stdout
 
 
 def test_gap_is_reported_but_not_a_failure(tmp_path: Path) -> None:
@@ -161,6 +165,11 @@ def test_inspect(tmp_path: Path) -> None:
     result = run_data("inspect", str(data))
     assert result.returncode == 0, result.stderr
     assert "events: 300  ids 1..300" in result.stdout
+    assert "payload modes: raw 30 block(s)\n" in result.stdout
+    assert (
+        "received: first block 2023-11-14T22:13:20.000000Z, "
+        "last block 2023-11-14T22:13:49.000000Z" in result.stdout
+    )
     assert f"rotated files: {len(segments) - 1}" in result.stdout
     for seg in segments:
         assert seg.name in result.stdout
@@ -174,6 +183,9 @@ def test_inspect(tmp_path: Path) -> None:
     assert doc["total_bytes"] == sum(s.stat().st_size for s in segments)
     assert 0 < doc["largest_rotated_bytes"] <= 2048
     assert doc["problems"] == 0
+    assert doc["modes"] == {"raw": 30}
+    assert doc["first_received_utc"] == "2023-11-14T22:13:20.000000Z"
+    assert doc["files"][0]["first_received_utc"] == "2023-11-14T22:13:20.000000Z"
     assert [f["size"] for f in doc["files"]] == [s.stat().st_size for s in segments]
 
 

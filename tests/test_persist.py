@@ -5,23 +5,29 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import resource
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from logcaster.storage import SegmentWriter, read_blocks, scan_segment
+import pytest
+
+from logcaster.storage import SegmentWriter, read_batches, read_blocks, scan_segment
 from logcaster.testing import ServerProcess, run_threads, wait_for
 from tests.conftest import ServerFactory
+from tests.test_data_cli import run_data
 
 
 def _send_lines(server: ServerProcess, prefix: str, n: int) -> None:
     server.send(b"".join(b"%s line %05d\n" % (prefix.encode(), i) for i in range(n)))
 
 
-def _recent(server: ServerProcess, n: int) -> list[dict[str, object]]:
-    events: list[dict[str, object]] = json.loads(server.query(f"JSON RECENT {n}"))["events"]
+def _recent(server: ServerProcess, n: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = json.loads(server.query(f"JSON RECENT {n}"))["events"]
     return events
 
 
@@ -33,14 +39,15 @@ def test_restart_keeps_count_recent_and_query(
     _send_lines(first, "one", 300)
     first.send(b"[ERROR] 2026-01-19 15:30:01.234 payment-api/v2.3.1 pod/p-1: Connection refused\n")
     wait_for("delivery", first.stats, lambda stats: stats["Delivered"] == 301)
-    # Bodies and ids, not text rows: a line without its own time shows its receive
-    # time, which replay does not restore yet (the block format has no receive time).
-    before = [(ev["id"], ev["body"]) for ev in _recent(first, 20)]
+    # Whole events and text rows: receive times and sources come back from the headers.
+    before = _recent(first, 20)
+    before_rows = first.query("RECENT 20")
     assert first.stop() == 0
 
     second = server_factory("-P", str(data))
     assert second.query("COUNT") == "COUNT: 301\n"
-    assert [(ev["id"], ev["body"]) for ev in _recent(second, 20)] == before
+    assert _recent(second, 20) == before
+    assert second.query("RECENT 20") == before_rows
     assert second.query("QUERY level=ERROR service=payment-api").startswith("FOUND: 1 matches\n")
     replayed = [log for log in second.logs if log.get("event") == "replayed"]
     assert replayed and replayed[0]["events"] == 301 and replayed[0]["last_id"] == 301
@@ -50,6 +57,88 @@ def test_restart_keeps_count_recent_and_query(
     wait_for("delivery", second.stats, lambda stats: stats["Delivered"] == 5)
     ids = [int(str(ev["id"])) for ev in _recent(second, 306)]
     assert ids == list(range(306, 0, -1))
+
+
+def _mode_env(mode: str) -> dict[str, str]:
+    return {**os.environ, "LOGCASTER_PERSIST__FORMAT": mode}
+
+
+def _stored_modes(data: Path) -> list[str]:
+    writer = SegmentWriter(data)
+    try:
+        return [b.mode for path in writer.segments() for b in read_batches(path)]
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("mode", ["raw", "json"])
+def test_restart_keeps_receive_times_in_each_mode(
+    server_factory: ServerFactory, tmp_path: Path, mode: str
+) -> None:
+    """Events without their own timestamp show their receive time; after a restart
+    they still do (not the replay time), in either payload mode."""
+    data = tmp_path / "data"
+    first = server_factory("-P", str(data), env=_mode_env(mode))
+    _send_lines(first, "a", 40)
+    wait_for("delivery", first.stats, lambda stats: stats["Delivered"] == 40)
+    time.sleep(0.05)  # a second batch with a later receive time
+    first.send(b"[WARN] 2026-01-19 15:30:01.234 cart/v1 pod/c-1: slow user_id=u-1\nb line 1\n")
+    wait_for("delivery", first.stats, lambda stats: stats["Delivered"] == 42)
+    before = _recent(first, 42)
+    assert first.stop() == 0
+    restarted_at = time.time()
+
+    second = server_factory("-P", str(data), env=_mode_env(mode))
+    after = _recent(second, 42)
+    assert after == before
+    plain = [ev for ev in after if str(ev["body"]).startswith(("a line", "b line"))]
+    assert len(plain) == 41
+    for ev in plain:  # no timestamp of its own: its time is the receive time
+        assert ev["ts"] == ev["received_at"]
+        assert isinstance(ev["ts"], float) and ev["ts"] < restarted_at
+        assert str(ev["source"]).startswith("tcp:127.0.0.1:")
+    # Each batch keeps its own receive time: the later send is later.
+    b_time = next(ev["received_at"] for ev in plain if ev["body"] == "b line 1")
+    assert all(ev["received_at"] < b_time for ev in plain if ev["body"] != "b line 1")
+    warn = next(ev for ev in after if ev["level"] == "WARN")
+    assert warn["service"] == "cart" and warn["fields"] == {"user_id": "u-1"}
+    assert second.stop() == 0
+    assert set(_stored_modes(data)) == {mode}
+
+
+def test_directory_written_raw_then_json(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """A data dir written in raw mode, then restarted in JSON mode: replay, validate and
+    inspect decode each block by the mode in its own header."""
+    data = tmp_path / "data"
+    first = server_factory("-P", str(data))  # raw, the default
+    _send_lines(first, "raw", 30)
+    wait_for("delivery", first.stats, lambda stats: stats["Delivered"] == 30)
+    assert first.stop() == 0
+
+    second = server_factory("-P", str(data), env=_mode_env("json"))
+    assert second.query("COUNT") == "COUNT: 30\n"
+    second.send(b"json line 1\n\\ back\\slash\n#hash\n")
+    wait_for("delivery", second.stats, lambda stats: stats["Delivered"] == 3)
+    before = _recent(second, 33)
+    assert second.stop() == 0
+    modes = _stored_modes(data)
+    assert modes[0] == "raw" and modes[-1] == "json"
+
+    third = server_factory("-P", str(data), env=_mode_env("raw"))
+    assert _recent(third, 33) == before
+    assert [ev["body"] for ev in before[:3]] == ["#hash", "\\ back\\slash", "json line 1"]
+    assert third.stop() == 0
+
+    result = run_data("validate", str(data))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "mode=raw+json" in result.stdout and "OK: 1 file(s), 33 events" in result.stdout
+    inspect = run_data("inspect", str(data))
+    assert inspect.returncode == 0, inspect.stdout + inspect.stderr
+    assert re.search(r"payload modes: raw \d+ block\(s\), json \d+ block\(s\)", inspect.stdout)
+    doc = json.loads(run_data("inspect", "--json", str(data)).stdout)
+    assert doc["modes"] == doc["files"][0]["modes"]
+    assert set(doc["modes"]) == {"raw", "json"} and sum(doc["modes"].values()) == len(modes)
+    assert doc["first_received_utc"] < doc["last_received_utc"]
 
 
 def test_replay_fills_only_the_buffer(server_factory: ServerFactory, tmp_path: Path) -> None:
@@ -75,7 +164,7 @@ def test_kill_9_then_restart(server_factory: ServerFactory, tmp_path: Path) -> N
     first.stop(signal.SIGKILL)
     # A crash mid-write leaves a torn last block: simulate one on top.
     with open(data / "active.log", "ab") as f:
-        f.write(b"#LC1 1001 3 30 deadbeef\nk line 01000\nk li")
+        f.write(b"#LC2 1001 3 30 0 r - deadbeef\nk line 01000\nk li")
     second = server_factory("-P", str(data), env=env)
     assert second.query("COUNT") == "COUNT: 1000\n"
     recovered = [log for log in second.logs if log.get("event") == "segment_recovered"]

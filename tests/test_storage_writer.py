@@ -9,10 +9,13 @@ import signal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from logcaster.event import Batch
 from logcaster.exceptions import StorageError
-from logcaster.storage.blocks import encode_block
-from logcaster.storage.segment import read_blocks, scan_segment
+from logcaster.storage.blocks import encode_block, received_us
+from logcaster.storage.segment import StoredBatch, read_batches, read_blocks, scan_segment
 from logcaster.storage.writer import (
     ACTIVE_NAME,
     QUARANTINE_DIR,
@@ -282,7 +285,7 @@ def test_foreign_bytes_after_the_good_end_are_truncated_before_writing(tmp_path:
         w.write(1, texts_for(1, 3))
         end = w.active_bytes
         with open(tmp_path / ACTIVE_NAME, "ab") as f:
-            f.write(b"#LC1 4 3 99 0000")
+            f.write(b"#LC2 4 3 99 0 r - 0000")
         w.write(4, texts_for(4, 3))
         assert w.active_bytes > end
     scan = scan_segment(tmp_path / ACTIVE_NAME)
@@ -356,3 +359,33 @@ def test_segment_names_order_by_first_id(tmp_path: Path) -> None:
     assert [parse_segment_name(p.name) for p in w.rotated_segments()] == [3, 20, 100]
     assert parse_segment_name("logcaster-x-1.log") is None
     w.close()
+
+
+def test_write_many_records_batch_metadata_in_either_mode(tmp_path: Path) -> None:
+    """Batches keep receive time and source; JSON encoding leaves the parse cache alone."""
+    raw = Batch(1, 1_700_000_000.5, "tcp:10.0.0.1:4000", texts_for(1, 3))
+    js = Batch(4, 1_700_000_001.25, "syslog-udp", texts_for(4, 2))
+    parsed = Batch(6, 1_700_000_002.0, "s", [b"cached one"])
+    cached = parsed.events()
+    with SegmentWriter(tmp_path, max_bytes=600, fsync="never") as w:
+        w.write_many([raw], mode="raw")
+        w.write_many([js, parsed], mode="json")
+        w.write_many([(7, [b"pair"])])  # a plain (first_id, texts): no time, no source
+        assert js.cached_events is None  # parsed in this thread, not cached on the batch
+        assert parsed.cached_events is cached
+        stored = [b for p in w.segments() for b in read_batches(p)]
+    assert len(w.segments()) > 1  # rotation carries the metadata too
+    assert stored == [
+        StoredBatch(1, raw.texts, 1_700_000_000.5, "tcp:10.0.0.1:4000", "raw"),
+        StoredBatch(4, js.texts, 1_700_000_001.25, "syslog-udp", "json"),
+        StoredBatch(6, [b"cached one"], 1_700_000_002.0, "s", "json"),
+        StoredBatch(7, [b"pair"], 0.0, "", "raw"),
+    ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32 * 10**6 - 1))
+def test_microsecond_receive_times_round_trip_exactly(us: int) -> None:
+    """The pipeline stamps batches with whole microseconds (until 2106 a float holds
+    them exactly), so a replayed batch gets back the very same float."""
+    assert received_us(us / 1e6) == us

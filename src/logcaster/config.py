@@ -79,6 +79,7 @@ class PersistConfig(_Section, frozen=True):
     max_file_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 100 * 1024 * 1024
     fsync: Literal["always", "interval", "never"] = "interval"
     fsync_interval_ms: PositiveInt = 200
+    format: Literal["raw", "json"] = "raw"
 
 
 class QueryConfig(_Section, frozen=True):

@@ -142,6 +142,16 @@ class Batch:
     def last_id(self) -> int:
         return self.first_id + len(self.texts) - 1
 
+    @property
+    def cached_events(self) -> list[Event] | None:
+        """The parsed events if `events()` has run, else None; never parses.
+
+        For code in another thread (the file sink's JSON encoding): reading the
+        reference is atomic, and leaving the cache alone means the event loop's
+        readers never see it change under them.
+        """
+        return self._events
+
     def events(self) -> list[Event]:
         """The parsed events, parsed on first call and cached."""
         if self._events is None:

@@ -39,7 +39,9 @@ class Pipeline:
 
     def submit(self, texts: list[bytes], source: str) -> bool:
         """Enqueue event texts from one source; True when the caller should pause reading."""
-        batch = Batch(self._next_id, time.time(), source, texts)
+        # Whole microseconds, as the file sink's block header stores them: a replayed
+        # batch gets back exactly this float.
+        batch = Batch(self._next_id, time.time_ns() // 1000 / 1e6, source, texts)
         self._next_id += len(texts)
         self._stats.received += len(texts)
         return self.queue.put(batch)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,8 @@ from logcaster.config import PersistConfig
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.storage import SegmentWriter, read_blocks
+from logcaster.storage import SegmentWriter
+from logcaster.storage.segment import StoredBatch, read_batches
 
 logger = logging.getLogger("logcaster.sinks.file")
 
@@ -105,14 +105,14 @@ class FileSink:
         assert writer is not None
         # In groups of at most WRITE_GROUP_BYTES: the encoded copy of a group
         # exists next to the queued texts, so this bounds the extra memory.
-        group: list[tuple[int, list[bytes]]] = []
+        group: list[Batch] = []
         size = 0
         # A retry after a failure: what a rotation already put on disk is skipped.
         done = writer.last_id or 0
         for batch in batches:
             if batch.last_id <= done:
                 continue
-            group.append((batch.first_id, batch.texts))
+            group.append(batch)
             size += batch.nbytes
             if size >= WRITE_GROUP_BYTES:
                 await self._write_group(writer, group)
@@ -120,35 +120,35 @@ class FileSink:
         if group:
             await self._write_group(writer, group)
 
-    async def _write_group(
-        self, writer: SegmentWriter, group: list[tuple[int, list[bytes]]]
-    ) -> None:
+    async def _write_group(self, writer: SegmentWriter, group: list[Batch]) -> None:
+        # Encoding (in JSON mode: parsing every event not yet parsed) runs in the
+        # writer thread too; it never fills the batches' parse cache, see write_many.
         async with self._lock:
-            await asyncio.to_thread(writer.write_many, group)
+            await asyncio.to_thread(writer.write_many, group, mode=self._config.format)
 
     def replay(self, capacity: int) -> list[Batch]:
         """The newest events on disk, at least `capacity` if there are that many, oldest first."""
         writer = self._writer
         assert writer is not None
-        kept: list[tuple[int, list[bytes]]] = []
+        kept: list[StoredBatch] = []
         total = 0
-        now = time.time()
         for path in reversed(writer.segments()):
             need = capacity - total
             if need <= 0:
                 break
             # Stream the file, keeping only its newest `need` events (plus one block).
-            window: deque[tuple[int, list[bytes]]] = deque()
+            window: deque[StoredBatch] = deque()
             count = 0
-            for block in read_blocks(path):
+            for block in read_batches(path):
                 window.append(block)
-                count += len(block[1])
-                while count - len(window[0][1]) >= need:
-                    count -= len(window.popleft()[1])
+                count += len(block.texts)
+                while count - len(window[0].texts) >= need:
+                    count -= len(window.popleft().texts)
             kept[:0] = window
             total += count
         # Up to one block more than `capacity`: the memory sink evicts the excess.
-        return [Batch(first_id, now, "replay", texts) for first_id, texts in kept]
+        # Each batch gets back its receive time and source from the block header.
+        return [Batch(b.first_id, b.received, b.source, b.texts) for b in kept]
 
     async def stop(self) -> None:
         if self._syncer is not None:

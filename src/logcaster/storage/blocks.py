@@ -2,17 +2,27 @@
 
 A block holds one batch:
 
-    #LC1 <first_id> <count> <payload_bytes> <crc32c-hex8>\\n
+    #LC2 <first_id> <count> <payload_bytes> <received_us> <mode> <source> <crc32c-hex8>\\n
     <line for event first_id>\\n
     ...
     <line for event first_id+count-1>\\n
 
-The CRC32C (Castagnoli, `google-crc32c`) covers the header's fields as written
-(`<first_id> <count> <payload_bytes>`), then the payload, i.e. the lines with
-their newlines: a flipped digit in an id is caught like one in a line.
-`payload_bytes` is the payload's length.
+- `received_us`: the batch's receive time (`Batch.received_at`) in integer
+  microseconds since the Unix epoch, so replay restores it.
+- `mode`: `r` (raw) or `j` (JSON lines): how the payload's lines encode the
+  texts. A directory may mix modes across restarts; every reader decodes each
+  block by its own flag.
+- `source`: the batch's source label (`tcp:127.0.0.1:50412`, `syslog-udp`)
+  percent-encoded to printable ASCII without spaces (`%`, space, control and
+  non-ASCII bytes as `%XX`), cut to at most 128 bytes; `-` for an empty label.
+- Numbers are decimal without leading zeros; the CRC is 8 lower-case hex digits.
 
-Escaping (raw mode), so that every line is exactly one event and never looks
+The CRC32C (Castagnoli, `google-crc32c`) covers the header's fields as written
+(from `<first_id>` to `<source>`, with their single spaces), then the payload,
+i.e. the lines with their newlines: a flipped digit in an id, the time or the
+mode is caught like one in a line. `payload_bytes` is the payload's length.
+
+Raw mode escaping, so that every line is exactly one event and never looks
 like a header:
 
     \\        ->  \\\\
@@ -22,31 +32,58 @@ like a header:
 
 After escaping, every backslash starts a two-byte sequence (`\\\\`, `\\n`,
 `\\r`, or `\\#` at the start of a line only), so decoding is unambiguous and
-`decode_payload(encode_payload(texts)) == texts` for all byte strings. No line
-contains a raw newline and no line starts with `#`, so in a valid file the bytes
-`\\n#LC1 ` occur only in front of a header, which is what a reader resyncs on.
-
-Encoding works on the whole joined batch with `bytes.join`/`bytes.replace`
+`decode_payload(encode_payload(texts)) == texts` for all byte strings. Raw
+encoding works on the whole joined batch with `bytes.join`/`bytes.replace`
 (C loops); no Python code runs per event.
+
+JSON mode: each line is the parsed event (`Event.to_dict()`, the dict the query
+protocol's JSON output sends) as one orjson object. Its `body` is the event's
+text, so decoding restores the text exactly; a text that is not valid UTF-8
+(ingest never produces one) also gets `raw_b64`, its bytes in base64. orjson
+escapes every control character, so a line holds no raw newline, and it starts
+with `{`. This costs a full parse per event (see the design doc's figures).
+
+In both modes no line contains a raw newline and no line starts with `#`, so in
+a valid file the bytes `\\n#LC2 ` occur only in front of a header, which is
+what a reader resyncs on.
 """
 
 from __future__ import annotations
 
+import base64
+import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
 
 import google_crc32c
+import orjson
 
-MAGIC = b"#LC1 "
-# '#LC1 ' + first_id (<= 20 digits) + count (<= 10) + payload_bytes (<= 20) + crc (8) + 3 spaces
-# + '\n' = 67 bytes; the reader reads at most this many bytes for a header line.
-MAX_HEADER_BYTES = 80
+if TYPE_CHECKING:
+    from logcaster.event import Event
+
+Mode = Literal["raw", "json"]
+MODES: tuple[Mode, ...] = ("raw", "json")
+_MODE_FLAG: dict[str, bytes] = {"raw": b"r", "json": b"j"}
+_FLAG_MODE: dict[bytes, Mode] = {b"r": "raw", b"j": "json"}
+
+MAGIC = b"#LC2 "
+MAX_RECEIVED_US = 10**18 - 1  # 18 digits: year 33658
+MAX_SOURCE_BYTES = 128
+# The longest header: magic, first_id (<= 20 digits), count (<= 10), payload_bytes
+# (<= 20), received_us (<= 18), mode (1), source (<= 128), 6 spaces, crc (8), '\n'
+# = 217 bytes. The reader reads at most this many bytes for a header line.
+MAX_HEADER_BYTES = len(MAGIC) + 20 + 10 + 20 + 18 + 1 + MAX_SOURCE_BYTES + 6 + 8 + 1
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
 
 _HEADER_RE = re.compile(
-    rb"#LC1 (0|[1-9][0-9]{0,19}) ([1-9][0-9]{0,9}) ([1-9][0-9]{0,19}) ([0-9a-f]{8})\n"
+    rb"#LC2 ((0|[1-9][0-9]{0,19}) ([1-9][0-9]{0,9}) ([1-9][0-9]{0,19}) (0|[1-9][0-9]{0,17})"
+    rb" ([rj]) ([!-~]{1,%d})) ([0-9a-f]{8})\n" % MAX_SOURCE_BYTES
 )
-
+# Bytes a source label keeps as they are: printable ASCII but space and '%'.
+_SOURCE_SAFE = frozenset(range(0x21, 0x7F)) - {ord("%")}
+_PERCENT = re.compile(rb"%([0-9A-F]{2})")
 
 # bytes.find is slow for b"\n#" in text with a newline every ~100 bytes; re is 3x faster.
 _LINE_STARTS_WITH_HASH = re.compile(rb"\n#")
@@ -61,18 +98,61 @@ class Header:
     first_id: int
     count: int
     payload_bytes: int
+    received_us: int
+    mode: Mode
+    source: str
     crc: int
     length: int  # of the header line, newline included
+    fields: bytes  # the header's fields as written: what the CRC covers before the payload
+
+    @property
+    def received(self) -> float:
+        """The receive time in unix seconds."""
+        return self.received_us / 1e6
 
 
 def crc32c(data: bytes) -> int:
     return int(google_crc32c.value(data))
 
 
-def block_crc(first_id: int, count: int, payload: bytes) -> int:
-    """The checksum of a block: its header fields, then its payload."""
-    fields = b"%d %d %d" % (first_id, count, len(payload))
+def block_crc(fields: bytes, payload: bytes) -> int:
+    """The checksum of a block: its header fields as written, then its payload."""
     return int(google_crc32c.extend(google_crc32c.value(fields), payload))
+
+
+@lru_cache(maxsize=4096)
+def encode_source(source: str) -> bytes:
+    """`source` as a header field: percent-encoded, at most MAX_SOURCE_BYTES, never empty."""
+    raw = source.encode("utf-8", "backslashreplace")
+    out = bytearray()
+    for byte in raw:
+        piece = bytes((byte,)) if byte in _SOURCE_SAFE else b"%%%02X" % byte
+        if len(out) + len(piece) > MAX_SOURCE_BYTES:
+            break
+        out += piece
+    if not out:
+        return b"-"
+    if out == b"-":
+        return b"%2D"
+    return bytes(out)
+
+
+@lru_cache(maxsize=4096)
+def decode_source(field: bytes) -> str:
+    """The source label of a header field (`encode_source` undone)."""
+    if field == b"-":
+        return ""
+    raw = _PERCENT.sub(lambda m: bytes((int(m[1], 16),)), field)
+    # A label cut at MAX_SOURCE_BYTES may end inside a UTF-8 sequence.
+    return raw.decode("utf-8", "replace")
+
+
+def received_us(received: float) -> int:
+    """A receive time (unix seconds) as header microseconds, clamped to the field's range."""
+    if not math.isfinite(received):
+        return 0
+    us = round(received * 1e6)
+    return min(max(us, 0), MAX_RECEIVED_US)
 
 
 def encode_payload(texts: list[bytes]) -> bytes:
@@ -116,24 +196,99 @@ def encode_payload(texts: list[bytes]) -> bytes:
     return joined
 
 
-def encode_header(first_id: int, count: int, payload: bytes) -> bytes:
-    crc = block_crc(first_id, count, payload)
-    return b"#LC1 %d %d %d %08x\n" % (first_id, count, len(payload), crc)
+def encode_json_payload(
+    first_id: int,
+    texts: list[bytes],
+    received: float,
+    source: str,
+    events: list[Event] | None = None,
+) -> bytes:
+    """The JSON lines of `texts`: each event parsed, as `Event.to_dict()`, one per line.
+
+    `events` are the batch's already parsed events, if it has them; otherwise each
+    text is parsed here (with `received` and `source`, as `Batch.events` would).
+    """
+    from logcaster.pipeline.parse import parse_event
+
+    dumps = orjson.dumps
+    lines: list[bytes] = []
+    append = lines.append
+    for i, text in enumerate(texts):
+        ev = events[i] if events is not None else parse_event(first_id + i, received, source, text)
+        d = ev.to_dict()
+        # `body` is the text decoded with errors="replace": exact unless the text
+        # is not valid UTF-8, which only a U+FFFD in it can mean.
+        if "\ufffd" in ev.body and ev.body.encode() != text:
+            d["raw_b64"] = base64.b64encode(text).decode("ascii")
+        try:
+            append(dumps(d, default=str))
+        except orjson.JSONEncodeError:
+            # Fields orjson cannot write (nested deeper than it allows, integers
+            # past 64 bits): keep the event and its text without them.
+            d["fields"] = {}
+            append(dumps(d, default=str))
+    lines.append(b"")
+    return b"\n".join(lines)
 
 
-def encode_block_parts(first_id: int, texts: list[bytes]) -> tuple[bytes, bytes]:
+def encode_header(
+    first_id: int,
+    count: int,
+    payload: bytes,
+    *,
+    received: float = 0.0,
+    source: str = "",
+    mode: Mode = "raw",
+) -> bytes:
+    fields = b"%d %d %d %d %s %s" % (
+        first_id,
+        count,
+        len(payload),
+        received_us(received),
+        _MODE_FLAG[mode],
+        encode_source(source),
+    )
+    return b"%s%s %08x\n" % (MAGIC, fields, block_crc(fields, payload))
+
+
+def encode_block_parts(
+    first_id: int,
+    texts: list[bytes],
+    *,
+    received: float = 0.0,
+    source: str = "",
+    mode: Mode = "raw",
+    events: list[Event] | None = None,
+) -> tuple[bytes, bytes]:
     """(header, payload) of `encode_block`, for writers that join many blocks at once."""
     if not texts:
         raise ValueError("a block holds at least one event")
     if first_id < 0:
         raise ValueError("first_id must be >= 0")
-    payload = encode_payload(texts)
-    return encode_header(first_id, len(texts), payload), payload
+    if mode == "raw":
+        payload = encode_payload(texts)
+    elif mode == "json":
+        payload = encode_json_payload(first_id, texts, received, source, events)
+    else:
+        raise ValueError(f"mode must be raw or json, not {mode!r}")
+    header = encode_header(
+        first_id, len(texts), payload, received=received, source=source, mode=mode
+    )
+    return header, payload
 
 
-def encode_block(first_id: int, texts: list[bytes]) -> bytes:
+def encode_block(
+    first_id: int,
+    texts: list[bytes],
+    *,
+    received: float = 0.0,
+    source: str = "",
+    mode: Mode = "raw",
+) -> bytes:
     """One block holding events `first_id .. first_id + len(texts) - 1`."""
-    header, payload = encode_block_parts(first_id, texts)
+    header, payload = encode_block_parts(
+        first_id, texts, received=received, source=source, mode=mode
+    )
     return header + payload
 
 
@@ -146,11 +301,21 @@ def parse_header(line: bytes, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Header 
     m = _HEADER_RE.fullmatch(line)
     if m is None:
         return None
-    count = int(m[2])
-    payload_bytes = int(m[3])
+    count = int(m[3])
+    payload_bytes = int(m[4])
     if payload_bytes < count or payload_bytes > max_payload:
         return None
-    return Header(int(m[1]), count, payload_bytes, int(m[4], 16), len(line))
+    return Header(
+        first_id=int(m[2]),
+        count=count,
+        payload_bytes=payload_bytes,
+        received_us=int(m[5]),
+        mode=_FLAG_MODE[m[6]],
+        source=decode_source(m[7]),
+        crc=int(m[8], 16),
+        length=len(line),
+        fields=m[1],
+    )
 
 
 def payload_shape_ok(payload: bytes, count: int) -> bool:
@@ -181,7 +346,7 @@ def _unescape_line(line: bytes) -> bytes:
     return head + b"\\".join(parts)
 
 
-def decode_payload(payload: bytes, count: int) -> list[bytes]:
+def decode_payload(payload: bytes, count: int, mode: Mode = "raw") -> list[bytes]:
     """The event texts of a payload holding `count` lines; raises BlockFormatError."""
     if count == 0 and not payload:
         return []
@@ -189,6 +354,31 @@ def decode_payload(payload: bytes, count: int) -> list[bytes]:
         raise BlockFormatError(f"payload is not {count} escaped lines")
     lines = payload.split(b"\n")
     lines.pop()  # the empty piece after the final newline
+    if mode == "json":
+        return [_json_text(line) for line in lines]
     if b"\\" not in payload:
         return lines
     return [_unescape_line(line) if b"\\" in line else line for line in lines]
+
+
+def _json_text(line: bytes) -> bytes:
+    """The event text stored in one JSON line (`raw_b64` if present, else `body`)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise BlockFormatError(f"bad JSON line {line[:80]!r}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BlockFormatError(f"JSON line is not an object: {line[:80]!r}")
+    raw = obj.get("raw_b64")
+    if isinstance(raw, str):
+        try:
+            return base64.b64decode(raw, validate=True)
+        except ValueError:
+            raise BlockFormatError(f"bad raw_b64 in JSON line {line[:80]!r}") from None
+    body = obj.get("body")
+    if not isinstance(body, str):
+        raise BlockFormatError(f"JSON line without a body: {line[:80]!r}")
+    try:
+        return body.encode()
+    except UnicodeEncodeError:
+        raise BlockFormatError(f"body is not encodable: {line[:80]!r}") from None

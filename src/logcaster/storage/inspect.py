@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from logcaster.storage.blocks import MODES
 from logcaster.storage.segment import Corruption, scan_segment
 from logcaster.storage.writer import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE
 
@@ -66,10 +67,17 @@ class FileReport:
     first_id: int | None = None
     last_id: int | None = None
     problems: list[FileProblem] = field(default_factory=list)
+    modes: dict[str, int] = field(default_factory=dict)  # good blocks per payload mode
+    first_received: float | None = None  # receive time of the first good block
+    last_received: float | None = None  # of the last good block
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def mode_summary(self) -> str:
+        """ "raw", "json", "raw+json" (blocks of both), or "-" without blocks."""
+        return "+".join(m for m in MODES if self.modes.get(m)) or "-"
 
     def id_range(self) -> str:
         if self.first_id is None:
@@ -152,6 +160,8 @@ def _file_dict(report: FileReport) -> dict[str, Any]:
     d = asdict(report)
     d["ok"] = report.ok
     d["mtime_utc"] = _utc(report.mtime)
+    d["first_received_utc"] = _utc(report.first_received)
+    d["last_received_utc"] = _utc(report.last_received)
     return d
 
 
@@ -221,6 +231,9 @@ def scan_file(path: Path, directory: Path, kind: FileKind) -> FileReport:
     report.events = scan.event_count
     report.first_id = scan.first_id
     report.last_id = scan.last_id
+    report.modes = dict(scan.mode_blocks)
+    report.first_received = scan.first_received
+    report.last_received = scan.last_received
     for p in scan.problems:
         if isinstance(p, Corruption):
             report.problems.append(FileProblem("corruption", p.offset, p.skipped, p.reason))
@@ -274,7 +287,8 @@ def format_validation(v: Validation) -> str:
     def file_line(f: FileReport) -> None:
         status = "ok" if f.ok else f"{len(f.problems)} problem(s)"
         lines.append(
-            f"  {f.path:<{width}}  blocks={f.blocks} events={f.events} ids={f.id_range()}  {status}"
+            f"  {f.path:<{width}}  blocks={f.blocks} events={f.events} ids={f.id_range()} "
+            f"mode={f.mode_summary()}  {status}"
         )
         lines.extend(f"      {f.path}: {p.describe()}" for p in f.problems)
 
@@ -323,6 +337,9 @@ class Inspection:
     rotation_times: list[str]  # UTC stamps from the rotated names, in id order
     problems: int
     notes: list[str]
+    modes: dict[str, int] = field(default_factory=dict)  # good blocks per mode, all files
+    first_received: float | None = None  # receive time of the oldest block
+    last_received: float | None = None  # of the newest block
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -341,6 +358,9 @@ class Inspection:
             "rotation_times_utc": self.rotation_times,
             "problems": self.problems,
             "notes": self.notes,
+            "modes": self.modes,
+            "first_received_utc": _utc(self.first_received),
+            "last_received_utc": _utc(self.last_received),
         }
 
 
@@ -365,6 +385,11 @@ def inspect(directory: str | os.PathLike[str]) -> Inspection:
     ]
     if v.id_issues:
         notes.extend(i.describe() for i in v.id_issues)
+    modes: dict[str, int] = {}
+    for f in files:
+        for mode, n in f.modes.items():
+            modes[mode] = modes.get(mode, 0) + n
+    received = [f for f in files if f.first_received is not None]
     return Inspection(
         directory=v.directory,
         files=files,
@@ -381,6 +406,9 @@ def inspect(directory: str | os.PathLike[str]) -> Inspection:
         rotation_times=stamps,
         problems=v.problem_count,
         notes=notes,
+        modes=modes,
+        first_received=received[0].first_received if received else None,
+        last_received=received[-1].last_received if received else None,
     )
 
 
@@ -402,7 +430,7 @@ def format_inspection(i: Inspection) -> str:
         gz = f" ({_size(f.data_bytes)} uncompressed)" if f.compressed else ""
         lines.append(
             f"  {f.path:<{width}}  {_size(f.size):>10}{gz}  events={f.events} "
-            f"ids={f.id_range()}  modified {_utc(f.mtime)}"
+            f"ids={f.id_range()} mode={f.mode_summary()}  modified {_utc(f.mtime)}"
         )
     if i.quarantined:
         lines.append("quarantined:")
@@ -414,6 +442,10 @@ def format_inspection(i: Inspection) -> str:
     last = i.last_id if i.last_id is not None else "-"
     lines += [
         f"events: {i.events}  ids {first}..{last}",
+        "payload modes: "
+        + (", ".join(f"{m} {i.modes[m]} block(s)" for m in MODES if i.modes.get(m)) or "-"),
+        f"received: first block {_utc(i.first_received) or '-'}, "
+        f"last block {_utc(i.last_received) or '-'}",
         f"bytes on disk: {_size(i.total_bytes)}",
         f"first file last written: {_utc(i.oldest_mtime) or '-'}",
         f"last file last written:  {_utc(i.newest_mtime) or '-'}",

@@ -6,7 +6,7 @@
   mismatch) with no valid block anywhere after it. This is what a crash in the
   middle of a write leaves; truncating the file to `end_of_good` is safe.
 - `Corruption`: a block that fails but is followed by a valid block (found by
-  searching forward for b"\\n#LC1 " and verifying header and checksum there).
+  searching forward for b"\\n#LC2 " and verifying header and checksum there).
   The damaged bytes are skipped and the scan goes on with the following blocks,
   so callers can still serve them.
 
@@ -32,6 +32,7 @@ from logcaster.storage.blocks import (
     MAGIC,
     MAX_HEADER_BYTES,
     Header,
+    Mode,
     block_crc,
     decode_payload,
     parse_header,
@@ -54,6 +55,8 @@ class BlockInfo:
     count: int
     offset: int  # of the header's '#'
     length: int  # header + payload
+    mode: Mode = "raw"
+    received: float = 0.0  # the batch's receive time, unix seconds
 
     @property
     def end(self) -> int:
@@ -100,6 +103,9 @@ class SegmentScan:
     end_of_good: int = 0  # end of the last good block (0 if none)
     size: int = 0  # bytes in the file (uncompressed for .gz)
     problems: list[Problem] = field(default_factory=list)  # in file order
+    mode_blocks: dict[str, int] = field(default_factory=dict)  # good blocks per mode
+    first_received: float | None = None  # receive time of the first good block
+    last_received: float | None = None  # of the last good block
 
     @property
     def problem(self) -> Problem | None:
@@ -118,6 +124,7 @@ class SegmentScan:
 
 class _Good(NamedTuple):
     info: BlockInfo
+    header: Header
     payload: bytes
 
 
@@ -144,7 +151,7 @@ def _read_block(f: BinaryIO, max_payload: int) -> tuple[Header, bytes] | _Bad | 
     payload = f.read(header.payload_bytes)
     if len(payload) < header.payload_bytes:
         return _Bad(SHORT_PAYLOAD, length)
-    if block_crc(header.first_id, header.count, payload) != header.crc:
+    if block_crc(header.fields, payload) != header.crc:
         return _Bad(CHECKSUM_MISMATCH, length)
     if not payload_shape_ok(payload, header.count):
         return _Bad(BAD_PAYLOAD, length)
@@ -155,7 +162,7 @@ def _candidates(f: BinaryIO, damaged_at: int, bad: _Bad) -> Iterator[int]:
     """Where a valid block may start after damage at `damaged_at`, in file order.
 
     First where the damaged block's own header says it ends (so a flipped final
-    newline does not hide the next header), then after each b"\\n#LC1 ".
+    newline does not hide the next header), then after each b"\\n#LC2 ".
     """
     expected = damaged_at + bad.length if bad.length is not None else None
     for candidate in _find_resync(f, damaged_at):
@@ -169,7 +176,7 @@ def _candidates(f: BinaryIO, damaged_at: int, bad: _Bad) -> Iterator[int]:
 
 
 def _find_resync(f: BinaryIO, start: int) -> Iterator[int]:
-    """Offsets (of the '#') of each b"\\n#LC1 " whose newline is at or after `start`.
+    """Offsets (of the '#') of each b"\\n#LC2 " whose newline is at or after `start`.
 
     The caller may move the file position between items; the search resumes where
     it left off.
@@ -228,10 +235,17 @@ def _walk_blocks(f: BinaryIO, scan: SegmentScan, max_payload: int) -> Iterator[_
             scan.problems.append(Corruption(damaged_at, result.reason, pos - damaged_at))
         else:
             header, payload = result
-        info = BlockInfo(header.first_id, header.count, pos, header.length + header.payload_bytes)
+        info = BlockInfo(
+            header.first_id,
+            header.count,
+            pos,
+            header.length + header.payload_bytes,
+            header.mode,
+            header.received,
+        )
         pos = info.end
         scan.end_of_good = pos
-        yield _Good(info, payload)
+        yield _Good(info, header, payload)
     scan.size = pos
 
 
@@ -253,24 +267,47 @@ def scan_segment(
                 scan.blocks.append(info)
             scan.block_count += 1
             scan.event_count += info.count
+            scan.mode_blocks[info.mode] = scan.mode_blocks.get(info.mode, 0) + 1
             if scan.first_id is None:
                 scan.first_id = info.first_id
+                scan.first_received = info.received
             scan.last_id = info.last_id
+            scan.last_received = info.received
     return scan
+
+
+class StoredBatch(NamedTuple):
+    """A good block's batch as written: ids, texts, receive time, source and mode."""
+
+    first_id: int
+    texts: list[bytes]
+    received: float  # unix seconds, to the microsecond
+    source: str
+    mode: Mode
+
+
+def read_batches(
+    path: str | os.PathLike[str], *, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> Iterator[StoredBatch]:
+    """Every good block of the file, in file order, each decoded by its own mode.
+
+    Damaged blocks are skipped. Raises BlockFormatError only for a block whose
+    checksum holds but whose lines do not decode, which no LogCaster writer produces.
+    """
+    scan = SegmentScan(Path(path))
+    with _open(scan.path) as f:
+        for good in _walk(f, scan, max_payload):
+            h = good.header
+            texts = decode_payload(good.payload, h.count, h.mode)
+            yield StoredBatch(h.first_id, texts, h.received, h.source, h.mode)
 
 
 def read_blocks(
     path: str | os.PathLike[str], *, max_payload: int = DEFAULT_MAX_PAYLOAD
 ) -> Iterator[tuple[int, list[bytes]]]:
-    """(first_id, texts) of every good block, in file order; damaged blocks are skipped.
-
-    Raises BlockFormatError only for a block whose checksum holds but whose lines
-    are not validly escaped, which no LogCaster writer produces.
-    """
-    scan = SegmentScan(Path(path))
-    with _open(scan.path) as f:
-        for good in _walk(f, scan, max_payload):
-            yield good.info.first_id, decode_payload(good.payload, good.info.count)
+    """(first_id, texts) of every good block, in file order (see `read_batches`)."""
+    for batch in read_batches(path, max_payload=max_payload):
+        yield batch.first_id, batch.texts
 
 
 def truncate_torn_tail(path: str | os.PathLike[str], scan: SegmentScan) -> int:

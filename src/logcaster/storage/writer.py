@@ -29,14 +29,15 @@ import errno as errno_mod
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from logcaster.event import Batch
 from logcaster.exceptions import StorageError
-from logcaster.storage.blocks import encode_block_parts
+from logcaster.storage.blocks import Mode, encode_block_parts
 from logcaster.storage.segment import SegmentScan, scan_segment, truncate_torn_tail
 
 FsyncPolicy = Literal["always", "interval", "never"]
@@ -250,13 +251,25 @@ class SegmentWriter:
 
     # -- writing --------------------------------------------------------------
 
-    def write(self, first_id: int, texts: list[bytes]) -> None:
+    def write(
+        self,
+        first_id: int,
+        texts: list[bytes],
+        *,
+        received: float = 0.0,
+        source: str = "",
+        mode: Mode = "raw",
+    ) -> None:
         """Append one block holding events `first_id ..`; see `write_many`."""
-        self.write_many([(first_id, texts)])
+        self.write_many([Batch(first_id, received, source, texts)], mode=mode)
 
-    def write_many(self, batches: list[tuple[int, list[bytes]]]) -> None:
+    def write_many(
+        self, batches: Sequence[Batch | tuple[int, list[bytes]]], *, mode: Mode = "raw"
+    ) -> None:
         """Append one block per batch, in one write per file, then fsync per policy.
 
+        A block records the batch's receive time and source (a `(first_id, texts)`
+        pair has neither: 0 and ""), and `mode` says how its lines are encoded.
         Ids must increase: each batch's first id must be above every id written
         before (ValueError otherwise, before anything is written). Raises
         StorageError on an OS error. The failed file's torn bytes are cut off (now,
@@ -268,10 +281,20 @@ class SegmentWriter:
             return
         blocks: list[tuple[int, int, bytes, bytes]] = []  # first_id, last_id, header, payload
         prev = self.last_id
-        for first_id, texts in batches:
+        for item in batches:
+            if isinstance(item, Batch):
+                first_id, texts = item.first_id, item.texts
+                received, source = item.received_at, item.source
+                # Parsed events for JSON mode: the batch's cached ones if a reader on
+                # the event loop made them, else parsed here without touching the cache.
+                events = item.cached_events
+            else:
+                (first_id, texts), received, source, events = item, 0.0, "", None
             if prev is not None and first_id <= prev:
                 raise ValueError(f"first_id {first_id} is not above the last id written {prev}")
-            header, payload = encode_block_parts(first_id, texts)
+            header, payload = encode_block_parts(
+                first_id, texts, received=received, source=source, mode=mode, events=events
+            )
             last = first_id + len(texts) - 1
             blocks.append((first_id, last, header, payload))
             prev = last
