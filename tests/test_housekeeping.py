@@ -300,3 +300,17 @@ def test_garbage_named_like_segments_never_stops_verification(tmp_path: Path) ->
     assert list_rotated(tmp_path) == [*rotated, empty]
     with SegmentWriter(tmp_path) as w:
         assert w.last_id == 300  # the first id in a name counts, even of an empty file
+
+
+def test_a_file_that_cannot_be_set_aside_is_reported_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rotated = make_rotated(tmp_path, 2)
+    flip_in_middle(rotated[0])
+    damaged = rotated[0].read_bytes()
+    (tmp_path / QUARANTINE_DIR).write_bytes(b"")  # a file where the directory belongs
+    assert Housekeeper(tmp_path).verify() == []
+    failed = [r for r in caplog.records if getattr(r, "event", None) == "quarantine_failed"]
+    assert len(failed) == 1 and failed[0].fields["path"] == str(rotated[0])  # type: ignore[attr-defined]
+    assert rotated[0].read_bytes() == damaged  # untouched, tried again next start
+    assert not list(tmp_path.glob("*.tmp"))

@@ -121,6 +121,7 @@ def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> N
     assert all(p.name.endswith(".log.gz") for p in segments[:-1])
     compressed = [log for log in server.logs if log.get("event") == "segment_compressed"]
     assert len(compressed) == len(segments) - 1
+    assert not [log for log in server.logs if log.get("level") == "error"]
     seen: list[bytes] = []
     last_id = 0
     for path in segments:

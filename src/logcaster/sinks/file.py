@@ -26,6 +26,7 @@ from pathlib import Path
 
 from logcaster.config import PersistConfig
 from logcaster.event import Batch
+from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.storage import SegmentWriter, read_blocks
 from logcaster.storage.housekeeping import Housekeeper
@@ -143,7 +144,7 @@ class FileSink:
         async with self._lock:
             try:
                 return await asyncio.to_thread(writer.rotate_if_due) is not None
-            except OSError:
+            except (OSError, StorageError):  # retried at the next tick or write
                 logger.exception("rotation_failed")
                 return False
 
@@ -168,7 +169,7 @@ class FileSink:
             async with self._lock:
                 try:
                     await asyncio.to_thread(writer.maybe_fsync)
-                except OSError:
+                except (OSError, StorageError):  # StorageError is no OSError
                     logger.exception("fsync failed")
 
     async def write(self, batches: list[Batch]) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.storage.blocks import encode_block_parts
 from logcaster.storage.segment import Corruption, read_blocks, scan_segment
@@ -147,7 +148,17 @@ class Housekeeper:
         for path in list_rotated(self.directory):
             if self.stopping.is_set():
                 break
-            result = self._verify_one(path)
+            try:
+                result = self._verify_one(path)
+            except (OSError, StorageError) as exc:
+                # One file that cannot be set aside (a full disk, say) must not hold
+                # up the others; it is scanned again at the next start.
+                log_event(
+                    logger, logging.ERROR, "quarantine_failed", path=str(path), reason=str(exc)
+                )
+                with contextlib.suppress(OSError):
+                    path.with_name(path.name + ".repair.tmp").unlink()
+                continue
             if result is not None:
                 done.append(result)
         return done
