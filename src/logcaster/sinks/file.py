@@ -169,7 +169,7 @@ class FileSink:
             async with self._lock:
                 try:
                     await asyncio.to_thread(writer.maybe_fsync)
-                except (OSError, StorageError):  # StorageError is no OSError
+                except OSError:
                     logger.exception("fsync failed")
 
     async def write(self, batches: list[Batch]) -> None:
