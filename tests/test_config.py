@@ -154,6 +154,13 @@ def test_a_value_where_a_section_belongs(environ: dict[str, str]) -> None:
         ("- a\n", "", "top level must be a mapping"),
         ("42\n", "", "top level must be a mapping"),
         ("ingest: {port: 1\n", "", "not valid YAML"),
+        ("persist: {rotate_interval: weekly}\n", "persist.rotate_interval", "weekly"),
+        ("persist: {rotate_interval: 0}\n", "persist.rotate_interval", ">= 1"),
+        ("persist: {rotate_interval: 0.5}\n", "persist.rotate_interval", "got `float`"),
+        ("persist: {compress: maybe}\n", "persist.compress", "Expected `bool`"),
+        ("persist: {retention_files: 0}\n", "persist.retention_files", ">= 1"),
+        ("persist: {retention_age: -1}\n", "persist.retention_age", "> 0"),
+        ("persist: {retention_bytes: 1 GB}\n", "persist.retention_bytes", "got `str`"),
     ],
 )
 def test_bad_files(tmp_path: Path, text: str, key: str, reason: str) -> None:
@@ -234,3 +241,29 @@ def test_example_file_lists_every_option_with_its_default() -> None:
         return out
 
     assert keys(raw) == keys(Config().to_dict())
+
+
+def test_persist_housekeeping_options() -> None:
+    config = load_config(
+        environ={
+            "LOGCASTER_PERSIST__ROTATE_INTERVAL": "hourly",
+            "LOGCASTER_PERSIST__COMPRESS": "false",
+            "LOGCASTER_PERSIST__RETENTION_FILES": "10",
+            "LOGCASTER_PERSIST__RETENTION_AGE": "86400",
+            "LOGCASTER_PERSIST__RETENTION_BYTES": "1073741824",
+        }
+    )
+    p = config.persist
+    assert (p.rotate_interval, p.compress) == ("hourly", False)
+    assert (p.retention_files, p.retention_age, p.retention_bytes) == (10, 86400, 1 << 30)
+    assert (
+        load_config(environ={"LOGCASTER_PERSIST__ROTATE_INTERVAL": "30"}).persist.rotate_interval
+        == 30
+    )
+    defaults = Config().persist
+    assert defaults.rotate_interval is None and defaults.compress is True
+    assert (defaults.retention_files, defaults.retention_age, defaults.retention_bytes) == (
+        None,
+        None,
+        None,
+    )

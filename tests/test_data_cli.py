@@ -210,3 +210,14 @@ def test_gzip_segments(tmp_path: Path) -> None:
         gz.name in line and "torn tail" in line and "bad gzip stream" in line
         for line in result.stdout.splitlines()
     ), result.stdout
+
+
+def test_interrupted_compression_is_read_once(tmp_path: Path) -> None:
+    """An X.log next to its complete X.log.gz (killed before the unlink) is not
+    counted twice: validate reads the .gz, as the server does."""
+    data = tmp_path / "data"
+    segments = make_dir(data)
+    (data / (segments[0].name + ".gz")).write_bytes(gzip.compress(segments[0].read_bytes()))
+    doc = json.loads(run_data("validate", "--json", str(data)).stdout)
+    assert doc["ok"] is True and doc["events"] == 300
+    assert doc["segments"][0]["path"] == segments[0].name + ".gz"

@@ -174,8 +174,9 @@ def test_kill_9_then_restart(server_factory: ServerFactory, tmp_path: Path) -> N
 
 
 def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> None:
-    """Issue 4: rotate every 256 KiB while 8 clients send 200,000 numbered lines;
-    afterwards the union of all segment files holds each line exactly once."""
+    """Issue 4: rotate every 256 KiB while 8 clients send 200,000 numbered lines, with
+    background gzip of the rotated files (the default); afterwards the union of all
+    segment files (read through gzip) holds each line exactly once."""
     data = tmp_path / "data"
     env = {**os.environ, "LOGCASTER_PERSIST__MAX_FILE_BYTES": "262144"}
     server = server_factory("-P", str(data), env=env)
@@ -196,7 +197,9 @@ def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> N
 
     run_threads([functools.partial(client, c) for c in range(clients)])
     wait_for("delivery", server.stats, lambda stats: stats["Delivered"] == total, timeout=60)
+    wait_for("compression", lambda: sorted(data.glob("logcaster-*.log")), lambda left: not left)
     assert server.stop() == 0
+    assert not list(data.glob("*.tmp"))
 
     writer = SegmentWriter(data)
     try:
@@ -204,6 +207,10 @@ def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> N
     finally:
         writer.close()
     assert len(segments) > 50
+    assert all(p.name.endswith(".log.gz") for p in segments[:-1])
+    compressed = [log for log in server.logs if log.get("event") == "segment_compressed"]
+    assert len(compressed) == len(segments) - 1
+    assert not [log for log in server.logs if log.get("level") == "error"]
     seen: list[bytes] = []
     last_id = 0
     for path in segments:

@@ -80,6 +80,13 @@ class PersistConfig(_Section, frozen=True):
     fsync: Literal["always", "interval", "never"] = "interval"
     fsync_interval_ms: PositiveInt = 200
     format: Literal["raw", "json"] = "raw"
+    # Time rotation at UTC-aligned boundaries; null rotates by size only.
+    rotate_interval: Literal["hourly", "daily"] | PositiveInt | None = None
+    compress: bool = True  # gzip rotated segments in the background
+    # Retention of rotated segments (never active.log or quarantine/); null keeps all.
+    retention_files: PositiveInt | None = None
+    retention_age: PositiveFloat | None = None  # seconds since the file was rotated
+    retention_bytes: PositiveInt | None = None  # total bytes of rotated files on disk
 
 
 class QueryConfig(_Section, frozen=True):

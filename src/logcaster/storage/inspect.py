@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from logcaster.storage.blocks import MODES
 from logcaster.storage.segment import Corruption, scan_segment
-from logcaster.storage.writer import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE
+from logcaster.storage.writer import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
 
 FileKind = Literal["rotated", "active", "quarantined"]
 
@@ -171,11 +171,6 @@ def _utc(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _rotated_first_id(name: str) -> int | None:
-    m = SEGMENT_NAME_RE.fullmatch(name)
-    return int(m[2]) if m else None
-
-
 def find_segments(directory: Path) -> tuple[list[Path], list[Path]]:
     """(segments in read order, quarantined files) of a data dir.
 
@@ -186,17 +181,12 @@ def find_segments(directory: Path) -> tuple[list[Path], list[Path]]:
         raise DataDirError(f"{directory}: no such directory")
     if not directory.is_dir():
         raise DataDirError(f"{directory}: not a directory")
-    rotated: list[tuple[int, str, Path]] = []
     try:
-        entries = list(directory.iterdir())
+        # One file per segment, as the server reads them: of an `X.log` next to its
+        # complete `X.log.gz` (a compression interrupted before its unlink) only the .gz.
+        segments = list_rotated(directory)
     except OSError as exc:
         raise DataDirError(f"{directory}: cannot list: {exc.strerror or exc}") from exc
-    for path in entries:
-        first = _rotated_first_id(path.name)
-        if first is not None and path.is_file():
-            rotated.append((first, path.name, path))
-    rotated.sort()
-    segments = [p for _, _, p in rotated]
     active = directory / ACTIVE_NAME
     if active.is_file():
         segments.append(active)

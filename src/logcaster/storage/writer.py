@@ -17,6 +17,10 @@ blocking library: the file sink will run it in its writer thread.
   someone else appended) and is truncated back to the good end first, so a
   retry never leaves garbage between blocks. A smaller file was cut by someone
   else: the writer rescans it and continues after its last good block.
+- Time rotation (`rotate_interval`: "hourly", "daily" or N seconds) happens at
+  UTC-aligned period boundaries: before a write, or from the caller's timer
+  through `rotate_if_due`, when active.log got its first data in an earlier
+  period than now.
 - Opening recovers from a crash: a torn tail of active.log is truncated; an
   active.log with damage in the middle is moved as-is to `quarantine/` and a
   fresh active file is started. Both are reported in `recovered`.
@@ -41,12 +45,15 @@ from logcaster.storage.blocks import Mode, encode_block_parts
 from logcaster.storage.segment import SegmentScan, scan_segment, truncate_torn_tail
 
 FsyncPolicy = Literal["always", "interval", "never"]
+RotateInterval = Literal["hourly", "daily"] | int
 
 ACTIVE_NAME = "active.log"
 QUARANTINE_DIR = "quarantine"
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 SEGMENT_NAME_RE = re.compile(r"logcaster-(\d{8}T\d{6}\.\d{6}Z)-(\d{20})\.log(?:\.gz)?")
+_STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+_PERIOD_SECONDS = {"hourly": 3600, "daily": 86400}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +75,45 @@ class Recovery:
 
 def segment_name(timestamp: float, first_id: int) -> str:
     """The name of a rotated segment whose first block starts at `first_id`."""
-    stamp = datetime.fromtimestamp(timestamp, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = datetime.fromtimestamp(timestamp, UTC).strftime(_STAMP_FORMAT)
     return f"logcaster-{stamp}-{first_id:020d}.log"
+
+
+def segment_time(name: str) -> float | None:
+    """The rotation time (UTC timestamp) in a rotated segment's name, or None."""
+    m = SEGMENT_NAME_RE.fullmatch(name)
+    if m is None:
+        return None
+    return datetime.strptime(m[1], _STAMP_FORMAT).replace(tzinfo=UTC).timestamp()
+
+
+def rotation_period(timestamp: float, interval: RotateInterval) -> int:
+    """The number of the rotation period holding `timestamp`.
+
+    Unix time counts no leap seconds, so whole multiples of 3600 and 86400 are
+    exactly the UTC hour and day boundaries.
+    """
+    seconds = _PERIOD_SECONDS[interval] if isinstance(interval, str) else interval
+    return int(timestamp // seconds)
+
+
+def list_rotated(directory: Path) -> list[Path]:
+    """Rotated segment files (plain or .gz) of `directory`, ordered by the first id.
+
+    Each segment appears once: while a compression is between its rename and its
+    unlink (or after a crash there) both `X.log` and `X.log.gz` exist. The .gz is
+    complete then (it is renamed into place only after its fsync) and, unlike the
+    .log, is not about to be unlinked, so it is the one listed.
+    """
+    found: dict[str, tuple[int, Path]] = {}
+    for path in directory.iterdir():
+        first = parse_segment_name(path.name)
+        if first is None or not path.is_file():
+            continue
+        stem = path.name.removesuffix(".gz")
+        if stem not in found or path.name.endswith(".gz"):
+            found[stem] = (first, path)
+    return [path for _, path in sorted(found.values(), key=lambda item: (item[0], item[1].name))]
 
 
 def parse_segment_name(name: str) -> int | None:
@@ -106,16 +150,25 @@ class SegmentWriter:
         fsync_interval: float = 0.2,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        rotate_interval: RotateInterval | None = None,
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be > 0")
         if fsync not in ("always", "interval", "never"):
             raise ValueError(f"fsync must be always, interval or never, not {fsync!r}")
+        if isinstance(rotate_interval, str):
+            if rotate_interval not in _PERIOD_SECONDS:
+                raise ValueError(
+                    f"rotate_interval must be hourly, daily or seconds, not {rotate_interval!r}"
+                )
+        elif rotate_interval is not None and rotate_interval < 1:
+            raise ValueError("rotate_interval must be >= 1 second")
         self.directory = Path(directory)
         self.active_path = self.directory / ACTIVE_NAME
         self.max_bytes = max_bytes
         self.fsync_policy: FsyncPolicy = fsync
         self.fsync_interval = fsync_interval
+        self.rotate_interval = rotate_interval
         self._clock = clock
         self._monotonic = monotonic
 
@@ -212,7 +265,7 @@ class SegmentWriter:
             consider(active_scan.last_id)
         for path in reversed(self.rotated_segments()):
             consider(parse_segment_name(path.name))
-            last = self._scan(path, keep_blocks=False).last_id
+            last = self._scan_or_none(path)
             consider(last)
             if last is not None:
                 break
@@ -220,8 +273,20 @@ class SegmentWriter:
         if qdir.is_dir():
             for path in sorted(qdir.iterdir()):
                 if path.is_file() and parse_segment_name(path.name) is not None:
-                    consider(self._scan(path, keep_blocks=False).last_id)
+                    consider(self._scan_or_none(path))
         return best
+
+    @staticmethod
+    def _scan_or_none(path: Path) -> int | None:
+        """The last id of a rotated or quarantined file; None if it has none or is unreadable.
+
+        An unreadable file must not stop the start (no crash loop): the file sink's
+        housekeeping sets it aside and reports it.
+        """
+        try:
+            return scan_segment(path, keep_blocks=False).last_id
+        except OSError:
+            return None
 
     def _open_active(self, scan: SegmentScan | None = None) -> None:
         path = self.active_path
@@ -240,14 +305,21 @@ class SegmentWriter:
             if scan is None or scan.size != size:
                 scan = self._scan(path, keep_blocks=False)
             self._active_first_id = scan.first_id
-            # The first write time of a file from before the restart is unknown; count
-            # its age from now (time rotation may come up to one period late).
-            self._active_since = self._clock()
+            # The first write time of a file from before the restart is unknown. Its
+            # last write (mtime) is a bound: a file last written in an earlier period
+            # is rotated at once; otherwise rotation may come up to one period late.
+            self._active_since = min(self._clock(), self._mtime(fd))
             self._end = scan.end_of_good
         else:
             self._active_first_id = None
             self._active_since = None
         _fsync_dir(self.directory)
+
+    def _mtime(self, fd: int) -> float:
+        try:
+            return os.fstat(fd).st_mtime
+        except OSError as exc:
+            raise _storage_error("cannot stat", self.active_path, exc) from exc
 
     # -- writing --------------------------------------------------------------
 
@@ -299,6 +371,8 @@ class SegmentWriter:
             blocks.append((first_id, last, header, payload))
             prev = last
 
+        # A batch arriving in a new period goes to a new file, not the old one.
+        self.rotate_if_due()
         self._check_end()
         parts: list[bytes] = []
         pending = 0  # bytes in parts
@@ -462,17 +536,22 @@ class SegmentWriter:
             return self.rotate()
         return None
 
+    def rotate_if_due(self) -> Path | None:
+        """Rotate if `rotate_interval` is set and active.log got its first data in an
+        earlier period (UTC hour, UTC day, or N-second slot) than now."""
+        interval = self.rotate_interval
+        if interval is None or self._active_since is None or self._end == 0:
+            return None
+        since = rotation_period(self._active_since, interval)
+        if rotation_period(self._clock(), interval) != since:
+            return self.rotate()
+        return None
+
     # -- listing and closing --------------------------------------------------
 
     def rotated_segments(self) -> list[Path]:
-        """Rotated segment paths (plain or .gz), ordered by the first id in their names."""
-        found: list[tuple[int, str, Path]] = []
-        for path in self.directory.iterdir():
-            first = parse_segment_name(path.name)
-            if first is not None and path.is_file():
-                found.append((first, path.name, path))
-        found.sort()
-        return [p for _, _, p in found]
+        """Rotated segment paths (plain or .gz, one per segment), ordered by first id."""
+        return list_rotated(self.directory)
 
     def segments(self) -> list[Path]:
         """Rotated segments in id order, then active.log (if it exists)."""
