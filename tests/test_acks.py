@@ -254,6 +254,7 @@ def test_crash_cycles_lose_no_acknowledged_line(
     client: LogCasterClient | None = None
     sent = 0
     acked_before_kill: list[int] = []
+    in_flight: list[int] = []  # unconfirmed lines at each kill
     for _ in range(20):
         server = server_factory("-P", str(data), env=ALWAYS)  # raises if start-up fails
         if client is None:
@@ -264,6 +265,9 @@ def test_crash_cycles_lose_no_acknowledged_line(
         killer = threading.Timer(rng.uniform(0.05, 0.4), server.stop, (signal.SIGKILL,))
         killer.start()
         while killer.is_alive():
+            # Paced (~100k lines/s): the kill lands mid-stream with lines in flight,
+            # and the directory stays small enough for quick restarts.
+            time.sleep(0.003)
             try:
                 client.send(_lines(b"n", sent, 500))
             except BufferFull:
@@ -271,7 +275,10 @@ def test_crash_cycles_lose_no_acknowledged_line(
             sent += 500
         killer.join()
         acked_before_kill.append(client.acked)
+        in_flight.append(client.pending_lines)
     assert client is not None
+    # The kills landed mid-stream: lines were sent but not yet confirmed.
+    assert sum(1 for n in in_flight if n) >= 10, in_flight
     assert acked_before_kill[-1] > 0 and sent > acked_before_kill[-1]
 
     final = server_factory("-P", str(data), env=ALWAYS)

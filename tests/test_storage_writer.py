@@ -158,6 +158,25 @@ def test_torn_tail_is_truncated_and_reported(tmp_path: Path) -> None:
     assert all(scan_segment(p).problems == [] for p in w2.segments())
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"#LC1 1 2 20 0123abcd\nan older format\nline\n",  # the first block header version
+        b"plain text someone wrote here\n" * 50,
+        b"#LC2 1 1 99",  # a torn first block: nothing good at all
+    ],
+)
+def test_active_without_one_good_block_is_set_aside_whole(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / ACTIVE_NAME).write_bytes(content)
+    with SegmentWriter(tmp_path) as w:
+        rec = w.recovered
+        assert rec is not None and rec.kind == "quarantined" and rec.quarantined_to is not None
+        assert rec.quarantined_to.read_bytes() == content  # never cut to nothing
+        assert w.active_bytes == 0
+        w.write(1, texts_for(1, 1))
+    assert all_ids(w) == [1]
+
+
 def test_corrupt_active_is_quarantined(tmp_path: Path) -> None:
     with SegmentWriter(tmp_path, max_bytes=3000) as w:
         w.write_many(batches_from(1, [5] * 14))

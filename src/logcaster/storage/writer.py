@@ -208,8 +208,10 @@ class SegmentWriter:
         if not self.active_path.exists():
             return None
         scan = self._scan(self.active_path, keep_blocks=False)
-        if scan.corruptions:
-            first = scan.corruptions[0]
+        if scan.corruptions or (scan.torn_tail is not None and scan.end_of_good == 0):
+            # Damage in the middle, or not one good block (a file of another format,
+            # e.g. an older LogCaster's): move it aside whole, never cut it to nothing.
+            first = scan.problems[0]
             target = self._quarantine(scan.first_id)
             self.recovered = Recovery(
                 "quarantined", self.active_path, first.offset, first.reason, 0, target
