@@ -209,8 +209,25 @@ def send_parts_to(
         threading.Thread(target=sender, args=(s, p), daemon=True, name=f"sender-{i}")
         for i, (s, p) in enumerate(zip(socks, parts, strict=True))
     ]
+    return run_senders(threads, go, check, errors, done_at)
+
+
+def run_senders(
+    threads: Sequence[threading.Thread],
+    go: threading.Event,
+    check: Callable[[], None],
+    errors: list[BaseException],
+    done_at: list[float],
+    settle_s: float = 0.0,
+) -> SendResult:
+    """Start the sender threads, wait `settle_s`, start the clock and `go`, join them.
+
+    Each thread waits for `go`, appends its finish time to `done_at` or its
+    exception to `errors`. `check` runs every 0.5 s meanwhile.
+    """
     for t in threads:
         t.start()
+    time.sleep(settle_s)
     t0 = time.perf_counter()
     go.set()
     for t in threads:

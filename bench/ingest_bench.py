@@ -56,6 +56,7 @@ from _common import (
     free_ports,
     log,
     reference_dir,
+    run_senders,
     send_parts,
     tail,
     vm_hwm,
@@ -186,18 +187,8 @@ def send_parts_acked(
             errors.append(exc)
 
     threads = [threading.Thread(target=sender, args=(p,), daemon=True) for p in parts]
-    for t in threads:
-        t.start()
-    time.sleep(0.2)  # let every thread copy its part before the clock starts
-    t0 = time.perf_counter()
-    go.set()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.5)
-            check()
-    if errors:
-        raise BenchError(f"sending failed: {errors[0]!r}")
-    return SendResult(t0=t0, sent_s=max(done_at) - t0)
+    # 0.2 s: every thread copies its part before the clock starts.
+    return run_senders(threads, go, check, errors, done_at, settle_s=0.2)
 
 
 # --------------------------------------------------------------------------- runs
