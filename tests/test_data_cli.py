@@ -221,3 +221,37 @@ def test_interrupted_compression_is_read_once(tmp_path: Path) -> None:
     doc = json.loads(run_data("validate", "--json", str(data)).stdout)
     assert doc["ok"] is True and doc["events"] == 300
     assert doc["segments"][0]["path"] == segments[0].name + ".gz"
+
+
+def test_cat_prints_every_event_in_id_order(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_dir(data)
+    with SegmentWriter(data, fsync="never") as writer:
+        writer.write(301, [b"ERROR boom\n    at a.b(C.java:1)", b"#hash \\ backslash"])
+    segments = sorted(data.glob("logcaster-*.log"))
+    with gzip.open(segments[0].with_name(segments[0].name + ".gz"), "wb") as gz:
+        gz.write(segments[0].read_bytes())
+    segments[0].unlink()  # a compressed segment is read like the others
+
+    out = subprocess.run(
+        [sys.executable, "-m", "logcaster", "data", "cat", str(data)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    expected = [b"batch %03d line %03d" % (b, i) for b in range(30) for i in range(10)]
+    expected += [b"ERROR boom", b"    at a.b(C.java:1)", b"#hash \\ backslash"]
+    assert out.stdout.split(b"\n")[:-1] == expected
+
+    docs = [
+        json.loads(line)
+        for line in run_data("cat", "--json", "--from-id", "299", str(data)).stdout.splitlines()
+    ]
+    assert [d["id"] for d in docs] == [299, 300, 301, 302]
+    assert docs[0] == {
+        "id": 299,
+        "received": 1_700_000_029,
+        "source": "tcp:10.0.0.1:99",
+        "text": "batch 029 line 008",
+    }
+    assert docs[2]["text"] == "ERROR boom\n    at a.b(C.java:1)"

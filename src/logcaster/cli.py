@@ -1,14 +1,16 @@
-"""The `logcaster` command: serve, query, config check, simulate, data validate/inspect."""
+"""The `logcaster` command: serve, query, config check, simulate, data validate/inspect/cat."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from logcaster import __version__
@@ -98,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     inspect = data_sub.add_parser("inspect", help="summarize the segment files of a data dir")
     inspect.add_argument("dir", help="the data directory")
     inspect.add_argument("--json", action="store_true", help="print one JSON document")
+    cat = data_sub.add_parser(
+        "cat", help="print every stored event in id order (raw text, or --json per event)"
+    )
+    cat.add_argument("dir", help="the data directory")
+    cat.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per event: id, received, source, text",
+    )
+    cat.add_argument("--from-id", type=int, default=0, help="skip events with lower ids")
     return parser
 
 
@@ -121,6 +133,8 @@ def _data(args: argparse.Namespace) -> int:
     from logcaster.storage import inspect as inspect_mod
 
     try:
+        if args.data_command == "cat":
+            return _data_cat(args, inspect_mod.find_segments(Path(args.dir))[0])
         if args.data_command == "validate":
             result = inspect_mod.validate(args.dir)
             if args.json:
@@ -136,6 +150,43 @@ def _data(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
         sys.stdout.write(inspect_mod.format_inspection(summary))
+    return 0
+
+
+def _data_cat(args: argparse.Namespace, segments: list[Path]) -> int:
+    """Print the good blocks' events, unescaped; damaged blocks are skipped (see validate)."""
+    import orjson
+
+    from logcaster.storage.segment import read_batches
+
+    out = sys.stdout.buffer
+    try:
+        for path in segments:
+            for batch in read_batches(path):
+                first = max(0, args.from_id - batch.first_id)
+                texts = batch.texts[first:]
+                if not texts:
+                    continue
+                if args.json:
+                    base = batch.first_id + first
+                    lines = [
+                        orjson.dumps(
+                            {
+                                "id": base + i,
+                                "received": batch.received,
+                                "source": batch.source,
+                                "text": text.decode("utf-8", "replace"),
+                            }
+                        )
+                        for i, text in enumerate(texts)
+                    ]
+                    texts = lines
+                out.write(b"\n".join(texts) + b"\n")
+        out.flush()
+    except BrokenPipeError:
+        # `logcaster data cat DIR | head`: the reader is gone; not an error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
     return 0
 
 
