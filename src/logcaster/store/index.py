@@ -1,0 +1,250 @@
+"""The store's per-segment index files (docs/store-design.md, "The indexer process").
+
+For a segment `X.log` the index is two append-only files of fixed-size records:
+
+- `X.cols`: one 16-byte row per event, in id order: event time (float64),
+  the event line's byte offset in the segment (uint32), service code
+  (uint16), level code (uint8), and whether the time is the event's own (1)
+  or its receive time (0).
+- `X.chunks`: one record per chunk (whole blocks, ~1 MiB of text): id range,
+  payload byte range, where its rows start in `X.cols`, event-time and
+  receive-time ranges (kept apart: receive times of events without their own
+  time would otherwise widen every chunk's range and stop time pruning),
+  per-level counts, the top service counts, and a CRC32C over the record.
+
+A chunk record is the commit point: it is written (and fsynced) after its
+rows, so a record whose CRC holds and whose rows are all present describes a
+complete chunk. Anything after the last such record is a torn tail, cut off
+when the writer opens. The index is derived data: it can always be rebuilt
+from the segment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import google_crc32c
+import numpy as np
+import numpy.typing as npt
+
+COLS_SUFFIX = ".cols"
+CHUNKS_SUFFIX = ".chunks"
+LEVEL_SLOTS = 7  # level codes 0 (none) .. 6 (FATAL), see store.extract
+SERVICE_SLOTS = 16  # the most frequent services of a chunk; the rest count as "other"
+NO_SERVICE = 0xFFFF  # an empty service slot
+
+COLS_DTYPE = np.dtype(
+    [("ts", "<f8"), ("offset", "<u4"), ("service", "<u2"), ("level", "u1"), ("own_ts", "u1")]
+)
+assert COLS_DTYPE.itemsize == 16
+
+_CHUNK_FIELDS = [
+    ("first_id", "<u8"),
+    ("count", "<u4"),
+    ("byte_start", "<u8"),
+    ("byte_end", "<u8"),
+    ("row_start", "<u8"),
+    ("ts_min", "<f8"),  # over events with their own time (NaN if none)
+    ("ts_max", "<f8"),
+    ("rts_min", "<f8"),  # over events timed by their receive time (NaN if none)
+    ("rts_max", "<f8"),
+    ("levels", "<u4", (LEVEL_SLOTS,)),
+    ("service_codes", "<u2", (SERVICE_SLOTS,)),
+    ("service_counts", "<u4", (SERVICE_SLOTS,)),
+    ("other_services", "<u4"),
+]
+_BODY_DTYPE = np.dtype(_CHUNK_FIELDS)
+CHUNK_DTYPE = np.dtype([*_CHUNK_FIELDS, ("crc", "<u4")])
+_BODY_SIZE = _BODY_DTYPE.itemsize
+
+
+def index_paths(segment: Path) -> tuple[Path, Path]:
+    """(cols, chunks) paths of the index of `segment`."""
+    return (
+        segment.with_name(segment.name + COLS_SUFFIX),
+        segment.with_name(segment.name + CHUNKS_SUFFIX),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRows:
+    """The index input for one chunk: its position and one value per event."""
+
+    first_id: int
+    byte_start: int  # payload bytes of the chunk's blocks in the segment
+    byte_end: int
+    ts: npt.NDArray[np.float64]
+    offset: npt.NDArray[np.uint32]  # each event line's byte offset in the segment
+    service: npt.NDArray[np.uint16]
+    level: npt.NDArray[np.uint8]
+    own_ts: npt.NDArray[np.bool_]
+
+    def __post_init__(self) -> None:
+        n = len(self.ts)
+        if n == 0:
+            raise ValueError("a chunk holds at least one event")
+        if not all(len(a) == n for a in (self.offset, self.service, self.level, self.own_ts)):
+            raise ValueError("every column of a chunk must have one value per event")
+        if self.byte_end <= self.byte_start:
+            raise ValueError("a chunk covers at least one byte")
+
+
+def _crc(body: bytes) -> int:
+    return int(google_crc32c.value(body))
+
+
+def _summarize(rows: ChunkRows, row_start: int) -> npt.NDArray[np.void]:
+    record = np.zeros(1, CHUNK_DTYPE)
+    r = record[0]
+    r["first_id"] = rows.first_id
+    r["count"] = len(rows.ts)
+    r["byte_start"] = rows.byte_start
+    r["byte_end"] = rows.byte_end
+    r["row_start"] = row_start
+    own = rows.ts[rows.own_ts]
+    received = rows.ts[~rows.own_ts]
+    r["ts_min"], r["ts_max"] = (own.min(), own.max()) if len(own) else (np.nan, np.nan)
+    r["rts_min"], r["rts_max"] = (
+        (received.min(), received.max()) if len(received) else (np.nan, np.nan)
+    )
+    r["levels"] = np.bincount(rows.level, minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
+    codes, counts = np.unique(rows.service, return_counts=True)
+    top = np.argsort(-counts, kind="stable")[:SERVICE_SLOTS]
+    r["service_codes"] = NO_SERVICE
+    r["service_codes"][: len(top)] = codes[top]
+    r["service_counts"][: len(top)] = counts[top]
+    r["other_services"] = int(counts.sum() - counts[top].sum())
+    r["crc"] = _crc(record.tobytes()[:_BODY_SIZE])
+    return record
+
+
+@dataclass(slots=True)
+class SegmentIndex:
+    """The verified index of one segment: chunk records and event rows."""
+
+    chunks: npt.NDArray[np.void]  # CHUNK_DTYPE
+    cols: npt.NDArray[np.void]  # COLS_DTYPE, rows of the verified chunks only
+    torn_chunk_bytes: int = 0  # bytes after the last good chunk record
+    torn_col_rows: int = 0  # rows after the last good chunk's rows
+
+    @property
+    def last_id(self) -> int | None:
+        if not len(self.chunks):
+            return None
+        last = self.chunks[-1]
+        return int(last["first_id"]) + int(last["count"]) - 1
+
+    @property
+    def byte_end(self) -> int:
+        """Where the next chunk's text starts (0 for an empty index)."""
+        return int(self.chunks[-1]["byte_end"]) if len(self.chunks) else 0
+
+
+def load_index(segment: Path) -> SegmentIndex:
+    """Read and verify the index of `segment` (read-only; missing files are empty).
+
+    Stops at the first chunk record whose CRC fails, whose rows are missing, or
+    that does not continue the previous one (ids, bytes and rows in order).
+    """
+    cols_path, chunks_path = index_paths(segment)
+    raw = chunks_path.read_bytes() if chunks_path.exists() else b""
+    whole = len(raw) // CHUNK_DTYPE.itemsize
+    chunks = np.frombuffer(raw, CHUNK_DTYPE, count=whole)
+    n_rows = cols_path.stat().st_size // COLS_DTYPE.itemsize if cols_path.exists() else 0
+    good = 0
+    next_id: int | None = None  # what the next record must continue from
+    next_byte = next_row = 0
+    for i in range(whole):
+        rec = chunks[i]
+        body = raw[i * CHUNK_DTYPE.itemsize : i * CHUNK_DTYPE.itemsize + _BODY_SIZE]
+        if _crc(body) != int(rec["crc"]):
+            break
+        row_start, count = int(rec["row_start"]), int(rec["count"])
+        if row_start + count > n_rows:
+            break
+        if next_id is not None and (
+            int(rec["first_id"]) != next_id
+            or int(rec["byte_start"]) < next_byte
+            or row_start != next_row
+        ):
+            break
+        next_id = int(rec["first_id"]) + count
+        next_byte = int(rec["byte_end"])
+        next_row = row_start + count
+        good = i + 1
+    rows = next_row
+    cols = np.fromfile(cols_path, COLS_DTYPE, count=rows) if rows else np.zeros(0, COLS_DTYPE)
+    return SegmentIndex(
+        chunks=chunks[:good].copy(),
+        cols=cols,
+        torn_chunk_bytes=len(raw) - good * CHUNK_DTYPE.itemsize,
+        torn_col_rows=n_rows - rows,
+    )
+
+
+class IndexWriter:
+    """Appends chunks to the index of one segment (the indexer process owns it).
+
+    Opening cuts a torn tail off both files. `append` writes the rows, then the
+    chunk record, and fsyncs each in that order (with `fsync=True`), so a crash
+    leaves at most a torn tail that the next open removes.
+    """
+
+    def __init__(self, segment: Path, *, fsync: bool = True) -> None:
+        self.segment = segment
+        self.fsync = fsync
+        self._cols_path, self._chunks_path = index_paths(segment)
+        index = load_index(segment)
+        self.last_id = index.last_id
+        self.byte_end = index.byte_end
+        self._rows = len(index.cols)
+        self._cols_fd = os.open(self._cols_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._chunks_fd = os.open(self._chunks_path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Cut what the verification did not accept (a torn or foreign tail).
+        os.ftruncate(self._cols_fd, self._rows * COLS_DTYPE.itemsize)
+        os.ftruncate(self._chunks_fd, len(index.chunks) * CHUNK_DTYPE.itemsize)
+        self.repaired = bool(index.torn_chunk_bytes or index.torn_col_rows)
+
+    def append(self, rows: ChunkRows) -> None:
+        if self.last_id is not None and rows.first_id != self.last_id + 1:
+            raise ValueError(f"chunk starts at id {rows.first_id}, expected {self.last_id + 1}")
+        if rows.byte_start < self.byte_end:
+            raise ValueError(f"chunk starts at byte {rows.byte_start}, before {self.byte_end}")
+        n = len(rows.ts)
+        table = np.empty(n, COLS_DTYPE)
+        table["ts"] = rows.ts
+        table["offset"] = rows.offset
+        table["service"] = rows.service
+        table["level"] = rows.level
+        table["own_ts"] = rows.own_ts
+        record = _summarize(rows, self._rows)
+        _write_at(self._cols_fd, self._rows * COLS_DTYPE.itemsize, table.tobytes())
+        if self.fsync:
+            os.fsync(self._cols_fd)
+        offset = os.fstat(self._chunks_fd).st_size
+        _write_at(self._chunks_fd, offset, record.tobytes())
+        if self.fsync:
+            os.fsync(self._chunks_fd)
+        self._rows += n
+        self.last_id = rows.first_id + n - 1
+        self.byte_end = rows.byte_end
+
+    def close(self) -> None:
+        for fd in (self._cols_fd, self._chunks_fd):
+            os.close(fd)
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_at(fd: int, offset: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
