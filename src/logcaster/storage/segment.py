@@ -197,10 +197,10 @@ def _find_resync(f: BinaryIO, start: int) -> Iterator[int]:
             pos += len(chunk) - len(_RESYNC) + 1
 
 
-def _walk(f: BinaryIO, scan: SegmentScan, max_payload: int) -> Iterator[_Good]:
+def _walk(f: BinaryIO, scan: SegmentScan, max_payload: int, start: int = 0) -> Iterator[_Good]:
     """Yield the good blocks in order; record problems, end_of_good and size in `scan`."""
     try:
-        yield from _walk_blocks(f, scan, max_payload)
+        yield from _walk_blocks(f, scan, max_payload, start)
     except (EOFError, zlib.error, gzip.BadGzipFile):
         # Only a gzip stream raises these: truncated or damaged compressed data. The
         # damage starts at or after the end of the last good block.
@@ -208,10 +208,14 @@ def _walk(f: BinaryIO, scan: SegmentScan, max_payload: int) -> Iterator[_Good]:
         scan.size = scan.end_of_good
 
 
-def _walk_blocks(f: BinaryIO, scan: SegmentScan, max_payload: int) -> Iterator[_Good]:
+def _walk_blocks(
+    f: BinaryIO, scan: SegmentScan, max_payload: int, start: int = 0
+) -> Iterator[_Good]:
     # The file position is always `pos` here: no seeks unless there is damage
     # (a backward seek in a gzip stream restarts decompression).
-    pos = 0
+    pos = start
+    if start:
+        f.seek(start)
     while True:
         result = _read_block(f, max_payload)
         if result is None:
@@ -274,6 +278,38 @@ def scan_segment(
             scan.last_id = info.last_id
             scan.last_received = info.received
     return scan
+
+
+class RawBlock(NamedTuple):
+    """A good block with its payload as stored (escaped lines), for the store's scans."""
+
+    header: Header
+    payload_offset: int  # of the payload's first byte in the file
+    payload: bytes
+
+
+def iter_raw_blocks(
+    path: str | os.PathLike[str],
+    *,
+    start: int = 0,
+    end: int | None = None,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+) -> Iterator[RawBlock]:
+    """The good blocks of a plain segment from byte `start` (a block boundary).
+
+    Stops before a block that would end past `end` (the durable end of a file
+    still being written: bytes after it may be a write in progress).
+    """
+    p = Path(path)
+    if p.name.endswith(".gz"):
+        raise ValueError(f"{p}: the store reads plain segments only")
+    scan = SegmentScan(p)
+    with open(p, "rb") as f:
+        for good in _walk(f, scan, max_payload, start):
+            info = good.info
+            if end is not None and info.end > end:
+                return
+            yield RawBlock(good.header, info.offset + good.header.length, good.payload)
 
 
 class StoredBatch(NamedTuple):

@@ -165,7 +165,7 @@ def load_index(segment: Path) -> SegmentIndex:
         if row_start + count > n_rows:
             break
         if next_id is not None and (
-            int(rec["first_id"]) != next_id
+            int(rec["first_id"]) < next_id
             or int(rec["byte_start"]) < next_byte
             or row_start != next_row
         ):
@@ -208,8 +208,10 @@ class IndexWriter:
         self.repaired = bool(index.torn_chunk_bytes or index.torn_col_rows)
 
     def append(self, rows: ChunkRows) -> None:
-        if self.last_id is not None and rows.first_id != self.last_id + 1:
-            raise ValueError(f"chunk starts at id {rows.first_id}, expected {self.last_id + 1}")
+        # Ids increase; gaps (blocks lost to a quarantine) fall between chunks, never
+        # inside one: a chunk's rows are ids first_id, first_id + 1, ...
+        if self.last_id is not None and rows.first_id <= self.last_id:
+            raise ValueError(f"chunk starts at id {rows.first_id}, not above {self.last_id}")
         if rows.byte_start < self.byte_end:
             raise ValueError(f"chunk starts at byte {rows.byte_start}, before {self.byte_end}")
         n = len(rows.ts)
