@@ -10,7 +10,8 @@ For a segment `X.log` the index is two append-only files of fixed-size records:
   payload byte range, where its rows start in `X.cols`, event-time and
   receive-time ranges (kept apart: receive times of events without their own
   time would otherwise widen every chunk's range and stop time pruning),
-  per-level counts, the top service counts, and a CRC32C over the record.
+  per-level counts (all events, and those timed by their receive time), the
+  top service counts, and a CRC32C over the record.
 
 A chunk record is the commit point: it is written (and fsynced) after its
 rows, so a record whose CRC holds and whose rows are all present describes a
@@ -50,7 +51,8 @@ _CHUNK_FIELDS = [
     ("ts_max", "<f8"),
     ("rts_min", "<f8"),  # over events timed by their receive time (NaN if none)
     ("rts_max", "<f8"),
-    ("levels", "<u4", (LEVEL_SLOTS,)),
+    ("levels", "<u4", (LEVEL_SLOTS,)),  # all events of the chunk, by level code
+    ("rlevels", "<u4", (LEVEL_SLOTS,)),  # those timed by their receive time
     ("service_codes", "<u2", (SERVICE_SLOTS,)),
     ("service_counts", "<u4", (SERVICE_SLOTS,)),
     ("other_services", "<u4"),
@@ -110,6 +112,7 @@ def _summarize(rows: ChunkRows, row_start: int) -> npt.NDArray[np.void]:
         (received.min(), received.max()) if len(received) else (np.nan, np.nan)
     )
     r["levels"] = np.bincount(rows.level, minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
+    r["rlevels"] = np.bincount(rows.level[~rows.own_ts], minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
     codes, counts = np.unique(rows.service, return_counts=True)
     top = np.argsort(-counts, kind="stable")[:SERVICE_SLOTS]
     r["service_codes"] = NO_SERVICE

@@ -1,0 +1,120 @@
+"""Structured filters over the store's index: level, service and event time.
+
+Counting works chunk by chunk. A chunk's summary decides most chunks without
+reading a row: outside the time range (skip), inside it with only a level
+filter (add its level counts), or its services all in its top-service slots.
+Only the chunks the summary cannot decide, typically the two at the edges of a
+time window, are filtered row by row over the index columns with numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+import numpy.typing as npt
+
+from logcaster.store.index import NO_SERVICE, SegmentIndex
+
+
+class Cover(Enum):
+    NONE = 0  # no event of the chunk can match
+    ALL = 1  # every event of the chunk is inside the time range
+    SOME = 2  # the rows decide
+
+
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    """Level codes, service codes and an event-time range; None means any."""
+
+    levels: frozenset[int] | None = None
+    services: frozenset[int] | None = None
+    time_from: float | None = None
+    time_to: float | None = None
+
+    @property
+    def timed(self) -> bool:
+        return self.time_from is not None or self.time_to is not None
+
+    def _range_cover(self, low: float, high: float) -> Cover:
+        """How one time range of a chunk meets the filter's (NONE also for no events)."""
+        if np.isnan(low):
+            return Cover.NONE  # no event of this kind in the chunk
+        lo = -np.inf if self.time_from is None else self.time_from
+        hi = np.inf if self.time_to is None else self.time_to
+        if high < lo or low > hi:
+            return Cover.NONE
+        return Cover.ALL if lo <= low and high <= hi else Cover.SOME
+
+    def time_cover(self, chunk: np.void) -> tuple[Cover, Cover]:
+        """How the chunk's own-timed and receive-timed events meet the time range."""
+        if not self.timed:
+            return Cover.ALL, Cover.ALL
+        return (
+            self._range_cover(float(chunk["ts_min"]), float(chunk["ts_max"])),
+            self._range_cover(float(chunk["rts_min"]), float(chunk["rts_max"])),
+        )
+
+    def chunk_count(self, chunk: np.void) -> int | None:
+        """The chunk's matching events from its summary alone, or None if rows decide.
+
+        Own-timed and receive-timed events are summarized apart (`rlevels`), so a
+        window over event times is not spoiled by the receive times of events
+        without their own time, which usually lie elsewhere.
+        """
+        own, received = self.time_cover(chunk)
+        if Cover.SOME in (own, received):
+            return None
+        if own is Cover.NONE and received is Cover.NONE:
+            return 0
+        all_levels = chunk["levels"].astype(np.int64)
+        r_levels = chunk["rlevels"].astype(np.int64)
+        levels = np.zeros_like(all_levels)
+        if own is Cover.ALL:
+            levels += all_levels - r_levels
+        if received is Cover.ALL:
+            levels += r_levels
+        if self.services is None:
+            if self.levels is None:
+                return int(np.sum(levels))
+            return int(sum(int(levels[code]) for code in self.levels if code < len(levels)))
+        if not (own is Cover.ALL and received is Cover.ALL):
+            return None  # service counts are not split by how events are timed
+        present = {int(code) for code in np.flatnonzero(all_levels)}
+        if self.levels is not None and not present <= self.levels:
+            return None  # both filters: only rows know which services had which levels
+        codes = chunk["service_codes"]
+        counts = chunk["service_counts"]
+        listed = {int(c): int(n) for c, n in zip(codes, counts, strict=True) if c != NO_SERVICE}
+        if int(chunk["other_services"]) and not self.services <= listed.keys():
+            return None  # a wanted service may hide in "other"
+        return sum(listed.get(code, 0) for code in self.services)
+
+    def rows_mask(self, cols: npt.NDArray[np.void]) -> npt.NDArray[np.bool_]:
+        """Which rows match, over a slice of the index columns."""
+        mask = np.ones(len(cols), bool)
+        if self.levels is not None:
+            mask &= np.isin(cols["level"], np.fromiter(self.levels, np.uint8))
+        if self.services is not None:
+            mask &= np.isin(cols["service"], np.fromiter(self.services, np.uint16))
+        if self.time_from is not None:
+            mask &= cols["ts"] >= self.time_from
+        if self.time_to is not None:
+            mask &= cols["ts"] <= self.time_to
+        return mask
+
+    def count(self, index: SegmentIndex) -> int:
+        """Matching events in one segment's index."""
+        total = 0
+        for chunk in index.chunks:
+            n = self.chunk_count(chunk)
+            if n is None:
+                start = int(chunk["row_start"])
+                n = int(
+                    np.count_nonzero(
+                        self.rows_mask(index.cols[start : start + int(chunk["count"])])
+                    )
+                )
+            total += n
+        return total
