@@ -15,7 +15,7 @@ from enum import Enum
 import numpy as np
 import numpy.typing as npt
 
-from logcaster.store.index import NO_SERVICE, SegmentIndex
+from logcaster.store.index import SegmentIndex
 
 
 class Cover(Enum):
@@ -86,7 +86,7 @@ class RowFilter:
             return None  # both filters: only rows know which services had which levels
         codes = chunk["service_codes"]
         counts = chunk["service_counts"]
-        listed = {int(c): int(n) for c, n in zip(codes, counts, strict=True) if c != NO_SERVICE}
+        listed = {int(c): int(n) for c, n in zip(codes, counts, strict=True) if n}
         if int(chunk["other_services"]) and not self.services <= listed.keys():
             return None  # a wanted service may hide in "other"
         return sum(listed.get(code, 0) for code in self.services)

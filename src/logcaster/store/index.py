@@ -34,7 +34,6 @@ COLS_SUFFIX = ".cols"
 CHUNKS_SUFFIX = ".chunks"
 LEVEL_SLOTS = 7  # level codes 0 (none) .. 6 (FATAL), see store.extract
 SERVICE_SLOTS = 16  # the most frequent services of a chunk; the rest count as "other"
-NO_SERVICE = 0xFFFF  # an empty service slot
 
 COLS_DTYPE = np.dtype(
     [("ts", "<f8"), ("offset", "<u4"), ("service", "<u2"), ("level", "u1"), ("own_ts", "u1")]
@@ -115,7 +114,7 @@ def _summarize(rows: ChunkRows, row_start: int) -> npt.NDArray[np.void]:
     r["rlevels"] = np.bincount(rows.level[~rows.own_ts], minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
     codes, counts = np.unique(rows.service, return_counts=True)
     top = np.argsort(-counts, kind="stable")[:SERVICE_SLOTS]
-    r["service_codes"] = NO_SERVICE
+    # Unused slots keep count 0 (every code, 0 and 65,535 included, is a real one).
     r["service_codes"][: len(top)] = codes[top]
     r["service_counts"][: len(top)] = counts[top]
     r["other_services"] = int(counts.sum() - counts[top].sum())
