@@ -165,7 +165,8 @@ class ServiceCodes:
 # The bulk pattern
 
 _LN = rb"(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL)"
-_ln = rb"(?:trace|debug|info|warn|error|fatal)"
+# normalize_level is case-insensitive; these two spellings cover what writers emit
+_Ln = rb"(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL|trace|debug|info|warn|error|fatal)"
 _T23 = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"  # 2026-01-19 08:00:00.003
 _T24 = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"  # 2026-01-19T08:00:00.003Z
 _T19 = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"  # 2026-01-19 08:00:05
@@ -181,12 +182,12 @@ _PATTERN = re.compile(
     rb"\n(?:(?:"
     # Flat JSON: timestamp, level, service first and never again (orjson keeps the
     # last duplicate), valid JSON to the end of the first line (escaped newline: \n).
-    rb'\{"timestamp":"' + _T24 + rb'","level":"' + _ln + rb'","service":"'
+    rb'\{"timestamp":"' + _T24 + rb'","level":"' + _Ln + rb'","service":"'
     rb'(?=[A-Za-z0-9_.-]+"(?:,"(?!(?:timestamp|level|service)")[A-Za-z0-9_]+":'
     + _JVAL
     + rb")*\}(?=\n|\\n))"
     # logfmt starting `ts= level= service=` (the first occurrence of a key wins).
-    rb"|ts=" + _T24 + rb" level=" + _ln + rb" service=(?=[A-Za-z0-9_.-]+(?= |\n))"
+    rb"|ts=" + _T24 + rb" level=" + _Ln + rb" service=(?=[A-Za-z0-9_.-]+(?= |\n))"
     # RFC 5424 with structured data '-' and an app other than '-' (which would
     # leave the service to a logfmt pair).
     rb"|<\d{1,3}>1 "
@@ -209,9 +210,13 @@ _PATTERN = re.compile(
     # `ts LEVEL[:]` with no `service=` anywhere in the event ([^\n] spans the whole
     # escaped event): a logfmt service would be taken.
     rb"|" + _T19 + rb" (?=" + _LN + rb":?(?= |\n)(?![^\n]*service=))"
+    # Python-style header `LEVEL: service/version` (no time of its own: the receive
+    # time, unless a ts=/time=/timestamp= pair anywhere in the event sets one).
+    rb"|" + _LN + rb": (?=[A-Za-z0-9_.-]+/v?[0-9])(?![^\n]*(?:ts|time|timestamp)=)"
     # The one group: the service, or the ts line's level word. Or nothing, for any
-    # other line starting with { t < or a digit, to keep results aligned with lines.
-    rb')([^/" \n\[:]*)|(?=[{t<0-9]))'
+    # other line starting with one of { t < D E F I T W or a digit, to keep results
+    # aligned with lines.
+    rb')([^/" \n\[:]*)|(?=[{t<0-9DEFITW]))'
 )
 assert _PATTERN.groups == 1
 
@@ -226,7 +231,7 @@ _LEVEL_KEYS = [
     for name, code in LEVEL_CODES.items()
     if name
     for w in (name.encode(), name.lower().encode())
-    for t in (b'"', b" ")
+    for t in (b'"', b" ", b":")
 ]
 _SIM_KEYS = [(b"TRACE", 1, 5), (b"DEBUG", 2, 5), (b"INFO]", 3, 4), (b"WARN]", 4, 4)]
 _SIM_KEYS += [(b"ERROR", 5, 5), (b"FATAL", 6, 5)]
@@ -236,6 +241,8 @@ _WORD = np.zeros(256, np.bool_)  # str-mode [\w.-] restricted to ASCII
 _WORD[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] = True
 _VERSION0 = np.zeros(256, np.bool_)  # a version's first byte: printable, not ':' nor '\'
 _VERSION0[[c for c in range(0x21, 0x7F) if c not in b":\\"]] = True
+_HEADER_FIRST = np.zeros(256, np.bool_)
+_HEADER_FIRST[list(b"DEFITW")] = True
 _DIGITS_AT = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
 _SEPARATORS = {4: ord("-"), 7: ord("-"), 10: ord(" "), 13: ord(":"), 16: ord(":")}
 _SEPARATORS |= {19: ord("."), 23: ord(" ")}
@@ -283,11 +290,16 @@ class _Columns:
         self.service = np.zeros(n, np.uint16)
         self.done = np.zeros(n, np.bool_)
 
-    def accept(self, idx: I64, t: F64, lv: U8, sv: U16) -> None:
-        """Take the fast path's values for events `idx`, where they are provably final."""
-        # A time equal to the receive time lets a later ts=/time= pair of the body
-        # replace it in parse_event (its `ev.ts == ev.received_at` tests): not provable.
-        ok = (t != self.recv[idx]) & (lv != 0)
+    def accept(self, idx: I64, t: F64, lv: U8, sv: U16, *, own_time: bool = True) -> None:
+        """Take the fast path's values for events `idx`, where they are provably final.
+
+        `own_time`: t is the event's own time. One equal to the receive time lets a
+        later ts=/time= pair of the body replace it in parse_event (its
+        `ev.ts == ev.received_at` tests): not provable, so those events fall back.
+        """
+        ok = lv != 0
+        if own_time:
+            ok &= t != self.recv[idx]
         idx = idx[ok]
         self.ts[idx] = t[ok]
         self.level[idx] = lv[ok]
@@ -351,8 +363,9 @@ class Extractor:
             out.accept(sim[ok], t[ok], lv[ok], sv[ok])
 
         digit = (first >= ord("0")) & (first <= ord("9"))
+        header = _HEADER_FIRST[first]  # D E F I T W: a Python-style header may follow
         lined = np.flatnonzero(
-            (first == ord("{")) | (first == ord("t")) | (first == ord("<")) | digit
+            (first == ord("{")) | (first == ord("t")) | (first == ord("<")) | digit | header
         )
         col: list[bytes] = _PATTERN.findall(data, 0, end)
         if len(col) != len(lined):  # an invariant of the pattern, not of the data
@@ -366,6 +379,7 @@ class Extractor:
             self._logfmt(buf, starts, first, hit, token, out)
             self._syslog(buf, starts, first, hit, token, out)
             self._ts_line(buf, starts, digit & hit, token, out)
+            self._py_header(buf, starts, header & hit, token, out)
 
         rest = np.flatnonzero(~out.done)
         if len(rest):
@@ -501,6 +515,14 @@ class Extractor:
             service[i] = code(ev.service)
 
     # -- helpers -------------------------------------------------------------
+
+    def _py_header(self, buf: U8, starts: I64, lines: Bool, token: I64, out: _Columns) -> None:
+        # LEVEL: service/version ; the event's time is its receive time
+        idx = np.flatnonzero(lines)
+        if len(idx):
+            lv = _level_key(_rows(buf, starts[idx], 5))
+            sv = self._service_codes(token[idx])
+            out.accept(idx, out.recv[idx], lv, sv, own_time=False)
 
     @staticmethod
     def _received(received: float | F64, n: int) -> F64:
