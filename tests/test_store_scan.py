@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logcaster.config import MultilineConfig
+from logcaster.exceptions import QuerySyntaxError
 from logcaster.pipeline.framing import LineFramer
 from logcaster.storage.blocks import decode_payload, encode_header, encode_payload
 from logcaster.store.scan import ByteStats, Scanner, translate_regex
@@ -289,6 +290,13 @@ def test_paths_are_reported(store: Store) -> None:
     assert "flags" in fallback.regex_path
     assert Scanner(regex="(?i)timeout", stats=store.stats).path == "hyperscan-regex"
     assert Scanner([""]).path == "all-lines"
+
+
+def test_a_bad_regex_is_a_query_syntax_error() -> None:
+    with pytest.raises(QuerySyntaxError):
+        Scanner(regex="(unclosed")
+    with pytest.raises(ValueError):
+        Scanner(["x"], "XOR")  # type: ignore[arg-type]
 
 
 def test_translation_keeps_dot_off_escaped_newlines() -> None:

@@ -783,6 +783,7 @@ def _re2_set(members: frozenset[int], negate: bool) -> str:
     """RE2 alternatives for one body character in (or, negated, outside) ASCII `members`."""
     special = {ord("\\"), 10, 13}
     units = ((ord("\\"), r"\\\\"), (10, r"\\n"), (13, r"\\r"), (ord("#"), r"\\#"))
+    plain: list[int] = []
     if negate:
         excluded = "".join(f"\\x{c:02x}" for c in sorted(members | special))
         alts = [f"[^{excluded}]"]
