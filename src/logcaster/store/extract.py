@@ -425,27 +425,35 @@ class Extractor:
         name = np.where(np.arange(_SW)[None, :] < p[:, None], sw[:, :_SW], 0).astype(np.uint8)
         return ok, ts, lv, self._encode_names(name, ok)
 
-    def _json(self, buf: U8, starts: I64, first: U8, hit: Bool, token: I64, out: _Columns) -> None:
-        # {"timestamp":"<24>","level":"<level>","service":"<service>"
-        idx = np.flatnonzero((first == ord("{")) & hit)
+    def _fixed_prefix(
+        self,
+        buf: U8,
+        starts: I64,
+        hit: Bool,
+        token: I64,
+        out: _Columns,
+        select: Bool,
+        ts_at: int,
+        level_at: int,
+    ) -> None:
+        """Lines whose time and level sit at fixed offsets (the regex proved the shape)."""
+        idx = np.flatnonzero(select & hit)
         if len(idx):
             st = starts[idx]
-            t, ok = _parse_ts(_rows(buf, st + 14, 23))
-            lv = _level_key(_rows(buf, st + 49, 5))
+            t, ok = _parse_ts(_rows(buf, st + ts_at, 23))
+            lv = _level_key(_rows(buf, st + level_at, 5))
             sv = self._service_codes(token[idx])
             out.accept(idx[ok], t[ok], lv[ok], sv[ok])
+
+    def _json(self, buf: U8, starts: I64, first: U8, hit: Bool, token: I64, out: _Columns) -> None:
+        # {"timestamp":"<24>","level":"<level>","service":"<service>"
+        self._fixed_prefix(buf, starts, hit, token, out, first == ord("{"), 14, 49)
 
     def _logfmt(
         self, buf: U8, starts: I64, first: U8, hit: Bool, token: I64, out: _Columns
     ) -> None:
         # ts=<24> level=<level> service=<service>
-        idx = np.flatnonzero((first == ord("t")) & hit)
-        if len(idx):
-            st = starts[idx]
-            t, ok = _parse_ts(_rows(buf, st + 3, 23))
-            lv = _level_key(_rows(buf, st + 34, 5))
-            sv = self._service_codes(token[idx])
-            out.accept(idx[ok], t[ok], lv[ok], sv[ok])
+        self._fixed_prefix(buf, starts, hit, token, out, first == ord("t"), 3, 34)
 
     def _syslog(
         self, buf: U8, starts: I64, first: U8, hit: Bool, token: I64, out: _Columns

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from logcaster.storage.writer import _fsync_dir
 from logcaster.store.chunks import CHUNK_BYTES, iter_chunks
 from logcaster.store.extract import Extractor, ServiceCodes
 from logcaster.store.index import ChunkRows, IndexWriter
@@ -42,11 +43,7 @@ def save_services(directory: Path, services: ServiceCodes) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    _fsync_dir(directory)
 
 
 class SegmentIndexer:
