@@ -1,0 +1,85 @@
+"""Answer the text and structured parts of a query over one indexed segment.
+
+Structured filters (level, service, event time) prune chunks by their
+summaries; the text part (keywords, regex) is scanned with Hyperscan over the
+surviving chunks only; each match's line offset is mapped to its index row
+(a line that is no row, i.e. a block header, is dropped), and the rows are
+filtered by the structured part. The count is exact; rows come newest first
+(or oldest first) up to the limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from logcaster.store.filters import RowFilter
+from logcaster.store.index import SegmentIndex
+from logcaster.store.scan import Buffer, Scanner
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class SegmentMatches:
+    count: int = 0
+    ids: list[int] = field(default_factory=list)  # at most `limit`, in the asked order
+    offsets: list[int] = field(default_factory=list)  # the rows' line offsets, same order
+    stopped: str | None = None  # "deadline" or "cancelled": count and rows are partial
+
+
+def _ids_of_rows(index: SegmentIndex, rows: I64) -> I64:
+    """Event ids of index rows: ids run consecutively within each chunk."""
+    starts = index.chunks["row_start"].astype(np.int64)
+    chunk = np.searchsorted(starts, rows, side="right") - 1
+    return index.chunks["first_id"].astype(np.int64)[chunk] + (rows - starts[chunk])
+
+
+def _take(index: SegmentIndex, rows: I64, limit: int, newest_first: bool) -> SegmentMatches:
+    picked = rows[::-1][:limit] if newest_first else rows[:limit]
+    return SegmentMatches(
+        count=len(rows),
+        ids=_ids_of_rows(index, picked).tolist(),
+        offsets=index.cols["offset"][picked].astype(np.int64).tolist(),
+    )
+
+
+def search_segment(
+    buf: Buffer,
+    index: SegmentIndex,
+    scanner: Scanner | None,
+    where: RowFilter,
+    *,
+    limit: int,
+    newest_first: bool = True,
+    threads: int = 1,
+    deadline: float | None = None,
+) -> SegmentMatches:
+    """Matches in one segment (`buf`: its bytes or an mmap of it)."""
+    cols = index.cols
+    kept = [i for i, chunk in enumerate(index.chunks) if where.chunk_count(chunk) != 0]
+    if scanner is None:
+        # Structured only: rows of the chunks the summaries did not rule out.
+        parts = []
+        for i in kept:
+            start = int(index.chunks[i]["row_start"])
+            end = start + int(index.chunks[i]["count"])
+            mask = where.rows_mask(cols[start:end])
+            parts.append(np.flatnonzero(mask).astype(np.int64) + start)
+        rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return _take(index, rows, limit, newest_first)
+    ranges = [(int(index.chunks[i]["byte_start"]), int(index.chunks[i]["byte_end"])) for i in kept]
+    result = scanner.scan(buf, ranges, threads=threads, deadline=deadline)
+    offsets = np.sort(np.asarray(result.offsets, np.int64))
+    line_offsets = cols["offset"].astype(np.int64)
+    rows = np.searchsorted(line_offsets, offsets)
+    inside = rows < len(line_offsets)
+    rows, offsets = rows[inside], offsets[inside]
+    rows = rows[line_offsets[rows] == offsets]  # block header lines are no rows
+    if where.levels is not None or where.services is not None or where.timed:
+        rows = rows[where.rows_mask(cols[rows])]
+    matches = _take(index, rows, limit, newest_first)
+    matches.stopped = result.stopped
+    return matches
