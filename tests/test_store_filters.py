@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,29 +51,22 @@ filters = st.builds(
 )
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("index") / "seg.log"
+    build(path, seed=5)
+    return path
+
+
 @settings(max_examples=200, deadline=None)
 @given(f=filters)
-def test_summary_counts_equal_row_counts(f: RowFilter) -> None:
-    path = _built()
-    index = load_index(path)
+def test_summary_counts_equal_row_counts(built: Path, f: RowFilter) -> None:
+    index = load_index(built)
     assert f.count(index) == brute(index.cols, f)
 
 
-_CACHE: dict[str, Path] = {}
-
-
-def _built() -> Path:
-    if "p" not in _CACHE:
-        import tempfile
-
-        path = Path(tempfile.mkdtemp()) / "seg.log"
-        build(path, seed=5)
-        _CACHE["p"] = path
-    return _CACHE["p"]
-
-
-def test_summaries_decide_most_chunks() -> None:
-    index = load_index(_built())
+def test_summaries_decide_most_chunks(built: Path) -> None:
+    index = load_index(built)
     # A window inside chunks 3..6: two edge chunks need rows, the rest do not.
     f = RowFilter(levels=frozenset({5}), time_from=1_350.0, time_to=1_650.0)
     undecided = sum(1 for c in index.chunks if f.chunk_count(c) is None)

@@ -125,17 +125,7 @@ class LogCasterClient:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every line is confirmed; False if `timeout` passed first."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while self._pending_lines:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if self._sock is None:
-                if not self._connect():
-                    time.sleep(min(left, max(0.0, self._next_try - time.monotonic()), 0.5))
-                continue
-            self._read_replies(wait=min(left, 0.5))
-        return True
+        return self._wait_for_acks(0, self.timeout if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush (ack mode), then close. True if every line was confirmed."""
@@ -230,17 +220,23 @@ class LogCasterClient:
     # -- acks --------------------------------------------------------------------
 
     def _make_room(self, lines: int) -> None:
-        deadline = time.monotonic() + self.timeout
-        limit = max(0, self.max_pending_lines - lines)
-        while self._pending_lines > limit:
+        if not self._wait_for_acks(max(0, self.max_pending_lines - lines), self.timeout):
+            raise BufferFull(f"{self._pending_lines} lines wait for acks")
+
+    def _wait_for_acks(self, pending_at_most: int, timeout: float) -> bool:
+        """Read acks (reconnecting as the backoff allows) until at most that many
+        lines are unconfirmed; False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while self._pending_lines > pending_at_most:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BufferFull(f"{self._pending_lines} lines wait for acks")
+                return False
             if self._sock is None:
                 if not self._connect():
                     time.sleep(min(left, max(0.0, self._next_try - time.monotonic()), 0.5))
                 continue
             self._read_replies(wait=min(left, 0.5))
+        return True
 
     def _read_line(self) -> bytes:
         """One reply line, blocking up to the socket timeout (the handshake)."""

@@ -201,7 +201,7 @@ def _parse_syslog(ev: Event, body: str) -> None:
     m = _RFC3164.match(text)
     if m is not None:
         _set_pri(ev, m["pri"])
-        ev.ts = _bsd_time(m["ts"], ev.received_at)
+        ev.ts = bsd_time(m["ts"], ev.received_at)
         if m["host"]:
             ev.host = m["host"]
         if m["app"]:
@@ -250,7 +250,7 @@ def _set_message(ev: Event, msg: str) -> None:
     ev.message = msg if nl < 0 else msg[:nl]
 
 
-def _bsd_time(stamp: str, received_at: float) -> float:
+def bsd_time(stamp: str, received_at: float) -> float:
     """An RFC 3164 time has no year or zone: take the local year, and last year if ahead."""
     now = datetime.fromtimestamp(received_at).astimezone()
     month = _MONTHS.get(stamp[:3])

@@ -85,6 +85,8 @@ class StreamConnection(asyncio.Protocol):
         self.last_data = time.monotonic()
         if self._may_handshake:
             data = self._handshake(data)
+            if not data:
+                return  # the handshake so far, or all of it
         texts = self._framer.feed(data)
         if texts:
             self._submit(texts)

@@ -43,7 +43,7 @@ from logcaster.storage.blocks import encode_block_parts
 from logcaster.storage.segment import Corruption, read_blocks, scan_segment
 from logcaster.storage.writer import (
     QUARANTINE_DIR,
-    _fsync_dir,
+    fsync_dir,
     list_rotated,
     parse_segment_name,
     segment_time,
@@ -132,7 +132,7 @@ class Housekeeper:
                 bytes=size,
             )
         if removed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return removed
 
     # -- verification and quarantine at start ---------------------------------
@@ -201,12 +201,12 @@ class Housekeeper:
             tmp = path.with_name(path.name + ".repair.tmp")
             kept = _write_good_blocks(path, tmp)
             _link_or_copy(path, target)
-            _fsync_dir(qdir)
+            fsync_dir(qdir)
             os.replace(tmp, path)
         else:
             os.replace(path, target)
-            _fsync_dir(qdir)
-        _fsync_dir(self.directory)
+            fsync_dir(qdir)
+        fsync_dir(self.directory)
         result = Quarantined(path, offset, reason, target, kept)
         log_event(
             logger,
@@ -253,10 +253,10 @@ class Housekeeper:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         before, after = _size_of(path), _size_of(gz)
         path.unlink()
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         log_event(
             logger,
             logging.INFO,
@@ -342,7 +342,7 @@ class Housekeeper:
                 bytes=sizes[path],
             )
         if deleted:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return deleted
 
 

@@ -127,7 +127,7 @@ def _storage_error(what: str, path: Path | str, exc: OSError) -> StorageError:
     return StorageError(f"{what} {path}: {reason}", path=str(path), errno=exc.errno)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -244,8 +244,8 @@ class SegmentWriter:
             os.rename(self.active_path, target)
         except OSError as exc:
             raise _storage_error("cannot quarantine", self.active_path, exc) from exc
-        _fsync_dir(qdir)
-        _fsync_dir(self.directory)
+        fsync_dir(qdir)
+        fsync_dir(self.directory)
         return target
 
     def _highest_id_on_disk(self, active_scan: SegmentScan | None) -> int | None:
@@ -315,7 +315,7 @@ class SegmentWriter:
         else:
             self._active_first_id = None
             self._active_since = None
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _mtime(self, fd: int) -> float:
         try:
@@ -525,7 +525,7 @@ class SegmentWriter:
         self._fd = None
         with contextlib.suppress(OSError):  # already fsynced; nothing more to lose
             os.close(fd)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self._open_active()  # fsyncs the directory again
         self.rotations += 1
         return target

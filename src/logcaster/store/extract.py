@@ -42,7 +42,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from logcaster.event import LEVELS
-from logcaster.pipeline.parse import _bsd_time, parse_event
+from logcaster.pipeline.parse import bsd_time, parse_event
 from logcaster.storage.blocks import BlockFormatError, decode_payload, encode_payload
 
 __all__ = [
@@ -603,7 +603,7 @@ class Extractor:
         return out
 
     def _bsd_time(self, stamp: bytes, received: float) -> float:
-        """parse.py's _bsd_time(stamp, received), with one real call per distinct minute.
+        """parse.bsd_time(stamp, received), with one real call per distinct minute.
 
         A minute's seconds are its start + ss: the local zone changes on whole
         minutes. Near the "more than a day ahead: last year" cut, or for a date the
@@ -614,7 +614,7 @@ class Extractor:
         if base is None:
             if len(self._bsd_minutes) >= _MAX_BSD_MINUTES:
                 self._bsd_minutes.clear()
-            base = _bsd_time(stamp[:12].decode("ascii") + ":00", received)
+            base = bsd_time(stamp[:12].decode("ascii") + ":00", received)
             self._bsd_minutes[key] = base
         if base == received or base + 60 > received + 86400:
             return float("nan")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from logcaster.storage.writer import _fsync_dir
+from logcaster.storage.writer import fsync_dir
 from logcaster.store.chunks import CHUNK_BYTES, iter_chunks
 from logcaster.store.extract import Extractor, ServiceCodes
 from logcaster.store.index import ChunkRows, IndexWriter
@@ -43,7 +43,7 @@ def save_services(directory: Path, services: ServiceCodes) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 class SegmentIndexer:
