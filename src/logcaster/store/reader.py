@@ -237,16 +237,20 @@ class StoreReader:
         order = reversed(segments) if newest_first else iter(segments)
         for seg in order:
             index = seg.index
+            known_counts = where.chunk_counts(index.chunks)
+            if len(result.rows) >= limit and (known_counts >= 0).all():
+                result.count += int(known_counts.sum())  # the common case: no row read
+                continue
             n_chunks = len(index.chunks)
             for i in range(n_chunks - 1, -1, -1) if newest_first else range(n_chunks):
-                chunk = index.chunks[i]
-                known = where.chunk_count(chunk)
+                known = int(known_counts[i])
                 if known == 0:
                     continue
                 need_rows = len(result.rows) < limit
-                if known is not None and not need_rows:
+                if known > 0 and not need_rows:
                     result.count += known
                     continue
+                chunk = index.chunks[i]
                 start = int(chunk["row_start"])
                 count = int(chunk["count"])
                 result.scanned += count
@@ -271,7 +275,7 @@ class StoreReader:
         """Matching rows (ascending) of growing groups of chunks, in the query's order."""
         index = seg.index
         chunks = index.chunks
-        kept = [i for i in range(len(chunks)) if plan.where.chunk_count(chunks[i]) != 0]
+        kept = np.flatnonzero(plan.where.chunk_counts(chunks) != 0).tolist()
         if newest_first:
             kept.reverse()
         size = 1
