@@ -7,7 +7,7 @@ after it are the memory buffer's: the planner's split, docs/store-design.md).
 
 A query walks the segments newest first (oldest first for `order=asc`) and,
 within each, the chunks its structured filters leave (chunk summaries), in
-groups that grow 1, 2, 4 … chunks: Hyperscan scans a group's text, the
+groups that grow 1, 4, 16, 64 chunks: Hyperscan scans a group's text, the
 matching lines become index rows, the rows are filtered by level, service and
 time, and `field=value` tests (and names beyond the service dictionary) are
 confirmed on the parsed event. It stops once it holds `limit` rows and
@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,11 +43,12 @@ from logcaster.store.extract import LEVEL_CODES, ServiceCodes
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
 from logcaster.store.indexer import SERVICES_NAME
-from logcaster.store.scan import Scanner, _unescape
+from logcaster.store.scan import ByteStats, Scanner, _unescape
 
 I64 = npt.NDArray[np.int64]
 _MAX_GROUP = 64  # chunks scanned in one call at most (~64 MiB)
-_HEADER_LOOKBACK = 1 << 20  # a row's block header is searched this far back at first
+_HEADER_LOOKBACK = 1 << 20
+_STATS_TTL_S = 300.0  # a row's block header is searched this far back at first
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ class StoreResult:
 class _Plan:
     """A query's store-side parts: text scanner, row filter, confirmation test."""
 
-    def __init__(self, query: Query, services: ServiceCodes) -> None:
+    def __init__(self, query: Query, services: ServiceCodes, stats: ByteStats | None) -> None:
         self.empty = False  # nothing in the store can match (an unknown service)
         levels = frozenset(LEVEL_CODES[name] for name in query.levels) if query.levels else None
         codes: frozenset[int] | None = None
@@ -111,7 +113,7 @@ class _Plan:
             operator = "AND"
         self.scanner: Scanner | None = None
         if keywords or query.regex is not None:
-            self.scanner = Scanner(keywords, operator, query.regex)
+            self.scanner = Scanner(keywords, operator, query.regex, stats=stats)
         self.confirm: Callable[[Event], bool] | None = None
         if query.fields or confirm_services:
             self.confirm = query.matcher()
@@ -131,6 +133,12 @@ class StoreReader:
         self._cache: dict[int, _Cached] = {}
         self._services = ServiceCodes()
         self._services_stamp: tuple[int, int] | None = None
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="store-scan")
+        self._stats: ByteStats | None = None
+        self._stats_at = 0.0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- snapshots -----------------------------------------------------------------
     def snapshot(self, high_water: int) -> tuple[list[_Segment], ServiceCodes]:
@@ -191,6 +199,21 @@ class StoreReader:
             self._services_stamp = stamp
         return self._services
 
+    def _byte_stats(self, segments: list[_Segment]) -> ByteStats | None:
+        """Byte-pair statistics of recent text, so a query's scanner picks its rarest
+        literal (one chunk of the newest segment, refreshed every few minutes)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._stats is not None and now - self._stats_at < _STATS_TTL_S:
+                return self._stats
+            if not segments:
+                return None
+            seg = segments[-1]
+            last = seg.index.chunks[-1]
+            sample = bytes(seg.buf[int(last["byte_start"]) : int(last["byte_end"])])
+            self._stats, self._stats_at = ByteStats(sample), now
+            return self._stats
+
     def count_events(self, high_water: int) -> int:
         segments, _ = self.snapshot(high_water)
         return sum(int(s.index.chunks["count"].sum()) for s in segments)
@@ -207,7 +230,7 @@ class StoreReader:
         max_scan: int,
     ) -> StoreResult:
         segments, services = self.snapshot(high_water)
-        plan = _Plan(query, services)
+        plan = _Plan(query, services, self._byte_stats(segments))
         result = StoreResult()
         if plan.empty:
             return result
@@ -283,7 +306,7 @@ class StoreReader:
         while at < len(kept):
             group = sorted(kept[at : at + size])
             at += size
-            size = min(size * 2, _MAX_GROUP)
+            size = min(size * 4, _MAX_GROUP)
             result.scanned += int(chunks["count"][group].sum())
             if result.scanned > max_scan:
                 raise _scan_limit(max_scan)
@@ -304,16 +327,16 @@ class StoreReader:
                 parts.append(np.flatnonzero(mask).astype(np.int64) + start)
             return np.concatenate(parts)
         ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
-        found = plan.scanner.scan(seg.buf, ranges, threads=self.threads, deadline=deadline)
-        if found.stopped == "deadline":
-            raise _time_limit()
-        offsets = np.sort(np.asarray(found.offsets, np.int64))
+        found = self._scan(plan.scanner, seg.buf, ranges, deadline)
+        if not found:
+            return np.zeros(0, np.int64)
+        offsets = np.sort(np.asarray(found, np.int64))
         # Rows of the group's chunks: a match outside them (none) or on a block
         # header line (no row has its offset) is dropped.
         lo = int(chunks[group[0]]["row_start"])
         last = group[-1]
         hi = int(chunks[last]["row_start"]) + int(chunks[last]["count"])
-        line_offsets = cols["offset"][lo:hi].astype(np.int64)
+        line_offsets = cols["offset"][lo:hi]  # uint32, read only where searched
         rows = np.searchsorted(line_offsets, offsets)
         inside = rows < len(line_offsets)
         rows, offsets = rows[inside], offsets[inside]
@@ -321,6 +344,32 @@ class StoreReader:
         if where.levels is not None or where.services is not None or where.timed:
             kept = kept[where.rows_mask(cols[kept])]
         return kept
+
+    def _scan(
+        self,
+        scanner: Scanner,
+        buf: mmap.mmap | bytes,
+        ranges: list[tuple[int, int]],
+        deadline: float,
+    ) -> list[int]:
+        """Line offsets matching in `ranges`, split over the reader's scan threads.
+
+        The threads live as long as the reader: starting two threads per group
+        cost more than a small group's scan (GIL hand-offs at start and join).
+        """
+        parts = min(self.threads, len(ranges))
+        if parts <= 1:
+            results = [scanner.scan(buf, ranges, deadline=deadline)]
+        else:
+            step = -(-len(ranges) // parts)
+            futures = [
+                self._pool.submit(scanner.scan, buf, ranges[i : i + step], deadline=deadline)
+                for i in range(0, len(ranges), step)
+            ]
+            results = [f.result() for f in futures]
+        if any(r.stopped == "deadline" for r in results):
+            raise _time_limit()
+        return [offset for r in results for offset in r.offsets]
 
     def _take(
         self,
