@@ -206,7 +206,11 @@ class StoreIndexer:
         with open(ref.path, "rb") as f:
             if ref.active and active_first_id_of(f) != first:
                 return 0  # rotated, and a new active.log took the name: next call
-            added = indexer.catch_up(max_id=durable_id, partial_tail=not ref.active, file=f)
+            # A rotated segment is durable to its end (rotation fsyncs it first),
+            # and is finished below: index all of it, not only up to `durable_id`,
+            # which may still lag behind the rotation.
+            max_id = durable_id if ref.active else None
+            added = indexer.catch_up(max_id=max_id, partial_tail=not ref.active, file=f)
         if not ref.active:
             self._finish(first)
         return added
