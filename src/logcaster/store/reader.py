@@ -337,7 +337,8 @@ class StoreReader:
         last = group[-1]
         hi = int(chunks[last]["row_start"]) + int(chunks[last]["count"])
         line_offsets = cols["offset"][lo:hi]  # uint32, read only where searched
-        rows = np.searchsorted(line_offsets, offsets)
+        # Needles of the haystack's dtype: else numpy converts all of it per call.
+        rows = np.searchsorted(line_offsets, offsets.astype(np.uint32))
         inside = rows < len(line_offsets)
         rows, offsets = rows[inside], offsets[inside]
         kept: I64 = rows[line_offsets[rows] == offsets] + lo
