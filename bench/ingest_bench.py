@@ -201,6 +201,7 @@ def run_logcaster(
     timeout_s: float,
     persist: str | None = None,
     ack: bool = False,
+    store: bool = True,
 ) -> RunResult:
     ingest_port, query_port = free_ports(2)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -222,6 +223,8 @@ def run_logcaster(
         shutil.rmtree(data_dir, ignore_errors=True)
         cmd += ["--persist", str(data_dir)]
         env["LOGCASTER_PERSIST__FSYNC"] = persist
+        # The store (its indexer process) follows the file sink unless --no-store.
+        env["LOGCASTER_STORE__ENABLED"] = "auto" if store else "false"
     with log_path.open("wb") as log_file:
         proc = CHILDREN.spawn(
             cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
@@ -651,6 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run LogCaster with its file sink (-P in bench/out) and this fsync setting",
     )
     parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="with --persist: turn the embedded store (and its indexer process) off",
+    )
+    parser.add_argument(
         "--ack",
         action="store_true",
         help="send through logcaster.client with acknowledged delivery; time until every "
@@ -732,6 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = result_doc(summaries, corpus, args.runs, server_cmd, reference, rsyslog_ref)
     doc["persist"] = args.persist  # the file sink's fsync setting, or None (memory only)
     doc["ack"] = args.ack
+    doc["store"] = args.persist is not None and not args.no_store
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -791,7 +800,9 @@ def _bench_config(
 ) -> None:
     conns = len(parts)
     for i in range(args.runs):
-        r = run_logcaster(server_cmd, corpus, parts, timeout_s, args.persist, args.ack)
+        r = run_logcaster(
+            server_cmd, corpus, parts, timeout_s, args.persist, args.ack, not args.no_store
+        )
         summary.runs.append(r)
         rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / MB:,.1f} MB"
         msg = (

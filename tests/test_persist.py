@@ -143,11 +143,13 @@ def test_directory_written_raw_then_json(server_factory: ServerFactory, tmp_path
 
 def test_replay_fills_only_the_buffer(server_factory: ServerFactory, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = server_factory("-P", str(data))
+    # Without the store: with it, replay also keeps the events not yet indexed.
+    env = {**os.environ, "LOGCASTER_STORE__ENABLED": "false"}
+    first = server_factory("-P", str(data), env=env)
     _send_lines(first, "x", 500)
     wait_for("delivery", first.stats, lambda stats: stats["Delivered"] == 500)
     assert first.stop() == 0
-    second = server_factory("-P", str(data), "--buffer-size", "50")
+    second = server_factory("-P", str(data), "--buffer-size", "50", env=env)
     assert second.query("COUNT") == "COUNT: 50\n"
     newest = _recent(second, 50)
     assert newest[0]["body"] == "x line 00499" and newest[-1]["body"] == "x line 00450"
@@ -178,7 +180,12 @@ def test_rotation_under_load(server_factory: ServerFactory, tmp_path: Path) -> N
     background gzip of the rotated files (the default); afterwards the union of all
     segment files (read through gzip) holds each line exactly once."""
     data = tmp_path / "data"
-    env = {**os.environ, "LOGCASTER_PERSIST__MAX_FILE_BYTES": "262144"}
+    # With gzip on, so the store (which turns it off) is off.
+    env = {
+        **os.environ,
+        "LOGCASTER_PERSIST__MAX_FILE_BYTES": "262144",
+        "LOGCASTER_STORE__ENABLED": "false",
+    }
     server = server_factory("-P", str(data), env=env)
     clients, per_client = 8, 25_000
     total = clients * per_client

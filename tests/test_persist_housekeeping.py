@@ -17,7 +17,8 @@ from tests.test_data_cli import run_data
 
 
 def persist_env(**options: str) -> dict[str, str]:
-    env = dict(os.environ)
+    # Compression is what these tests watch: the store (which turns it off) stays off.
+    env = {**os.environ, "LOGCASTER_STORE__ENABLED": "false"}
     for key, value in options.items():
         env[f"LOGCASTER_PERSIST__{key.upper()}"] = value
     return env
@@ -131,7 +132,7 @@ def test_crash_leftovers_are_cleaned_without_doubling(
     tmp = rotated[1].with_name(rotated[1].name + ".gz.tmp")
     tmp.write_bytes(gzip.compress(rotated[1].read_bytes())[:40])
 
-    server = server_factory("-P", str(data))
+    server = server_factory("-P", str(data), env=persist_env())
     assert server.query("COUNT") == "COUNT: 100\n"
     removed = {Path(log["path"]).name for log in logs_of(server, "leftover_removed")}
     assert removed == {rotated[0].name, tmp.name}

@@ -65,6 +65,14 @@ def test_summary_counts_equal_row_counts(built: Path, f: RowFilter) -> None:
     assert f.count(index) == brute(index.cols, f)
 
 
+@settings(max_examples=200, deadline=None)
+@given(f=filters)
+def test_vectorized_chunk_counts_equal_per_chunk(built: Path, f: RowFilter) -> None:
+    index = load_index(built)
+    one_by_one = [-1 if (n := f.chunk_count(c)) is None else n for c in index.chunks]
+    assert f.chunk_counts(index.chunks).tolist() == one_by_one
+
+
 def test_summaries_decide_most_chunks(built: Path) -> None:
     index = load_index(built)
     # A window inside chunks 3..6: two edge chunks need rows, the rest do not.

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
+
 from logcaster.config import Config
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
@@ -27,6 +29,7 @@ from logcaster.sinks.memory import MemorySink
 from logcaster.sources.syslog import SyslogListener
 from logcaster.sources.tcp import line_ingest
 from logcaster.stats import Stats
+from logcaster.store.service import Store
 
 logger = logging.getLogger("logcaster.app")
 
@@ -58,21 +61,34 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stats = Stats()
-        self.memory = MemorySink(config.memory.capacity)
+        pinned = config.store.max_unindexed if config.store_on else 0
+        self.memory = MemorySink(config.memory.capacity, max_pinned=pinned)
         self.queue = BatchQueue(config.queue.max_events, config.queue.max_bytes)
         c = Components()
         # --- the component table ---------------------------------------------------
+        # The store indexes the file sink's segments (its text): it follows the
+        # durable watermark, and needs them plain (no gzip).
+        self.store: Store | None = Store(config, self.memory) if config.store_on else None
         # The file sink goes first: an event reaches memory once it is on disk.
         self.file: FileSink | None = None
         if config.persist.dir is not None:
-            self.file = FileSink(config.persist, on_durable=self._durable_moved)
+            persist = config.persist
+            if self.store is not None:
+                persist = msgspec.structs.replace(persist, compress=False)
+            self.file = FileSink(
+                persist,
+                on_durable=self._durable_moved,
+                on_segment_gone=self.store.segment_gone if self.store is not None else None,
+            )
             c.sinks["file"] = self.file
         c.sinks["memory"] = self.memory
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
+        if self.store is not None:
+            self.pipeline.on_durable(self.store.durable_moved)
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
-        self.queries = QueryService(config.query, self.memory, self.stats_snapshot)
+        self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
         c.frontends["query"] = LineQueryServer(config.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------
         self.components = c
@@ -88,7 +104,7 @@ class Server:
 
     def stats_snapshot(self) -> dict[str, int | float]:
         s = self.stats
-        return {
+        stats: dict[str, int | float] = {
             "Total": s.received,
             "Dropped": s.dropped,
             "Current": self.memory.count,
@@ -103,13 +119,23 @@ class Server:
             "QueuePeakBytes": self.queue.peak_bytes,
             "Uptime": time.time() - s.started_at,
         }
+        if self.store is not None:
+            stats["StoreIndexed"] = self.store.high_water
+            stats["StoreLag"] = self.store.lag
+            stats["IndexerRestarts"] = self.store.restarts
+        return stats
 
     async def start(self) -> None:
         c = self.components
         for sink in c.sinks.values():
             await sink.start()
         if self.file is not None:
+            if self.store is not None:
+                await asyncio.to_thread(self.store.load, self.file.durable_id)
+                self.memory.set_floor(self.store.high_water)  # before the replay fills it
             await self._replay(self.file)
+            if self.store is not None:
+                self.store.start(when=self.file.verified)
         self.pipeline.start()
         for listener in (*c.sources.values(), *c.frontends.values()):
             await listener.start()
@@ -117,7 +143,12 @@ class Server:
 
     async def _replay(self, file: FileSink) -> None:
         """Restarts keep COUNT/RECENT/QUERY: the newest events on disk refill memory."""
-        batches = await asyncio.to_thread(file.replay, self.config.memory.capacity)
+        want = self.config.memory.capacity
+        if self.store is not None:
+            # Also every stored event the index does not cover yet (bounded).
+            behind = file.last_id - self.store.high_water
+            want = max(want, min(behind, want + self.config.store.max_unindexed))
+        batches = await asyncio.to_thread(file.replay, want)
         self.memory.append(batches)
         self.pipeline.continue_after(file.last_id)
         log_event(
@@ -141,6 +172,9 @@ class Server:
             await frontend.stop()
         for sink in c.sinks.values():
             await sink.stop()
+        if self.store is not None:
+            await self.store.stop()
+        self.queries.close()
         # Acknowledged-delivery clients get the acks of their last lines, then EOF.
         self.pipeline.refresh_durable()
         for source in c.sources.values():

@@ -97,6 +97,21 @@ class QueryConfig(_Section, frozen=True):
     max_limit: PositiveInt = 10_000
     timeout: PositiveFloat = 5.0
     max_scan: PositiveInt = 10_000_000
+    # FOUND is exact up to this many matches, then "N+"; a query can ask max_count=N.
+    max_count: PositiveInt = 1000
+    max_concurrent: PositiveInt = 2  # queries running at once; more wait
+    max_waiting: Annotated[int, msgspec.Meta(ge=0)] = 32  # past this: "ERROR: busy"
+
+
+class StoreConfig(_Section, frozen=True):
+    """The embedded store (SPEC §5): an index over the file sink's segments.
+
+    `auto` turns it on when persist.dir is set and persist.format is raw."""
+
+    enabled: Literal["auto"] | bool = "auto"
+    threads: PositiveInt = 2  # scan threads per query
+    # Events not yet indexed are kept in memory beyond memory.capacity, up to this many.
+    max_unindexed: Annotated[int, msgspec.Meta(ge=0)] = 200_000
 
 
 class Config(_Section, frozen=True):
@@ -112,6 +127,13 @@ class Config(_Section, frozen=True):
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     query: QueryConfig = msgspec.field(default_factory=QueryConfig)
     persist: PersistConfig = msgspec.field(default_factory=PersistConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+
+    @property
+    def store_on(self) -> bool:
+        if self.store.enabled == "auto":
+            return self.persist.dir is not None and self.persist.format == "raw"
+        return bool(self.store.enabled)
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = msgspec.to_builtins(self)
@@ -193,7 +215,26 @@ def validate(data: Mapping[str, Any]) -> Config:
             reason = "unknown option"
         raise ConfigError(path or "config", reason) from exc
     _check_ports(config)
+    _check_store(config)
     return config
+
+
+# Line offsets in the store's index are 32-bit.
+MAX_STORE_SEGMENT_BYTES = (1 << 32) - 1
+
+
+def _check_store(config: Config) -> None:
+    if config.store.enabled is True:
+        if config.persist.dir is None:
+            raise ConfigError(
+                "store.enabled", "the store needs persist.dir (its segments are the text)"
+            )
+        if config.persist.format != "raw":
+            raise ConfigError("store.enabled", "the store needs persist.format: raw")
+    if config.store_on and config.persist.max_file_bytes > MAX_STORE_SEGMENT_BYTES:
+        raise ConfigError(
+            "persist.max_file_bytes", f"at most {MAX_STORE_SEGMENT_BYTES} with the store on"
+        )
 
 
 def _check_ports(config: Config) -> None:

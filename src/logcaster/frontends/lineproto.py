@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -20,9 +21,10 @@ from logcaster.config import QueryConfig
 from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.log import log_event
-from logcaster.query.engine import run_query
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
+from logcaster.query.planner import Answer, Planner
 from logcaster.sinks.memory import MemorySink
+from logcaster.store.service import Store
 
 logger = logging.getLogger("logcaster.frontends.lineproto")
 
@@ -36,6 +38,8 @@ HELP_LINES = (
     "      keyword=TEXT  keywords=a,b,c  operator=AND|OR  regex=RE2",
     "      level=ERROR[,WARN]  service=NAME[,NAME]  time_from=T  time_to=T (unix s or ISO)",
     "      limit=N  order=desc|asc  format=text|json  any other key=value: field equality",
+    "      source=memory|store|all (default all with the store on)",
+    "      max_count=N  count matches exactly up to N (default query.max_count), then N+",
     '      quote values with spaces: keyword="pool exhausted"',
     "  SEARCH TEXT                 events containing TEXT",
     "  FILTER key=value ...        like QUERY",
@@ -54,18 +58,31 @@ def format_row(ev: Event) -> str:
 
 
 class QueryService:
-    """Executes parsed command lines against the memory buffer and the counters."""
+    """Executes parsed command lines: counters on the event loop, searches in
+    query threads through the planner (memory and store)."""
 
-    def __init__(self, config: QueryConfig, memory: MemorySink, stats: StatsProvider) -> None:
+    def __init__(
+        self,
+        config: QueryConfig,
+        memory: MemorySink,
+        stats: StatsProvider,
+        store: Store | None = None,
+    ) -> None:
         self.config = config
         self.memory = memory
         self.stats = stats
+        self.planner = Planner(config, memory, store)
+        # Query threads: store scans release the GIL, so two use both cores.
+        self._pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="query")
+        self._waiting = 0
 
-    def answer(self, line: str) -> str:
+    async def answer(self, line: str) -> str:
         """The full reply to one command line, newline-terminated."""
         try:
             command = parse_command(line, self.config)
-            return self._execute(command)
+            if command.query is None:
+                return self._execute(command)
+            return await self._search(command)
         except UnknownCommand:
             if not line.strip():
                 return "ERROR: Empty command. Use HELP for usage.\n"
@@ -74,6 +91,22 @@ class QueryService:
             return f"ERROR: Invalid query syntax: {exc}\n"
         except QueryLimitError as exc:
             return f"ERROR: {exc}\n"
+
+    async def _search(self, cmd: Command) -> str:
+        assert cmd.query is not None
+        if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
+            return "ERROR: busy: too many queries running; try again\n"
+        snapshot = self.planner.prepare()
+        self._waiting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(self._pool, self.planner.run, cmd.query, snapshot)
+        finally:
+            self._waiting -= 1
+        return _render(cmd, answer)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _execute(self, cmd: Command) -> str:
         if cmd.verb == "COUNT":
@@ -90,19 +123,34 @@ class QueryService:
             removed = self.memory.clear()
             log_event(logger, logging.INFO, "memory_cleared", events=removed)
             return _json({"cleared": removed}) if cmd.json else f"OK: cleared {removed} events\n"
-        assert cmd.query is not None
-        result = run_query(cmd.query, self.memory, self.config.timeout, self.config.max_scan)
-        if cmd.json:
-            return _json(
-                {
-                    "found": result.total,
-                    "returned": len(result.rows),
-                    "events": [ev.to_dict() for ev in result.rows],
-                }
-            )
-        lines = [f"FOUND: {result.total} matches"]
-        lines.extend(format_row(ev) for ev in result.rows)
-        return "\n".join(lines) + "\n"
+        raise AssertionError(f"unexpected verb {cmd.verb}")
+
+
+def _render(cmd: Command, answer: Answer) -> str:
+    found = f"{answer.total}+" if answer.capped else str(answer.total)
+    if cmd.json:
+        doc: dict[str, Any] = {
+            "found": answer.total,
+            "returned": len(answer.rows),
+            "capped": answer.capped,
+            "max_count": answer.max_count,
+            "events": [ev.to_dict() for ev in answer.rows],
+        }
+        if answer.unindexed is not None:
+            doc["unindexed"] = list(answer.unindexed)
+        return _json(doc)
+    head = f"FOUND: {found} matches"
+    notes = []
+    if answer.capped:
+        notes.append(f"counting stops at max_count={answer.max_count}")
+    if answer.unindexed is not None:
+        first, last = answer.unindexed
+        notes.append(f"partial: events {first}..{last} are not indexed yet")
+    if notes:
+        head += " (" + "; ".join(notes) + ")"
+    lines = [head]
+    lines.extend(format_row(ev) for ev in answer.rows)
+    return "\n".join(lines) + "\n"
 
 
 def _num(value: int | float) -> str:
@@ -154,7 +202,7 @@ class LineQueryServer:
             return f"ERROR: Command too long (max {MAX_COMMAND_BYTES} bytes)\n"
         except TimeoutError:
             return f"ERROR: No command received within {wait_s:g} s\n"
-        return self._service.answer(raw.decode("utf-8", "replace"))
+        return await self._service.answer(raw.decode("utf-8", "replace"))
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -1,14 +1,14 @@
-"""Run a `Query` over the memory buffer, within the query's time and scan caps."""
+"""Run a `Query` over a snapshot of the memory buffer, within its time and scan caps."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from logcaster.event import Event
+from logcaster.event import Batch, Event
 from logcaster.exceptions import QueryLimitError
 from logcaster.query.model import Query
-from logcaster.sinks.memory import MemorySink
 
 # Check the clock once per this many events: cheap, yet fine-grained enough.
 _CLOCK_EVERY = 1024
@@ -21,12 +21,38 @@ class QueryResult:
     scanned: int
 
 
-def run_query(query: Query, memory: MemorySink, timeout: float, max_scan: int) -> QueryResult:
-    """Scan newest (or oldest) first; raise QueryLimitError past the time or scan cap."""
+def memory_events(
+    batches: list[Batch], skip: int, *, newest_first: bool, after_id: int = 0
+) -> Iterator[Event]:
+    """The events of a memory snapshot (`MemorySink.snapshot`) with ids above `after_id`."""
+    if newest_first:
+        for index in range(len(batches) - 1, -1, -1):
+            batch = batches[index]
+            if batch.last_id <= after_id:
+                return
+            events = batch.events()
+            low = max(skip if index == 0 else 0, after_id - batch.first_id + 1)
+            for i in range(len(events) - 1, low - 1, -1):
+                yield events[i]
+        return
+    for index, batch in enumerate(batches):
+        if batch.last_id <= after_id:
+            continue
+        low = max(skip if index == 0 else 0, after_id - batch.first_id + 1)
+        yield from batch.events()[low:]
+
+
+def run_query(
+    query: Query,
+    events: Iterator[Event],
+    *,
+    limit: int,
+    deadline: float,
+    timeout: float,
+    max_scan: int,
+) -> QueryResult:
+    """Scan `events` in order; raise QueryLimitError past the time or scan cap."""
     match = query.matcher()
-    limit = query.limit
-    events = memory.newest_first() if query.order == "desc" else memory.oldest_first()
-    deadline = time.monotonic() + timeout
     rows: list[Event] = []
     total = 0
     scanned = 0

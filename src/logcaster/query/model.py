@@ -34,6 +34,9 @@ class Query:
     fields: tuple[tuple[str, str], ...] = ()
     limit: int = 100
     order: Literal["desc", "asc"] = "desc"
+    # Where to look: memory, store or both (None: both when the store is on).
+    source: Literal["memory", "store", "all"] | None = None
+    max_count: int | None = None  # count matches exactly up to this (None: config)
 
     def matcher(self) -> Callable[[Event], bool]:
         """A function telling whether an event matches; cheap tests run first."""

@@ -153,8 +153,12 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
                 raise QuerySyntaxError(f"format must be text or json, not {value!r}")
             as_json = value.lower() == "json"
         elif name == "source":
-            if value.lower() not in ("memory", "all"):
-                raise QuerySyntaxError(f"source must be memory or all, not {value!r}")
+            source = value.lower()
+            if source not in ("memory", "store", "all"):
+                raise QuerySyntaxError(f"source must be memory, store or all, not {value!r}")
+            query = replace(query, source=source)  # type: ignore[arg-type]
+        elif name == "max_count":
+            query = replace(query, max_count=_positive_int("max_count", value))
         else:
             fields.append((key, value))
     if keywords:

@@ -45,9 +45,17 @@ HOUSEKEEPING_RETRY = 30.0
 class FileSink:
     name = "file"
 
-    def __init__(self, config: PersistConfig, on_durable: Callable[[], None] | None = None) -> None:
-        """`on_durable` is called on the event loop after a timer fsync moved `durable_id`."""
+    def __init__(
+        self,
+        config: PersistConfig,
+        on_durable: Callable[[], None] | None = None,
+        on_segment_gone: Callable[[Path], None] | None = None,
+    ) -> None:
+        """`on_durable` is called on the event loop after a timer fsync moved `durable_id`;
+        `on_segment_gone` in a thread after housekeeping deleted or rewrote a segment."""
         assert config.dir is not None
+        # Set after the first housekeeping pass (the start-up verification) ended.
+        self.verified = asyncio.Event()
         self._on_durable = on_durable
         self._final_durable_id = 0  # durable_id after stop (the writer is gone then)
         self._config = config
@@ -60,6 +68,7 @@ class FileSink:
             retention_files=config.retention_files,
             retention_age=config.retention_age,
             retention_bytes=config.retention_bytes,
+            on_segment_gone=on_segment_gone,
         )
         self._housekeeping: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # set after a size rotation: compress it now
@@ -146,6 +155,7 @@ class FileSink:
                 except Exception:
                     logger.exception("housekeeping_failed")
                     retry_at = time.monotonic() + HOUSEKEEPING_RETRY
+                self.verified.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._tick())
             self._wake.clear()

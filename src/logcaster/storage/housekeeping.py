@@ -90,14 +90,22 @@ class Housekeeper:
         retention_age: float | None = None,
         retention_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
+        on_segment_gone: Callable[[Path], None] | None = None,
     ) -> None:
+        """`on_segment_gone(path)` is called (in the housekeeping thread) after a
+        rotated segment was deleted, set aside or rewritten: the store drops its index."""
         self.directory = Path(directory)
+        self._on_segment_gone = on_segment_gone
         self.retention_files = retention_files
         self.retention_age = retention_age
         self.retention_bytes = retention_bytes
         self._clock = clock
         # Set by the owner at shutdown: a running compression stops at its next chunk.
         self.stopping = threading.Event()
+
+    def _gone(self, path: Path) -> None:
+        if self._on_segment_gone is not None:
+            self._on_segment_gone(path)
 
     # -- clean-up at start ----------------------------------------------------
 
@@ -207,6 +215,7 @@ class Housekeeper:
             os.replace(path, target)
             fsync_dir(qdir)
         fsync_dir(self.directory)
+        self._gone(path)
         result = Quarantined(path, offset, reason, target, kept)
         log_event(
             logger,
@@ -332,6 +341,7 @@ class Housekeeper:
             seen.add(path)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+            self._gone(path)
             deleted.append(Deletion(path, reason, sizes[path]))
             log_event(
                 logger,

@@ -19,6 +19,7 @@ files are never truncated.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import zlib
@@ -293,21 +294,28 @@ def iter_raw_blocks(
     *,
     start: int = 0,
     end: int | None = None,
+    max_id: int | None = None,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
+    file: BinaryIO | None = None,
 ) -> Iterator[RawBlock]:
     """The good blocks of a plain segment from byte `start` (a block boundary).
 
-    Stops before a block that would end past `end` (the durable end of a file
-    still being written: bytes after it may be a write in progress).
+    Stops before a block that would end past `end`, or that holds ids past
+    `max_id` (either bounds the durable part of a file still being written:
+    what follows may be a write in progress). `file`, if given, is `path`
+    already open (the caller checked it is the file it meant, see the store's
+    indexer); it is read from `start` and left open.
     """
     p = Path(path)
     if p.name.endswith(".gz"):
         raise ValueError(f"{p}: the store reads plain segments only")
     scan = SegmentScan(p)
-    with open(p, "rb") as f:
+    with contextlib.nullcontext(file) if file is not None else open(p, "rb") as f:
         for good in _walk(f, scan, max_payload, start):
             info = good.info
             if end is not None and info.end > end:
+                return
+            if max_id is not None and good.header.first_id + good.header.count - 1 > max_id:
                 return
             yield RawBlock(good.header, info.offset + good.header.length, good.payload)
 

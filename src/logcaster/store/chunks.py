@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -62,12 +63,25 @@ def _line_starts(block: RawBlock) -> npt.NDArray[np.uint32]:
 
 
 def iter_chunks(
-    segment: Path, *, start: int = 0, end: int | None = None, chunk_bytes: int = CHUNK_BYTES
+    segment: Path,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    max_id: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    partial_tail: bool = True,
+    file: BinaryIO | None = None,
 ) -> Iterator[ChunkText]:
-    """The chunks of `segment` from block boundary `start` up to the durable `end`."""
+    """The chunks of `segment` from block boundary `start` up to the durable `end`
+    (a byte offset) or `max_id` (the durable id).
+
+    With `partial_tail=False` the last chunk is left out unless it is full: a
+    segment still being written is indexed in whole chunks only (see `file` in
+    `iter_raw_blocks`).
+    """
     pending: list[RawBlock] = []
     size = 0
-    for block in iter_raw_blocks(segment, start=start, end=end):
+    for block in iter_raw_blocks(segment, start=start, end=end, max_id=max_id, file=file):
         header = block.header
         if header.mode != "raw":
             raise StoreFormatError(f"{segment}: the store needs persist.format raw")
@@ -80,7 +94,7 @@ def iter_chunks(
                 pending, size = [], 0
         pending.append(block)
         size += len(block.payload)
-    if pending:
+    if pending and (partial_tail or size >= chunk_bytes):
         yield _chunk(pending)
 
 

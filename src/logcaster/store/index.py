@@ -177,7 +177,13 @@ def load_index(segment: Path) -> SegmentIndex:
         next_row = row_start + count
         good = i + 1
     rows = next_row
-    cols = np.fromfile(cols_path, COLS_DTYPE, count=rows) if rows else np.zeros(0, COLS_DTYPE)
+    # Mapped, not read: a query touches the rows of a few chunks, and the page
+    # cache is shared with the indexer process that just wrote them.
+    cols: npt.NDArray[np.void] = (
+        np.memmap(cols_path, COLS_DTYPE, mode="r", shape=(rows,))
+        if rows
+        else np.zeros(0, COLS_DTYPE)
+    )
     return SegmentIndex(
         chunks=chunks[:good].copy(),
         cols=cols,

@@ -12,15 +12,28 @@ rebuild after a crash, `logcaster data` tools).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import BinaryIO
 
+from logcaster.log import log_event
 from logcaster.storage.writer import fsync_dir
-from logcaster.store.chunks import CHUNK_BYTES, iter_chunks
+from logcaster.store.catalog import (
+    SegmentRef,
+    active_first_id_of,
+    delete_index,
+    index_base,
+    index_dir,
+    list_segments,
+)
+from logcaster.store.chunks import CHUNK_BYTES, StoreFormatError, iter_chunks
 from logcaster.store.extract import Extractor, ServiceCodes
-from logcaster.store.index import ChunkRows, IndexWriter
+from logcaster.store.index import ChunkRows, IndexWriter, load_index
 
 SERVICES_NAME = "services.json"
+
+logger = logging.getLogger("logcaster.store.indexer")
 
 
 def load_services(directory: Path) -> ServiceCodes:
@@ -47,13 +60,20 @@ def save_services(directory: Path, services: ServiceCodes) -> None:
 
 
 class SegmentIndexer:
-    """Indexes one segment incrementally; owns its IndexWriter."""
+    """Indexes one segment incrementally; owns its IndexWriter.
+
+    `base` is the path the index files extend (default: the segment's own
+    path; the store uses `catalog.index_base`), `services_dir` where the
+    service dictionary is saved (default: the segment's directory).
+    """
 
     def __init__(
         self,
         segment: Path,
         extractor: Extractor,
         *,
+        base: Path | None = None,
+        services_dir: Path | None = None,
         fsync: bool = True,
         chunk_bytes: int = CHUNK_BYTES,
     ) -> None:
@@ -61,24 +81,41 @@ class SegmentIndexer:
         self.extractor = extractor
         self.fsync = fsync
         self.chunk_bytes = chunk_bytes
-        self.writer = IndexWriter(segment, fsync=fsync)
+        self.services_dir = services_dir if services_dir is not None else segment.parent
+        self.writer = IndexWriter(base if base is not None else segment, fsync=fsync)
 
     @property
     def last_id(self) -> int | None:
         return self.writer.last_id
 
-    def catch_up(self, end: int | None = None) -> int:
-        """Index every whole block up to byte `end` (None: the file's end); events added."""
+    def catch_up(
+        self,
+        end: int | None = None,
+        *,
+        max_id: int | None = None,
+        partial_tail: bool = True,
+        file: BinaryIO | None = None,
+    ) -> int:
+        """Index every whole block up to byte `end` / id `max_id`; events added.
+
+        `partial_tail=False` leaves a last chunk that is not full for later (see
+        `iter_chunks`); `file` is the segment already open.
+        """
         added = 0
         services = self.extractor.services
-        directory = self.segment.parent
         for chunk in iter_chunks(
-            self.segment, start=self.writer.byte_end, end=end, chunk_bytes=self.chunk_bytes
+            self.segment,
+            start=self.writer.byte_end,
+            end=end,
+            max_id=max_id,
+            chunk_bytes=self.chunk_bytes,
+            partial_tail=partial_tail,
+            file=file,
         ):
             known = len(services)
             fields = self.extractor.extract(b"".join(chunk.payloads), chunk.received)
             if len(services) != known:
-                save_services(directory, services)
+                save_services(self.services_dir, services)
             self.writer.append(
                 ChunkRows(
                     first_id=chunk.first_id,
@@ -96,3 +133,122 @@ class SegmentIndexer:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class StoreIndexer:
+    """Keeps the index of every segment of a data directory up to the durable id.
+
+    The indexer process's work (`store/indexer_process.py`). Rotated segments
+    are indexed to their end, once; `active.log` in whole chunks up to the
+    durable id, its last partial chunk waiting until it fills or the segment
+    rotates (the server's memory buffer holds those events meanwhile). Segments
+    are matched to their index by first id, so a rotation's rename is seamless.
+    """
+
+    def __init__(self, directory: Path, *, fsync: bool = True, chunk_bytes: int = CHUNK_BYTES):
+        self.directory = directory
+        self.index_dir = index_dir(directory)
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self.extractor = Extractor(load_services(self.index_dir))
+        self.fsync = fsync
+        self.chunk_bytes = chunk_bytes
+        self._open: dict[int, SegmentIndexer] = {}  # by first id: segments not yet complete
+        self._complete: set[int] = set()  # first ids of rotated segments fully indexed
+        self.indexed = 0  # events indexed by this process
+
+    def remove_orphans(self) -> list[int]:
+        """Delete index files whose segment is gone (retention ran while we were down)."""
+        present = {ref.first_id for ref in list_segments(self.directory)}
+        gone = []
+        for path in self.index_dir.glob("*.chunks"):
+            if path.stem.isdigit() and int(path.stem) not in present:
+                delete_index(self.directory, int(path.stem))
+                gone.append(int(path.stem))
+        return gone
+
+    def catch_up(self, durable_id: int) -> int:
+        """Index what is durable up to `durable_id`; the events added."""
+        added = 0
+        for ref in list_segments(self.directory):
+            first = ref.first_id
+            if first in self._complete:
+                continue
+            if first > durable_id:
+                break
+            if ref.compressed:
+                log_event(logger, logging.WARNING, "store_skips_compressed", path=str(ref.path))
+                self._complete.add(first)
+                continue
+            try:
+                added += self._catch_up_one(ref, durable_id)
+            except StoreFormatError as exc:
+                log_event(logger, logging.WARNING, "store_skips_segment", reason=str(exc))
+                self._finish(first)
+            except FileNotFoundError:
+                continue  # rotated or deleted since the listing: the next call sees it
+        self.indexed += added
+        return added
+
+    def _catch_up_one(self, ref: SegmentRef, durable_id: int) -> int:
+        first = ref.first_id
+        indexer = self._open.get(first)
+        if indexer is None:
+            indexer = SegmentIndexer(
+                ref.path,
+                self.extractor,
+                base=index_base(self.directory, first),
+                services_dir=self.index_dir,
+                fsync=self.fsync,
+                chunk_bytes=self.chunk_bytes,
+            )
+            self._open[first] = indexer
+        indexer.segment = ref.path
+        with open(ref.path, "rb") as f:
+            if ref.active and active_first_id_of(f) != first:
+                return 0  # rotated, and a new active.log took the name: next call
+            added = indexer.catch_up(max_id=durable_id, partial_tail=not ref.active, file=f)
+        if not ref.active:
+            self._finish(first)
+        return added
+
+    def indexed_to(self, durable_id: int) -> int:
+        """The store's high-water id after `catch_up(durable_id)`: every event up
+        to it is indexed, the ones after it wait in active.log's partial chunk."""
+        waiting = [
+            first - 1 if indexer.last_id is None else indexer.last_id
+            for first, indexer in self._open.items()
+        ]
+        return min(waiting, default=durable_id)
+
+    def _finish(self, first: int) -> None:
+        self._complete.add(first)
+        indexer = self._open.pop(first, None)
+        if indexer is not None:
+            indexer.close()
+
+    def close(self) -> None:
+        for first in list(self._open):
+            self._open.pop(first).close()
+
+
+def indexed_on_disk(directory: Path) -> int:
+    """The high-water id the index files on disk support, without indexing.
+
+    For the server at start, before the indexer process reports: rotated
+    segments count while their index reaches the file's end, then the first
+    one that does not (or active.log) sets the mark at its last indexed id.
+    """
+    mark = 0
+    for ref in list_segments(directory):
+        if ref.compressed:
+            continue
+        index = load_index(index_base(directory, ref.first_id))
+        last = index.last_id
+        try:
+            size = ref.path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if ref.active or index.byte_end != size:
+            return ref.first_id - 1 if last is None else last
+        mark = ref.first_id if last is None else last
+    return mark

@@ -1,0 +1,473 @@
+"""Answer a query from the store: every indexed event up to the high-water id.
+
+Runs in a query thread, never on the event loop. `StoreReader` keeps, per
+segment, its verified index and an mmap of its text, refreshed when the index
+grew; a query takes a snapshot of them cut at the high-water id `S` (events
+after it are the memory buffer's: the planner's split, docs/store-design.md).
+
+A query walks the segments newest first (oldest first for `order=asc`) and,
+within each, the chunks its structured filters leave (chunk summaries), in
+groups that grow 1, 4, 16, 64 chunks: Hyperscan scans a group's text, the
+matching lines become index rows, the rows are filtered by level, service and
+time, and `field=value` tests (and names beyond the service dictionary) are
+confirmed on the parsed event. It stops once it holds `limit` rows and
+`max_count` matches: so the newest 100 matches of a common word cost a chunk
+or two, and `FOUND` is exact up to `max_count` (`capped` past it). A count
+with structured filters only comes from the summaries and is always exact.
+
+Costs: `deadline` and `max_scan` (events in the chunks scanned or filtered
+row by row) raise `QueryLimitError` when passed.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from logcaster.event import Event
+from logcaster.exceptions import QueryLimitError
+from logcaster.pipeline.parse import parse_event
+from logcaster.query.model import Query
+from logcaster.storage.blocks import MAGIC, parse_header
+from logcaster.store.catalog import index_base, index_dir, list_segments
+from logcaster.store.extract import LEVEL_CODES, ServiceCodes
+from logcaster.store.filters import RowFilter
+from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
+from logcaster.store.indexer import SERVICES_NAME
+from logcaster.store.scan import ByteStats, Scanner, _unescape
+
+I64 = npt.NDArray[np.int64]
+_MAX_GROUP = 64  # chunks scanned in one call at most (~64 MiB)
+_HEADER_LOOKBACK = 1 << 20
+_STATS_TTL_S = 300.0  # a row's block header is searched this far back at first
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One segment as a query sees it: the index cut at `S`, the mapped text."""
+
+    first_id: int
+    path: Path
+    index: SegmentIndex
+    buf: mmap.mmap | bytes
+
+
+@dataclass(slots=True)
+class _Cached:
+    path: Path
+    chunks_size: int
+    index: SegmentIndex
+    buf: mmap.mmap | bytes
+
+
+@dataclass(slots=True)
+class StoreResult:
+    count: int = 0
+    capped: bool = False  # more matches may exist than `count` (max_count reached)
+    rows: list[Event] = field(default_factory=list)
+    scanned: int = 0  # events in the chunks scanned or filtered row by row
+
+
+class _Plan:
+    """A query's store-side parts: text scanner, row filter, confirmation test."""
+
+    def __init__(self, query: Query, services: ServiceCodes, stats: ByteStats | None) -> None:
+        self.empty = False  # nothing in the store can match (an unknown service)
+        levels = frozenset(LEVEL_CODES[name] for name in query.levels) if query.levels else None
+        codes: frozenset[int] | None = None
+        confirm_services = False
+        if query.services:
+            known = {services.get(name) for name in query.services} - {None}
+            found = frozenset(c for c in known if c is not None)
+            if services.full:
+                # Names past the dictionary's capacity share OTHER: confirm them.
+                found |= {ServiceCodes.OTHER}
+                confirm_services = True
+            codes = found
+            self.empty = not found
+        self.where = RowFilter(levels, codes, query.time_from, query.time_to)
+        # field=value: its value must be in the text when it is written as is
+        # (plain ASCII, nothing JSON or the escaping would change), then the
+        # parsed event decides.
+        literals = [
+            value
+            for name, value in query.fields
+            if name != "source"
+            and value.isascii()
+            and value.isprintable()
+            and not any(c in value for c in '"\\/')
+        ]
+        keywords = list(query.keywords)
+        operator = query.operator
+        if literals and (operator == "AND" or not keywords):
+            keywords += literals
+            operator = "AND"
+        self.scanner: Scanner | None = None
+        if keywords or query.regex is not None:
+            self.scanner = Scanner(keywords, operator, query.regex, stats=stats)
+        self.confirm: Callable[[Event], bool] | None = None
+        if query.fields or confirm_services:
+            self.confirm = query.matcher()
+
+    @property
+    def structured_only(self) -> bool:
+        return self.scanner is None and self.confirm is None
+
+
+class StoreReader:
+    """Snapshots of the store's segments for queries; thread-safe."""
+
+    def __init__(self, directory: Path, *, threads: int = 2) -> None:
+        self.directory = directory
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._cache: dict[int, _Cached] = {}
+        self._services = ServiceCodes()
+        self._services_stamp: tuple[int, int] | None = None
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="store-scan")
+        self._stats: ByteStats | None = None
+        self._stats_at = 0.0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- snapshots -----------------------------------------------------------------
+    def snapshot(self, high_water: int) -> tuple[list[_Segment], ServiceCodes]:
+        """The indexed segments cut at `high_water` (oldest first), and the services."""
+        with self._lock:
+            refs = [r for r in list_segments(self.directory) if not r.compressed]
+            present = {r.first_id for r in refs}
+            for gone in set(self._cache) - present:
+                del self._cache[gone]  # retention: open mmaps stay valid for their users
+            segments = []
+            for ref in refs:
+                if ref.first_id > high_water:
+                    break
+                cached = self._refresh(ref.first_id, ref.path)
+                if cached is None:
+                    continue
+                seg = _cut(ref.first_id, cached, high_water)
+                if seg is not None:
+                    segments.append(seg)
+            # After the index: a code in a row is always in the dictionary read now.
+            services = self._load_services()
+        return segments, services
+
+    def _refresh(self, first_id: int, path: Path) -> _Cached | None:
+        base = index_base(self.directory, first_id)
+        try:
+            size = base.with_name(base.name + CHUNKS_SUFFIX).stat().st_size
+        except FileNotFoundError:
+            return None  # not indexed yet
+        cached = self._cache.get(first_id)
+        if cached is not None and cached.chunks_size == size:
+            cached.path = path
+            return cached
+        index = load_index(base)
+        if not len(index.chunks):
+            return None
+        buf = cached.buf if cached is not None else b""
+        if len(buf) < index.byte_end:
+            try:
+                buf = _map(path)
+            except FileNotFoundError:
+                return None
+            if len(buf) < index.byte_end:
+                return None  # an index ahead of its text: not this segment's (never kept)
+        cached = _Cached(path, size, index, buf)
+        self._cache[first_id] = cached
+        return cached
+
+    def _load_services(self) -> ServiceCodes:
+        path = index_dir(self.directory) / SERVICES_NAME
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return self._services
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._services_stamp:
+            self._services = ServiceCodes.from_json(path.read_bytes())
+            self._services_stamp = stamp
+        return self._services
+
+    def _byte_stats(self, segments: list[_Segment]) -> ByteStats | None:
+        """Byte-pair statistics of recent text, so a query's scanner picks its rarest
+        literal (one chunk of the newest segment, refreshed every few minutes)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._stats is not None and now - self._stats_at < _STATS_TTL_S:
+                return self._stats
+            if not segments:
+                return None
+            seg = segments[-1]
+            last = seg.index.chunks[-1]
+            sample = bytes(seg.buf[int(last["byte_start"]) : int(last["byte_end"])])
+            self._stats, self._stats_at = ByteStats(sample), now
+            return self._stats
+
+    def count_events(self, high_water: int) -> int:
+        segments, _ = self.snapshot(high_water)
+        return sum(int(s.index.chunks["count"].sum()) for s in segments)
+
+    # ---- queries -----------------------------------------------------------------
+    def search(
+        self,
+        query: Query,
+        high_water: int,
+        *,
+        limit: int,
+        max_count: int,
+        deadline: float,
+        max_scan: int,
+    ) -> StoreResult:
+        segments, services = self.snapshot(high_water)
+        plan = _Plan(query, services, self._byte_stats(segments))
+        result = StoreResult()
+        if plan.empty:
+            return result
+        newest_first = query.order == "desc"
+        if plan.structured_only:
+            return self._structured(plan, segments, limit, newest_first, max_scan, result)
+        order = reversed(segments) if newest_first else iter(segments)
+        for seg in order:
+            for rows in self._groups(plan, seg, newest_first, deadline, max_scan, result):
+                self._take(plan, seg, rows, limit, newest_first, result, deadline)
+                if len(result.rows) >= limit and result.count >= max_count:
+                    result.capped = True
+                    return result
+        return result
+
+    def _structured(
+        self,
+        plan: _Plan,
+        segments: list[_Segment],
+        limit: int,
+        newest_first: bool,
+        max_scan: int,
+        result: StoreResult,
+    ) -> StoreResult:
+        """Level/service/time only: exact counts from summaries, rows from the newest chunks."""
+        where = plan.where
+        order = reversed(segments) if newest_first else iter(segments)
+        for seg in order:
+            index = seg.index
+            known_counts = where.chunk_counts(index.chunks)
+            if len(result.rows) >= limit and (known_counts >= 0).all():
+                result.count += int(known_counts.sum())  # the common case: no row read
+                continue
+            n_chunks = len(index.chunks)
+            for i in range(n_chunks - 1, -1, -1) if newest_first else range(n_chunks):
+                known = int(known_counts[i])
+                if known == 0:
+                    continue
+                need_rows = len(result.rows) < limit
+                if known > 0 and not need_rows:
+                    result.count += known
+                    continue
+                chunk = index.chunks[i]
+                start = int(chunk["row_start"])
+                count = int(chunk["count"])
+                result.scanned += count
+                if result.scanned > max_scan:
+                    raise _scan_limit(max_scan)
+                rows = np.flatnonzero(where.rows_mask(index.cols[start : start + count])) + start
+                result.count += len(rows)
+                if need_rows:
+                    picked = rows[::-1] if newest_first else rows
+                    result.rows.extend(_events(seg, picked[: limit - len(result.rows)]))
+        return result
+
+    def _groups(
+        self,
+        plan: _Plan,
+        seg: _Segment,
+        newest_first: bool,
+        deadline: float,
+        max_scan: int,
+        result: StoreResult,
+    ) -> Iterator[I64]:
+        """Matching rows (ascending) of growing groups of chunks, in the query's order."""
+        index = seg.index
+        chunks = index.chunks
+        kept = np.flatnonzero(plan.where.chunk_counts(chunks) != 0).tolist()
+        if newest_first:
+            kept.reverse()
+        size = 1
+        at = 0
+        while at < len(kept):
+            group = sorted(kept[at : at + size])
+            at += size
+            size = min(size * 4, _MAX_GROUP)
+            result.scanned += int(chunks["count"][group].sum())
+            if result.scanned > max_scan:
+                raise _scan_limit(max_scan)
+            if time.monotonic() >= deadline:
+                raise _time_limit()
+            yield self._match_rows(plan, seg, group, deadline)
+
+    def _match_rows(self, plan: _Plan, seg: _Segment, group: list[int], deadline: float) -> I64:
+        index = seg.index
+        cols = index.cols
+        chunks = index.chunks
+        where = plan.where
+        if plan.scanner is None:
+            parts = []
+            for i in group:
+                start = int(chunks[i]["row_start"])
+                mask = where.rows_mask(cols[start : start + int(chunks[i]["count"])])
+                parts.append(np.flatnonzero(mask).astype(np.int64) + start)
+            return np.concatenate(parts)
+        ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
+        found = self._scan(plan.scanner, seg.buf, ranges, deadline)
+        if not found:
+            return np.zeros(0, np.int64)
+        offsets = np.sort(np.asarray(found, np.int64))
+        # Rows of the group's chunks: a match outside them (none) or on a block
+        # header line (no row has its offset) is dropped.
+        lo = int(chunks[group[0]]["row_start"])
+        last = group[-1]
+        hi = int(chunks[last]["row_start"]) + int(chunks[last]["count"])
+        line_offsets = cols["offset"][lo:hi]  # uint32, read only where searched
+        rows = np.searchsorted(line_offsets, offsets)
+        inside = rows < len(line_offsets)
+        rows, offsets = rows[inside], offsets[inside]
+        kept: I64 = rows[line_offsets[rows] == offsets] + lo
+        if where.levels is not None or where.services is not None or where.timed:
+            kept = kept[where.rows_mask(cols[kept])]
+        return kept
+
+    def _scan(
+        self,
+        scanner: Scanner,
+        buf: mmap.mmap | bytes,
+        ranges: list[tuple[int, int]],
+        deadline: float,
+    ) -> list[int]:
+        """Line offsets matching in `ranges`, split over the reader's scan threads.
+
+        The threads live as long as the reader: starting two threads per group
+        cost more than a small group's scan (GIL hand-offs at start and join).
+        """
+        parts = min(self.threads, len(ranges))
+        if parts <= 1:
+            results = [scanner.scan(buf, ranges, deadline=deadline)]
+        else:
+            step = -(-len(ranges) // parts)
+            futures = [
+                self._pool.submit(scanner.scan, buf, ranges[i : i + step], deadline=deadline)
+                for i in range(0, len(ranges), step)
+            ]
+            results = [f.result() for f in futures]
+        if any(r.stopped == "deadline" for r in results):
+            raise _time_limit()
+        return [offset for r in results for offset in r.offsets]
+
+    def _take(
+        self,
+        plan: _Plan,
+        seg: _Segment,
+        rows: I64,
+        limit: int,
+        newest_first: bool,
+        result: StoreResult,
+        deadline: float,
+    ) -> None:
+        ordered = rows[::-1] if newest_first else rows
+        if plan.confirm is None:
+            result.count += len(ordered)
+            room = limit - len(result.rows)
+            if room > 0:
+                result.rows.extend(_events(seg, ordered[:room]))
+            return
+        confirm = plan.confirm
+        for n, event in enumerate(_events(seg, ordered)):
+            if n % 256 == 255 and time.monotonic() >= deadline:
+                raise _time_limit()
+            if confirm(event):
+                result.count += 1
+                if len(result.rows) < limit:
+                    result.rows.append(event)
+
+
+def _events(seg: _Segment, rows: I64) -> Iterator[Event]:
+    """The parsed events of index rows, in the order given."""
+    if not len(rows):
+        return
+    index = seg.index
+    starts = index.chunks["row_start"].astype(np.int64)
+    chunk_of = np.searchsorted(starts, rows, side="right") - 1
+    ids = index.chunks["first_id"].astype(np.int64)[chunk_of] + (rows - starts[chunk_of])
+    offsets = index.cols["offset"][rows].astype(np.int64)
+    buf = seg.buf
+    lo = hi = -1  # payload range of the block the last row was in
+    received, source = 0.0, ""
+    for event_id, offset in zip(ids.tolist(), offsets.tolist(), strict=True):
+        if not lo <= offset < hi:
+            lo, hi, received, source = _block_of(buf, offset)
+        text = _unescape(buf[offset : buf.find(b"\n", offset)])
+        yield parse_event(event_id, received, source, text)
+
+
+def _block_of(buf: mmap.mmap | bytes, offset: int) -> tuple[int, int, float, str]:
+    """The block holding a row's line: (payload start, payload end, receive time, source).
+
+    Its header is the last line before the row that starts with the block magic
+    (no payload line can: a leading `#` is escaped).
+    """
+    lo = offset
+    while True:
+        lo = max(0, lo - _HEADER_LOOKBACK)
+        at = buf.rfind(b"\n" + MAGIC, lo, offset)
+        if at >= 0:
+            start = at + 1
+            break
+        if lo == 0:
+            start = 0  # the file's first block
+            break
+    end = buf.find(b"\n", start) + 1
+    header = parse_header(bytes(buf[start:end]))
+    if header is None:  # not a block: the row's own line is all we know
+        return offset, offset + 1, 0.0, ""
+    return end, end + header.payload_bytes, header.received, header.source
+
+
+def _map(path: Path) -> mmap.mmap | bytes:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+
+
+def _cut(first_id: int, cached: _Cached, high_water: int) -> _Segment | None:
+    """The segment's index without the chunks past `high_water` (memory has those)."""
+    index = cached.index
+    chunks = index.chunks
+    keep = int(np.searchsorted(chunks["first_id"].astype(np.int64), high_water, side="right"))
+    if keep == 0:
+        return None
+    if keep < len(chunks):
+        last = chunks[keep - 1]
+        rows = int(last["row_start"]) + int(last["count"])
+        index = SegmentIndex(chunks=chunks[:keep], cols=index.cols[:rows])
+    return _Segment(first_id, cached.path, index, cached.buf)
+
+
+def _scan_limit(max_scan: int) -> QueryLimitError:
+    return QueryLimitError(
+        f"query would scan more than {max_scan} stored events (query.max_scan); "
+        "narrow it with time_from/time_to, level or service"
+    )
+
+
+def _time_limit() -> QueryLimitError:
+    return QueryLimitError("query exceeded its time limit")

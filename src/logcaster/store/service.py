@@ -1,0 +1,176 @@
+"""The store as a server component: the indexer process and the high-water id.
+
+Owns the indexer child process (`store/indexer_process.py`) and the store's
+high-water id `S`: every stored event up to `S` is indexed and answered by
+`reader`, every later one by the memory buffer, which keeps them pinned
+(`MemorySink.floor`). Data flow: the pipeline's durable watermark moves ->
+`durable_moved` -> one `D <id>` request in flight to the indexer -> its
+`S <id>` answer moves `S` and releases memory.
+
+Failures: the indexer exits or crashes -> logged, restarted with backoff
+(0.5 s doubling to 30 s, reset after a minute of health); `S` waits
+meanwhile and memory holds the newer events up to `store.max_unindexed`.
+The server exits -> the indexer reads EOF and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+from logcaster.config import Config
+from logcaster.log import log_event
+from logcaster.sinks.memory import MemorySink
+from logcaster.storage.writer import parse_segment_name
+from logcaster.store.catalog import delete_index, index_dir
+from logcaster.store.indexer import indexed_on_disk
+from logcaster.store.reader import StoreReader
+
+logger = logging.getLogger("logcaster.store")
+
+RESTART_FIRST_S = 0.5
+RESTART_MAX_S = 30.0
+HEALTHY_AFTER_S = 60.0
+STOP_WAIT_S = 5.0
+
+
+class Store:
+    def __init__(self, config: Config, memory: MemorySink) -> None:
+        assert config.persist.dir is not None
+        self.directory = Path(config.persist.dir)
+        self._log_level = config.log_level
+        self.memory = memory
+        self.reader = StoreReader(self.directory, threads=config.store.threads)
+        self.high_water = 0
+        self.restarts = 0
+        self._durable = 0
+        self._sent = -1  # the durable id last asked of this indexer process
+        self._in_flight = False
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.ready = asyncio.Event()  # the first answer of the indexer came
+
+    def load(self, durable_id: int) -> None:
+        """At start (in a thread): the high-water id the index on disk supports."""
+        index_dir(self.directory).mkdir(parents=True, exist_ok=True)
+        self.high_water = indexed_on_disk(self.directory)
+        self._durable = durable_id
+
+    def start(self, when: asyncio.Event | None = None) -> None:
+        """Run the indexer once `when` is set (the file sink's start-up verification:
+        a segment it rewrites must not be indexed before)."""
+        self.memory.set_floor(self.high_water)
+        self._task = asyncio.create_task(self._supervise(when), name="store-indexer")
+
+    @property
+    def lag(self) -> int:
+        """Durable events not yet indexed."""
+        return max(0, self._durable - self.high_water)
+
+    def durable_moved(self, durable_id: int) -> None:
+        """Pipeline listener: more events are durable; ask the indexer for them."""
+        self._durable = max(self._durable, durable_id)
+        self._request()
+
+    def segment_gone(self, path: Path) -> None:
+        """The file sink deleted or rewrote a rotated segment: its index goes too.
+
+        Called from the housekeeping thread; the reader drops the segment at its
+        next snapshot, and queries holding an mmap of it finish with it.
+        """
+        first = parse_segment_name(path.name)
+        if first is not None:
+            delete_index(self.directory, first)
+
+    def _request(self) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or self._in_flight:
+            return
+        if self._durable <= self._sent:
+            return
+        self._sent = self._durable
+        self._in_flight = True
+        try:
+            proc.stdin.write(b"D %d\n" % self._durable)
+        except (ConnectionError, RuntimeError):
+            self._in_flight = False  # it is exiting: the supervisor restarts it
+
+    def _answered(self, line: bytes) -> None:
+        kind, _, value = line.strip().partition(b" ")
+        if kind == b"S" and value.isdigit():
+            mark = int(value)
+            if mark > self.high_water:
+                self.high_water = mark
+                self.memory.set_floor(mark)
+        self._in_flight = False
+        self.ready.set()
+        self._request()
+
+    async def _supervise(self, when: asyncio.Event | None) -> None:
+        if when is not None:
+            await when.wait()
+        delay = RESTART_FIRST_S
+        while not self._stopping:
+            started = time.monotonic()
+            rc = await self._run_once()
+            if self._stopping:
+                return
+            self.restarts += 1
+            if time.monotonic() - started > HEALTHY_AFTER_S:
+                delay = RESTART_FIRST_S
+            log_event(
+                logger,
+                logging.ERROR,
+                "indexer_exited",
+                returncode=rc,
+                restart_in_s=delay,
+                high_water=self.high_water,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_MAX_S)
+
+    async def _run_once(self) -> int | None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "logcaster.store.indexer_process",
+            str(self.directory),
+            self._log_level,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        self._proc = proc
+        self._sent = -1
+        self._in_flight = False
+        log_event(logger, logging.INFO, "indexer_started", pid=proc.pid)
+        assert proc.stdout is not None
+        try:
+            self._request()
+            while line := await proc.stdout.readline():
+                self._answered(line)
+        finally:
+            self._proc = None
+        return await proc.wait()
+
+    async def stop(self) -> None:
+        """Let the indexer finish its request and exit (EOF on its input), then reap it."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_WAIT_S)
+            except TimeoutError:
+                log_event(logger, logging.WARNING, "indexer_killed", pid=proc.pid)
+                proc.kill()
+                await proc.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.reader.close()
