@@ -270,12 +270,12 @@ def indexed_on_disk(directory: Path) -> int:
     for ref in list_segments(directory):
         if ref.compressed:
             continue
-        index = load_index(index_base(directory, ref.first_id))
-        last = index.last_id
         try:
+            index = load_index(index_base(directory, ref.first_id))
             size = ref.path.stat().st_size
         except FileNotFoundError:
-            continue
+            continue  # retention deleted it since the listing
+        last = index.last_id
         if ref.active or index.byte_end != size:
             return ref.first_id - 1 if last is None else last
         mark = ref.first_id if last is None else last
