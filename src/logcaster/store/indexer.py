@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logcaster.log import log_event
-from logcaster.storage.writer import fsync_dir
+from logcaster.storage.writer import ACTIVE_NAME, fsync_dir, list_rotated, parse_segment_name
 from logcaster.store.catalog import (
     SegmentRef,
+    active_first_id,
     active_first_id_of,
     delete_index,
     index_base,
@@ -169,7 +170,9 @@ class StoreIndexer:
     def catch_up(self, durable_id: int) -> int:
         """Index what is durable up to `durable_id`; the events added."""
         added = 0
-        for ref in list_segments(self.directory):
+        refs = list_segments(self.directory)
+        missing: set[int] = set()  # segments whose file was not found
+        for ref in refs:
             first = ref.first_id
             if first in self._complete:
                 continue
@@ -185,27 +188,44 @@ class StoreIndexer:
                 log_event(logger, logging.WARNING, "store_skips_segment", reason=str(exc))
                 self._finish(first)
             except FileNotFoundError:
-                continue  # rotated or deleted since the listing: the next call sees it
+                missing.add(first)  # rotated or deleted since the listing
+        listed = {ref.first_id for ref in refs}
+        for first in [f for f in self._open if f not in listed or f in missing]:
+            if self._gone(first):
+                # Retention deleted it before it was indexed to its end: its events
+                # are gone, so the high-water id must not wait for them.
+                self._finish(first)
+                delete_index(self.directory, first)
         self.indexed += added
         return added
 
+    def _gone(self, first: int) -> bool:
+        """Whether the segment starting at `first` was deleted (not just renamed).
+
+        active.log is read before the rotated names are listed: a rotation renames
+        it in between at worst, and then the listing sees the new name."""
+        if active_first_id(self.directory / ACTIVE_NAME) == first:
+            return False
+        return all(parse_segment_name(p.name) != first for p in list_rotated(self.directory))
+
     def _catch_up_one(self, ref: SegmentRef, durable_id: int) -> int:
         first = ref.first_id
-        indexer = self._open.get(first)
-        if indexer is None:
-            indexer = SegmentIndexer(
-                ref.path,
-                self.extractor,
-                base=index_base(self.directory, first),
-                services_dir=self.index_dir,
-                fsync=self.fsync,
-                chunk_bytes=self.chunk_bytes,
-            )
-            self._open[first] = indexer
-        indexer.segment = ref.path
         with open(ref.path, "rb") as f:
             if ref.active and active_first_id_of(f) != first:
                 return 0  # rotated, and a new active.log took the name: next call
+            indexer = self._open.get(first)
+            if indexer is None:
+                # Created with the segment open: a segment deleted before gets no index.
+                indexer = SegmentIndexer(
+                    ref.path,
+                    self.extractor,
+                    base=index_base(self.directory, first),
+                    services_dir=self.index_dir,
+                    fsync=self.fsync,
+                    chunk_bytes=self.chunk_bytes,
+                )
+                self._open[first] = indexer
+            indexer.segment = ref.path
             # A rotated segment is durable to its end (rotation fsyncs it first),
             # and is finished below: index all of it, not only up to `durable_id`,
             # which may still lag behind the rotation.
@@ -213,6 +233,10 @@ class StoreIndexer:
             added = indexer.catch_up(max_id=max_id, partial_tail=not ref.active, file=f)
         if not ref.active:
             self._finish(first)
+            if not ref.path.exists():
+                # Deleted while it was indexed; its index may have been created after
+                # the server deleted that: it goes too.
+                delete_index(self.directory, first)
         return added
 
     def indexed_to(self, durable_id: int) -> int:
@@ -246,12 +270,12 @@ def indexed_on_disk(directory: Path) -> int:
     for ref in list_segments(directory):
         if ref.compressed:
             continue
-        index = load_index(index_base(directory, ref.first_id))
-        last = index.last_id
         try:
+            index = load_index(index_base(directory, ref.first_id))
             size = ref.path.stat().st_size
         except FileNotFoundError:
-            continue
+            continue  # retention deleted it since the listing
+        last = index.last_id
         if ref.active or index.byte_end != size:
             return ref.first_id - 1 if last is None else last
         mark = ref.first_id if last is None else last

@@ -173,7 +173,10 @@ class StoreReader:
         if cached is not None and cached.chunks_size == size:
             cached.path = path
             return cached
-        index = load_index(base)
+        try:
+            index = load_index(base)
+        except FileNotFoundError:
+            return None  # retention deleted it since the listing
         if not len(index.chunks):
             return None
         buf = cached.buf if cached is not None else b""
