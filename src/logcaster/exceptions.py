@@ -22,6 +22,10 @@ class QueryLimitError(LogCasterError):
     """A query ran past its time or scan cap; answered as `ERROR: ...`."""
 
 
+class QueryTimeout(QueryLimitError):
+    """A query ran past its deadline (the planner words it with the timeout)."""
+
+
 class StorageError(LogCasterError):
     """A file operation of the persistence layer failed (ENOSPC, EIO, ...).
 

@@ -91,6 +91,10 @@ class QueryService:
             return f"ERROR: Invalid query syntax: {exc}\n"
         except QueryLimitError as exc:
             return f"ERROR: {exc}\n"
+        except Exception:
+            # A bug must not look like an empty answer: say so, and log it.
+            logger.exception("query_failed", extra={"fields": {"command": line[:200]}})
+            return "ERROR: internal error while answering the query (see the server log)\n"
 
     async def _search(self, cmd: Command) -> str:
         assert cmd.query is not None

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from logcaster.event import Batch, Event
-from logcaster.exceptions import QueryLimitError
+from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.query.model import Query
 
 # Check the clock once per this many events: cheap, yet fine-grained enough.
@@ -60,7 +60,7 @@ def run_query(
         scanned += 1
         if scanned % _CLOCK_EVERY == 0:
             if time.monotonic() > deadline:
-                raise QueryLimitError(f"query exceeded its time limit of {timeout:g} s")
+                raise QueryTimeout(f"query exceeded its time limit of {timeout:g} s")
             if scanned > max_scan:
                 raise QueryLimitError(f"query exceeded its scan limit of {max_scan} events")
         if match(ev):

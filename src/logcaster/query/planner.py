@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from logcaster.config import QueryConfig
 from logcaster.event import Batch, Event
-from logcaster.exceptions import QueryLimitError
+from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.query.engine import memory_events, run_query
 from logcaster.query.model import Query
 from logcaster.sinks.memory import MemorySink
@@ -61,6 +61,16 @@ class Planner:
 
     def run(self, query: Query, snap: Snapshot) -> Answer:
         """In a query thread: the rows and count, or QueryLimitError."""
+        try:
+            return self._run(query, snap)
+        except QueryTimeout:
+            raise QueryTimeout(
+                f"query exceeded its time limit of {self.config.timeout:g} s "
+                "(query.timeout; narrow it with time_from/time_to, level or service, "
+                "or a lower max_count)"
+            ) from None
+
+    def _run(self, query: Query, snap: Snapshot) -> Answer:
         cfg = self.config
         deadline = time.monotonic() + cfg.timeout
         source = query.source or ("all" if self.store is not None else "memory")

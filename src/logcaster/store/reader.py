@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.event import Event
-from logcaster.exceptions import QueryLimitError
+from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 from logcaster.storage.blocks import MAGIC, parse_header
@@ -492,5 +492,5 @@ def _scan_limit(max_scan: int) -> QueryLimitError:
     )
 
 
-def _time_limit() -> QueryLimitError:
-    return QueryLimitError("query exceeded its time limit")
+def _time_limit() -> QueryTimeout:
+    return QueryTimeout("query exceeded its time limit")
