@@ -525,7 +525,7 @@ def test_json_shorthands(corpus: ServerProcess) -> None:
     doc = one_json_line(corpus.query("JSON SEARCH JWT"))
     assert [ev["body"] for ev in doc["events"]] == [BY_NAME["D"].text]
     doc = one_json_line(corpus.query("JSON REGEX ^warmed"))
-    assert doc == {"found": 0, "returned": 0, "capped": False, "max_count": 1000, "events": []}
+    assert doc == {"found": 0, "returned": 0, "capped": False, "max_count": 100, "events": []}
 
 
 def test_json_count_stats_help(corpus: ServerProcess) -> None:

@@ -101,3 +101,29 @@ def test_search_equals_brute_force(
     assert newest.ids == expected[::-1][:25]
     oldest = search_segment(data, index, scanner, where, limit=25, newest_first=False, threads=2)
     assert oldest.count == len(expected) and oldest.ids == expected[:25]
+
+
+def test_rows_become_the_stored_events_with_and_without_the_block_table(
+    store: tuple[Path, list[Event], Extractor],
+) -> None:
+    """A row's receive time and source come from its block header: found through
+    the block table, or by searching back when an index has none; both agree."""
+    import mmap
+
+    import numpy as np
+
+    from logcaster.store.index import BLOCKS_DTYPE, SegmentIndex
+    from logcaster.store.reader import _events, _Segment
+
+    segment, events, _ = store
+    index = load_index(segment)
+    assert len(index.blocks) == len(events) // 500 + (len(events) % 500 > 0)
+    rows = np.array([0, 1, 499, 500, 501, len(events) // 2, len(events) - 1], np.int64)
+    want = [events[r] for r in rows.tolist()]
+    with open(segment, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        bare = SegmentIndex(chunks=index.chunks, cols=index.cols, blocks=np.zeros(0, BLOCKS_DTYPE))
+        for idx in (index, bare):
+            got = list(_events(_Segment(1, segment, idx, buf), rows))
+            assert [(e.id, e.received_at, e.source, e.body) for e in got] == [
+                (e.id, e.received_at, e.source, e.body) for e in want
+            ]

@@ -520,11 +520,11 @@ def test_found_is_capped_at_max_count(loaded: Loaded, source: str) -> None:
         # may still say N+ (a true lower bound); one more and it is exact.
         doc = ask(server, shape, source, max_count=count + 1)
         assert (doc["found"], doc["capped"]) == (count, False)
-    # The default cap (query.max_count = 1000).
+    # The default cap (query.max_count = 100).
     count, _ = expected(SHAPE["keyword"], events, ids)
     head = server.query(f"QUERY keyword=timeout source={source}").splitlines()[0]
     m = CAPPED.fullmatch(head)
-    assert m is not None and m[2] == "1000" and 1000 <= int(m[1]) <= count, head
+    assert m is not None and m[2] == "100" and 100 <= int(m[1]) <= count, head
     # Structured-only counts come from the chunk summaries: exact past the cap
     # (the memory part, the unindexed tail, is below it here).
     count, _ = expected(SHAPE["small_limit"], events, ids)

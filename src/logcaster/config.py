@@ -98,7 +98,9 @@ class QueryConfig(_Section, frozen=True):
     timeout: PositiveFloat = 5.0
     max_scan: PositiveInt = 10_000_000
     # FOUND is exact up to this many matches, then "N+"; a query can ask max_count=N.
-    max_count: PositiveInt = 1000
+    # Counting a text match is scanning for it: a low default keeps "the newest
+    # rows" cheap on a large history (docs/store-design.md, "FOUND cap").
+    max_count: PositiveInt = 100
     max_concurrent: PositiveInt = 2  # queries running at once; more wait
     max_waiting: Annotated[int, msgspec.Meta(ge=0)] = 32  # past this: "ERROR: busy"
 

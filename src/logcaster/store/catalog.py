@@ -77,6 +77,6 @@ def list_segments(directory: Path) -> list[SegmentRef]:
 def delete_index(directory: Path, first_id: int) -> None:
     """Remove one segment's index (retention, or a segment rewritten at start)."""
     base = index_base(directory, first_id)
-    for suffix in (".cols", ".chunks"):
+    for suffix in (".cols", ".chunks", ".blocks"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(base.with_name(base.name + suffix))

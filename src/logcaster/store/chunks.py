@@ -35,6 +35,8 @@ class ChunkText:
     line_offsets: npt.NDArray[np.uint32]  # each event line's start in the segment
     received: npt.NDArray[np.float64]  # each event's batch receive time
     sources: list[tuple[int, str]]  # (index of the first event, source) per block
+    block_ids: npt.NDArray[np.uint64]  # each block's first event id
+    block_offsets: npt.NDArray[np.uint64]  # each block's header line offset in the segment
 
     @property
     def count(self) -> int:
@@ -112,4 +114,6 @@ def _chunk(blocks: list[RawBlock]) -> ChunkText:
         line_offsets=np.concatenate([_line_starts(b) for b in blocks]),
         received=np.repeat(np.array([b.header.received for b in blocks]), counts),
         sources=sources,
+        block_ids=np.array([b.header.first_id for b in blocks], np.uint64),
+        block_offsets=np.array([b.payload_offset - b.header.length for b in blocks], np.uint64),
     )

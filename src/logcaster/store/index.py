@@ -13,6 +13,10 @@ For a segment `X.log` the index is two append-only files of fixed-size records:
   per-level counts (all events, and those timed by their receive time), the
   top service counts, and a CRC32C over the record.
 
+- `X.blocks`: one 16-byte record per block: its first event id and the
+  offset of its header line, so a row's receive time and source are one
+  header read away (a query turning rows into events needs them).
+
 A chunk record is the commit point: it is written (and fsynced) after its
 rows, so a record whose CRC holds and whose rows are all present describes a
 complete chunk. Anything after the last such record is a torn tail, cut off
@@ -23,7 +27,7 @@ from the segment.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import google_crc32c
@@ -32,6 +36,7 @@ import numpy.typing as npt
 
 COLS_SUFFIX = ".cols"
 CHUNKS_SUFFIX = ".chunks"
+BLOCKS_SUFFIX = ".blocks"
 LEVEL_SLOTS = 7  # level codes 0 (none) .. 6 (FATAL), see store.extract
 SERVICE_SLOTS = 16  # the most frequent services of a chunk; the rest count as "other"
 
@@ -39,6 +44,8 @@ COLS_DTYPE = np.dtype(
     [("ts", "<f8"), ("offset", "<u4"), ("service", "<u2"), ("level", "u1"), ("own_ts", "u1")]
 )
 assert COLS_DTYPE.itemsize == 16
+
+BLOCKS_DTYPE = np.dtype([("first_id", "<u8"), ("header_offset", "<u8")])
 
 _CHUNK_FIELDS = [
     ("first_id", "<u8"),
@@ -69,6 +76,10 @@ def index_paths(segment: Path) -> tuple[Path, Path]:
     )
 
 
+def blocks_path(base: Path) -> Path:
+    return base.with_name(base.name + BLOCKS_SUFFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkRows:
     """The index input for one chunk: its position and one value per event."""
@@ -81,6 +92,9 @@ class ChunkRows:
     service: npt.NDArray[np.uint16]
     level: npt.NDArray[np.uint8]
     own_ts: npt.NDArray[np.bool_]
+    # Each block's first id and header offset (None: no block table is written).
+    block_ids: npt.NDArray[np.uint64] | None = None
+    block_offsets: npt.NDArray[np.uint64] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -130,6 +144,8 @@ class SegmentIndex:
     cols: npt.NDArray[np.void]  # COLS_DTYPE, rows of the verified chunks only
     torn_chunk_bytes: int = 0  # bytes after the last good chunk record
     torn_col_rows: int = 0  # rows after the last good chunk's rows
+    # Block table (first id, header offset) of the verified chunks; may be empty.
+    blocks: npt.NDArray[np.void] = field(default_factory=lambda: np.zeros(0, BLOCKS_DTYPE))
 
     @property
     def last_id(self) -> int | None:
@@ -184,20 +200,36 @@ def load_index(segment: Path) -> SegmentIndex:
         if rows
         else np.zeros(0, COLS_DTYPE)
     )
+    last_id = next_id - 1 if next_id is not None else 0
     return SegmentIndex(
         chunks=chunks[:good].copy(),
         cols=cols,
+        blocks=_load_blocks(blocks_path(segment), last_id),
         torn_chunk_bytes=len(raw) - good * CHUNK_DTYPE.itemsize,
         torn_col_rows=n_rows - rows,
     )
 
 
+def _load_blocks(path: Path, last_id: int) -> npt.NDArray[np.void]:
+    """The block table's records of blocks up to `last_id` (the verified chunks)."""
+    try:
+        n = path.stat().st_size // BLOCKS_DTYPE.itemsize
+    except FileNotFoundError:
+        n = 0
+    if n == 0 or last_id == 0:
+        return np.zeros(0, BLOCKS_DTYPE)
+    table: npt.NDArray[np.void] = np.memmap(path, BLOCKS_DTYPE, mode="r", shape=(n,))
+    keep = int(np.searchsorted(table["first_id"], last_id, side="right"))
+    return table[:keep]
+
+
 class IndexWriter:
     """Appends chunks to the index of one segment (the indexer process owns it).
 
-    Opening cuts a torn tail off both files. `append` writes the rows, then the
-    chunk record, and fsyncs each in that order (with `fsync=True`), so a crash
-    leaves at most a torn tail that the next open removes.
+    Opening cuts a torn tail off the files. `append` writes the block table
+    entries and the rows, then the chunk record, and fsyncs each in that order
+    (with `fsync=True`), so a crash leaves at most a torn tail that the next
+    open removes.
     """
 
     def __init__(self, segment: Path, *, fsync: bool = True) -> None:
@@ -210,9 +242,12 @@ class IndexWriter:
         self._rows = len(index.cols)
         self._cols_fd = os.open(self._cols_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._chunks_fd = os.open(self._chunks_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._blocks_fd = os.open(blocks_path(segment), os.O_RDWR | os.O_CREAT, 0o644)
         # Cut what the verification did not accept (a torn or foreign tail).
         os.ftruncate(self._cols_fd, self._rows * COLS_DTYPE.itemsize)
         os.ftruncate(self._chunks_fd, len(index.chunks) * CHUNK_DTYPE.itemsize)
+        self._blocks = len(index.blocks)
+        os.ftruncate(self._blocks_fd, self._blocks * BLOCKS_DTYPE.itemsize)
         self.repaired = bool(index.torn_chunk_bytes or index.torn_col_rows)
 
     def append(self, rows: ChunkRows) -> None:
@@ -230,6 +265,14 @@ class IndexWriter:
         table["level"] = rows.level
         table["own_ts"] = rows.own_ts
         record = _summarize(rows, self._rows)
+        if rows.block_ids is not None and rows.block_offsets is not None:
+            blocks = np.empty(len(rows.block_ids), BLOCKS_DTYPE)
+            blocks["first_id"] = rows.block_ids
+            blocks["header_offset"] = rows.block_offsets
+            _write_at(self._blocks_fd, self._blocks * BLOCKS_DTYPE.itemsize, blocks.tobytes())
+            if self.fsync:
+                os.fsync(self._blocks_fd)
+            self._blocks += len(blocks)
         _write_at(self._cols_fd, self._rows * COLS_DTYPE.itemsize, table.tobytes())
         if self.fsync:
             os.fsync(self._cols_fd)
@@ -242,7 +285,7 @@ class IndexWriter:
         self.byte_end = rows.byte_end
 
     def close(self) -> None:
-        for fd in (self._cols_fd, self._chunks_fd):
+        for fd in (self._cols_fd, self._chunks_fd, self._blocks_fd):
             os.close(fd)
 
     def __enter__(self) -> IndexWriter:

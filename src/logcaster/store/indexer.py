@@ -127,6 +127,8 @@ class SegmentIndexer:
                     service=fields.service,
                     level=fields.level,
                     own_ts=fields.ts != chunk.received,
+                    block_ids=chunk.block_ids,
+                    block_offsets=chunk.block_offsets,
                 )
             )
             added += chunk.count

@@ -241,9 +241,14 @@ class StoreReader:
         newest_first = query.order == "desc"
         if plan.structured_only:
             return self._structured(plan, segments, limit, newest_first, max_scan, result)
+        # Growing groups exist to stop early at max_count; when the whole store
+        # holds fewer events than that, each segment is one step (fewer calls).
+        stored = sum(int(seg.index.chunks["count"].sum()) for seg in segments)
+        whole = max_count > stored
         order = reversed(segments) if newest_first else iter(segments)
         for seg in order:
-            for rows in self._groups(plan, seg, newest_first, deadline, max_scan, result):
+            steps = self._groups(plan, seg, newest_first, whole, deadline, max_scan, result)
+            for rows in steps:
                 self._take(plan, seg, rows, limit, newest_first, result, deadline)
                 if len(result.rows) >= limit and result.count >= max_count:
                     result.capped = True
@@ -295,17 +300,19 @@ class StoreReader:
         plan: _Plan,
         seg: _Segment,
         newest_first: bool,
+        whole: bool,
         deadline: float,
         max_scan: int,
         result: StoreResult,
     ) -> Iterator[I64]:
-        """Matching rows (ascending) of growing groups of chunks, in the query's order."""
+        """Matching rows (ascending) of growing groups of chunks, in the query's order
+        (`whole`: the segment's chunks in one group)."""
         index = seg.index
         chunks = index.chunks
         kept = np.flatnonzero(plan.where.chunk_counts(chunks) != 0).tolist()
         if newest_first:
             kept.reverse()
-        size = 1
+        size = max(1, len(kept)) if whole else 1
         at = 0
         while at < len(kept):
             group = sorted(kept[at : at + size])
@@ -415,21 +422,36 @@ def _events(seg: _Segment, rows: I64) -> Iterator[Event]:
     ids = index.chunks["first_id"].astype(np.int64)[chunk_of] + (rows - starts[chunk_of])
     offsets = index.cols["offset"][rows].astype(np.int64)
     buf = seg.buf
+    # Each row's block header, from the block table (older indexes: searched).
+    table = index.blocks
+    headers: list[int] | None = None
+    if len(table):
+        at = np.searchsorted(table["first_id"], ids.astype(np.uint64), side="right") - 1
+        headers = table["header_offset"][np.maximum(at, 0)].astype(np.int64).tolist()
     lo = hi = -1  # payload range of the block the last row was in
     received, source = 0.0, ""
-    for event_id, offset in zip(ids.tolist(), offsets.tolist(), strict=True):
+    for n, (event_id, offset) in enumerate(zip(ids.tolist(), offsets.tolist(), strict=True)):
         if not lo <= offset < hi:
-            lo, hi, received, source = _block_of(buf, offset)
+            header_at = headers[n] if headers is not None else None
+            lo, hi, received, source = _block_of(buf, offset, header_at)
         text = _unescape(buf[offset : buf.find(b"\n", offset)])
         yield parse_event(event_id, received, source, text)
 
 
-def _block_of(buf: mmap.mmap | bytes, offset: int) -> tuple[int, int, float, str]:
+def _block_of(
+    buf: mmap.mmap | bytes, offset: int, header_at: int | None = None
+) -> tuple[int, int, float, str]:
     """The block holding a row's line: (payload start, payload end, receive time, source).
 
-    Its header is the last line before the row that starts with the block magic
-    (no payload line can: a leading `#` is escaped).
+    Its header starts at `header_at` when the block table says so; otherwise it
+    is the last line before the row that starts with the block magic (no payload
+    line can: a leading `#` is escaped).
     """
+    if header_at is not None and header_at <= offset:
+        end = buf.find(b"\n", header_at) + 1
+        header = parse_header(bytes(buf[header_at:end]))
+        if header is not None and end <= offset < end + header.payload_bytes:
+            return end, end + header.payload_bytes, header.received, header.source
     lo = offset
     while True:
         lo = max(0, lo - _HEADER_LOOKBACK)
