@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from logcaster.event import Batch, Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 
 # Check the clock once per this many events: cheap, yet fine-grained enough.
@@ -22,36 +23,52 @@ class QueryResult:
 
 
 def memory_events(
-    batches: list[Batch], skip: int, *, newest_first: bool, after_id: int = 0
-) -> Iterator[Event]:
-    """The events of a memory snapshot (`MemorySink.snapshot`) with ids above `after_id`."""
-    if newest_first:
-        for index in range(len(batches) - 1, -1, -1):
-            batch = batches[index]
-            if batch.last_id <= after_id:
-                return
-            events = batch.events()
-            low = max(skip if index == 0 else 0, after_id - batch.first_id + 1)
-            for i in range(len(events) - 1, low - 1, -1):
-                yield events[i]
-        return
-    for index, batch in enumerate(batches):
+    batches: list[Batch],
+    skip: int,
+    *,
+    newest_first: bool,
+    after_id: int = 0,
+    text_test: Callable[[bytes], bool] | None = None,
+) -> Iterator[Event | None]:
+    """The events of a memory snapshot (`MemorySink.snapshot`) with ids above `after_id`.
+
+    With `text_test` (the query's keyword/regex tests on raw text, exact like
+    the parsed body's), an event whose text fails it is yielded as None, not
+    parsed: a text query over a buffer nobody parsed yet costs a byte search
+    per event, not a parse.
+    """
+    for index in range(len(batches) - 1, -1, -1) if newest_first else range(len(batches)):
+        batch = batches[index]
         if batch.last_id <= after_id:
+            if newest_first:
+                return
             continue
         low = max(skip if index == 0 else 0, after_id - batch.first_id + 1)
-        yield from batch.events()[low:]
+        span = range(len(batch) - 1, low - 1, -1) if newest_first else range(low, len(batch))
+        # Structured tests need every event parsed (and cached for the next
+        # query); text tests parse only the events whose text passes.
+        events = batch.events() if text_test is None else batch.cached_events
+        texts = batch.texts
+        for i in span:
+            if text_test is not None and not text_test(texts[i]):
+                yield None
+            elif events is not None:
+                yield events[i]
+            else:
+                yield parse_event(batch.first_id + i, batch.received_at, batch.source, texts[i])
 
 
 def run_query(
     query: Query,
-    events: Iterator[Event],
+    events: Iterator[Event | None],
     *,
     limit: int,
     deadline: float,
     timeout: float,
     max_scan: int,
 ) -> QueryResult:
-    """Scan `events` in order; raise QueryLimitError past the time or scan cap."""
+    """Scan `events` in order (None: an event already known not to match); raise
+    QueryLimitError past the time or scan cap."""
     match = query.matcher()
     rows: list[Event] = []
     total = 0
@@ -63,7 +80,7 @@ def run_query(
                 raise QueryTimeout(f"query exceeded its time limit of {timeout:g} s")
             if scanned > max_scan:
                 raise QueryLimitError(f"query exceeded its scan limit of {max_scan} events")
-        if match(ev):
+        if ev is not None and match(ev):
             total += 1
             if len(rows) < limit:
                 rows.append(ev)

@@ -16,6 +16,7 @@ the answer says `capped`. Memory counts are always exact (memory is small).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from logcaster.config import QueryConfig
@@ -24,6 +25,7 @@ from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.query.engine import memory_events, run_query
 from logcaster.query.model import Query
 from logcaster.sinks.memory import MemorySink
+from logcaster.store.scan import TextTest
 from logcaster.store.service import Store
 
 
@@ -87,7 +89,13 @@ class Planner:
         for part in parts:
             room = limit - len(answer.rows)
             if part == "memory" and use_memory:
-                events = memory_events(snap.batches, snap.skip, newest_first=desc, after_id=after)
+                events = memory_events(
+                    snap.batches,
+                    snap.skip,
+                    newest_first=desc,
+                    after_id=after,
+                    text_test=_text_test(query),
+                )
                 found = run_query(
                     query,
                     events,
@@ -101,8 +109,11 @@ class Planner:
                 answer.sources.append("memory")
             elif part == "store" and use_store and snap.high_water > 0:
                 assert self.store is not None
-                if desc and answer.total >= max_count and room <= 0:
-                    answer.capped = True  # the newer part alone filled rows and count
+                costly = bool(query.keywords or query.regex is not None or query.fields)
+                if costly and desc and answer.total >= max_count and room <= 0:
+                    # The newer part alone filled rows and count. (Level, service and
+                    # time counts come from the index summaries: always asked, exact.)
+                    answer.capped = True
                     continue
                 result = self.store.reader.search(
                     query,
@@ -120,3 +131,14 @@ class Planner:
         if use_store and oldest is not None and oldest > snap.high_water + 1:
             answer.unindexed = (snap.high_water + 1, oldest - 1)
         return answer
+
+
+def _text_test(query: Query) -> Callable[[bytes], bool] | None:
+    """The query's keyword/regex tests on raw event text, or None if it has none.
+
+    Exact like the parsed body's tests (Scanner.matches_text), so memory skips
+    parsing the events they rule out; built without a Hyperscan database.
+    """
+    if not query.keywords and query.regex is None:
+        return None
+    return TextTest(query.keywords, query.operator, query.regex).matches_text

@@ -168,7 +168,61 @@ class Unsupported(ValueError):
     """A regex the Hyperscan translator does not handle (the RE2 fallback does)."""
 
 
-class Scanner:
+class TextTest:
+    """A query's keyword/regex tests on one event's text (raw bytes or decoded body),
+    with Query.matcher's semantics; no Hyperscan database (see Scanner)."""
+
+    def __init__(
+        self,
+        keywords: Sequence[str] = (),
+        operator: Literal["AND", "OR"] = "AND",
+        regex: str | None = None,
+    ) -> None:
+        if operator not in ("AND", "OR"):
+            raise ValueError(f"operator must be AND or OR, not {operator!r}")
+        self.keywords = tuple(keywords)
+        self.operator = operator
+        self.regex = regex
+        self._search = compile_regex(regex).search if regex is not None else None
+        words = self.keywords
+        # "" is in every body: it drops out of an AND and makes an OR always true.
+        if operator == "AND":
+            words = tuple(w for w in words if w)
+        elif "" in words:
+            words = ()
+        self._words = words
+        self._words_b = tuple(w.encode() for w in words)
+        self._or = operator == "OR" and len(words) > 0
+
+    def matches_text(self, text: bytes) -> bool:
+        """The query's text tests on one event's raw text (the memory buffer's form)."""
+        if not text.isascii():
+            try:
+                text.decode()
+            except UnicodeDecodeError:
+                return self.matches_body(text.decode("utf-8", "replace"))
+        words = self._words_b
+        if words:
+            if self._or:
+                if not any(w in text for w in words):
+                    return False
+            elif not all(w in text for w in words):
+                return False
+        return self._search is None or self._search(text) is not None
+
+    def matches_body(self, body: str) -> bool:
+        """The query's text tests on one decoded body (Query.matcher's semantics)."""
+        words = self._words
+        if words:
+            if self._or:
+                if not any(w in body for w in words):
+                    return False
+            elif not all(w in body for w in words):
+                return False
+        return self._search is None or self._search(body) is not None
+
+
+class Scanner(TextTest):
     """The text tests of one query, compiled for scanning escaped payload bytes.
 
     `keywords` combine with `operator`; `regex`, if given, must also match
@@ -185,27 +239,12 @@ class Scanner:
         *,
         stats: ByteStats | None = None,
     ) -> None:
-        if operator not in ("AND", "OR"):
-            raise ValueError(f"operator must be AND or OR, not {operator!r}")
-        self.keywords = tuple(keywords)
-        self.operator = operator
-        self.regex = regex
-        search = compile_regex(regex).search if regex is not None else None
-        self._search = search
+        super().__init__(keywords, operator, regex)
         # The query's regex on escaped lines, exact for valid UTF-8 (see escaped_re2).
         self._escaped_search: Callable[[bytes], object] | None = None
         if regex is not None and not any(self.keywords):
             with contextlib.suppress(Unsupported, QuerySyntaxError):
                 self._escaped_search = compile_regex(escaped_re2(regex)).search
-        words = self.keywords
-        # "" is in every body: it drops out of an AND and makes an OR always true.
-        if operator == "AND":
-            words = tuple(w for w in words if w)
-        elif "" in words:
-            words = ()
-        self._words = words
-        self._words_b = tuple(w.encode() for w in words)
-        self._or = operator == "OR" and len(words) > 0
         self.regex_path: str | None = None  # how the regex part could be searched
         self._db: hyperscan.Database | None = None
         self._lits: list[_Literal] = []
@@ -303,31 +342,7 @@ class Scanner:
         escaped = self._escaped_search
         if escaped is not None and (line.isascii() or _valid_utf8(line)):
             return escaped(line) is not None
-        text = _unescape(line)
-        if not text.isascii():
-            try:
-                text.decode()
-            except UnicodeDecodeError:
-                return self.matches_body(text.decode("utf-8", "replace"))
-        words = self._words_b
-        if words:
-            if self._or:
-                if not any(w in text for w in words):
-                    return False
-            elif not all(w in text for w in words):
-                return False
-        return self._search is None or self._search(text) is not None
-
-    def matches_body(self, body: str) -> bool:
-        """The query's text tests on one decoded body (Query.matcher's semantics)."""
-        words = self._words
-        if words:
-            if self._or:
-                if not any(w in body for w in words):
-                    return False
-            elif not all(w in body for w in words):
-                return False
-        return self._search is None or self._search(body) is not None
+        return self.matches_text(_unescape(line))
 
     def _scratch(self) -> hyperscan.Scratch:
         scratch: hyperscan.Scratch | None = getattr(self._local, "scratch", None)
