@@ -218,10 +218,6 @@ class StoreReader:
             self._stats, self._stats_at = ByteStats(sample), now
             return self._stats
 
-    def count_events(self, high_water: int) -> int:
-        segments, _ = self.snapshot(high_water)
-        return sum(int(s.index.chunks["count"].sum()) for s in segments)
-
     # ---- queries -----------------------------------------------------------------
     def search(
         self,

@@ -53,7 +53,6 @@ class Store:
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.ready = asyncio.Event()  # the first answer of the indexer came
 
     def load(self, durable_id: int) -> None:
         """At start (in a thread): the high-water id the index on disk supports."""
@@ -108,7 +107,6 @@ class Store:
                 self.high_water = mark
                 self.memory.set_floor(mark)
         self._in_flight = False
-        self.ready.set()
         self._request()
 
     async def _supervise(self, when: asyncio.Event | None) -> None:
