@@ -21,6 +21,7 @@ import msgspec
 from logcaster.config import Config
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
+from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.sinks.base import Sink
@@ -83,6 +84,7 @@ class Server:
             c.sinks["file"] = self.file
         c.sinks["memory"] = self.memory
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
+        self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
         if self.store is not None:
             self.pipeline.on_durable(self.store.durable_moved)
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
@@ -107,6 +109,7 @@ class Server:
         stats: dict[str, int | float] = {
             "Total": s.received,
             "Dropped": s.dropped,
+            "Sampled": s.sampled,
             "Current": self.memory.count,
             "Clients": s.clients,
             "Delivered": s.delivered,
@@ -117,8 +120,11 @@ class Server:
             "QueueBytes": self.queue.nbytes,
             "QueuePeakEvents": self.queue.peak_events,
             "QueuePeakBytes": self.queue.peak_bytes,
+            "HighWatermark": s.high_watermark,
             "Uptime": time.time() - s.started_at,
         }
+        for reason, n in sorted(s.drops.items()):
+            stats[f"Dropped_{reason}"] = n
         if self.store is not None:
             stats["StoreIndexed"] = self.store.high_water
             stats["StoreLag"] = self.store.lag

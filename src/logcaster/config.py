@@ -61,7 +61,12 @@ class QueueConfig(_Section, frozen=True):
 
     max_events: PositiveInt = 200_000
     max_bytes: Annotated[int, msgspec.Meta(ge=64 * 1024)] = 64 * 1024 * 1024
-    policy: Literal["block"] = "block"
+    # What a full queue does: block (pause reading, lossless), drop_newest,
+    # drop_oldest, reject, or sample (thin non-error events, then block).
+    policy: Literal["block", "drop_newest", "drop_oldest", "reject", "sample"] = "block"
+    # Fill (of either bound) that warns, and where `sample` starts thinning.
+    high_watermark: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    sample_max_n: Annotated[int, msgspec.Meta(ge=2)] = 100  # sample keeps 1 in N, N up to this
 
 
 class MemoryConfig(_Section, frozen=True):

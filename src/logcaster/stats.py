@@ -9,14 +9,16 @@ class Stats:
     """Counters read by STATS and logged at shutdown.
 
     Every event is accounted for: `received` = `delivered` + the events still in
-    the queue + `dropped` (by reason, in `drops`).
+    the queue + `dropped` (by reason, in `drops`) + `sampled`.
     """
 
     __slots__ = (
         "clients",
         "delivered",
         "drops",
+        "high_watermark",
         "received",
+        "sampled",
         "sink_errors",
         "started_at",
         "truncated",
@@ -30,6 +32,8 @@ class Stats:
         self.clients = 0  # connected ingest clients (TCP lines and syslog over TCP)
         self.sink_errors = 0  # failed sink writes (each is retried)
         self.drops: dict[str, int] = {}
+        self.sampled = 0  # events the sample policy left out (never ERROR/FATAL)
+        self.high_watermark = 0  # upward crossings of queue.high_watermark
 
     @property
     def dropped(self) -> int:

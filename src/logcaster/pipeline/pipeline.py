@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from logcaster.event import Batch
 from logcaster.log import log_event
+from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.sinks.base import Sink
 from logcaster.stats import Stats
@@ -36,15 +37,29 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self.durable_id = 0
         self._durable_listeners: set[Callable[[int], None]] = set()
+        self.admission: Admission | None = None  # the queue policy (None: block)
 
     def submit(self, texts: list[bytes], source: str) -> bool:
-        """Enqueue event texts from one source; True when the caller should pause reading."""
+        """Enqueue event texts from one source; True when the caller should pause reading.
+
+        The queue policy decides first (admission.py): what it leaves out gets no id.
+        """
+        self._stats.received += len(texts)
+        if self.admission is not None:
+            texts, pause = self.admission.admit(texts)
+            if not texts:
+                return False
+            if not pause:
+                self.queue.put(self._batch(texts, source))
+                return False
+        return self.queue.put(self._batch(texts, source))
+
+    def _batch(self, texts: list[bytes], source: str) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed
         # batch gets back exactly this float.
         batch = Batch(self._next_id, time.time_ns() // 1000 / 1e6, source, texts)
         self._next_id += len(texts)
-        self._stats.received += len(texts)
-        return self.queue.put(batch)
+        return batch
 
     @property
     def last_id(self) -> int:

@@ -1,4 +1,4 @@
-"""The bounded queue between sources and sinks (SPEC §4, policy `block`).
+"""The bounded queue between sources and sinks (SPEC §4; the policies are in admission.py).
 
 Sources run inside asyncio protocol callbacks and cannot wait, so `put` always
 accepts and returns whether the queue is now full; the source then pauses
@@ -62,6 +62,23 @@ class BatchQueue:
             self.peak_events = self.events
         self._nonempty.set()
         return self.full
+
+    def evict_oldest(self, events: int, nbytes: int) -> int:
+        """Drop the oldest queued batches until `events`/`nbytes` more fit (drop_oldest).
+
+        Only batches the worker has not taken yet; returns the events evicted
+        (their ids become gaps).
+        """
+        evicted = 0
+        ring = self._batches
+        while ring and (
+            self.events + events > self.max_events or self.nbytes + nbytes > self.max_bytes
+        ):
+            batch = ring.popleft()
+            self.events -= len(batch)
+            self.nbytes -= batch.nbytes
+            evicted += len(batch)
+        return evicted
 
     def on_space(self, callback: Callable[[], None]) -> None:
         """Call `callback` once, when the queue drains below its low watermark."""

@@ -1,0 +1,159 @@
+"""Queue policies (SPEC §4): what happens to a read's events when the queue is full.
+
+The decision is taken when a source submits, before ids are allocated, so
+the events kept from one read still get consecutive ids and a refused or
+sampled event never gets one. Every event not admitted is counted by reason
+in `Stats` and logged (at most once a second per reason). See
+docs/overload-design.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from logcaster.config import QueueConfig
+from logcaster.log import log_event
+from logcaster.pipeline.queue import BatchQueue
+from logcaster.stats import Stats
+
+# The store's bulk field extractor: levels exact with the parser, ~2 us/event.
+from logcaster.store.extract import LEVEL_CODES, Extractor
+
+logger = logging.getLogger("logcaster.pipeline.admission")
+
+# A batch's weight in the queue is its bytes plus this per event (see Batch.nbytes).
+_EVENT_OVERHEAD = 40
+_LOG_EVERY_S = 1.0
+# The watermark warning re-arms once the fill is this far below it.
+_REARM = 0.9
+
+
+class Admission:
+    def __init__(self, queue: BatchQueue, config: QueueConfig, stats: Stats) -> None:
+        self.queue = queue
+        self.policy = config.policy
+        self.high_watermark = config.high_watermark
+        self.sample_max_n = config.sample_max_n
+        self._stats = stats
+        self._above = False
+        self._logged: dict[str, float] = {}
+        self._sample_counter = 0
+        self._error_code = 0
+        self._extractor: Extractor | None = None
+        if self.policy == "sample":
+            self._extractor = Extractor()
+            self._error_code = LEVEL_CODES["ERROR"]
+
+    def fill(self, extra_events: int = 0, extra_bytes: int = 0) -> float:
+        q = self.queue
+        return max((q.events + extra_events) / q.max_events, (q.nbytes + extra_bytes) / q.max_bytes)
+
+    def admit(self, texts: list[bytes]) -> tuple[list[bytes], bool]:
+        """The texts to enqueue, and whether the source should pause after enqueuing them."""
+        n = len(texts)
+        size = sum(map(len, texts)) + _EVENT_OVERHEAD * n
+        fill = self.fill(n, size)
+        self._watch(fill)
+        policy = self.policy
+        # `block` and `sample` pause the source when the queue is full after the put.
+        if policy == "block" or (fill <= 1.0 and policy != "sample"):
+            return texts, policy == "block"
+        if policy == "drop_newest":
+            kept = _fitting(texts, self._room())
+            self._drop("queue_full_newest", n - len(kept))
+            return kept, False
+        if policy == "reject":
+            self._drop("rejected", n)
+            return [], False
+        if policy == "drop_oldest":
+            q = self.queue
+            evicted = q.evict_oldest(n, size)
+            self._drop("queue_full_oldest", evicted)
+            if self.fill(n, size) > 1.0:  # one read larger than the whole queue
+                kept = _fitting(texts[::-1], self._room())[::-1]
+                self._drop("queue_full_oldest", n - len(kept))
+                return kept, False
+            return texts, False
+        return self._sample(texts, fill), True
+
+    def _sample(self, texts: list[bytes], fill: float) -> list[bytes]:
+        """Above the watermark: every ERROR/FATAL event and 1 in N of the others."""
+        hw = self.high_watermark
+        if fill <= hw or not texts:
+            return texts
+        share = min(1.0, (fill - hw) / (1.0 - hw)) if hw < 1.0 else 1.0
+        every = 1 + int(share * (self.sample_max_n - 1))
+        if every <= 1:
+            return texts
+        assert self._extractor is not None
+        levels = self._extractor.extract_texts(texts, 0.0).level
+        keep = levels >= self._error_code
+        # 1 in N of the droppable events, counted across reads.
+        droppable = np.flatnonzero(~keep)
+        counter = self._sample_counter
+        keep[droppable[(np.arange(len(droppable)) + counter) % every == 0]] = True
+        self._sample_counter = (counter + len(droppable)) % every
+        kept = [t for t, k in zip(texts, keep.tolist(), strict=True) if k]
+        sampled = len(texts) - len(kept)
+        if sampled:
+            self._stats.sampled += sampled
+            self._log("sampled", sampled, one_in=every)
+        return kept
+
+    def _room(self) -> tuple[int, int]:
+        q = self.queue
+        return q.max_events - q.events, q.max_bytes - q.nbytes
+
+    def _drop(self, reason: str, n: int) -> None:
+        if n > 0:
+            self._stats.drop(reason, n)
+            self._log(reason, n)
+
+    def _log(self, reason: str, n: int, one_in: int | None = None) -> None:
+        now = time.monotonic()
+        if now - self._logged.get(reason, 0.0) >= _LOG_EVERY_S:
+            self._logged[reason] = now
+            total = self._stats.sampled if reason == "sampled" else self._stats.drops[reason]
+            log_event(
+                logger,
+                logging.WARNING,
+                "events_not_admitted",
+                reason=reason,
+                policy=self.policy,
+                events=n,
+                total=total,
+                one_in=one_in,
+            )
+
+    def _watch(self, fill: float) -> None:
+        """Warn and count once per upward crossing of the high watermark."""
+        if fill >= self.high_watermark:
+            if not self._above:
+                self._above = True
+                self._stats.high_watermark += 1
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "queue_high_watermark",
+                    fill=round(fill, 3),
+                    policy=self.policy,
+                    events=self.queue.events,
+                    bytes=self.queue.nbytes,
+                )
+        elif fill < self.high_watermark * _REARM:
+            self._above = False
+
+
+def _fitting(texts: list[bytes], room: tuple[int, int]) -> list[bytes]:
+    """The longest prefix of `texts` that fits in (events, bytes) of room."""
+    events, nbytes = room
+    kept = 0
+    for text in texts[: max(0, events)]:
+        nbytes -= len(text) + _EVENT_OVERHEAD
+        if nbytes < 0:
+            break
+        kept += 1
+    return texts[:kept]
