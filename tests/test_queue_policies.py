@@ -7,7 +7,9 @@ flooded by reads larger than its queue: the counters add up.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -155,3 +157,59 @@ def test_counters_add_up_in_a_flooded_server(server_factory: ServerFactory, poli
     else:
         assert stats["Dropped"] > 0
     assert server.stop() == 0
+
+
+def test_reject_sends_a_negative_ack_and_the_client_resends() -> None:
+    """`reject` with acknowledged delivery: the client hears `NACK <n>` after the acks
+    of what was accepted, backs off, reconnects and resends the rest; every line is
+    stored exactly once. In-process, so the test decides when the worker drains."""
+    asyncio.run(_reject_with_acks())
+
+
+async def _reject_with_acks() -> None:
+    from logcaster.client import LogCasterClient
+    from logcaster.config import load_config
+    from logcaster.pipeline.pipeline import Pipeline
+    from logcaster.sinks.memory import MemorySink
+    from logcaster.sources.tcp import line_ingest
+
+    config = load_config(
+        None,
+        environ={},
+        overrides={"ingest.port": 0, "query.port": 0, "queue.policy": "reject"},
+    )
+    stats = Stats()
+    queue = BatchQueue(1000, 64 * 1024 * 1024)
+    memory = MemorySink(10_000)
+    pipeline = Pipeline(queue, [memory], stats)  # the worker is not started yet
+    pipeline.admission = Admission(queue, QueueConfig(policy="reject", max_events=1000), stats)
+    ingest = line_ingest(config, pipeline, stats)
+    await ingest.start()
+    loop = asyncio.get_running_loop()
+    client = LogCasterClient("127.0.0.1", ingest.port, timeout=10.0)
+    first = [b"accepted %04d\n" % i for i in range(800)]
+    second = [b"refused then resent %04d\n" % i for i in range(300)]
+
+    async def until(what: str, done: Callable[[], bool]) -> None:
+        deadline = loop.time() + 15.0
+        while not done():
+            assert loop.time() < deadline, what
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.to_thread(client.send, b"".join(first))
+        await until("the first 800 lines read", lambda: stats.received == 800)
+        await asyncio.to_thread(client.send, b"".join(second))
+        await until("the next read refused", lambda: stats.drops.get("rejected", 0) > 0)
+        assert queue.events == 800  # nothing of the refused read was queued
+        pipeline.start()  # the queue drains: ACK 800, then NACK 800
+        flushed = await asyncio.to_thread(client.flush, 10.0)
+        assert flushed and client.rejections >= 1
+        texts = [ev.body.encode() + b"\n" for ev in memory.oldest_first()]
+        assert texts == first + second  # once each, in order
+        assert stats.received == len(texts) + stats.drops["rejected"]
+    finally:
+        client.close()
+        await ingest.stop()
+        await pipeline.drain(1.0)
+        await ingest.close()

@@ -10,7 +10,9 @@ lines of this connection that are durable under its fsync setting. The client
 keeps every line until it is confirmed. When the connection breaks it
 reconnects (exponential backoff with jitter) and sends the unconfirmed lines
 again, so delivery is at-least-once: a line can arrive twice only if the
-server stored it and died before its ack reached the client.
+server stored it and died before its ack reached the client. `NACK <n>`
+(the server's queue policy `reject` refused what followed line `n`) is
+handled the same way: back off, reconnect, resend.
 
 Memory is bounded: at most `max_pending_lines` unconfirmed lines. `send`
 waits up to `timeout` for acks to make room, then raises `BufferFull` (the
@@ -64,6 +66,7 @@ class LogCasterClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.acked = 0  # lines confirmed, over all connections
+        self.rejections = 0  # NACKs: the server refused lines (queue policy reject)
         self.connects = 0
         self._sock: socket.socket | None = None
         self._pending: deque[tuple[bytes, int]] = deque()  # unconfirmed chunks and their lines
@@ -273,6 +276,13 @@ class LogCasterClient:
         end = data.rfind(b"\n") + 1
         self._replies = data[end:]
         for line in data[:end].splitlines():
+            if line.startswith(b"NACK "):
+                # The server is overloaded (queue policy reject): it took the first
+                # n lines; the rest go again on a new connection after the backoff.
+                self._confirm(int(line[5:]))
+                self.rejections += 1
+                self._broken()
+                return
             if not line.startswith(b"ACK "):
                 raise ClientError(f"unexpected reply from the server: {line[:64]!r}")
             self._confirm(int(line[4:]))

@@ -47,6 +47,11 @@ class Admission:
             self._extractor = Extractor()
             self._error_code = LEVEL_CODES["ERROR"]
 
+    @property
+    def rejects(self) -> bool:
+        """Whether refusals are `reject`'s (the sender is told) rather than drops."""
+        return self.policy == "reject"
+
     def fill(self, extra_events: int = 0, extra_bytes: int = 0) -> float:
         q = self.queue
         return max((q.events + extra_events) / q.max_events, (q.nbytes + extra_bytes) / q.max_bytes)

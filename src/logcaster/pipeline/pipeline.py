@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from logcaster.event import Batch
 from logcaster.log import log_event
@@ -26,6 +27,11 @@ logger = logging.getLogger("logcaster.pipeline")
 
 RETRY_FIRST_S = 0.1  # backoff of a failing sink: doubling, with jitter, up to RETRY_MAX_S
 RETRY_MAX_S = 5.0
+
+
+class Offered(NamedTuple):
+    pause: bool  # the queue is full: pause reading (block, sample)
+    refused: bool = False  # the reject policy refused the texts (no ids, not stored)
 
 
 class Pipeline:
@@ -44,15 +50,20 @@ class Pipeline:
 
         The queue policy decides first (admission.py): what it leaves out gets no id.
         """
+        return self.offer(texts, source).pause
+
+    def offer(self, texts: list[bytes], source: str) -> Offered:
+        """`submit`, also saying whether the `reject` policy refused the texts."""
         self._stats.received += len(texts)
         if self.admission is not None:
-            texts, pause = self.admission.admit(texts)
-            if not texts:
-                return False
+            kept, pause = self.admission.admit(texts)
+            if not kept:
+                return Offered(False, refused=bool(texts) and self.admission.rejects)
             if not pause:
-                self.queue.put(self._batch(texts, source))
-                return False
-        return self.queue.put(self._batch(texts, source))
+                self.queue.put(self._batch(kept, source))
+                return Offered(False)
+            texts = kept
+        return Offered(self.queue.put(self._batch(texts, source)))
 
     def _batch(self, texts: list[bytes], source: str) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed

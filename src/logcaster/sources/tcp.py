@@ -65,6 +65,7 @@ class StreamConnection(asyncio.Protocol):
         self._may_handshake = server.acks
         self._head = b""
         self._acks: _Acks | None = None
+        self._refused_at: int | None = None  # lines accepted before a refusal (reject)
         self.last_data = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -83,6 +84,8 @@ class StreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_data = time.monotonic()
+        if self._refused_at is not None:
+            return  # refused: what follows is resent on a new connection
         if self._may_handshake:
             data = self._handshake(data)
             if not data:
@@ -90,6 +93,8 @@ class StreamConnection(asyncio.Protocol):
         texts = self._framer.feed(data)
         if texts:
             self._submit(texts)
+            if self._refused_at is not None:
+                return
         if self._acks is not None:
             self._acks.lines += data.count(b"\n")
             self._record_progress()
@@ -117,7 +122,10 @@ class StreamConnection(asyncio.Protocol):
             self._server.stats.truncated += framer.truncated - self._truncated
             self._truncated = framer.truncated
         pipeline = self._server.pipeline
-        pause = pipeline.submit(texts, self._source)
+        pause, refused = pipeline.offer(texts, self._source)
+        if refused and self._acks is not None:
+            self._refuse()
+            return
         if self._acks is not None:
             self._acks.last_id = pipeline.last_id
         if pause and not self._paused:
@@ -126,6 +134,30 @@ class StreamConnection(asyncio.Protocol):
                 self._paused = True
                 transport.pause_reading()
                 self._server.pipeline.queue.on_space(self._resume)
+
+    def _refuse(self) -> None:
+        """The `reject` policy refused a read: tell an ack client `NACK <n>`.
+
+        `n` counts the lines accepted before (their acks come first, once
+        durable); everything after, including an event held for continuation
+        lines, is forgotten here and resent by the client on a new connection,
+        after its backoff. Then the connection closes.
+        """
+        acks = self._acks
+        assert acks is not None
+        self._refused_at = acks.covered
+        self._framer = self._server.make_framer()  # nothing held is submitted later
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        if not acks.pending:
+            self._send_nack()
+
+    def _send_nack(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"NACK %d\n" % (self._refused_at or 0))
+            transport.close()
 
     def _record_progress(self) -> None:
         """Note which lines are now covered by submitted events (ack mode only)."""
@@ -154,6 +186,8 @@ class StreamConnection(asyncio.Protocol):
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 transport.write(b"ACK %d\n" % covered)
+        if self._refused_at is not None and not pending:
+            self._send_nack()
         if self._closed and not pending:
             self._release()  # the client half-closed and has every ack now
 
