@@ -109,10 +109,10 @@ class Server:
         stats: dict[str, int | float] = {
             "Total": s.received,
             "Dropped": s.dropped,
-            "Sampled": s.sampled,
             "Current": self.memory.count,
             "Clients": s.clients,
             "Delivered": s.delivered,
+            "Sampled": s.sampled,
             "Evicted": self.memory.evicted,
             "Truncated": s.truncated,
             "SinkErrors": s.sink_errors,
@@ -124,7 +124,8 @@ class Server:
             "Uptime": time.time() - s.started_at,
         }
         for reason, n in sorted(s.drops.items()):
-            stats[f"Dropped_{reason}"] = n
+            # CamelCase like every STATS name: queue_full_newest -> DroppedQueueFullNewest
+            stats["Dropped" + reason.title().replace("_", "")] = n
         if self.store is not None:
             stats["StoreIndexed"] = self.store.high_water
             stats["StoreLag"] = self.store.lag
