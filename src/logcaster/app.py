@@ -24,6 +24,7 @@ from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
+from logcaster.pipeline.tail_sampler import TailSampler
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
 from logcaster.sinks.memory import MemorySink
@@ -85,6 +86,8 @@ class Server:
         c.sinks["memory"] = self.memory
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
+        if config.tail_sampling.enabled:
+            self.pipeline.tail_sampler = TailSampler(config.tail_sampling, self.stats)
         if self.store is not None:
             self.pipeline.on_durable(self.store.durable_moved)
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
@@ -123,6 +126,14 @@ class Server:
             "HighWatermark": s.high_watermark,
             "Uptime": time.time() - s.started_at,
         }
+        sampler = self.pipeline.tail_sampler
+        if sampler is not None:
+            stats["TailHeld"] = sampler.held_events
+            stats["TailKeepRate"] = sampler.rate  # p now (lowered under pressure)
+            for decision, n in sorted(s.tail.items()):
+                # TailKeptError, TailKeptSlow, ..., and TailSampled
+                name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
+                stats["Tail" + name] = n
         for reason, n in sorted(s.drops.items()):
             # CamelCase like every STATS name: queue_full_newest -> DroppedQueueFullNewest
             stats["Dropped" + reason.title().replace("_", "")] = n

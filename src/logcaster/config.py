@@ -69,6 +69,19 @@ class QueueConfig(_Section, frozen=True):
     sample_max_n: Annotated[int, msgspec.Meta(ge=2)] = 100  # sample keeps 1 in N, N up to this
 
 
+class TailSamplingConfig(_Section, frozen=True):
+    """Tail-aware sampling (SPEC §4): keep or drop whole requests; off by default."""
+
+    enabled: bool = False
+    window_s: PositiveFloat = 5.0  # a request is decided within this after its first event
+    rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.05  # keep rate p of normal requests
+    min_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01  # p's floor under pressure
+    slow_ms: PositiveFloat = 2000.0  # SLOW_REQUEST: duration_ms above this keeps the request
+    # CRITICAL_ROUTE: a route containing one of these keeps the request (e.g. /payments).
+    critical_routes: list[str] = msgspec.field(default_factory=list)
+    max_pending_events: PositiveInt = 200_000  # held at most; past it released early
+
+
 class MemoryConfig(_Section, frozen=True):
     """The in-memory ring buffer of recent events."""
 
@@ -131,6 +144,7 @@ class Config(_Section, frozen=True):
     syslog: SyslogConfig = msgspec.field(default_factory=SyslogConfig)
     multiline: MultilineConfig = msgspec.field(default_factory=MultilineConfig)
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+    tail_sampling: TailSamplingConfig = msgspec.field(default_factory=TailSamplingConfig)
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     query: QueryConfig = msgspec.field(default_factory=QueryConfig)
     persist: PersistConfig = msgspec.field(default_factory=PersistConfig)

@@ -152,6 +152,10 @@ class Batch:
         """
         return self._events
 
+    def set_events(self, events: list[Event]) -> None:
+        """Give a batch cut from another its already parsed events (tail sampling)."""
+        self._events = events
+
     def events(self) -> list[Event]:
         """The parsed events, parsed on first call and cached."""
         if self._events is None:

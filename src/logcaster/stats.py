@@ -21,6 +21,7 @@ class Stats:
         "sampled",
         "sink_errors",
         "started_at",
+        "tail",
         "truncated",
     )
 
@@ -34,6 +35,7 @@ class Stats:
         self.drops: dict[str, int] = {}
         self.sampled = 0  # events the sample policy left out (never ERROR/FATAL)
         self.high_watermark = 0  # upward crossings of queue.high_watermark
+        self.tail: dict[str, int] = {}  # tail sampling: events by decision
 
     @property
     def dropped(self) -> int:

@@ -20,6 +20,7 @@ from logcaster.event import Batch
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.queue import BatchQueue
+from logcaster.pipeline.tail_sampler import TailSampler
 from logcaster.sinks.base import Sink
 from logcaster.stats import Stats
 
@@ -44,6 +45,9 @@ class Pipeline:
         self.durable_id = 0
         self._durable_listeners: set[Callable[[int], None]] = set()
         self.admission: Admission | None = None  # the queue policy (None: block)
+        self.tail_sampler: TailSampler | None = None  # tail-aware sampling (None: off)
+        self._delivered_through = 0  # the last id handed to the sinks
+        self._sampled_through = 0  # the last id the tail sampler released or cut
 
     def submit(self, texts: list[bytes], source: str) -> bool:
         """Enqueue event texts from one source; True when the caller should pause reading.
@@ -87,6 +91,10 @@ class Pipeline:
     def refresh_durable(self) -> None:
         """Move the watermark to what every sink now holds durably; notify listeners."""
         durable = min(sink.durable_id for sink in self._sinks) if self._sinks else self.last_id
+        if durable >= self._delivered_through:
+            # Ids tail sampling cut after the last delivered one are settled too:
+            # their lines are acked, not waited for.
+            durable = max(durable, self._sampled_through)
         if durable <= self.durable_id:
             return
         self.durable_id = durable
@@ -103,15 +111,42 @@ class Pipeline:
 
     async def _run(self) -> None:
         queue = self.queue
+        sampler = self.tail_sampler
         while True:
-            batches = await queue.get_all()
-            if not batches:
-                return
-            for sink in self._sinks:
-                await self._deliver(sink, batches)
-            self._stats.delivered += sum(map(len, batches))
-            queue.done(batches)
+            if sampler is None:
+                batches = await queue.get_all()
+                if not batches:
+                    return
+                await self._deliver_all(batches)
+                queue.done(batches)
+                self.refresh_durable()
+                continue
+            # Tail sampling holds batches for its window: wake up when one is due.
+            due = sampler.next_release()
+            wait = None if due is None else max(0.0, due - time.monotonic())
+            try:
+                taken = await asyncio.wait_for(queue.get_all(), wait)
+            except TimeoutError:
+                taken = None
+            if taken:
+                sampler.accept(taken)
+                queue.done(taken)  # held by the sampler now, within its own bound
+            if self.admission is not None:
+                sampler.pressure(self.admission.fill(), self.admission.high_watermark)
+            closed = taken == []
+            released = sampler.release(everything=closed)
+            if released:
+                await self._deliver_all(released)
+            self._sampled_through = sampler.released_through
             self.refresh_durable()
+            if closed:
+                return
+
+    async def _deliver_all(self, batches: list[Batch]) -> None:
+        for sink in self._sinks:
+            await self._deliver(sink, batches)
+        self._stats.delivered += sum(map(len, batches))
+        self._delivered_through = batches[-1].last_id
 
     async def _deliver(self, sink: Sink, batches: list[Batch]) -> None:
         """Write to one sink, retrying with backoff until it takes the batches.

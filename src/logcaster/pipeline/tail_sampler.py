@@ -1,0 +1,169 @@
+"""Tail-aware sampling (SPEC §4, seed 004): keep or drop whole requests.
+
+Runs in the pipeline worker between the queue and the sinks. Every batch is
+held for `window_s` and released in order, with the events of sampled-away
+requests cut out, so ids still reach the sinks increasing (docs/overload-
+design.md, "Tail-aware sampling"). A request (events sharing `request_id`,
+else `correlation_id`) is kept as soon as one of its events is ERROR/FATAL,
+slower than `slow_ms`, or on a critical route, or when its key hashes below
+the keep rate `p` (the same decision on every node); a request still
+undecided when its first event's batch is released is sampled away. Events
+without a key always pass. Bounded: past `max_pending_events` held, the
+oldest batches are released early with their undecided requests kept (under
+pressure sampling is lost, never data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from logcaster.config import TailSamplingConfig
+from logcaster.event import Batch, Event
+from logcaster.stats import Stats
+
+KEEP_REASONS = ("error", "slow", "route", "rate")
+_ERRORS = frozenset({"ERROR", "FATAL"})
+_MAX_DECIDED = 1 << 20  # decisions remembered for late events, oldest forgotten first
+
+
+def key_hash(key: str) -> float:
+    """A uniform value in [0, 1) from the request key, the same on every node."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class TailSampler:
+    def __init__(
+        self,
+        config: TailSamplingConfig,
+        stats: Stats,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.rate = config.rate  # the keep rate p now (lowered under pressure)
+        self._stats = stats
+        self._clock = clock
+        self._held: deque[tuple[float, Batch]] = deque()
+        self.held_events = 0
+        # Request key -> keep reason ("" = sampled away); undecided keys are absent.
+        self._decided: OrderedDict[str, str] = OrderedDict()
+        self.released_through = 0  # the last id released (kept or sampled away)
+
+    # ---- decisions ---------------------------------------------------------------
+    def _key(self, ev: Event) -> str | None:
+        fields = ev.fields
+        key = fields.get("request_id") or fields.get("correlation_id")
+        return str(key) if key is not None else None
+
+    def _rule(self, ev: Event) -> str | None:
+        if ev.level in _ERRORS:
+            return "error"
+        duration = ev.fields.get("duration_ms")
+        if duration is not None:
+            try:
+                if float(duration) > self.config.slow_ms:
+                    return "slow"
+            except (TypeError, ValueError):
+                pass
+        route = ev.fields.get("route")
+        if route is not None and any(r in str(route) for r in self.config.critical_routes):
+            return "route"
+        return None
+
+    def _decide(self, key: str, reason: str) -> None:
+        decided = self._decided
+        decided[key] = reason
+        decided.move_to_end(key)
+        while len(decided) > _MAX_DECIDED:
+            decided.popitem(last=False)
+
+    def accept(self, batches: list[Batch]) -> None:
+        """Hold new batches; decide the requests their events settle."""
+        release_at = self._clock() + self.config.window_s
+        decided = self._decided
+        for batch in batches:
+            for ev in batch.events():
+                key = self._key(ev)
+                if key is None or decided.get(key):
+                    continue  # no request, or already kept
+                reason = self._rule(ev)
+                if reason is not None:
+                    self._decide(key, reason)
+                elif key not in decided and key_hash(key) < self.rate:
+                    self._decide(key, "rate")
+            self._held.append((release_at, batch))
+            self.held_events += len(batch)
+
+    # ---- releases ----------------------------------------------------------------
+    def next_release(self) -> float | None:
+        """When the oldest held batch is due (clock time), or None if none is held."""
+        return self._held[0][0] if self._held else None
+
+    def release(self, *, everything: bool = False) -> list[Batch]:
+        """The held batches whose window passed (all with `everything`), filtered."""
+        now = self._clock()
+        out: list[Batch] = []
+        held = self._held
+        while held:
+            due, batch = held[0]
+            early = everything or self.held_events > self.config.max_pending_events
+            if due > now and not early:
+                break
+            held.popleft()
+            self.held_events -= len(batch)
+            out.extend(self._filter(batch, keep_undecided=due > now))
+            self.released_through = batch.last_id
+        return out
+
+    def _filter(self, batch: Batch, *, keep_undecided: bool) -> list[Batch]:
+        """The batch without the events of sampled-away requests, as runs of ids."""
+        events = batch.events()
+        stats = self._stats
+        keep: list[bool] = []
+        for ev in events:
+            key = self._key(ev)
+            if key is None:
+                keep.append(True)
+                continue
+            reason = self._decided.get(key)
+            if reason is None:
+                # Undecided at release: sampled away, unless released early.
+                reason = "overflow" if keep_undecided else ""
+                self._decide(key, reason)
+            if reason:
+                if reason == "rate":
+                    ev.fields.setdefault("sample_weight", round(1 / self.rate, 6))
+                stats.tail[reason] = stats.tail.get(reason, 0) + 1
+                keep.append(True)
+            else:
+                stats.sampled += 1
+                stats.tail["sampled"] = stats.tail.get("sampled", 0) + 1
+                keep.append(False)
+        if all(keep):
+            return [batch]
+        runs: list[Batch] = []
+        i, n = 0, len(events)
+        while i < n:
+            if not keep[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and keep[j]:
+                j += 1
+            run = Batch(batch.first_id + i, batch.received_at, batch.source, batch.texts[i:j])
+            run.set_events(events[i:j])
+            runs.append(run)
+            i = j
+        return runs
+
+    def pressure(self, fill: float, high_watermark: float) -> None:
+        """Lower p toward `min_rate` while the queue is above its high watermark."""
+        cfg = self.config
+        if fill <= high_watermark or high_watermark >= 1.0:
+            self.rate = cfg.rate
+            return
+        share = min(1.0, (fill - high_watermark) / (1.0 - high_watermark))
+        self.rate = cfg.rate - share * (cfg.rate - min(cfg.min_rate, cfg.rate))

@@ -1,0 +1,179 @@
+"""Tail-aware sampling (SPEC §4, seed 004): whole requests kept or sampled away.
+
+The sampler with a test clock over parsed batches, then a real server fed the
+simulator's payment flows: no flow is ever split, every flow with an error or
+a slow step is kept, and a normal flow is kept exactly when its request id
+hashes below the rate.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+
+from logcaster.config import MultilineConfig, TailSamplingConfig
+from logcaster.event import Batch
+from logcaster.pipeline.framing import LineFramer
+from logcaster.pipeline.parse import parse_event
+from logcaster.pipeline.tail_sampler import TailSampler, key_hash
+from logcaster.stats import Stats
+from logcaster.testing import wait_for
+from tests.conftest import ServerFactory
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sampler(**options: object) -> tuple[TailSampler, Stats, Clock]:
+    options.setdefault("rate", 0.0)
+    config = TailSamplingConfig(enabled=True, window_s=5.0, **options)  # type: ignore[arg-type]
+    stats, clock = Stats(), Clock()
+    return TailSampler(config, stats, clock), stats, clock
+
+
+def batch(first_id: int, lines: list[str]) -> Batch:
+    return Batch(first_id, 0.0, "t", [line.encode() for line in lines])
+
+
+LINES = [
+    "[INFO] 2026-01-19 15:30:00.001 api/v1 pod/a: step 1 request_id=req-a",
+    "[INFO] 2026-01-19 15:30:00.002 api/v1 pod/b: step 1 request_id=req-b",
+    "no request here",
+    "[INFO] 2026-01-19 15:30:00.003 api/v1 pod/c: step 1 request_id=req-c duration_ms=3000",
+    "[INFO] 2026-01-19 15:30:00.004 api/v1 pod/d: charge request_id=req-d route=/api/payments",
+    "[INFO] 2026-01-19 15:30:00.005 api/v1 pod/a: step 2 request_id=req-a",
+    "[ERROR] 2026-01-19 15:30:00.006 api/v1 pod/b: step 2 failed request_id=req-b",
+    "[INFO] 2026-01-19 15:30:00.007 api/v1 pod/a: step 3 request_id=req-a",
+]
+
+
+def test_requests_are_kept_or_cut_whole_and_ids_stay_in_order() -> None:
+    tail, stats, clock = sampler(critical_routes=["/payments"])
+    tail.accept([batch(1, LINES[:4]), batch(5, LINES[4:])])
+    assert tail.release() == []  # nothing is due before the window
+    assert tail.held_events == 8
+    clock.now += 5.0
+    runs = tail.release()
+    kept = [(run.first_id + i, text.decode()) for run in runs for i, text in enumerate(run.texts)]
+    assert [i for i, _ in kept] == [2, 3, 4, 5, 7]  # req-a (1, 6, 8) is cut whole
+    assert all(run.events()[0].id == run.first_id for run in runs)
+    assert stats.sampled == 3 and tail.released_through == 8 and tail.held_events == 0
+    assert stats.tail == {"error": 2, "slow": 1, "route": 1, "sampled": 3}
+
+
+def test_the_rate_keeps_by_request_id_hash_with_its_weight() -> None:
+    tail, stats, clock = sampler(rate=0.5)
+    keys = [f"req-{i}" for i in range(40)]
+    tail.accept([batch(1, [f"[INFO] ok request_id={k}" for k in keys])])
+    clock.now += 5.0
+    runs = tail.release()
+    kept = [ev for run in runs for ev in run.events()]
+    assert [ev.fields["request_id"] for ev in kept] == [k for k in keys if key_hash(k) < 0.5]
+    assert all(ev.fields["sample_weight"] == 2.0 for ev in kept)
+    assert 0 < len(kept) < 40 and stats.tail["rate"] == len(kept)
+
+
+def test_over_its_bound_the_sampler_releases_early_and_keeps_undecided_requests() -> None:
+    tail, stats, _ = sampler(max_pending_events=4)
+    tail.accept([batch(1, LINES[:4]), batch(5, LINES[4:])])
+    runs = tail.release()  # 8 held > 4: the first batch goes now, undecided kept
+    assert [run.first_id for run in runs] == [1]
+    assert stats.tail == {"overflow": 1, "error": 1, "slow": 1}  # req-a undecided: kept
+    assert tail.held_events == 4
+
+
+def test_payment_flows_through_a_server(server_factory: ServerFactory, tmp_path: Path) -> None:
+    rate = 0.3
+    env = {
+        **os.environ,
+        "LOGCASTER_TAIL_SAMPLING__ENABLED": "true",
+        "LOGCASTER_TAIL_SAMPLING__WINDOW_S": "0.5",
+        "LOGCASTER_TAIL_SAMPLING__RATE": str(rate),
+    }
+    server = server_factory("--buffer-size", "100000", env=env)
+    count, seed = 15_000, "11"
+    simulate = [sys.executable, "-m", "logcaster", "simulate", "--interval", "0"]
+    simulate += ["--count", str(count), "--seed", seed]
+    sent = subprocess.run(
+        [*simulate, "--output", f"tcp://127.0.0.1:{server.ingest_port}"],
+        capture_output=True,
+        check=True,
+    )
+    assert b"unsent=0" in sent.stderr
+    # The same events, framed and parsed here: the ground truth per flow.
+    text = subprocess.run(simulate, capture_output=True, check=True).stdout
+    framer = LineFramer(64 * 1024, MultilineConfig())
+    events = [parse_event(i, 0.0, "t", t) for i, t in enumerate(framer.feed(text) + framer.close())]
+    assert len(events) == count
+    # A request is every event with its request id: a failed flow step ends with
+    # an ERROR event (and trace) that has the request id but no flow fields.
+    requests: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for ev in events:
+        if "request_id" in ev.fields:
+            requests[str(ev.fields["request_id"])].append({"level": ev.level, **ev.fields})
+    flows = {
+        str(steps[0]["flow_id"]): str(rid)
+        for rid, steps in requests.items()
+        if steps[0].get("flow") == "payment"
+    }
+    stats = wait_for(
+        "every event decided",
+        server.stats,
+        lambda s: s["Total"] == count and s["Delivered"] + s["Sampled"] == count,
+    )
+    assert stats["TailHeld"] == 0
+    reply = server.query(f"JSON QUERY flow=payment limit=10000 max_count={count}")
+    kept: dict[str, int] = defaultdict(int)
+    for ev in orjson.loads(reply)["events"]:
+        kept[ev["fields"]["flow_id"]] += 1
+    must, by_rate, dropped = 0, 0, 0
+    for flow_id, rid in flows.items():
+        steps = [s for s in requests[rid] if s.get("flow_id") == flow_id]
+        important = any(
+            s["level"] in ("ERROR", "FATAL") or float(str(s.get("duration_ms", 0))) > 2000
+            for s in requests[rid]
+        )
+        assert kept[flow_id] in (0, len(steps)), f"{flow_id} was split"
+        if important:
+            must += 1
+            assert kept[flow_id] == len(steps), f"{flow_id} had an error or a slow step"
+        elif key_hash(rid) < rate:
+            by_rate += 1
+            assert kept[flow_id] == len(steps)
+        else:
+            dropped += 1
+            assert kept[flow_id] == 0, (flow_id, steps)
+    assert must and by_rate and dropped  # every kind of decision happened
+    assert server.stop() == 0
+
+
+def test_acks_cover_lines_whose_requests_were_sampled_away(
+    server_factory: ServerFactory,
+) -> None:
+    """An acknowledged client is not left waiting for events the sampler cut."""
+    from logcaster.client import LogCasterClient
+
+    env = {
+        **os.environ,
+        "LOGCASTER_TAIL_SAMPLING__ENABLED": "true",
+        "LOGCASTER_TAIL_SAMPLING__WINDOW_S": "0.3",
+        "LOGCASTER_TAIL_SAMPLING__RATE": "0",
+    }
+    server = server_factory(env=env)
+    with LogCasterClient("127.0.0.1", server.ingest_port, timeout=10.0) as client:
+        client.send(b"".join(b"[INFO] ok %d request_id=req-%d\n" % (i, i) for i in range(500)))
+        assert client.flush(timeout=10.0)
+        assert client.acked == 500
+    stats = server.stats()
+    assert (stats["Sampled"], stats["Delivered"], stats["TailSampled"]) == (500, 0, 500)
+    assert server.stop() == 0
