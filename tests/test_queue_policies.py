@@ -113,13 +113,13 @@ def test_sample_below_the_watermark_keeps_everything() -> None:
 def test_high_watermark_counts_each_upward_crossing() -> None:
     queue, admission, stats = setup("drop_newest", 100, high_watermark=0.5)
     put(queue, lines("a", 60))
-    admission.admit(lines("b", 1))
-    admission.admit(lines("c", 1))
+    admission.watch()  # the pipeline watches after each put
+    admission.watch()
     assert stats.high_watermark == 1
     queue.done([queue._batches.popleft()])
-    admission.admit(lines("d", 1))  # re-armed below 0.9 * watermark
+    admission.watch()  # re-armed below 0.9 * watermark
     put(queue, lines("e", 70))
-    admission.admit(lines("f", 1))
+    admission.watch()
     assert stats.high_watermark == 2
 
 

@@ -57,15 +57,21 @@ class Admission:
         return max((q.events + extra_events) / q.max_events, (q.nbytes + extra_bytes) / q.max_bytes)
 
     def admit(self, texts: list[bytes]) -> tuple[list[bytes], bool]:
-        """The texts to enqueue, and whether the source should pause after enqueuing them."""
+        """The texts to enqueue, and whether the source should pause after enqueuing them.
+
+        `block` decides nothing here (the batch's own size is summed once, by
+        Batch); the others weigh the read against the room left.
+        """
+        policy = self.policy
+        if policy == "block":
+            return texts, True
         n = len(texts)
         size = sum(map(len, texts)) + _EVENT_OVERHEAD * n
         fill = self.fill(n, size)
-        self._watch(fill)
-        policy = self.policy
-        # `block` and `sample` pause the source when the queue is full after the put.
-        if policy == "block" or (fill <= 1.0 and policy != "sample"):
-            return texts, policy == "block"
+        self.watch(fill)  # the demand: the queue with this read in it
+        # `sample` pauses the source when the queue is full after the put.
+        if fill <= 1.0 and policy != "sample":
+            return texts, False
         if policy == "drop_newest":
             kept = _fitting(texts, self._room())
             self._drop("queue_full_newest", n - len(kept))
@@ -133,8 +139,11 @@ class Admission:
                 one_in=one_in,
             )
 
-    def _watch(self, fill: float) -> None:
-        """Warn and count once per upward crossing of the high watermark."""
+    def watch(self, fill: float | None = None) -> None:
+        """Warn and count once per upward crossing of the high watermark (`fill`:
+        the demand a policy weighed; None: the queue as it is, after a put)."""
+        if fill is None:
+            fill = self.fill()
         if fill >= self.high_watermark:
             if not self._above:
                 self._above = True

@@ -59,15 +59,16 @@ class Pipeline:
     def offer(self, texts: list[bytes], source: str) -> Offered:
         """`submit`, also saying whether the `reject` policy refused the texts."""
         self._stats.received += len(texts)
-        if self.admission is not None:
-            kept, pause = self.admission.admit(texts)
-            if not kept:
-                return Offered(False, refused=bool(texts) and self.admission.rejects)
-            if not pause:
-                self.queue.put(self._batch(kept, source))
-                return Offered(False)
-            texts = kept
-        return Offered(self.queue.put(self._batch(texts, source)))
+        admission = self.admission
+        if admission is None:
+            return Offered(self.queue.put(self._batch(texts, source)))
+        kept, pause = admission.admit(texts)
+        if not kept:
+            return Offered(False, refused=bool(texts) and admission.rejects)
+        full = self.queue.put(self._batch(kept, source))
+        if admission.policy == "block":
+            admission.watch()  # the other policies weighed the read's demand already
+        return Offered(full and pause)
 
     def _batch(self, texts: list[bytes], source: str) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed

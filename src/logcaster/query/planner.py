@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from logcaster.config import QueryConfig
 from logcaster.event import Batch, Event
@@ -46,7 +46,6 @@ class Answer:
     # Events neither memory nor the store can answer yet (the indexer is behind
     # by more than store.max_unindexed): (first id, last id).
     unindexed: tuple[int, int] | None = None
-    sources: list[str] = field(default_factory=list)
 
 
 class Planner:
@@ -106,7 +105,6 @@ class Planner:
                 )
                 answer.total += found.total
                 answer.rows.extend(found.rows)
-                answer.sources.append("memory")
             elif part == "store" and use_store and snap.high_water > 0:
                 assert self.store is not None
                 costly = bool(query.keywords or query.regex is not None or query.fields)
@@ -126,7 +124,6 @@ class Planner:
                 answer.total += result.count
                 answer.rows.extend(result.rows)
                 answer.capped |= result.capped
-                answer.sources.append("store")
         oldest = snap.oldest_memory_id
         if use_store and oldest is not None and oldest > snap.high_water + 1:
             answer.unindexed = (snap.high_water + 1, oldest - 1)

@@ -192,6 +192,7 @@ class StoreIndexer:
             except FileNotFoundError:
                 missing.add(first)  # rotated or deleted since the listing
         listed = {ref.first_id for ref in refs}
+        self._complete &= listed  # forget segments retention deleted (bounded by the dir)
         for first in [f for f in self._open if f not in listed or f in missing]:
             if self._gone(first):
                 # Retention deleted it before it was indexed to its end: its events

@@ -44,6 +44,7 @@ from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
 from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.scan import ByteStats, Scanner, _unescape
+from logcaster.store.search import ids_of_rows, rows_at_offsets, rows_in_chunks
 
 I64 = npt.NDArray[np.int64]
 _MAX_GROUP = 64  # chunks in one scan step at most (~64 MiB)
@@ -327,28 +328,13 @@ class StoreReader:
         chunks = index.chunks
         where = plan.where
         if plan.scanner is None:
-            parts = []
-            for i in group:
-                start = int(chunks[i]["row_start"])
-                mask = where.rows_mask(cols[start : start + int(chunks[i]["count"])])
-                parts.append(np.flatnonzero(mask).astype(np.int64) + start)
-            return np.concatenate(parts)
+            return rows_in_chunks(index, group, where)
         ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
         found = self._scan(plan.scanner, seg.buf, ranges, deadline)
-        if not found:
-            return np.zeros(0, np.int64)
-        offsets = np.sort(np.asarray(found, np.int64))
-        # Rows of the group's chunks: a match outside them (none) or on a block
-        # header line (no row has its offset) is dropped.
         lo = int(chunks[group[0]]["row_start"])
         last = group[-1]
         hi = int(chunks[last]["row_start"]) + int(chunks[last]["count"])
-        line_offsets = cols["offset"][lo:hi]  # uint32, read only where searched
-        # Needles of the haystack's dtype: else numpy converts all of it per call.
-        rows = np.searchsorted(line_offsets, offsets.astype(np.uint32))
-        inside = rows < len(line_offsets)
-        rows, offsets = rows[inside], offsets[inside]
-        kept: I64 = rows[line_offsets[rows] == offsets] + lo
+        kept = rows_at_offsets(cols, lo, hi, found)
         if where.levels is not None or where.services is not None or where.timed:
             kept = kept[where.rows_mask(cols[kept])]
         return kept
@@ -413,9 +399,7 @@ def _events(seg: _Segment, rows: I64) -> Iterator[Event]:
     if not len(rows):
         return
     index = seg.index
-    starts = index.chunks["row_start"].astype(np.int64)
-    chunk_of = np.searchsorted(starts, rows, side="right") - 1
-    ids = index.chunks["first_id"].astype(np.int64)[chunk_of] + (rows - starts[chunk_of])
+    ids = ids_of_rows(index, rows)
     offsets = index.cols["offset"][rows].astype(np.int64)
     buf = seg.buf
     # Each row's block header, from the block table (older indexes: searched).
@@ -483,7 +467,7 @@ def _cut(first_id: int, cached: _Cached, high_water: int) -> _Segment | None:
     if keep < len(chunks):
         last = chunks[keep - 1]
         rows = int(last["row_start"]) + int(last["count"])
-        index = SegmentIndex(chunks=chunks[:keep], cols=index.cols[:rows])
+        index = SegmentIndex(chunks=chunks[:keep], cols=index.cols[:rows], blocks=index.blocks)
     return _Segment(first_id, cached.path, index, cached.buf)
 
 

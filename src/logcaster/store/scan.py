@@ -38,7 +38,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, AnyStr, Literal
 
 import hyperscan
 import numpy as np
@@ -201,25 +201,19 @@ class TextTest:
                 text.decode()
             except UnicodeDecodeError:
                 return self.matches_body(text.decode("utf-8", "replace"))
-        words = self._words_b
-        if words:
-            if self._or:
-                if not any(w in text for w in words):
-                    return False
-            elif not all(w in text for w in words):
-                return False
-        return self._search is None or self._search(text) is not None
+        return self._passes(text, self._words_b)
 
     def matches_body(self, body: str) -> bool:
         """The query's text tests on one decoded body (Query.matcher's semantics)."""
-        words = self._words
+        return self._passes(body, self._words)
+
+    def _passes(self, text: AnyStr, words: tuple[AnyStr, ...]) -> bool:
+        """Keywords (AND/OR) then the regex, on bytes or str alike."""
         if words:
-            if self._or:
-                if not any(w in body for w in words):
-                    return False
-            elif not all(w in body for w in words):
+            found = (w in text for w in words)
+            if not (any(found) if self._or else all(found)):
                 return False
-        return self._search is None or self._search(body) is not None
+        return self._search is None or self._search(text) is not None
 
 
 class Scanner(TextTest):

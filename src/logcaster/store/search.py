@@ -30,7 +30,7 @@ class SegmentMatches:
     stopped: str | None = None  # "deadline" or "cancelled": count and rows are partial
 
 
-def _ids_of_rows(index: SegmentIndex, rows: I64) -> I64:
+def ids_of_rows(index: SegmentIndex, rows: I64) -> I64:
     """Event ids of index rows: ids run consecutively within each chunk."""
     starts = index.chunks["row_start"].astype(np.int64)
     chunk = np.searchsorted(starts, rows, side="right") - 1
@@ -41,7 +41,7 @@ def _take(index: SegmentIndex, rows: I64, limit: int, newest_first: bool) -> Seg
     picked = rows[::-1][:limit] if newest_first else rows[:limit]
     return SegmentMatches(
         count=len(rows),
-        ids=_ids_of_rows(index, picked).tolist(),
+        ids=ids_of_rows(index, picked).tolist(),
         offsets=index.cols["offset"][picked].astype(np.int64).tolist(),
     )
 
@@ -62,24 +62,40 @@ def search_segment(
     kept = [i for i, chunk in enumerate(index.chunks) if where.chunk_count(chunk) != 0]
     if scanner is None:
         # Structured only: rows of the chunks the summaries did not rule out.
-        parts = []
-        for i in kept:
-            start = int(index.chunks[i]["row_start"])
-            end = start + int(index.chunks[i]["count"])
-            mask = where.rows_mask(cols[start:end])
-            parts.append(np.flatnonzero(mask).astype(np.int64) + start)
-        rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        return _take(index, rows, limit, newest_first)
+        return _take(index, rows_in_chunks(index, kept, where), limit, newest_first)
     ranges = [(int(index.chunks[i]["byte_start"]), int(index.chunks[i]["byte_end"])) for i in kept]
     result = scanner.scan(buf, ranges, threads=threads, deadline=deadline)
-    offsets = np.sort(np.asarray(result.offsets, np.int64))
-    line_offsets = cols["offset"].astype(np.int64)
-    rows = np.searchsorted(line_offsets, offsets)
-    inside = rows < len(line_offsets)
-    rows, offsets = rows[inside], offsets[inside]
-    rows = rows[line_offsets[rows] == offsets]  # block header lines are no rows
+    rows = rows_at_offsets(cols, 0, len(cols), result.offsets)
     if where.levels is not None or where.services is not None or where.timed:
         rows = rows[where.rows_mask(cols[rows])]
     matches = _take(index, rows, limit, newest_first)
     matches.stopped = result.stopped
     return matches
+
+
+def rows_in_chunks(index: SegmentIndex, chunks: list[int], where: RowFilter) -> I64:
+    """The rows of the given chunks that pass the structured filter, ascending."""
+    parts = []
+    for i in chunks:
+        start = int(index.chunks[i]["row_start"])
+        mask = where.rows_mask(index.cols[start : start + int(index.chunks[i]["count"])])
+        parts.append(np.flatnonzero(mask).astype(np.int64) + start)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def rows_at_offsets(cols: npt.NDArray[np.void], lo: int, hi: int, offsets: list[int]) -> I64:
+    """The index rows in [lo, hi) whose lines start at `offsets`, ascending.
+
+    A match on a line that is no row (a block header scanned between two
+    chunks) is dropped.
+    """
+    if not offsets:
+        return np.zeros(0, np.int64)
+    needles = np.sort(np.asarray(offsets, np.int64))
+    line_offsets = cols["offset"][lo:hi]  # uint32, read only where searched
+    # Needles of the haystack's dtype: else numpy converts all of it per call.
+    rows = np.searchsorted(line_offsets, needles.astype(np.uint32))
+    inside = rows < len(line_offsets)
+    rows, needles = rows[inside], needles[inside]
+    found: I64 = rows[line_offsets[rows] == needles].astype(np.int64) + lo
+    return found
