@@ -1,0 +1,433 @@
+"""A crash-safe, bounded, disk-backed FIFO of event batches (the forward sinks' spool).
+
+A forward sink group appends the batches no remote accepted, later reads them
+from the head in order, sends them and commits what was delivered. Storage is
+the file sink's: `SegmentWriter` writes one checksummed block per batch to
+`active.log` (fsync policy, torn-tail truncation and quarantine at open) and
+the spool rotates it into `logcaster-<time>-<first id>.log` segments. Nothing
+here defines a file format.
+
+- Bounded: `max_bytes` limits the bytes of all segments. The policy decides
+  what an append does when the spool is full: `block` writes anyway (the
+  caller checks `full` first and waits), `drop_newest` writes what fits and
+  counts the rest, `drop_oldest` writes everything, then deletes the oldest
+  rotated segments until the total is back under `max_bytes`. The segment being
+  written is never deleted, so the disk holds at most about max_bytes plus one
+  segment. Sizes are estimated before writing (payload plus a header bound),
+  so `segment_bytes` and `drop_newest`'s cut are targets, not exact limits.
+- The cursor: the highest id delivered. `commit` moves it, deletes segments
+  whose last id is at or below it (rotating a consumed active.log first, so
+  its space returns) and persists it in the file `cursor` (tmp, fsync, rename),
+  at most every CURSOR_PERSIST_S seconds, from `maybe_sync`, or on close.
+- On crash: reopening makes exactly the events after the persisted cursor
+  pending again. A cursor older than the last commit only re-sends delivered
+  batches (at-least-once); deleted segments are gone, so nothing older
+  returns. The writer cuts a torn tail off active.log; if it had to quarantine
+  active.log (damage in the middle), the good blocks of the quarantined file
+  are linked back in as a segment, since for a spool losing them is worse.
+  Damaged blocks inside a segment are skipped by the reader, counted and logged.
+
+Reading keeps, per segment, the offset after the last block read, and the
+batches read but not committed stay in memory (about the largest `read` asked
+for): repeated reads cost nothing, new data is read once.
+
+Synchronous and not thread-safe: call one method at a time (a worker thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from logcaster.event import Batch
+from logcaster.log import log_event
+from logcaster.storage.blocks import decode_payload
+from logcaster.storage.segment import iter_raw_blocks, scan_segment
+from logcaster.storage.writer import FsyncPolicy, SegmentWriter, fsync_dir, list_rotated
+
+logger = logging.getLogger("logcaster.sinks.spool")
+
+SpoolPolicy = Literal["block", "drop_newest", "drop_oldest"]
+CURSOR_NAME = "cursor"
+CURSOR_PERSIST_S = 0.5
+# Per-block bytes beyond the texts: a header is at most 217 bytes, typically ~60
+# (see blocks.MAX_HEADER_BYTES); a newline per event is added separately.
+_BLOCK_OVERHEAD = 64
+# The writer must never rotate on its own: the spool rotates, so it knows which
+# batches each segment holds.
+_NO_ROTATION = 1 << 62
+
+
+class SpoolAppend(NamedTuple):
+    appended: int  # events written
+    dropped_newest: int  # events of this call not written (drop_newest, spool full)
+    dropped_oldest: int  # events deleted from the head to make room (drop_oldest)
+
+
+@dataclass(slots=True, eq=False)
+class _Segment:
+    path: Path  # active.log until rotated, then the rotated name (same inode)
+    last_id: int = -1  # of its last good block; -1 while it has none
+    events: int = 0  # in its good blocks
+    done: int = 0  # of those, at or below the cursor (consumed)
+    nbytes: int = 0
+    read_at: int = 0  # offset after the last block read into memory
+
+
+def _estimate(batch: Batch) -> int:
+    return sum(map(len, batch.texts)) + len(batch.texts) + _BLOCK_OVERHEAD
+
+
+class Spool:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int | None = None,
+        fsync: FsyncPolicy = "interval",
+        fsync_interval: float = 0.2,
+        policy: SpoolPolicy = "block",
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be > 0")
+        if policy not in ("block", "drop_newest", "drop_oldest"):
+            raise ValueError(f"policy must be block, drop_newest or drop_oldest, not {policy!r}")
+        if segment_bytes is None:
+            segment_bytes = max(64 * 1024, min(16 * 1024 * 1024, max_bytes // 8))
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        # A segment larger than the whole spool could never be dropped whole.
+        self.segment_bytes = max(1, min(segment_bytes, max_bytes))
+        self.policy: SpoolPolicy = policy
+        self.dropped_oldest = 0
+        self.dropped_newest = 0
+        self.quarantined = 0  # active.log files the writer quarantined at open
+        self.damaged = 0  # damaged regions skipped while reading
+        self._writer = SegmentWriter(
+            self.directory, max_bytes=_NO_ROTATION, fsync=fsync, fsync_interval=fsync_interval
+        )
+        self._recover()
+        self._cursor_path = self.directory / CURSOR_NAME
+        # Ids at or below the cursor were delivered. A cursor above everything on
+        # disk (committed data lost in a crash) is lowered, so new ids are never hidden.
+        self._cursor = min(self._load_cursor(), self._writer.last_id or -1)
+        self._persisted = self._cursor
+        self._persisted_at = time.monotonic()
+        self._segments: list[_Segment] = [self._scan(p) for p in list_rotated(self.directory)]
+        self._active = self._scan(self._writer.active_path)
+        self._loaded: deque[tuple[Batch, _Segment]] = deque()  # read, not committed
+        self._loaded_events = 0
+        self._release()
+
+    # -- opening --------------------------------------------------------------
+
+    def _recover(self) -> None:
+        rec = self._writer.recovered
+        if rec is None:
+            return
+        log_event(
+            logger,
+            logging.WARNING,
+            "spool_recovered",
+            kind=rec.kind,
+            path=str(rec.path),
+            offset=rec.offset,
+            reason=rec.reason,
+            torn_bytes=rec.torn_bytes,
+        )
+        target = rec.quarantined_to
+        if target is None:
+            return
+        self.quarantined += 1
+        if scan_segment(target, keep_blocks=False).event_count:
+            # A hard link keeps the quarantined copy for inspection at no cost.
+            try:
+                os.link(target, self.directory / target.name)
+            except OSError as exc:
+                log_event(
+                    logger, logging.ERROR, "spool_quarantine_lost", path=str(target), error=str(exc)
+                )
+
+    def _scan(self, path: Path) -> _Segment:
+        scan = scan_segment(path, keep_blocks=False)
+        last = scan.last_id if scan.last_id is not None else -1
+        return _Segment(path, last, scan.event_count, nbytes=scan.size)
+
+    def _load_cursor(self) -> int:
+        try:
+            return int(self._cursor_path.read_text())
+        except FileNotFoundError:
+            return -1
+        except (OSError, ValueError) as exc:
+            # Re-sending everything is the safe side of a lost cursor.
+            log_event(logger, logging.WARNING, "spool_cursor_unreadable", error=str(exc))
+            return -1
+
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self._segments) + self._writer.active_bytes
+
+    @property
+    def full(self) -> bool:
+        return self.nbytes >= self.max_bytes
+
+    @property
+    def events(self) -> int:
+        return sum(s.events - s.done for s in (*self._segments, self._active))
+
+    @property
+    def empty(self) -> bool:
+        return self.events == 0
+
+    @property
+    def durable_id(self) -> int:
+        return self._writer.durable_id or 0
+
+    @property
+    def last_id(self) -> int:
+        return self._writer.last_id or 0
+
+    @property
+    def cursor(self) -> int:
+        """The highest id committed (-1 before any)."""
+        return self._cursor
+
+    # -- writing --------------------------------------------------------------
+
+    def append(self, batches: list[Batch]) -> SpoolAppend:
+        """Write `batches` (ids increasing, above every id written) at the tail.
+
+        Raises ValueError (before writing) for ids out of order, StorageError on
+        an OS error: then the batches with ids up to `last_id` were written.
+        """
+        prev = self._writer.last_id
+        for b in batches:
+            if b.texts and prev is not None and b.first_id <= prev:
+                raise ValueError(f"first_id {b.first_id} is not above the last id {prev}")
+            prev = b.last_id if b.texts else prev
+        todo = [b for b in batches if b.texts]
+        dropped_newest = 0
+        if self.policy == "drop_newest":
+            todo, dropped_newest = self._fit(todo)
+            self.dropped_newest += dropped_newest
+        group: list[Batch] = []
+        size = self._writer.active_bytes
+        for b in todo:
+            est = _estimate(b)
+            if size and size + est > self.segment_bytes:
+                self._write(group)
+                group = []
+                self._rotate()
+                size = 0
+            group.append(b)
+            size += est
+        self._write(group)
+        dropped_oldest = 0
+        # Delete whole rotated segments only: the active one holds the newest data.
+        while self.policy == "drop_oldest" and self._segments and self.nbytes > self.max_bytes:
+            seg = self._segments[0]
+            dropped_oldest += seg.events - seg.done
+            self._delete(seg)
+        self.dropped_oldest += dropped_oldest
+        return SpoolAppend(sum(map(len, todo)), dropped_newest, dropped_oldest)
+
+    def _fit(self, batches: list[Batch]) -> tuple[list[Batch], int]:
+        """The head of `batches` that fits under max_bytes (the last one cut), and the rest."""
+        room = self.max_bytes - self.nbytes
+        kept: list[Batch] = []
+        for i, b in enumerate(batches):
+            est = _estimate(b)
+            if est <= room:
+                kept.append(b)
+                room -= est
+                continue
+            room -= _BLOCK_OVERHEAD
+            n = 0
+            while n < len(b.texts) and len(b.texts[n]) + 1 <= room:
+                room -= len(b.texts[n]) + 1
+                n += 1
+            if n:
+                kept.append(Batch(b.first_id, b.received_at, b.source, b.texts[:n]))
+            return kept, len(b.texts) - n + sum(map(len, batches[i + 1 :]))
+        return kept, 0
+
+    def _write(self, group: list[Batch]) -> None:
+        if not group:
+            return
+        seg = self._active
+        try:
+            self._writer.write_many(group)
+        finally:
+            # After an error, what reached the file is what the writer counted.
+            written = self._writer.last_id if self._writer.last_id is not None else -1
+            for b in group:
+                if b.last_id <= written:
+                    seg.events += len(b.texts)
+                    seg.last_id = b.last_id
+
+    def _rotate(self) -> None:
+        size = self._writer.active_bytes
+        path = self._writer.rotate()
+        if path is None:
+            return
+        seg = self._active
+        seg.path, seg.nbytes = path, size
+        self._segments.append(seg)
+        self._active = _Segment(self._writer.active_path)
+
+    def _delete(self, seg: _Segment) -> None:
+        self._segments.remove(seg)
+        while self._loaded and self._loaded[0][1] is seg:
+            self._loaded_events -= len(self._loaded.popleft()[0].texts)
+        with contextlib.suppress(FileNotFoundError):
+            seg.path.unlink()
+
+    # -- reading and committing -----------------------------------------------
+
+    def read(self, max_events: int) -> list[Batch]:
+        """The oldest pending batches, about `max_events` events (at least one
+        batch if any is pending), in id order; nothing is consumed."""
+        self._load(max(max_events, 1))
+        out: list[Batch] = []
+        n = 0
+        for batch, _ in self._loaded:
+            if out and n + len(batch.texts) > max_events:
+                break
+            out.append(batch)
+            n += len(batch.texts)
+        return out
+
+    def _load(self, want: int) -> None:
+        """Read blocks from disk into `_loaded` until it holds `want` events or all.
+
+        Blocks at or below the cursor are counted as done and skipped; a block
+        across it is cut.
+        """
+        for seg in (*self._segments, self._active):
+            if self._loaded_events >= want:
+                return
+            active = seg is self._active
+            end = self._writer.active_bytes if active else seg.nbytes
+            if seg.read_at >= end:
+                continue
+            with open(seg.path, "rb") as f:
+                blocks = iter_raw_blocks(seg.path, start=seg.read_at, end=end, file=f)
+                for raw in blocks:
+                    h = raw.header
+                    if raw.payload_offset - h.length > seg.read_at:
+                        self.damaged += 1
+                        log_event(
+                            logger,
+                            logging.WARNING,
+                            "spool_damage_skipped",
+                            path=str(seg.path),
+                            offset=seg.read_at,
+                        )
+                    seg.read_at = raw.payload_offset + h.payload_bytes
+                    skip = min(max(self._cursor - h.first_id + 1, 0), h.count)
+                    seg.done += skip
+                    if skip < h.count:
+                        texts = decode_payload(raw.payload, h.count, h.mode)[skip:]
+                        batch = Batch(h.first_id + skip, h.received, h.source, texts)
+                        self._loaded.append((batch, seg))
+                        self._loaded_events += len(texts)
+                        if self._loaded_events >= want:
+                            return
+            if not active and seg.read_at < end:
+                # A damaged tail of a rotated segment: never rescan it.
+                self.damaged += 1
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "spool_damage_skipped",
+                    path=str(seg.path),
+                    offset=seg.read_at,
+                )
+                seg.read_at = end
+
+    def commit(self, through_id: int) -> None:
+        """Everything up to `through_id` was delivered: consume it, free its segments."""
+        if through_id <= self._cursor:
+            return
+        self._cursor = through_id
+        while self._loaded:
+            batch, seg = self._loaded[0]
+            n = min(through_id - batch.first_id + 1, len(batch.texts))
+            if n <= 0:
+                break
+            seg.done += n
+            self._loaded_events -= n
+            if n == len(batch.texts):
+                self._loaded.popleft()
+            else:
+                cut = Batch(through_id + 1, batch.received_at, batch.source, batch.texts[n:])
+                self._loaded[0] = (cut, seg)
+        self._release()
+        if time.monotonic() - self._persisted_at >= CURSOR_PERSIST_S:
+            self._persist_cursor()
+
+    def _release(self) -> None:
+        """Delete the consumed segments; count the consumed part of the next one."""
+        if self._active.events and self._active.last_id <= self._cursor:
+            self._rotate()
+        while self._segments and self._segments[0].last_id <= self._cursor:
+            self._delete(self._segments[0])
+        if not self._loaded:
+            # Reads ahead to the first pending block, so `events` is exact.
+            self._load(1)
+
+    def _persist_cursor(self) -> None:
+        tmp = self.directory / (CURSOR_NAME + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, b"%d\n" % self._cursor)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._cursor_path)
+        fsync_dir(self.directory)
+        self._persisted = self._cursor
+        self._persisted_at = time.monotonic()
+
+    # -- syncing and closing --------------------------------------------------
+
+    def sync(self) -> None:
+        """Fsync unsynced data now."""
+        self._writer.sync()
+
+    def maybe_sync(self) -> bool:
+        """Fsync if the interval passed; persist a cursor left unsaved by `commit`.
+
+        For the caller's timer (every `fsync_interval`, and while commits happen).
+        """
+        if (
+            self._persisted != self._cursor
+            and time.monotonic() - self._persisted_at >= CURSOR_PERSIST_S
+        ):
+            self._persist_cursor()
+        return self._writer.maybe_fsync()
+
+    def close(self) -> None:
+        """Persist the cursor, fsync and close. Safe to call twice."""
+        if self._writer.closed:
+            return
+        try:
+            if self._persisted != self._cursor:
+                self._persist_cursor()
+        finally:
+            self._writer.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
