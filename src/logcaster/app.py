@@ -18,7 +18,7 @@ from typing import Protocol
 
 import msgspec
 
-from logcaster.config import Config
+from logcaster.config import Config, forward_dir
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
@@ -27,6 +27,7 @@ from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
+from logcaster.sinks.group import SinkGroup
 from logcaster.sinks.memory import MemorySink
 from logcaster.sources.syslog import SyslogListener
 from logcaster.sources.tcp import line_ingest
@@ -84,6 +85,13 @@ class Server:
             )
             c.sinks["file"] = self.file
         c.sinks["memory"] = self.memory
+        # Forward groups last: they take batches into their own bounded buffer.
+        self.groups = [
+            SinkGroup(g, self.stats, forward_dir(config, g), on_durable=self._durable_moved)
+            for g in config.forward
+        ]
+        for group in self.groups:
+            c.sinks[group.name] = group
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
         if config.tail_sampling.enabled:
@@ -137,6 +145,17 @@ class Server:
         for reason, n in sorted(s.drops.items()):
             # CamelCase like every STATS name: queue_full_newest -> DroppedQueueFullNewest
             stats["Dropped" + reason.title().replace("_", "")] = n
+        if self.groups:
+            groups = self.groups
+            members = [m for g in groups for m in g.members]
+            stats["Forwarded"] = sum(g.delivered for g in groups)
+            stats["ForwardBuffered"] = sum(g.buffered for g in groups)
+            stats["ForwardRetried"] = sum(g.retried for g in groups)
+            stats["Spooled"] = sum(g.spool.events for g in groups if g.spool is not None)
+            stats["SpoolBytes"] = sum(g.spool.nbytes for g in groups if g.spool is not None)
+            stats["DeadLettered"] = sum(g.dead_lettered for g in groups)
+            stats["BreakerOpens"] = sum(m.breaker.opens for m in members)
+            stats["SinksDown"] = sum(m.breaker.state != "closed" for m in members)
         if self.store is not None:
             stats["StoreIndexed"] = self.store.high_water
             stats["StoreLag"] = self.store.lag
@@ -188,8 +207,11 @@ class Server:
         drained = await self.pipeline.drain(max(0.1, deadline - time.monotonic()))
         for frontend in c.frontends.values():
             await frontend.stop()
+        for group in self.groups:  # what they still buffer: delivered, spooled or counted
+            await group.stop(max(0.1, deadline - time.monotonic()))
         for sink in c.sinks.values():
-            await sink.stop()
+            if not isinstance(sink, SinkGroup):
+                await sink.stop()
         if self.store is not None:
             await self.store.stop()
         self.queries.close()

@@ -110,6 +110,21 @@ def _parser() -> argparse.ArgumentParser:
         help="one JSON object per event: id, received, source, text",
     )
     cat.add_argument("--from-id", type=int, default=0, help="skip events with lower ids")
+
+    dlq = sub.add_parser("dlq", help="dead letters of a forward group (events a sink refused)")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_inspect = dlq_sub.add_parser("inspect", help="count the letters by reason, list the first")
+    dlq_inspect.add_argument("path", help="the group directory or its dead-letters.ndjson")
+    dlq_inspect.add_argument("--limit", type=int, default=10, help="letters to list (default 10)")
+    dlq_inspect.add_argument("--json", action="store_true", help="print one JSON document")
+    dlq_replay = dlq_sub.add_parser(
+        "replay", help="send the letters again; those delivered leave the file"
+    )
+    dlq_replay.add_argument("path", help="the group directory or its dead-letters.ndjson")
+    dlq_replay.add_argument(
+        "--to", required=True, help="destination URL: tcp://HOST:PORT[?ack=1] or http(s)://..."
+    )
+    dlq_replay.add_argument("--timeout", type=float, default=10.0, help="seconds per send")
     return parser
 
 
@@ -123,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "data":
         return _data(args)
+    if args.command == "dlq":
+        return _dlq(args)
     return _config_check(args)
 
 
@@ -151,6 +168,38 @@ def _data(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(inspect_mod.format_inspection(summary))
     return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    """`dlq inspect` (exit 0) and `dlq replay` (0: all delivered, 1: letters left, 2: no file)."""
+    import asyncio
+    import json
+
+    from logcaster.sinks import deadletter
+
+    path = deadletter.letters_path(Path(args.path))
+    if not path.is_file():
+        print(f"logcaster dlq {args.dlq_command}: no dead-letter file at {path}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.dlq_command == "inspect":
+        summary = deadletter.summarize(path, args.limit)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+            return 0
+        print(f"{summary['letters']} dead letters in {path} ({summary['bytes']} bytes)")
+        for row in summary["by_reason"]:
+            print(f"  {row['letters']:>8}  {row['sink']}  HTTP {row['status']}  {row['reason']}")
+        for record in summary["first"]:
+            text = record.get("text", "<binary: text_b64>")
+            print(f"id={record['id']} status={record.get('status')} {text[:200]}")
+        return 0
+    try:
+        delivered, left = asyncio.run(deadletter.replay(path, args.to, args.timeout))
+    except ValueError as exc:
+        print(f"logcaster dlq replay: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"delivered {delivered}, left {left} in {path}")
+    return 0 if left == 0 else 1
 
 
 def _data_cat(args: argparse.Namespace, segments: list[Path]) -> int:

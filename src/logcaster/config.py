@@ -134,6 +134,37 @@ class StoreConfig(_Section, frozen=True):
     max_unindexed: Annotated[int, msgspec.Meta(ge=0)] = 200_000
 
 
+class ForwardSinkConfig(_Section, frozen=True):
+    """One destination of a forward group (sinks/forward.py)."""
+
+    url: str  # tcp://HOST:PORT, tcp://HOST:PORT?ack=1 (another LogCaster), http(s)://... (NDJSON)
+    name: str | None = None  # in logs; the URL when null
+    write_timeout: PositiveFloat = 5.0  # seconds one attempt may take (connect, send, acks)
+    health_url: str | None = None  # HTTP: GET answering 2xx = healthy; else a TCP connect
+
+
+class ForwardGroupConfig(_Section, frozen=True):
+    """A sink group (SPEC §5): copies of every event to other collectors, with failover."""
+
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    primaries: Annotated[list[ForwardSinkConfig], msgspec.Meta(min_length=1)]
+    backups: list[ForwardSinkConfig] = msgspec.field(default_factory=list)
+    min_success: PositiveInt = 1  # sinks that must take an event for it to count as delivered
+    batch_events: PositiveInt = 2000  # events per send
+    max_in_flight: PositiveInt = 4  # sends out before the oldest is confirmed
+    buffer_events: PositiveInt = 20_000  # in memory; past it the pipeline waits (backpressure)
+    failure_threshold: PositiveInt = 3  # failures in a row that open a sink's breaker
+    open_s: PositiveFloat = 1.0  # an open breaker's first pause before a trial (doubles)
+    max_open_s: PositiveFloat = 30.0
+    # Spool and dead letters live here; null: <persist.dir>/forward/<name>, or none
+    # without persist.dir (then a group with no sink up holds events in memory and blocks).
+    dir: str | None = None
+    spool_max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 1024 * 1024 * 1024
+    spool_policy: Literal["block", "drop_newest", "drop_oldest"] = "block"  # a full spool
+    spool_fsync: Literal["always", "interval", "never"] = "interval"
+    dead_letter_max_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 100 * 1024 * 1024
+
+
 class Config(_Section, frozen=True):
     """Every option LogCaster reads, with its default."""
 
@@ -149,6 +180,7 @@ class Config(_Section, frozen=True):
     query: QueryConfig = msgspec.field(default_factory=QueryConfig)
     persist: PersistConfig = msgspec.field(default_factory=PersistConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    forward: list[ForwardGroupConfig] = msgspec.field(default_factory=list)
 
     @property
     def store_on(self) -> bool:
@@ -237,7 +269,39 @@ def validate(data: Mapping[str, Any]) -> Config:
         raise ConfigError(path or "config", reason) from exc
     _check_ports(config)
     _check_store(config)
+    _check_forward(config)
     return config
+
+
+def forward_dir(config: Config, group: ForwardGroupConfig) -> Path | None:
+    """Where a group keeps its spool and dead letters (None: no spool)."""
+    if group.dir is not None:
+        return Path(group.dir)
+    if config.persist.dir is not None:
+        return Path(config.persist.dir) / "forward" / group.name
+    return None
+
+
+def _check_forward(config: Config) -> None:
+    from logcaster.sinks.forward import open_forward
+
+    names: set[str] = set()
+    for g, group in enumerate(config.forward):
+        key = f"forward.{g}"
+        if group.name in names:
+            raise ConfigError(f"{key}.name", f"{group.name!r} names two groups")
+        names.add(group.name)
+        members = len(group.primaries) + len(group.backups)
+        if group.min_success > members:
+            raise ConfigError(
+                f"{key}.min_success", f"{group.min_success} is more than the {members} sinks"
+            )
+        for kind in ("primaries", "backups"):
+            for i, sink in enumerate(getattr(group, kind)):
+                try:
+                    open_forward(sink.url, health_url=sink.health_url)
+                except ValueError as exc:
+                    raise ConfigError(f"{key}.{kind}.{i}.url", str(exc)) from exc
 
 
 # Line offsets in the store's index are 32-bit.

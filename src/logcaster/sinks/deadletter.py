@@ -1,0 +1,184 @@
+"""Dead letters: events a receiver refused for good, kept for a person to look at.
+
+One NDJSON file per group, `<dir>/dead-letters.ndjson`, one object per event:
+`{"id", "received", "source", "text" | "text_b64", "sink", "status",
+"reason", "at"}`. Appends are fsynced (refusals are rare, and a dead letter
+is the only copy the forward path keeps). The file is bounded by `max_bytes`:
+past it, further refusals are counted and logged (`dropped`), never written.
+
+`logcaster dlq inspect DIR` lists them; `logcaster dlq replay DIR --to URL`
+sends them again and keeps only those refused again (see cli.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from logcaster.event import Batch
+from logcaster.sinks.forward import Rejection, SendError, open_forward
+
+FILE_NAME = "dead-letters.ndjson"
+
+
+def encode_letter(rejection: Rejection, sink: str, at: float) -> bytes:
+    record: dict[str, Any] = {
+        "id": rejection.event_id,
+        "received": rejection.received,
+        "source": rejection.source,
+    }
+    try:
+        record["text"] = rejection.text.decode()
+    except UnicodeDecodeError:
+        record["text_b64"] = base64.b64encode(rejection.text).decode("ascii")
+    record |= {"sink": sink, "status": rejection.status, "reason": rejection.reason, "at": at}
+    return orjson.dumps(record) + b"\n"
+
+
+class DeadLetters:
+    """The append-only, bounded dead-letter file of one group (synchronous; run in a thread)."""
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / FILE_NAME
+        self.max_bytes = max_bytes
+        self.written = 0  # letters written since start
+        self.dropped = 0  # letters not written: the file was at max_bytes
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def nbytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def add(self, rejections: Iterable[Rejection], sink: str) -> int:
+        """Append and fsync; returns how many did not fit (also counted in `dropped`)."""
+        room = self.max_bytes - self.nbytes
+        now = time.time()
+        data = bytearray()
+        dropped = 0
+        for rejection in rejections:
+            line = encode_letter(rejection, sink, now)
+            if len(data) + len(line) > room:
+                dropped += 1
+                continue
+            data += line
+        if data:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.written += data.count(b"\n")
+        self.dropped += dropped
+        return dropped
+
+
+def read_letters(path: Path) -> Iterator[dict[str, Any]]:
+    """Every letter in the file; a damaged line (a torn last write) is skipped."""
+    if not path.exists():
+        return
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "id" in record:
+                yield record
+
+
+def letter_text(record: dict[str, Any]) -> bytes:
+    if "text_b64" in record:
+        return base64.b64decode(record["text_b64"])
+    return str(record.get("text", "")).encode()
+
+
+def letter_batch(record: dict[str, Any]) -> Batch:
+    """The letter as a one-event batch with its original id, time and source."""
+    return Batch(
+        int(record["id"]),
+        float(record.get("received", 0.0)),
+        str(record.get("source", "")),
+        [letter_text(record)],
+    )
+
+
+def rewrite_letters(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace the file with `records` (atomically: a temporary file, fsync, rename)."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        for record in records:
+            f.write(orjson.dumps(record) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def letters_path(path: Path) -> Path:
+    """The dead-letter file given it or the group directory holding it."""
+    return path / FILE_NAME if path.is_dir() else path
+
+
+def summarize(path: Path, limit: int) -> dict[str, Any]:
+    """`logcaster dlq inspect`: counts by sink, status and reason, and the first letters."""
+    records = list(read_letters(path))
+    by = Counter((r.get("sink"), r.get("status"), r.get("reason")) for r in records)
+    return {
+        "file": str(path),
+        "letters": len(records),
+        "bytes": path.stat().st_size if path.exists() else 0,
+        "by_reason": [
+            {"sink": sink, "status": status, "reason": reason, "letters": n}
+            for (sink, status, reason), n in by.most_common()
+        ],
+        "first": records[:limit],
+    }
+
+
+async def replay(
+    path: Path, url: str, send_timeout: float, chunk_events: int = 500
+) -> tuple[int, int]:
+    """`logcaster dlq replay`: send every letter to `url`, in id order, in chunks.
+
+    Letters delivered leave the file; letters refused again stay with the new
+    answer; on a retryable failure the rest stay untouched. Returns (delivered,
+    left). The file is rewritten once, at the end (atomically).
+    """
+    records = sorted(read_letters(path), key=lambda r: int(r["id"]))
+    sink = open_forward(url, timeout=send_timeout)
+    left: list[dict[str, Any]] = []
+    delivered = 0
+    try:
+        for start in range(0, len(records), chunk_events):
+            part = records[start : start + chunk_events]
+            try:
+                rejected = await sink.deliver([letter_batch(r) for r in part])
+            except SendError:
+                left.extend(records[start:])
+                break
+            again = {r.event_id: r for r in rejected}
+            for record in part:
+                refusal = again.get(int(record["id"]))
+                if refusal is None:
+                    delivered += 1
+                    continue
+                record |= {"status": refusal.status, "reason": refusal.reason, "at": time.time()}
+                left.append(record)
+    finally:
+        await sink.close()
+    if delivered:
+        rewrite_letters(path, left)
+    return delivered, len(left)

@@ -1,0 +1,304 @@
+"""Forward sinks: copies of the event stream sent to another collector (SPEC §5).
+
+A forward sink makes one attempt per call and raises `SendError` when it
+failed in a way worth retrying; the group (group.py) owns retries, breakers,
+failover and the spool. Sinks by URL:
+
+- `tcp://HOST:PORT`: plain lines, for any collector that reads lines. An
+  attempt succeeds once the bytes are handed to the kernel: a receiver that
+  dies with them unread loses them (no back channel), so prefer:
+- `tcp://HOST:PORT?ack=1`: another LogCaster's acknowledged delivery
+  (docs/acknowledged-delivery.md). An attempt succeeds when the receiver
+  confirmed every line durable. Writes are pipelined: the next chunk goes out
+  while the previous one waits for its acks (the receiver holds each burst's
+  last line until the next line shows it is not a stack trace, so waiting
+  for each chunk alone would cost its idle timeout every time).
+- `http://...` / `https://...`: NDJSON POST, one JSON event per line (the
+  file sink's JSON form: the parsed event and its text). 2xx accepts the
+  chunk; 408, 429, 5xx and transport errors are retried; any other 4xx
+  rejects it for good. A rejected chunk is split in halves and resent, down
+  to the single events the receiver refuses: those become dead letters
+  (`Rejection`) and the rest is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+from logcaster.event import Batch
+from logcaster.storage.blocks import encode_json_payload
+
+ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
+ACK_OK = b"#OK ACK 1\n"
+
+
+class SendError(Exception):
+    """An attempt failed and may succeed later (connection, timeout, 5xx, 408, 429)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One event a receiver refused for good, with its answer (a dead letter)."""
+
+    event_id: int
+    received: float
+    source: str
+    text: bytes
+    status: int
+    reason: str
+
+
+class ForwardSink(Protocol):
+    name: str
+    url: str
+
+    async def deliver(self, chunk: list[Batch]) -> list[Rejection]:
+        """Send `chunk` once; return the events refused for good, raise SendError to retry."""
+        ...
+
+    async def check(self) -> None:
+        """A health check (connect, or GET the health URL); raises SendError when unhealthy."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_forward(
+    url: str, *, name: str | None = None, timeout: float = 5.0, health_url: str | None = None
+) -> ForwardSink:
+    """The forward sink for `url`; ValueError names what is wrong with it.
+
+    `health_url` (HTTP only): a GET answering 2xx means healthy; without it the
+    health check is a TCP connect."""
+    parts = urlsplit(url)
+    if parts.scheme == "tcp":
+        if not parts.hostname or parts.port is None:
+            raise ValueError(f"{url!r}: tcp needs tcp://HOST:PORT")
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"ack"}
+        if unknown:
+            raise ValueError(f"{url!r}: unknown parameter {sorted(unknown)[0]!r} (only ack=1)")
+        ack = query.get("ack", ["0"])[-1] in ("1", "true", "yes")
+        return TcpForward(name or url, url, parts.hostname, parts.port, ack=ack, timeout=timeout)
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ValueError(f"{url!r}: no host")
+        return HttpForward(name or url, url, timeout=timeout, health_url=health_url)
+    raise ValueError(f"{url!r}: the scheme must be tcp, http or https")
+
+
+def chunk_lines(chunk: list[Batch]) -> bytes:
+    """The chunk's event texts as lines (a multi-line event keeps its newlines)."""
+    return b"".join(b"\n".join(batch.texts) + b"\n" for batch in chunk)
+
+
+class TcpForward:
+    """Lines over TCP, plain or with LogCaster acks (see the module docstring)."""
+
+    def __init__(
+        self, name: str, url: str, host: str, port: int, *, ack: bool, timeout: float
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._host = host
+        self._port = port
+        self._ack = ack
+        self._timeout = timeout
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one chunk written at a time, in call order
+        self._sent = 0  # lines written on this connection
+        self._acked = 0  # lines the receiver confirmed on this connection
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        if self._writer is not None and not self._writer.is_closing():
+            return self._writer
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self._host, self._port), self._timeout
+            )
+            if self._ack:
+                writer.write(ACK_HANDSHAKE)
+                answer = await asyncio.wait_for(reader.readline(), self._timeout)
+                if answer != ACK_OK:
+                    writer.close()
+                    raise SendError(f"{self.url}: no ack handshake (answer {answer[:40]!r})")
+        except (OSError, TimeoutError) as exc:
+            raise SendError(f"{self.url}: cannot connect: {exc or 'timeout'}") from exc
+        self._writer = writer
+        self._sent = self._acked = 0
+        if self._ack:
+            self._reader_task = asyncio.create_task(self._read_acks(reader, writer))
+        return writer
+
+    async def _read_acks(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        error = "the receiver closed the connection"
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                word, _, count = line.strip().partition(b" ")
+                if word == b"ACK" and count.isdigit():
+                    self._acked = int(count)
+                    while self._waiting and self._waiting[0][0] <= self._acked:
+                        _, fut = self._waiting.popleft()
+                        if not fut.done():
+                            fut.set_result(None)
+                elif word == b"NACK":
+                    error = "the receiver refused lines (NACK: its queue is full)"
+                    break
+        except OSError as exc:
+            error = f"connection lost: {exc}"
+        if self._writer is writer:
+            self._drop(SendError(f"{self.url}: {error}"))
+
+    def _drop(self, exc: BaseException) -> None:
+        """Forget the connection; every chunk still waiting for acks fails."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        while self._waiting:
+            _, fut = self._waiting.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+    async def deliver(self, chunk: list[Batch]) -> list[Rejection]:
+        data = chunk_lines(chunk)
+        async with self._lock:
+            writer = await self._connect()
+            self._sent += data.count(b"\n")
+            done: asyncio.Future[None] | None = None
+            if self._ack:
+                done = asyncio.get_running_loop().create_future()
+                self._waiting.append((self._sent, done))
+            try:
+                writer.write(data)
+                await asyncio.wait_for(writer.drain(), self._timeout)
+            except (OSError, TimeoutError) as exc:
+                error = SendError(f"{self.url}: write failed: {exc or 'timeout'}")
+                self._drop(error)
+                raise error from exc
+        if done is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(done), self._timeout)
+            except TimeoutError as exc:
+                error = SendError(f"{self.url}: no ack within {self._timeout} s")
+                self._drop(error)
+                raise error from exc
+        return []
+
+    async def check(self) -> None:
+        async with self._lock:
+            await self._connect()
+
+    async def close(self) -> None:
+        task, self._reader_task = self._reader_task, None
+        self._drop(SendError(f"{self.url}: closed"))
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _retryable(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+class HttpForward:
+    """NDJSON POST (see the module docstring); one request in flight, in call order."""
+
+    def __init__(
+        self, name: str, url: str, *, timeout: float, health_url: str | None = None
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._health_url = health_url
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def deliver(self, chunk: list[Batch]) -> list[Rejection]:
+        # Parsing and encoding is CPU work: off the event loop.
+        lines = await asyncio.to_thread(_json_lines, chunk)
+        async with self._lock:
+            rejected: list[Rejection] = []
+            await self._post(lines, 0, len(lines), rejected)
+            return rejected
+
+    async def _post(
+        self, lines: list[tuple[Batch, int, bytes]], lo: int, hi: int, rejected: list[Rejection]
+    ) -> None:
+        """POST lines[lo:hi]; on a permanent 4xx split it to find the refused events."""
+        body = b"\n".join(line for _, _, line in lines[lo:hi]) + b"\n"
+        try:
+            async with self._client().post(
+                self.url, data=body, headers={"Content-Type": "application/x-ndjson"}
+            ) as response:
+                status = response.status
+                reason = (await response.text(errors="replace"))[:200] or response.reason or ""
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise SendError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        if status < 300:
+            return
+        if _retryable(status) or status < 400:
+            raise SendError(f"{self.url}: HTTP {status} {reason}".strip())
+        if hi - lo > 1:
+            mid = (lo + hi) // 2
+            await self._post(lines, lo, mid, rejected)
+            await self._post(lines, mid, hi, rejected)
+            return
+        batch, i, _ = lines[lo]
+        rejected.append(
+            Rejection(
+                batch.first_id + i, batch.received_at, batch.source, batch.texts[i], status, reason
+            )
+        )
+
+    async def check(self) -> None:
+        if self._health_url is not None:
+            try:
+                async with self._client().get(self._health_url) as response:
+                    status = response.status
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise SendError(f"{self._health_url}: {type(exc).__name__}: {exc}") from exc
+            if status >= 300:
+                raise SendError(f"{self._health_url}: HTTP {status}")
+            return
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, port), self._timeout.total
+            )
+        except (OSError, TimeoutError) as exc:
+            raise SendError(f"{self.url}: cannot connect: {exc or 'timeout'}") from exc
+        writer.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _json_lines(chunk: list[Batch]) -> list[tuple[Batch, int, bytes]]:
+    """Each event's JSON line, with its batch and index (for dead letters)."""
+    out: list[tuple[Batch, int, bytes]] = []
+    for batch in chunk:
+        payload = encode_json_payload(
+            batch.first_id, batch.texts, batch.received_at, batch.source, batch.cached_events
+        )
+        out.extend((batch, i, line) for i, line in enumerate(payload.split(b"\n")[:-1]))
+    return out

@@ -1,0 +1,527 @@
+"""A forward sink group: primaries, backups, breakers, spool and dead letters (SPEC §5).
+
+To the pipeline a group is one sink. `write` hands batches to the group's
+outbox (memory, bounded by `buffer_events`) and returns; when the outbox is
+full it waits, so a group that cannot keep up pushes back on the pipeline and
+the queue policy decides (docs/overload-design.md). One sender task moves
+chunks (`batch_events`) from the outbox to the sinks:
+
+- **Targets.** Every primary whose breaker allows a write gets each chunk
+  (copies); when fewer than `min_success` primaries are allowed, backups are
+  added in order. A chunk is delivered once `min_success` sinks took it; if
+  the chosen ones fell short, the remaining allowed sinks are tried one by
+  one. Failback is the breaker's half-open trial: the next chunk after the
+  open period goes to the primary again.
+- **Window.** Up to `max_in_flight` chunks are out at once (acknowledged TCP
+  needs the next chunk to release the last line of the one before); chunks
+  are resolved strictly in id order, so `durable_id` only ever covers a
+  contiguous prefix.
+- **Spool.** When a chunk found no sink, it and everything after it (the
+  chunks in flight as they resolve, then the outbox) go to the group's disk
+  spool, in id order, and the group is *spooling*: new batches follow them
+  into the spool until it is empty again, so a destination sees events in
+  order. While a sink is allowed the spool is sent from its head and
+  committed as chunks are delivered. Without a spool a failed chunk waits in
+  memory for a sink (the outbox then fills and the pipeline blocks).
+- **Dead letters.** Events a sink refused for good (HTTP 4xx other than 408
+  and 429) are written to the dead-letter file, and count as resolved.
+- **Durable.** `durable_id`: every id up to it was delivered, dead-lettered,
+  dropped by a counted policy, or written to the spool and fsynced. Ack
+  clients of the ingest port wait for it like for the file sink.
+
+Delivery is at least once: a chunk whose acks were lost with a connection is
+sent again (`retried`, an upper bound on the duplicates a receiver may hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logcaster.config import ForwardGroupConfig, ForwardSinkConfig
+from logcaster.event import Batch
+from logcaster.log import log_event
+from logcaster.sinks.deadletter import DeadLetters
+from logcaster.sinks.forward import ForwardSink, Rejection, open_forward
+from logcaster.sinks.resilience import Breaker
+from logcaster.sinks.spool import Spool
+from logcaster.stats import Stats
+
+logger = logging.getLogger("logcaster.sinks.group")
+
+SPOOL_SYNC_S = 0.2  # the spool's fsync timer with fsync: interval
+IDLE_WAKE_S = 1.0  # the sender re-checks breakers and the spool at least this often
+
+
+@dataclass(eq=False)
+class Member:
+    """One sink of a group with its breaker and counters."""
+
+    sink: ForwardSink
+    breaker: Breaker
+    primary: bool
+    delivered: int = 0  # events this sink took
+    failures: int = 0  # failed attempts
+
+
+@dataclass(eq=False)
+class Chunk:
+    """Consecutive batches sent together; resolved in order."""
+
+    batches: list[Batch]
+    from_spool: bool
+    task: asyncio.Task[tuple[int, list[Rejection]]] | None = None
+    tried: set[int] = field(default_factory=set)  # indexes of members tried
+    attempts: int = 0
+
+    @property
+    def first_id(self) -> int:
+        return self.batches[0].first_id
+
+    @property
+    def last_id(self) -> int:
+        return self.batches[-1].last_id
+
+    @property
+    def events(self) -> int:
+        return sum(map(len, self.batches))
+
+
+class SinkGroup:
+    """See the module docstring. The sender task owns the spool (all its calls are serial)."""
+
+    def __init__(
+        self,
+        config: ForwardGroupConfig,
+        stats: Stats,
+        directory: Path | None = None,
+        on_durable: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.name = f"forward:{config.name}"
+        self._stats = stats
+        self._directory = directory
+        self._on_durable = on_durable
+        self.members = [self._member(s, True) for s in config.primaries] + [
+            self._member(s, False) for s in config.backups
+        ]
+        self._outbox: deque[Batch] = deque()
+        self._outbox_events = 0
+        self._wake = asyncio.Event()  # new batches, or a reason to look again
+        self._room = asyncio.Event()  # the outbox went below its bound
+        self._pending: deque[Chunk] = deque()  # sent or to resend, oldest first
+        self.spool: Spool | None = None
+        self.dead_letters: DeadLetters | None = None
+        self._spooling = False
+        self._spool_sent_through = 0  # spooled ids already taken into a chunk
+        self._spool_ahead: deque[Batch] = deque()  # read from the spool, not yet in a chunk
+        self._through = 0  # every id up to this is resolved (see durable_id)
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False  # stop() began: write no longer waits for room
+        self._stop_now = False  # the sender ends at its next step
+        self._logged: dict[str, float] = {}
+        # counters, for STATS
+        self.delivered = 0  # events delivered (min_success sinks took them)
+        self.retried = 0  # events sent again after an attempt failed
+        self.dead_lettered = 0
+        self.spooled = 0  # events written to the spool (all time)
+
+    def _member(self, cfg: ForwardSinkConfig, primary: bool) -> Member:
+        c = self.config
+        sink = open_forward(
+            cfg.url, name=cfg.name or cfg.url, timeout=cfg.write_timeout, health_url=cfg.health_url
+        )
+        return Member(sink, Breaker(c.failure_threshold, c.open_s, c.max_open_s), primary)
+
+    # -- the pipeline's side ---------------------------------------------------
+
+    @property
+    def durable_id(self) -> int:
+        through = self._through
+        spool = self.spool
+        if spool is not None and spool.last_id > spool.durable_id:
+            through = min(through, spool.durable_id)
+        return through
+
+    @property
+    def buffered(self) -> int:
+        """Events in memory: the outbox and chunks not yet resolved."""
+        return self._outbox_events + sum(c.events for c in self._pending if not c.from_spool)
+
+    async def start(self) -> None:
+        if self._directory is not None:
+            c = self.config
+            self.spool = await asyncio.to_thread(
+                Spool,
+                self._directory / "spool",
+                max_bytes=c.spool_max_bytes,
+                fsync=c.spool_fsync,
+                policy=c.spool_policy,
+            )
+            self.dead_letters = DeadLetters(self._directory, c.dead_letter_max_bytes)
+            if not self.spool.empty:
+                self._spooling = True  # what an earlier run spooled goes first
+                log_event(
+                    logger, logging.INFO, "spool_resumed", group=c.name, events=self.spool.events
+                )
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def write(self, batches: list[Batch]) -> None:
+        if not self._outbox and not self._pending and (self.spool is None or self.spool.empty):
+            # Nothing outstanding: the ids before these (gaps, earlier runs) are settled.
+            self._advance(batches[0].first_id - 1)
+        self._outbox.extend(batches)
+        self._outbox_events += sum(map(len, batches))
+        self._wake.set()
+        while self._outbox_events > self.config.buffer_events and not self._closing:
+            self._room.clear()
+            await self._room.wait()
+
+    async def stop(self, within_s: float = 5.0) -> None:
+        """Deliver what is buffered within `within_s`; spool (or count) the rest."""
+        self._closing = True
+        self._room.set()
+        deadline = time.monotonic() + within_s
+        task = self._task
+        while (self._outbox or self._pending) and time.monotonic() < deadline:
+            if task is None or task.done():
+                break
+            await asyncio.sleep(0.05)
+        # The sender stops between steps (never inside a spool call, which runs
+        # in a thread and cannot be cancelled); sends still in flight are.
+        self._stop_now = True
+        self._wake.set()
+        for chunk in self._pending:
+            if chunk.task is not None:
+                chunk.task.cancel()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        left = [c for c in self._pending if not c.from_spool]
+        batches = [b for c in left for b in c.batches] + list(self._outbox)
+        self._pending.clear()
+        self._outbox.clear()
+        self._outbox_events = 0
+        if batches:
+            if self.spool is not None:
+                await self._to_spool(batches)
+            else:
+                n = sum(map(len, batches))
+                self._stats.drop("forward_undelivered", n)
+                log_event(
+                    logger, logging.ERROR, "forward_undelivered", group=self.config.name, events=n
+                )
+        for member in self.members:
+            await member.sink.close()
+        if self.spool is not None:
+            await asyncio.to_thread(self.spool.close)
+
+    # -- the sender ------------------------------------------------------------
+
+    async def _run(self) -> None:
+        last_sync = time.monotonic()
+        while not self._stop_now:
+            if self._spooling:
+                if self._outbox:
+                    await self._outbox_to_spool()
+                await self._read_spool_ahead()
+            self._launch()
+            if self._pending and self._pending[0].task is not None:
+                await self._resolve_head()
+            else:
+                await self._idle()
+            spool = self.spool
+            if spool is not None and time.monotonic() - last_sync >= SPOOL_SYNC_S:
+                last_sync = time.monotonic()
+                if spool.last_id > spool.durable_id:
+                    await asyncio.to_thread(spool.maybe_sync)
+                    self._durable_moved()
+            if self._spooling and spool is not None and spool.empty and not self._pending:
+                self._spooling = False
+                log_event(logger, logging.INFO, "spool_drained", group=self.config.name)
+
+    def _targets(self, chunk: Chunk) -> list[int]:
+        """Allowed members for a new attempt: primaries, then backups up to min_success."""
+        need = self.config.min_success
+        allowed = [i for i, m in enumerate(self.members) if m.breaker.allows()]
+        chosen = [i for i in allowed if self.members[i].primary]
+        for i in allowed:
+            if len(chosen) >= need:
+                break
+            if not self.members[i].primary:
+                chosen.append(i)
+        return chosen
+
+    def _launch(self) -> None:
+        """Send chunks while the window has room: retries first, then new data."""
+        window = self.config.max_in_flight
+        for chunk in self._pending:
+            if chunk.task is None and not self._start(chunk):
+                return  # no sink allowed: keep order, launch nothing after it
+        while len(self._pending) < window:
+            new = self._next_chunk()
+            if new is None:
+                return
+            self._pending.append(new)
+            if not self._start(new):
+                return
+
+    def _next_chunk(self) -> Chunk | None:
+        size = self.config.batch_events
+        if self._spooling:
+            return self._next_spool_chunk(size)
+        if not self._outbox:
+            return None
+        batches: list[Batch] = []
+        n = 0
+        while self._outbox and n < size:
+            batch = self._outbox.popleft()
+            batches.append(batch)
+            n += len(batch)
+        self._outbox_events -= n
+        if self._outbox_events <= self.config.buffer_events:
+            self._room.set()
+        return Chunk(batches, from_spool=False)
+
+    async def _read_spool_ahead(self) -> None:
+        """Read the next spooled batches (in a thread) for the window to send."""
+        spool = self.spool
+        if spool is None or spool.empty or self._spool_ahead:
+            return
+        if not any(m.breaker.allows() for m in self.members):
+            return
+        size = self.config.batch_events * self.config.max_in_flight
+        after = self._spool_sent_through
+        for batch in await asyncio.to_thread(spool.read, size + (after and size)):
+            if batch.last_id <= after:
+                continue
+            if batch.first_id <= after:
+                cut = after - batch.first_id + 1
+                batch = Batch(after + 1, batch.received_at, batch.source, batch.texts[cut:])
+            self._spool_ahead.append(batch)
+
+    def _next_spool_chunk(self, size: int) -> Chunk | None:
+        ahead = self._spool_ahead
+        if not ahead:
+            return None
+        batches: list[Batch] = []
+        n = 0
+        while ahead and n < size:
+            batch = ahead.popleft()
+            batches.append(batch)
+            n += len(batch)
+        self._spool_sent_through = batches[-1].last_id
+        return Chunk(batches, from_spool=True)
+
+    def _start(self, chunk: Chunk) -> bool:
+        targets = [i for i in self._targets(chunk) if i not in chunk.tried]
+        if not targets:
+            return False
+        chunk.tried.update(targets)
+        if chunk.attempts:
+            self.retried += chunk.events
+        chunk.attempts += 1
+        chunk.task = asyncio.create_task(self._attempt(chunk, targets))
+        return True
+
+    async def _attempt(self, chunk: Chunk, targets: list[int]) -> tuple[int, list[Rejection]]:
+        results = await asyncio.gather(*(self._try(self.members[i], chunk) for i in targets))
+        took = [r for r in results if r is not None]
+        return len(took), (took[0] if took else [])
+
+    async def _try(self, member: Member, chunk: Chunk) -> list[Rejection] | None:
+        """One sink, one attempt; the breaker learns the outcome."""
+        try:
+            if member.breaker.state == "half_open":
+                await member.sink.check()
+            rejected = await member.sink.deliver(chunk.batches)
+        except Exception as exc:  # SendError, or anything else a sink raised: a failure
+            member.failures += 1
+            self._stats.sink_errors += 1
+            if member.breaker.failure():
+                log_event(
+                    logger,
+                    logging.ERROR,
+                    "forward_sink_down",
+                    group=self.config.name,
+                    sink=member.sink.name,
+                    error=str(exc),
+                    retry_in_s=round(member.breaker.retry_in, 2),
+                )
+            return None
+        if member.breaker.success():
+            log_event(
+                logger,
+                logging.WARNING,
+                "forward_sink_recovered",
+                group=self.config.name,
+                sink=member.sink.name,
+            )
+        member.delivered += chunk.events - len(rejected)
+        return rejected
+
+    async def _resolve_head(self) -> None:
+        chunk = self._pending[0]
+        assert chunk.task is not None
+        done = await asyncio.gather(chunk.task, return_exceptions=True)
+        if isinstance(done[0], BaseException):
+            return  # cancelled by stop()
+        took, rejected = done[0]
+        need = self.config.min_success
+        while took < need:
+            # Short: the allowed sinks not tried yet, one by one (failover).
+            more = [i for i in self._targets(chunk) if i not in chunk.tried]
+            if not more:
+                more = [
+                    i
+                    for i, m in enumerate(self.members)
+                    if i not in chunk.tried and m.breaker.allows()
+                ]
+            if not more:
+                break
+            chunk.tried.add(more[0])
+            got = await self._try(self.members[more[0]], chunk)
+            if got is not None:
+                took += 1
+                rejected = rejected or got
+        if took >= need:
+            self._pending.popleft()
+            await self._delivered(chunk, rejected)
+            return
+        await self._failed(chunk)
+
+    async def _delivered(self, chunk: Chunk, rejected: list[Rejection]) -> None:
+        if rejected:
+            await self._dead_letter(rejected, chunk)
+        self.delivered += chunk.events - len(rejected)
+        if chunk.from_spool:
+            assert self.spool is not None
+            await asyncio.to_thread(self.spool.commit, chunk.last_id)
+        else:
+            self._advance(chunk.last_id)
+
+    async def _failed(self, chunk: Chunk) -> None:
+        """No sink took the head chunk: spool it (and what follows), or keep it to resend."""
+        chunk.task = None
+        chunk.tried.clear()
+        if chunk.from_spool:
+            # It stays in the spool; everything in flight after it is re-read later.
+            for later in list(self._pending)[1:]:
+                self.retried += later.events  # sent again from the cursor
+                if later.task is not None:
+                    later.task.cancel()
+            self._pending.clear()
+            assert self.spool is not None
+            self._spool_sent_through = 0  # re-read from the spool's cursor
+            self._spool_ahead.clear()
+            self._log_once("forward_waiting", events=self.spool.events)
+            return
+        if self.spool is None:
+            self._log_once("forward_waiting", events=self.buffered)
+            return  # resent in order once a breaker allows (the outbox fills meanwhile)
+        # Spool it, then each later chunk as it resolves, in id order.
+        self._pending.popleft()
+        await self._to_spool(chunk.batches)
+        self._spooling = True
+        while self._pending:
+            later = self._pending[0]
+            if later.task is not None:
+                done = await asyncio.gather(later.task, return_exceptions=True)
+                if isinstance(done[0], BaseException):
+                    return  # cancelled by stop(), which spools what is left
+                took, rejected = done[0]
+                if took >= self.config.min_success:
+                    self._pending.popleft()
+                    await self._delivered(later, rejected)
+                    continue
+            self._pending.popleft()
+            await self._to_spool(later.batches)
+        await self._outbox_to_spool()
+
+    async def _outbox_to_spool(self) -> None:
+        spool = self.spool
+        assert spool is not None
+        if self.config.spool_policy == "block" and spool.full:
+            return  # the outbox keeps them; when it is full the pipeline waits
+        batches = list(self._outbox)
+        self._outbox.clear()
+        self._outbox_events = 0
+        self._room.set()
+        await self._to_spool(batches)
+
+    async def _to_spool(self, batches: list[Batch]) -> None:
+        spool = self.spool
+        assert spool is not None
+        if not batches:
+            return
+        result = await asyncio.to_thread(spool.append, batches)
+        self.spooled += result.appended
+        for reason, n in (
+            ("spool_full_newest", result.dropped_newest),
+            ("spool_full_oldest", result.dropped_oldest),
+        ):
+            if n:
+                self._stats.drop(reason, n)
+                self._log_once(reason, events=n, level=logging.WARNING)
+        self._advance(batches[-1].last_id)
+
+    async def _dead_letter(self, rejected: list[Rejection], chunk: Chunk) -> None:
+        sink = next(
+            (self.members[i].sink.name for i in sorted(chunk.tried)), self.members[0].sink.name
+        )
+        dead = self.dead_letters
+        lost = len(rejected)
+        if dead is not None:
+            lost = await asyncio.to_thread(dead.add, rejected, sink)
+            self.dead_lettered += len(rejected) - lost
+        if lost:
+            self._stats.drop("dead_letter_full" if dead is not None else "rejected_no_dlq", lost)
+        first = rejected[0]
+        self._log_once(
+            "forward_rejected",
+            level=logging.WARNING,
+            events=len(rejected),
+            status=first.status,
+            reason=first.reason,
+            sink=sink,
+        )
+
+    async def _idle(self) -> None:
+        """Nothing to resolve: wait for data, or for a breaker to allow a trial."""
+        waits = [m.breaker.retry_in for m in self.members if m.breaker.state == "open"]
+        timeout = min([IDLE_WAKE_S, *(max(0.01, w) for w in waits)])
+        if (
+            not self._pending
+            and not self._spooling
+            and self._outbox
+            and self.spool is not None
+            and not any(m.breaker.allows() for m in self.members)
+        ):
+            # Every sink is down: spool instead of holding the outbox in memory.
+            self._spooling = True
+            await self._outbox_to_spool()
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _advance(self, through: int) -> None:
+        if through > self._through:
+            self._through = through
+            self._durable_moved()
+
+    def _durable_moved(self) -> None:
+        if self._on_durable is not None:
+            self._on_durable()
+
+    def _log_once(self, event: str, level: int = logging.ERROR, **fields: Any) -> None:
+        now = time.monotonic()
+        if now - self._logged.get(event, 0.0) >= 1.0:
+            self._logged[event] = now
+            log_event(logger, level, event, group=self.config.name, **fields)
