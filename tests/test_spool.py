@@ -89,6 +89,16 @@ def test_ids_with_gaps_and_commit_inside_a_batch(tmp_path: Path) -> None:
         assert spool.events == 2 and ids(spool.read(10)) == [600, 601]
 
 
+def test_ids_may_start_at_zero(tmp_path: Path) -> None:
+    with open_spool(tmp_path) as spool:
+        spool.append([batch(0, 1)])
+        spool.commit(0)
+        assert spool.empty
+        spool.append([batch(1, 2)])
+    with open_spool(tmp_path) as spool:
+        assert ids(spool.read(10)) == [1, 2]
+
+
 def test_commit_deletes_consumed_segments(tmp_path: Path) -> None:
     with open_spool(tmp_path) as spool:
         spool.append(batches(1, 100))

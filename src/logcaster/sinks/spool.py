@@ -125,7 +125,7 @@ class Spool:
         # Ids at or below the cursor were delivered. A cursor above everything on
         # disk (committed data lost in a crash) is lowered, so new ids are never hidden.
         saved = self._load_cursor()
-        self._cursor = min(saved, self._writer.last_id or -1)
+        self._cursor = min(saved, self._written)
         self._last_delivered = max(saved, 0)  # for `last_id` when the segments are gone
         self._persisted = self._cursor
         self._persisted_at = time.monotonic()
@@ -207,6 +207,12 @@ class Spool:
         return max(self._writer.last_id or 0, self._last_delivered)
 
     @property
+    def _written(self) -> int:
+        """The highest id on disk or written, -1 if none (ids may start at 0)."""
+        last = self._writer.last_id
+        return -1 if last is None else last
+
+    @property
     def cursor(self) -> int:
         """The highest id committed (-1 before any)."""
         return self._cursor
@@ -278,7 +284,7 @@ class Spool:
             self._writer.write_many(group)
         finally:
             # After an error, what reached the file is what the writer counted.
-            written = self._writer.last_id if self._writer.last_id is not None else -1
+            written = self._written
             for b in group:
                 if b.last_id <= written:
                     seg.events += len(b.texts)
@@ -359,7 +365,7 @@ class Spool:
         """Everything up to `through_id` was delivered: consume it, free its segments."""
         # Ids not written yet cannot have been delivered: a cursor past `last_id`
         # would hide the next appends.
-        through_id = min(through_id, self._writer.last_id or -1)
+        through_id = min(through_id, self._written)
         if through_id <= self._cursor:
             return
         self._cursor = through_id
