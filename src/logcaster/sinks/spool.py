@@ -46,10 +46,17 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from logcaster.event import Batch
+from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.storage.blocks import decode_payload
 from logcaster.storage.segment import iter_raw_blocks, scan_segment
-from logcaster.storage.writer import FsyncPolicy, SegmentWriter, fsync_dir, list_rotated
+from logcaster.storage.writer import (
+    FsyncPolicy,
+    SegmentWriter,
+    fsync_dir,
+    list_rotated,
+    parse_segment_name,
+)
 
 logger = logging.getLogger("logcaster.sinks.spool")
 
@@ -117,7 +124,9 @@ class Spool:
         self._cursor_path = self.directory / CURSOR_NAME
         # Ids at or below the cursor were delivered. A cursor above everything on
         # disk (committed data lost in a crash) is lowered, so new ids are never hidden.
-        self._cursor = min(self._load_cursor(), self._writer.last_id or -1)
+        saved = self._load_cursor()
+        self._cursor = min(saved, self._written)
+        self._last_delivered = max(saved, 0)  # for `last_id` when the segments are gone
         self._persisted = self._cursor
         self._persisted_at = time.monotonic()
         self._segments: list[_Segment] = [self._scan(p) for p in list_rotated(self.directory)]
@@ -146,7 +155,8 @@ class Spool:
         if target is None:
             return
         self.quarantined += 1
-        if scan_segment(target, keep_blocks=False).event_count:
+        named = parse_segment_name(target.name) is not None  # else never listed
+        if named and scan_segment(target, keep_blocks=False).event_count:
             # A hard link keeps the quarantined copy for inspection at no cost.
             try:
                 os.link(target, self.directory / target.name)
@@ -194,7 +204,13 @@ class Spool:
 
     @property
     def last_id(self) -> int:
-        return self._writer.last_id or 0
+        return max(self._writer.last_id or 0, self._last_delivered)
+
+    @property
+    def _written(self) -> int:
+        """The highest id on disk or written, -1 if none (ids may start at 0)."""
+        last = self._writer.last_id
+        return -1 if last is None else last
 
     @property
     def cursor(self) -> int:
@@ -268,7 +284,7 @@ class Spool:
             self._writer.write_many(group)
         finally:
             # After an error, what reached the file is what the writer counted.
-            written = self._writer.last_id if self._writer.last_id is not None else -1
+            written = self._written
             for b in group:
                 if b.last_id <= written:
                     seg.events += len(b.texts)
@@ -324,14 +340,7 @@ class Spool:
                 for raw in blocks:
                     h = raw.header
                     if raw.payload_offset - h.length > seg.read_at:
-                        self.damaged += 1
-                        log_event(
-                            logger,
-                            logging.WARNING,
-                            "spool_damage_skipped",
-                            path=str(seg.path),
-                            offset=seg.read_at,
-                        )
+                        self._damaged(seg)  # the reader resynced past bad bytes
                     seg.read_at = raw.payload_offset + h.payload_bytes
                     skip = min(max(self._cursor - h.first_id + 1, 0), h.count)
                     seg.done += skip
@@ -343,19 +352,20 @@ class Spool:
                         if self._loaded_events >= want:
                             return
             if not active and seg.read_at < end:
-                # A damaged tail of a rotated segment: never rescan it.
-                self.damaged += 1
-                log_event(
-                    logger,
-                    logging.WARNING,
-                    "spool_damage_skipped",
-                    path=str(seg.path),
-                    offset=seg.read_at,
-                )
+                self._damaged(seg)  # a damaged tail of a rotated segment: never rescan it
                 seg.read_at = end
+
+    def _damaged(self, seg: _Segment) -> None:
+        self.damaged += 1
+        log_event(
+            logger, logging.WARNING, "spool_damage_skipped", path=str(seg.path), offset=seg.read_at
+        )
 
     def commit(self, through_id: int) -> None:
         """Everything up to `through_id` was delivered: consume it, free its segments."""
+        # Ids not written yet cannot have been delivered: a cursor past `last_id`
+        # would hide the next appends.
+        through_id = min(through_id, self._written)
         if through_id <= self._cursor:
             return
         self._cursor = through_id
@@ -387,13 +397,17 @@ class Spool:
 
     def _persist_cursor(self) -> None:
         tmp = self.directory / (CURSOR_NAME + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, b"%d\n" % self._cursor)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._cursor_path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, b"%d\n" % self._cursor)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._cursor_path)
+        except OSError as exc:
+            msg = f"cannot save the spool cursor {self._cursor_path}: {exc.strerror or exc}"
+            raise StorageError(msg, path=str(self._cursor_path), errno=exc.errno) from exc
         fsync_dir(self.directory)
         self._persisted = self._cursor
         self._persisted_at = time.monotonic()
