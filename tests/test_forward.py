@@ -22,7 +22,8 @@ import pytest
 import yaml
 from aiohttp import web
 
-from logcaster.config import ConfigError, load_config, validate
+from logcaster.config import load_config, validate
+from logcaster.exceptions import ConfigError
 from logcaster.sinks.resilience import Backoff, Breaker
 from logcaster.testing import wait_for
 from tests.conftest import ServerFactory
@@ -87,6 +88,7 @@ class HttpReceiver:
         self.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
 
 @pytest.fixture
@@ -134,16 +136,18 @@ def free_port() -> int:
 
 
 def paced_send(port: int, lines: list[bytes], seconds: float, connections: int = 1) -> None:
-    """Send `lines` spread over `seconds`, round-robin over `connections` (each keeps order)."""
+    """Send `lines` spread over `seconds`; connection c sends lines[c::connections], in order."""
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
-    step = max(1, len(lines) // 200)
+    streams = [lines[c::connections] for c in range(connections)]
+    steps = 200
     start = time.monotonic()
-    for n, i in enumerate(range(0, len(lines), step)):
-        socks[n % connections].sendall(b"".join(lines[i : i + step]))
-        due = start + seconds * (i + step) / len(lines)
-        time.sleep(max(0.0, due - time.monotonic()))
-    for s in socks:
-        s.close()
+    for k in range(steps):
+        for sock, stream in zip(socks, streams, strict=True):
+            part = stream[len(stream) * k // steps : len(stream) * (k + 1) // steps]
+            sock.sendall(b"".join(part))
+        time.sleep(max(0.0, start + seconds * (k + 1) / steps - time.monotonic()))
+    for sock in socks:
+        sock.close()
 
 
 def settled(stats: dict[str, float], total: int) -> bool:
@@ -166,7 +170,8 @@ def test_breaker_opens_after_threshold_then_half_open_trial_closes_it() -> None:
     assert b.allows() and not b.failure() and not b.failure()
     assert b.failure() and b.state == "open" and not b.allows()
     now[0] = 1.0
-    assert b.allows() and b.state == "half_open"
+    assert b.allows()
+    assert b.state == "half_open"  # type: ignore[comparison-overlap]  # allows() moved it
     assert b.failure() and b.state == "open"  # a failed trial: open again, longer
     now[0] = 2.9
     assert not b.allows()

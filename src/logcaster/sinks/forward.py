@@ -40,7 +40,14 @@ ACK_OK = b"#OK ACK 1\n"
 
 
 class SendError(Exception):
-    """An attempt failed and may succeed later (connection, timeout, 5xx, 408, 429)."""
+    """An attempt failed and may succeed later (connection, timeout, 5xx, 408, 429).
+
+    `maybe_stored`: the receiver may hold the events anyway (the failure came
+    after they were sent), so sending them again may duplicate them."""
+
+    def __init__(self, message: str, *, maybe_stored: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_stored = maybe_stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +137,14 @@ class TcpForward:
                 answer = await asyncio.wait_for(reader.readline(), self._timeout)
                 if answer != ACK_OK:
                     writer.close()
-                    raise SendError(f"{self.url}: no ack handshake (answer {answer[:40]!r})")
+                    raise SendError(
+                        f"{self.url}: no ack handshake (answer {answer[:40]!r})",
+                        maybe_stored=False,
+                    )
         except (OSError, TimeoutError) as exc:
-            raise SendError(f"{self.url}: cannot connect: {exc or 'timeout'}") from exc
+            raise SendError(
+                f"{self.url}: cannot connect: {exc or 'timeout'}", maybe_stored=False
+            ) from exc
         self._writer = writer
         self._sent = self._acked = 0
         if self._ack:
@@ -250,12 +262,15 @@ class HttpForward:
             ) as response:
                 status = response.status
                 reason = (await response.text(errors="replace"))[:200] or response.reason or ""
+        except aiohttp.ClientConnectorError as exc:
+            raise SendError(f"{self.url}: cannot connect: {exc}", maybe_stored=False) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise SendError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         if status < 300:
             return
         if _retryable(status) or status < 400:
-            raise SendError(f"{self.url}: HTTP {status} {reason}".strip())
+            # An answer that refuses is an answer: nothing was taken.
+            raise SendError(f"{self.url}: HTTP {status} {reason}".strip(), maybe_stored=False)
         if hi - lo > 1:
             mid = (lo + hi) // 2
             await self._post(lines, lo, mid, rejected)

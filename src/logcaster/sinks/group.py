@@ -79,7 +79,7 @@ class Chunk:
     from_spool: bool
     task: asyncio.Task[tuple[int, list[Rejection]]] | None = None
     tried: set[int] = field(default_factory=set)  # indexes of members tried
-    attempts: int = 0
+    maybe_stored: bool = False  # a failed attempt may have left them with a receiver
 
     @property
     def first_id(self) -> int:
@@ -324,9 +324,7 @@ class SinkGroup:
         if not targets:
             return False
         chunk.tried.update(targets)
-        if chunk.attempts:
-            self.retried += chunk.events
-        chunk.attempts += 1
+        self._count_resend(chunk)
         chunk.task = asyncio.create_task(self._attempt(chunk, targets))
         return True
 
@@ -342,6 +340,7 @@ class SinkGroup:
                 await member.sink.check()
             rejected = await member.sink.deliver(chunk.batches)
         except Exception as exc:  # SendError, or anything else a sink raised: a failure
+            chunk.maybe_stored |= getattr(exc, "maybe_stored", True)
             member.failures += 1
             self._stats.sink_errors += 1
             if member.breaker.failure():
@@ -366,6 +365,12 @@ class SinkGroup:
         member.delivered += chunk.events - len(rejected)
         return rejected
 
+    def _count_resend(self, chunk: Chunk) -> None:
+        """Sending again what a receiver may already hold: a possible duplicate each."""
+        if chunk.maybe_stored:
+            self.retried += chunk.events
+            chunk.maybe_stored = False
+
     async def _resolve_head(self) -> None:
         chunk = self._pending[0]
         assert chunk.task is not None
@@ -386,6 +391,7 @@ class SinkGroup:
             if not more:
                 break
             chunk.tried.add(more[0])
+            self._count_resend(chunk)
             got = await self._try(self.members[more[0]], chunk)
             if got is not None:
                 took += 1
@@ -410,6 +416,8 @@ class SinkGroup:
         """No sink took the head chunk: spool it (and what follows), or keep it to resend."""
         chunk.task = None
         chunk.tried.clear()
+        if chunk.from_spool or self.spool is not None:
+            self._count_resend(chunk)  # it will be sent again from the spool
         if chunk.from_spool:
             # It stays in the spool; everything in flight after it is re-read later.
             for later in list(self._pending)[1:]:
@@ -441,6 +449,7 @@ class SinkGroup:
                     await self._delivered(later, rejected)
                     continue
             self._pending.popleft()
+            self._count_resend(later)
             await self._to_spool(later.batches)
         await self._outbox_to_spool()
 
