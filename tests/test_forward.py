@@ -407,21 +407,51 @@ def test_flapping_sink_opens_and_closes_the_breaker_and_ingest_never_stalls(
     assert len(texts) - n <= stats["ForwardRetried"]
 
 
+@pytest.mark.parametrize("policy", ["block", "drop_newest", "drop_oldest", "reject", "sample"])
 def test_slow_sink_without_spool_pushes_back_on_the_queue_policy(
-    tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver
+    tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver, policy: str
 ) -> None:
-    """No spool: a slow group fills its buffer, then the queue; drop_newest drops, counted."""
-    receiver.delay = 0.05
+    """No spool: a slow group fills its buffer, then the queue, and the policy acts.
+
+    Memory stays bounded, the counters add up, and `sample` keeps every ERROR."""
+    import psutil
+
+    receiver.delay = 0.02  # per 200-event POST: about 10k events/s
     cfg = group("slow", [receiver.url], batch_events=200, max_in_flight=1, buffer_events=1000)
-    up = server_factory(
-        "--config",
-        write_config(tmp_path, forward=[cfg], queue={"max_events": 2000, "policy": "drop_newest"}),
-    )
-    n = 50_000
-    up.send(b"".join(b"slow %06d\n" % i for i in range(n)))
-    stats = wait_for("settled", up.stats, lambda s: settled(s, n), timeout=90)
-    dropped = stats["DroppedQueueFullNewest"]
-    assert dropped > 0 and stats["Dropped"] == dropped
-    assert stats["Total"] == stats["Delivered"] + stats["Dropped"] + stats["Sampled"] == n
-    assert stats["Forwarded"] == stats["Delivered"] == len(receiver.events)
-    assert stats["QueuePeakEvents"] <= 2000 + 10_000  # the bound plus one read per connection
+    queue = {"max_events": 2000, "policy": policy}
+    up = server_factory("--config", write_config(tmp_path, forward=[cfg], queue=queue))
+    proc = psutil.Process(up.pid)
+    start_rss = proc.memory_info().rss
+    n = 20_000 if policy == "block" else 60_000
+    lines = [b"%s slow %06d\n" % (b"ERROR" if i % 10 == 0 else b"INFO", i) for i in range(n)]
+    peak = [start_rss]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        paced_send(up.ingest_port, lines, 0.5, connections=2)
+        stats = wait_for("settled", up.stats, lambda s: settled(s, n), timeout=90)
+    finally:
+        done.set()
+        watcher.join()
+    delivered = stats["Delivered"]
+    assert stats["Total"] == n == delivered + stats["Dropped"] + stats["Sampled"]
+    assert stats["Forwarded"] == delivered == len(receiver.events)
+    if policy == "block":
+        assert stats["Dropped"] == stats["Sampled"] == 0
+    else:
+        assert delivered < n  # the sender outran the sink: the policy acted
+    reasons = {k: v for k, v in stats.items() if k.startswith("Dropped") and k != "Dropped"}
+    assert sum(reasons.values()) == stats["Dropped"]
+    if policy == "sample":
+        errors = {t for t in receiver.texts() if t.startswith("ERROR")}
+        assert len(errors) == n // 10  # every ERROR survived
+    # Bounded: the queue (2,000 events), the group's buffer and one read per connection.
+    assert stats["QueuePeakEvents"] <= 2000 + 2 * 5000
+    assert peak[0] - start_rss < 64 * 1024 * 1024, (peak[0] - start_rss) / 1e6

@@ -177,3 +177,55 @@ def test_acks_cover_lines_whose_requests_were_sampled_away(
     stats = server.stats()
     assert (stats["Sampled"], stats["Delivered"], stats["TailSampled"]) == (500, 0, 500)
     assert server.stop() == 0
+
+
+def test_sighup_reloads_the_sampler_rates_and_names_what_needs_a_restart(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    import signal
+
+    import yaml
+
+    path = tmp_path / "config.yaml"
+
+    def write(rate: float, capacity: int = 10_000) -> None:
+        doc = {
+            "tail_sampling": {"enabled": True, "window_s": 0.2, "rate": rate},
+            "memory": {"capacity": capacity},
+        }
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+    def send(first: int) -> None:
+        lines = (
+            b"INFO request_id=r%d step=%d done\n" % (first + i // 2, i % 2) for i in range(200)
+        )
+        server.send(b"".join(lines))
+
+    write(0.0)
+    server = server_factory("--config", str(path))
+    send(0)
+    stats = wait_for("cut", server.stats, lambda s: s.get("TailSampled", 0) == 200)
+    assert stats["Delivered"] == 0 and stats["TailKeepRate"] == 0
+
+    write(1.0, capacity=500)
+    os.kill(server.pid, signal.SIGHUP)
+    logs = wait_for(
+        "reloaded",
+        lambda: [x for x in server.logs if x.get("event") == "config_reloaded"],
+        lambda found: bool(found),
+    )
+    assert logs[0]["applied"] == ["tail_sampling.rate"]
+    assert logs[0]["needs_restart"] == ["memory.capacity"]
+    send(1000)
+    stats = wait_for("kept", server.stats, lambda s: s["Delivered"] == 200)
+    assert stats["TailKeepRate"] == 1 and stats["TailKeptRate"] == 200
+    assert stats["TailEstimatedEvents"] == 200  # weight 1/p = 1
+
+    path.write_text("tail_sampling: {rate: 7}\n", encoding="utf-8")  # invalid: kept running
+    os.kill(server.pid, signal.SIGHUP)
+    wait_for(
+        "refused",
+        lambda: [x for x in server.logs if x.get("event") == "config_reload_failed"],
+        lambda found: bool(found),
+    )
+    assert server.stats()["TailKeepRate"] == 1

@@ -138,6 +138,7 @@ class Server:
         if sampler is not None:
             stats["TailHeld"] = sampler.held_events
             stats["TailKeepRate"] = sampler.rate  # p now (lowered under pressure)
+            stats["TailEstimatedEvents"] = round(sampler.estimated)  # sum of 1/p over kept
             for decision, n in sorted(s.tail.items()):
                 # TailKeptError, TailKeptSlow, ..., and TailSampled
                 name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
@@ -161,6 +162,34 @@ class Server:
             stats["StoreLag"] = self.store.lag
             stats["IndexerRestarts"] = self.store.restarts
         return stats
+
+    def reload(self, new: Config) -> None:
+        """SIGHUP: apply what can change while running; name what needs a restart.
+
+        Live: the tail sampler's thresholds, routes and rates (it reads its config
+        at each decision). Everything else, `tail_sampling.enabled` included, is
+        logged as needing a restart and keeps its running value.
+        """
+        old = self.config
+        applied: list[str] = []
+        sampler = self.pipeline.tail_sampler
+        if sampler is not None and new.tail_sampling.enabled:
+            applied = _changed(
+                msgspec.to_builtins(old.tail_sampling),
+                msgspec.to_builtins(new.tail_sampling),
+                "tail_sampling.",
+            )
+            sampler.reconfigure(new.tail_sampling)
+            self.config = msgspec.structs.replace(old, tail_sampling=new.tail_sampling)
+        restart = [k for k in _changed(old.to_dict(), new.to_dict()) if k not in applied]
+        log_event(
+            logger,
+            logging.INFO if not restart else logging.WARNING,
+            "config_reloaded",
+            always=True,
+            applied=applied,
+            needs_restart=restart,
+        )
 
     async def start(self) -> None:
         c = self.components
@@ -230,3 +259,15 @@ class Server:
             dropped=self.stats.drops,
         )
         return drained
+
+
+def _changed(old: dict[str, object], new: dict[str, object], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys: list[str] = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(prefix + key)
+    return keys

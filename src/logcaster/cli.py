@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -283,9 +284,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = _load(
-        args.config,
-        {
+    overrides = {
             "host": args.host,
             "ingest.port": args.port,
             "query.port": args.query_port,
@@ -293,22 +292,23 @@ def _serve(args: argparse.Namespace) -> int:
             "syslog.port": args.syslog_port,
             "log_level": args.log_level,
             "persist.dir": args.persist,
-        },
-    )
+    }
+    config = _load(args.config, overrides)
     if config is None:
         return EXIT_CONFIG
     setup_logging(config.log_level)
     import uvloop
 
     try:
-        drained = uvloop.run(_run(config))
+        drained = uvloop.run(_run(config, lambda: _load(args.config, overrides)))
     except OSError as exc:
         log_event(logger, logging.ERROR, "startup_failed", error=str(exc))
         return 1
     return 0 if drained else 1
 
 
-async def _run(config: Config) -> bool:
+async def _run(config: Config, reload: Callable[[], Config | None] | None = None) -> bool:
+    """Serve until SIGTERM/SIGINT; SIGHUP reads the configuration again (`reload`)."""
     from logcaster.app import Server
 
     stop = asyncio.Event()
@@ -328,6 +328,16 @@ async def _run(config: Config) -> bool:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     server = Server(config)
+
+    def on_reload() -> None:
+        # A bad file is reported by _load (key and reason) and changes nothing.
+        new = reload() if reload is not None else None
+        if new is None:
+            log_event(logger, logging.ERROR, "config_reload_failed", kept="the running config")
+            return
+        server.reload(new)
+
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
     await server.start()
     await stop.wait()
     return await server.stop()

@@ -158,7 +158,10 @@ def _render(cmd: Command, answer: Answer) -> str:
 
 
 def _num(value: int | float) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return str(value)
+    # Rates below 1 (TailKeepRate 0.05) keep their digits; seconds keep one decimal.
+    return f"{value:.4g}" if 0 < abs(value) < 1 else f"{value:.1f}"
 
 
 def _json(doc: dict[str, Any]) -> str:

@@ -44,6 +44,9 @@ class TailSampler:
     ) -> None:
         self.config = config
         self.rate = config.rate  # the keep rate p now (lowered under pressure)
+        # Kept events weighted by 1/p (rule-kept and keyless ones by 1): an estimate
+        # of the events the sampler saw, from what it kept (STATS TailEstimatedEvents).
+        self.estimated = 0.0
         self._stats = stats
         self._clock = clock
         self._held: deque[tuple[float, Batch]] = deque()
@@ -127,6 +130,7 @@ class TailSampler:
             key = self._key(ev)
             if key is None:
                 keep.append(True)
+                self.estimated += 1
                 continue
             reason = self._decided.get(key)
             if reason is None:
@@ -136,6 +140,9 @@ class TailSampler:
             if reason:
                 if reason == "rate":
                     ev.fields.setdefault("sample_weight", round(1 / self.rate, 6))
+                    self.estimated += 1 / self.rate if self.rate > 0 else 0.0
+                else:
+                    self.estimated += 1
                 stats.tail[reason] = stats.tail.get(reason, 0) + 1
                 keep.append(True)
             else:
@@ -158,6 +165,11 @@ class TailSampler:
             runs.append(run)
             i = j
         return runs
+
+    def reconfigure(self, config: TailSamplingConfig) -> None:
+        """New thresholds, routes and rates (a reload); decisions already taken stand."""
+        self.config = config
+        self.rate = config.rate
 
     def pressure(self, fill: float, high_watermark: float) -> None:
         """Lower p toward `min_rate` while the queue is above its high watermark."""
