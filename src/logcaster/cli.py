@@ -285,13 +285,13 @@ def _config_check(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     overrides = {
-            "host": args.host,
-            "ingest.port": args.port,
-            "query.port": args.query_port,
-            "memory.capacity": args.buffer_size,
-            "syslog.port": args.syslog_port,
-            "log_level": args.log_level,
-            "persist.dir": args.persist,
+        "host": args.host,
+        "ingest.port": args.port,
+        "query.port": args.query_port,
+        "memory.capacity": args.buffer_size,
+        "syslog.port": args.syslog_port,
+        "log_level": args.log_level,
+        "persist.dir": args.persist,
     }
     config = _load(args.config, overrides)
     if config is None:
