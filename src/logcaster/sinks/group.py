@@ -177,12 +177,18 @@ class SinkGroup:
         if not self._outbox and not self._pending and (self.spool is None or self.spool.empty):
             # Nothing outstanding: the ids before these (gaps, earlier runs) are settled.
             self._advance(batches[0].first_id - 1)
-        self._outbox.extend(batches)
-        self._outbox_events += sum(map(len, batches))
-        self._wake.set()
-        while self._outbox_events > self.config.buffer_events and not self._closing:
-            self._room.clear()
-            await self._room.wait()
+        # Batch by batch, waiting for room first: the outbox holds at most
+        # buffer_events plus one batch (the worker hands over the whole queue).
+        limit = self.config.buffer_events
+        for batch in batches:
+            while self._outbox and self._outbox_events + len(batch) > limit:
+                if self._closing:
+                    break
+                self._room.clear()
+                await self._room.wait()
+            self._outbox.append(batch)
+            self._outbox_events += len(batch)
+            self._wake.set()
 
     async def stop(self, within_s: float = 5.0) -> None:
         """Deliver what is buffered within `within_s`; spool (or count) the rest."""
@@ -278,12 +284,8 @@ class SinkGroup:
             return self._next_spool_chunk(size)
         if not self._outbox:
             return None
-        batches: list[Batch] = []
-        n = 0
-        while self._outbox and n < size:
-            batch = self._outbox.popleft()
-            batches.append(batch)
-            n += len(batch)
+        batches = _take(self._outbox, size)
+        n = sum(map(len, batches))
         self._outbox_events -= n
         if self._outbox_events <= self.config.buffer_events:
             self._room.set()
@@ -307,15 +309,9 @@ class SinkGroup:
             self._spool_ahead.append(batch)
 
     def _next_spool_chunk(self, size: int) -> Chunk | None:
-        ahead = self._spool_ahead
-        if not ahead:
+        if not self._spool_ahead:
             return None
-        batches: list[Batch] = []
-        n = 0
-        while ahead and n < size:
-            batch = ahead.popleft()
-            batches.append(batch)
-            n += len(batch)
+        batches = _take(self._spool_ahead, size)
         self._spool_sent_through = batches[-1].last_id
         return Chunk(batches, from_spool=True)
 
@@ -534,3 +530,30 @@ class SinkGroup:
         if now - self._logged.get(event, 0.0) >= 1.0:
             self._logged[event] = now
             log_event(logger, level, event, group=self.config.name, **fields)
+
+
+def _take(source: deque[Batch], size: int) -> list[Batch]:
+    """Batches from the head of `source` holding `size` events at most (one is cut if needed)."""
+    batches: list[Batch] = []
+    n = 0
+    while source and n < size:
+        batch = source.popleft()
+        room = size - n
+        if len(batch) > room:
+            head, rest = _cut(batch, room)
+            source.appendleft(rest)
+            batch = head
+        batches.append(batch)
+        n += len(batch)
+    return batches
+
+
+def _cut(batch: Batch, k: int) -> tuple[Batch, Batch]:
+    """The first `k` events of `batch` and the rest, as batches with their ids."""
+    head = Batch(batch.first_id, batch.received_at, batch.source, batch.texts[:k])
+    rest = Batch(batch.first_id + k, batch.received_at, batch.source, batch.texts[k:])
+    events = batch.cached_events
+    if events is not None:
+        head.set_events(events[:k])
+        rest.set_events(events[k:])
+    return head, rest
