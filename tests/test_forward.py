@@ -455,3 +455,64 @@ def test_slow_sink_without_spool_pushes_back_on_the_queue_policy(
     # Bounded: the queue (2,000 events), the group's buffer and one read per connection.
     assert stats["QueuePeakEvents"] <= 2000 + 2 * 5000
     assert peak[0] - start_rss < 64 * 1024 * 1024, (peak[0] - start_rss) / 1e6
+
+
+def test_a_sink_slower_than_its_timeout_opens_the_breaker_and_events_spool(
+    tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver
+) -> None:
+    receiver.delay = 3.0  # past write_timeout (2 s): every attempt times out
+    cfg = group("slow", [receiver.url], batch_events=500)
+    up = server_factory(
+        "-P", str(tmp_path / "up"), "--config", write_config(tmp_path, forward=[cfg])
+    )
+    n = 20_000
+    lines = [b"late %06d\n" % i for i in range(n)]
+    started = time.monotonic()
+    paced_send(up.ingest_port, lines, 2.0)
+    wait_for("received", up.stats, lambda s: s["Total"] == n, timeout=5)
+    assert time.monotonic() - started < 5.0  # ingest went on while the sink hung
+    stats = wait_for(
+        "spooled, breaker open",
+        up.stats,
+        lambda s: s["Spooled"] + s["Forwarded"] == n and s["BreakerOpens"] >= 1,
+        timeout=30,
+    )
+    assert stats["Spooled"] > 0
+    receiver.delay = 0.0
+    stats = wait_for("drained", up.stats, lambda s: settled(s, n), timeout=60)
+    assert stats["SinksDown"] == 0
+    texts = receiver.texts()
+    assert set(texts) == {line[:-1].decode() for line in lines}
+    assert len(texts) - n <= stats["ForwardRetried"]
+
+
+def test_a_full_spool_with_drop_oldest_keeps_the_newest_and_counts_the_rest(
+    tmp_path: Path, server_factory: ServerFactory
+) -> None:
+    port = free_port()  # nothing listens: every event spools
+    cfg = group(
+        "tight",
+        [f"tcp://127.0.0.1:{port}?ack=1"],
+        spool_max_bytes=1 << 20,
+        spool_policy="drop_oldest",
+    )
+    up = server_factory(
+        "-P", str(tmp_path / "up"), "--config", write_config(tmp_path, forward=[cfg])
+    )
+    n = 60_000
+    lines = [b"spool %06d %s\n" % (i, b"x" * 80) for i in range(n)]
+    paced_send(up.ingest_port, lines, 1.0)
+    stats = wait_for(
+        "spooled",
+        up.stats,
+        lambda s: s["Total"] == n and s["Spooled"] + s.get("DroppedSpoolFullOldest", 0) == n,
+    )
+    dropped = stats["DroppedSpoolFullOldest"]
+    assert dropped > 0 and stats["SpoolBytes"] <= 2 * (1 << 20)
+    down = server_factory("-P", str(tmp_path / "down"), "--port", str(port))
+    stats = wait_for("drained", up.stats, lambda s: s["Spooled"] == 0 and s["Forwarded"] > 0)
+    assert stats["Forwarded"] + dropped == n
+    wait_for("all", down.stats, lambda s: s["Total"] == stats["Forwarded"])
+    down.stop()
+    got = stored_lines(tmp_path / "down")
+    assert got == [line[:-1] for line in lines[int(dropped) :]]  # the newest, in order
