@@ -3,6 +3,7 @@ sending, run results, peak RSS, installing a missing Debian package."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -182,13 +183,19 @@ def send_parts(port: int, parts: Sequence[memoryview], check: Callable[[], None]
 
 
 def send_parts_to(
-    ports: Sequence[int], parts: Sequence[memoryview], check: Callable[[], None]
+    ports: Sequence[int],
+    parts: Sequence[memoryview],
+    check: Callable[[], None],
+    stall_s: float | None = None,
 ) -> SendResult:
     """Send each part over its own connection (to its port), all at once; close each when done.
 
-    `check` runs every 0.5 s while the senders work (it raises if the receiver died).
+    `check` runs every 0.5 s while the senders work (it raises if the receiver died);
+    a send blocked longer than `stall_s` fails.
     """
     socks = [socket.create_connection(("127.0.0.1", port)) for port in ports]
+    for sock in socks:
+        sock.settimeout(stall_s)
     go = threading.Event()
     errors: list[BaseException] = []
     done_at: list[float] = []
@@ -263,3 +270,32 @@ def reference_dir(nbytes: int) -> Path:
             return shm
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     return OUT_DIR
+
+
+def fmt_int(x: float | None) -> str:
+    """Table cells: "-" for a missing figure."""
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def fmt_1(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.1f}"
+
+
+def fmt_2(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def parse_count(text: str) -> int:
+    """A line count option: `1000000`, `1_000_000`, `1000k` or `1M` (at least 1,000)."""
+    t = text.strip().replace("_", "").replace(",", "")
+    scale = 1
+    if t[-1:].lower() in ("k", "m"):
+        scale = 1_000 if t[-1].lower() == "k" else 1_000_000
+        t = t[:-1]
+    try:
+        value = int(float(t) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
+    if value < 1_000:
+        raise argparse.ArgumentTypeError("at least 1,000 lines")
+    return value

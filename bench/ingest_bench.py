@@ -53,8 +53,12 @@ from _common import (
     BenchError,
     RunResult,
     SendResult,
+    fmt_1,
+    fmt_2,
+    fmt_int,
     free_ports,
     log,
+    parse_count,
     reference_dir,
     run_senders,
     send_parts,
@@ -367,20 +371,8 @@ class Summary:
         return self.lines_per_s / ref if ref else None
 
 
-def _fmt_int(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f}"
-
-
-def _fmt_mb(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.1f}"
-
-
 def _fmt_rss(x: int | None) -> str:
     return "-" if x is None else f"{x / MB:,.1f} MB"
-
-
-def _fmt_ratio(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
 
 
 def throughput_verdict(s: Summary) -> str:
@@ -422,18 +414,18 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
         rows.append(
             (
                 str(s.connections),
-                _fmt_int(s.lines_per_s),
+                fmt_int(s.lines_per_s),
                 throughput_verdict(s),
-                _fmt_mb(s.mb_per_s),
+                fmt_1(s.mb_per_s),
                 _fmt_rss(rss),
                 rss_verdict(s, corpus.lines),
-                _fmt_int(s.raw_lines_per_s),
-                _fmt_mb(s.raw_mb_per_s),
-                _fmt_ratio(s.ratio),
-                _fmt_int(s.rsyslog_lines_per_s),
-                _fmt_mb(s.rsyslog_mb_per_s),
+                fmt_int(s.raw_lines_per_s),
+                fmt_1(s.raw_mb_per_s),
+                fmt_2(s.ratio),
+                fmt_int(s.rsyslog_lines_per_s),
+                fmt_1(s.rsyslog_mb_per_s),
                 _fmt_rss(s.rsyslog_peak_rss_bytes),
-                _fmt_ratio(s.rsyslog_ratio),
+                fmt_2(s.rsyslog_ratio),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -559,22 +551,6 @@ def result_doc(
 # --------------------------------------------------------------------------- main
 
 
-def _count(text: str) -> int:
-    """`1000000`, `1_000_000`, `1000k` or `1M`."""
-    t = text.strip().replace("_", "").replace(",", "")
-    scale = 1
-    if t[-1:].lower() in ("k", "m"):
-        scale = 1_000 if t[-1].lower() == "k" else 1_000_000
-        t = t[:-1]
-    try:
-        value = int(float(t) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
-    if value < 1_000:
-        raise argparse.ArgumentTypeError("at least 1,000 lines")
-    return value
-
-
 def _connections(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -629,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lines",
-        type=_count,
+        type=parse_count,
         default=1_000_000,
         metavar="N",
         help="corpus size in lines, e.g. 1000000, 1M, 5M (default 1M)",

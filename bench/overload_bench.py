@@ -30,7 +30,6 @@ import json
 import os
 import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,8 +50,12 @@ from _common import (
     OUT_DIR,
     REPO,
     BenchError,
+    fmt_1,
+    fmt_2,
+    fmt_int,
     log,
-    run_senders,
+    parse_count,
+    send_parts_to,
     vm_hwm,
 )
 
@@ -245,35 +248,14 @@ class Monitor:
 
 def send(port: int, corpus: Corpus, check_alive: ServerProcess) -> tuple[float, float]:
     """Each part over its own connection at once: (t0, seconds until the last one closed)."""
-    socks = [socket.create_connection(("127.0.0.1", port)) for _ in corpus.parts]
-    for sock in socks:
-        sock.settimeout(SEND_STALL_S)  # block may pause a sender, never this long
-    go = threading.Event()
-    errors: list[BaseException] = []
-    done_at: list[float] = []
-
-    def sender(sock: socket.socket, data: bytes) -> None:
-        view = memoryview(data)
-        try:
-            go.wait()
-            for off in range(0, len(view), SEND_CHUNK):
-                sock.sendall(view[off : off + SEND_CHUNK])
-            sock.shutdown(socket.SHUT_WR)
-            done_at.append(time.perf_counter())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            sock.close()
 
     def check() -> None:
         if check_alive.proc.poll() is not None:
             raise BenchError(f"logcaster exited with status {check_alive.proc.returncode}")
 
-    threads = [
-        threading.Thread(target=sender, args=(s, p), daemon=True, name=f"sender-{i}")
-        for i, (s, p) in enumerate(zip(socks, corpus.parts, strict=True))
-    ]
-    result = run_senders(threads, go, check, errors, done_at)
+    parts = [memoryview(p) for p in corpus.parts]
+    # block may pause a sender, never this long
+    result = send_parts_to([port] * len(parts), parts, check, stall_s=SEND_STALL_S)
     return result.t0, result.sent_s
 
 
@@ -470,18 +452,6 @@ class Summary:
         return word if len(results) == 1 else f"{word} {ok}/{len(results)}"
 
 
-def _int(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f}"
-
-
-def _f1(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.1f}"
-
-
-def _f2(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
@@ -495,12 +465,12 @@ def render_table(summaries: Sequence[Summary], args: argparse.Namespace, corpus:
     sums = summaries
     rows: list[tuple[str, ...]] = [("", *(s.policy for s in sums))]
 
-    def row(label: str, key: str, fmt: Any = _int) -> None:
+    def row(label: str, key: str, fmt: Any = fmt_int) -> None:
         rows.append((label, *(fmt(s.median(key)) for s in summaries)))
 
-    row("sender elapsed (s)", "sent_s", _f2)
+    row("sender elapsed (s)", "sent_s", fmt_2)
     row("  read by the server by then", "read_when_sent")
-    row("settled (s, from first byte)", "settled_s", _f2)
+    row("settled (s, from first byte)", "settled_s", fmt_2)
     row("received (Total)", "Total")
     row("delivered", "Delivered")
     row("forwarded", "Forwarded")
@@ -513,7 +483,10 @@ def render_table(summaries: Sequence[Summary], args: argparse.Namespace, corpus:
     rows.append(
         (
             "ERROR sent / at the sink",
-            *(f"{_int(s.median('errors_sent'))} / {_int(s.median('sink_errors'))}" for s in sums),
+            *(
+                f"{fmt_int(s.median('errors_sent'))} / {fmt_int(s.median('sink_errors'))}"
+                for s in sums
+            ),
         )
     )
     row("first 10% of lines at the sink", "first_10pct", _pct)
@@ -521,16 +494,16 @@ def render_table(summaries: Sequence[Summary], args: argparse.Namespace, corpus:
     row("peak QueueEvents", "QueuePeakEvents")
     row("peak ForwardBuffered", "ForwardBufferedPeak")
     row("high watermark crossings", "HighWatermark")
-    row("RSS at start (MB)", "rss_start_mb", _f1)
-    row("RSS max, sampled (MB)", "rss_max_mb", _f1)
-    row("RSS peak, VmHWM (MB)", "rss_hwm_mb", _f1)
+    row("RSS at start (MB)", "rss_start_mb", fmt_1)
+    row("RSS max, sampled (MB)", "rss_max_mb", fmt_1)
+    row("RSS peak, VmHWM (MB)", "rss_hwm_mb", fmt_1)
     row("forwarded rate (events/s)", "forward_rate")
-    row(f"  / configured capacity {capacity:,.0f}/s", "rate_ratio", _f2)
+    row(f"  / configured capacity {capacity:,.0f}/s", "rate_ratio", fmt_2)
     row("POSTs to the sink", "posts")
     row(f"  events per POST, mean (batch_events {BATCH_EVENTS})", "post_mean")
     row("  events per POST, max", "post_max")
-    row("  rate / (mean POST / delay)", "rate_ratio_posts", _f2)
-    row("SIGTERM to exit (s)", "stop_s", _f2)
+    row("  rate / (mean POST / delay)", "rate_ratio_posts", fmt_2)
+    row("SIGTERM to exit (s)", "stop_s", fmt_2)
     for label, key in (
         ("check: Total = Deliv+Drop+Samp+Queue", "accounting"),
         ("check: Forwarded = sink received", "forwarded"),
@@ -557,22 +530,6 @@ def render_table(summaries: Sequence[Summary], args: argparse.Namespace, corpus:
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def _count(text: str) -> int:
-    """`300000`, `300_000`, `300k` or `1M`."""
-    t = text.strip().replace("_", "").replace(",", "")
-    scale = 1
-    if t[-1:].lower() in ("k", "m"):
-        scale = 1_000 if t[-1].lower() == "k" else 1_000_000
-        t = t[:-1]
-    try:
-        value = int(float(t) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
-    if value < 1_000:
-        raise argparse.ArgumentTypeError("at least 1,000 lines")
-    return value
 
 
 def _positive(text: str) -> int:
@@ -630,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lines",
-        type=_count,
+        type=parse_count,
         default=300_000,
         metavar="N",
         help="lines to send per run, e.g. 300000, 300k, 1M (default 300k)",
