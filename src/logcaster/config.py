@@ -151,7 +151,10 @@ class ForwardGroupConfig(_Section, frozen=True):
     backups: list[ForwardSinkConfig] = msgspec.field(default_factory=list)
     min_success: PositiveInt = 1  # sinks that must take an event for it to count as delivered
     batch_events: PositiveInt = 2000  # events per send
-    max_in_flight: PositiveInt = 4  # sends out before the oldest is confirmed
+    # Sends out before the oldest is confirmed. An acknowledging receiver confirms
+    # after its fsync (200 ms by default): the window caps the rate at
+    # batch_events * max_in_flight per fsync interval (docs/forwarding.md).
+    max_in_flight: PositiveInt = 32
     buffer_events: PositiveInt = 20_000  # in memory; past it the pipeline waits (backpressure)
     failure_threshold: PositiveInt = 3  # failures in a row that open a sink's breaker
     open_s: PositiveFloat = 1.0  # an open breaker's first pause before a trial (doubles)
