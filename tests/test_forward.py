@@ -365,7 +365,8 @@ def test_http_rejects_go_to_dead_letters_and_replay_delivers_them(
     assert done.returncode == 0, done.stderr
     assert f"delivered {len(bad)}, left 0" in done.stdout
     assert [e["body"] for e in receiver.events[before:]] == bad
-    assert (gdir / "dead-letters.ndjson").read_bytes() == b""
+    assert not (gdir / "dead-letters.ndjson").exists()  # every letter delivered
+    assert not (gdir / "dead-letters.replaying.ndjson").exists()
 
 
 def test_flapping_sink_opens_and_closes_the_breaker_and_ingest_never_stalls(
@@ -516,3 +517,61 @@ def test_a_full_spool_with_drop_oldest_keeps_the_newest_and_counts_the_rest(
     down.stop()
     got = stored_lines(tmp_path / "down")
     assert got == [line[:-1] for line in lines[int(dropped) :]]  # the newest, in order
+
+
+def test_restart_with_a_group_dir_and_no_persist_dir_continues_ids_and_acks(
+    tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver
+) -> None:
+    """The spool outlives the server: ids continue above it, acks flow after it drained."""
+    from logcaster.client import LogCasterClient
+
+    receiver.status = 503
+    cfg = write_config(tmp_path, forward=[group("web", [receiver.url], dir=str(tmp_path / "g"))])
+    up = server_factory("--config", cfg)
+    up.send(b"".join(b"first %03d\n" % i for i in range(100)))
+    wait_for("spooled", up.stats, lambda s: s["Spooled"] == 100)
+    assert up.stop() == 0
+    receiver.status = 200
+    up = server_factory("--config", cfg)
+    wait_for("drained", up.stats, lambda s: s["Forwarded"] == 100 and s["Spooled"] == 0)
+    with LogCasterClient("127.0.0.1", up.ingest_port, timeout=10) as client:
+        client.send(b"".join(b"second %03d\n" % i for i in range(100)))
+        assert client.flush(timeout=15), "acks stopped after the spool drained"
+    wait_for("forwarded", up.stats, lambda s: s["Forwarded"] == 200)
+    assert receiver.texts() == [f"first {i:03d}" for i in range(100)] + [
+        f"second {i:03d}" for i in range(100)
+    ]
+    ids = [e["id"] for e in receiver.events]
+    assert ids == sorted(ids) and len(set(ids)) == 200
+
+
+def test_http_posts_go_out_in_call_order(receiver: HttpReceiver) -> None:
+    from logcaster.event import Batch
+    from logcaster.sinks.forward import open_forward
+
+    async def run() -> None:
+        sink = open_forward(receiver.url, timeout=10)
+        big = Batch(1, 0.0, "t", [b"big %05d" % i for i in range(20_000)])
+        small = Batch(20_001, 0.0, "t", [b"small"])
+        await asyncio.gather(sink.deliver([big]), sink.deliver([small]))
+        await sink.close()
+
+    asyncio.run(run())
+    ids = [e["id"] for e in receiver.events]
+    assert ids == list(range(1, 20_002))
+
+
+def test_a_wrong_url_is_a_sink_failure_not_dead_letters(
+    tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver
+) -> None:
+    receiver.status = 404
+    cfg = group("web", [receiver.url])
+    up = server_factory(
+        "-P", str(tmp_path / "up"), "--config", write_config(tmp_path, forward=[cfg])
+    )
+    up.send(b"".join(b"event %04d\n" % i for i in range(500)))
+    stats = wait_for("spooled", up.stats, lambda s: s["Spooled"] == 500 and s["SinksDown"] == 1)
+    assert stats["DeadLettered"] == 0 and receiver.posts < 20  # no halving per event
+    receiver.status = 200
+    wait_for("drained", up.stats, lambda s: settled(s, 500) and s["Forwarded"] == 500)
+    assert receiver.texts() == [f"event {i:04d}" for i in range(500)]

@@ -228,6 +228,21 @@ def test_drop_oldest_counts_only_pending_events(tmp_path: Path) -> None:
         assert got == list(range(241 - len(got), 241))
 
 
+def test_drop_oldest_spares_a_segment_being_sent(tmp_path: Path) -> None:
+    """What a reader holds uncommitted is never counted dropped (it may be delivered)."""
+    with open_spool(tmp_path, max_bytes=4096, policy="drop_oldest") as spool:
+        spool.append(batches(1, 20))
+        held = spool.read(30)
+        spool.held_through = held[-1].last_id  # the sender took them
+        result = spool.append(batches(61, 60))
+        assert result.dropped_oldest > 0
+        spool.commit(held[-1].last_id)
+        got = drain(spool)
+        ids = [i for b in held for i in range(b.first_id, b.last_id + 1)]
+        assert not set(ids) & set(got)
+        assert len(ids) + len(got) + result.dropped_oldest == 240
+
+
 @pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
 def test_disk_is_bounded(tmp_path: Path, policy: SpoolPolicy) -> None:
     max_bytes, segment = 20_000, 2_500

@@ -202,6 +202,11 @@ class Server:
             await self._replay(self.file)
             if self.store is not None:
                 self.store.start(when=self.file.verified)
+        for group in self.groups:
+            if group.spool is not None:
+                # Ids continue above what a spool holds from an earlier run (also
+                # without persist.dir): the spool takes increasing ids only.
+                self.pipeline.continue_after(group.spool.last_id)
         self.pipeline.start()
         for listener in (*c.sources.values(), *c.frontends.values()):
             await listener.start()

@@ -179,7 +179,8 @@ def _dlq(args: argparse.Namespace) -> int:
     from logcaster.sinks import deadletter
 
     path = deadletter.letters_path(Path(args.path))
-    if not path.is_file():
+    interrupted = path.with_name(deadletter.REPLAYING_NAME).is_file()
+    if not path.is_file() and not (args.dlq_command == "replay" and interrupted):
         print(f"logcaster dlq {args.dlq_command}: no dead-letter file at {path}", file=sys.stderr)
         return EXIT_CONFIG
     if args.dlq_command == "inspect":

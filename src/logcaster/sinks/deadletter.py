@@ -116,17 +116,6 @@ def letter_batch(record: dict[str, Any]) -> Batch:
     )
 
 
-def rewrite_letters(path: Path, records: list[dict[str, Any]]) -> None:
-    """Replace the file with `records` (atomically: a temporary file, fsync, rename)."""
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        for record in records:
-            f.write(orjson.dumps(record) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def letters_path(path: Path) -> Path:
     """The dead-letter file given it or the group directory holding it."""
     return path / FILE_NAME if path.is_dir() else path
@@ -148,37 +137,72 @@ def summarize(path: Path, limit: int) -> dict[str, Any]:
     }
 
 
+REPLAYING_NAME = "dead-letters.replaying.ndjson"
+
+
 async def replay(
     path: Path, url: str, send_timeout: float, chunk_events: int = 500
 ) -> tuple[int, int]:
     """`logcaster dlq replay`: send every letter to `url`, in id order, in chunks.
 
-    Letters delivered leave the file; letters refused again stay with the new
-    answer; on a retryable failure the rest stay untouched. Returns (delivered,
-    left). The file is rewritten once, at the end (atomically).
+    Safe while the server appends: the file is renamed aside first (the
+    server's next letter creates a new one), a leftover from an interrupted
+    replay included. Letters delivered are gone; letters refused again (with
+    the new answer) and those not tried after a retryable failure are
+    appended back to the live file in one write. Returns (delivered, left).
     """
-    records = sorted(read_letters(path), key=lambda r: int(r["id"]))
+    aside = _set_aside(path)
+    records = sorted(read_letters(aside), key=lambda r: int(r["id"]))
+    remaining = {int(r["id"]): r for r in records}  # what goes back, refusals updated
     sink = open_forward(url, timeout=send_timeout)
-    left: list[dict[str, Any]] = []
-    delivered = 0
     try:
         for start in range(0, len(records), chunk_events):
             part = records[start : start + chunk_events]
             try:
                 rejected = await sink.deliver([letter_batch(r) for r in part])
             except SendError:
-                left.extend(records[start:])
                 break
             again = {r.event_id: r for r in rejected}
             for record in part:
                 refusal = again.get(int(record["id"]))
                 if refusal is None:
-                    delivered += 1
-                    continue
-                record |= {"status": refusal.status, "reason": refusal.reason, "at": time.time()}
-                left.append(record)
+                    del remaining[int(record["id"])]
+                else:
+                    record |= {
+                        "status": refusal.status,
+                        "reason": refusal.reason,
+                        "at": time.time(),
+                    }
     finally:
         await sink.close()
-    if delivered:
-        rewrite_letters(path, left)
-    return delivered, len(left)
+        _append_back(path, aside, list(remaining.values()))
+    return len(records) - len(remaining), len(remaining)
+
+
+def _set_aside(path: Path) -> Path:
+    """Move the live file aside for a replay (after an interrupted replay's file)."""
+    aside = path.with_name(REPLAYING_NAME)
+    if path.exists():
+        if aside.exists():
+            with aside.open("ab") as f:
+                f.write(path.read_bytes())
+            path.unlink()
+        else:
+            os.replace(path, aside)
+    return aside
+
+
+def _append_back(path: Path, aside: Path, records: list[dict[str, Any]]) -> None:
+    """Append `records` to the live file in one O_APPEND write (atomic against the
+    server's appends), fsync, then drop the aside file."""
+    if records:
+        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    aside.unlink(missing_ok=True)

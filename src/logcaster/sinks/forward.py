@@ -15,8 +15,10 @@ failover and the spool. Sinks by URL:
   for each chunk alone would cost its idle timeout every time).
 - `http://...` / `https://...`: NDJSON POST, one JSON event per line (the
   file sink's JSON form: the parsed event and its text). 2xx accepts the
-  chunk; 408, 429, 5xx and transport errors are retried; any other 4xx
-  rejects it for good. A rejected chunk is split in halves and resent, down
+  chunk; 408, 429, 5xx and transport errors are retried; 401, 403, 404,
+  405, 407 and 421 say the sink is wrong (URL, credentials): a failure of
+  the sink, retried and failed over, never dead letters. Any other 4xx
+  rejects the chunk for good. A rejected chunk is split in halves and resent, down
   to the single events the receiver refuses: those become dead letters
   (`Rejection`) and the rest is delivered.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -128,6 +131,9 @@ class TcpForward:
     async def _connect(self) -> asyncio.StreamWriter:
         if self._writer is not None and not self._writer.is_closing():
             return self._writer
+        # A connection closing under us: its waiters fail now, before the
+        # counters start again for the new one.
+        self._drop(SendError(f"{self.url}: connection closed"))
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self._host, self._port), self._timeout
@@ -221,6 +227,12 @@ class TcpForward:
                 await task
 
 
+# 4xx answers about the sink, not the events (a wrong URL or credentials): the
+# sink fails (its breaker opens, events fail over or spool) instead of every
+# event becoming a dead letter.
+SINK_FAULTS = frozenset({401, 403, 404, 405, 407, 421})
+
+
 def _retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
@@ -236,7 +248,9 @@ class HttpForward:
         self._health_url = health_url
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._lock = asyncio.Lock()
+        # POSTs go out in call order, one at a time; each call encodes before its
+        # turn (overlapping the POST before it) and waits on the previous call.
+        self._last_turn: asyncio.Future[None] | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -244,21 +258,41 @@ class HttpForward:
         return self._session
 
     async def deliver(self, chunk: list[Batch]) -> list[Rejection]:
-        # Parsing and encoding is CPU work: off the event loop.
-        lines = await asyncio.to_thread(_json_lines, chunk)
-        async with self._lock:
+        previous = self._last_turn
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last_turn = turn
+        try:
+            # Parsing and encoding is CPU work: off the event loop.
+            lines = await asyncio.to_thread(_json_lines, chunk)
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its caller's business
             rejected: list[Rejection] = []
-            await self._post(lines, 0, len(lines), rejected)
+            accepted = [False]
+            try:
+                await self._post(lines, 0, len(lines), rejected, accepted)
+            except SendError as exc:
+                if accepted[0]:
+                    exc.maybe_stored = True  # part of the chunk was taken before
+                raise
             return rejected
+        finally:
+            turn.set_result(None)
 
     async def _post(
-        self, lines: list[tuple[Batch, int, bytes]], lo: int, hi: int, rejected: list[Rejection]
+        self,
+        lines: list[tuple[Batch, int, bytes]],
+        lo: int,
+        hi: int,
+        rejected: list[Rejection],
+        accepted: list[bool],
     ) -> None:
         """POST lines[lo:hi]; on a permanent 4xx split it to find the refused events."""
         body = b"\n".join(line for _, _, line in lines[lo:hi]) + b"\n"
         try:
+            # A file-like body is streamed in pieces (raw bytes past 1 MiB would
+            # be written in one go, holding the event loop).
             async with self._client().post(
-                self.url, data=body, headers={"Content-Type": "application/x-ndjson"}
+                self.url, data=io.BytesIO(body), headers={"Content-Type": "application/x-ndjson"}
             ) as response:
                 status = response.status
                 reason = (await response.text(errors="replace"))[:200] or response.reason or ""
@@ -267,14 +301,15 @@ class HttpForward:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise SendError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         if status < 300:
+            accepted[0] = True
             return
-        if _retryable(status) or status < 400:
+        if _retryable(status) or status < 400 or status in SINK_FAULTS:
             # An answer that refuses is an answer: nothing was taken.
             raise SendError(f"{self.url}: HTTP {status} {reason}".strip(), maybe_stored=False)
         if hi - lo > 1:
             mid = (lo + hi) // 2
-            await self._post(lines, lo, mid, rejected)
-            await self._post(lines, mid, hi, rejected)
+            await self._post(lines, lo, mid, rejected, accepted)
+            await self._post(lines, mid, hi, rejected, accepted)
             return
         batch, i, _ = lines[lo]
         rejected.append(
@@ -289,9 +324,11 @@ class HttpForward:
                 async with self._client().get(self._health_url) as response:
                     status = response.status
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise SendError(f"{self._health_url}: {type(exc).__name__}: {exc}") from exc
+                raise SendError(
+                    f"{self._health_url}: {type(exc).__name__}: {exc}", maybe_stored=False
+                ) from exc
             if status >= 300:
-                raise SendError(f"{self._health_url}: HTTP {status}")
+                raise SendError(f"{self._health_url}: HTTP {status}", maybe_stored=False)
             return
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -300,7 +337,9 @@ class HttpForward:
                 asyncio.open_connection(parts.hostname, port), self._timeout.total
             )
         except (OSError, TimeoutError) as exc:
-            raise SendError(f"{self.url}: cannot connect: {exc or 'timeout'}") from exc
+            raise SendError(
+                f"{self.url}: cannot connect: {exc or 'timeout'}", maybe_stored=False
+            ) from exc
         writer.close()
 
     async def close(self) -> None:

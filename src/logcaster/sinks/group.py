@@ -57,6 +57,7 @@ from logcaster.stats import Stats
 logger = logging.getLogger("logcaster.sinks.group")
 
 SPOOL_SYNC_S = 0.2  # the spool's fsync timer with fsync: interval
+SPOOL_RETRY_MAX_S = 5.0  # the sender's pause after repeated errors (a full disk)
 IDLE_WAKE_S = 1.0  # the sender re-checks breakers and the spool at least this often
 
 
@@ -123,6 +124,11 @@ class SinkGroup:
         self._spool_sent_through = 0  # spooled ids already taken into a chunk
         self._spool_ahead: deque[Batch] = deque()  # read from the spool, not yet in a chunk
         self._through = 0  # every id up to this is resolved (see durable_id)
+        self._taken_through = 0  # the highest id handed to write()
+        # Every spool call holds this (the spool is not thread-safe; its calls run
+        # in threads): the sender's, the fsync timer's and stop()'s.
+        self._spool_lock = asyncio.Lock()
+        self._syncer: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False  # stop() began: write no longer waits for room
         self._stop_now = False  # the sender ends at its next step
@@ -146,7 +152,7 @@ class SinkGroup:
     def durable_id(self) -> int:
         through = self._through
         spool = self.spool
-        if spool is not None and spool.last_id > spool.durable_id:
+        if spool is not None and spool.unsynced:
             through = min(through, spool.durable_id)
         return through
 
@@ -171,12 +177,15 @@ class SinkGroup:
                 log_event(
                     logger, logging.INFO, "spool_resumed", group=c.name, events=self.spool.events
                 )
+            self._syncer = asyncio.create_task(self._sync_loop(), name=self.name + ":fsync")
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def write(self, batches: list[Batch]) -> None:
-        if not self._outbox and not self._pending and (self.spool is None or self.spool.empty):
-            # Nothing outstanding: the ids before these (gaps, earlier runs) are settled.
+        if self._through >= self._taken_through:
+            # Everything written before is resolved: the ids between (gaps left by
+            # policies and sampling, earlier runs) are settled too.
             self._advance(batches[0].first_id - 1)
+        self._taken_through = batches[-1].last_id
         # Batch by batch, waiting for room first: the outbox holds at most
         # buffer_events plus one batch (the worker hands over the whole queue).
         limit = self.config.buffer_events
@@ -209,6 +218,13 @@ class SinkGroup:
                 chunk.task.cancel()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+        # Sends the sender started after the first cancel (it was in a spool call).
+        tasks = [c.task for c in self._pending if c.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._syncer is not None:
+            await asyncio.gather(self._syncer, return_exceptions=True)
         left = [c for c in self._pending if not c.from_spool]
         batches = [b for c in left for b in c.batches] + list(self._outbox)
         self._pending.clear()
@@ -226,31 +242,67 @@ class SinkGroup:
         for member in self.members:
             await member.sink.close()
         if self.spool is not None:
-            await asyncio.to_thread(self.spool.close)
+            async with self._spool_lock:
+                await asyncio.to_thread(self.spool.close)
 
     # -- the sender ------------------------------------------------------------
 
     async def _run(self) -> None:
-        last_sync = time.monotonic()
+        failures = 0
         while not self._stop_now:
-            if self._spooling:
-                if self._outbox:
-                    await self._outbox_to_spool()
-                await self._read_spool_ahead()
-            self._launch()
-            if self._pending and self._pending[0].task is not None:
-                await self._resolve_head()
-            else:
-                await self._idle()
-            spool = self.spool
-            if spool is not None and time.monotonic() - last_sync >= SPOOL_SYNC_S:
-                last_sync = time.monotonic()
-                if spool.last_id > spool.durable_id:
-                    await asyncio.to_thread(spool.maybe_sync)
-                    self._durable_moved()
-            if self._spooling and spool is not None and spool.empty and not self._pending:
-                self._spooling = False
-                log_event(logger, logging.INFO, "spool_drained", group=self.config.name)
+            try:
+                await self._step()
+                failures = 0
+            except Exception as exc:
+                # A full disk under the spool or the dead letters, say. Every step
+                # removes a chunk or batches only after their spool or dead-letter
+                # write succeeded, so trying again loses nothing.
+                failures += 1
+                self._forget_spool_chunks()  # read again from the spool's cursor
+                self._log_once(
+                    "forward_sender_error",
+                    error=f"{type(exc).__name__}: {exc}",
+                    attempt=failures,
+                    exc_info=failures == 1,
+                )
+                await asyncio.sleep(min(SPOOL_RETRY_MAX_S, 0.1 * 2**failures))
+
+    async def _step(self) -> None:
+        if self._spooling:
+            # Chunks a failed spool write left behind go first (id order).
+            while self._pending and not self._pending[0].from_spool:
+                await self._to_spool(self._pending[0].batches)
+                self._pending.popleft()
+            if self._outbox and all(c.from_spool for c in self._pending):
+                await self._outbox_to_spool()  # after every older chunk (id order)
+            await self._read_spool_ahead()
+        self._launch()
+        if self._pending and self._pending[0].task is not None:
+            await self._resolve_head()
+        else:
+            await self._idle()
+        spool = self.spool
+        if self._spooling and spool is not None and spool.empty and not self._pending:
+            self._spooling = False
+            self._release_spool_reads()
+            log_event(logger, logging.INFO, "spool_drained", group=self.config.name)
+
+    async def _sync_loop(self) -> None:
+        """The spool's fsync timer (interval policy) and its cursor's persistence."""
+        spool = self.spool
+        assert spool is not None
+        while not self._stop_now:
+            await asyncio.sleep(SPOOL_SYNC_S)
+            async with self._spool_lock:
+                if spool.closed:
+                    return
+                try:
+                    synced = await asyncio.to_thread(spool.maybe_sync)
+                except Exception as exc:
+                    self._log_once("spool_sync_failed", error=f"{type(exc).__name__}: {exc}")
+                    continue
+            if synced:
+                self._durable_moved()
 
     def _targets(self, chunk: Chunk) -> list[int]:
         """Allowed members for a new attempt: primaries, then backups up to min_success."""
@@ -266,6 +318,8 @@ class SinkGroup:
 
     def _launch(self) -> None:
         """Send chunks while the window has room: retries first, then new data."""
+        if self._stop_now:
+            return
         window = self.config.max_in_flight
         for chunk in self._pending:
             if chunk.task is None and not self._start(chunk):
@@ -300,7 +354,9 @@ class SinkGroup:
             return
         size = self.config.batch_events * self.config.max_in_flight
         after = self._spool_sent_through
-        for batch in await asyncio.to_thread(spool.read, size + (after and size)):
+        async with self._spool_lock:
+            read = await asyncio.to_thread(spool.read, size + (after and size))
+        for batch in read:
             if batch.last_id <= after:
                 continue
             if batch.first_id <= after:
@@ -308,11 +364,33 @@ class SinkGroup:
                 batch = Batch(after + 1, batch.received_at, batch.source, batch.texts[cut:])
             self._spool_ahead.append(batch)
 
+    def _forget_spool_chunks(self) -> None:
+        """Drop the chunks taken from the spool (it keeps them) and read it again."""
+        for chunk in [c for c in self._pending if c.from_spool]:
+            # Sent again from the cursor: a duplicate if it was delivered.
+            task = chunk.task
+            if task is not None and task.done() and not task.cancelled():
+                chunk.maybe_stored |= task.result()[0] >= self.config.min_success
+            self._count_resend(chunk)
+            if task is not None:
+                task.cancel()
+            self._pending.remove(chunk)
+        self._release_spool_reads()
+
+    def _release_spool_reads(self) -> None:
+        """Forget what was taken from the spool: it is read again from its cursor."""
+        self._spool_sent_through = 0
+        self._spool_ahead.clear()
+        if self.spool is not None:
+            self.spool.held_through = -1
+
     def _next_spool_chunk(self, size: int) -> Chunk | None:
         if not self._spool_ahead:
             return None
         batches = _take(self._spool_ahead, size)
         self._spool_sent_through = batches[-1].last_id
+        if self.spool is not None:
+            self.spool.held_through = self._spool_sent_through  # drop_oldest spares them
         return Chunk(batches, from_spool=True)
 
     def _start(self, chunk: Chunk) -> bool:
@@ -393,19 +471,25 @@ class SinkGroup:
                 took += 1
                 rejected = rejected or got
         if took >= need:
-            self._pending.popleft()
             await self._delivered(chunk, rejected)
+            self._pending.popleft()
             return
         await self._failed(chunk)
 
     async def _delivered(self, chunk: Chunk, rejected: list[Rejection]) -> None:
+        """Count a delivered chunk (its caller removes it once this returned)."""
+        # Either write may raise (a full disk): then nothing is counted and the
+        # chunk is sent again (from the spool's cursor, a counted duplicate).
+        chunk.maybe_stored = True
         if rejected:
             await self._dead_letter(rejected, chunk)
-        self.delivered += chunk.events - len(rejected)
         if chunk.from_spool:
             assert self.spool is not None
-            await asyncio.to_thread(self.spool.commit, chunk.last_id)
-        else:
+            async with self._spool_lock:
+                await asyncio.to_thread(self.spool.commit, chunk.last_id)
+        self.delivered += chunk.events - len(rejected)
+        chunk.maybe_stored = False
+        if not chunk.from_spool:
             self._advance(chunk.last_id)
 
     async def _failed(self, chunk: Chunk) -> None:
@@ -416,22 +500,17 @@ class SinkGroup:
             self._count_resend(chunk)  # it will be sent again from the spool
         if chunk.from_spool:
             # It stays in the spool; everything in flight after it is re-read later.
-            for later in list(self._pending)[1:]:
-                self.retried += later.events  # sent again from the cursor
-                if later.task is not None:
-                    later.task.cancel()
-            self._pending.clear()
+            self._forget_spool_chunks()
             assert self.spool is not None
-            self._spool_sent_through = 0  # re-read from the spool's cursor
-            self._spool_ahead.clear()
             self._log_once("forward_waiting", events=self.spool.events)
             return
         if self.spool is None:
             self._log_once("forward_waiting", events=self.buffered)
             return  # resent in order once a breaker allows (the outbox fills meanwhile)
-        # Spool it, then each later chunk as it resolves, in id order.
-        self._pending.popleft()
+        # Spool it, then each later chunk as it resolves, in id order. Each leaves
+        # `_pending` only once written (a failed spool write is tried again).
         await self._to_spool(chunk.batches)
+        self._pending.popleft()
         self._spooling = True
         while self._pending:
             later = self._pending[0]
@@ -441,12 +520,13 @@ class SinkGroup:
                     return  # cancelled by stop(), which spools what is left
                 took, rejected = done[0]
                 if took >= self.config.min_success:
-                    self._pending.popleft()
                     await self._delivered(later, rejected)
+                    self._pending.popleft()
                     continue
-            self._pending.popleft()
+                later.task = None
             self._count_resend(later)
             await self._to_spool(later.batches)
+            self._pending.popleft()
         await self._outbox_to_spool()
 
     async def _outbox_to_spool(self) -> None:
@@ -455,18 +535,21 @@ class SinkGroup:
         if self.config.spool_policy == "block" and spool.full:
             return  # the outbox keeps them; when it is full the pipeline waits
         batches = list(self._outbox)
-        self._outbox.clear()
-        self._outbox_events = 0
-        self._room.set()
         await self._to_spool(batches)
+        for _ in batches:  # written: now they leave (write() may have added more)
+            self._outbox_events -= len(self._outbox.popleft())
+        self._room.set()
 
     async def _to_spool(self, batches: list[Batch]) -> None:
         spool = self.spool
         assert spool is not None
         if not batches:
             return
-        result = await asyncio.to_thread(spool.append, batches)
+        async with self._spool_lock:
+            result = await asyncio.to_thread(spool.append, batches)
         self.spooled += result.appended
+        if result.dropped_oldest:
+            self._spool_ahead.clear()  # read again: some of it may be gone
         for reason, n in (
             ("spool_full_newest", result.dropped_newest),
             ("spool_full_oldest", result.dropped_oldest),
@@ -525,10 +608,14 @@ class SinkGroup:
         if self._on_durable is not None:
             self._on_durable()
 
-    def _log_once(self, event: str, level: int = logging.ERROR, **fields: Any) -> None:
+    def _log_once(
+        self, event: str, level: int = logging.ERROR, exc_info: bool = False, **fields: Any
+    ) -> None:
         now = time.monotonic()
         if now - self._logged.get(event, 0.0) >= 1.0:
             self._logged[event] = now
+            if exc_info:
+                logger.exception(event)
             log_event(logger, level, event, group=self.config.name, **fields)
 
 

@@ -129,6 +129,9 @@ class Spool:
         self._last_delivered = max(saved, 0)  # for `last_id` when the segments are gone
         self._persisted = self._cursor
         self._persisted_at = time.monotonic()
+        # Ids up to this were taken by the sender and may be in flight: drop_oldest
+        # spares their segments (set by the caller; -1: nothing in flight).
+        self.held_through = -1
         self._segments: list[_Segment] = [self._scan(p) for p in list_rotated(self.directory)]
         self._active = self._scan(self._writer.active_path)
         self._loaded: deque[tuple[Batch, _Segment]] = deque()  # read, not committed
@@ -207,6 +210,16 @@ class Spool:
         return max(self._writer.last_id or 0, self._last_delivered)
 
     @property
+    def unsynced(self) -> bool:
+        """Written but not yet fsynced under the policy (then `durable_id` < the last write)."""
+        written = self._writer.last_id
+        return written is not None and written > (self._writer.durable_id or -1)
+
+    @property
+    def closed(self) -> bool:
+        return self._writer.closed
+
+    @property
     def _written(self) -> int:
         """The highest id on disk or written, -1 if none (ids may start at 0)."""
         last = self._writer.last_id
@@ -249,8 +262,13 @@ class Spool:
         self._write(group)
         dropped_oldest = 0
         # Delete whole rotated segments only: the active one holds the newest data.
-        while self.policy == "drop_oldest" and self._segments and self.nbytes > self.max_bytes:
-            seg = self._segments[0]
+        # Segments with ids the sender holds (`held_through`) may be delivered:
+        # the oldest of the others goes (else the same events would be counted
+        # both dropped and delivered). Those in flight are the sender's window.
+        while self.policy == "drop_oldest" and self.nbytes > self.max_bytes:
+            seg = self._droppable()
+            if seg is None:
+                break
             dropped_oldest += seg.events - seg.done
             self._delete(seg)
         self.dropped_oldest += dropped_oldest
@@ -300,10 +318,20 @@ class Spool:
         self._segments.append(seg)
         self._active = _Segment(self._writer.active_path)
 
+    def _droppable(self) -> _Segment | None:
+        """The oldest rotated segment with no pending id at or below `held_through`."""
+        before = -1  # the last id of the segment before
+        for seg in self._segments:
+            if max(self._cursor, before) >= self.held_through:
+                return seg  # its first pending id is above what the sender holds
+            before = seg.last_id
+        return None
+
     def _delete(self, seg: _Segment) -> None:
         self._segments.remove(seg)
-        while self._loaded and self._loaded[0][1] is seg:
-            self._loaded_events -= len(self._loaded.popleft()[0].texts)
+        if any(s is seg for _, s in self._loaded):
+            self._loaded = deque(e for e in self._loaded if e[1] is not seg)
+            self._loaded_events = sum(len(b.texts) for b, _ in self._loaded)
         with contextlib.suppress(FileNotFoundError):
             seg.path.unlink()
 
