@@ -575,3 +575,35 @@ def test_a_wrong_url_is_a_sink_failure_not_dead_letters(
     receiver.status = 200
     wait_for("drained", up.stats, lambda s: settled(s, 500) and s["Forwarded"] == 500)
     assert receiver.texts() == [f"event {i:04d}" for i in range(500)]
+
+
+def test_min_success_two_copies_or_the_spool(tmp_path: Path, server_factory: ServerFactory) -> None:
+    """min_success 2 of 2 primaries: each gets every event; with one down, events spool."""
+    ports = [free_port(), free_port()]
+    downs = [
+        server_factory("-P", str(tmp_path / f"d{i}"), "--port", str(p)) for i, p in enumerate(ports)
+    ]
+    urls = [f"tcp://127.0.0.1:{p}?ack=1" for p in ports]
+    cfg = group("both", urls, min_success=2)
+    up = server_factory(
+        "-P", str(tmp_path / "up"), "--config", write_config(tmp_path, forward=[cfg])
+    )
+    first = [b"both %05d\n" % i for i in range(5000)]
+    up.send(b"".join(first))
+    wait_for("forwarded", up.stats, lambda s: s["Forwarded"] == 5000)
+    downs[1].stop()
+    second = [b"one %05d\n" % i for i in range(5000)]
+    up.send(b"".join(second))
+    stats = wait_for("spooled", up.stats, lambda s: s["Spooled"] == 5000)
+    assert stats["Forwarded"] == 5000  # one copy is not enough
+    downs[1] = server_factory("-P", str(tmp_path / "d1b"), "--port", str(ports[1]))
+    stats = wait_for("drained", up.stats, lambda s: settled(s, 10_000) and s["Forwarded"] == 10_000)
+    for d in downs:
+        d.stop()
+    want = {line[:-1] for line in first + second}
+    d0 = stored_lines(tmp_path / "d0")
+    d1 = stored_lines(tmp_path / "d1") + stored_lines(tmp_path / "d1b")
+    assert set(d0) == want and set(d1) == want
+    # Events the live sink took while the other was down were sent to it again.
+    duplicates = len(d0) + len(d1) - 2 * len(want)
+    assert duplicates <= stats["ForwardRetried"], (duplicates, stats["ForwardRetried"])

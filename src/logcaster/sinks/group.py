@@ -132,6 +132,7 @@ class SinkGroup:
         self._task: asyncio.Task[None] | None = None
         self._closing = False  # stop() began: write no longer waits for room
         self._stop_now = False  # the sender ends at its next step
+        self._probing = False  # since the last failure: one chunk in flight
         self._logged: dict[str, float] = {}
         # counters, for STATS
         self.delivered = 0  # events delivered (min_success sinks took them)
@@ -277,8 +278,18 @@ class SinkGroup:
                 await self._outbox_to_spool()  # after every older chunk (id order)
             await self._read_spool_ahead()
         self._launch()
-        if self._pending and self._pending[0].task is not None:
+        head = self._pending[0] if self._pending else None
+        if head is not None and head.task is not None:
             await self._resolve_head()
+        elif self.spool is not None and not self._spooling and not self._can_deliver():
+            # Too few sinks up for min_success: spool rather than hold it in memory.
+            if head is not None:
+                await self._failed(head)
+            elif self._outbox:
+                self._spooling = True
+                await self._outbox_to_spool()
+            else:
+                await self._idle()
         else:
             await self._idle()
         spool = self.spool
@@ -320,7 +331,10 @@ class SinkGroup:
         """Send chunks while the window has room: retries first, then new data."""
         if self._stop_now:
             return
-        window = self.config.max_in_flight
+        # After a failure one chunk probes (a sink that took chunks while another
+        # failed would get the whole window again on each retry); a delivery
+        # opens the window again.
+        window = 1 if self._probing else self.config.max_in_flight
         for chunk in self._pending:
             if chunk.task is None and not self._start(chunk):
                 return  # no sink allowed: keep order, launch nothing after it
@@ -350,7 +364,7 @@ class SinkGroup:
         spool = self.spool
         if spool is None or spool.empty or self._spool_ahead:
             return
-        if not any(m.breaker.allows() for m in self.members):
+        if not self._can_deliver():
             return
         size = self.config.batch_events * self.config.max_in_flight
         after = self._spool_sent_through
@@ -370,7 +384,7 @@ class SinkGroup:
             # Sent again from the cursor: a duplicate if it was delivered.
             task = chunk.task
             if task is not None and task.done() and not task.cancelled():
-                chunk.maybe_stored |= task.result()[0] >= self.config.min_success
+                chunk.maybe_stored |= task.result()[0] > 0  # some sink took it
             self._count_resend(chunk)
             if task is not None:
                 task.cancel()
@@ -393,10 +407,15 @@ class SinkGroup:
             self.spool.held_through = self._spool_sent_through  # drop_oldest spares them
         return Chunk(batches, from_spool=True)
 
+    def _can_deliver(self) -> bool:
+        """Are enough sinks allowed to reach min_success (closed or due a trial)?"""
+        allowed = sum(m.breaker.allows() for m in self.members)
+        return allowed >= self.config.min_success
+
     def _start(self, chunk: Chunk) -> bool:
         targets = [i for i in self._targets(chunk) if i not in chunk.tried]
-        if not targets:
-            return False
+        if len(targets) < self.config.min_success:
+            return False  # it could not be delivered: wait (or spool) instead
         chunk.tried.update(targets)
         self._count_resend(chunk)
         chunk.task = asyncio.create_task(self._attempt(chunk, targets))
@@ -474,6 +493,8 @@ class SinkGroup:
             await self._delivered(chunk, rejected)
             self._pending.popleft()
             return
+        # Short of min_success: the sinks that took it will get it again.
+        chunk.maybe_stored |= took > 0
         await self._failed(chunk)
 
     async def _delivered(self, chunk: Chunk, rejected: list[Rejection]) -> None:
@@ -489,11 +510,13 @@ class SinkGroup:
                 await asyncio.to_thread(self.spool.commit, chunk.last_id)
         self.delivered += chunk.events - len(rejected)
         chunk.maybe_stored = False
+        self._probing = False
         if not chunk.from_spool:
             self._advance(chunk.last_id)
 
     async def _failed(self, chunk: Chunk) -> None:
         """No sink took the head chunk: spool it (and what follows), or keep it to resend."""
+        self._probing = True
         chunk.task = None
         chunk.tried.clear()
         if chunk.from_spool or self.spool is not None:
@@ -523,6 +546,7 @@ class SinkGroup:
                     await self._delivered(later, rejected)
                     self._pending.popleft()
                     continue
+                later.maybe_stored |= took > 0  # a sink that took it gets it again
                 later.task = None
             self._count_resend(later)
             await self._to_spool(later.batches)
@@ -584,17 +608,6 @@ class SinkGroup:
         """Nothing to resolve: wait for data, or for a breaker to allow a trial."""
         waits = [m.breaker.retry_in for m in self.members if m.breaker.state == "open"]
         timeout = min([IDLE_WAKE_S, *(max(0.01, w) for w in waits)])
-        if (
-            not self._pending
-            and not self._spooling
-            and self._outbox
-            and self.spool is not None
-            and not any(m.breaker.allows() for m in self.members)
-        ):
-            # Every sink is down: spool instead of holding the outbox in memory.
-            self._spooling = True
-            await self._outbox_to_spool()
-            return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
