@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import orjson
+import pytest
 
 from logcaster.config import MultilineConfig, TailSamplingConfig
 from logcaster.event import Batch
@@ -81,6 +82,23 @@ def test_the_rate_keeps_by_request_id_hash_with_its_weight() -> None:
     assert [ev.fields["request_id"] for ev in kept] == [k for k in keys if key_hash(k) < 0.5]
     assert all(ev.fields["sample_weight"] == 2.0 for ev in kept)
     assert 0 < len(kept) < 40 and stats.tail["rate"] == len(kept)
+
+
+def test_the_weight_is_one_over_p_when_decided_even_if_pressure_moved_p() -> None:
+    tail, _, clock = sampler(rate=0.5, min_rate=0.1)
+    keys = [f"req-{i}" for i in range(200)]
+    tail.accept([batch(1, [f"[INFO] ok request_id={k}" for k in keys])])  # decided at 0.5
+    tail.pressure(1.0, 0.8)  # a full queue: p falls to min_rate for what comes next
+    assert tail.rate == pytest.approx(0.1)
+    tail.accept([batch(201, [f"[INFO] ok request_id=late-{k}" for k in keys])])
+    clock.now += 5.0
+    kept = [ev for run in tail.release() for ev in run.events()]
+    early = [ev for ev in kept if ev.id <= 200]
+    late = [ev for ev in kept if ev.id > 200]
+    assert early and late
+    assert {ev.fields["sample_weight"] for ev in early} == {2.0}
+    assert {ev.fields["sample_weight"] for ev in late} == {10.0}
+    assert tail.estimated == pytest.approx(2.0 * len(early) + 10.0 * len(late))
 
 
 def test_over_its_bound_the_sampler_releases_early_and_keeps_undecided_requests() -> None:

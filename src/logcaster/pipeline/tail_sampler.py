@@ -53,6 +53,9 @@ class TailSampler:
         self.held_events = 0
         # Request key -> keep reason ("" = sampled away); undecided keys are absent.
         self._decided: OrderedDict[str, str] = OrderedDict()
+        # p when a request was kept by rate: its events weigh 1/p of that moment
+        # (p moves under pressure; the weight must be the chance it had).
+        self._kept_at: dict[str, float] = {}
         self.released_through = 0  # the last id released (kept or sampled away)
 
     # ---- decisions ---------------------------------------------------------------
@@ -80,8 +83,10 @@ class TailSampler:
         decided = self._decided
         decided[key] = reason
         decided.move_to_end(key)
+        if reason == "rate":
+            self._kept_at[key] = self.rate
         while len(decided) > _MAX_DECIDED:
-            decided.popitem(last=False)
+            self._kept_at.pop(decided.popitem(last=False)[0], None)
 
     def accept(self, batches: list[Batch]) -> None:
         """Hold new batches; decide the requests their events settle."""
@@ -139,8 +144,9 @@ class TailSampler:
                 self._decide(key, reason)
             if reason:
                 if reason == "rate":
-                    ev.fields.setdefault("sample_weight", round(1 / self.rate, 6))
-                    self.estimated += 1 / self.rate if self.rate > 0 else 0.0
+                    weight = 1 / self._kept_at.get(key, self.rate)
+                    ev.fields.setdefault("sample_weight", round(weight, 6))
+                    self.estimated += weight
                 else:
                     self.estimated += 1
                 stats.tail[reason] = stats.tail.get(reason, 0) + 1
