@@ -561,6 +561,113 @@ def test_http_posts_go_out_in_call_order(receiver: HttpReceiver) -> None:
     assert ids == list(range(1, 20_002))
 
 
+def test_a_post_cancelled_before_its_turn_does_not_let_the_next_overtake(
+    receiver: HttpReceiver,
+) -> None:
+    from logcaster.event import Batch
+    from logcaster.sinks.forward import open_forward
+
+    receiver.delay = 0.6
+
+    async def run() -> None:
+        sink = open_forward(receiver.url, timeout=10)
+        first = asyncio.create_task(sink.deliver([Batch(1, 0.0, "t", [b"first"])]))
+        await asyncio.to_thread(wait_for, "first POST", lambda: receiver.posts, bool)
+        waiting = asyncio.create_task(sink.deliver([Batch(2, 0.0, "t", [b"cancelled"])]))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        last = asyncio.create_task(sink.deliver([Batch(3, 0.0, "t", [b"last"])]))
+        await asyncio.sleep(0.3)
+        assert receiver.posts == 1  # the first POST is still out: the last waits
+        await asyncio.gather(first, last)
+        await sink.close()
+
+    asyncio.run(run())
+    assert receiver.texts() == ["first", "last"]
+
+
+def test_dlq_replay_with_repeated_ids_and_a_leftover_aside_file(
+    tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    from logcaster.sinks import deadletter
+    from logcaster.sinks.forward import Rejection
+
+    letters = deadletter.DeadLetters(tmp_path, 1 << 20)
+    rejection = Rejection(7, 1.0, "tcp:t", b"seven POISON", 400, "bad")
+    # Event 7 refused twice (a resent chunk), with a letter of event 8.
+    letters.add([rejection, Rejection(8, 1.0, "tcp:t", b"eight", 400, "bad")], "s")
+    letters.add([rejection], "s")
+    # What an interrupted replay left aside is replayed too, and merged first.
+    (tmp_path / deadletter.REPLAYING_NAME).write_bytes(
+        deadletter.encode_letter(Rejection(3, 1.0, "tcp:t", b"three", 400, "bad"), "s", 0.0)
+    )
+    receiver.reject_marker = b"POISON"
+    path = tmp_path / deadletter.FILE_NAME
+    delivered, left = asyncio.run(deadletter.replay(path, receiver.url, 5.0, chunk_events=10))
+    assert (delivered, left) == (2, 2)
+    assert sorted(receiver.texts()) == ["eight", "three"]
+    kept = list(deadletter.read_letters(path))
+    assert [(x["id"], x["text"]) for x in kept] == [(7, "seven POISON")] * 2
+    assert not (tmp_path / deadletter.REPLAYING_NAME).exists()
+    assert not (tmp_path / deadletter.MERGING_NAME).exists()
+
+
+def test_a_full_disk_under_the_spool_loses_nothing_and_recovers(
+    tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver
+) -> None:
+    """The spool's writes fail (EFBIG past a file-size limit set on the running
+    server, as on a full disk) while chunks are in flight, and the sink comes
+    back meanwhile: every event arrives exactly once; once the disk has room the
+    spool drains."""
+    import resource
+
+    receiver.status = 503
+    receiver.delay = 0.05  # the window holds chunks in flight when a spool write fails
+    cfg = group(
+        "web", [receiver.url], dir=str(tmp_path / "g"), spool_max_bytes=1 << 20, batch_events=500
+    )
+    up = server_factory("--config", write_config(tmp_path, forward=[cfg]))
+    soft, hard = resource.prlimit(up.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(up.pid, resource.RLIMIT_FSIZE, (48 * 1024, hard))
+    lines = [b"event %05d\n" % i for i in range(20_000)]
+    up.send(b"".join(lines))
+    wait_for(
+        "spool errors",
+        lambda: [x for x in up.logs if x.get("event") == "forward_sender_error"],
+        bool,
+    )
+    receiver.status = 200  # chunks still in flight are delivered now
+    time.sleep(1.0)
+    assert up.stats()["Spooled"] < 20_000
+    resource.prlimit(up.pid, resource.RLIMIT_FSIZE, (soft, hard))  # room again
+    stats = wait_for("drained", up.stats, lambda s: settled(s, 20_000) and s["Forwarded"] >= 20_000)
+    texts = receiver.texts()
+    assert sorted(texts) == [line[:-1].decode() for line in lines]  # each once
+    assert stats["Forwarded"] == 20_000 and stats["ForwardRetried"] == 0
+
+
+def test_stop_with_a_full_disk_counts_what_it_could_not_spool_and_exits_cleanly(
+    tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver
+) -> None:
+    import resource
+
+    receiver.status = 503
+    cfg = group("web", [receiver.url], dir=str(tmp_path / "g"), spool_max_bytes=1 << 20)
+    up = server_factory("--config", write_config(tmp_path, forward=[cfg]))
+    _, hard = resource.prlimit(up.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(up.pid, resource.RLIMIT_FSIZE, (48 * 1024, hard))
+    up.send(b"".join(b"event %05d\n" % i for i in range(20_000)))
+    wait_for(
+        "spool errors",
+        lambda: [x for x in up.logs if x.get("event") == "forward_sender_error"],
+        bool,
+    )
+    spooled = up.stats()["Spooled"]
+    assert up.stop() == 0
+    lost = [x for x in up.logs if x.get("event") == "forward_undelivered"]
+    assert lost and spooled + lost[0]["events"] == 20_000, (spooled, lost)
+
+
 def test_a_wrong_url_is_a_sink_failure_not_dead_letters(
     tmp_path: Path, server_factory: ServerFactory, receiver: HttpReceiver
 ) -> None:

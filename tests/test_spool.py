@@ -291,6 +291,40 @@ def test_maybe_sync_saves_a_pending_cursor(tmp_path: Path) -> None:
         assert ids(spool.read(1)) == [13, 14, 15]
 
 
+def test_a_cursor_that_cannot_be_saved_is_logged_and_saved_later(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spool.append(batches(1, 10))
+    (tmp_path / "cursor.tmp").mkdir()  # the save fails, even for root
+    time.sleep(0.55)
+    spool.commit(12)  # moved, not raised: the caller counts the chunk delivered
+    assert spool.cursor == 12 and ids(spool.read(1)) == [13, 14, 15]
+    time.sleep(0.55)
+    assert spool.maybe_sync() in (True, False)  # no raise either
+    assert not (tmp_path / "cursor").exists()
+    (tmp_path / "cursor.tmp").rmdir()
+    time.sleep(0.55)
+    spool.maybe_sync()
+    assert (tmp_path / "cursor").read_text() == "12\n"
+    spool.close()
+
+
+def test_a_retried_append_leaves_out_what_was_written(tmp_path: Path) -> None:
+    from logcaster.sinks.group import _after
+
+    with open_spool(tmp_path) as spool:
+        spool.append(batches(1, 3))  # ids 1..9 reached the file, then the call failed
+        retry = batches(1, 5)  # the caller tries its whole list again
+        todo, skipped = _after(retry, spool.written_id)
+        assert skipped == 9 and ids(todo) == list(range(10, 16))
+        spool.append(todo)
+        # A batch across the last id written is cut.
+        todo, skipped = _after([batch(14, 5)], spool.written_id)
+        assert skipped == 2 and ids(todo) == [16, 17, 18]
+        assert todo[0].texts[0].startswith(b"event 16 ")
+        spool.append(todo)
+        assert drain(spool) == list(range(1, 19))
+
+
 # -- property: random operations against a deque ------------------------------
 
 ops = st.lists(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,14 +73,7 @@ class DeadLetters:
                 continue
             data += line
         if data:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _append(self.path, bytes(data))
             self.written += data.count(b"\n")
         self.dropped += dropped
         return dropped
@@ -138,6 +131,7 @@ def summarize(path: Path, limit: int) -> dict[str, Any]:
 
 
 REPLAYING_NAME = "dead-letters.replaying.ndjson"
+MERGING_NAME = "dead-letters.merging.ndjson"
 
 
 async def replay(
@@ -152,8 +146,10 @@ async def replay(
     appended back to the live file in one write. Returns (delivered, left).
     """
     aside = _set_aside(path)
+    # Ids may repeat (an event refused again after a resend): letters are
+    # tracked by position, a refusal matched to the next letter with its id.
     records = sorted(read_letters(aside), key=lambda r: int(r["id"]))
-    remaining = {int(r["id"]): r for r in records}  # what goes back, refusals updated
+    delivered = [False] * len(records)
     sink = open_forward(url, timeout=send_timeout)
     try:
         for start in range(0, len(records), chunk_events):
@@ -162,47 +158,63 @@ async def replay(
                 rejected = await sink.deliver([letter_batch(r) for r in part])
             except SendError:
                 break
-            again = {r.event_id: r for r in rejected}
-            for record in part:
-                refusal = again.get(int(record["id"]))
-                if refusal is None:
-                    del remaining[int(record["id"])]
-                else:
-                    record |= {
-                        "status": refusal.status,
-                        "reason": refusal.reason,
-                        "at": time.time(),
-                    }
+            again: dict[int, deque[Rejection]] = defaultdict(deque)
+            for refusal in rejected:
+                again[refusal.event_id].append(refusal)
+            for i, record in enumerate(part, start):
+                refused = again.get(int(record["id"]))
+                if not refused:
+                    delivered[i] = True
+                    continue
+                refusal = refused.popleft()
+                record |= {"status": refusal.status, "reason": refusal.reason, "at": time.time()}
     finally:
         await sink.close()
-        _append_back(path, aside, list(remaining.values()))
-    return len(records) - len(remaining), len(remaining)
+        left = [r for r, done in zip(records, delivered, strict=True) if not done]
+        _append_back(path, aside, left)
+    return len(records) - len(left), len(left)
 
 
 def _set_aside(path: Path) -> Path:
-    """Move the live file aside for a replay (after an interrupted replay's file)."""
+    """Move the live file aside for a replay, after what an interrupted replay left.
+
+    The live file is only ever renamed (never read and unlinked, which would
+    lose a letter the server appends in between): to the aside name, or, when
+    an aside file is left over, to a merge name whose letters are appended to it.
+    """
     aside = path.with_name(REPLAYING_NAME)
+    merging = path.with_name(MERGING_NAME)
+    if merging.exists():
+        _merge(merging, aside)  # an interrupted merge
     if path.exists():
-        if aside.exists():
-            with aside.open("ab") as f:
-                f.write(path.read_bytes())
-            path.unlink()
-        else:
+        if not aside.exists():
             os.replace(path, aside)
+        else:
+            os.replace(path, merging)
+            _merge(merging, aside)
     return aside
 
 
+def _merge(source: Path, target: Path) -> None:
+    """Append `source` to `target`, fsync, then remove `source`."""
+    _append(target, source.read_bytes())
+    source.unlink()
+
+
+def _append(path: Path, data: bytes) -> None:
+    """One O_APPEND write (atomic against the server's appends), then fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _append_back(path: Path, aside: Path, records: list[dict[str, Any]]) -> None:
-    """Append `records` to the live file in one O_APPEND write (atomic against the
-    server's appends), fsync, then drop the aside file."""
+    """Append `records` to the live file, then drop the aside file."""
     if records:
-        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _append(path, b"".join(orjson.dumps(r) + b"\n" for r in records))
     aside.unlink(missing_ok=True)

@@ -276,7 +276,12 @@ class HttpForward:
                 raise
             return rejected
         finally:
-            turn.set_result(None)
+            if previous is None or previous.done():
+                turn.set_result(None)
+            else:
+                # Cancelled while waiting for its turn: the next call still waits
+                # for the POST before this one.
+                previous.add_done_callback(lambda _: turn.set_result(None))
 
     async def _post(
         self,

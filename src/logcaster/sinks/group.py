@@ -231,20 +231,53 @@ class SinkGroup:
         self._pending.clear()
         self._outbox.clear()
         self._outbox_events = 0
-        if batches:
-            if self.spool is not None:
+        try:
+            if batches and self.spool is not None:
                 await self._to_spool(batches)
-            else:
+                batches = []
+        except Exception as exc:  # a full disk: counted below, the shutdown goes on
+            log_event(
+                logger,
+                logging.ERROR,
+                "forward_spool_failed",
+                group=self.config.name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            # What reached the spool before the error is in it.
+            batches, _ = _after(batches, self.spool.written_id if self.spool else -1)
+        finally:
+            if batches:
                 n = sum(map(len, batches))
                 self._stats.drop("forward_undelivered", n)
                 log_event(
                     logger, logging.ERROR, "forward_undelivered", group=self.config.name, events=n
                 )
+            await self._close_all()
+
+    async def _close_all(self) -> None:
         for member in self.members:
-            await member.sink.close()
+            try:
+                await member.sink.close()
+            except Exception as exc:
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "forward_close_failed",
+                    sink=member.sink.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         if self.spool is not None:
             async with self._spool_lock:
-                await asyncio.to_thread(self.spool.close)
+                try:
+                    await asyncio.to_thread(self.spool.close)
+                except Exception as exc:
+                    log_event(
+                        logger,
+                        logging.ERROR,
+                        "spool_close_failed",
+                        group=self.config.name,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
 
     # -- the sender ------------------------------------------------------------
 
@@ -270,12 +303,9 @@ class SinkGroup:
 
     async def _step(self) -> None:
         if self._spooling:
-            # Chunks a failed spool write left behind go first (id order).
-            while self._pending and not self._pending[0].from_spool:
-                await self._to_spool(self._pending[0].batches)
-                self._pending.popleft()
-            if self._outbox and all(c.from_spool for c in self._pending):
-                await self._outbox_to_spool()  # after every older chunk (id order)
+            # What an error interrupted in `_failed` goes first (id order).
+            if not await self._spool_tail():
+                return  # stop() cancelled a send
             await self._read_spool_ahead()
         self._launch()
         head = self._pending[0] if self._pending else None
@@ -530,28 +560,38 @@ class SinkGroup:
         if self.spool is None:
             self._log_once("forward_waiting", events=self.buffered)
             return  # resent in order once a breaker allows (the outbox fills meanwhile)
-        # Spool it, then each later chunk as it resolves, in id order. Each leaves
-        # `_pending` only once written (a failed spool write is tried again).
-        await self._to_spool(chunk.batches)
-        self._pending.popleft()
+        # Spooling from here: it, then each later chunk as it resolves, then the outbox.
         self._spooling = True
-        while self._pending:
-            later = self._pending[0]
-            if later.task is not None:
-                done = await asyncio.gather(later.task, return_exceptions=True)
+        await self._spool_tail()
+
+    async def _spool_tail(self) -> bool:
+        """Spool the chunks from memory at the head of `_pending`, then the outbox.
+
+        Chunks still sending are waited for: one delivered is counted, the others
+        are spooled, in id order. Each leaves `_pending` only once written, so
+        after an error (a full disk) the next step calls this again and nothing
+        is lost or sent twice uncounted. False: stop() cancelled a send.
+        """
+        while self._pending and not self._pending[0].from_spool:
+            chunk = self._pending[0]
+            if chunk.task is not None:
+                done = await asyncio.gather(chunk.task, return_exceptions=True)
                 if isinstance(done[0], BaseException):
-                    return  # cancelled by stop(), which spools what is left
+                    return False  # stop() spools what is left
                 took, rejected = done[0]
                 if took >= self.config.min_success:
-                    await self._delivered(later, rejected)
+                    await self._delivered(chunk, rejected)
                     self._pending.popleft()
                     continue
-                later.maybe_stored |= took > 0  # a sink that took it gets it again
-                later.task = None
-            self._count_resend(later)
-            await self._to_spool(later.batches)
+                chunk.maybe_stored |= took > 0  # a sink that took it gets it again
+                chunk.task = None
+                chunk.tried.clear()
+            self._count_resend(chunk)
+            await self._to_spool(chunk.batches)
             self._pending.popleft()
-        await self._outbox_to_spool()
+        if self._outbox:  # newer than every chunk left (those came from the spool)
+            await self._outbox_to_spool()
+        return True
 
     async def _outbox_to_spool(self) -> None:
         spool = self.spool
@@ -570,8 +610,10 @@ class SinkGroup:
         if not batches:
             return
         async with self._spool_lock:
-            result = await asyncio.to_thread(spool.append, batches)
-        self.spooled += result.appended
+            # After an append that raised, part of it may be on disk: not again.
+            todo, already = _after(batches, spool.written_id)
+            result = await asyncio.to_thread(spool.append, todo)
+        self.spooled += already + result.appended
         if result.dropped_oldest:
             self._spool_ahead.clear()  # read again: some of it may be gone
         for reason, n in (
@@ -646,6 +688,24 @@ def _take(source: deque[Batch], size: int) -> list[Batch]:
         batches.append(batch)
         n += len(batch)
     return batches
+
+
+def _after(batches: list[Batch], written: int) -> tuple[list[Batch], int]:
+    """The part of `batches` with ids above `written`, and how many events are not."""
+    if not batches or batches[0].first_id > written:
+        return batches, 0
+    todo: list[Batch] = []
+    skipped = 0
+    for batch in batches:
+        if batch.last_id <= written:
+            skipped += len(batch)
+        elif batch.first_id <= written:
+            head, rest = _cut(batch, written - batch.first_id + 1)
+            skipped += len(head)
+            todo.append(rest)
+        else:
+            todo.append(batch)
+    return todo, skipped
 
 
 def _cut(batch: Batch, k: int) -> tuple[Batch, Batch]:

@@ -125,13 +125,14 @@ class Spool:
         # Ids at or below the cursor were delivered. A cursor above everything on
         # disk (committed data lost in a crash) is lowered, so new ids are never hidden.
         saved = self._load_cursor()
-        self._cursor = min(saved, self._written)
+        self._cursor = min(saved, self.written_id)
         self._last_delivered = max(saved, 0)  # for `last_id` when the segments are gone
         self._persisted = self._cursor
         self._persisted_at = time.monotonic()
         # Ids up to this were taken by the sender and may be in flight: drop_oldest
         # spares their segments (set by the caller; -1: nothing in flight).
         self.held_through = -1
+        self._failed_logged_at = 0.0
         self._segments: list[_Segment] = [self._scan(p) for p in list_rotated(self.directory)]
         self._active = self._scan(self._writer.active_path)
         self._loaded: deque[tuple[Batch, _Segment]] = deque()  # read, not committed
@@ -220,8 +221,11 @@ class Spool:
         return self._writer.closed
 
     @property
-    def _written(self) -> int:
-        """The highest id on disk or written, -1 if none (ids may start at 0)."""
+    def written_id(self) -> int:
+        """The highest id on disk or written, -1 if none (ids may start at 0).
+
+        After `append` raised StorageError, the batches up to it were written:
+        an append that retries leaves them out (or cuts the one across it)."""
         last = self._writer.last_id
         return -1 if last is None else last
 
@@ -302,7 +306,7 @@ class Spool:
             self._writer.write_many(group)
         finally:
             # After an error, what reached the file is what the writer counted.
-            written = self._written
+            written = self.written_id
             for b in group:
                 if b.last_id <= written:
                     seg.events += len(b.texts)
@@ -393,7 +397,7 @@ class Spool:
         """Everything up to `through_id` was delivered: consume it, free its segments."""
         # Ids not written yet cannot have been delivered: a cursor past `last_id`
         # would hide the next appends.
-        through_id = min(through_id, self._written)
+        through_id = min(through_id, self.written_id)
         if through_id <= self._cursor:
             return
         self._cursor = through_id
@@ -409,9 +413,29 @@ class Spool:
             else:
                 cut = Batch(through_id + 1, batch.received_at, batch.source, batch.texts[n:])
                 self._loaded[0] = (cut, seg)
-        self._release()
-        if time.monotonic() - self._persisted_at >= CURSOR_PERSIST_S:
-            self._persist_cursor()
+        # The cursor moved: the caller counts the chunk delivered. Freeing space and
+        # saving the cursor are retried (the next commit, `maybe_sync`), so an error
+        # here is logged rather than raised (raising would make the caller send
+        # again what the cursor already skips, uncounted).
+        try:
+            self._release()
+            if time.monotonic() - self._persisted_at >= CURSOR_PERSIST_S:
+                self._persist_cursor()
+        except (OSError, StorageError) as exc:
+            self._housekeeping_failed("commit", exc)
+
+    def _housekeeping_failed(self, step: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._failed_logged_at >= 1.0:
+            self._failed_logged_at = now
+            log_event(
+                logger,
+                logging.ERROR,
+                "spool_housekeeping_failed",
+                step=step,
+                path=str(self.directory),
+                error=str(exc),
+            )
 
     def _release(self) -> None:
         """Delete the consumed segments; count the consumed part of the next one."""
@@ -451,12 +475,18 @@ class Spool:
 
         For the caller's timer (every `fsync_interval`, and while commits happen).
         """
+        # Data first: a cursor that cannot be saved must not hold back durability.
+        synced = self._writer.maybe_fsync()
         if (
             self._persisted != self._cursor
             and time.monotonic() - self._persisted_at >= CURSOR_PERSIST_S
         ):
-            self._persist_cursor()
-        return self._writer.maybe_fsync()
+            try:
+                self._persist_cursor()
+            except StorageError as exc:
+                self._persisted_at = time.monotonic()  # try again in CURSOR_PERSIST_S
+                self._housekeeping_failed("cursor", exc)
+        return synced
 
     def close(self) -> None:
         """Persist the cursor, fsync and close. Safe to call twice."""
