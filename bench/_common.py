@@ -299,3 +299,14 @@ def parse_count(text: str) -> int:
     if value < 1_000:
         raise argparse.ArgumentTypeError("at least 1,000 lines")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value

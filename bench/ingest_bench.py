@@ -59,6 +59,7 @@ from _common import (
     free_ports,
     log,
     parse_count,
+    positive_int,
     reference_dir,
     run_senders,
     send_parts,
@@ -561,16 +562,6 @@ def _connections(text: str) -> list[int]:
     return values
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/ingest",
@@ -611,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="corpus size in lines, e.g. 1000000, 1M, 5M (default 1M)",
     )
     parser.add_argument(
-        "--runs", type=_positive, default=3, help="runs per configuration; medians (default 3)"
+        "--runs", type=positive_int, default=3, help="runs per configuration; medians (default 3)"
     )
     parser.add_argument(
         "--connections",

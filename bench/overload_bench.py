@@ -55,6 +55,7 @@ from _common import (
     fmt_int,
     log,
     parse_count,
+    positive_int,
     send_parts_to,
     vm_hwm,
 )
@@ -532,16 +533,6 @@ def render_table(summaries: Sequence[Summary], args: argparse.Namespace, corpus:
 # --------------------------------------------------------------------------- command line
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
 def _delay(text: str) -> float:
     try:
         value = float(text)
@@ -607,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f'comma-separated queue policies (default "{",".join(POLICIES)}")',
     )
     parser.add_argument(
-        "--runs", type=_positive, default=1, help="runs per policy; medians (default 1)"
+        "--runs", type=positive_int, default=1, help="runs per policy; medians (default 1)"
     )
     return parser
 
