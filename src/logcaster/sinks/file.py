@@ -90,17 +90,7 @@ class FileSink:
         self._writer = await asyncio.to_thread(self._open)
         recovered = self._writer.recovered
         if recovered is not None:
-            log_event(
-                logger,
-                logging.WARNING,
-                "segment_recovered",
-                kind=recovered.kind,
-                path=str(recovered.path),
-                offset=recovered.offset,
-                reason=recovered.reason,
-                torn_bytes=recovered.torn_bytes,
-                quarantined_to=str(recovered.quarantined_to or ""),
-            )
+            log_event(logger, logging.WARNING, "segment_recovered", **recovered.fields())
         if cfg.fsync == "interval":
             self._syncer = asyncio.create_task(self._sync_loop(), name="file-sink-fsync")
         self._housekeeping = asyncio.create_task(

@@ -145,16 +145,7 @@ class Spool:
         rec = self._writer.recovered
         if rec is None:
             return
-        log_event(
-            logger,
-            logging.WARNING,
-            "spool_recovered",
-            kind=rec.kind,
-            path=str(rec.path),
-            offset=rec.offset,
-            reason=rec.reason,
-            torn_bytes=rec.torn_bytes,
-        )
+        log_event(logger, logging.WARNING, "spool_recovered", **rec.fields())
         target = rec.quarantined_to
         if target is None:
             return

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
@@ -71,6 +71,17 @@ class Recovery:
     reason: str
     torn_bytes: int = 0
     quarantined_to: Path | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """For a log line."""
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "offset": self.offset,
+            "reason": self.reason,
+            "torn_bytes": self.torn_bytes,
+            "quarantined_to": str(self.quarantined_to or ""),
+        }
 
 
 def segment_name(timestamp: float, first_id: int) -> str:
