@@ -299,7 +299,7 @@ def test_a_cursor_that_cannot_be_saved_is_logged_and_saved_later(tmp_path: Path)
     spool.commit(12)  # moved, not raised: the caller counts the chunk delivered
     assert spool.cursor == 12 and ids(spool.read(1)) == [13, 14, 15]
     time.sleep(0.55)
-    assert spool.maybe_sync() in (True, False)  # no raise either
+    spool.maybe_sync()  # logs, does not raise either
     assert not (tmp_path / "cursor").exists()
     (tmp_path / "cursor.tmp").rmdir()
     time.sleep(0.55)

@@ -233,26 +233,31 @@ class SinkGroup:
         self._outbox_events = 0
         try:
             if batches and self.spool is not None:
-                await self._to_spool(batches)
-                batches = []
-        except Exception as exc:  # a full disk: counted below, the shutdown goes on
-            log_event(
-                logger,
-                logging.ERROR,
-                "forward_spool_failed",
-                group=self.config.name,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            # What reached the spool before the error is in it.
-            batches, _ = _after(batches, self.spool.written_id if self.spool else -1)
-        finally:
+                batches = await self._spool_at_stop(batches)
             if batches:
                 n = sum(map(len, batches))
                 self._stats.drop("forward_undelivered", n)
                 log_event(
                     logger, logging.ERROR, "forward_undelivered", group=self.config.name, events=n
                 )
+        finally:
             await self._close_all()
+
+    async def _spool_at_stop(self, batches: list[Batch]) -> list[Batch]:
+        """Spool what stop() found undelivered; returns what did not reach the spool."""
+        assert self.spool is not None
+        try:
+            await self._to_spool(batches)
+            return []
+        except Exception as exc:  # a full disk: the caller counts the rest, the shutdown goes on
+            log_event(
+                logger,
+                logging.ERROR,
+                "forward_spool_failed",
+                group=self.config.name,
+                error=_error(exc),
+            )
+            return _after(batches, self.spool.written_id)[0]
 
     async def _close_all(self) -> None:
         for member in self.members:
@@ -264,7 +269,7 @@ class SinkGroup:
                     logging.WARNING,
                     "forward_close_failed",
                     sink=member.sink.name,
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=_error(exc),
                 )
         if self.spool is not None:
             async with self._spool_lock:
@@ -276,7 +281,7 @@ class SinkGroup:
                         logging.ERROR,
                         "spool_close_failed",
                         group=self.config.name,
-                        error=f"{type(exc).__name__}: {exc}",
+                        error=_error(exc),
                     )
 
     # -- the sender ------------------------------------------------------------
@@ -295,7 +300,7 @@ class SinkGroup:
                 self._forget_spool_chunks()  # read again from the spool's cursor
                 self._log_once(
                     "forward_sender_error",
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=_error(exc),
                     attempt=failures,
                     exc_info=failures == 1,
                 )
@@ -340,7 +345,7 @@ class SinkGroup:
                 try:
                     synced = await asyncio.to_thread(spool.maybe_sync)
                 except Exception as exc:
-                    self._log_once("spool_sync_failed", error=f"{type(exc).__name__}: {exc}")
+                    self._log_once("spool_sync_failed", error=_error(exc))
                     continue
             if synced:
                 self._durable_moved()
@@ -584,8 +589,7 @@ class SinkGroup:
                     self._pending.popleft()
                     continue
                 chunk.maybe_stored |= took > 0  # a sink that took it gets it again
-                chunk.task = None
-                chunk.tried.clear()
+                chunk.task = None  # its outcome is counted: not again after an error
             self._count_resend(chunk)
             await self._to_spool(chunk.batches)
             self._pending.popleft()
@@ -688,6 +692,10 @@ def _take(source: deque[Batch], size: int) -> list[Batch]:
         batches.append(batch)
         n += len(batch)
     return batches
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _after(batches: list[Batch], written: int) -> tuple[list[Batch], int]:

@@ -410,10 +410,22 @@ class Spool:
         # again what the cursor already skips, uncounted).
         try:
             self._release()
-            if time.monotonic() - self._persisted_at >= CURSOR_PERSIST_S:
-                self._persist_cursor()
         except (OSError, StorageError) as exc:
-            self._housekeeping_failed("commit", exc)
+            self._housekeeping_failed("release", exc)
+        self._save_cursor_if_due()
+
+    def _save_cursor_if_due(self) -> None:
+        """Persist a moved cursor at most every CURSOR_PERSIST_S; a failure is logged."""
+        if (
+            self._persisted == self._cursor
+            or time.monotonic() - self._persisted_at < CURSOR_PERSIST_S
+        ):
+            return
+        try:
+            self._persist_cursor()
+        except StorageError as exc:
+            self._persisted_at = time.monotonic()  # try again in CURSOR_PERSIST_S
+            self._housekeeping_failed("cursor", exc)
 
     def _housekeeping_failed(self, step: str, exc: Exception) -> None:
         now = time.monotonic()
@@ -468,15 +480,7 @@ class Spool:
         """
         # Data first: a cursor that cannot be saved must not hold back durability.
         synced = self._writer.maybe_fsync()
-        if (
-            self._persisted != self._cursor
-            and time.monotonic() - self._persisted_at >= CURSOR_PERSIST_S
-        ):
-            try:
-                self._persist_cursor()
-            except StorageError as exc:
-                self._persisted_at = time.monotonic()  # try again in CURSOR_PERSIST_S
-                self._housekeeping_failed("cursor", exc)
+        self._save_cursor_if_due()
         return synced
 
     def close(self) -> None:
