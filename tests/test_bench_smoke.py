@@ -1,0 +1,76 @@
+"""Every `bench/` entry point runs on a tiny input, so no benchmark rots unnoticed.
+
+A smoke run checks that the benchmark still imports, starts its server and its
+reference (rsyslog, socat, ripgrep: installed by scripts/test-deps), measures and
+exits 0. Its figures mean nothing at this size and are not looked at. A new entry
+point without a smoke command here fails `test_every_entry_point_has_a_smoke_run`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+LINES = "2000"
+
+# entry point -> its arguments; CORPUS is replaced by a tiny simulator corpus.
+SMOKE: dict[str, list[str]] = {
+    "corpus": ["--lines", LINES, "--out", "CORPUS"],
+    "encode": ["CORPUS", "--lines", LINES, "--runs", "1"],
+    "extract": ["--lines", LINES, "--runs", "1", "--parse-events", "200"],
+    "parse": ["--corpus", "CORPUS", "--events", "200", "--runs", "1"],
+    "scan": ["--corpus", "CORPUS", "--runs", "1"],
+    "ingest": ["--lines", LINES, "--runs", "1", "--connections", "1,2"],
+    "query": ["--lines", LINES, "--runs", "1"],
+    "forward": ["--lines", LINES, "--runs", "1"],
+    "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
+}
+
+
+def _entry_points() -> list[str]:
+    """Executable files directly in bench/ that are not helpers (`_x.py`) or modules."""
+    return sorted(
+        p.name
+        for p in BENCH.iterdir()
+        if p.is_file() and os.access(p, os.X_OK) and not p.name.startswith("_") and not p.suffix
+    )
+
+
+def test_every_entry_point_has_a_smoke_run() -> None:
+    assert _entry_points() == sorted(SMOKE)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("bench") / "corpus.log"
+    subprocess.run(
+        [sys.executable, str(BENCH / "corpus"), "--lines", LINES, "--out", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    yield path
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_bench_runs(name: str, corpus: Path, tmp_path: Path) -> None:
+    args = [str(corpus) if a == "CORPUS" else a for a in SMOKE[name]]
+    if name == "corpus":
+        args = [str(tmp_path / "out.log") if a == str(corpus) else a for a in args]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / name), *args],
+        capture_output=True,
+        timeout=500,
+        cwd=BENCH.parent,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    out = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode == 0, f"bench/{name} exited {done.returncode}:\n{out[-4000:]}"
