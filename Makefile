@@ -1,38 +1,53 @@
 # Two entry points for a fresh clone:  `make serve`  and  `make test`.
-# Everything is installed into .venv from the hash-pinned lock file.
+# Everything is installed into .venv from hash-pinned lock files: requirements.lock
+# (what the server needs) for `serve`, requirements-dev.lock (that plus the test
+# tools) for `test`.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
+ARGS ?=
 
-.PHONY: install serve test lint bench lock clean
+.PHONY: install install-dev serve test lint bench lock clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(BIN)/python:
 	$(PY) -m venv $(VENV)
+
+$(RUNTIME): requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
-	touch $(STAMP)
+	touch $(RUNTIME)
 
-install: $(STAMP)
+$(DEV): requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(RUNTIME) $(DEV)
 
-serve: $(STAMP)
-	$(BIN)/logcaster serve
+install: $(RUNTIME)
 
-test: $(STAMP)
+install-dev: $(DEV)
+
+# make serve ARGS="-P data --syslog-port 5514"
+serve: $(RUNTIME)
+	$(BIN)/logcaster serve $(ARGS)
+
+test: $(DEV)
 	./scripts/test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-bench: $(STAMP)
-	$(BIN)/python bench/ingest
+bench: $(DEV)
+	$(BIN)/python bench/ingest --keep-corpus
 	$(BIN)/python bench/parse
 
-# Regenerate the lock file after changing dependencies in pyproject.toml.
-lock:
+# Regenerate both lock files after changing dependencies in pyproject.toml.
+lock: $(DEV)
 	$(BIN)/pip install -q uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
