@@ -198,6 +198,8 @@ class Config(_Section, frozen=True):
 
 # --- loading -------------------------------------------------------------------------
 
+_DEFAULTS = Config()  # the option tree, for telling options from stray environment names
+
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -237,19 +239,40 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Collect `LOGCASTER_SECTION__KEY=value` variables. Values are YAML scalars."""
+def read_env(environ: Mapping[str, str], unknown: list[str] | None = None) -> dict[str, Any]:
+    """Collect `LOGCASTER_SECTION__KEY=value` variables. Values are YAML scalars.
+
+    A `LOGCASTER_*` name that is no option (`LOGCASTER_CHECKOUT` of some other
+    tool, or a typo) is skipped and added to `unknown` for a warning: the
+    environment is shared with every other program, so a stray name must not
+    stop the server. A config file is LogCaster's alone: its unknown keys stay
+    errors, and so does a bad value of a known variable.
+    """
     out: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if not _is_option(dotted):
+            if unknown is not None:
+                unknown.append(name)
+            continue
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         _set_dotted(out, dotted, value)
     return out
+
+
+def _is_option(dotted: str) -> bool:
+    """Whether `dotted` names an option or section of `Config` (not inside a list)."""
+    node: object = _DEFAULTS
+    for part in dotted.split("."):
+        if not isinstance(node, msgspec.Struct) or part not in node.__struct_fields__:
+            return False
+        node = getattr(node, part)
+    return True
 
 
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
@@ -341,11 +364,13 @@ def load_config(
     path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    unknown_env: list[str] | None = None,
 ) -> Config:
     """Resolve the effective configuration.
 
     `overrides` maps dotted keys (`ingest.port`) to values given as flags.
-    `path` falls back to `$LOGCASTER_CONFIG` when not given.
+    `path` falls back to `$LOGCASTER_CONFIG` when not given. `LOGCASTER_*`
+    variables that name no option are ignored and listed in `unknown_env`.
     """
     env = os.environ if environ is None else environ
     if path is None and env.get(ENV_PREFIX + "CONFIG"):
@@ -353,7 +378,7 @@ def load_config(
     merged: dict[str, Any] = {}
     if path is not None:
         merged = _deep_merge(merged, read_file(path))
-    merged = _deep_merge(merged, read_env(env))
+    merged = _deep_merge(merged, read_env(env, unknown_env))
     flags: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
