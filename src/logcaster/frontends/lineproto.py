@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,8 +17,8 @@ from typing import Any
 import orjson
 
 from logcaster.config import QueryConfig
-from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
+from logcaster.frontends.rows import format_row
 from logcaster.log import log_event
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner
@@ -47,14 +46,12 @@ HELP_LINES = (
     f"  RECENT [N]                  the newest N events (default {RECENT_DEFAULT})",
     "  CLEAR                       empty the memory buffer",
     "  HELP                        this text",
-    "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC).",
+    "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC),",
+    "  syslog without its <PRI> frame, the message added when the line has none,",
+    "  control characters escaped (\\x1b, \\r, \\n).",
 )
 
 StatsProvider = Callable[[], dict[str, int | float]]
-
-
-def format_row(ev: Event) -> str:
-    return f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(ev.ts))}] {ev.first_line}"
 
 
 class QueryService:
