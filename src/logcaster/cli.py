@@ -383,4 +383,4 @@ def _query(args: argparse.Namespace) -> int:
         return 1
     reply = b"".join(chunks).decode("utf-8", "replace")
     sys.stdout.write(reply)
-    return 1 if reply.startswith("ERROR:") else 0
+    return 1 if reply.startswith(("ERROR:", '{"error":')) else 0

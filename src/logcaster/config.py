@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -292,11 +294,46 @@ def validate(data: Mapping[str, Any]) -> Config:
         if unknown:
             path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
             reason = "unknown option"
+        else:
+            reason += _choices(path)
         raise ConfigError(path or "config", reason) from exc
     _check_ports(config)
     _check_store(config)
     _check_forward(config)
     return config
+
+
+def _choices(dotted: str) -> str:
+    """` (one of: a, b, c)` when the option at `dotted` is an enum, else ""."""
+    hint: Any = Config
+    for part in dotted.split("."):
+        if part.isdigit():  # forward.0.spool_policy: the list's item type
+            args = typing.get_args(hint)
+            hint = args[0] if args else None
+        elif isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+            hint = typing.get_type_hints(hint).get(part)
+        else:
+            return ""
+    values: list[str] = []
+    for member in _members(hint):
+        if typing.get_origin(member) is Literal:
+            values += [str(v) for v in typing.get_args(member)]
+        elif member is bool:
+            values += ["true", "false"]
+        elif member is int:
+            values.append("an integer")
+    if all(value == "an integer" for value in values):
+        return ""  # not an enum
+    return f" (one of: {', '.join(values)})"
+
+
+def _members(hint: Any) -> list[Any]:
+    """The types of a union (Annotated stripped), or the type alone."""
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(hint) for m in _members(arg)]
+    return [hint]
 
 
 def forward_dir(config: Config, group: ForwardGroupConfig) -> Path | None:

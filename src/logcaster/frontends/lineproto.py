@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -74,29 +75,47 @@ class QueryService:
         self._waiting = 0
 
     async def answer(self, line: str) -> str:
-        """The full reply to one command line, newline-terminated."""
+        """The full reply to one command line, newline-terminated (logged at debug)."""
+        started = time.perf_counter()
+        reply = await self._answer(line)
+        log_event(
+            logger,
+            logging.DEBUG,
+            "query",
+            command=line.strip()[:200],
+            ms=round((time.perf_counter() - started) * 1000, 3),
+            answer=reply[:100].partition("\n")[0],  # "FOUND: 3 matches", "ERROR: ..."
+            bytes=len(reply),
+        )
+        return reply
+
+    async def _answer(self, line: str) -> str:
         try:
             command = parse_command(line, self.config)
             if command.query is None:
                 return self._execute(command)
             return await self._search(command)
         except UnknownCommand:
-            if not line.strip():
-                return "ERROR: Empty command. Use HELP for usage.\n"
-            return "ERROR: Unknown command. Use HELP for usage.\n"
+            if line.strip().upper() in ("", "JSON"):
+                return error_answer(line, "Empty command. Use HELP for usage.")
+            return error_answer(line, "Unknown command. Use HELP for usage.")
         except QuerySyntaxError as exc:
-            return f"ERROR: Invalid query syntax: {exc}\n"
+            return error_answer(line, f"Invalid query syntax: {exc}")
         except QueryLimitError as exc:
-            return f"ERROR: {exc}\n"
+            return error_answer(line, str(exc))
         except Exception:
             # A bug must not look like an empty answer: say so, and log it.
             logger.exception("query_failed", extra={"fields": {"command": line[:200]}})
-            return "ERROR: internal error while answering the query (see the server log)\n"
+            return error_answer(
+                line, "internal error while answering the query (see the server log)"
+            )
 
     async def _search(self, cmd: Command) -> str:
         assert cmd.query is not None
         if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
-            return "ERROR: busy: too many queries running; try again\n"
+            return error_answer(
+                "JSON" if cmd.json else "", "busy: too many queries running; try again"
+            )
         snapshot = self.planner.prepare()
         self._waiting += 1
         try:
@@ -154,11 +173,27 @@ def _render(cmd: Command, answer: Answer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def error_answer(line: str, message: str) -> str:
+    """`ERROR: message`, or `{"error": "message"}` when `line` asked for JSON (a
+    JSON prefix or format=json): a JSON client parses every answer it gets,
+    including one to a command that could not be parsed."""
+    head = line.lstrip()[:5]
+    prefixed = head[:4].upper() == "JSON" and (len(head) == 4 or head[4].isspace())
+    if prefixed or "format=json" in line.lower():
+        return _json({"error": message})
+    return f"ERROR: {message}\n"
+
+
 def _num(value: int | float) -> str:
     if not isinstance(value, float):
         return str(value)
     # Rates below 1 (TailKeepRate 0.05) keep their digits; seconds keep one decimal.
     return f"{value:.4g}" if 0 < abs(value) < 1 else f"{value:.1f}"
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"query:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "query"
 
 
 def _json(doc: dict[str, Any]) -> str:
@@ -184,6 +219,9 @@ class LineQueryServer:
         if task is not None:
             self._tasks.add(task)
         timeout = self._service.config.timeout
+        peer = _peer(writer)
+        opened = time.monotonic()
+        log_event(logger, logging.DEBUG, "connection_opened", peer=peer)
         try:
             reply = await self._read_and_answer(reader, timeout)
             writer.write(reply.encode())
@@ -196,6 +234,8 @@ class LineQueryServer:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             if task is not None:
                 self._tasks.discard(task)
+            seconds = round(time.monotonic() - opened, 3)
+            log_event(logger, logging.DEBUG, "connection_closed", peer=peer, seconds=seconds)
 
     async def _read_and_answer(self, reader: asyncio.StreamReader, wait_s: float) -> str:
         try:
