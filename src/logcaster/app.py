@@ -199,7 +199,7 @@ class Server:
         """Start every component; a failure is one StartupError naming the option."""
         c = self.components
         for name, sink in c.sinks.items():
-            with _starting("persist.dir" if name == "file" else f"forward {name}"):
+            with _starting("persist.dir" if name == "file" else name):
                 await sink.start()
         if self.file is not None:
             with _starting("persist.dir"):
@@ -294,7 +294,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         # uvloop words a bind failure "[Errno 98] error while attempting to bind on
         # address ('127.0.0.1', 9999): address already in use": the OS reason suffices.
-        reason = os.strerror(exc.errno)
+        # (A resolver error, socket.gaierror, has a negative number and its own text.)
+        reason = os.strerror(exc.errno) if exc.errno > 0 else exc.strerror or str(exc)
         return f"{exc.filename}: {reason}" if exc.filename else reason
     return str(exc)
 

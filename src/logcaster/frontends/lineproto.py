@@ -2,7 +2,8 @@
 
 Compatible with the original LogCaster clients (`echo COUNT | nc host 9998`).
 Prefix any command with `JSON` (or add `format=json` to QUERY/FILTER) for one
-JSON document instead of text lines. Errors are always one `ERROR: …` line.
+JSON document instead of text lines. Errors are one `ERROR: …` line, or one
+`{"error": "…"}` document for a command that asked for JSON.
 """
 
 from __future__ import annotations
