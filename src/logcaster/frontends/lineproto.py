@@ -97,26 +97,22 @@ class QueryService:
                 return self._execute(command)
             return await self._search(command)
         except UnknownCommand:
-            if line.strip().upper() in ("", "JSON"):
-                return error_answer(line, "Empty command. Use HELP for usage.")
-            return error_answer(line, "Unknown command. Use HELP for usage.")
+            empty = line.strip().upper() in ("", "JSON")
+            message = f"{'Empty' if empty else 'Unknown'} command. Use HELP for usage."
         except QuerySyntaxError as exc:
-            return error_answer(line, f"Invalid query syntax: {exc}")
+            message = f"Invalid query syntax: {exc}"
         except QueryLimitError as exc:
-            return error_answer(line, str(exc))
+            message = str(exc)
         except Exception:
             # A bug must not look like an empty answer: say so, and log it.
             logger.exception("query_failed", extra={"fields": {"command": line[:200]}})
-            return error_answer(
-                line, "internal error while answering the query (see the server log)"
-            )
+            message = "internal error while answering the query (see the server log)"
+        return error_answer(message, asks_json(line))
 
     async def _search(self, cmd: Command) -> str:
         assert cmd.query is not None
         if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
-            return error_answer(
-                "JSON" if cmd.json else "", "busy: too many queries running; try again"
-            )
+            return error_answer("busy: too many queries running; try again", cmd.json)
         snapshot = self.planner.prepare()
         self._waiting += 1
         try:
@@ -174,15 +170,18 @@ def _render(cmd: Command, answer: Answer) -> str:
     return "\n".join(lines) + "\n"
 
 
-def error_answer(line: str, message: str) -> str:
-    """`ERROR: message`, or `{"error": "message"}` when `line` asked for JSON (a
-    JSON prefix or format=json): a JSON client parses every answer it gets,
-    including one to a command that could not be parsed."""
+def asks_json(line: str) -> bool:
+    """Whether a command line asks for JSON (a JSON prefix or format=json), told
+    without parsing it: a line that does not parse gets its error in JSON too."""
     head = line.lstrip()[:5]
     prefixed = head[:4].upper() == "JSON" and (len(head) == 4 or head[4].isspace())
-    if prefixed or "format=json" in line.lower():
-        return _json({"error": message})
-    return f"ERROR: {message}\n"
+    return prefixed or "format=json" in line.lower()
+
+
+def error_answer(message: str, as_json: bool) -> str:
+    """`ERROR: message`, or `{"error": "message"}` for a JSON client, which parses
+    every answer it gets."""
+    return _json({"error": message}) if as_json else f"ERROR: {message}\n"
 
 
 def _num(value: int | float) -> str:
