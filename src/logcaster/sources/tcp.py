@@ -67,7 +67,7 @@ class StreamConnection(asyncio.Protocol):
         self._acks: _Acks | None = None
         self._refused_at: int | None = None  # lines accepted before a refusal (reject)
         self.last_data = time.monotonic()
-        self._opened_at = self.last_data
+        self._opened_at = self.last_data  # the protocol is made as the connection opens
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -82,7 +82,6 @@ class StreamConnection(asyncio.Protocol):
             self._source = f"{server.name}:{peer[0]}:{peer[1]}"
         server.connections.add(self)
         server.stats.clients += 1
-        self._opened_at = time.monotonic()
         log_event(logger, logging.DEBUG, "connection_opened", peer=self._source)
 
     def data_received(self, data: bytes) -> None:
