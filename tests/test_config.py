@@ -116,8 +116,6 @@ def test_logcaster_config_selects_the_file(tmp_path: Path) -> None:
         ({"LOGCASTER_INGEST__PORT": "abc"}, "ingest.port", "Expected `int`, got `str`"),
         ({"LOGCASTER_INGEST__PORT": "-1"}, "ingest.port", ">= 0"),
         ({"LOGCASTER_QUEUE__MAX_EVENTS": "0"}, "queue.max_events", ">= 1"),
-        ({"LOGCASTER_INGEST__PORTX": "1"}, "ingest.portx", "unknown option"),
-        ({"LOGCASTER_NOPE": "1"}, "nope", "unknown option"),
         ({"LOGCASTER_LOG_LEVEL": "loud"}, "log_level", "loud"),
         ({"LOGCASTER_QUEUE__POLICY": "drop_all"}, "queue.policy", "drop_all"),
         ({"LOGCASTER_MULTILINE__IDLE_TIMEOUT": "0"}, "multiline.idle_timeout", "> 0"),
@@ -129,6 +127,28 @@ def test_bad_environment_values(environ: dict[str, str], key: str, reason: str) 
     assert info.value.key == key
     assert reason in info.value.reason
     assert str(info.value) == f"{key}: {info.value.reason}"
+
+
+def test_environment_names_that_are_no_option_are_listed_not_applied() -> None:
+    """The environment is shared with other programs: a stray LOGCASTER_* name (or a
+    typo) is ignored and reported, never an error; a file's unknown key still is."""
+    unknown: list[str] = []
+    environ = {
+        "LOGCASTER_INGEST__PORTX": "1",  # unknown key in a known section
+        "LOGCASTER_NOPE": "1",
+        "LOGCASTER_HOST__X": "1",  # below an option that is no section
+        "LOGCASTER_FORWARD__0__NAME": "a",  # inside a list: not addressable
+        "LOGCASTER_INGEST__PORT": "7001",
+        "LOGCASTER_CONFIG": "",
+    }
+    config = load_config(environ=environ, unknown_env=unknown)
+    assert config.ingest.port == 7001
+    assert sorted(unknown) == [
+        "LOGCASTER_FORWARD__0__NAME",
+        "LOGCASTER_HOST__X",
+        "LOGCASTER_INGEST__PORTX",
+        "LOGCASTER_NOPE",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -135,13 +135,14 @@ def test_seed_blocks_over_concurrent_connections_become_one_event_each(
     sent = Counter(text for stream in streams for text in stream)
     assert Counter(ev["body"] for ev in everything["events"]) == sent
 
-    # The fields are queryable; the text rows show each block's first line.
+    # The fields are queryable; the text rows show each block's header, then its
+    # message (on the block's second line: the header carries none).
     python_blocks = query_json(server, "QUERY request_id=req-842951 user_id=user-7234 limit=1")
     assert python_blocks["found"] == blocks_sent[SEED_PYTHON_BLOCK]
     rows = server.query("QUERY route=/api/v1/payments/8472 limit=3").splitlines()
     assert rows[0] == f"FOUND: {blocks_sent[SEED_JAVA_BLOCK]} matches"
-    first_line = SEED_JAVA_BLOCK.split("\n")[0]
-    assert rows[1:] == [f"[2026-01-19 15:30:01] {first_line}"] * 3
+    header, message = SEED_JAVA_BLOCK.split("\n")[:2]
+    assert rows[1:] == [f"[2026-01-19 15:30:01] {header.rstrip()} {message}"] * 3
 
 
 def test_idle_flush_releases_a_held_block_without_closing_the_connection(

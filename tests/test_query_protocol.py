@@ -546,7 +546,8 @@ UNKNOWN = "ERROR: Unknown command. Use HELP for usage.\n"
 EMPTY = "ERROR: Empty command. Use HELP for usage.\n"
 
 
-@pytest.mark.parametrize("command", ["FOO", "SELECT * FROM logs", "COUNTS", "JSON FOO", "JSON"])
+# With a JSON prefix the errors are JSON: tests/test_operator_errors.py.
+@pytest.mark.parametrize("command", ["FOO", "SELECT * FROM logs", "COUNTS"])
 def test_unknown_command(corpus: ServerProcess, command: str) -> None:
     assert corpus.query(command) == UNKNOWN
 
@@ -590,7 +591,6 @@ def test_empty_command(corpus: ServerProcess, data: bytes) -> None:
         ("RECENT 0", "RECENT"),
         ("RECENT -3", "RECENT"),
         ("COUNT now", "COUNT"),
-        ("JSON QUERY limit=abc", "limit"),
     ],
 )
 def test_invalid_query_syntax(corpus: ServerProcess, command: str, reason: str) -> None:

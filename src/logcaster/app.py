@@ -11,14 +11,18 @@ the one `Config`; nothing registers itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgspec
 
 from logcaster.config import Config, forward_dir
+from logcaster.exceptions import LogCasterError, StartupError
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
@@ -192,14 +196,17 @@ class Server:
         )
 
     async def start(self) -> None:
+        """Start every component; a failure is one StartupError naming the option."""
         c = self.components
-        for sink in c.sinks.values():
-            await sink.start()
+        for name, sink in c.sinks.items():
+            with _starting("persist.dir" if name == "file" else name):
+                await sink.start()
         if self.file is not None:
-            if self.store is not None:
-                await asyncio.to_thread(self.store.load, self.file.durable_id)
-                self.memory.set_floor(self.store.high_water)  # before the replay fills it
-            await self._replay(self.file)
+            with _starting("persist.dir"):
+                if self.store is not None:
+                    await asyncio.to_thread(self.store.load, self.file.durable_id)
+                    self.memory.set_floor(self.store.high_water)  # before the replay fills it
+                await self._replay(self.file)
             if self.store is not None:
                 self.store.start(when=self.file.verified)
         for group in self.groups:
@@ -208,8 +215,10 @@ class Server:
                 # without persist.dir): the spool takes increasing ids only.
                 self.pipeline.continue_after(group.spool.last_id)
         self.pipeline.start()
-        for listener in (*c.sources.values(), *c.frontends.values()):
-            await listener.start()
+        for name, listener in (*c.sources.items(), *c.frontends.items()):
+            host = getattr(listener, "host", self.config.host)
+            with _starting(f"{name}.port", f"cannot listen on {host}:{listener.port}: "):
+                await listener.start()
         log_event(logger, logging.INFO, "ready", always=True, ports=self.ports)
 
     async def _replay(self, file: FileSink) -> None:
@@ -264,6 +273,31 @@ class Server:
             dropped=self.stats.drops,
         )
         return drained
+
+
+@contextlib.contextmanager
+def _starting(what: str, context: str = "") -> Iterator[None]:
+    """Turn an OS or storage failure while starting `what` into one StartupError.
+
+    The traceback says nothing an operator can act on; the option name and the
+    OS reason do ("persist.dir: x is not a directory", "ingest.port: ... in use").
+    """
+    try:
+        yield
+    except StartupError:
+        raise
+    except (OSError, LogCasterError) as exc:
+        raise StartupError(what, context + _reason(exc)) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        # uvloop words a bind failure "[Errno 98] error while attempting to bind on
+        # address ('127.0.0.1', 9999): address already in use": the OS reason suffices.
+        # (A resolver error, socket.gaierror, has a negative number and its own text.)
+        reason = os.strerror(exc.errno) if exc.errno > 0 else exc.strerror or str(exc)
+        return f"{exc.filename}: {reason}" if exc.filename else reason
+    return str(exc)
 
 
 def _changed(old: dict[str, object], new: dict[str, object], prefix: str = "") -> list[str]:

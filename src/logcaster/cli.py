@@ -16,7 +16,7 @@ from typing import Any
 
 from logcaster import __version__
 from logcaster.config import Config, dump_yaml, load_config
-from logcaster.exceptions import ConfigError
+from logcaster.exceptions import ConfigError, StartupError
 from logcaster.log import log_event, setup_logging
 
 EXIT_CONFIG = 2
@@ -268,16 +268,23 @@ def _simulate(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
 
-def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Config | None:
+def _load(
+    path: str | None,
+    overrides: dict[str, Any] | None = None,
+    unknown_env: list[str] | None = None,
+) -> Config | None:
     try:
-        return load_config(path, overrides=overrides)
+        return load_config(path, overrides=overrides, unknown_env=unknown_env)
     except ConfigError as exc:
         print(f"logcaster: invalid configuration: {exc}", file=sys.stderr)
         return None
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    config = _load(args.file)
+    unknown: list[str] = []
+    config = _load(args.file, unknown_env=unknown)
+    for name in unknown:
+        print(f"logcaster: warning: {name} is not a LogCaster option; ignored", file=sys.stderr)
     if config is None:
         return EXIT_CONFIG
     sys.stdout.write(dump_yaml(config))
@@ -294,22 +301,28 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "persist.dir": args.persist,
     }
-    config = _load(args.config, overrides)
+    unknown: list[str] = []
+    config = _load(args.config, overrides, unknown)
     if config is None:
         return EXIT_CONFIG
     setup_logging(config.log_level)
+    for name in unknown:
+        # Another program's variable, or a typo: say so, and serve.
+        log_event(logger, logging.WARNING, "unknown_env_variable", variable=name, action="ignored")
     import uvloop
 
     try:
-        drained = uvloop.run(_run(config, lambda: _load(args.config, overrides)))
-    except OSError as exc:
-        log_event(logger, logging.ERROR, "startup_failed", error=str(exc))
-        return 1
+        drained = uvloop.run(_run(config, lambda: load_config(args.config, overrides=overrides)))
+    except StartupError as exc:
+        # One line for the operator, not a traceback: the reason names the option.
+        print(f"logcaster: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0 if drained else 1
 
 
-async def _run(config: Config, reload: Callable[[], Config | None] | None = None) -> bool:
-    """Serve until SIGTERM/SIGINT; SIGHUP reads the configuration again (`reload`)."""
+async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bool:
+    """Serve until SIGTERM/SIGINT; SIGHUP reads the configuration again (`reload`,
+    which raises ConfigError for a bad file)."""
     from logcaster.app import Server
 
     stop = asyncio.Event()
@@ -331,10 +344,20 @@ async def _run(config: Config, reload: Callable[[], Config | None] | None = None
     server = Server(config)
 
     def on_reload() -> None:
-        # A bad file is reported by _load (key and reason) and changes nothing.
-        new = reload() if reload is not None else None
-        if new is None:
-            log_event(logger, logging.ERROR, "config_reload_failed", kept="the running config")
+        if reload is None:
+            return
+        try:
+            new = reload()
+        except ConfigError as exc:
+            # A bad file changes nothing; the reason (key and why) goes in the log line.
+            log_event(
+                logger,
+                logging.ERROR,
+                "config_reload_failed",
+                always=True,
+                error=str(exc),
+                kept="the running config",
+            )
             return
         server.reload(new)
 
@@ -360,4 +383,4 @@ def _query(args: argparse.Namespace) -> int:
         return 1
     reply = b"".join(chunks).decode("utf-8", "replace")
     sys.stdout.write(reply)
-    return 1 if reply.startswith("ERROR:") else 0
+    return 1 if reply.startswith(("ERROR:", '{"error":')) else 0

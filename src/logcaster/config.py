@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -198,6 +200,8 @@ class Config(_Section, frozen=True):
 
 # --- loading -------------------------------------------------------------------------
 
+_DEFAULTS = Config()  # the option tree, for telling options from stray environment names
+
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -237,19 +241,40 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Collect `LOGCASTER_SECTION__KEY=value` variables. Values are YAML scalars."""
+def read_env(environ: Mapping[str, str], unknown: list[str] | None = None) -> dict[str, Any]:
+    """Collect `LOGCASTER_SECTION__KEY=value` variables. Values are YAML scalars.
+
+    A `LOGCASTER_*` name that is no option (`LOGCASTER_CHECKOUT` of some other
+    tool, or a typo) is skipped and added to `unknown` for a warning: the
+    environment is shared with every other program, so a stray name must not
+    stop the server. A config file is LogCaster's alone: its unknown keys stay
+    errors, and so does a bad value of a known variable.
+    """
     out: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if not _is_option(dotted):
+            if unknown is not None:
+                unknown.append(name)
+            continue
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         _set_dotted(out, dotted, value)
     return out
+
+
+def _is_option(dotted: str) -> bool:
+    """Whether `dotted` names an option or section of `Config` (not inside a list)."""
+    node: object = _DEFAULTS
+    for part in dotted.split("."):
+        if not isinstance(node, msgspec.Struct) or part not in node.__struct_fields__:
+            return False
+        node = getattr(node, part)
+    return True
 
 
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
@@ -269,11 +294,46 @@ def validate(data: Mapping[str, Any]) -> Config:
         if unknown:
             path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
             reason = "unknown option"
+        else:
+            reason += _choices(path)
         raise ConfigError(path or "config", reason) from exc
     _check_ports(config)
     _check_store(config)
     _check_forward(config)
     return config
+
+
+def _choices(dotted: str) -> str:
+    """` (one of: a, b, c)` when the option at `dotted` is an enum, else ""."""
+    hint: Any = Config
+    for part in dotted.split("."):
+        if part.isdigit():  # forward.0.spool_policy: the list's item type
+            args = typing.get_args(hint)
+            hint = args[0] if args else None
+        elif isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+            hint = typing.get_type_hints(hint).get(part)
+        else:
+            return ""
+    values: list[str] = []
+    for member in _members(hint):
+        if typing.get_origin(member) is Literal:
+            values += [str(v) for v in typing.get_args(member)]
+        elif member is bool:
+            values += ["true", "false"]
+        elif member is int:
+            values.append("an integer")
+    if all(value == "an integer" for value in values):
+        return ""  # not an enum
+    return f" (one of: {', '.join(values)})"
+
+
+def _members(hint: Any) -> list[Any]:
+    """The types of a union (Annotated stripped), or the type alone."""
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(hint) for m in _members(arg)]
+    return [hint]
 
 
 def forward_dir(config: Config, group: ForwardGroupConfig) -> Path | None:
@@ -341,11 +401,13 @@ def load_config(
     path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    unknown_env: list[str] | None = None,
 ) -> Config:
     """Resolve the effective configuration.
 
     `overrides` maps dotted keys (`ingest.port`) to values given as flags.
-    `path` falls back to `$LOGCASTER_CONFIG` when not given.
+    `path` falls back to `$LOGCASTER_CONFIG` when not given. `LOGCASTER_*`
+    variables that name no option are ignored and listed in `unknown_env`.
     """
     env = os.environ if environ is None else environ
     if path is None and env.get(ENV_PREFIX + "CONFIG"):
@@ -353,7 +415,7 @@ def load_config(
     merged: dict[str, Any] = {}
     if path is not None:
         merged = _deep_merge(merged, read_file(path))
-    merged = _deep_merge(merged, read_env(env))
+    merged = _deep_merge(merged, read_env(env, unknown_env))
     flags: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         if value is not None:

@@ -37,3 +37,16 @@ class StorageError(LogCasterError):
         super().__init__(message)
         self.path = path
         self.errno = errno
+
+
+class StartupError(LogCasterError):
+    """The server cannot start: an unusable directory, a port in use, ...
+
+    `what` names the option or component (`persist.dir`, `ingest.port`); the
+    command line turns it into one line on stderr and exit status 2.
+    """
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason

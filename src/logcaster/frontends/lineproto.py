@@ -2,7 +2,8 @@
 
 Compatible with the original LogCaster clients (`echo COUNT | nc host 9998`).
 Prefix any command with `JSON` (or add `format=json` to QUERY/FILTER) for one
-JSON document instead of text lines. Errors are always one `ERROR: …` line.
+JSON document instead of text lines. Errors are one `ERROR: …` line, or one
+`{"error": "…"}` document for a command that asked for JSON.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import orjson
 
 from logcaster.config import QueryConfig
-from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
+from logcaster.frontends.rows import format_row
 from logcaster.log import log_event
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner
@@ -47,14 +48,12 @@ HELP_LINES = (
     f"  RECENT [N]                  the newest N events (default {RECENT_DEFAULT})",
     "  CLEAR                       empty the memory buffer",
     "  HELP                        this text",
-    "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC).",
+    "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC),",
+    "  syslog without its <PRI> frame, the message added when the line has none,",
+    "  control characters escaped (\\x1b, \\r, \\n).",
 )
 
 StatsProvider = Callable[[], dict[str, int | float]]
-
-
-def format_row(ev: Event) -> str:
-    return f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(ev.ts))}] {ev.first_line}"
 
 
 class QueryService:
@@ -77,29 +76,43 @@ class QueryService:
         self._waiting = 0
 
     async def answer(self, line: str) -> str:
-        """The full reply to one command line, newline-terminated."""
+        """The full reply to one command line, newline-terminated (logged at debug)."""
+        started = time.perf_counter()
+        reply = await self._answer(line)
+        log_event(
+            logger,
+            logging.DEBUG,
+            "query",
+            command=line.strip()[:200],
+            ms=round((time.perf_counter() - started) * 1000, 3),
+            answer=reply[:100].partition("\n")[0],  # "FOUND: 3 matches", "ERROR: ..."
+            bytes=len(reply),
+        )
+        return reply
+
+    async def _answer(self, line: str) -> str:
         try:
             command = parse_command(line, self.config)
             if command.query is None:
                 return self._execute(command)
             return await self._search(command)
         except UnknownCommand:
-            if not line.strip():
-                return "ERROR: Empty command. Use HELP for usage.\n"
-            return "ERROR: Unknown command. Use HELP for usage.\n"
+            empty = line.strip().upper() in ("", "JSON")
+            message = f"{'Empty' if empty else 'Unknown'} command. Use HELP for usage."
         except QuerySyntaxError as exc:
-            return f"ERROR: Invalid query syntax: {exc}\n"
+            message = f"Invalid query syntax: {exc}"
         except QueryLimitError as exc:
-            return f"ERROR: {exc}\n"
+            message = str(exc)
         except Exception:
             # A bug must not look like an empty answer: say so, and log it.
             logger.exception("query_failed", extra={"fields": {"command": line[:200]}})
-            return "ERROR: internal error while answering the query (see the server log)\n"
+            message = "internal error while answering the query (see the server log)"
+        return error_answer(message, asks_json(line))
 
     async def _search(self, cmd: Command) -> str:
         assert cmd.query is not None
         if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
-            return "ERROR: busy: too many queries running; try again\n"
+            return error_answer("busy: too many queries running; try again", cmd.json)
         snapshot = self.planner.prepare()
         self._waiting += 1
         try:
@@ -157,11 +170,30 @@ def _render(cmd: Command, answer: Answer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def asks_json(line: str) -> bool:
+    """Whether a command line asks for JSON (a JSON prefix or format=json), told
+    without parsing it: a line that does not parse gets its error in JSON too."""
+    head = line.lstrip()[:5]
+    prefixed = head[:4].upper() == "JSON" and (len(head) == 4 or head[4].isspace())
+    return prefixed or "format=json" in line.lower()
+
+
+def error_answer(message: str, as_json: bool) -> str:
+    """`ERROR: message`, or `{"error": "message"}` for a JSON client, which parses
+    every answer it gets."""
+    return _json({"error": message}) if as_json else f"ERROR: {message}\n"
+
+
 def _num(value: int | float) -> str:
     if not isinstance(value, float):
         return str(value)
     # Rates below 1 (TailKeepRate 0.05) keep their digits; seconds keep one decimal.
     return f"{value:.4g}" if 0 < abs(value) < 1 else f"{value:.1f}"
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"query:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "query"
 
 
 def _json(doc: dict[str, Any]) -> str:
@@ -187,6 +219,9 @@ class LineQueryServer:
         if task is not None:
             self._tasks.add(task)
         timeout = self._service.config.timeout
+        peer = _peer(writer)
+        opened = time.monotonic()
+        log_event(logger, logging.DEBUG, "connection_opened", peer=peer)
         try:
             reply = await self._read_and_answer(reader, timeout)
             writer.write(reply.encode())
@@ -199,6 +234,8 @@ class LineQueryServer:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             if task is not None:
                 self._tasks.discard(task)
+            seconds = round(time.monotonic() - opened, 3)
+            log_event(logger, logging.DEBUG, "connection_closed", peer=peer, seconds=seconds)
 
     async def _read_and_answer(self, reader: asyncio.StreamReader, wait_s: float) -> str:
         try:

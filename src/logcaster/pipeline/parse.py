@@ -239,6 +239,28 @@ def _parse_syslog(ev: Event, body: str) -> None:
             ev.level = inner.level  # the text's own level word is more specific
 
 
+def syslog_line(first: str) -> str | None:
+    """A syslog first line as a person reads it, without the frame, or None if
+    it is not syslog.
+
+    RFC 5424 and 3164 become `host app[procid]: message`, as a syslog file
+    shows them, minus the time the row prints already, the PRI number (the
+    level says it) and the version and nil fields. A bare `<PRI>text` is its
+    text. Used for display only; the stored body keeps every byte.
+    """
+    text = first.rstrip("\x00")
+    m = _RFC5424.match(text) or _RFC3164.match(text)
+    if m is not None:
+        host, app, procid = m["host"], m["app"], m["procid"]
+        tag = " ".join(part for part in (host, app) if part and part != "-")
+        if procid and procid != "-":
+            tag += f"[{procid}]"
+        msg = (m["msg"] or "").removeprefix("\ufeff")
+        return f"{tag}: {msg}" if tag else msg
+    m = _PRI_ONLY.match(text)
+    return m["msg"] if m is not None and int(m["pri"]) < 192 else None
+
+
 def _set_pri(ev: Event, pri: str) -> None:
     value = int(pri)
     ev.fields["facility"] = value >> 3

@@ -67,6 +67,7 @@ class StreamConnection(asyncio.Protocol):
         self._acks: _Acks | None = None
         self._refused_at: int | None = None  # lines accepted before a refusal (reject)
         self.last_data = time.monotonic()
+        self._opened_at = self.last_data  # the protocol is made as the connection opens
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -81,6 +82,7 @@ class StreamConnection(asyncio.Protocol):
             self._source = f"{server.name}:{peer[0]}:{peer[1]}"
         server.connections.add(self)
         server.stats.clients += 1
+        log_event(logger, logging.DEBUG, "connection_opened", peer=self._source)
 
     def data_received(self, data: bytes) -> None:
         self.last_data = time.monotonic()
@@ -243,6 +245,13 @@ class StreamConnection(asyncio.Protocol):
         server = self._server
         server.connections.discard(self)
         server.stats.clients -= 1
+        log_event(
+            logger,
+            logging.DEBUG,
+            "connection_closed",
+            peer=self._source,
+            seconds=round(time.monotonic() - self._opened_at, 3),
+        )
         transport = self._transport
         acks = self._acks
         if (

@@ -198,6 +198,10 @@ class SegmentWriter:
 
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            # mkdir's "File exists" for a regular file (or a file on the way) misleads.
+            exc.strerror = "exists and is not a directory"
+            raise _storage_error("cannot use", self.directory, exc) from exc
         except OSError as exc:
             raise _storage_error("cannot create", self.directory, exc) from exc
         active_scan = self._recover_active()
