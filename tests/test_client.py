@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logcaster.client import DeliveryError, LogCasterClient, LogCasterHandler
+from logcaster.client import DeliveryError, FallbackFile, LogCasterClient, LogCasterHandler
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 from tests.test_acks import _on_disk
@@ -318,3 +318,35 @@ def test_client_against_a_black_hole_or_garbage_fails_clearly(
         LogCasterClient("127.0.0.1", garbage, timeout=0.5) as client,
     ):
         client.send(b"INFO one\n")
+
+
+def test_client_takes_a_silent_peer_for_plain_only_until_it_stalls(black_hole: int) -> None:
+    """A silent peer may be a plain line receiver; once it stops reading it is a hung
+    server, and later silent handshakes keep the lines instead of feeding its buffers."""
+    client = LogCasterClient("127.0.0.1", black_hole, timeout=0.3, handshake_timeout=0.2)
+    chunk = (b"x" * 1023 + b"\n") * 1024  # 1 MiB
+    for _ in range(64):
+        client.send(chunk)
+        if client.pending_lines:
+            break  # the send stalled: these lines stay unconfirmed
+    assert client.pending_lines and "takes no data" in (client.last_error or "")
+    assert not client.close(timeout=1.0)
+    assert "no answer to the ack handshake" in (client.last_error or "")
+
+
+def test_fallback_file_is_owned_by_one_handler_at_a_time(tmp_path: Path) -> None:
+    """Two handlers (processes, workers) for one server never share a fallback file."""
+    base = tmp_path / "fb"
+    first, second = FallbackFile(base, 1000), FallbackFile(base, 1000)
+    assert first.append(b"one\n") and second.append(b"two\n")
+    assert second.path == tmp_path / f"fb.{os.getpid()}"
+    assert base.read_bytes() == b"one\n" and second.path.read_bytes() == b"two\n"
+    assert not first.append(b"x" * 997 + b"\n")  # past max_bytes: refused whole
+    first.close()  # kept for a later run, with a partial line from a killed writer
+    with base.open("ab") as f:
+        f.write(b'{"partial')
+    third = FallbackFile(base, 1000)
+    assert third.adopt() and third.read(0) == b"one\n" and third.size == 4
+    third.remove()
+    second.remove()
+    assert list(tmp_path.iterdir()) == []

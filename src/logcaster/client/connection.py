@@ -15,9 +15,11 @@ sends the unconfirmed lines again, so delivery is at-least-once. `NACK <n>`
 `ack`: True requires the handshake; False sends plain lines; None (the
 default) asks and uses acks when the server answers `#OK ACK 1`. A peer that
 stays silent is taken for a plain line receiver (plain mode on that
-connection) unless it has confirmed acks before, which makes silence a hung
-server. Any other answer means the port is not a LogCaster ingest port: the
-connection is dropped and retried later, never written to.
+connection) unless it has confirmed acks before, or a silent peer stopped
+reading for a whole send timeout: then silence means a hung server, and the
+lines wait. (What a hung peer's socket buffers took in plain mode is lost, a
+TCP limit, once.) Any other answer means the port is not a LogCaster ingest
+port: the connection is dropped and retried later, never written to.
 
 No call blocks past its timeout: connects, the handshake, sends and ack reads
 all run in slices of `SLICE` seconds, and none runs past `stop_at` (a
@@ -73,6 +75,10 @@ class _Failed(Exception):
     """One connection attempt or operation failed; its message is the reason."""
 
 
+class _Stalled(_Failed):
+    """The peer took no data for the whole send timeout."""
+
+
 class LogCasterClient:
     """Sends newline-terminated lines to one LogCaster ingest port; see the module doc."""
 
@@ -101,7 +107,10 @@ class LogCasterClient:
         self.connects = 0
         self.last_error: str | None = None  # why the last attempt or connection failed
         self.acking = False  # this connection confirms lines with acks
-        self._ever_acked = False  # the server answered the handshake once
+        # Silence on the handshake is a fault, not a plain receiver, once the peer
+        # answered it before or a silent peer stopped reading (a hung server would
+        # otherwise swallow a socket buffer of lines on every reconnect).
+        self._silence_fails = False
         self._sock: socket.socket | None = None
         self._pending: deque[tuple[bytes, int]] = deque()  # unconfirmed chunks and their lines
         self._pending_lines = 0
@@ -252,10 +261,10 @@ class LogCasterClient:
             self._write(ACK_HANDSHAKE)
             reply = self._handshake_reply()
             if reply == ACK_ACCEPTED:
-                self.acking = self._ever_acked = True
+                self.acking = self._silence_fails = True
             elif reply is not None:
                 raise _Failed(f"not a LogCaster ingest port (it answered {reply[:40]!r})")
-            elif self.ack or self._ever_acked:
+            elif self.ack or self._silence_fails:
                 raise _Failed(f"no answer to the ack handshake in {self.handshake_timeout} s")
             # Silence from a peer never seen acking: a plain line receiver.
         self._unwritten = self._pending_lines
@@ -296,7 +305,12 @@ class LogCasterClient:
             lines += n
             if lines >= self._unwritten:
                 break
-        self._write(b"".join(reversed(chunks)))
+        try:
+            self._write(b"".join(reversed(chunks)))
+        except _Stalled:
+            if not self.acking and self.ack is None:
+                self._silence_fails = True
+            raise
         written, self._unwritten = self._unwritten, 0
         if not self.acking:
             self._release(written)  # plain: confirmed once the socket took them
@@ -309,7 +323,7 @@ class LogCasterClient:
         while view:
             left = self._budget(deadline - time.monotonic())
             if left <= 0:
-                raise _Failed(f"send timed out after {self.timeout} s: the peer takes no data")
+                raise _Stalled(f"send timed out after {self.timeout} s: the peer takes no data")
             self._sock.settimeout(min(left, SLICE))
             try:
                 view = view[self._sock.send(view) :]
