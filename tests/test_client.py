@@ -135,12 +135,15 @@ def black_hole() -> Iterator[int]:
 def garbage() -> Iterator[int]:
     """A peer that is no LogCaster: answers every connection like an HTTP server."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)  # so that the thread sees `stop`
     stop = threading.Event()
 
     def serve() -> None:
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             with conn:
@@ -150,8 +153,8 @@ def garbage() -> Iterator[int]:
     thread.start()
     yield listener.getsockname()[1]
     stop.set()
-    listener.close()
     thread.join(5)
+    listener.close()
 
 
 # --- the handler ---------------------------------------------------------------------
@@ -350,3 +353,12 @@ def test_fallback_file_is_owned_by_one_handler_at_a_time(tmp_path: Path) -> None
     third.remove()
     second.remove()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fallback_file_in_use_is_not_adopted(tmp_path: Path) -> None:
+    owner = FallbackFile(tmp_path / "fb", 1000)
+    assert owner.append(b"mine\n")
+    other = FallbackFile(tmp_path / "fb", 1000)
+    assert not other.adopt() and not other.exists  # and no empty PATH.<pid> either
+    assert [p.name for p in tmp_path.iterdir()] == ["fb"]
+    owner.remove()

@@ -51,7 +51,7 @@ class FallbackFile:
         """Take over a file left by an earlier process; True if it holds records."""
         if not self._base.exists():
             return False
-        self._open()
+        self._open(mine_if_taken=False)  # another process's file stays its own
         return self.size > 0
 
     def append(self, data: bytes) -> bool:
@@ -94,9 +94,13 @@ class FallbackFile:
         if fd is not None:
             os.close(fd)
 
-    def _open(self) -> None:
-        """Open and lock `path` (or `path.<pid>` when another process holds it)."""
-        for path in (self._base, self._base.with_name(f"{self._base.name}.{os.getpid()}")):
+    def _open(self, mine_if_taken: bool = True) -> None:
+        """Open and lock `path`, or `path.<pid>` when another process holds it (if
+        `mine_if_taken`; else stay closed)."""
+        paths = [self._base]
+        if mine_if_taken:
+            paths.append(self._base.with_name(f"{self._base.name}.{os.getpid()}"))
+        for path in paths:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -119,4 +123,5 @@ class FallbackFile:
                     os.ftruncate(fd, size)
             self.path, self._fd, self.size = path, fd, size
             return
-        raise OSError(f"{self._base} is locked by another process")
+        if mine_if_taken:
+            raise OSError(f"{self._base} is locked by another process")
