@@ -176,7 +176,7 @@ def send_parts_acked(
 
     def sender(part: memoryview) -> None:
         data = bytes(part)
-        client = LogCasterClient("127.0.0.1", port, timeout=timeout_s)
+        client = LogCasterClient("127.0.0.1", port, ack=True, timeout=timeout_s)
         try:
             go.wait()
             off = 0

@@ -338,6 +338,25 @@ def test_server_dies_mid_run_simulator_reconnects_and_reports(
     assert int(stats["sent"]) + int(stats["unsent"]) == int(stats["events"])
 
 
+@pytest.mark.parametrize("query", ["", "?ack=1"])
+def test_no_server_exits_1_with_the_summary(query: str) -> None:
+    """Issue 14, item 15: undelivered events are a failure, reported and bounded in time
+    (a run with --count gives up at its end; with acks it no longer waits for room)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here
+    target = f"tcp://127.0.0.1:{port}{query}"
+    result = run_sim("--count", "3", "--interval", "0", "--output", target, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Connection refused" in result.stderr
+    stats = summary(result.stderr)
+    assert stats["sent"] == "0" and stats["unsent"] == "3"
+    # Enough lines to fill the ack client's buffer many times over: still ends.
+    many = run_sim("--count", "100000", "--interval", "0", "--output", target, timeout=60)
+    assert many.returncode == 1 and summary(many.stderr)["unsent"] == "100000", many.stderr
+
+
 # --- options, progress, corpus -------------------------------------------------------
 
 

@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         help="generate realistic microservice logs (demo, tests, load)",
         description="Generate seed-002 style logs: seven services, eight error scenarios, "
         "Java/Python stack traces, payment flows. A summary line goes to stderr at the end.",
+        epilog="exit status: 0 every event was delivered (written to stdout or the file; "
+        "written to the socket; with ?ack=1, confirmed by the server), 1 some events were "
+        "not delivered (unsent= in the summary), 2 bad options or an unusable output, "
+        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
     sim.add_argument(
         "--interval",
@@ -81,8 +85,8 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         default="-",
         metavar="TARGET",
-        help="- (stdout), a file path, tcp://HOST:PORT, syslog://HOST:PORT (UDP), "
-        "syslog+tcp://HOST:PORT",
+        help="- (stdout), a file path, tcp://HOST:PORT (?ack=1: acknowledged delivery), "
+        "syslog://HOST:PORT (UDP), syslog+tcp://HOST:PORT",
     )
     sim.add_argument(
         "--progress",

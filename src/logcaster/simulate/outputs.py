@@ -20,7 +20,9 @@ server read, so a batch whose send fails is counted unsent whole; events the
 kernel accepted just before the server died are lost uncounted (a TCP limit).
 With `?ack=1` nothing is lost that way: an event is counted sent once the
 server confirmed it durable, and unsent if it was still unconfirmed at the end
-or found the client's buffer full.
+or found the client's buffer full (at once while the server is away). So a
+run with --count ends in bounded time with no server: at most CLOSE_GRACE
+after the last event, and the runner exits 1 when anything is unsent.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ BACKOFF_START = 0.1  # seconds before the first reconnect attempt
 BACKOFF_MAX = 5.0
 CONNECT_TIMEOUT = 2.0
 SEND_TIMEOUT = 10.0  # a server that takes no data this long is treated as gone
+CLOSE_GRACE = 1.0  # ?ack=1 at the end with the server away: how long to wait for it
 
 Notify = Callable[[str], None]
 
@@ -208,7 +211,7 @@ class AckedTcpOutput:
         self._stamps = Stamps()
         self._target = f"tcp://{host}:{port}?ack=1"
         self._notify = notify
-        self._client = LogCasterClient(host, port, timeout=SEND_TIMEOUT)
+        self._client = LogCasterClient(host, port, ack=True, timeout=SEND_TIMEOUT)
         self._lines = 0  # lines handed to the client
         self._waiting: deque[tuple[int, int]] = deque()  # (last line number, events)
         self._was_connected = False
@@ -242,10 +245,15 @@ class AckedTcpOutput:
             self.sent += waiting.popleft()[1]
 
     def close(self) -> None:
-        self._client.close(timeout=SEND_TIMEOUT)
+        # Connected: wait for the last acks. Away: a short grace for a restarting
+        # server, not the full timeout, so a run with no server ends promptly.
+        client = self._client
+        client.close(timeout=SEND_TIMEOUT if client.connected else CLOSE_GRACE)
         self._settle()
         self.unsent += sum(n for _, n in self._waiting)
         self._waiting.clear()
+        if self.unsent and client.last_error:
+            self._notify(f"simulate: {self._target}: {client.last_error}")
 
 
 class SyslogOutput:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from logcaster.simulate.generator import ERROR, SEED_EPOCH_MS, WARN, Generator
 from logcaster.simulate.outputs import Output, OutputClosed, open_output
 
+EXIT_UNDELIVERED = 1  # the run ended, but some events were not delivered (unsent > 0)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM
 _UNPACED_BATCH = 4096
@@ -108,7 +109,8 @@ def _show_progress(opts: Options, stderr: TextIO) -> bool:
 
 
 def run(opts: Options, stderr: TextIO | None = None) -> int:
-    """Run until --count or --duration (or forever); 130 after Ctrl-C, 143 after SIGTERM."""
+    """Run until --count or --duration (or forever); the exit status: 0 every event
+    delivered, 1 some unsent, 130 after Ctrl-C, 143 after SIGTERM."""
     err = stderr if stderr is not None else sys.stderr
     seed = opts.seed if opts.seed is not None else int.from_bytes(os.urandom(4), "big")
     step = opts.step
@@ -155,6 +157,8 @@ def run(opts: Options, stderr: TextIO | None = None) -> int:
         # A reader that went away (`| head`): keep the interpreter's final flush quiet.
         _quiet_stdout()
     print(totals.summary(seed, code != 0), file=err, flush=True)
+    if code == 0 and totals.unsent:
+        code = EXIT_UNDELIVERED  # a failed delivery must not look like success to a script
     return code
 
 
