@@ -35,6 +35,7 @@ class Snapshot:
     skip: int
     high_water: int  # the store's S (0 without a store)
     oldest_memory_id: int | None
+    hidden_through: int = 0  # CLEAR hid memory's events up to this id from memory's views
 
 
 @dataclass(slots=True)
@@ -58,7 +59,9 @@ class Planner:
         """On the event loop: what this query sees, fixed at its start."""
         batches, skip = self.memory.snapshot()
         high_water = self.store.high_water if self.store is not None else 0
-        return Snapshot(batches, skip, high_water, self.memory.oldest_id)
+        return Snapshot(
+            batches, skip, high_water, self.memory.oldest_id, self.memory.hidden_through
+        )
 
     def run(self, query: Query, snap: Snapshot) -> Answer:
         """In a query thread: the rows and count, or QueryLimitError."""
@@ -82,7 +85,9 @@ class Planner:
         desc = query.order == "desc"
         use_memory = source in ("memory", "all")
         use_store = source in ("store", "all") and self.store is not None
-        after = snap.high_water if use_store else 0
+        # With the store, memory answers every id above S, cleared ones included:
+        # they are stored events the index does not hold yet (MemorySink.clear).
+        after = snap.high_water if use_store else snap.hidden_through
         answer = Answer(0, [], max_count=max_count)
         parts = ["memory", "store"] if desc else ["store", "memory"]
         for part in parts:

@@ -41,7 +41,7 @@ from logcaster.storage.blocks import MAGIC, parse_header
 from logcaster.store.catalog import index_base, index_dir, list_segments
 from logcaster.store.extract import LEVEL_CODES, ServiceCodes
 from logcaster.store.filters import RowFilter
-from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
+from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index, summarize
 from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.scan import ByteStats, Scanner, _unescape
 from logcaster.store.search import ids_of_rows, rows_at_offsets, rows_in_chunks
@@ -151,10 +151,14 @@ class StoreReader:
             for gone in set(self._cache) - present:
                 del self._cache[gone]  # retention: open mmaps stay valid for their users
             segments = []
+            head = max((r.first_id for r in refs if r.first_id <= high_water), default=None)
             for ref in refs:
                 if ref.first_id > high_water:
                     break
-                cached = self._refresh(ref.first_id, ref.path)
+                # The segment holding S must be read up to S: its last chunk may
+                # have been extended in place (the chunk file keeps its size).
+                need = high_water if ref.first_id == head else None
+                cached = self._refresh(ref.first_id, ref.path, need)
                 if cached is None:
                     continue
                 seg = _cut(ref.first_id, cached, high_water)
@@ -164,20 +168,25 @@ class StoreReader:
             services = self._load_services()
         return segments, services
 
-    def _refresh(self, first_id: int, path: Path) -> _Cached | None:
+    def _refresh(self, first_id: int, path: Path, need: int | None = None) -> _Cached | None:
+        """The segment's index, read again when it grew or does not reach `need`."""
         base = index_base(self.directory, first_id)
         try:
             size = base.with_name(base.name + CHUNKS_SUFFIX).stat().st_size
         except FileNotFoundError:
             return None  # not indexed yet
         cached = self._cache.get(first_id)
-        if cached is not None and cached.chunks_size == size:
+        if cached is not None and cached.chunks_size == size and _reaches(cached.index, need):
             cached.path = path
             return cached
-        try:
-            index = load_index(base)
-        except FileNotFoundError:
-            return None  # retention deleted it since the listing
+        for _ in range(3):
+            try:
+                index = load_index(base)
+            except FileNotFoundError:
+                return None  # retention deleted it since the listing
+            # A record read while the indexer overwrote it fails its CRC: read again.
+            if _reaches(index, need) or not index.torn_chunk_bytes:
+                break
         if not len(index.chunks):
             return None
         buf = cached.buf if cached is not None else b""
@@ -457,16 +466,41 @@ def _map(path: Path) -> mmap.mmap | bytes:
         return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
 
 
+def _reaches(index: SegmentIndex, need: int | None) -> bool:
+    return need is None or (index.last_id is not None and index.last_id >= need)
+
+
 def _cut(first_id: int, cached: _Cached, high_water: int) -> _Segment | None:
-    """The segment's index without the chunks past `high_water` (memory has those)."""
+    """The segment's index without the events past `high_water` (memory has those).
+
+    A chunk the indexer extended past `S` before reporting it is cut at `S`,
+    its summary recomputed from its rows: the store never answers an event
+    memory also answers."""
     index = cached.index
     chunks = index.chunks
     keep = int(np.searchsorted(chunks["first_id"].astype(np.int64), high_water, side="right"))
     if keep == 0:
         return None
-    if keep < len(chunks):
-        last = chunks[keep - 1]
-        rows = int(last["row_start"]) + int(last["count"])
+    last = chunks[keep - 1]
+    first, count = int(last["first_id"]), int(last["count"])
+    if first + count - 1 > high_water:
+        chunks = chunks[:keep].copy()
+        start = int(last["row_start"])
+        n = high_water - first + 1
+        cols = index.cols[start : start + count]
+        chunks[keep - 1] = summarize(
+            first,
+            int(last["byte_start"]),
+            int(cols["offset"][n]),  # the first line past S starts after the kept text
+            start,
+            cols["ts"][:n],
+            cols["level"][:n],
+            cols["service"][:n],
+            cols["own_ts"][:n].astype(bool),
+        )[0]
+        index = SegmentIndex(chunks=chunks, cols=index.cols[: start + n], blocks=index.blocks)
+    elif keep < len(chunks):
+        rows = int(last["row_start"]) + count
         index = SegmentIndex(chunks=chunks[:keep], cols=index.cols[:rows], blocks=index.blocks)
     return _Segment(first_id, cached.path, index, cached.buf)
 

@@ -1,0 +1,108 @@
+"""Issue 14, item 2: the store holds every durable event within about
+`store.index_delay_ms`, and CLEAR never hides stored events.
+
+Real servers with `-P`: the partial last chunk of active.log is indexed once
+traffic idles, so `StoreLag` reaches 0 and `source=store` answers the newest
+event; CLEAR empties the memory buffer only, whether the cleared events are
+indexed yet or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from logcaster.testing import ServerProcess, wait_for
+from tests.conftest import ServerFactory
+
+
+def env(**settings: str) -> dict[str, str]:
+    out = {**os.environ}
+    out.update({f"LOGCASTER_{key.upper()}": value for key, value in settings.items()})
+    return out
+
+
+def ask(server: ServerProcess, params: str) -> dict[str, Any]:
+    reply = server.query(f"JSON QUERY {params}")
+    assert reply.startswith("{"), reply
+    doc: dict[str, Any] = json.loads(reply)
+    return doc
+
+
+def lines(first: int, n: int) -> bytes:
+    return b"".join(b"INFO tail-test event %d\n" % i for i in range(first, first + n))
+
+
+def test_idle_tail_is_indexed(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """A few events, far less than a chunk, then nothing: the store indexes them
+    (StoreLag 0), `source=store` finds the newest, and no answer is partial
+    although memory keeps only 10 of them."""
+    server = server_factory(
+        "-P",
+        str(tmp_path / "data"),
+        env=env(memory__capacity="10", store__max_unindexed="10"),
+    )
+    server.send(lines(1, 100))
+    server.wait_total(100)
+    wait_for(
+        "the store",
+        server.stats,
+        lambda s: s["StoreIndexed"] == 100 and s["StoreLag"] == 0,
+        10,
+    )
+    newest = ask(server, "source=store limit=1")
+    assert [ev["body"] for ev in newest["events"]] == ["INFO tail-test event 100"]
+    head = server.query("QUERY keyword=tail-test limit=1 max_count=1000").splitlines()[0]
+    assert head == "FOUND: 100 matches", head
+    # More events later extend the indexed tail: each once, none lost.
+    server.send(lines(101, 50))
+    wait_for("the store", server.stats, lambda s: s["StoreIndexed"] == 150, 10)
+    doc = ask(server, "source=store limit=1000 order=asc max_count=1000")
+    assert [ev["body"] for ev in doc["events"]] == [
+        f"INFO tail-test event {i}" for i in range(1, 151)
+    ]
+    assert doc["found"] == 150
+
+
+def test_clear_keeps_indexed_events(server_factory: ServerFactory, tmp_path: Path) -> None:
+    server = server_factory("-P", str(tmp_path / "data"))
+    server.send(lines(1, 40))
+    wait_for("the store", server.stats, lambda s: s["StoreIndexed"] == 40, 10)
+    assert server.query("CLEAR") == "OK: cleared 40 events\n"
+    assert server.query("COUNT") == "COUNT: 0\n"
+    assert ask(server, "source=memory")["found"] == 0
+    for source in ("all", "store"):
+        doc = ask(server, f"source={source} limit=1000")
+        assert doc["found"] == 40, (source, doc["found"])
+
+
+def test_clear_keeps_events_not_indexed_yet(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """The index waits (a long index_delay_ms): CLEAR empties memory, yet the
+    cleared events, stored but not indexed, still answer `source=all`; once
+    the store has them they answer `source=store` too, never twice."""
+    data = tmp_path / "data"
+    server = server_factory("-P", str(data), env=env(store__index_delay_ms="3600000"))
+    server.send(lines(1, 30))
+    wait_for("delivery", server.stats, lambda s: s["Current"] == 30)
+    assert server.stats()["StoreIndexed"] == 0  # the tail waits for the delay
+    assert server.query("CLEAR") == "OK: cleared 30 events\n"
+    assert server.query("COUNT") == "COUNT: 0\n"
+    assert ask(server, "source=memory")["found"] == 0
+    doc = ask(server, "source=all limit=1000 order=asc")
+    assert [ev["body"] for ev in doc["events"]] == [
+        f"INFO tail-test event {i}" for i in range(1, 31)
+    ]
+    # New events after CLEAR are memory's again; the cleared ones stay hidden there.
+    server.send(lines(31, 5))
+    wait_for("delivery", server.stats, lambda s: s["Current"] == 5)
+    assert server.query("COUNT") == "COUNT: 5\n"
+    assert ask(server, "source=memory")["found"] == 5
+    assert ask(server, "source=all limit=1000")["found"] == 35
+    # A restart indexes nothing more (the delay), replays the unindexed events.
+    server.stop()
+    server = server_factory("-P", str(data), env=env(store__index_delay_ms="100"))
+    wait_for("the store", server.stats, lambda s: s["StoreIndexed"] == 35, 10)
+    assert ask(server, "source=store limit=1000")["found"] == 35
+    assert ask(server, "source=all limit=1000")["found"] == 35
