@@ -5,15 +5,17 @@ segment, its verified index and an mmap of its text, refreshed when the index
 grew; a query takes a snapshot of them cut at the high-water id `S` (events
 after it are the memory buffer's: the planner's split, docs/store-design.md).
 
-A query walks the segments newest first (oldest first for `order=asc`) and,
-within each, the chunks its structured filters leave (chunk summaries), in
-groups that grow 1, 4, 16, 64 chunks: Hyperscan scans a group's text, the
-matching lines become index rows, the rows are filtered by level, service and
-time, and `field=value` tests (and names beyond the service dictionary) are
-confirmed on the parsed event. It stops once it holds `limit` rows and
+Answers are in event-time order, ties by id (store/order.py). A query walks
+the chunks its structured filters leave (chunk summaries), over every
+segment, by the best event time each may hold (newest first, or oldest first
+for `order=asc`), in groups that grow 1, 4, 16, 64 chunks: Hyperscan scans a
+group's text, the matching lines become index rows, the rows are filtered by
+level, service and time, and `field=value` tests (and names beyond the
+service dictionary) are confirmed on the parsed event. It stops once its
+`limit` rows are settled (no chunk left can beat them) and it counted
 `max_count` matches: so the newest 100 matches of a common word cost a chunk
-or two, and `FOUND` is exact up to `max_count` (`capped` past it). A count
-with structured filters only comes from the summaries and is always exact.
+or two. Chunks only counted, with structured filters only, are counted from
+their summaries without reading a row.
 
 Costs: `deadline` and `max_scan` (events in the chunks scanned or filtered
 row by row) raise `QueryLimitError` when passed.
@@ -43,10 +45,12 @@ from logcaster.store.extract import LEVEL_CODES, ServiceCodes
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index, summarize
 from logcaster.store.indexer import SERVICES_NAME
+from logcaster.store.order import TopRows, chunk_keys
 from logcaster.store.scan import ByteStats, Scanner, _unescape
 from logcaster.store.search import ids_of_rows, rows_at_offsets, rows_in_chunks
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 _MAX_GROUP = 64  # chunks in one scan step at most (~64 MiB)
 _HEADER_LOOKBACK = 1 << 20  # a row's block header is searched this far back at a time
 _STATS_TTL_S = 300.0  # byte statistics of recent text are this fresh
@@ -238,98 +242,75 @@ class StoreReader:
         max_count: int,
         deadline: float,
         max_scan: int,
+        seed: tuple[F64, I64] | None = None,
     ) -> StoreResult:
+        """The first `limit` matches by event time (ties by id) in the query's order,
+        and the matches counted, at least up to `max_count` (0: rows only).
+
+        `seed`: (event times, ids) of rows another source holds (memory's); they
+        compete for the `limit` places and only the store's rows that win one
+        are returned, so the store stops as soon as it cannot beat them.
+        """
         segments, services = self.snapshot(high_water)
         plan = _Plan(query, services, self._byte_stats(segments))
         result = StoreResult()
-        if plan.empty:
+        if plan.empty or not segments:
             return result
         newest_first = query.order == "desc"
-        if plan.structured_only:
-            return self._structured(plan, segments, limit, newest_first, max_scan, result)
-        # Growing groups exist to stop early at max_count; when the whole store
-        # holds fewer events than that, each segment is one step (fewer calls).
-        stored = sum(int(seg.index.chunks["count"].sum()) for seg in segments)
-        whole = max_count > stored
-        order = reversed(segments) if newest_first else iter(segments)
-        for seg in order:
-            steps = self._groups(plan, seg, newest_first, whole, deadline, max_scan, result)
-            for rows in steps:
-                self._take(plan, seg, rows, limit, newest_first, result, deadline)
-                if len(result.rows) >= limit and result.count >= max_count:
-                    result.capped = True
-                    return result
-        return result
-
-    def _structured(
-        self,
-        plan: _Plan,
-        segments: list[_Segment],
-        limit: int,
-        newest_first: bool,
-        max_scan: int,
-        result: StoreResult,
-    ) -> StoreResult:
-        """Level/service/time only: exact counts from summaries, rows from the newest chunks."""
-        where = plan.where
-        order = reversed(segments) if newest_first else iter(segments)
-        for seg in order:
-            index = seg.index
-            known_counts = where.chunk_counts(index.chunks)
-            if len(result.rows) >= limit and (known_counts >= 0).all():
-                result.count += int(known_counts.sum())  # the common case: no row read
-                continue
-            n_chunks = len(index.chunks)
-            for i in range(n_chunks - 1, -1, -1) if newest_first else range(n_chunks):
-                known = int(known_counts[i])
-                if known == 0:
-                    continue
-                need_rows = len(result.rows) < limit
-                if known > 0 and not need_rows:
-                    result.count += known
-                    continue
-                chunk = index.chunks[i]
-                start = int(chunk["row_start"])
-                count = int(chunk["count"])
-                result.scanned += count
-                if result.scanned > max_scan:
-                    raise _scan_limit(max_scan)
-                rows = np.flatnonzero(where.rows_mask(index.cols[start : start + count])) + start
-                result.count += len(rows)
-                if need_rows:
-                    picked = rows[::-1] if newest_first else rows
-                    result.rows.extend(_events(seg, picked[: limit - len(result.rows)]))
-        return result
-
-    def _groups(
-        self,
-        plan: _Plan,
-        seg: _Segment,
-        newest_first: bool,
-        whole: bool,
-        deadline: float,
-        max_scan: int,
-        result: StoreResult,
-    ) -> Iterator[I64]:
-        """Matching rows (ascending) of growing groups of chunks, in the query's order
-        (`whole`: the segment's chunks in one group)."""
-        index = seg.index
-        chunks = index.chunks
-        kept = np.flatnonzero(plan.where.chunk_counts(chunks) != 0).tolist()
-        if newest_first:
-            kept.reverse()
-        size = max(1, len(kept)) if whole else 1
+        top = TopRows.empty(limit, newest_first)
+        if seed is not None:
+            top.add(seed[0], seed[1], -1, np.zeros(len(seed[0]), np.int64))
+        walk = _Walk(plan, segments, newest_first)
+        # Growing groups exist to stop early; when the whole store holds no more
+        # events than there are matches to count, all of it is one step.
+        size = len(walk.order) if max_count > walk.stored else 1
         at = 0
-        while at < len(kept):
-            group = sorted(kept[at : at + size])
-            at += size
-            size = min(size * 4, _MAX_GROUP)
-            result.scanned += int(chunks["count"][group].sum())
-            if result.scanned > max_scan:
-                raise _scan_limit(max_scan)
+        while at < len(walk.order):
+            first = walk.order[at : at + 1]
+            if not top.can_take(walk.keys[first], walk.best_ids[first])[0]:
+                # Rows settled: no chunk left can beat them. Count what is missing.
+                if result.count >= max_count:
+                    result.capped = True
+                    break
+                rest = walk.order[at:]
+                if plan.structured_only and (walk.known[rest] >= 0).all():
+                    result.count += int(walk.known[rest].sum())  # summaries: no row read
+                    break
+            group = walk.order[at : at + size]
+            at += len(group)
+            if not plan.structured_only:
+                size = min(size * 4, _MAX_GROUP)  # fewer, larger scans
             if time.monotonic() >= deadline:
                 raise _time_limit()
-            yield self._match_rows(plan, seg, group, deadline)
+            takes = top.can_take(walk.keys[group], walk.best_ids[group])
+            need_count = result.count < max_count
+            for part in np.unique(walk.parts[group]).tolist():
+                mine = walk.parts[group] == part
+                chunks, take = walk.chunks[group][mine], takes[mine]
+                # A chunk is read if it may hold a row of the answer, or for the
+                # count while one is needed (with structured filters only, its
+                # summary gives the count unless the rows decide).
+                read = take | need_count
+                if plan.structured_only and need_count:
+                    known = walk.known[group][mine]
+                    summed = ~take & (known >= 0)
+                    result.count += int(known[summed].sum())
+                    read &= ~summed
+                chunks = np.sort(chunks[read])
+                if not len(chunks):
+                    continue
+                seg = segments[part]
+                result.scanned += int(seg.index.chunks["count"][chunks].sum())
+                if result.scanned > max_scan:
+                    raise _scan_limit(max_scan)
+                rows = self._match_rows(plan, seg, chunks.tolist(), deadline)
+                if plan.confirm is not None:
+                    rows = _confirmed(plan.confirm, seg, rows, deadline)
+                result.count += len(rows)
+                index = seg.index
+                top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
+        result.rows = _top_events(segments, top)
+        return result
 
     def _match_rows(self, plan: _Plan, seg: _Segment, group: list[int], deadline: float) -> I64:
         index = seg.index
@@ -376,31 +357,65 @@ class StoreReader:
             raise _time_limit()
         return [offset for r in results for offset in r.offsets]
 
-    def _take(
-        self,
-        plan: _Plan,
-        seg: _Segment,
-        rows: I64,
-        limit: int,
-        newest_first: bool,
-        result: StoreResult,
-        deadline: float,
-    ) -> None:
-        ordered = rows[::-1] if newest_first else rows
-        if plan.confirm is None:
-            result.count += len(ordered)
-            room = limit - len(result.rows)
-            if room > 0:
-                result.rows.extend(_events(seg, ordered[:room]))
-            return
-        confirm = plan.confirm
-        for n, event in enumerate(_events(seg, ordered)):
-            if n % 256 == 255 and time.monotonic() >= deadline:
-                raise _time_limit()
-            if confirm(event):
-                result.count += 1
-                if len(result.rows) < limit:
-                    result.rows.append(event)
+
+class _Walk:
+    """The chunks a query may need, over every segment, best event time first.
+
+    `parts`/`chunks`: segment number and chunk number of each chunk the
+    summaries leave; `keys`: its best event time (order.chunk_keys); `known`:
+    its match count from the summary (-1: the rows decide); `order`: the walk,
+    ties by position (the newer chunk first when newest first)."""
+
+    def __init__(self, plan: _Plan, segments: list[_Segment], newest_first: bool) -> None:
+        parts: list[I64] = []
+        chunks: list[I64] = []
+        keys: list[F64] = []
+        known: list[I64] = []
+        best: list[I64] = []
+        self.stored = 0
+        for n, seg in enumerate(segments):
+            table = seg.index.chunks
+            self.stored += int(table["count"].sum())
+            counts = plan.where.chunk_counts(table)
+            kept = np.flatnonzero(counts != 0)
+            parts.append(np.full(len(kept), n, np.int64))
+            chunks.append(kept.astype(np.int64))
+            keys.append(chunk_keys(table[kept], newest_first, plan.where))
+            known.append(counts[kept])
+            # The chunk's best id, for ties: its last newest first, its first oldest first.
+            ids = table["first_id"][kept].astype(np.int64)
+            if newest_first:
+                ids += table["count"][kept].astype(np.int64) - 1
+            best.append(ids)
+        self.parts: I64 = np.concatenate(parts)
+        self.chunks: I64 = np.concatenate(chunks)
+        self.keys: F64 = np.concatenate(keys)
+        self.known: I64 = np.concatenate(known)
+        self.best_ids: I64 = np.concatenate(best)
+        order = np.lexsort((self.chunks, self.parts, self.keys))
+        self.order: I64 = order[::-1] if newest_first else order
+
+
+def _confirmed(confirm: Callable[[Event], bool], seg: _Segment, rows: I64, deadline: float) -> I64:
+    """The rows whose parsed event passes `confirm` (field=value tests)."""
+    keep = np.zeros(len(rows), bool)
+    for n, event in enumerate(_events(seg, rows)):
+        if n % 256 == 255 and time.monotonic() >= deadline:
+            raise _time_limit()
+        keep[n] = confirm(event)
+    return rows[keep]
+
+
+def _top_events(segments: list[_Segment], top: TopRows) -> list[Event]:
+    """The store's rows among `top` as events, in its order (each parsed once)."""
+    mine = top.parts >= 0
+    parts, rows = top.parts[mine], top.rows[mine]
+    found: dict[tuple[int, int], Event] = {}
+    for part in np.unique(parts).tolist():
+        picked = np.sort(rows[parts == part])
+        for row, event in zip(picked.tolist(), _events(segments[part], picked), strict=True):
+            found[(part, row)] = event
+    return [found[(p, r)] for p, r in zip(parts.tolist(), rows.tolist(), strict=True)]
 
 
 def _events(seg: _Segment, rows: I64) -> Iterator[Event]:
