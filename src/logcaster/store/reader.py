@@ -73,6 +73,9 @@ class _Cached:
     chunks_size: int
     index: SegmentIndex
     buf: mmap.mmap | bytes
+    # The high-water id it was read for: an index short of it (S may pass ids
+    # never written, cut by tail sampling) is not read again for the same S.
+    read_for: int = 0
 
 
 @dataclass(slots=True)
@@ -180,7 +183,11 @@ class StoreReader:
         except FileNotFoundError:
             return None  # not indexed yet
         cached = self._cache.get(first_id)
-        if cached is not None and cached.chunks_size == size and _reaches(cached.index, need):
+        if (
+            cached is not None
+            and cached.chunks_size == size
+            and (_reaches(cached.index, need) or cached.read_for == need)
+        ):
             cached.path = path
             return cached
         for _ in range(3):
@@ -201,7 +208,9 @@ class StoreReader:
                 return None
             if len(buf) < index.byte_end:
                 return None  # an index ahead of its text: not this segment's (never kept)
-        cached = _Cached(path, size, index, buf)
+        # A torn read (the indexer overwrote the last record meanwhile) is read again.
+        read_for = need if need is not None and not index.torn_chunk_bytes else 0
+        cached = _Cached(path, size, index, buf, read_for)
         self._cache[first_id] = cached
         return cached
 
