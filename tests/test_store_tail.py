@@ -106,3 +106,31 @@ def test_clear_keeps_events_not_indexed_yet(server_factory: ServerFactory, tmp_p
     wait_for("the store", server.stats, lambda s: s["StoreIndexed"] == 35, 10)
     assert ask(server, "source=store limit=1000")["found"] == 35
     assert ask(server, "source=all limit=1000")["found"] == 35
+
+
+def test_lag_reaches_zero_when_the_newest_ids_were_sampled_away(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Tail sampling cuts whole requests: their ids are settled (durable) but never
+    written. The store's high-water id still reaches the durable id."""
+    server = server_factory(
+        "-P",
+        str(tmp_path / "data"),
+        env=env(
+            tail_sampling__enabled="true",
+            tail_sampling__window_s="0.3",
+            tail_sampling__rate="0",
+        ),
+    )
+    server.send(b"INFO kept without a request id\n")
+    server.send(b"".join(b"[INFO] ok %d request_id=req-%d\n" % (i, i) for i in range(50)))
+    wait_for("sampling", server.stats, lambda s: s["Sampled"] == 50 and s["Delivered"] == 1)
+    stats = wait_for(
+        "the store",
+        server.stats,
+        lambda s: s["StoreLag"] == 0 and s["StoreIndexed"] == 51,
+        10,
+    )
+    assert stats["StoreIndexed"] == 51
+    doc = ask(server, "source=store")
+    assert [ev["body"] for ev in doc["events"]] == ["INFO kept without a request id"]
