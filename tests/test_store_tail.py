@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from logcaster.store.index import load_index
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 
@@ -134,3 +135,36 @@ def test_lag_reaches_zero_when_the_newest_ids_were_sampled_away(
     assert stats["StoreIndexed"] == 51
     doc = ask(server, "source=store")
     assert [ev["body"] for ev in doc["events"]] == ["INFO kept without a request id"]
+
+
+def test_queries_while_the_tail_is_extended_see_each_event_once(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A trickle of events, the tail indexed every 50 ms and extended in place, and
+    queries meanwhile: each answer holds every event up to its newest exactly once
+    (the store cut at S, memory above it)."""
+    server = server_factory(
+        "-P",
+        str(tmp_path / "data"),
+        env=env(memory__capacity="20", store__index_delay_ms="50"),
+    )
+    sent = 0
+    checked = 0
+    extended = False
+    while sent < 3000 and not (extended and checked >= 20):
+        server.send(lines(sent + 1, 50))
+        sent += 50
+        doc = ask(server, "limit=10000 max_count=100000")
+        ids = sorted(int(ev["id"]) for ev in doc["events"])
+        assert ids == list(range(1, len(ids) + 1)), ids[-60:]
+        assert doc["found"] == len(ids)
+        stats = server.stats()
+        extended = extended or 0 < stats["StoreIndexed"] < sent
+        checked += 1
+    wait_for("the store", server.stats, lambda s: s["StoreIndexed"] == sent, 10)
+    doc = ask(server, "source=store limit=10000 max_count=100000")
+    assert sorted(int(ev["id"]) for ev in doc["events"]) == list(range(1, sent + 1))
+    # Extended, not appended: far below 1 MiB of text, the index holds one chunk.
+    (chunks,) = (tmp_path / "data" / "index").glob("*.chunks")
+    index = load_index(chunks.with_suffix(""))
+    assert len(index.chunks) == 1 and index.last_id == sent
