@@ -45,7 +45,7 @@ HELP_LINES = (
     "  SEARCH TEXT                 events containing TEXT",
     "  FILTER key=value ...        like QUERY",
     "  REGEX PATTERN               events matching PATTERN (RE2 syntax, linear time)",
-    f"  RECENT [N]                  the newest N events (default {RECENT_DEFAULT})",
+    f"  RECENT [N]                  the newest N events by event time (default {RECENT_DEFAULT})",
     "  CLEAR                       empty the memory buffer only (stored events stay queryable)",
     "  HELP                        this text",
     "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC).",

@@ -287,8 +287,9 @@ class StoreReader:
                     break
             group = walk.order[at : at + size]
             at += len(group)
-            if not plan.structured_only:
-                size = min(size * 4, _MAX_GROUP)  # fewer, larger scans
+            # Fewer, larger scans; a chunk of the group that cannot beat the rows
+            # held at its start is read only for the count (below).
+            size = min(size * 4, _MAX_GROUP)
             if time.monotonic() >= deadline:
                 raise _time_limit()
             takes = top.can_take(walk.keys[group], walk.best_ids[group])
