@@ -116,7 +116,9 @@ def test_concurrent_clients_every_line_is_stored_exactly_once(
         assert reply.rstrip("\n").endswith(f"] client-{n:02d} line {i:05d}")
     # ... and for a few clients, every one of their lines, once each.
     for n in (0, 7, CLIENTS - 1):
-        reply = server.query(f'QUERY keyword="client-{n:02d} line " limit=10000')
+        reply = server.query(
+            f'QUERY keyword="client-{n:02d} line " limit=10000 max_count={LINES_PER_CLIENT}'
+        )
         rows = reply.splitlines()
         assert found(rows[0]) == LINES_PER_CLIENT
         numbers = sorted(int(row.rsplit(" ", 1)[1]) for row in rows[1:])
@@ -191,7 +193,7 @@ def test_idle_clients_do_not_block_a_busy_one(server: ServerProcess) -> None:
         assert stats["Total"] == 1000  # the idle clients' half lines are not events yet
         assert stats["Clients"] == 20
         wait_stats(server, lambda s: s["Current"] == 1000, timeout=10.0)
-        assert found(server.query('QUERY keyword="busy line"')) == 1000
+        assert found(server.query('QUERY keyword="busy line" max_count=1000')) == 1000
 
         # The idle clients finish their lines; nothing of them was lost meanwhile.
         for sock in idle:

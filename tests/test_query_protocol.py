@@ -390,15 +390,18 @@ def test_found_counts_every_match_not_only_the_rows(
 
 def test_default_limit_is_100(server: ServerProcess) -> None:
     ingest(server, [f"hello {i}" for i in range(150)])
-    total, rows = parse_found(server.query("QUERY keyword=hello"))
+    total, rows = parse_found(server.query("QUERY keyword=hello max_count=1000"))
     assert total == 150
     assert len(rows) == 100
     texts = [row[row.index("] ") + 2 :] for row in rows]
     assert texts == [f"hello {i}" for i in range(149, 49, -1)]
-    total, rows = parse_found(server.query("QUERY"))
+    total, rows = parse_found(server.query("QUERY max_count=150"))
     assert (total, len(rows)) == (150, 100)
-    total, rows = parse_found(server.query("QUERY limit=150"))
+    total, rows = parse_found(server.query("QUERY limit=150 max_count=150"))
     assert (total, len(rows)) == (150, 150)
+    # Past max_count (default 100) memory says "100+", like the store (issue 14).
+    head = server.query("QUERY keyword=hello limit=1").splitlines()[0]
+    assert head == "FOUND: 100+ matches (counting stops at max_count=100)"
 
 
 def test_row_time_is_receive_time_for_a_line_without_one(server: ServerProcess) -> None:

@@ -102,3 +102,39 @@ def test_restart_after_a_torn_index_continues(tmp_path: Path, corpus: list[bytes
     second.close()
     check_index(segment, batches, extractor)
     assert (tmp_path / SERVICES_NAME).exists()
+
+
+def test_partial_tail_is_extended_not_duplicated(tmp_path: Path, corpus: list[bytes]) -> None:
+    """Issue 14: the idle tail of active.log is indexed as a partial chunk; when
+    the segment grows the chunk is extended in place (a restart in between
+    included): every event once, no gap, and the same chunks as one pass."""
+    texts = corpus[:12_000]
+    per_batch = 300
+    batches = [
+        Batch(1 + a, RECEIVED + a / 1000, f"tcp:peer{a}", texts[a : a + per_batch])
+        for a in range(0, len(texts), per_batch)
+    ]
+    segment = tmp_path / "active.log"
+    chunk_bytes = 256 * 1024
+    extractor = Extractor()
+    indexer = SegmentIndexer(segment, extractor, fsync=False, chunk_bytes=chunk_bytes)
+    with SegmentWriter(tmp_path, fsync="never") as writer:
+        for n, batch in enumerate(batches):
+            writer.write_many([batch])  # one write per call: the file holds it
+            indexer.catch_up(partial_tail=True)  # every batch: an idle pass
+            assert indexer.last_id == batch.last_id
+            if n == len(batches) // 2:  # the indexer process restarts mid-way
+                indexer.close()
+                indexer = SegmentIndexer(segment, extractor, fsync=False, chunk_bytes=chunk_bytes)
+    indexer.close()
+    check_index(segment, batches, extractor)
+    tailed = load_index(segment).chunks
+    once = tmp_path / "once"
+    once.mkdir()
+    (once / "active.log").write_bytes(segment.read_bytes())
+    single = SegmentIndexer(once / "active.log", Extractor(), fsync=False, chunk_bytes=chunk_bytes)
+    single.catch_up(partial_tail=True)
+    single.close()
+    alone = load_index(once / "active.log").chunks
+    for field in ("first_id", "count", "byte_start", "byte_end", "row_start", "levels"):
+        assert (tailed[field] == alone[field]).all(), field

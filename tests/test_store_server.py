@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -281,10 +281,22 @@ SHAPES = [
 SHAPE = {shape.name: shape for shape in SHAPES}
 
 
+def time_order(events: Sequence[Known], ids: Iterable[int], newest_first: bool) -> list[int]:
+    """`ids` in answer order: by event time, ties by id. A plain-text event's time is
+    its receive time: during the test run, after every corpus time, and in id
+    order (events are received in id order)."""
+
+    def key(i: int) -> tuple[float, int]:
+        ts = events[i - 1].ts
+        return (float("inf") if ts is None else ts, i)
+
+    return sorted(ids, key=key, reverse=newest_first)
+
+
 def expected(shape: Shape, events: Sequence[Known], ids: Iterable[int]) -> tuple[int, list[int]]:
     """The brute-force answer over the events with `ids` (1-based): FOUND and row ids."""
     matched = [i for i in ids if shape.pred(events[i - 1])]
-    rows = matched[::-1] if shape.order == "desc" else matched
+    rows = time_order(events, matched, shape.order == "desc")
     return len(matched), rows[: shape.limit]
 
 
@@ -328,7 +340,14 @@ def check_shape(
 
 def store_env(**settings: str) -> dict[str, str]:
     """The environment of a server: `section__key="value"` as LOGCASTER_ variables."""
-    env = {**os.environ, "LOGCASTER_PERSIST__MAX_FILE_BYTES": SMALL_SEGMENTS}
+    env = {
+        **os.environ,
+        "LOGCASTER_PERSIST__MAX_FILE_BYTES": SMALL_SEGMENTS,
+        # The partial tail of active.log stays unindexed (memory answers it), so
+        # these tests keep a known split between memory and store; the tail
+        # indexing itself is tested in test_store_tail.py.
+        "LOGCASTER_STORE__INDEX_DELAY_MS": "3600000",
+    }
     env.update({f"LOGCASTER_{key.upper()}": value for key, value in settings.items()})
     return env
 
@@ -391,9 +410,9 @@ def wait_indexed(
 def memory_ids(server: ServerProcess, last_id: int) -> range:
     """The ids the memory buffer holds: the newest COUNT events."""
     count = int(server.stats()["Current"])
-    oldest = json.loads(server.query("JSON QUERY source=memory order=asc limit=1"))["events"]
+    doc = json.loads(server.query(f"JSON QUERY source=memory limit={MAX_LIMIT}"))
     held = range(last_id - count + 1, last_id + 1)
-    assert not count or int(oldest[0]["id"]) == held.start
+    assert sorted(int(ev["id"]) for ev in doc["events"]) == list(held)[:MAX_LIMIT]
     return held
 
 
@@ -497,40 +516,43 @@ def test_parity_with_brute_force(loaded: Loaded, shape: Shape) -> None:
 CAPPED = re.compile(r"FOUND: (\d+)\+ matches \(counting stops at max_count=(\d+)\)")
 
 
-@pytest.mark.parametrize("source", ["all", "store"])
+@pytest.mark.parametrize("source", ["all", "store", "memory"])
 def test_found_is_capped_at_max_count(loaded: Loaded, source: str) -> None:
-    """Past max_count FOUND is a lower bound, `FOUND: N+ matches (counting stops at
-    max_count=M)` with M <= N <= the true count; the rows are still exactly the
-    newest matches. With max_count above the true count it is exact."""
+    """One rule for every source (issue 14): FOUND is exact up to max_count, then
+    exactly `FOUND: M+ matches (counting stops at max_count=M)`; the rows are
+    still exactly the first matches in event-time order."""
     events, server = loaded.events, loaded.server
-    ids = range(1, (len(events) if source == "all" else loaded.high_water) + 1)
-    for shape in (SHAPE["keyword"], SHAPE["field_json"]):
-        count, rows = expected(shape, events, ids)
-        assert count > 200
-        doc = ask(server, shape, source, max_count=50, limit=5)
-        assert doc["capped"] and 50 <= doc["found"] <= count and doc["max_count"] == 50
+    ids = {
+        "all": range(1, len(events) + 1),
+        "store": range(1, loaded.high_water + 1),
+        "memory": loaded.memory,
+    }[source]
+    for shape in (SHAPE["keyword"], SHAPE["field_json"], SHAPE["small_limit"]):
+        count, rows = expected(replace(shape, limit=5), events, ids)
+        assert count > 6, (shape.name, count)
+        cap = count // 3
+        doc = ask(server, shape, source, max_count=cap, limit=5)
+        assert (doc["found"], doc["capped"], doc["max_count"]) == (cap, True, cap)
         assert [int(ev["id"]) for ev in doc["events"]] == rows[:5]
-        reply = server.query(f"QUERY {shape.params} source={source} max_count=50 limit=5")
+        reply = server.query(f"QUERY {shape.params} source={source} max_count={cap} limit=5")
         head, *lines = reply.splitlines()
-        m = CAPPED.fullmatch(head)
-        assert m is not None, reply
-        assert 50 <= int(m[1]) <= count and m[2] == "50"
+        assert head == f"FOUND: {cap}+ matches (counting stops at max_count={cap})", reply
         assert lines == [text_row(ev) for ev in doc["events"]]
-        # Counting stops at max_count: with exactly that many matches the answer
-        # may still say N+ (a true lower bound); one more and it is exact.
-        doc = ask(server, shape, source, max_count=count + 1)
+        # Exactly max_count matches is exact; one fewer allowed is "N+".
+        doc = ask(server, shape, source, max_count=count)
         assert (doc["found"], doc["capped"]) == (count, False)
-    # The default cap (query.max_count = 100).
+        doc = ask(server, shape, source, max_count=count - 1)
+        assert (doc["found"], doc["capped"]) == (count - 1, True)
+    # The default cap (query.max_count = 100), whatever the rows asked: the
+    # answer of issue 14 was "260+" here.
     count, _ = expected(SHAPE["keyword"], events, ids)
-    head = server.query(f"QUERY keyword=timeout source={source}").splitlines()[0]
-    m = CAPPED.fullmatch(head)
-    assert m is not None and m[2] == "100" and 100 <= int(m[1]) <= count, head
-    # Structured-only counts come from the chunk summaries: exact past the cap
-    # (the memory part, the unindexed tail, is below it here).
-    count, _ = expected(SHAPE["small_limit"], events, ids)
-    assert count > 1000
-    head = server.query(f"QUERY level=INFO source={source}").splitlines()[0]
-    assert head == f"FOUND: {count} matches"
+    for limit in (1, 100, 1000):
+        head = server.query(f"QUERY keyword=timeout source={source} limit={limit}")
+        head = head.splitlines()[0]
+        if count > 100:
+            assert head == "FOUND: 100+ matches (counting stops at max_count=100)", head
+        else:
+            assert head == f"FOUND: {count} matches", head
 
 
 def text_row(ev: dict[str, Any]) -> str:
@@ -551,8 +573,9 @@ def check_history(server: ServerProcess, events: Sequence[Known], shapes: Sequen
     newest = ask(server, SHAPE["everything"], "all", limit=rows)
     oldest = ask(server, SHAPE["everything"], "all", limit=rows, order="asc")
     assert newest["found"] == oldest["found"] == total
-    assert [int(ev["id"]) for ev in newest["events"]] == list(range(total, total - rows, -1))
-    assert [int(ev["id"]) for ev in oldest["events"]] == list(range(1, rows + 1))
+    ids = range(1, total + 1)
+    assert [int(ev["id"]) for ev in newest["events"]] == time_order(events, ids, True)[:rows]
+    assert [int(ev["id"]) for ev in oldest["events"]] == time_order(events, ids, False)[:rows]
     for name in shapes:
         check_shape(server, SHAPE[name], "all", events, range(1, total + 1))
 
@@ -561,7 +584,7 @@ def check_memory(server: ServerProcess, last_id: int) -> range:
     """Memory holds a run of the newest ids, each once, as many as STATS Current."""
     current = int(server.stats()["Current"])
     doc = ask(server, SHAPE["everything"], "memory", limit=MAX_LIMIT, order="asc")
-    ids = [int(ev["id"]) for ev in doc["events"]]
+    ids = sorted(int(ev["id"]) for ev in doc["events"])
     assert doc["found"] == current == len(ids)
     assert ids == list(range(last_id - current + 1, last_id + 1))
     return range(ids[0], last_id + 1)
@@ -807,7 +830,7 @@ def test_cost_limits_while_ingest_flows(server_factory: ServerFactory, tmp_path:
     data = tmp_path / "data"
     corpus = corpus_bytes(make_corpus(30_000, seed=23))
     big = {"persist__max_file_bytes": str(8 << 20)}
-    server = server_factory("-P", str(data), env=store_env(**big, query__max_scan="100000"))
+    server = server_factory("-P", str(data), env=store_env(**big, query__max_scan="150000"))
     server.send(corpus * 10)
     total = 300_000
     wait_for(
@@ -818,9 +841,11 @@ def test_cost_limits_while_ingest_flows(server_factory: ServerFactory, tmp_path:
     )
     # query.max_scan: a query the store must read whole stops at the cap, at once.
     reply, took = timed_query(server, f"QUERY keyword=no-such-word-anywhere max_count={EXACT}")
-    assert reply.startswith("ERROR: query would scan more than 100000 stored events"), reply
+    assert reply.startswith("ERROR: query would scan more than 150000 stored events"), reply
     assert took < 5
-    # Bounded ones answer: structured counts come from the chunk summaries.
+    # Bounded ones answer: structured counts come from the chunk summaries. (The
+    # corpus repeats its event times 10 times: the newest FATAL by event time may
+    # lie in any copy's last chunk, so those ten, ~105k events, are read.)
     assert server.query("QUERY level=FATAL limit=1").startswith("FOUND: ")
     head = server.query("QUERY keyword=timeout limit=5").splitlines()[0]
     assert CAPPED.fullmatch(head), head

@@ -85,6 +85,34 @@ def test_floor_inside_a_batch_evicts_part_of_it() -> None:
     assert [ev.id for ev in memory.newest_first()] == list(range(20, 7, -1))
 
 
+def test_clear_hides_unindexed_events_until_the_store_has_them() -> None:
+    """Issue 14: CLEAR empties memory as COUNT and source=memory see it; events the
+    store has not indexed stay held (hidden) for source=all, then go with the floor."""
+    memory = MemorySink(10, max_pinned=50)
+    memory.set_floor(20)
+    memory.append(batches(1, 4, 10))  # 1..20 indexed (evicted past capacity), 21..40 not
+    assert memory.count == 20 and memory.evicted == 20
+    assert memory.clear() == 20 and memory.cleared == 20
+    assert memory.count == 0 and memory.hidden == 20 and held_ids(memory) == []
+    assert memory.oldest_id == 21 and memory.hidden_through == 40
+    memory.append(batches(41, 1, 5))
+    assert memory.count == 5 and held_ids(memory) == list(range(41, 46))
+    batches_held, skip = memory.snapshot()  # the planner's view: 21..45
+    assert batches_held[0].first_id + skip == 21
+    memory.set_floor(35)  # the store has 21..35 now: they go
+    assert (memory.hidden, memory.oldest_id, memory.count) == (5, 36, 5)
+    memory.set_floor(45)
+    assert (memory.hidden, memory.oldest_id, memory.count) == (0, 41, 5)
+    assert memory.evicted == 20  # cleared events are not evictions
+
+
+def test_clear_without_a_store_drops_everything() -> None:
+    memory = MemorySink(10)
+    memory.append(batches(1, 2, 5))
+    assert memory.clear() == 10
+    assert (memory.count, memory.hidden, memory.oldest_id) == (0, 0, None)
+
+
 def test_max_pinned_zero_pins_nothing() -> None:
     memory = MemorySink(10, max_pinned=0)
     memory.set_floor(0)

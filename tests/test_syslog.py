@@ -61,8 +61,10 @@ def wait_until(what: str, ok: Callable[[], bool], timeout: float = 10.0) -> None
 
 
 def bodies(server: ServerProcess, source_prefix: str = "syslog") -> list[str]:
-    """Every stored event's body, oldest first."""
+    """Every stored event's body in arrival (id) order; answers come in event-time
+    order, and these frames carry their own times."""
     events = json_events(server, "QUERY order=asc limit=10000")
+    events.sort(key=lambda ev: int(ev["id"]))
     return [ev["body"] for ev in events if ev["source"].startswith(source_prefix)]
 
 

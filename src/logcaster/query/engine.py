@@ -10,6 +10,7 @@ from logcaster.event import Batch, Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
+from logcaster.query.order import TopEvents
 
 # Check the clock once per this many events: cheap, yet fine-grained enough.
 _CLOCK_EVERY = 1024
@@ -18,7 +19,7 @@ _CLOCK_EVERY = 1024
 @dataclass(slots=True)
 class QueryResult:
     total: int  # every matching event, not only the rows returned
-    rows: list[Event]  # at most `limit`, in the query's order
+    rows: list[Event]  # the first `limit` by event time (ties by id) in the query's order
     scanned: int
 
 
@@ -67,10 +68,11 @@ def run_query(
     timeout: float,
     max_scan: int,
 ) -> QueryResult:
-    """Scan `events` in order (None: an event already known not to match); raise
-    QueryLimitError past the time or scan cap."""
+    """Scan `events` (None: an event already known not to match); raise
+    QueryLimitError past the time or scan cap. Rows are ordered by event time,
+    not arrival (order.TopEvents)."""
     match = query.matcher()
-    rows: list[Event] = []
+    rows = TopEvents(limit, query.order == "desc")
     total = 0
     scanned = 0
     for ev in events:
@@ -82,6 +84,5 @@ def run_query(
                 raise QueryLimitError(f"query exceeded its scan limit of {max_scan} events")
         if ev is not None and match(ev):
             total += 1
-            if len(rows) < limit:
-                rows.append(ev)
-    return QueryResult(total, rows, scanned)
+            rows.add(ev)
+    return QueryResult(total, rows.events(), scanned)

@@ -5,12 +5,17 @@ memory buffer's batches and the store's high-water id `S`. `Planner.run`
 executes it in a query thread. With `source=all` (the default with the store
 on) the split is by id: the store answers ids up to `S`, memory the ids after
 it, so the union has every event once, restarts included (replayed memory
-events at or below `S` are ignored). Newest first, memory then store;
-oldest first (`order=asc`), store then memory.
+events at or below `S` are ignored).
 
-`FOUND` is exact up to `max_count` matches (the query's, else
-`query.max_count`); past it the store stops counting once it has the rows, and
-the answer says `capped`. Memory counts are always exact (memory is small).
+Rows are ordered by event time, ties by id (newest first, or oldest first
+with `order=asc`), whatever their source: memory keeps its best `limit`
+(query/order.py), the store walks its chunks by event time with memory's rows
+as the bar to beat (store/order.py), and the two are merged, then cut to
+`limit`.
+
+`FOUND` has one rule for every source: exact up to `max_count` matches (the
+query's, else `query.max_count`), then `max_count+` (`capped`). The store
+counts only what is still needed to tell (max_count + 1 minus memory's count).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from logcaster.config import QueryConfig
 from logcaster.event import Batch, Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.query.engine import memory_events, run_query
 from logcaster.query.model import Query
+from logcaster.query.order import sort_events
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.scan import TextTest
 from logcaster.store.service import Store
@@ -35,13 +43,14 @@ class Snapshot:
     skip: int
     high_water: int  # the store's S (0 without a store)
     oldest_memory_id: int | None
+    hidden_through: int = 0  # CLEAR hid memory's events up to this id from memory's views
 
 
 @dataclass(slots=True)
 class Answer:
     total: int
     rows: list[Event]
-    capped: bool = False  # total is a lower bound: counting stopped at max_count
+    capped: bool = False  # more than max_count matches: total is max_count, shown "N+"
     max_count: int = 0
     # Events neither memory nor the store can answer yet (the indexer is behind
     # by more than store.max_unindexed): (first id, last id).
@@ -58,7 +67,9 @@ class Planner:
         """On the event loop: what this query sees, fixed at its start."""
         batches, skip = self.memory.snapshot()
         high_water = self.store.high_water if self.store is not None else 0
-        return Snapshot(batches, skip, high_water, self.memory.oldest_id)
+        return Snapshot(
+            batches, skip, high_water, self.memory.oldest_id, self.memory.hidden_through
+        )
 
     def run(self, query: Query, snap: Snapshot) -> Answer:
         """In a query thread: the rows and count, or QueryLimitError."""
@@ -82,48 +93,53 @@ class Planner:
         desc = query.order == "desc"
         use_memory = source in ("memory", "all")
         use_store = source in ("store", "all") and self.store is not None
-        after = snap.high_water if use_store else 0
+        # With the store, memory answers every id above S, cleared ones included:
+        # they are stored events the index does not hold yet (MemorySink.clear).
+        after = snap.high_water if use_store else snap.hidden_through
         answer = Answer(0, [], max_count=max_count)
-        parts = ["memory", "store"] if desc else ["store", "memory"]
-        for part in parts:
-            room = limit - len(answer.rows)
-            if part == "memory" and use_memory:
-                events = memory_events(
-                    snap.batches,
-                    snap.skip,
-                    newest_first=desc,
-                    after_id=after,
-                    text_test=_text_test(query),
-                )
-                found = run_query(
-                    query,
-                    events,
-                    limit=room,
-                    deadline=deadline,
-                    timeout=cfg.timeout,
-                    max_scan=cfg.max_scan,
-                )
-                answer.total += found.total
-                answer.rows.extend(found.rows)
-            elif part == "store" and use_store and snap.high_water > 0:
-                assert self.store is not None
-                costly = bool(query.keywords or query.regex is not None or query.fields)
-                if costly and desc and answer.total >= max_count and room <= 0:
-                    # The newer part alone filled rows and count. (Level, service and
-                    # time counts come from the index summaries: always asked, exact.)
-                    answer.capped = True
-                    continue
-                result = self.store.reader.search(
-                    query,
-                    snap.high_water,
-                    limit=room,
-                    max_count=max(1, max_count - answer.total),
-                    deadline=deadline,
-                    max_scan=cfg.max_scan,
-                )
-                answer.total += result.count
-                answer.rows.extend(result.rows)
-                answer.capped |= result.capped
+        # Memory first (small, always scanned whole): its rows are the bar the
+        # store's rows must beat, so the store stops as soon as they are settled.
+        if use_memory:
+            events = memory_events(
+                snap.batches,
+                snap.skip,
+                newest_first=desc,
+                after_id=after,
+                text_test=_text_test(query),
+            )
+            found = run_query(
+                query,
+                events,
+                limit=limit,
+                deadline=deadline,
+                timeout=cfg.timeout,
+                max_scan=cfg.max_scan,
+            )
+            answer.total += found.total
+            answer.rows = found.rows
+        if use_store and snap.high_water > 0:
+            assert self.store is not None
+            seed = (
+                np.array([ev.ts for ev in answer.rows], np.float64),
+                np.array([ev.id for ev in answer.rows], np.int64),
+            )
+            result = self.store.reader.search(
+                query,
+                snap.high_water,
+                limit=limit,
+                # FOUND needs max_count + 1 matches to know it is past max_count.
+                max_count=max(0, max_count + 1 - answer.total),
+                deadline=deadline,
+                max_scan=cfg.max_scan,
+                seed=seed,
+            )
+            answer.total += result.count
+            if result.rows:
+                answer.rows = sort_events(answer.rows + result.rows, desc)[:limit]
+        # One rule for every source: exact up to max_count, then "max_count+".
+        if answer.total > max_count:
+            answer.total = max_count
+            answer.capped = True
         oldest = snap.oldest_memory_id
         if use_store and oldest is not None and oldest > snap.high_water + 1:
             answer.unindexed = (snap.high_water + 1, oldest - 1)

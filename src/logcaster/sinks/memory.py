@@ -10,6 +10,12 @@ yet queryable from the store, so they are kept past `capacity`, up to
 `capacity + max_pinned` events: the planner answers them from here. If the
 indexer falls further behind, the oldest are evicted anyway (memory stays
 bounded) and queries say that some events wait for the indexer.
+
+CLEAR empties the buffer as its own views see it (COUNT, `source=memory`),
+never the store: with the store on, cleared events the store has not indexed
+yet stay held, hidden, and keep answering `source=all` (the planner's split
+gives memory every id above the store's high-water id) until the store has
+them. They are dropped as soon as the floor passes them.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ class MemorySink:
         self.max_pinned = max_pinned
         self.floor = _NO_FLOOR  # ids above it are pinned (the store's high-water id)
         self.count = 0  # events visible now
+        self.hidden = 0  # cleared events held for the store's split (ids <= hidden_through)
+        self.hidden_through = 0  # CLEAR hid every event up to this id
         self.received = 0  # events ever written
         self.evicted = 0  # events pushed out by newer ones
         self.cleared = 0  # events removed by CLEAR
@@ -70,9 +78,11 @@ class MemorySink:
 
     def _evict(self) -> None:
         ring = self._batches
-        excess = self.count - self.capacity
+        self._drop_hidden()
+        held = self.count + self.hidden
+        excess = held - self.capacity
         # Past this, even pinned events go: the indexer is too far behind.
-        forced = self.count - self.capacity - self.max_pinned
+        forced = held - self.capacity - self.max_pinned
         while excess > 0 and ring:
             head = ring[0]
             live = len(head) - self._skip
@@ -81,22 +91,49 @@ class MemorySink:
             take = min(excess, max(free, min(live, forced)))
             if take <= 0:
                 break
-            if take == live:
-                ring.popleft()
-                self._skip = 0
-            else:
-                self._skip += take
-            self.count -= take
-            self.evicted += take
+            self.evicted += take - self._drop_head(take)
             excess -= take
             forced -= take
 
+    def _drop_head(self, take: int) -> int:
+        """Remove `take` events (at most the first batch's) from the old end;
+        how many of them were hidden (they are at the old end)."""
+        head = self._batches[0]
+        if take == len(head) - self._skip:
+            self._batches.popleft()
+            self._skip = 0
+        else:
+            self._skip += take
+        hidden = min(take, self.hidden)
+        self.hidden -= hidden
+        self.count -= take - hidden
+        return hidden
+
+    def _drop_hidden(self) -> None:
+        """Cleared events the store now holds (ids up to the floor) go."""
+        ring = self._batches
+        while self.hidden and ring:
+            start = ring[0].first_id + self._skip
+            take = min(len(ring[0]) - self._skip, self.hidden, self.floor - start + 1)
+            if take <= 0:
+                return
+            self._drop_head(take)
+
     def clear(self) -> int:
+        """Empty the buffer; with the store on, events it has not indexed stay
+        held but hidden (see the module doc): CLEAR never hides stored events."""
         removed = self.count
+        self.cleared += removed
+        if self._batches and self.floor != _NO_FLOOR:
+            self.hidden += self.count
+            self.count = 0
+            self.hidden_through = self._batches[-1].last_id
+            self._drop_hidden()
+            return removed
         self._batches.clear()
         self._skip = 0
         self.count = 0
-        self.cleared += removed
+        self.hidden = 0
         return removed
 
     def snapshot(self) -> tuple[list[Batch], int]:
@@ -110,10 +147,14 @@ class MemorySink:
             events = batches[index].events()
             low = skip if index == 0 else 0
             for i in range(len(events) - 1, low - 1, -1):
+                if events[i].id <= self.hidden_through:
+                    return
                 yield events[i]
 
     def oldest_first(self) -> Iterator[Event]:
         batches, skip = self.snapshot()
         for index, batch in enumerate(batches):
             events = batch.events()
-            yield from events[skip:] if index == 0 else events
+            for ev in events[skip:] if index == 0 else events:
+                if ev.id > self.hidden_through:
+                    yield ev

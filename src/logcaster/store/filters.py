@@ -105,8 +105,8 @@ class RowFilter:
         all_levels = chunks["levels"].astype(np.int64)
         r_levels = chunks["rlevels"].astype(np.int64)
         if self.timed:
-            own = self._covers(chunks["ts_min"], chunks["ts_max"])
-            received = self._covers(chunks["rts_min"], chunks["rts_max"])
+            own = self.covers(chunks["ts_min"], chunks["ts_max"])
+            received = self.covers(chunks["rts_min"], chunks["rts_max"])
         else:
             own = received = np.full(len(chunks), Cover.ALL.value, np.int8)
         levels = np.where((own == Cover.ALL.value)[:, None], all_levels - r_levels, 0)
@@ -119,7 +119,7 @@ class RowFilter:
         undecided = (own == Cover.SOME.value) | (received == Cover.SOME.value)
         return np.where(undecided, -1, counts).astype(np.int64)
 
-    def _covers(
+    def covers(
         self, low: npt.NDArray[np.float64], high: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.int8]:
         """`_range_cover` over arrays of chunk time ranges, as Cover values."""

@@ -19,8 +19,12 @@ For a segment `X.log` the index is two append-only files of fixed-size records:
 
 A chunk record is the commit point: it is written (and fsynced) after its
 rows, so a record whose CRC holds and whose rows are all present describes a
-complete chunk. Anything after the last such record is a torn tail, cut off
-when the writer opens. The index is derived data: it can always be rebuilt
+complete chunk. The last chunk may be extended (`IndexWriter.extend_last`:
+active.log's partial tail, indexed while idle, grows): its rows and block
+entries are rewritten with the same bytes plus the new ones, then its record
+is overwritten in place, so a reader sees either the old chunk or the new.
+Anything after the last such record is a torn tail, cut off when the writer
+opens. The index is derived data: it can always be rebuilt
 from the segment.
 """
 
@@ -111,22 +115,47 @@ def _crc(body: bytes) -> int:
 
 
 def _summarize(rows: ChunkRows, row_start: int) -> npt.NDArray[np.void]:
+    return summarize(
+        rows.first_id,
+        rows.byte_start,
+        rows.byte_end,
+        row_start,
+        rows.ts,
+        rows.level,
+        rows.service,
+        rows.own_ts,
+    )
+
+
+def summarize(
+    first_id: int,
+    byte_start: int,
+    byte_end: int,
+    row_start: int,
+    ts: npt.NDArray[np.float64],
+    level: npt.NDArray[np.uint8],
+    service: npt.NDArray[np.uint16],
+    own_ts: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.void]:
+    """A chunk record (CHUNK_DTYPE, CRC set) over one value per event.
+
+    Also used by the reader to cut a chunk at the high-water id (reader._cut)."""
     record = np.zeros(1, CHUNK_DTYPE)
     r = record[0]
-    r["first_id"] = rows.first_id
-    r["count"] = len(rows.ts)
-    r["byte_start"] = rows.byte_start
-    r["byte_end"] = rows.byte_end
+    r["first_id"] = first_id
+    r["count"] = len(ts)
+    r["byte_start"] = byte_start
+    r["byte_end"] = byte_end
     r["row_start"] = row_start
-    own = rows.ts[rows.own_ts]
-    received = rows.ts[~rows.own_ts]
+    own = ts[own_ts]
+    received = ts[~own_ts]
     r["ts_min"], r["ts_max"] = (own.min(), own.max()) if len(own) else (np.nan, np.nan)
     r["rts_min"], r["rts_max"] = (
         (received.min(), received.max()) if len(received) else (np.nan, np.nan)
     )
-    r["levels"] = np.bincount(rows.level, minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
-    r["rlevels"] = np.bincount(rows.level[~rows.own_ts], minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
-    codes, counts = np.unique(rows.service, return_counts=True)
+    r["levels"] = np.bincount(level, minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
+    r["rlevels"] = np.bincount(level[~own_ts], minlength=LEVEL_SLOTS)[:LEVEL_SLOTS]
+    codes, counts = np.unique(service, return_counts=True)
     top = np.argsort(-counts, kind="stable")[:SERVICE_SLOTS]
     # Unused slots keep count 0 (every code, 0 and 65,535 included, is a real one).
     r["service_codes"][: len(top)] = codes[top]
@@ -240,6 +269,27 @@ class IndexWriter:
         self.last_id = index.last_id
         self.byte_end = index.byte_end
         self._rows = len(index.cols)
+        self._chunks = len(index.chunks)
+        # The last chunk, which `extend_last` may grow: where it starts.
+        self.last_first_id: int | None = None
+        self.last_byte_start = 0
+        self.last_header_offset: int | None = None  # its first block's header (None: unknown)
+        self.last_count = 0
+        self._last_row_start = 0
+        self._last_block_start = 0
+        if len(index.chunks):
+            last = index.chunks[-1]
+            self.last_first_id = int(last["first_id"])
+            self.last_byte_start = int(last["byte_start"])
+            self.last_count = int(last["count"])
+            self._last_row_start = int(last["row_start"])
+            self._last_block_start = int(
+                np.searchsorted(index.blocks["first_id"], self.last_first_id, side="left")
+            )
+            if self._last_block_start < len(index.blocks):
+                entry = index.blocks[self._last_block_start]
+                if int(entry["first_id"]) == self.last_first_id:
+                    self.last_header_offset = int(entry["header_offset"])
         self._cols_fd = os.open(self._cols_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._chunks_fd = os.open(self._chunks_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._blocks_fd = os.open(blocks_path(segment), os.O_RDWR | os.O_CREAT, 0o644)
@@ -257,6 +307,25 @@ class IndexWriter:
             raise ValueError(f"chunk starts at id {rows.first_id}, not above {self.last_id}")
         if rows.byte_start < self.byte_end:
             raise ValueError(f"chunk starts at byte {rows.byte_start}, before {self.byte_end}")
+        self._write(rows, self._rows, self._blocks, self._chunks)
+
+    def extend_last(self, rows: ChunkRows) -> None:
+        """Replace the last chunk by `rows`: the same start, more events.
+
+        Its first rows and block entries are rewritten with the bytes they
+        already hold (extraction is per event), so a query reading them
+        meanwhile sees no change; the record is overwritten last. A crash in
+        between leaves the old record (the extra rows are a torn tail) or a torn
+        one (the chunk is dropped and re-indexed): the index is derived data."""
+        if rows.first_id != self.last_first_id or rows.byte_start != self.last_byte_start:
+            raise ValueError(f"chunk at id {rows.first_id} does not extend the last chunk")
+        if len(rows.ts) <= self.last_count:
+            raise ValueError("an extended chunk holds more events than before")
+        self._write(rows, self._last_row_start, self._last_block_start, self._chunks - 1)
+
+    def _write(self, rows: ChunkRows, row_start: int, block_start: int, record_at: int) -> None:
+        """Write `rows` as the chunk starting at row `row_start`, block entry
+        `block_start` and record number `record_at` (the last or a new one)."""
         n = len(rows.ts)
         table = np.empty(n, COLS_DTYPE)
         table["ts"] = rows.ts
@@ -264,25 +333,35 @@ class IndexWriter:
         table["service"] = rows.service
         table["level"] = rows.level
         table["own_ts"] = rows.own_ts
-        record = _summarize(rows, self._rows)
+        record = _summarize(rows, row_start)
+        blocks_end = block_start
         if rows.block_ids is not None and rows.block_offsets is not None:
             blocks = np.empty(len(rows.block_ids), BLOCKS_DTYPE)
             blocks["first_id"] = rows.block_ids
             blocks["header_offset"] = rows.block_offsets
-            _write_at(self._blocks_fd, self._blocks * BLOCKS_DTYPE.itemsize, blocks.tobytes())
+            _write_at(self._blocks_fd, block_start * BLOCKS_DTYPE.itemsize, blocks.tobytes())
             if self.fsync:
                 os.fsync(self._blocks_fd)
-            self._blocks += len(blocks)
-        _write_at(self._cols_fd, self._rows * COLS_DTYPE.itemsize, table.tobytes())
+            blocks_end += len(blocks)
+        _write_at(self._cols_fd, row_start * COLS_DTYPE.itemsize, table.tobytes())
         if self.fsync:
             os.fsync(self._cols_fd)
-        offset = os.fstat(self._chunks_fd).st_size
-        _write_at(self._chunks_fd, offset, record.tobytes())
+        _write_at(self._chunks_fd, record_at * CHUNK_DTYPE.itemsize, record.tobytes())
         if self.fsync:
             os.fsync(self._chunks_fd)
-        self._rows += n
+        self._rows = row_start + n
+        self._blocks = max(self._blocks, blocks_end)
+        self._chunks = record_at + 1
         self.last_id = rows.first_id + n - 1
         self.byte_end = rows.byte_end
+        self.last_first_id = rows.first_id
+        self.last_byte_start = rows.byte_start
+        self.last_header_offset = (
+            int(rows.block_offsets[0]) if rows.block_offsets is not None else None
+        )
+        self.last_count = n
+        self._last_row_start = row_start
+        self._last_block_start = block_start
 
     def close(self) -> None:
         for fd in (self._cols_fd, self._chunks_fd, self._blocks_fd):

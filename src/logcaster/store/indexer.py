@@ -100,24 +100,39 @@ class SegmentIndexer:
         """Index every whole block up to byte `end` / id `max_id`; events added.
 
         `partial_tail=False` leaves a last chunk that is not full for later (see
-        `iter_chunks`); `file` is the segment already open.
+        `iter_chunks`); `file` is the segment already open. A last chunk that
+        is not full (an idle pass indexed active.log's tail) is read again from
+        its start when the segment has grown, and extended in place: chunks
+        stay ~1 MiB however often the tail is indexed, and no event is indexed
+        twice or skipped.
         """
+        writer = self.writer
         added = 0
         services = self.extractor.services
+        start = writer.byte_end
+        header = writer.last_header_offset  # a block boundary: the last chunk's first header
+        small = writer.byte_end - writer.last_byte_start < self.chunk_bytes
+        if header is not None and small and self._grown(file):
+            start = header
         for chunk in iter_chunks(
             self.segment,
-            start=self.writer.byte_end,
+            start=start,
             end=end,
             max_id=max_id,
             chunk_bytes=self.chunk_bytes,
             partial_tail=partial_tail,
             file=file,
         ):
+            extend = chunk.first_id == writer.last_first_id
+            if extend and chunk.count == writer.last_count:
+                continue  # the open chunk, not grown yet
             known = len(services)
             fields = self.extractor.extract(b"".join(chunk.payloads), chunk.received)
             if len(services) != known:
                 save_services(self.services_dir, services)
-            self.writer.append(
+            put = writer.extend_last if extend else writer.append
+            added += chunk.count - (writer.last_count if extend else 0)
+            put(
                 ChunkRows(
                     first_id=chunk.first_id,
                     byte_start=chunk.byte_start,
@@ -131,8 +146,12 @@ class SegmentIndexer:
                     block_offsets=chunk.block_offsets,
                 )
             )
-            added += chunk.count
         return added
+
+    def _grown(self, file: BinaryIO | None) -> bool:
+        """Whether the segment holds bytes past the indexed ones."""
+        size = os.fstat(file.fileno()).st_size if file is not None else self.segment.stat().st_size
+        return size > self.writer.byte_end
 
     def close(self) -> None:
         self.writer.close()
@@ -143,9 +162,10 @@ class StoreIndexer:
 
     The indexer process's work (`store/indexer_process.py`). Rotated segments
     are indexed to their end, once; `active.log` in whole chunks up to the
-    durable id, its last partial chunk waiting until it fills or the segment
-    rotates (the server's memory buffer holds those events meanwhile). Segments
-    are matched to their index by first id, so a rotation's rename is seamless.
+    durable id, and its last partial chunk too when the server asks for the
+    tail (`catch_up(..., tail=True)`: the store's `index_delay_ms` passed;
+    the memory buffer holds those events meanwhile). Segments are matched to
+    their index by first id, so a rotation's rename is seamless.
     """
 
     def __init__(self, directory: Path, *, fsync: bool = True, chunk_bytes: int = CHUNK_BYTES):
@@ -157,6 +177,8 @@ class StoreIndexer:
         self.chunk_bytes = chunk_bytes
         self._open: dict[int, SegmentIndexer] = {}  # by first id: segments not yet complete
         self._complete: set[int] = set()  # first ids of rotated segments fully indexed
+        # Open segments a tail pass indexed completely, up to the durable id given.
+        self._drained: dict[int, int] = {}
         self.indexed = 0  # events indexed by this process
 
     def remove_orphans(self) -> list[int]:
@@ -169,8 +191,10 @@ class StoreIndexer:
                 gone.append(int(path.stem))
         return gone
 
-    def catch_up(self, durable_id: int) -> int:
-        """Index what is durable up to `durable_id`; the events added."""
+    def catch_up(self, durable_id: int, *, tail: bool = False) -> int:
+        """Index what is durable up to `durable_id`; the events added.
+
+        `tail`: also active.log's last chunk while it is not full."""
         added = 0
         refs = list_segments(self.directory)
         missing: set[int] = set()  # segments whose file was not found
@@ -185,7 +209,7 @@ class StoreIndexer:
                 self._complete.add(first)
                 continue
             try:
-                added += self._catch_up_one(ref, durable_id)
+                added += self._catch_up_one(ref, durable_id, tail)
             except StoreFormatError as exc:
                 log_event(logger, logging.WARNING, "store_skips_segment", reason=str(exc))
                 self._finish(first)
@@ -211,7 +235,7 @@ class StoreIndexer:
             return False
         return all(parse_segment_name(p.name) != first for p in list_rotated(self.directory))
 
-    def _catch_up_one(self, ref: SegmentRef, durable_id: int) -> int:
+    def _catch_up_one(self, ref: SegmentRef, durable_id: int, tail: bool) -> int:
         first = ref.first_id
         with open(ref.path, "rb") as f:
             if ref.active and active_first_id_of(f) != first:
@@ -233,7 +257,11 @@ class StoreIndexer:
             # and is finished below: index all of it, not only up to `durable_id`,
             # which may still lag behind the rotation.
             max_id = durable_id if ref.active else None
-            added = indexer.catch_up(max_id=max_id, partial_tail=not ref.active, file=f)
+            partial = tail or not ref.active
+            added = indexer.catch_up(max_id=max_id, partial_tail=partial, file=f)
+            if partial:
+                # Every good block up to the durable id is indexed now.
+                self._drained[first] = durable_id
         if not ref.active:
             self._finish(first)
             if not ref.path.exists():
@@ -244,15 +272,20 @@ class StoreIndexer:
 
     def indexed_to(self, durable_id: int) -> int:
         """The store's high-water id after `catch_up(durable_id)`: every event up
-        to it is indexed, the ones after it wait in active.log's partial chunk."""
+        to it is indexed, the ones after it wait in active.log's partial chunk.
+
+        A segment a tail pass drained waits for nothing up to `durable_id`, even
+        when its last id is below it (ids tail sampling cut are never written)."""
         waiting = [
             first - 1 if indexer.last_id is None else indexer.last_id
             for first, indexer in self._open.items()
+            if self._drained.get(first, -1) < durable_id
         ]
         return min(waiting, default=durable_id)
 
     def _finish(self, first: int) -> None:
         self._complete.add(first)
+        self._drained.pop(first, None)
         indexer = self._open.pop(first, None)
         if indexer is not None:
             indexer.close()

@@ -5,8 +5,10 @@ The server writes `D <id>` lines: every event up to id is durable in the
 segments. The indexer indexes up to there (`StoreIndexer.catch_up`), fsyncs
 the index, and answers `S <id>`: the index holds every event up to `id`
 (events after it, up to the durable id, are the partial last chunk of
-active.log, left for later). The server keeps one request in flight, so the pipes carry
-positions, never event data, and never fill.
+active.log, left for later). `T <id>` asks the same and the partial last
+chunk too: the server sends it once durable events waited
+`store.index_delay_ms`. The server keeps one request in flight, so the pipes
+carry positions, never event data, and never fill.
 
 The index is derived data: if this process dies the server restarts it and it
 picks up where the index files end; if the server dies the indexer reads EOF
@@ -26,8 +28,9 @@ from logcaster.store.indexer import StoreIndexer
 logger = logging.getLogger("logcaster.store.indexer")
 
 
-def _requests(fd: int) -> int | None:
-    """Block for the next request; the highest durable id asked (None at EOF).
+def _requests(fd: int) -> tuple[int, bool] | None:
+    """Block for the next request: the highest durable id asked, and whether the
+    tail was asked (None at EOF).
 
     Requests that queued up while the last one was served collapse into one.
     """
@@ -40,11 +43,13 @@ def _requests(fd: int) -> int | None:
         if buf.endswith(b"\n"):
             break
     best = 0
+    tail = False
     for line in buf.split(b"\n"):
         kind, _, value = line.partition(b" ")
-        if kind == b"D" and value.isdigit():
+        if kind in (b"D", b"T") and value.isdigit():
             best = max(best, int(value))
-    return best
+            tail |= kind == b"T"
+    return best, tail
 
 
 def serve(directory: Path, fd_in: int, fd_out: int) -> None:
@@ -53,8 +58,9 @@ def serve(directory: Path, fd_in: int, fd_out: int) -> None:
     if gone:
         log_event(logger, logging.INFO, "store_orphans_removed", first_ids=gone)
     try:
-        while (durable := _requests(fd_in)) is not None:
-            indexer.catch_up(durable)
+        while (request := _requests(fd_in)) is not None:
+            durable, tail = request
+            indexer.catch_up(durable, tail=tail)
             os.write(fd_out, b"S %d\n" % indexer.indexed_to(durable))
     finally:
         indexer.close()

@@ -5,15 +5,17 @@ segment, its verified index and an mmap of its text, refreshed when the index
 grew; a query takes a snapshot of them cut at the high-water id `S` (events
 after it are the memory buffer's: the planner's split, docs/store-design.md).
 
-A query walks the segments newest first (oldest first for `order=asc`) and,
-within each, the chunks its structured filters leave (chunk summaries), in
-groups that grow 1, 4, 16, 64 chunks: Hyperscan scans a group's text, the
-matching lines become index rows, the rows are filtered by level, service and
-time, and `field=value` tests (and names beyond the service dictionary) are
-confirmed on the parsed event. It stops once it holds `limit` rows and
+Answers are in event-time order, ties by id (store/order.py). A query walks
+the chunks its structured filters leave (chunk summaries), over every
+segment, by the best event time each may hold (newest first, or oldest first
+for `order=asc`), in groups that grow 1, 4, 16, 64 chunks: Hyperscan scans a
+group's text, the matching lines become index rows, the rows are filtered by
+level, service and time, and `field=value` tests (and names beyond the
+service dictionary) are confirmed on the parsed event. It stops once its
+`limit` rows are settled (no chunk left can beat them) and it counted
 `max_count` matches: so the newest 100 matches of a common word cost a chunk
-or two, and `FOUND` is exact up to `max_count` (`capped` past it). A count
-with structured filters only comes from the summaries and is always exact.
+or two. Chunks only counted, with structured filters only, are counted from
+their summaries without reading a row.
 
 Costs: `deadline` and `max_scan` (events in the chunks scanned or filtered
 row by row) raise `QueryLimitError` when passed.
@@ -41,12 +43,14 @@ from logcaster.storage.blocks import MAGIC, parse_header
 from logcaster.store.catalog import index_base, index_dir, list_segments
 from logcaster.store.extract import LEVEL_CODES, ServiceCodes
 from logcaster.store.filters import RowFilter
-from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
+from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index, summarize
 from logcaster.store.indexer import SERVICES_NAME
+from logcaster.store.order import TopRows, chunk_keys
 from logcaster.store.scan import ByteStats, Scanner, _unescape
 from logcaster.store.search import ids_of_rows, rows_at_offsets, rows_in_chunks
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 _MAX_GROUP = 64  # chunks in one scan step at most (~64 MiB)
 _HEADER_LOOKBACK = 1 << 20  # a row's block header is searched this far back at a time
 _STATS_TTL_S = 300.0  # byte statistics of recent text are this fresh
@@ -69,6 +73,9 @@ class _Cached:
     chunks_size: int
     index: SegmentIndex
     buf: mmap.mmap | bytes
+    # The high-water id it was read for: an index short of it (S may pass ids
+    # never written, cut by tail sampling) is not read again for the same S.
+    read_for: int = 0
 
 
 @dataclass(slots=True)
@@ -151,10 +158,14 @@ class StoreReader:
             for gone in set(self._cache) - present:
                 del self._cache[gone]  # retention: open mmaps stay valid for their users
             segments = []
+            head = max((r.first_id for r in refs if r.first_id <= high_water), default=None)
             for ref in refs:
                 if ref.first_id > high_water:
                     break
-                cached = self._refresh(ref.first_id, ref.path)
+                # The segment holding S must be read up to S: its last chunk may
+                # have been extended in place (the chunk file keeps its size).
+                need = high_water if ref.first_id == head else None
+                cached = self._refresh(ref.first_id, ref.path, need)
                 if cached is None:
                     continue
                 seg = _cut(ref.first_id, cached, high_water)
@@ -164,20 +175,29 @@ class StoreReader:
             services = self._load_services()
         return segments, services
 
-    def _refresh(self, first_id: int, path: Path) -> _Cached | None:
+    def _refresh(self, first_id: int, path: Path, need: int | None = None) -> _Cached | None:
+        """The segment's index, read again when it grew or does not reach `need`."""
         base = index_base(self.directory, first_id)
         try:
             size = base.with_name(base.name + CHUNKS_SUFFIX).stat().st_size
         except FileNotFoundError:
             return None  # not indexed yet
         cached = self._cache.get(first_id)
-        if cached is not None and cached.chunks_size == size:
+        if (
+            cached is not None
+            and cached.chunks_size == size
+            and (_reaches(cached.index, need) or cached.read_for == need)
+        ):
             cached.path = path
             return cached
-        try:
-            index = load_index(base)
-        except FileNotFoundError:
-            return None  # retention deleted it since the listing
+        for _ in range(3):
+            try:
+                index = load_index(base)
+            except FileNotFoundError:
+                return None  # retention deleted it since the listing
+            # A record read while the indexer overwrote it fails its CRC: read again.
+            if _reaches(index, need) or not index.torn_chunk_bytes:
+                break
         if not len(index.chunks):
             return None
         buf = cached.buf if cached is not None else b""
@@ -188,7 +208,9 @@ class StoreReader:
                 return None
             if len(buf) < index.byte_end:
                 return None  # an index ahead of its text: not this segment's (never kept)
-        cached = _Cached(path, size, index, buf)
+        # A torn read (the indexer overwrote the last record meanwhile) is read again.
+        read_for = need if need is not None and not index.torn_chunk_bytes else 0
+        cached = _Cached(path, size, index, buf, read_for)
         self._cache[first_id] = cached
         return cached
 
@@ -229,98 +251,76 @@ class StoreReader:
         max_count: int,
         deadline: float,
         max_scan: int,
+        seed: tuple[F64, I64] | None = None,
     ) -> StoreResult:
+        """The first `limit` matches by event time (ties by id) in the query's order,
+        and the matches counted, at least up to `max_count` (0: rows only).
+
+        `seed`: (event times, ids) of rows another source holds (memory's); they
+        compete for the `limit` places and only the store's rows that win one
+        are returned, so the store stops as soon as it cannot beat them.
+        """
         segments, services = self.snapshot(high_water)
         plan = _Plan(query, services, self._byte_stats(segments))
         result = StoreResult()
-        if plan.empty:
+        if plan.empty or not segments:
             return result
         newest_first = query.order == "desc"
-        if plan.structured_only:
-            return self._structured(plan, segments, limit, newest_first, max_scan, result)
-        # Growing groups exist to stop early at max_count; when the whole store
-        # holds fewer events than that, each segment is one step (fewer calls).
-        stored = sum(int(seg.index.chunks["count"].sum()) for seg in segments)
-        whole = max_count > stored
-        order = reversed(segments) if newest_first else iter(segments)
-        for seg in order:
-            steps = self._groups(plan, seg, newest_first, whole, deadline, max_scan, result)
-            for rows in steps:
-                self._take(plan, seg, rows, limit, newest_first, result, deadline)
-                if len(result.rows) >= limit and result.count >= max_count:
-                    result.capped = True
-                    return result
-        return result
-
-    def _structured(
-        self,
-        plan: _Plan,
-        segments: list[_Segment],
-        limit: int,
-        newest_first: bool,
-        max_scan: int,
-        result: StoreResult,
-    ) -> StoreResult:
-        """Level/service/time only: exact counts from summaries, rows from the newest chunks."""
-        where = plan.where
-        order = reversed(segments) if newest_first else iter(segments)
-        for seg in order:
-            index = seg.index
-            known_counts = where.chunk_counts(index.chunks)
-            if len(result.rows) >= limit and (known_counts >= 0).all():
-                result.count += int(known_counts.sum())  # the common case: no row read
-                continue
-            n_chunks = len(index.chunks)
-            for i in range(n_chunks - 1, -1, -1) if newest_first else range(n_chunks):
-                known = int(known_counts[i])
-                if known == 0:
-                    continue
-                need_rows = len(result.rows) < limit
-                if known > 0 and not need_rows:
-                    result.count += known
-                    continue
-                chunk = index.chunks[i]
-                start = int(chunk["row_start"])
-                count = int(chunk["count"])
-                result.scanned += count
-                if result.scanned > max_scan:
-                    raise _scan_limit(max_scan)
-                rows = np.flatnonzero(where.rows_mask(index.cols[start : start + count])) + start
-                result.count += len(rows)
-                if need_rows:
-                    picked = rows[::-1] if newest_first else rows
-                    result.rows.extend(_events(seg, picked[: limit - len(result.rows)]))
-        return result
-
-    def _groups(
-        self,
-        plan: _Plan,
-        seg: _Segment,
-        newest_first: bool,
-        whole: bool,
-        deadline: float,
-        max_scan: int,
-        result: StoreResult,
-    ) -> Iterator[I64]:
-        """Matching rows (ascending) of growing groups of chunks, in the query's order
-        (`whole`: the segment's chunks in one group)."""
-        index = seg.index
-        chunks = index.chunks
-        kept = np.flatnonzero(plan.where.chunk_counts(chunks) != 0).tolist()
-        if newest_first:
-            kept.reverse()
-        size = max(1, len(kept)) if whole else 1
+        top = TopRows.empty(limit, newest_first)
+        if seed is not None:
+            top.add(seed[0], seed[1], -1, np.zeros(len(seed[0]), np.int64))
+        walk = _Walk(plan, segments, newest_first)
+        # Growing groups exist to stop early; when the whole store holds no more
+        # events than there are matches to count, all of it is one step.
+        size = len(walk.order) if max_count > walk.stored else 1
         at = 0
-        while at < len(kept):
-            group = sorted(kept[at : at + size])
-            at += size
+        while at < len(walk.order):
+            first = walk.order[at : at + 1]
+            if not top.can_take(walk.keys[first], walk.best_ids[first])[0]:
+                # Rows settled: no chunk left can beat them. Count what is missing.
+                if result.count >= max_count:
+                    result.capped = True
+                    break
+                rest = walk.order[at:]
+                if plan.structured_only and (walk.known[rest] >= 0).all():
+                    result.count += int(walk.known[rest].sum())  # summaries: no row read
+                    break
+            group = walk.order[at : at + size]
+            at += len(group)
+            # Fewer, larger scans; a chunk of the group that cannot beat the rows
+            # held at its start is read only for the count (below).
             size = min(size * 4, _MAX_GROUP)
-            result.scanned += int(chunks["count"][group].sum())
-            if result.scanned > max_scan:
-                raise _scan_limit(max_scan)
             if time.monotonic() >= deadline:
                 raise _time_limit()
-            yield self._match_rows(plan, seg, group, deadline)
+            takes = top.can_take(walk.keys[group], walk.best_ids[group])
+            need_count = result.count < max_count
+            for part in np.unique(walk.parts[group]).tolist():
+                mine = walk.parts[group] == part
+                chunks, take = walk.chunks[group][mine], takes[mine]
+                # A chunk is read if it may hold a row of the answer, or for the
+                # count while one is needed (with structured filters only, its
+                # summary gives the count unless the rows decide).
+                read = take | need_count
+                if plan.structured_only and need_count:
+                    known = walk.known[group][mine]
+                    summed = ~take & (known >= 0)
+                    result.count += int(known[summed].sum())
+                    read &= ~summed
+                chunks = np.sort(chunks[read])
+                if not len(chunks):
+                    continue
+                seg = segments[part]
+                result.scanned += int(seg.index.chunks["count"][chunks].sum())
+                if result.scanned > max_scan:
+                    raise _scan_limit(max_scan)
+                rows = self._match_rows(plan, seg, chunks.tolist(), deadline)
+                if plan.confirm is not None:
+                    rows = _confirmed(plan.confirm, seg, rows, deadline)
+                result.count += len(rows)
+                index = seg.index
+                top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
+        result.rows = _top_events(segments, top)
+        return result
 
     def _match_rows(self, plan: _Plan, seg: _Segment, group: list[int], deadline: float) -> I64:
         index = seg.index
@@ -367,31 +367,65 @@ class StoreReader:
             raise _time_limit()
         return [offset for r in results for offset in r.offsets]
 
-    def _take(
-        self,
-        plan: _Plan,
-        seg: _Segment,
-        rows: I64,
-        limit: int,
-        newest_first: bool,
-        result: StoreResult,
-        deadline: float,
-    ) -> None:
-        ordered = rows[::-1] if newest_first else rows
-        if plan.confirm is None:
-            result.count += len(ordered)
-            room = limit - len(result.rows)
-            if room > 0:
-                result.rows.extend(_events(seg, ordered[:room]))
-            return
-        confirm = plan.confirm
-        for n, event in enumerate(_events(seg, ordered)):
-            if n % 256 == 255 and time.monotonic() >= deadline:
-                raise _time_limit()
-            if confirm(event):
-                result.count += 1
-                if len(result.rows) < limit:
-                    result.rows.append(event)
+
+class _Walk:
+    """The chunks a query may need, over every segment, best event time first.
+
+    `parts`/`chunks`: segment number and chunk number of each chunk the
+    summaries leave; `keys`: its best event time (order.chunk_keys); `known`:
+    its match count from the summary (-1: the rows decide); `order`: the walk,
+    ties by position (the newer chunk first when newest first)."""
+
+    def __init__(self, plan: _Plan, segments: list[_Segment], newest_first: bool) -> None:
+        parts: list[I64] = []
+        chunks: list[I64] = []
+        keys: list[F64] = []
+        known: list[I64] = []
+        best: list[I64] = []
+        self.stored = 0
+        for n, seg in enumerate(segments):
+            table = seg.index.chunks
+            self.stored += int(table["count"].sum())
+            counts = plan.where.chunk_counts(table)
+            kept = np.flatnonzero(counts != 0)
+            parts.append(np.full(len(kept), n, np.int64))
+            chunks.append(kept.astype(np.int64))
+            keys.append(chunk_keys(table[kept], newest_first, plan.where))
+            known.append(counts[kept])
+            # The chunk's best id, for ties: its last newest first, its first oldest first.
+            ids = table["first_id"][kept].astype(np.int64)
+            if newest_first:
+                ids += table["count"][kept].astype(np.int64) - 1
+            best.append(ids)
+        self.parts: I64 = np.concatenate(parts)
+        self.chunks: I64 = np.concatenate(chunks)
+        self.keys: F64 = np.concatenate(keys)
+        self.known: I64 = np.concatenate(known)
+        self.best_ids: I64 = np.concatenate(best)
+        order = np.lexsort((self.chunks, self.parts, self.keys))
+        self.order: I64 = order[::-1] if newest_first else order
+
+
+def _confirmed(confirm: Callable[[Event], bool], seg: _Segment, rows: I64, deadline: float) -> I64:
+    """The rows whose parsed event passes `confirm` (field=value tests)."""
+    keep = np.zeros(len(rows), bool)
+    for n, event in enumerate(_events(seg, rows)):
+        if n % 256 == 255 and time.monotonic() >= deadline:
+            raise _time_limit()
+        keep[n] = confirm(event)
+    return rows[keep]
+
+
+def _top_events(segments: list[_Segment], top: TopRows) -> list[Event]:
+    """The store's rows among `top` as events, in its order (each parsed once)."""
+    mine = top.parts >= 0
+    parts, rows = top.parts[mine], top.rows[mine]
+    found: dict[tuple[int, int], Event] = {}
+    for part in np.unique(parts).tolist():
+        picked = np.sort(rows[parts == part])
+        for row, event in zip(picked.tolist(), _events(segments[part], picked), strict=True):
+            found[(part, row)] = event
+    return [found[(p, r)] for p, r in zip(parts.tolist(), rows.tolist(), strict=True)]
 
 
 def _events(seg: _Segment, rows: I64) -> Iterator[Event]:
@@ -457,16 +491,41 @@ def _map(path: Path) -> mmap.mmap | bytes:
         return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
 
 
+def _reaches(index: SegmentIndex, need: int | None) -> bool:
+    return need is None or (index.last_id is not None and index.last_id >= need)
+
+
 def _cut(first_id: int, cached: _Cached, high_water: int) -> _Segment | None:
-    """The segment's index without the chunks past `high_water` (memory has those)."""
+    """The segment's index without the events past `high_water` (memory has those).
+
+    A chunk the indexer extended past `S` before reporting it is cut at `S`,
+    its summary recomputed from its rows: the store never answers an event
+    memory also answers."""
     index = cached.index
     chunks = index.chunks
     keep = int(np.searchsorted(chunks["first_id"].astype(np.int64), high_water, side="right"))
     if keep == 0:
         return None
-    if keep < len(chunks):
-        last = chunks[keep - 1]
-        rows = int(last["row_start"]) + int(last["count"])
+    last = chunks[keep - 1]
+    first, count = int(last["first_id"]), int(last["count"])
+    if first + count - 1 > high_water:
+        chunks = chunks[:keep].copy()
+        start = int(last["row_start"])
+        n = high_water - first + 1
+        cols = index.cols[start : start + count]
+        chunks[keep - 1] = summarize(
+            first,
+            int(last["byte_start"]),
+            int(cols["offset"][n]),  # the first line past S starts after the kept text
+            start,
+            cols["ts"][:n],
+            cols["level"][:n],
+            cols["service"][:n],
+            cols["own_ts"][:n].astype(bool),
+        )[0]
+        index = SegmentIndex(chunks=chunks, cols=index.cols[: start + n], blocks=index.blocks)
+    elif keep < len(chunks):
+        rows = int(last["row_start"]) + count
         index = SegmentIndex(chunks=chunks[:keep], cols=index.cols[:rows], blocks=index.blocks)
     return _Segment(first_id, cached.path, index, cached.buf)
 

@@ -5,7 +5,10 @@ high-water id `S`: every stored event up to `S` is indexed and answered by
 `reader`, every later one by the memory buffer, which keeps them pinned
 (`MemorySink.floor`). Data flow: the pipeline's durable watermark moves ->
 `durable_moved` -> one `D <id>` request in flight to the indexer -> its
-`S <id>` answer moves `S` and releases memory.
+`S <id>` answer moves `S` and releases memory. Once durable events have waited
+`store.index_delay_ms` unindexed (active.log's last chunk is not full yet),
+the request is `T <id>`: index that partial chunk too. So every durable event
+is in the store within about that delay, and `StoreLag` reaches 0 when idle.
 
 Failures: the indexer exits or crashes -> logged, restarted with backoff
 (0.5 s doubling to 30 s, reset after a minute of health); `S` waits
@@ -53,6 +56,9 @@ class Store:
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._tail_delay = config.store.index_delay_ms / 1000
+        self._tail_timer: asyncio.TimerHandle | None = None
+        self._tail_due = False  # durable events waited the delay: ask for the tail
 
     def load(self, durable_id: int) -> None:
         """At start (in a thread): the high-water id the index on disk supports."""
@@ -75,6 +81,23 @@ class Store:
         """Pipeline listener: more events are durable; ask the indexer for them."""
         self._durable = max(self._durable, durable_id)
         self._request()
+        self._arm_tail()
+
+    def _arm_tail(self) -> None:
+        """Start the delay for the unindexed durable events, if not running.
+
+        Armed when events are first left unindexed and after each answer: one
+        timer per delay at most, never per event."""
+        if self._tail_timer is not None or self._tail_due or self._stopping:
+            return
+        if self._durable > self.high_water:
+            loop = asyncio.get_running_loop()
+            self._tail_timer = loop.call_later(self._tail_delay, self._tail_elapsed)
+
+    def _tail_elapsed(self) -> None:
+        self._tail_timer = None
+        self._tail_due = self._durable > self.high_water
+        self._request()
 
     def segment_gone(self, path: Path) -> None:
         """The file sink deleted or rewrote a rotated segment: its index goes too.
@@ -88,14 +111,18 @@ class Store:
 
     def _request(self) -> None:
         proc = self._proc
+        if self._durable <= self.high_water:
+            self._tail_due = False  # indexed meanwhile: nothing waits
         if proc is None or proc.stdin is None or self._in_flight:
             return
-        if self._durable <= self._sent:
+        tail = self._tail_due
+        if self._durable <= self._sent and not tail:
             return
         self._sent = self._durable
         self._in_flight = True
+        self._tail_due = False
         try:
-            proc.stdin.write(b"D %d\n" % self._durable)
+            proc.stdin.write(b"%s %d\n" % (b"T" if tail else b"D", self._durable))
         except (ConnectionError, RuntimeError):
             self._in_flight = False  # it is exiting: the supervisor restarts it
 
@@ -108,6 +135,7 @@ class Store:
                 self.memory.set_floor(mark)
         self._in_flight = False
         self._request()
+        self._arm_tail()
 
     async def _supervise(self, when: asyncio.Event | None) -> None:
         if when is not None:
@@ -149,6 +177,7 @@ class Store:
         assert proc.stdout is not None
         try:
             self._request()
+            self._arm_tail()
             while line := await proc.stdout.readline():
                 self._answered(line)
         finally:
@@ -158,6 +187,9 @@ class Store:
     async def stop(self) -> None:
         """Let the indexer finish its request and exit (EOF on its input), then reap it."""
         self._stopping = True
+        if self._tail_timer is not None:
+            self._tail_timer.cancel()
+            self._tail_timer = None
         proc = self._proc
         if proc is not None and proc.stdin is not None:
             proc.stdin.close()
