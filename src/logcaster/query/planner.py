@@ -138,4 +138,6 @@ def _text_test(query: Query) -> Callable[[bytes], bool] | None:
     """
     if not query.keywords and query.regex is None:
         return None
-    return TextTest(query.keywords, query.operator, query.regex).matches_text
+    return TextTest(
+        query.keywords, query.operator, query.regex, max_mem=query.regex_max_mem
+    ).matches_text

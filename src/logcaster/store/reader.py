@@ -115,7 +115,9 @@ class _Plan:
             operator = "AND"
         self.scanner: Scanner | None = None
         if keywords or query.regex is not None:
-            self.scanner = Scanner(keywords, operator, query.regex, stats=stats)
+            self.scanner = Scanner(
+                keywords, operator, query.regex, stats=stats, max_mem=query.regex_max_mem
+            )
         self.confirm: Callable[[Event], bool] | None = None
         if query.fields or confirm_services:
             self.confirm = query.matcher()
@@ -386,7 +388,7 @@ class StoreReader:
             return
         confirm = plan.confirm
         for n, event in enumerate(_events(seg, ordered)):
-            if n % 256 == 255 and time.monotonic() >= deadline:
+            if n % 16 == 15 and time.monotonic() >= deadline:  # RE2 may cost ms per event
                 raise _time_limit()
             if confirm(event):
                 result.count += 1
