@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from logcaster.query.limits import pattern_depth
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 
@@ -158,3 +159,22 @@ def test_costly_regex_stops_at_the_deadline(
     assert reply.startswith("ERROR: query exceeded its time limit of 1 s"), reply
     assert took < TIMEOUT_S + SLACK_S, took
     still_answers(server, events)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "depth"),
+    [
+        ("abc", 0),
+        ("(a)(b)", 1),
+        ("((a)|(?:b(c)))", 3),
+        (r"\(\(\(a\)", 0),  # escaped
+        ("[(((]a", 0),  # in a class
+        ("[]((]a", 0),  # `]` first in a class is a member
+        ("[^](]((a))", 2),
+        (r"\Q(((\E(a)", 1),  # quoted
+        ("(((", 3),  # unbalanced: measured as far as it goes
+        (nested(30_000), 30_000),
+    ],
+)
+def test_pattern_depth(pattern: str, depth: int) -> None:
+    assert pattern_depth(pattern) == depth

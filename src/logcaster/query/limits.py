@@ -11,7 +11,9 @@ number. Over a limit, the query is refused with an error naming the limit.
 
 `apply_limits` is the one gate: the parser passes every query it builds
 through it (QUERY, FILTER, SEARCH, REGEX; `build_query` for front ends that
-take key=value parameters), so every front end gets the same bounds.
+take key=value parameters), so a bad query is refused before it waits for a
+query thread; and the planner, which every front end runs queries through,
+applies it again to a `Query` built any other way.
 """
 
 from __future__ import annotations

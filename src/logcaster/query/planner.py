@@ -23,6 +23,7 @@ from logcaster.config import QueryConfig
 from logcaster.event import Batch, Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.query.engine import memory_events, run_query
+from logcaster.query.limits import apply_limits
 from logcaster.query.model import Query
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.scan import TextTest
@@ -62,6 +63,8 @@ class Planner:
 
     def run(self, query: Query, snap: Snapshot) -> Answer:
         """In a query thread: the rows and count, or QueryLimitError."""
+        # The parser checked already; this holds for a Query built any other way.
+        query = apply_limits(query, self.config)
         try:
             return self._run(query, snap)
         except QueryTimeout:
