@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from logcaster.query.limits import pattern_depth
+from logcaster.store.scan import Scanner, Unsupported, translate_regex
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 
@@ -178,3 +179,20 @@ def test_costly_regex_stops_at_the_deadline(
 )
 def test_pattern_depth(pattern: str, depth: int) -> None:
     assert pattern_depth(pattern) == depth
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        nested(7, "a|b").replace(")", ")+"),  # 7 nested repeats: Hyperscan's compile explodes
+        ".{1000}x",  # a bounded repeat copied 1000 times (any character: 5 alternatives)
+    ],
+)
+def test_costly_translations_are_left_to_re2(pattern: str) -> None:
+    """Hyperscan's compile cannot be interrupted: such patterns never reach it."""
+    with pytest.raises(Unsupported):
+        translate_regex(pattern)
+    scanner = Scanner(regex=pattern)
+    assert scanner.path == "re2-fallback"
+    assert scanner.matches_line(b"b" * 1001 + b"x")  # RE2 answers it exactly
+    assert not scanner.matches_line(b"x")

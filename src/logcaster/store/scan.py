@@ -194,7 +194,6 @@ class TextTest:
         self.keywords = tuple(keywords)
         self.operator = operator
         self.regex = regex
-        self.max_mem = max_mem  # RE2's budget per compile (query.regex_max_mem)
         self._search = compile_regex(regex, max_mem).search if regex is not None else None
         words = self.keywords
         # "" is in every body: it drops out of an AND and makes an OR always true.
