@@ -85,6 +85,8 @@ def test_patterns_past_a_limit_are_refused_at_once(
         "REGEX " + nested(30_000): "query.max_pattern_bytes=4096",
         "QUERY regex=" + nested(30_000): "query.max_pattern_bytes=4096",
         "REGEX " + nested(1500, "a"): "query.max_pattern_depth=32",
+        # 6,004 instructions: RE2's NFA fallback costs them times each event's bytes.
+        "REGEX " + "[a-z]{1000}" * 6: "query.regex_max_program=5000",
         "SEARCH " + "x" * 2000: "query.max_keyword_bytes=1024",
         "QUERY keywords=" + ",".join(f"w{i}" for i in range(100)): "query.max_keywords=64",
         "JSON QUERY keyword=a keyword=" + "y" * 1025: "query.max_keyword_bytes=1024",

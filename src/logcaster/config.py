@@ -125,6 +125,7 @@ class QueryConfig(_Section, frozen=True):
     max_pattern_bytes: PositiveInt = 4096  # a regex's size
     max_pattern_depth: PositiveInt = 32  # groups nested in a regex
     regex_max_mem: Annotated[int, msgspec.Meta(ge=65536, le=1 << 30)] = 8 << 20  # RE2 budget
+    regex_max_program: PositiveInt = 5000  # RE2 instructions: a search costs up to this x text
     max_keyword_bytes: PositiveInt = 1024  # one keyword's size
     max_keywords: PositiveInt = 64  # keywords in one query
 

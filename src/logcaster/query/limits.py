@@ -4,9 +4,10 @@ A regex is compiled several times per query (RE2 for bodies, RE2 over escaped
 lines, a Hyperscan translation), and each engine's cost grows with the
 pattern: RE2 with captures keeps a capture array per NFA thread, so 30,000
 nested groups took 17 GB; Python's sre parser, used by the translation,
-recurses once per group. So every pattern is measured first, in linear time
-and without recursion: its size in bytes, its group nesting depth, then RE2's
-program size under `query.regex_max_mem`. Keywords are bounded in length and
+recurses once per group; RE2's worst-case search costs its program size times
+the text. So every pattern is measured first, in linear time and without
+recursion: its size in bytes, its group nesting depth, then RE2's compile
+within `query.regex_max_mem` and its program size. Keywords are bounded in length and
 number. Over a limit, the query is refused with an error naming the limit.
 
 `apply_limits` is the one gate: the parser passes every query it builds
@@ -53,7 +54,8 @@ def check_query(query: Query, config: QueryConfig) -> None:
 
 
 def check_pattern(pattern: str, config: QueryConfig) -> None:
-    """Size, then nesting, then RE2's program size: each check bounds the next one's cost."""
+    """Size, then nesting, then RE2's memory and program size: each check
+    bounds the next one's cost."""
     size = len(pattern.encode())
     if size > config.max_pattern_bytes:
         raise QueryLimitError(
@@ -65,7 +67,16 @@ def check_pattern(pattern: str, config: QueryConfig) -> None:
             f"regex nests groups {depth} deep, over query.max_pattern_depth="
             f"{config.max_pattern_depth}"
         )
-    compile_regex(pattern, config.regex_max_mem)  # past regex_max_mem: QueryLimitError
+    program = compile_regex(pattern, config.regex_max_mem).programsize  # or QueryLimitError
+    if program > config.regex_max_program:
+        # RE2 is linear in the text, but where its DFA gives up (a cache too
+        # small for the pattern's states) the NFA costs program x text bytes:
+        # 10,000 instructions took 1 s on one 64 KiB event, and one search
+        # cannot be interrupted at the deadline.
+        raise QueryLimitError(
+            f"regex compiles to {program} RE2 instructions, over query.regex_max_program="
+            f"{config.regex_max_program}"
+        )
 
 
 def pattern_depth(pattern: str) -> int:
