@@ -7,8 +7,9 @@ nested groups took 17 GB; Python's sre parser, used by the translation,
 recurses once per group; RE2's worst-case search costs its program size times
 the text. So every pattern is measured first, in linear time and without
 recursion: its size in bytes, its group nesting depth, then RE2's compile
-within `query.regex_max_mem` and its program size. Keywords are bounded in length and
-number. Over a limit, the query is refused with an error naming the limit.
+within `query.regex_max_mem` and its program size. Keywords are bounded in
+length and number. Over a limit, the query is refused with an error naming
+the limit.
 
 `apply_limits` is the one gate: the parser passes every query it builds
 through it (QUERY, FILTER, SEARCH, REGEX; `build_query` for front ends that
