@@ -123,6 +123,13 @@ class QueryConfig(_Section, frozen=True):
     max_count: PositiveInt = 100
     max_concurrent: PositiveInt = 2  # queries running at once; more wait
     max_waiting: Annotated[int, msgspec.Meta(ge=0)] = 32  # past this: "ERROR: busy"
+    # What one query's text tests may cost, checked before compiling (query/limits.py).
+    max_pattern_bytes: PositiveInt = 4096  # a regex's size
+    max_pattern_depth: PositiveInt = 32  # groups nested in a regex
+    regex_max_mem: Annotated[int, msgspec.Meta(ge=65536, le=1 << 30)] = 8 << 20  # RE2 budget
+    regex_max_program: PositiveInt = 5000  # RE2 instructions: a search costs up to this x text
+    max_keyword_bytes: PositiveInt = 1024  # one keyword's size
+    max_keywords: PositiveInt = 64  # keywords in one query
 
 
 class StoreConfig(_Section, frozen=True):

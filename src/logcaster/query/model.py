@@ -13,13 +13,13 @@ from typing import Literal
 import re2
 
 from logcaster.event import Event
-from logcaster.exceptions import QuerySyntaxError
+from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 
 # Event attributes `field=value` can also name; anything else is looked up in `fields`.
 ATTRIBUTES = ("host", "pod", "version", "source", "message")
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # a bad pattern is reported to the client, not on stderr
+# RE2's own default budget for one compiled pattern (program and DFA caches).
+DEFAULT_REGEX_MAX_MEM = 8 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,7 @@ class Query:
     # Where to look: memory, store or both (None: both when the store is on).
     source: Literal["memory", "store", "all"] | None = None
     max_count: int | None = None  # count matches exactly up to this (None: config)
+    regex_max_mem: int = DEFAULT_REGEX_MAX_MEM  # RE2's budget per compile (query.regex_max_mem)
 
     def matcher(self) -> Callable[[Event], bool]:
         """A function telling whether an event matches; cheap tests run first."""
@@ -62,7 +63,7 @@ class Query:
             else:
                 tests.append(lambda ev: any(w in ev.body for w in words))
         if self.regex is not None:
-            search = compile_regex(self.regex).search
+            search = compile_regex(self.regex, self.regex_max_mem).search
             tests.append(lambda ev: search(ev.body) is not None)
         if not tests:
             return lambda ev: True
@@ -84,9 +85,22 @@ def _field_test(name: str, value: str) -> Callable[[Event], bool]:
     return test
 
 
-def compile_regex(pattern: str) -> re2._Regexp:
+def compile_regex(pattern: str, max_mem: int = DEFAULT_REGEX_MAX_MEM) -> re2._Regexp:
+    """RE2 without captures, within `max_mem` bytes (query/limits.py checks first).
+
+    Every caller only asks whether a text matches. With captures, RE2's NFA
+    keeps a capture array per thread: memory quadratic in the groups.
+    """
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is reported to the client, not on stderr
+    options.never_capture = True
+    options.max_mem = max_mem
     try:
-        return re2.compile(pattern, options=_RE2_OPTIONS)
+        return re2.compile(pattern, options=options)
     except re2.error as exc:
         detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        if str(detail).startswith("pattern too large"):
+            raise QueryLimitError(
+                f"regex needs more memory than query.regex_max_mem={max_mem} bytes"
+            ) from None
         raise QuerySyntaxError(f"bad regex: {detail}") from None

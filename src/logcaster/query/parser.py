@@ -16,7 +16,8 @@ from typing import Literal
 from logcaster.config import QueryConfig
 from logcaster.event import LEVELS, normalize_level
 from logcaster.exceptions import QuerySyntaxError
-from logcaster.query.model import Query, compile_regex
+from logcaster.query.limits import apply_limits
+from logcaster.query.model import Query
 
 Verb = Literal["COUNT", "STATS", "HELP", "QUERY", "CLEAR"]
 
@@ -56,13 +57,14 @@ def parse_command(line: str, config: QueryConfig) -> Command:
         word = _unquote(rest)
         if not word:
             raise QuerySyntaxError("SEARCH needs a text")
-        return Command("QUERY", Query(keywords=(word,), limit=config.default_limit), as_json)
+        query = apply_limits(Query(keywords=(word,), limit=config.default_limit), config)
+        return Command("QUERY", query, as_json)
     if verb == "REGEX":
         pattern = _unquote(rest)
         if not pattern:
             raise QuerySyntaxError("REGEX needs a pattern")
-        compile_regex(pattern)
-        return Command("QUERY", Query(regex=pattern, limit=config.default_limit), as_json)
+        query = apply_limits(Query(regex=pattern, limit=config.default_limit), config)
+        return Command("QUERY", query, as_json)
     if verb == "RECENT":
         count = _positive_int("RECENT count", rest) if rest else RECENT_DEFAULT
         return Command("QUERY", Query(limit=min(count, config.max_limit)), as_json)
@@ -102,7 +104,8 @@ def parse_params(text: str) -> list[tuple[str, str]]:
 
 
 def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Query, bool]:
-    """A `Query` from `key=value` parameters; the flag says `format=json` was asked for."""
+    """A `Query` from `key=value` parameters, within the `query.` limits
+    (query/limits.py); the flag says `format=json` was asked for."""
     query = Query(limit=config.default_limit)
     keywords: list[str] = []
     fields: list[tuple[str, str]] = []
@@ -122,8 +125,7 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
                 raise QuerySyntaxError(f"operator must be AND or OR, not {value!r}")
             query = replace(query, operator=op)  # type: ignore[arg-type]
         elif name == "regex":
-            compile_regex(value)
-            query = replace(query, regex=value)
+            query = replace(query, regex=value)  # checked with the rest (apply_limits)
         elif name in ("level", "levels"):
             levels = set(query.levels)
             for part in value.split(","):
@@ -171,7 +173,7 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
         and query.time_from > query.time_to
     ):
         raise QuerySyntaxError("time_from is after time_to")
-    return query, as_json
+    return apply_limits(query, config), as_json
 
 
 def parse_time(key: str, value: str) -> float:

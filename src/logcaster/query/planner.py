@@ -30,6 +30,7 @@ from logcaster.config import QueryConfig
 from logcaster.event import Batch, Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.query.engine import memory_events, run_query
+from logcaster.query.limits import apply_limits
 from logcaster.query.model import Query
 from logcaster.query.order import sort_events
 from logcaster.sinks.memory import MemorySink
@@ -73,6 +74,8 @@ class Planner:
 
     def run(self, query: Query, snap: Snapshot) -> Answer:
         """In a query thread: the rows and count, or QueryLimitError."""
+        # The parser checked already; this holds for a Query built any other way.
+        query = apply_limits(query, self.config)
         try:
             return self._run(query, snap)
         except QueryTimeout:
@@ -154,4 +157,6 @@ def _text_test(query: Query) -> Callable[[bytes], bool] | None:
     """
     if not query.keywords and query.regex is None:
         return None
-    return TextTest(query.keywords, query.operator, query.regex).matches_text
+    return TextTest(
+        query.keywords, query.operator, query.regex, max_mem=query.regex_max_mem
+    ).matches_text

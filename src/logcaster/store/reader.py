@@ -122,7 +122,9 @@ class _Plan:
             operator = "AND"
         self.scanner: Scanner | None = None
         if keywords or query.regex is not None:
-            self.scanner = Scanner(keywords, operator, query.regex, stats=stats)
+            self.scanner = Scanner(
+                keywords, operator, query.regex, stats=stats, max_mem=query.regex_max_mem
+            )
         self.confirm: Callable[[Event], bool] | None = None
         if query.fields or confirm_services:
             self.confirm = query.matcher()
@@ -410,7 +412,8 @@ def _confirmed(confirm: Callable[[Event], bool], seg: _Segment, rows: I64, deadl
     """The rows whose parsed event passes `confirm` (field=value tests)."""
     keep = np.zeros(len(rows), bool)
     for n, event in enumerate(_events(seg, rows)):
-        if n % 256 == 255 and time.monotonic() >= deadline:
+        # Each: a parse and maybe a regex (milliseconds on a long event).
+        if time.monotonic() >= deadline:
             raise _time_limit()
         keep[n] = confirm(event)
     return rows[keep]

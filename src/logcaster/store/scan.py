@@ -44,8 +44,8 @@ import hyperscan
 import numpy as np
 import numpy.typing as npt
 
-from logcaster.exceptions import QuerySyntaxError
-from logcaster.query.model import compile_regex
+from logcaster.exceptions import QueryLimitError, QuerySyntaxError
+from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
 from logcaster.storage.blocks import _unescape_line
 
 if TYPE_CHECKING:
@@ -164,6 +164,10 @@ class ScanResult:
     candidates: int = 0  # lines confirmed in Python (a cost figure for stats)
 
 
+class _PastDeadline(Exception):
+    """The deadline passed inside one range (scan_range): its partial result is dropped."""
+
+
 class Unsupported(ValueError):
     """A regex the Hyperscan translator does not handle (the RE2 fallback does)."""
 
@@ -177,13 +181,15 @@ class TextTest:
         keywords: Sequence[str] = (),
         operator: Literal["AND", "OR"] = "AND",
         regex: str | None = None,
+        *,
+        max_mem: int = DEFAULT_REGEX_MAX_MEM,
     ) -> None:
         if operator not in ("AND", "OR"):
             raise ValueError(f"operator must be AND or OR, not {operator!r}")
         self.keywords = tuple(keywords)
         self.operator = operator
         self.regex = regex
-        self._search = compile_regex(regex).search if regex is not None else None
+        self._search = compile_regex(regex, max_mem).search if regex is not None else None
         words = self.keywords
         # "" is in every body: it drops out of an AND and makes an OR always true.
         if operator == "AND":
@@ -232,13 +238,14 @@ class Scanner(TextTest):
         regex: str | None = None,
         *,
         stats: ByteStats | None = None,
+        max_mem: int = DEFAULT_REGEX_MAX_MEM,
     ) -> None:
-        super().__init__(keywords, operator, regex)
+        super().__init__(keywords, operator, regex, max_mem=max_mem)
         # The query's regex on escaped lines, exact for valid UTF-8 (see escaped_re2).
         self._escaped_search: Callable[[bytes], object] | None = None
         if regex is not None and not any(self.keywords):
-            with contextlib.suppress(Unsupported, QuerySyntaxError):
-                self._escaped_search = compile_regex(escaped_re2(regex)).search
+            with contextlib.suppress(Unsupported, QuerySyntaxError, QueryLimitError):
+                self._escaped_search = compile_regex(escaped_re2(regex), max_mem).search
         self.regex_path: str | None = None  # how the regex part could be searched
         self._db: hyperscan.Database | None = None
         self._lits: list[_Literal] = []
@@ -345,17 +352,29 @@ class Scanner(TextTest):
             self._local.scratch = scratch
         return scratch
 
-    def scan_range(self, buf: Buffer, lo: int, hi: int) -> tuple[list[int], int]:
+    def scan_range(
+        self, buf: Buffer, lo: int, hi: int, deadline: float | None = None
+    ) -> tuple[list[int], int]:
         """Start offsets (ascending) of matching lines in buf[lo:hi], and candidates seen.
 
         [lo, hi) must hold whole payload lines, each ending in a newline.
+        Raises _PastDeadline once `deadline` (time.monotonic()) has passed.
         """
         if self.path == "all-lines":
             return _line_starts(buf, lo, hi), 0
+        clock = time.monotonic
         if self._db is None:
             starts = _line_starts(buf, lo, hi)
             test = self.matches_line
-            return [s for s in starts if test(buf[s : buf.find(b"\n", s)])], len(starts)
+            matched: list[int] = []
+            for s in starts:
+                # A costly regex can take milliseconds per line (a range: seconds);
+                # a clock read is ~50 ns against a microsecond or more per line.
+                if deadline is not None and clock() >= deadline:
+                    raise _PastDeadline
+                if test(buf[s : buf.find(b"\n", s)]):
+                    matched.append(s)
+            return matched, len(starts)
         out: list[int] = []
         append = out.append
         find, rfind = buf.find, buf.rfind
@@ -384,6 +403,8 @@ class Scanner(TextTest):
                     append(start)
                     return None
                 cands += 1
+                if deadline is not None and clock() >= deadline:
+                    raise _PastDeadline  # out of the Hyperscan scan, which stops
                 if test(buf[start:nl]):
                     append(start)
                 return None
@@ -401,6 +422,8 @@ class Scanner(TextTest):
                 start = rfind(b"\n", lo, last) + 1 or lo
                 line_end = nl
                 cands += 1
+                if deadline is not None and clock() >= deadline:
+                    raise _PastDeadline
                 if test(buf[start:nl]):
                     append(start)
                 return None
@@ -438,7 +461,8 @@ class Scanner(TextTest):
         newest_first: ranges are taken last to first and lines within each
         range in descending offset order. limit: stop after that many matching
         lines (in scan order). deadline (time.monotonic()) and cancel are
-        checked between ranges; a scan stopped by them returns what it found
+        checked between ranges, and the deadline also within a range as RE2
+        confirms lines; a scan stopped by them returns what it found
         with `stopped` set. threads > 1 scans ranges in parallel (Hyperscan
         releases the GIL) and returns the same result as one thread.
         """
@@ -481,7 +505,12 @@ class Scanner(TextTest):
                     idx = state["next"]
                     state["next"] = idx + 1
                 lo, hi = order[idx]
-                starts, cands = self.scan_range(buf, lo, hi)
+                try:
+                    starts, cands = self.scan_range(buf, lo, hi, deadline)
+                except _PastDeadline:
+                    with lock:
+                        stop.append("deadline")  # this range stays None: not in the prefix
+                    return
                 if newest_first:
                     starts.reverse()
                 with lock:
@@ -747,6 +776,46 @@ def _required(
     return sets
 
 
+# Hyperscan's compile cannot be interrupted, and its time grows fast with
+# repeats: nested repeats of alternatives about double it per level
+# (`((a|b)+)+...` 25 deep: 1.3 s; 30 deep: over a minute), and a bounded repeat
+# copies its body (`.{1000}`: 0.7 s, then "too large"). Past these bounds the
+# translation is refused, and the query runs on the RE2 fallback, which checks
+# the deadline as it scans.
+_HS_MAX_REPEAT_NESTING = 6
+_HS_MAX_POSITIONS = 2000  # weighted character alternatives, bounded repeats expanded
+
+
+def _positions(
+    items: sre_parse.SubPattern | list[tuple[object, object]], ci: bool, nesting: int, room: int
+) -> int:
+    """The alternatives the translation holds, counting each copy a repeat makes;
+    raises Unsupported past `room` or past _HS_MAX_REPEAT_NESTING nested repeats."""
+    total = 0
+    for op, av in _items(items):
+        if op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT):
+            assert isinstance(av, tuple)
+            lo, hi, sub = av
+            if nesting >= _HS_MAX_REPEAT_NESTING:
+                raise Unsupported("repeats nested too deep for Hyperscan")
+            copies = max(lo if hi is sre_c.MAXREPEAT else hi, 1)
+            total += copies * _positions(sub, ci, nesting + 1, (room - total) // copies + 1)
+        elif op is sre_c.BRANCH:
+            assert isinstance(av, tuple)
+            for alt in av[1]:
+                total += _positions(alt, ci, nesting, room - total)
+        elif op is sre_c.SUBPATTERN:
+            assert isinstance(av, tuple)
+            total += _positions(av[3], _scoped_ci(ci, av[1], av[2]), nesting, room - total)
+        elif op is not sre_c.AT:
+            leaf = _node(op, av, ci)
+            # Any non-ASCII character is itself a repeat ({1,4} bytes): the costly part.
+            total += (leaf.count(b"|") + 1) * (4 if _NONASCII in leaf else 1)
+        if total > room:
+            raise Unsupported("too large for Hyperscan")
+    return total
+
+
 def translate_regex(pattern: str) -> tuple[bytes, list[list[str]]]:
     """(Hyperscan expression over escaped lines, required-literal sets) for an RE2 pattern.
 
@@ -770,6 +839,7 @@ def translate_regex(pattern: str) -> tuple[bytes, list[list[str]]]:
         # Hyperscan rejects or silently skips zero-length matches (`^$`, `a*`);
         # such a pattern has no required bytes to scan for anyway.
         raise Unsupported("can match the empty string")
+    _positions(tree, ci, 0, _HS_MAX_POSITIONS)
     expr = _seq(tree, ci)
     required = [s for s in _required(tree, ci) if all(len(x.encode()) >= 2 for x in s)]
     return expr, required
