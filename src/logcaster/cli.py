@@ -149,7 +149,18 @@ def _data(args: argparse.Namespace) -> int:
     import json
 
     from logcaster.storage import inspect as inspect_mod
+    from logcaster.storage.lock import lock_holder
 
+    # These commands only read, so they run next to a server; say so, since a
+    # block being written at that moment may show as a torn tail.
+    owner = lock_holder(args.dir)
+    if owner is not None:
+        who = f"process {owner}" if owner else "another process"
+        print(
+            f"logcaster data {args.data_command}: note: {args.dir} is in use by {who}; "
+            "reading it as it is being written",
+            file=sys.stderr,
+        )
     try:
         if args.data_command == "cat":
             return _data_cat(args, inspect_mod.find_segments(Path(args.dir))[0])
@@ -300,11 +311,26 @@ def _serve(args: argparse.Namespace) -> int:
     setup_logging(config.log_level)
     import uvloop
 
+    from logcaster.exceptions import StorageError
+    from logcaster.storage.lock import DataDirLock, DataDirLocked
+
+    # One owner per data directory, taken before anything in it is touched and
+    # released on every way out (a kill -9 releases it too: it is a flock).
+    lock = DataDirLock(config.persist.dir) if config.persist.dir is not None else None
+    try:
+        if lock is not None:
+            lock.acquire()
+    except (DataDirLocked, StorageError) as exc:
+        print(f"logcaster: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         drained = uvloop.run(_run(config, lambda: _load(args.config, overrides)))
     except OSError as exc:
         log_event(logger, logging.ERROR, "startup_failed", error=str(exc))
         return 1
+    finally:
+        if lock is not None:
+            lock.release()
     return 0 if drained else 1
 
 
