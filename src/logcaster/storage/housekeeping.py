@@ -39,8 +39,8 @@ from typing import Literal
 
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.storage.blocks import encode_block_parts
-from logcaster.storage.segment import Corruption, read_blocks, scan_segment
+from logcaster.storage.repair import write_good_copy
+from logcaster.storage.segment import Corruption, scan_segment
 from logcaster.storage.writer import (
     QUARANTINE_DIR,
     fsync_dir,
@@ -207,7 +207,7 @@ class Housekeeper:
         kept = 0
         if rewrite:
             tmp = path.with_name(path.name + ".repair.tmp")
-            kept = _write_good_blocks(path, tmp)
+            kept = write_good_copy(path, tmp, gzip_level=GZIP_LEVEL)
             _link_or_copy(path, target)
             fsync_dir(qdir)
             os.replace(tmp, path)
@@ -383,26 +383,3 @@ def _link_or_copy(src: Path, dst: Path) -> None:
                 fout.write(chunk)
             fout.flush()
             os.fsync(fout.fileno())
-
-
-def _write_good_blocks(src: Path, tmp: Path) -> int:
-    """Write the good blocks of `src` to `tmp` (gzip if `src` is), fsync; the event count."""
-    with open(tmp, "wb") as raw:
-        if src.name.endswith(".gz"):
-            with gzip.GzipFile(src.name, "wb", GZIP_LEVEL, raw, mtime=0) as out:
-                events = _copy_good_blocks(src, out.write)
-        else:
-            events = _copy_good_blocks(src, raw.write)
-        raw.flush()
-        os.fsync(raw.fileno())
-    return events
-
-
-def _copy_good_blocks(src: Path, write: Callable[[bytes], object]) -> int:
-    events = 0
-    for first_id, texts in read_blocks(src):
-        header, payload = encode_block_parts(first_id, texts)
-        write(header)
-        write(payload)
-        events += len(texts)
-    return events

@@ -25,8 +25,8 @@ from pathlib import Path
 from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.sinks.memory import MemorySink
-from logcaster.storage.writer import parse_segment_name
-from logcaster.store.catalog import delete_index, index_dir
+from logcaster.storage.writer import ACTIVE_NAME, parse_segment_name
+from logcaster.store.catalog import active_first_id, delete_index, index_dir
 from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.reader import StoreReader
 
@@ -77,12 +77,15 @@ class Store:
         self._request()
 
     def segment_gone(self, path: Path) -> None:
-        """The file sink deleted or rewrote a rotated segment: its index goes too.
+        """The file sink deleted or rewrote a segment: its index goes too.
 
-        Called from the housekeeping thread; the reader drops the segment at its
+        Called from the housekeeping thread (or at start, for an active.log
+        repaired before the store loads); the reader drops the segment at its
         next snapshot, and queries holding an mmap of it finish with it.
         """
         first = parse_segment_name(path.name)
+        if first is None and path.name == ACTIVE_NAME:
+            first = active_first_id(path)
         if first is not None:
             delete_index(self.directory, first)
 
