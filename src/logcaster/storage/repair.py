@@ -1,8 +1,9 @@
 """Keep every good block of a damaged segment; set only the damaged bytes aside.
 
-Used at start for active.log (`SegmentWriter`) and, for the verbatim copy of
-good blocks, by the housekeeping of rotated segments. Nothing here decides
-*when* to repair; it only does it in a crash-safe order:
+Used at start for active.log (`SegmentWriter`, which reports what it did as a
+`Recovery`) and, for the verbatim copy of good blocks, by the housekeeping of
+rotated segments. Nothing here decides *when* to repair; it only does it in a
+crash-safe order:
 
 1. each damaged byte range (a corruption in the middle, a torn tail after it)
    is copied to `quarantine/<file>.<UTC stamp>.at-<offset>.damaged` and
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from logcaster.storage.segment import Corruption, SegmentScan, iter_good_block_bytes
 
@@ -53,6 +54,42 @@ class Damage:
             "reason": self.reason,
             "quarantined_to": str(self.quarantined_to),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What opening the writer found wrong with active.log and did about it.
+
+    `kind` is "torn_tail" (the last `torn_bytes` bytes were cut off),
+    "repaired" (damage in the middle, the first at `offset`: every damaged range
+    is in `damaged`, copied to quarantine/, and the `kept_events` events of the
+    good blocks stay in active.log) or "quarantined" (not one good block: the
+    whole file was moved to `quarantined_to`).
+    """
+
+    kind: Literal["torn_tail", "repaired", "quarantined"]
+    path: Path
+    offset: int
+    reason: str
+    torn_bytes: int = 0
+    quarantined_to: Path | None = None
+    damaged: tuple[Damage, ...] = ()
+    kept_events: int = 0
+
+    def fields(self) -> dict[str, Any]:
+        """For a log line."""
+        fields: dict[str, Any] = {
+            "kind": self.kind,
+            "path": str(self.path),
+            "offset": self.offset,
+            "reason": self.reason,
+            "torn_bytes": self.torn_bytes,
+            "quarantined_to": str(self.quarantined_to or ""),
+        }
+        if self.kind == "repaired":
+            fields["damaged"] = [d.fields() for d in self.damaged]
+            fields["kept_events"] = self.kept_events
+        return fields
 
 
 def damaged_name(file_name: str, offset: int, timestamp: float) -> str:

@@ -37,17 +37,16 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.storage.blocks import Mode, encode_block_parts
 from logcaster.storage.repair import (
     REPAIR_SUFFIX,
-    Damage,
+    Recovery,
     quarantine_damage,
     rewrite_good_blocks,
 )
@@ -63,42 +62,6 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 SEGMENT_NAME_RE = re.compile(r"logcaster-(\d{8}T\d{6}\.\d{6}Z)-(\d{20})\.log(?:\.gz)?")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _PERIOD_SECONDS = {"hourly": 3600, "daily": 86400}
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """What opening the writer found wrong with active.log and did about it.
-
-    `kind` is "torn_tail" (the last `torn_bytes` bytes were cut off),
-    "repaired" (damage in the middle, the first at `offset`: every damaged range
-    is in `damaged`, copied to quarantine/, and the `kept_events` events of the
-    good blocks stay in active.log) or "quarantined" (not one good block: the
-    whole file was moved to `quarantined_to`).
-    """
-
-    kind: Literal["torn_tail", "repaired", "quarantined"]
-    path: Path
-    offset: int
-    reason: str
-    torn_bytes: int = 0
-    quarantined_to: Path | None = None
-    damaged: tuple[Damage, ...] = ()
-    kept_events: int = 0
-
-    def fields(self) -> dict[str, Any]:
-        """For a log line."""
-        fields: dict[str, Any] = {
-            "kind": self.kind,
-            "path": str(self.path),
-            "offset": self.offset,
-            "reason": self.reason,
-            "torn_bytes": self.torn_bytes,
-            "quarantined_to": str(self.quarantined_to or ""),
-        }
-        if self.kind == "repaired":
-            fields["damaged"] = [d.fields() for d in self.damaged]
-            fields["kept_events"] = self.kept_events
-        return fields
 
 
 def segment_name(timestamp: float, first_id: int) -> str:
