@@ -138,3 +138,30 @@ def test_data_dir_that_cannot_hold_a_lock_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert str(blocker) in result.stderr
+
+
+def test_an_indexer_left_by_a_killed_server_finishes_before_the_next_one_starts(
+    tmp_path: Path,
+) -> None:
+    """The index has one writer: a start waits while an earlier indexer holds
+    DIR/index/lock (here the test plays that indexer, still busy)."""
+    data = tmp_path / "data"
+    earlier_indexer = DataDirLock(data / "index").acquire()
+    server = ServerProcess(["-P", str(data), "--port", "0", "--query-port", "0"])
+    try:
+        waiting = wait_for(
+            "the wait",
+            lambda: [log for log in server.logs if log.get("event") == "waiting_for_indexer"],
+            bool,
+        )
+        assert waiting[0]["pid"] == os.getpid()
+        assert not server.ports  # not ready: nothing touched the index meanwhile
+        earlier_indexer.release()
+        server.wait_ready()
+        indexer = _indexer_pid(server)
+        wait_for(
+            "the new indexer's lock", lambda: lock_holder(data / "index"), lambda h: h == indexer
+        )
+    finally:
+        earlier_indexer.release()
+        server.kill()

@@ -193,6 +193,8 @@ class Server:
 
     async def start(self) -> None:
         c = self.components
+        if self.store is not None:
+            await asyncio.to_thread(self.store.wait_for_earlier_indexer)
         for sink in c.sinks.values():
             await sink.start()
         if self.file is not None:

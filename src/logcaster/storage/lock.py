@@ -34,6 +34,7 @@ LOCK_NAME = "lock"
 # meets only shared holders retries this long before it gives up.
 _PROBE_WAIT_S = 1.0
 _PROBE_RETRY_S = 0.01
+_WAIT_RETRY_S = 0.05  # between tries of an acquire that waits for the owner to go
 
 
 class DataDirLocked(LogCasterError):
@@ -78,7 +79,19 @@ class DataDirLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> DataDirLock:
+    def acquire(self, wait: float | None = 0.0) -> DataDirLock:
+        """Take the lock; while another process holds it, retry for `wait` seconds
+        (None: until it is free) before raising `DataDirLocked`."""
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                return self._acquire()
+            except DataDirLocked:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            time.sleep(_WAIT_RETRY_S)
+
+    def _acquire(self) -> DataDirLock:
         if self._fd is not None:
             return self
         try:

@@ -25,6 +25,7 @@ from pathlib import Path
 from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.sinks.memory import MemorySink
+from logcaster.storage.lock import DataDirLock, DataDirLocked
 from logcaster.storage.writer import ACTIVE_NAME, parse_segment_name
 from logcaster.store.catalog import active_first_id, delete_index, index_dir
 from logcaster.store.indexer import indexed_on_disk
@@ -53,6 +54,18 @@ class Store:
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    def wait_for_earlier_indexer(self) -> None:
+        """At start, before the file sink may repair active.log and drop its index:
+        an indexer a killed server left running holds `DIR/index/lock` until it has
+        finished its last request; wait for it, so the index has one writer."""
+        lock = DataDirLock(index_dir(self.directory))
+        try:
+            lock.acquire()
+        except DataDirLocked as exc:
+            log_event(logger, logging.WARNING, "waiting_for_indexer", pid=exc.pid)
+            lock.acquire(wait=None)
+        lock.release()
 
     def load(self, durable_id: int) -> None:
         """At start (in a thread): the high-water id the index on disk supports."""
