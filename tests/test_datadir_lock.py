@@ -165,3 +165,25 @@ def test_an_indexer_left_by_a_killed_server_finishes_before_the_next_one_starts(
     finally:
         earlier_indexer.release()
         server.kill()
+
+
+def test_a_forward_group_dir_has_one_owner_too(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A group's own `dir` (its spool, outside any -P) is locked like a data dir."""
+    from tests.test_forward import free_port, group, write_config
+
+    spool_dir = tmp_path / "g"
+    cfg = write_config(
+        tmp_path, forward=[group("up", [f"tcp://127.0.0.1:{free_port()}"], dir=str(spool_dir))]
+    )
+    first = server_factory("--config", cfg)
+    second = subprocess.run(
+        [*SERVE, "--config", cfg, "--port", "0", "--query-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 2
+    assert second.stderr.count("\n") == 1
+    assert f"{spool_dir} is in use by process {first.pid}" in second.stderr

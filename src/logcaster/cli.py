@@ -312,14 +312,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
     from logcaster.exceptions import StorageError
-    from logcaster.storage.lock import DataDirLock, DataDirLocked
+    from logcaster.storage.lock import DataDirLocked, lock_all
 
-    # One owner per data directory, taken before anything in it is touched and
-    # released on every way out (a kill -9 releases it too: it is a flock).
-    lock = DataDirLock(config.persist.dir) if config.persist.dir is not None else None
+    # One owner per directory the server writes, taken before anything in it is
+    # touched and released on every way out (a kill -9 releases it too: a flock).
     try:
-        if lock is not None:
-            lock.acquire()
+        locks = lock_all(_owned_dirs(config))
     except (DataDirLocked, StorageError) as exc:
         print(f"logcaster: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -329,9 +327,21 @@ def _serve(args: argparse.Namespace) -> int:
         log_event(logger, logging.ERROR, "startup_failed", error=str(exc))
         return 1
     finally:
-        if lock is not None:
+        for lock in locks:
             lock.release()
     return 0 if drained else 1
+
+
+def _owned_dirs(config: Config) -> list[Path]:
+    """The data directory, and each forward group's own `dir` outside it."""
+    from logcaster.config import forward_dir
+
+    dirs = [Path(config.persist.dir)] if config.persist.dir is not None else []
+    for group in config.forward:
+        path = forward_dir(config, group)
+        if path is not None and group.dir is not None and path not in dirs:
+            dirs.append(path)
+    return dirs
 
 
 async def _run(config: Config, reload: Callable[[], Config | None] | None = None) -> bool:

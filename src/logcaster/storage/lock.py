@@ -154,6 +154,19 @@ class DataDirLock:
         self.release()
 
 
+def lock_all(directories: list[Path]) -> list[DataDirLock]:
+    """Lock every directory, in order; on a refusal, release those taken and raise."""
+    taken: list[DataDirLock] = []
+    try:
+        for directory in directories:
+            taken.append(DataDirLock(directory).acquire())  # noqa: PERF401 - keep those taken
+    except BaseException:
+        for lock in taken:
+            lock.release()
+        raise
+    return taken
+
+
 def lock_holder(directory: str | os.PathLike[str]) -> int | None:
     """Read-only probe: the PID owning `directory`, or None if nobody holds its lock.
 
