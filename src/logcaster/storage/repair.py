@@ -178,11 +178,11 @@ def write_good_copy(src: Path, tmp: Path, *, gzip_level: int = 1) -> int:
     return events
 
 
-def rewrite_good_blocks(path: Path) -> int:
-    """Replace plain `path` by its good blocks (crash-safe order above); events kept."""
+def rewrite_good_blocks(path: Path, *, gzip_level: int = 1) -> int:
+    """Replace `path` by its good blocks (crash-safe order above); events kept."""
     tmp = path.with_name(path.name + REPAIR_SUFFIX)
     try:
-        kept = write_good_copy(path, tmp)
+        kept = write_good_copy(path, tmp, gzip_level=gzip_level)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
