@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from logcaster.storage.housekeeping import Housekeeper
-from logcaster.storage.segment import read_blocks, scan_segment
+from logcaster.storage.segment import read_batches, read_blocks, scan_segment
 from logcaster.storage.writer import (
     ACTIVE_NAME,
     QUARANTINE_DIR,
@@ -248,17 +248,29 @@ def flip_in_middle(path: Path) -> int:
 def test_corruption_in_the_middle_is_quarantined_and_the_rest_kept(tmp_path: Path) -> None:
     rotated = make_rotated(tmp_path, 3)
     original = rotated[1].read_bytes()
+    block = scan_segment(rotated[1]).blocks[1]
     offset = flip_in_middle(rotated[1])
     damaged = rotated[1].read_bytes()
-    [result] = Housekeeper(tmp_path).verify()
+    [result] = Housekeeper(tmp_path, clock=lambda: 1_700_000_000.0).verify()
     assert result.path == rotated[1] and result.offset == offset
     assert result.reason == "checksum mismatch" and result.kept_events == 10
-    assert result.quarantined_to == tmp_path / QUARANTINE_DIR / rotated[1].name
-    assert result.quarantined_to.read_bytes() == damaged
+    # Only the damaged bytes are set aside, named after the file and the offset.
+    [damage] = result.damaged
+    assert (damage.offset, damage.bytes) == (block.offset, block.length)
+    assert (
+        result.quarantined_to
+        == damage.quarantined_to
+        == tmp_path
+        / QUARANTINE_DIR
+        / (f"{rotated[1].name}.20231114T221320.000000Z.at-{offset}.damaged")
+    )
+    assert result.quarantined_to.read_bytes() == damaged[block.offset : block.end]
     # Same name, good blocks only, clean: the blocks before and after the damage.
     assert scan_segment(rotated[1]).problems == []
     assert ids_in([rotated[1]]) == [*range(16, 21), *range(26, 31)]
     assert len(rotated[1].read_bytes()) < len(original)
+    # Kept verbatim: the good blocks are byte for byte what they were.
+    assert rotated[1].read_bytes() == damaged[: block.offset] + damaged[block.end :]
     assert Housekeeper(tmp_path).verify() == []  # clean now
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -314,3 +326,25 @@ def test_a_file_that_cannot_be_set_aside_is_reported_and_skipped(
     assert len(failed) == 1 and failed[0].fields["path"] == str(rotated[0])  # type: ignore[attr-defined]
     assert rotated[0].read_bytes() == damaged  # untouched, tried again next start
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_repair_keeps_receive_time_source_and_mode_of_the_good_blocks(tmp_path: Path) -> None:
+    with SegmentWriter(tmp_path, fsync="never") as w:
+        for b in range(3):
+            w.write(
+                1 + 5 * b,
+                texts_for(1 + 5 * b, 5),
+                received=1_700_000_000.25 + b,
+                source="tcp:10.1.2.3:4567",
+                mode="json",
+            )
+        [segment] = [w.rotate()]
+    assert segment is not None
+    flip_in_middle(segment)
+    [result] = Housekeeper(tmp_path).verify()
+    assert result.kept_events == 10
+    kept = list(read_batches(segment))
+    assert [(b.first_id, b.received, b.source, b.mode) for b in kept] == [
+        (1, 1_700_000_000.25, "tcp:10.1.2.3:4567", "json"),
+        (11, 1_700_000_002.25, "tcp:10.1.2.3:4567", "json"),
+    ]

@@ -185,7 +185,7 @@ def test_damaged_rotated_segments_are_quarantined_and_the_rest_served(
     after = run_data("validate", str(data))
     assert after.returncode == 0, after.stdout
     assert "quarantined (2 file(s)" in after.stdout
-    assert f"quarantine/{rotated[1].name}: corruption at offset {blocks[1].offset}" in after.stdout
+    assert f"damaged bytes of {rotated[1].name} at offset {blocks[1].offset}" in after.stdout
     second = server_factory("-P", str(data))
     assert second.query("COUNT") == f"COUNT: {len(survivors) + 5}\n"
     assert logs_of(second, "segment_quarantined") == []

@@ -172,10 +172,12 @@ def test_damaged_active_is_quarantined_and_its_good_blocks_kept(tmp_path: Path) 
     active.write_bytes(bytes(data))
     with open_spool(tmp_path) as spool:
         assert spool.quarantined == 1
-        assert len(list((tmp_path / QUARANTINE_DIR).iterdir())) == 1
+        [aside] = (tmp_path / QUARANTINE_DIR).iterdir()
+        assert aside.name.endswith(".damaged") and b"event 14 " in aside.read_bytes()
+        assert b"event 12 " not in aside.read_bytes()  # only the damaged block's bytes
         got = drain(spool)
         assert got == [i for i in range(1, 31) if not 13 <= i <= 15]
-        assert spool.damaged == 1
+        assert spool.damaged == 0  # set aside at open: reading meets no damage
 
 
 def test_block_policy_appends_when_full(tmp_path: Path) -> None:

@@ -177,38 +177,78 @@ def test_active_without_one_good_block_is_set_aside_whole(tmp_path: Path, conten
     assert all_ids(w) == [1]
 
 
-def test_corrupt_active_is_quarantined(tmp_path: Path) -> None:
+def test_corrupt_active_keeps_its_good_blocks_and_sets_only_the_damage_aside(
+    tmp_path: Path,
+) -> None:
     with SegmentWriter(tmp_path, max_bytes=3000) as w:
-        w.write_many(batches_from(1, [5] * 14))
+        w.write_many(
+            [
+                Batch(first_id, 1_700_000_000.5, "tcp:10.0.0.9:1", texts)
+                for first_id, texts in batches_from(1, [5] * 14)
+            ]
+        )
     active = tmp_path / ACTIVE_NAME
     scan = scan_segment(active)
-    assert scan.block_count >= 3
+    assert scan.block_count >= 4
     rotated_before = w.segments()[:-1]
     assert rotated_before
-    # Flip a byte inside the first block's payload: damage with good blocks after it.
+    # Flip a byte inside the second block's payload: damage with good blocks around it.
+    bad = scan.blocks[1]
     data = bytearray(active.read_bytes())
-    data[scan.blocks[0].offset + scan.blocks[0].length - 5] ^= 0x01
+    data[bad.end - 5] ^= 0x01
     active.write_bytes(bytes(data))
+    # A repair interrupted before its rename left its temporary file: it is redone.
+    (tmp_path / (ACTIVE_NAME + ".repair.tmp")).write_bytes(b"half a repair")
 
-    with SegmentWriter(tmp_path, max_bytes=3000) as w2:
+    with SegmentWriter(tmp_path, max_bytes=3000, clock=FakeClock()) as w2:
         rec = w2.recovered
-        assert rec is not None
-        assert rec.kind == "quarantined"
-        assert rec.quarantined_to is not None
-        assert rec.quarantined_to.parent == tmp_path / QUARANTINE_DIR
-        assert rec.quarantined_to.read_bytes() == bytes(data)
-        assert rec.offset == 0
-        assert rec.reason == "checksum mismatch"
-        assert w2.active_bytes == 0
-        assert (tmp_path / ACTIVE_NAME).stat().st_size == 0
-        # Ids in the quarantined file are not reused.
+        assert rec is not None and rec.kind == "repaired"
+        assert (rec.offset, rec.reason) == (bad.offset, "checksum mismatch")
+        assert rec.kept_events == scan.event_count - bad.count
+        [damage] = rec.damaged
+        assert (damage.offset, damage.bytes) == (bad.offset, bad.length)
+        assert damage.quarantined_to == (
+            tmp_path
+            / QUARANTINE_DIR
+            / f"active.log.20231114T221320.000000Z.at-{bad.offset}.damaged"
+        )
+        assert damage.quarantined_to.read_bytes() == data[bad.offset : bad.end]
+        # The good blocks stay, byte for byte (receive time and source included).
+        assert active.read_bytes() == data[: bad.offset] + data[bad.end :]
+        assert not (tmp_path / (ACTIVE_NAME + ".repair.tmp")).exists()
+        assert rec.fields()["damaged"][0]["offset"] == bad.offset
+        # Writing continues after the last good block, ids after the highest one.
         assert w2.last_id == 70
+        assert w2.active_bytes == active.stat().st_size
         w2.write(71, texts_for(71, 1))
     assert w2.segments()[:-1] == rotated_before
-    ids = all_ids(w2)
-    first_quarantined = scan.first_id
-    assert first_quarantined is not None
-    assert ids == [*range(1, first_quarantined), 71]
+    assert all_ids(w2) == [i for i in range(1, 72) if not bad.first_id <= i <= bad.last_id]
+    assert scan_segment(active).problems == []
+    kept = [b for b in read_batches(active) if b.first_id != 71]
+    assert {(b.received, b.source) for b in kept} == {(1_700_000_000.5, "tcp:10.0.0.9:1")}
+    with SegmentWriter(tmp_path, max_bytes=3000) as w3:
+        assert w3.recovered is None  # repaired once, clean after
+
+
+def test_corruption_then_torn_tail_in_active_sets_both_aside(tmp_path: Path) -> None:
+    with SegmentWriter(tmp_path) as w:
+        w.write_many(batches_from(1, [3] * 5))
+    active = tmp_path / ACTIVE_NAME
+    scan = scan_segment(active)
+    data = bytearray(active.read_bytes())
+    data[scan.blocks[0].offset + 2] ^= 0x01  # a header digit of the first block
+    data += b"#LC2 16 3 999 0 r - 0"  # a torn write after the last block
+    active.write_bytes(bytes(data))
+    with SegmentWriter(tmp_path) as w2:
+        rec = w2.recovered
+        assert rec is not None and rec.kind == "repaired"
+        assert [(d.offset, d.reason) for d in rec.damaged] == [
+            (0, "bad header"),
+            (scan.size, "torn tail: bad header"),
+        ]
+        assert w2.last_id == 15
+        w2.write(16, texts_for(16, 1))
+    assert all_ids(w2) == [*range(4, 17)]
 
 
 def _fsync_writer(tmp_path: Path, policy: str, mono: FakeClock) -> SegmentWriter:

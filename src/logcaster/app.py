@@ -198,6 +198,8 @@ class Server:
     async def start(self) -> None:
         """Start every component; a failure is one StartupError naming the option."""
         c = self.components
+        if self.store is not None:
+            await asyncio.to_thread(self.store.wait_for_earlier_indexer)
         for name, sink in c.sinks.items():
             with _starting("persist.dir" if name == "file" else name):
                 await sink.start()

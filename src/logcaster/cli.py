@@ -153,7 +153,18 @@ def _data(args: argparse.Namespace) -> int:
     import json
 
     from logcaster.storage import inspect as inspect_mod
+    from logcaster.storage.lock import lock_holder
 
+    # These commands only read, so they run next to a server; say so, since a
+    # block being written at that moment may show as a torn tail.
+    owner = lock_holder(args.dir)
+    if owner is not None:
+        who = f"process {owner}" if owner else "another process"
+        print(
+            f"logcaster data {args.data_command}: note: {args.dir} is in use by {who}; "
+            "reading it as it is being written",
+            file=sys.stderr,
+        )
     try:
         if args.data_command == "cat":
             return _data_cat(args, inspect_mod.find_segments(Path(args.dir))[0])
@@ -315,13 +326,38 @@ def _serve(args: argparse.Namespace) -> int:
         log_event(logger, logging.WARNING, "unknown_env_variable", variable=name, action="ignored")
     import uvloop
 
+    from logcaster.exceptions import StorageError
+    from logcaster.storage.lock import DataDirLocked, lock_all
+
+    # One owner per directory the server writes, taken before anything in it is
+    # touched and released on every way out (a kill -9 releases it too: a flock).
+    try:
+        locks = lock_all(_owned_dirs(config))
+    except (DataDirLocked, StorageError) as exc:
+        print(f"logcaster: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         drained = uvloop.run(_run(config, lambda: load_config(args.config, overrides=overrides)))
     except StartupError as exc:
         # One line for the operator, not a traceback: the reason names the option.
         print(f"logcaster: cannot start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    finally:
+        for lock in locks:
+            lock.release()
     return 0 if drained else 1
+
+
+def _owned_dirs(config: Config) -> list[Path]:
+    """The data directory, and each forward group's own `dir` outside it."""
+    from logcaster.config import forward_dir
+
+    dirs = [Path(config.persist.dir)] if config.persist.dir is not None else []
+    for group in config.forward:
+        path = forward_dir(config, group)
+        if path is not None and group.dir is not None and path not in dirs:
+            dirs.append(path)
+    return dirs
 
 
 async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bool:

@@ -57,6 +57,7 @@ class FileSink:
         # Set after the first housekeeping pass (the start-up verification) ended.
         self.verified = asyncio.Event()
         self._on_durable = on_durable
+        self._on_segment_gone = on_segment_gone
         self._final_durable_id = 0  # durable_id after stop (the writer is gone then)
         self._config = config
         self.directory = Path(config.dir)
@@ -91,6 +92,10 @@ class FileSink:
         recovered = self._writer.recovered
         if recovered is not None:
             log_event(logger, logging.WARNING, "segment_recovered", **recovered.fields())
+            if recovered.kind == "repaired" and self._on_segment_gone is not None:
+                # Its blocks moved: an index of active.log made before points at
+                # old offsets. It goes before the store reads the index at start.
+                await asyncio.to_thread(self._on_segment_gone, self._writer.active_path)
         if cfg.fsync == "interval":
             self._syncer = asyncio.create_task(self._sync_loop(), name="file-sink-fsync")
         self._housekeeping = asyncio.create_task(

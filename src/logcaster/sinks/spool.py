@@ -22,9 +22,9 @@ here defines a file format.
 - On crash: reopening makes exactly the events after the persisted cursor
   pending again. A cursor older than the last commit only re-sends delivered
   batches (at-least-once); deleted segments are gone, so nothing older
-  returns. The writer cuts a torn tail off active.log; if it had to quarantine
-  active.log (damage in the middle), the good blocks of the quarantined file
-  are linked back in as a segment, since for a spool losing them is worse.
+  returns. The writer cuts a torn tail off active.log, and keeps the good
+  blocks of an active.log damaged in the middle (only the damaged bytes go to
+  quarantine/).
   Damaged blocks inside a segment are skipped by the reader, counted and logged.
 
 Reading keeps, per segment, the offset after the last block read, and the
@@ -55,7 +55,6 @@ from logcaster.storage.writer import (
     SegmentWriter,
     fsync_dir,
     list_rotated,
-    parse_segment_name,
 )
 
 logger = logging.getLogger("logcaster.sinks.spool")
@@ -146,19 +145,10 @@ class Spool:
         if rec is None:
             return
         log_event(logger, logging.WARNING, "spool_recovered", **rec.fields())
-        target = rec.quarantined_to
-        if target is None:
-            return
-        self.quarantined += 1
-        named = parse_segment_name(target.name) is not None  # else never listed
-        if named and scan_segment(target, keep_blocks=False).event_count:
-            # A hard link keeps the quarantined copy for inspection at no cost.
-            try:
-                os.link(target, self.directory / target.name)
-            except OSError as exc:
-                log_event(
-                    logger, logging.ERROR, "spool_quarantine_lost", path=str(target), error=str(exc)
-                )
+        # Damage in the middle leaves the good blocks in active.log ("repaired");
+        # a file without one good block is set aside whole.
+        if rec.kind != "torn_tail":
+            self.quarantined += 1
 
     def _scan(self, path: Path) -> _Segment:
         scan = scan_segment(path, keep_blocks=False)

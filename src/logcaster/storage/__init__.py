@@ -1,6 +1,7 @@
 """On-disk persistence (issue 4): the block format and segment files."""
 
 from logcaster.storage.blocks import BlockFormatError, decode_payload, encode_block, encode_payload
+from logcaster.storage.repair import Recovery
 from logcaster.storage.segment import (
     BlockInfo,
     Corruption,
@@ -13,7 +14,6 @@ from logcaster.storage.segment import (
     truncate_torn_tail,
 )
 from logcaster.storage.writer import (
-    Recovery,
     SegmentWriter,
     parse_segment_name,
     segment_name,

@@ -7,10 +7,11 @@ housekeeper per directory, one call at a time.
 
 - `cleanup()` (at start, before the writer opens): removes leftovers of a crash
   in the middle of a compression or repair.
-- `verify()` (at start): scans every rotated segment; a damaged one (corruption
-  in the middle, torn tail, broken gzip stream, unreadable) is moved to
-  `quarantine/`, and its good blocks are rewritten under its old name, so they
-  are still served.
+- `verify()` (at start): scans every rotated segment; of a damaged one
+  (corruption in the middle, torn tail) only the damaged bytes are copied to
+  `quarantine/` and its good blocks are rewritten under its old name, so they
+  are still served. One whose damage cannot be measured (a broken gzip stream,
+  unreadable, no good block) is kept whole in `quarantine/`.
 - `compress_pending()`: gzips rotated `.log` files to `.log.gz`, oldest first,
   one at a time.
 - `apply_retention()`: deletes the oldest rotated files beyond the limits.
@@ -39,8 +40,13 @@ from typing import Literal
 
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.storage.blocks import encode_block_parts
-from logcaster.storage.segment import Corruption, read_blocks, scan_segment
+from logcaster.storage.repair import (
+    Damage,
+    quarantine_damage,
+    rewrite_good_blocks,
+    write_good_copy,
+)
+from logcaster.storage.segment import BAD_GZIP, Corruption, SegmentScan, scan_segment
 from logcaster.storage.writer import (
     QUARANTINE_DIR,
     fsync_dir,
@@ -71,14 +77,21 @@ class Deletion:
 
 @dataclass(frozen=True, slots=True)
 class Quarantined:
-    """A damaged rotated segment moved to `quarantined_to`; `kept_events` good events
-    were rewritten under its old name (none if no good block was left)."""
+    """A damaged rotated segment set aside; `kept_events` good events were rewritten
+    under its old name (none if no good block was left).
+
+    `damaged` lists the damaged byte ranges copied to quarantine/ (the first is
+    `quarantined_to`); when they cannot be measured (a broken gzip stream, an
+    unreadable file, no good block) it is empty and `quarantined_to` is a copy
+    of the whole file.
+    """
 
     path: Path
     offset: int
     reason: str
     quarantined_to: Path
     kept_events: int
+    damaged: tuple[Damage, ...] = ()
 
 
 class Housekeeper:
@@ -190,7 +203,34 @@ class Housekeeper:
         reason = (
             problem.reason if isinstance(problem, Corruption) else f"torn tail: {problem.reason}"
         )
+        # The rest of a broken gzip stream cannot be measured, let alone cut into
+        # ranges: such a file is kept whole in quarantine/, like one without a good block.
+        measurable = all(p.reason != BAD_GZIP for p in scan.problems)
+        if scan.event_count > 0 and measurable:
+            return self._set_damage_aside(path, scan, problem.offset, reason)
         return self._quarantine(path, problem.offset, reason, rewrite=scan.event_count > 0)
+
+    def _set_damage_aside(
+        self, path: Path, scan: SegmentScan, offset: int, reason: str
+    ) -> Quarantined:
+        """Copy only the damaged bytes to quarantine/, keep the good blocks under the
+        same name: what the writer does for active.log (see `storage/repair.py`)."""
+        damage = quarantine_damage(path, scan, self.directory / QUARANTINE_DIR, self._clock())
+        kept = rewrite_good_blocks(path, gzip_level=GZIP_LEVEL)
+        self._gone(path)
+        result = Quarantined(path, offset, reason, damage[0].quarantined_to, kept, tuple(damage))
+        log_event(
+            logger,
+            logging.WARNING,
+            "segment_quarantined",
+            path=str(path),
+            offset=offset,
+            reason=reason,
+            quarantined_to=str(result.quarantined_to),
+            kept_events=kept,
+            damaged=[d.fields() for d in damage],
+        )
+        return result
 
     def _quarantine(self, path: Path, offset: int, reason: str, *, rewrite: bool) -> Quarantined:
         """Set `path` aside in quarantine/; with `rewrite`, put its good blocks back.
@@ -207,7 +247,7 @@ class Housekeeper:
         kept = 0
         if rewrite:
             tmp = path.with_name(path.name + ".repair.tmp")
-            kept = _write_good_blocks(path, tmp)
+            kept = write_good_copy(path, tmp, gzip_level=GZIP_LEVEL)
             _link_or_copy(path, target)
             fsync_dir(qdir)
             os.replace(tmp, path)
@@ -383,26 +423,3 @@ def _link_or_copy(src: Path, dst: Path) -> None:
                 fout.write(chunk)
             fout.flush()
             os.fsync(fout.fileno())
-
-
-def _write_good_blocks(src: Path, tmp: Path) -> int:
-    """Write the good blocks of `src` to `tmp` (gzip if `src` is), fsync; the event count."""
-    with open(tmp, "wb") as raw:
-        if src.name.endswith(".gz"):
-            with gzip.GzipFile(src.name, "wb", GZIP_LEVEL, raw, mtime=0) as out:
-                events = _copy_good_blocks(src, out.write)
-        else:
-            events = _copy_good_blocks(src, raw.write)
-        raw.flush()
-        os.fsync(raw.fileno())
-    return events
-
-
-def _copy_good_blocks(src: Path, write: Callable[[bytes], object]) -> int:
-    events = 0
-    for first_id, texts in read_blocks(src):
-        header, payload = encode_block_parts(first_id, texts)
-        write(header)
-        write(payload)
-        events += len(texts)
-    return events

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from logcaster.storage.blocks import MODES
+from logcaster.storage.repair import parse_damaged_name
 from logcaster.storage.segment import Corruption, scan_segment
 from logcaster.storage.writer import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
 
@@ -37,10 +38,12 @@ class FileProblem:
     kind "torn_tail": `bytes` bytes from `offset` to the end fail (0 for a broken
     gzip stream, whose rest cannot be measured). kind "corruption": damage at
     `offset`, `bytes` bytes skipped before the next good block. kind
-    "unreadable": the file could not be read at all (`reason` says why).
+    "unreadable": the file could not be read at all (`reason` says why). kind
+    "set_aside": a quarantined copy of the `bytes` damaged bytes found at
+    `offset` of the file `reason` names (see `storage/repair.py`).
     """
 
-    kind: Literal["torn_tail", "corruption", "unreadable"]
+    kind: Literal["torn_tail", "corruption", "unreadable", "set_aside"]
     offset: int
     bytes: int
     reason: str
@@ -51,6 +54,8 @@ class FileProblem:
             return f"torn tail at offset {self.offset}: {self.reason} ({size})"
         if self.kind == "corruption":
             return f"corruption at offset {self.offset}: {self.reason} (skipped {self.bytes} bytes)"
+        if self.kind == "set_aside":
+            return f"damaged bytes of {self.reason} at offset {self.offset} ({self.bytes} bytes)"
         return f"unreadable: {self.reason}"
 
 
@@ -211,6 +216,11 @@ def scan_file(path: Path, directory: Path, kind: FileKind) -> FileReport:
     except OSError:
         size, mtime = 0, 0.0
     report = FileReport(rel, kind, size, 0, path.name.endswith(".gz"), mtime)
+    damaged = parse_damaged_name(path.name) if kind == "quarantined" else None
+    if damaged is not None:
+        # Only the damaged bytes of a repaired file: there is no block in it to scan.
+        report.problems.append(FileProblem("set_aside", damaged[1], size, damaged[0]))
+        return report
     try:
         scan = scan_segment(path, keep_blocks=True)
     except OSError as exc:

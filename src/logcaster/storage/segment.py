@@ -354,6 +354,22 @@ def read_blocks(
         yield batch.first_id, batch.texts
 
 
+def iter_good_block_bytes(
+    path: str | os.PathLike[str], *, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> Iterator[tuple[BlockInfo, bytes]]:
+    """Every good block of the file (plain or .gz) with its bytes exactly as stored.
+
+    For repairs: copying blocks verbatim keeps their receive time, source, mode
+    and checksum, where decoding and encoding them again would not.
+    """
+    scan = SegmentScan(Path(path))
+    with _open(scan.path) as f:
+        for good in _walk(f, scan, max_payload):
+            h = good.header
+            line = b"%s%s %08x\n" % (MAGIC, h.fields, h.crc)
+            yield good.info, line + good.payload
+
+
 def truncate_torn_tail(path: str | os.PathLike[str], scan: SegmentScan) -> int:
     """Cut a torn tail found by `scan` off the plain file at `path` and fsync.
 

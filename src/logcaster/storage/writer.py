@@ -21,9 +21,12 @@ blocking library: the file sink will run it in its writer thread.
   UTC-aligned period boundaries: before a write, or from the caller's timer
   through `rotate_if_due`, when active.log got its first data in an earlier
   period than now.
-- Opening recovers from a crash: a torn tail of active.log is truncated; an
-  active.log with damage in the middle is moved as-is to `quarantine/` and a
-  fresh active file is started. Both are reported in `recovered`.
+- Opening recovers from a crash: a torn tail of active.log is truncated. Damage
+  in the middle (a corrupt block with good blocks after it) is repaired in
+  place: the damaged bytes are copied to `quarantine/`, the good blocks are
+  kept, verbatim, in active.log, and writing continues after the last of them
+  (`storage/repair.py`). A file without one good block is moved to
+  `quarantine/` whole. Each is reported in `recovered`.
 """
 
 from __future__ import annotations
@@ -34,14 +37,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.storage.blocks import Mode, encode_block_parts
+from logcaster.storage.repair import (
+    REPAIR_SUFFIX,
+    Recovery,
+    quarantine_damage,
+    rewrite_good_blocks,
+)
 from logcaster.storage.segment import SegmentScan, scan_segment, truncate_torn_tail
 
 FsyncPolicy = Literal["always", "interval", "never"]
@@ -54,34 +62,6 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 SEGMENT_NAME_RE = re.compile(r"logcaster-(\d{8}T\d{6}\.\d{6}Z)-(\d{20})\.log(?:\.gz)?")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _PERIOD_SECONDS = {"hourly": 3600, "daily": 86400}
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """What opening the writer found wrong with active.log and did about it.
-
-    `kind` is "torn_tail" (the last `torn_bytes` bytes were cut off) or
-    "quarantined" (the file had damage at `offset` in the middle and was moved
-    to `quarantined_to`; `torn_bytes` is then 0).
-    """
-
-    kind: Literal["torn_tail", "quarantined"]
-    path: Path
-    offset: int
-    reason: str
-    torn_bytes: int = 0
-    quarantined_to: Path | None = None
-
-    def fields(self) -> dict[str, Any]:
-        """For a log line."""
-        return {
-            "kind": self.kind,
-            "path": str(self.path),
-            "offset": self.offset,
-            "reason": self.reason,
-            "torn_bytes": self.torn_bytes,
-            "quarantined_to": str(self.quarantined_to or ""),
-        }
 
 
 def segment_name(timestamp: float, first_id: int) -> str:
@@ -220,19 +200,24 @@ class SegmentWriter:
 
     def _recover_active(self) -> SegmentScan | None:
         """Repair or quarantine active.log; its scan if it is (still) there, else None."""
+        leftover = self.active_path.with_name(ACTIVE_NAME + REPAIR_SUFFIX)
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()  # a repair interrupted before its rename: redone below
         if not self.active_path.exists():
             return None
         scan = self._scan(self.active_path, keep_blocks=False)
-        if scan.corruptions or (scan.torn_tail is not None and scan.end_of_good == 0):
-            # Damage in the middle, or not one good block (a file of another format,
-            # e.g. an older LogCaster's): move it aside whole, never cut it to nothing.
+        if scan.corruptions:
+            return self._repair(scan)
+        if scan.torn_tail is not None and scan.end_of_good == 0:
+            # Not one good block (a file of another format, e.g. an older
+            # LogCaster's): move it aside whole, never cut it to nothing.
             first = scan.problems[0]
             target = self._quarantine(scan.first_id)
             self.recovered = Recovery(
                 "quarantined", self.active_path, first.offset, first.reason, 0, target
             )
             return None
-        elif scan.torn_tail is not None:
+        if scan.torn_tail is not None:
             tail = scan.torn_tail
             try:
                 cut = truncate_torn_tail(self.active_path, scan)
@@ -242,6 +227,25 @@ class SegmentWriter:
             scan.size = scan.end_of_good
             scan.problems.clear()
         return scan
+
+    def _repair(self, scan: SegmentScan) -> SegmentScan:
+        """Damage in the middle: keep every good block, set the damaged bytes aside.
+
+        A torn tail after it is set aside too (it is part of the same damaged
+        file). Writing then continues after the last good block, as after a
+        clean start: the append position is the end of the rewritten file.
+        """
+        path = self.active_path
+        try:
+            damage = quarantine_damage(path, scan, self.directory / QUARANTINE_DIR, self._clock())
+            kept = rewrite_good_blocks(path)
+        except OSError as exc:
+            raise _storage_error("cannot repair", path, exc) from exc
+        first = damage[0]
+        self.recovered = Recovery(
+            "repaired", path, first.offset, first.reason, damaged=tuple(damage), kept_events=kept
+        )
+        return self._scan(path, keep_blocks=False)
 
     def _quarantine(self, first_id: int | None) -> Path:
         qdir = self.directory / QUARANTINE_DIR

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 
 from logcaster.log import log_event, setup_logging
+from logcaster.storage.lock import DataDirLock
+from logcaster.store.catalog import index_dir
 from logcaster.store.indexer import StoreIndexer
 
 logger = logging.getLogger("logcaster.store.indexer")
@@ -53,6 +55,16 @@ def _requests(fd: int) -> tuple[int, bool] | None:
 
 
 def serve(directory: Path, fd_in: int, fd_out: int) -> None:
+    # One writer of the index: an indexer left running by a killed server
+    # finishes its last request (then reads EOF and exits) before this one starts.
+    owner = DataDirLock(index_dir(directory)).acquire(wait=None)
+    try:
+        _serve(directory, fd_in, fd_out)
+    finally:
+        owner.release()
+
+
+def _serve(directory: Path, fd_in: int, fd_out: int) -> None:
     indexer = StoreIndexer(directory)
     gone = indexer.remove_orphans()
     if gone:

@@ -28,8 +28,9 @@ from pathlib import Path
 from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.sinks.memory import MemorySink
-from logcaster.storage.writer import parse_segment_name
-from logcaster.store.catalog import delete_index, index_dir
+from logcaster.storage.lock import DataDirLock, DataDirLocked
+from logcaster.storage.writer import ACTIVE_NAME, parse_segment_name
+from logcaster.store.catalog import active_first_id, delete_index, index_dir
 from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.reader import StoreReader
 
@@ -59,6 +60,18 @@ class Store:
         self._tail_delay = config.store.index_delay_ms / 1000
         self._tail_timer: asyncio.TimerHandle | None = None
         self._tail_due = False  # durable events waited the delay: ask for the tail
+
+    def wait_for_earlier_indexer(self) -> None:
+        """At start, before the file sink may repair active.log and drop its index:
+        an indexer a killed server left running holds `DIR/index/lock` until it has
+        finished its last request; wait for it, so the index has one writer."""
+        lock = DataDirLock(index_dir(self.directory))
+        try:
+            lock.acquire()
+        except DataDirLocked as exc:
+            log_event(logger, logging.WARNING, "waiting_for_indexer", pid=exc.pid)
+            lock.acquire(wait=None)
+        lock.release()
 
     def load(self, durable_id: int) -> None:
         """At start (in a thread): the high-water id the index on disk supports."""
@@ -100,12 +113,15 @@ class Store:
         self._request()
 
     def segment_gone(self, path: Path) -> None:
-        """The file sink deleted or rewrote a rotated segment: its index goes too.
+        """The file sink deleted or rewrote a segment: its index goes too.
 
-        Called from the housekeeping thread; the reader drops the segment at its
+        Called from the housekeeping thread (or at start, for an active.log
+        repaired before the store loads); the reader drops the segment at its
         next snapshot, and queries holding an mmap of it finish with it.
         """
         first = parse_segment_name(path.name)
+        if first is None and path.name == ACTIVE_NAME:
+            first = active_first_id(path)
         if first is not None:
             delete_index(self.directory, first)
 
