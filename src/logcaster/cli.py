@@ -333,8 +333,11 @@ def _serve(args: argparse.Namespace) -> int:
     # touched and released on every way out (a kill -9 releases it too: a flock).
     try:
         locks = lock_all(_owned_dirs(config))
-    except (DataDirLocked, StorageError) as exc:
+    except DataDirLocked as exc:
         print(f"logcaster: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StorageError as exc:
+        print(f"logcaster: cannot start: persist.dir: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         drained = uvloop.run(_run(config, lambda: load_config(args.config, overrides=overrides)))

@@ -96,6 +96,10 @@ class DataDirLock:
             return self
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            # mkdir's "File exists" for a regular file misleads.
+            exc.strerror = "exists and is not a directory"
+            raise _lock_error("cannot use data directory", self.directory, exc) from exc
         except OSError as exc:
             raise _lock_error("cannot create data directory", self.directory, exc) from exc
         try:
