@@ -21,6 +21,7 @@ from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
+from logcaster.pipeline.turns import IntakeBudget
 from logcaster.sinks.base import Sink
 from logcaster.stats import Stats
 
@@ -48,6 +49,8 @@ class Pipeline:
         self.tail_sampler: TailSampler | None = None  # tail-aware sampling (None: off)
         self._delivered_through = 0  # the last id handed to the sinks
         self._sampled_through = 0  # the last id the tail sampler released or cut
+        # Sources process at most this many bytes per event-loop turn (turns.py).
+        self.intake = IntakeBudget()
 
     def submit(self, texts: list[bytes], source: str) -> bool:
         """Enqueue event texts from one source; True when the caller should pause reading.

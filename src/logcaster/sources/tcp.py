@@ -66,6 +66,8 @@ class StreamConnection(asyncio.Protocol):
         self._head = b""
         self._acks: _Acks | None = None
         self._refused_at: int | None = None  # lines accepted before a refusal (reject)
+        self._deferred: bytes | None = None  # a read waiting for its turn (IntakeBudget)
+        self._reading_held = False  # pause_reading is in effect (full queue or turn budget)
         self.last_data = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -86,6 +88,45 @@ class StreamConnection(asyncio.Protocol):
         self.last_data = time.monotonic()
         if self._refused_at is not None:
             return  # refused: what follows is resent on a new connection
+        if self._deferred is not None:
+            self._deferred += data  # read in the same wake-up as the deferred one
+            return
+        intake = self._server.pipeline.intake
+        if not intake.take(len(data)):
+            # This turn's budget is spent (pipeline/turns.py): stop reading, and
+            # process the read on a later turn, so other work, queries above all,
+            # gets the loop in between.
+            self._deferred = data
+            self._update_reading()
+            intake.defer(self._take_deferred)
+            return
+        self._process(data)
+
+    def _take_deferred(self) -> None:
+        """Our turn came: process the read kept aside, then read again."""
+        data, self._deferred = self._deferred, None
+        if data is None or self._closed:
+            return  # `finish` processed it already
+        self._server.pipeline.intake.spend(len(data))
+        self._process(data)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read while neither a full queue nor the turn budget holds this connection back."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._refused_at is not None:
+            return
+        hold = self._paused or self._deferred is not None
+        if hold != self._reading_held:
+            self._reading_held = hold
+            if hold:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _process(self, data: bytes) -> None:
+        if self._refused_at is not None:
+            return
         if self._may_handshake:
             data = self._handshake(data)
             if not data:
@@ -132,7 +173,7 @@ class StreamConnection(asyncio.Protocol):
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 self._paused = True
-                transport.pause_reading()
+                self._update_reading()
                 self._server.pipeline.queue.on_space(self._resume)
 
     def _refuse(self) -> None:
@@ -193,9 +234,7 @@ class StreamConnection(asyncio.Protocol):
 
     def _resume(self) -> None:
         self._paused = False
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
+        self._update_reading()
 
     def flush_idle(self, now: float, idle: float) -> None:
         """Release an event held for possible continuation lines once the sender is idle."""
@@ -231,6 +270,9 @@ class StreamConnection(asyncio.Protocol):
         """
         if self._closed:
             return
+        if self._deferred is not None:
+            data, self._deferred = self._deferred, None
+            self._process(data)  # read before the end: it is part of the stream
         self._closed = True
         framer = self._framer
         texts = framer.feed(self._head) if self._head else []
