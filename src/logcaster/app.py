@@ -150,6 +150,11 @@ class Server:
             groups = self.groups
             members = [m for g in groups for m in g.members]
             stats["Forwarded"] = sum(g.delivered for g in groups)
+            # Lost after delivery (a spool or dead-letter bound): not part of Dropped,
+            # so Total = Delivered + queued + Dropped + Sampled holds with groups too.
+            stats["ForwardDropped"] = sum(s.forward_drops.values())
+            for reason, n in sorted(s.forward_drops.items()):
+                stats["ForwardDropped" + reason.title().replace("_", "")] = n
             stats["ForwardBuffered"] = sum(g.buffered for g in groups)
             stats["ForwardRetried"] = sum(g.retried for g in groups)
             stats["Spooled"] = sum(g.spool.events for g in groups if g.spool is not None)

@@ -73,6 +73,15 @@ class Pipeline:
             admission.watch()  # the other policies weighed the read's demand already
         return Offered(full and pause)
 
+    def discard(self, n: int, reason: str) -> None:
+        """A source saw `n` events it cannot offer (UDP past its bound): they count
+        in `received` like every other, and as dropped by `reason`."""
+        self._stats.received += n
+        if self.admission is not None:
+            self.admission.drop(reason, n)
+        else:
+            self._stats.drop(reason, n)
+
     def _batch(self, texts: list[bytes], source: str) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed
         # batch gets back exactly this float.

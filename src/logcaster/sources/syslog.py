@@ -200,7 +200,7 @@ class SyslogListener:
         # UDP cannot push back. Past twice the queue's bounds the datagrams are
         # dropped and counted rather than let memory grow without limit.
         if queue.events >= 2 * queue.max_events or queue.nbytes >= 2 * queue.max_bytes:
-            self.stats.drop("udp_queue_full", len(texts))
+            self._pipeline.discard(len(texts), "udp_queue_full")
             return
         self._pipeline.submit(texts, "syslog-udp")
 
