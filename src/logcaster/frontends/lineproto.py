@@ -50,6 +50,10 @@ HELP_LINES = (
     "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC).",
 )
 
+# After the answer: input read and dropped before closing, at most this much, this long.
+DISCARD_MAX_BYTES = 16 * 1024 * 1024
+DISCARD_WITHIN_S = 2.0
+
 StatsProvider = Callable[[], dict[str, int | float]]
 
 
@@ -191,6 +195,12 @@ class LineQueryServer:
             reply = await self._read_and_answer(reader, timeout)
             writer.write(reply.encode())
             await asyncio.wait_for(writer.drain(), timeout)
+            # Half-close, then read what the client still sends (the rest of a
+            # command too long, more lines): closing with unread input makes the
+            # kernel reset the connection, and the client would lose the answer.
+            if writer.can_write_eof():
+                writer.write_eof()
+            await _discard_input(reader, DISCARD_MAX_BYTES, DISCARD_WITHIN_S)
         except (ConnectionError, TimeoutError):
             pass
         finally:
@@ -218,3 +228,15 @@ class LineQueryServer:
             task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
+
+
+async def _discard_input(reader: asyncio.StreamReader, limit: int, within_s: float) -> None:
+    """Read and drop input until the client's EOF, `limit` bytes or `within_s` seconds."""
+    left = limit
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(within_s):
+            while left > 0:
+                chunk = await reader.read(min(left, 256 * 1024))
+                if not chunk:
+                    return
+                left -= len(chunk)

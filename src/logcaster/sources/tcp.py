@@ -27,6 +27,9 @@ logger = logging.getLogger("logcaster.sources.tcp")
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
+# After a NACK: input read and dropped before closing, at most this much, this long.
+DISCARD_MAX_BYTES = 16 * 1024 * 1024
+DISCARD_WITHIN_S = 2.0
 
 
 class _Acks:
@@ -68,6 +71,7 @@ class StreamConnection(asyncio.Protocol):
         self._refused_at: int | None = None  # lines accepted before a refusal (reject)
         self._deferred: bytes | None = None  # a read waiting for its turn (IntakeBudget)
         self._reading_held = False  # pause_reading is in effect (full queue or turn budget)
+        self._discard_left: int | None = None  # after a NACK: input still read and dropped
         self.last_data = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,7 +91,13 @@ class StreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_data = time.monotonic()
         if self._refused_at is not None:
-            return  # refused: what follows is resent on a new connection
+            # Refused: what follows is resent on a new connection. Once the NACK is
+            # out, read it only to close cleanly (`_send_nack`).
+            if self._discard_left is not None:
+                self._discard_left -= len(data)
+                if self._discard_left <= 0 and self._transport is not None:
+                    self._transport.close()
+            return
         if self._deferred is not None:
             self._deferred += data  # read in the same wake-up as the deferred one
             return
@@ -195,10 +205,20 @@ class StreamConnection(asyncio.Protocol):
             self._send_nack()
 
     def _send_nack(self) -> None:
+        """Write `NACK <n>`, half-close, and drop what the client still sends until its
+        EOF (bounded in bytes and time): closing with unread input would reset the
+        connection, and the client could lose the NACK."""
         transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(b"NACK %d\n" % (self._refused_at or 0))
+        if transport is None or transport.is_closing() or self._discard_left is not None:
+            return
+        transport.write(b"NACK %d\n" % (self._refused_at or 0))
+        if not transport.can_write_eof():
             transport.close()
+            return
+        transport.write_eof()
+        self._discard_left = DISCARD_MAX_BYTES
+        transport.resume_reading()
+        asyncio.get_running_loop().call_later(DISCARD_WITHIN_S, transport.close)
 
     def _record_progress(self) -> None:
         """Note which lines are now covered by submitted events (ack mode only)."""
@@ -252,8 +272,8 @@ class StreamConnection(asyncio.Protocol):
         the last ack is written, so a client ending its stream need not wait for
         the idle flush or resend anything.
         """
-        if self._acks is None:
-            return False
+        if self._acks is None or self._discard_left is not None:
+            return False  # (after a NACK: the client read it and ended, close)
         self.finish(linger=True)
         return True
 
