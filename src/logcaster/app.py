@@ -11,6 +11,7 @@ the one `Config`; nothing registers itself.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class Listener(Protocol):
     """A source or front end: something that binds a port and can be stopped."""
 
     port: int
+    hosts: list[str]  # the addresses bound, after start
 
     async def start(self) -> None: ...
 
@@ -102,7 +104,7 @@ class Server:
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
-        c.frontends["query"] = LineQueryServer(config.host, config.query.port, self.queries)
+        c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------
         self.components = c
 
@@ -215,7 +217,20 @@ class Server:
         self.pipeline.start()
         for listener in (*c.sources.values(), *c.frontends.values()):
             await listener.start()
-        log_event(logger, logging.INFO, "ready", always=True, ports=self.ports)
+        hosts = {name: part.hosts for name, part in (c.sources | c.frontends).items()}
+        exposed = [h for h in hosts["query"] if not _loopback(h)]
+        if exposed:
+            # Authentication comes later: until then anyone who can connect can read and CLEAR.
+            log_event(
+                logger,
+                logging.WARNING,
+                "query_port_exposed",
+                always=True,
+                hosts=exposed,
+                port=self.ports["query"],
+                reason="the query port is bound to a non-loopback address without authentication",
+            )
+        log_event(logger, logging.INFO, "ready", always=True, ports=self.ports, hosts=hosts)
 
     async def _replay(self, file: FileSink) -> None:
         """Restarts keep COUNT/RECENT/QUERY: the newest events on disk refill memory."""
@@ -269,6 +284,13 @@ class Server:
             dropped=self.stats.drops,
         )
         return drained
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _changed(old: dict[str, object], new: dict[str, object], prefix: str = "") -> list[str]:

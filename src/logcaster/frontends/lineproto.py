@@ -176,6 +176,7 @@ class LineQueryServer:
     def __init__(self, host: str, port: int, service: QueryService) -> None:
         self.host = host
         self.port = port
+        self.hosts: list[str] = []  # the addresses bound, after start
         self._service = service
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -185,6 +186,7 @@ class LineQueryServer:
             self._handle, self.host, self.port, limit=MAX_COMMAND_BYTES, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.hosts = [sock.getsockname()[0] for sock in self._server.sockets]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -348,6 +348,7 @@ class StreamIngestServer:
         self.name = name
         self.host = host
         self.port = port
+        self.hosts: list[str] = []  # the addresses bound, after start
         self.pipeline = pipeline
         self.stats = stats
         self.make_framer = make_framer
@@ -366,6 +367,7 @@ class StreamIngestServer:
             lambda: StreamConnection(self), self.host, self.port, reuse_address=True, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.hosts = [sock.getsockname()[0] for sock in self._server.sockets]
         self._sweeper = asyncio.create_task(self._sweep(), name=f"{self.name}-idle-flush")
 
     async def _sweep(self) -> None:
@@ -399,7 +401,7 @@ def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamInges
     multiline = config.multiline
     return StreamIngestServer(
         "tcp",
-        config.host,
+        config.ingest.host,
         config.ingest.port,
         config,
         pipeline,
