@@ -129,6 +129,8 @@ class Server:
             "Evicted": self.memory.evicted,
             "Truncated": s.truncated,
             "SinkErrors": s.sink_errors,
+            "ConnectionsRefused": sum(s.connections_refused.values()),
+            "IdleClosed": s.idle_closed,
             "QueueEvents": self.queue.events,
             "QueueBytes": self.queue.nbytes,
             "QueuePeakEvents": self.queue.peak_events,
@@ -145,6 +147,9 @@ class Server:
                 # TailKeptError, TailKeptSlow, ..., and TailSampled
                 name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
                 stats["Tail" + name] = n
+        for reason, n in sorted(s.connections_refused.items()):
+            # ConnectionsRefusedMaxConnections, ConnectionsRefusedMaxConnectionsPerIp
+            stats["ConnectionsRefused" + reason.title().replace("_", "")] = n
         for reason, n in sorted(s.drops.items()):
             # CamelCase like every STATS name: queue_full_newest -> DroppedQueueFullNewest
             stats["Dropped" + reason.title().replace("_", "")] = n

@@ -42,7 +42,12 @@ class IngestConfig(_Section, frozen=True):
     host: Host = LOOPBACK
     port: Port = 9999
     max_line_bytes: Annotated[int, msgspec.Meta(ge=16)] = 64 * 1024
+    # These apply to syslog over TCP as well, per listener (sources/connections.py).
     max_connections: PositiveInt = 10_000
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 256  # 0: no cap
+    # Seconds without data before a connection is closed; 0: never. Not while the
+    # server holds it back (full queue) or owes it acks.
+    idle_timeout: Annotated[float, msgspec.Meta(ge=0)] = 300.0
 
 
 class SyslogConfig(_Section, frozen=True):

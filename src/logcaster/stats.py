@@ -17,10 +17,12 @@ class Stats:
 
     __slots__ = (
         "clients",
+        "connections_refused",
         "delivered",
         "drops",
         "forward_drops",
         "high_watermark",
+        "idle_closed",
         "received",
         "sampled",
         "sink_errors",
@@ -35,6 +37,8 @@ class Stats:
         self.delivered = 0  # events every sink has taken
         self.truncated = 0  # lines cut at max_line_bytes
         self.clients = 0  # connected ingest clients (TCP lines and syslog over TCP)
+        self.connections_refused: dict[str, int] = {}  # over a connection cap, by reason
+        self.idle_closed = 0  # ingest connections closed after ingest.idle_timeout
         self.sink_errors = 0  # failed sink writes (each is retried)
         self.drops: dict[str, int] = {}
         self.forward_drops: dict[str, int] = {}  # delivered to a group, lost there (by reason)

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import cast
 
 from logcaster.config import Config
-from logcaster.log import log_event
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
+from logcaster.sources.connections import ConnectionLimits
 from logcaster.stats import Stats
-
-logger = logging.getLogger("logcaster.sources.tcp")
-
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
@@ -73,23 +69,25 @@ class StreamConnection(asyncio.Protocol):
         self._reading_held = False  # pause_reading is in effect (full queue or turn budget)
         self._discard_left: int | None = None  # after a NACK: input still read and dropped
         self.last_data = time.monotonic()
+        self._active_at = self.last_data  # the last sign of life, for ingest.idle_timeout
+        self._ip = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         server = self._server
-        if len(server.connections) >= server.max_connections:
-            log_event(logger, logging.WARNING, "connection_refused", reason="max_connections")
-            self._closed = True
+        peer = self._transport.get_extra_info("peername")
+        self._ip = str(peer[0]) if isinstance(peer, tuple) else ""
+        if not server.limits.admit(self._ip):
+            self._closed = True  # never admitted: nothing to flush or release
             self._transport.abort()
             return
-        peer = self._transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self._source = f"{server.name}:{peer[0]}:{peer[1]}"
         server.connections.add(self)
         server.stats.clients += 1
 
     def data_received(self, data: bytes) -> None:
-        self.last_data = time.monotonic()
+        self.last_data = self._active_at = time.monotonic()
         if self._refused_at is not None:
             # Refused: what follows is resent on a new connection. Once the NACK is
             # out, read it only to close cleanly (`_send_nack`).
@@ -244,6 +242,7 @@ class StreamConnection(asyncio.Protocol):
             covered = pending.popleft()[1]
         if covered > acks.acked:
             acks.acked = covered
+            self._active_at = time.monotonic()  # idle from the last ack on, not before
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 transport.write(b"ACK %d\n" % covered)
@@ -254,7 +253,25 @@ class StreamConnection(asyncio.Protocol):
 
     def _resume(self) -> None:
         self._paused = False
+        self._active_at = time.monotonic()  # held back by the server: that was not idling
         self._update_reading()
+
+    def close_if_idle(self, now: float, timeout: float) -> None:
+        """Close the connection after `timeout` s without data (ingest.idle_timeout).
+
+        Not while the server is the one waiting: reading paused for a full queue
+        or the turn budget, or acks outstanding (the client waits for them, and
+        the idle time counts from the last one); nor after a NACK (closing anyway).
+        """
+        if self._paused or self._deferred is not None or self._refused_at is not None:
+            return
+        acks = self._acks
+        if acks is not None and acks.lines > acks.acked:
+            return  # lines read, not acked yet (held by the framer or not durable)
+        transport = self._transport
+        if now - self._active_at >= timeout and transport is not None:
+            self._server.limits.closed_idle(self._ip)
+            transport.close()  # connection_lost flushes what the framer holds
 
     def flush_idle(self, now: float, idle: float) -> None:
         """Release an event held for possible continuation lines once the sender is idle."""
@@ -305,6 +322,7 @@ class StreamConnection(asyncio.Protocol):
         server = self._server
         server.connections.discard(self)
         server.stats.clients -= 1
+        server.limits.release(self._ip)
         transport = self._transport
         acks = self._acks
         if (
@@ -353,7 +371,7 @@ class StreamIngestServer:
         self.stats = stats
         self.make_framer = make_framer
         self.acks = acks
-        self.max_connections = config.ingest.max_connections
+        self.limits = ConnectionLimits(name, config.ingest, stats)
         self._idle = config.multiline.idle_timeout
         self.connections: set[StreamConnection] = set()
         # Ack connections kept open after `stop` until `close`, for their last acks.
@@ -371,13 +389,18 @@ class StreamIngestServer:
         self._sweeper = asyncio.create_task(self._sweep(), name=f"{self.name}-idle-flush")
 
     async def _sweep(self) -> None:
-        """Idle flush: a held multi-line event goes out `idle_timeout` after its last byte."""
+        """Idle flush: a held multi-line event goes out `multiline.idle_timeout` after
+        its last byte; a connection idle for `ingest.idle_timeout` is closed."""
         idle = self._idle
+        close_after = self.limits.idle_timeout
+        every = min(idle, close_after) / 4 if close_after else idle / 4
         while True:
-            await asyncio.sleep(idle / 4)
+            await asyncio.sleep(every)
             now = time.monotonic()
             for conn in list(self.connections):
                 conn.flush_idle(now, idle)
+                if close_after:
+                    conn.close_if_idle(now, close_after)
 
     async def stop(self) -> None:
         """Stop accepting, then end every connection, flushing what was already read."""
