@@ -111,3 +111,16 @@ def test_connections_past_a_cap_are_refused_counted_and_logged_once(
         wait_for("stored", server.stats, lambda s: s["Total"] == 4 and s["Clients"] == 3)
     for sock in held:
         sock.close()
+
+
+def test_a_cap_above_the_open_files_limit_is_warned_about(server_factory: ServerFactory) -> None:
+    """Past the hard open-files limit, accept() would fail before the cap: say so."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= 1_000_000:
+        pytest.skip("no open-files hard limit below 1,000,000 here")
+    env = {**os.environ, "LOGCASTER_INGEST__MAX_CONNECTIONS": "1000000"}
+    server = server_factory(env=env)
+    (warning,) = [d for d in server.logs if d.get("event") == "fd_limit_below_max_connections"]
+    assert warning["max_connections"] == 1_000_000 and warning["nofile"] == hard

@@ -12,6 +12,7 @@ last line), so a connection flood does not become a log flood.
 from __future__ import annotations
 
 import logging
+import resource
 import time
 
 from logcaster.config import IngestConfig
@@ -21,6 +22,8 @@ from logcaster.stats import Stats
 logger = logging.getLogger("logcaster.sources.connections")
 
 _LOG_EVERY_S = 1.0
+# Descriptors beyond the connections: listeners, segment files, the indexer's pipes.
+_SPARE_FDS = 256
 
 
 class ConnectionLimits:
@@ -46,6 +49,33 @@ class ConnectionLimits:
         self._per_ip: dict[str, int] = {}
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+
+    def check_fd_limit(self) -> None:
+        """Raise the open-files soft limit toward the cap (as far as the hard limit
+        allows), and warn if it stays below: then accept() fails (EMFILE) for
+        everyone, queries included, before the cap is reached."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = self.max_total + _SPARE_FDS
+        if soft == resource.RLIM_INFINITY or soft >= want:
+            return
+        raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if raised > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                soft = raised
+            except (ValueError, OSError):
+                pass
+        if soft < want:
+            log_event(
+                logger,
+                logging.WARNING,
+                "fd_limit_below_max_connections",
+                listener=self._name,
+                max_connections=self.max_total,
+                nofile=soft,
+                hint="raise the open-files hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+                "ingest.max_connections",
+            )
 
     def admit(self, ip: str) -> bool:
         """Take a slot for a new connection from `ip`; False (counted, logged) if over a cap."""

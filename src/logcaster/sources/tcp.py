@@ -386,6 +386,7 @@ class StreamIngestServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self.hosts = [sock.getsockname()[0] for sock in self._server.sockets]
+        self.limits.check_fd_limit()
         self._sweeper = asyncio.create_task(self._sweep(), name=f"{self.name}-idle-flush")
 
     async def _sweep(self) -> None:
