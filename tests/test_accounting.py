@@ -58,5 +58,6 @@ def test_udp_drops_count_in_total(tmp_path: Path, server_factory: ServerFactory)
         "the flood counted", server.stats, lambda s: "DroppedUdpQueueFull" in s and settled(s)
     )
     assert 0 < stats["Total"] <= sent
-    assert stats["DroppedUdpQueueFull"] > sent // 2  # the pipeline stalled early
+    # The pipeline stalled early: most of what the server saw was dropped.
+    assert stats["DroppedUdpQueueFull"] > stats["Total"] // 2
     assert stats["Total"] == _identity(stats), stats
