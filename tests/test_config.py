@@ -23,7 +23,7 @@ def write(tmp_path: Path, text: str, name: str = "logcaster.yaml") -> Path:
 def test_defaults() -> None:
     config = load_config(environ={})
     assert config == Config()
-    assert config.host == "127.0.0.1"
+    assert config.ingest.host == config.query.host == config.syslog.host == "127.0.0.1"
     assert config.ingest.port == 9999
     assert config.query.port == 9998
     assert config.syslog.port is None
@@ -33,9 +33,9 @@ def test_defaults() -> None:
 
 
 def test_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "host: 0.0.0.0\ningest:\n  port: 7000\nmultiline: {enabled: false}\n")
+    path = write(tmp_path, "ingest:\n  host: 0.0.0.0\n  port: 7000\nmultiline: {enabled: false}\n")
     config = load_config(path, environ={})
-    assert config.host == "0.0.0.0"
+    assert (config.ingest.host, config.query.host) == ("0.0.0.0", "127.0.0.1")
     assert config.ingest.port == 7000
     assert config.ingest.max_line_bytes == 64 * 1024  # the section's other keys: defaults
     assert config.multiline.enabled is False
@@ -62,9 +62,11 @@ def test_flags_beat_environment_and_file(tmp_path: Path) -> None:
     assert config.memory.capacity == 4
     # A flag that was not given (None) does not override anything.
     config = load_config(
-        path, environ=environ, overrides={"ingest.port": None, "memory.capacity": 5, "host": None}
+        path,
+        environ=environ,
+        overrides={"ingest.port": None, "memory.capacity": 5, "query.host": None},
     )
-    assert (config.ingest.port, config.memory.capacity, config.host) == (7001, 5, "127.0.0.1")
+    assert (config.ingest.port, config.memory.capacity, config.query.host) == (7001, 5, "127.0.0.1")
 
 
 @pytest.mark.parametrize(
@@ -77,7 +79,7 @@ def test_flags_beat_environment_and_file(tmp_path: Path) -> None:
         ("LOGCASTER_SYSLOG__PORT", "5514", ("syslog", "port"), 5514),
         ("LOGCASTER_SYSLOG__PORT", "null", ("syslog", "port"), None),
         ("LOGCASTER_SYSLOG__PORT", "", ("syslog", "port"), None),
-        ("LOGCASTER_HOST", "0.0.0.0", ("host",), "0.0.0.0"),
+        ("LOGCASTER_INGEST__HOST", "0.0.0.0", ("ingest", "host"), "0.0.0.0"),
         ("LOGCASTER_LOG_LEVEL", "debug", ("log_level",), "debug"),
         ("LOGCASTER_SHUTDOWN_TIMEOUT", "3", ("shutdown_timeout",), 3.0),
         ("logcaster_ingest__port", "7001", ("ingest", "port"), 9999),  # prefix is case-sensitive
@@ -287,3 +289,10 @@ def test_persist_housekeeping_options() -> None:
         None,
         None,
     )
+
+
+def test_the_old_top_level_host_says_where_it_went(tmp_path: Path) -> None:
+    """One `host` bound every listener, the query port too (issue 14, item 10)."""
+    with pytest.raises(ConfigError, match=r"ingest\.host, syslog\.host, query\.host") as info:
+        load_config(write(tmp_path, "host: 0.0.0.0\n"), environ={})
+    assert info.value.key == "host"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import time
@@ -45,6 +46,8 @@ class Listener(Protocol):
     """A source or front end: something that binds a port and can be stopped."""
 
     port: int
+    host: str  # the address configured
+    hosts: list[str]  # the addresses bound, after start
 
     async def start(self) -> None: ...
 
@@ -106,7 +109,7 @@ class Server:
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
-        c.frontends["query"] = LineQueryServer(config.host, config.query.port, self.queries)
+        c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------
         self.components = c
 
@@ -131,6 +134,8 @@ class Server:
             "Evicted": self.memory.evicted,
             "Truncated": s.truncated,
             "SinkErrors": s.sink_errors,
+            "ConnectionsRefused": sum(s.connections_refused.values()),
+            "IdleClosed": s.idle_closed,
             "QueueEvents": self.queue.events,
             "QueueBytes": self.queue.nbytes,
             "QueuePeakEvents": self.queue.peak_events,
@@ -147,6 +152,9 @@ class Server:
                 # TailKeptError, TailKeptSlow, ..., and TailSampled
                 name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
                 stats["Tail" + name] = n
+        for reason, n in sorted(s.connections_refused.items()):
+            # ConnectionsRefusedMaxConnections, ConnectionsRefusedMaxConnectionsPerIp
+            stats["ConnectionsRefused" + reason.title().replace("_", "")] = n
         for reason, n in sorted(s.drops.items()):
             # CamelCase like every STATS name: queue_full_newest -> DroppedQueueFullNewest
             stats["Dropped" + reason.title().replace("_", "")] = n
@@ -154,6 +162,11 @@ class Server:
             groups = self.groups
             members = [m for g in groups for m in g.members]
             stats["Forwarded"] = sum(g.delivered for g in groups)
+            # Lost after delivery (a spool or dead-letter bound): not part of Dropped,
+            # so Total = Delivered + queued + Dropped + Sampled holds with groups too.
+            stats["ForwardDropped"] = sum(s.forward_drops.values())
+            for reason, n in sorted(s.forward_drops.items()):
+                stats["ForwardDropped" + reason.title().replace("_", "")] = n
             stats["ForwardBuffered"] = sum(g.buffered for g in groups)
             stats["ForwardRetried"] = sum(g.retried for g in groups)
             stats["Spooled"] = sum(g.spool.events for g in groups if g.spool is not None)
@@ -218,10 +231,23 @@ class Server:
                 self.pipeline.continue_after(group.spool.last_id)
         self.pipeline.start()
         for name, listener in (*c.sources.items(), *c.frontends.items()):
-            host = getattr(listener, "host", self.config.host)
+            host = listener.host
             with _starting(f"{name}.port", f"cannot listen on {host}:{listener.port}: "):
                 await listener.start()
-        log_event(logger, logging.INFO, "ready", always=True, ports=self.ports)
+        hosts = {name: part.hosts for name, part in (c.sources | c.frontends).items()}
+        exposed = [h for h in hosts["query"] if not _loopback(h)]
+        if exposed:
+            # Authentication comes later: until then anyone who can connect can read and CLEAR.
+            log_event(
+                logger,
+                logging.WARNING,
+                "query_port_exposed",
+                always=True,
+                hosts=exposed,
+                port=self.ports["query"],
+                reason="the query port is bound to a non-loopback address without authentication",
+            )
+        log_event(logger, logging.INFO, "ready", always=True, ports=self.ports, hosts=hosts)
 
     async def _replay(self, file: FileSink) -> None:
         """Restarts keep COUNT/RECENT/QUERY: the newest events on disk refill memory."""
@@ -300,6 +326,13 @@ def _reason(exc: BaseException) -> str:
         reason = os.strerror(exc.errno) if exc.errno > 0 else exc.strerror or str(exc)
         return f"{exc.filename}: {reason}" if exc.filename else reason
     return str(exc)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _changed(old: dict[str, object], new: dict[str, object], prefix: str = "") -> list[str]:

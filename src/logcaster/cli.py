@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--config", help="YAML configuration file (default: $LOGCASTER_CONFIG)")
-    serve.add_argument("--host", help="address every listener binds (default 127.0.0.1)")
+    serve.add_argument("--host", help="address TCP line ingest binds (default 127.0.0.1)")
+    serve.add_argument("--query-host", help="address the query port binds (default 127.0.0.1)")
+    serve.add_argument("--syslog-host", help="address syslog binds (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP line ingest port (default 9999)")
     serve.add_argument("--query-port", type=int, help="TCP query port (default 9998)")
     serve.add_argument("--buffer-size", type=int, help="memory buffer capacity (default 10000)")
@@ -308,7 +310,9 @@ def _config_check(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     overrides = {
-        "host": args.host,
+        "ingest.host": args.host,
+        "query.host": args.query_host,
+        "syslog.host": args.syslog_host,
         "ingest.port": args.port,
         "query.port": args.query_port,
         "memory.capacity": args.buffer_size,

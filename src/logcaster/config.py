@@ -24,6 +24,10 @@ from logcaster.exceptions import ConfigError
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535, description="TCP/UDP port; 0 picks a free one")]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+# The address a listener binds; loopback by default, so nothing is open to the
+# network unless asked for, listener by listener.
+Host = Annotated[str, msgspec.Meta(min_length=1, description="address to bind")]
+LOOPBACK = "127.0.0.1"
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -37,14 +41,21 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 class IngestConfig(_Section, frozen=True):
     """TCP line ingest (SPEC §2)."""
 
+    host: Host = LOOPBACK
     port: Port = 9999
     max_line_bytes: Annotated[int, msgspec.Meta(ge=16)] = 64 * 1024
+    # These apply to syslog over TCP as well, per listener (sources/connections.py).
     max_connections: PositiveInt = 10_000
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 256  # 0: no cap
+    # Seconds without data before a connection is closed; 0: never. Not while the
+    # server holds it back (full queue) or owes it acks.
+    idle_timeout: Annotated[float, msgspec.Meta(ge=0)] = 300.0
 
 
 class SyslogConfig(_Section, frozen=True):
     """Syslog listener on UDP and TCP (off while `port` is null)."""
 
+    host: Host = LOOPBACK
     port: Port | None = None
     max_message_bytes: Annotated[int, msgspec.Meta(ge=480)] = 64 * 1024
 
@@ -112,6 +123,8 @@ class PersistConfig(_Section, frozen=True):
 class QueryConfig(_Section, frozen=True):
     """The TCP line query protocol (SPEC §6)."""
 
+    # No authentication yet: off loopback, anyone who can connect can CLEAR.
+    host: Host = LOOPBACK
     port: Port = 9998
     default_limit: PositiveInt = 100
     max_limit: PositiveInt = 10_000
@@ -183,7 +196,6 @@ class ForwardGroupConfig(_Section, frozen=True):
 class Config(_Section, frozen=True):
     """Every option LogCaster reads, with its default."""
 
-    host: str = "127.0.0.1"
     log_level: LogLevel = "info"
     shutdown_timeout: PositiveFloat = 10.0
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
@@ -292,6 +304,10 @@ _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", r
 
 def validate(data: Mapping[str, Any]) -> Config:
     """Turn a merged mapping into a `Config`, or raise `ConfigError`."""
+    if "host" in data:
+        raise ConfigError(
+            "host", "removed: each listener has its own, ingest.host, syslog.host, query.host"
+        )
     try:
         config = msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as exc:

@@ -8,15 +8,21 @@ import time
 class Stats:
     """Counters read by STATS and logged at shutdown.
 
-    Every event is accounted for: `received` = `delivered` + the events still in
-    the queue + `dropped` (by reason, in `drops`) + `sampled`.
+    Every event is accounted for, once: `received` (STATS `Total`) = `delivered`
+    + the events still in the queue (and held by tail sampling) + `dropped` (by
+    reason, in `drops`) + `sampled`. A drop before delivery counts in `received`
+    too, whatever its path (UDP included). What a forward group loses after it
+    took an event (delivered) is counted apart, in `forward_drops`.
     """
 
     __slots__ = (
         "clients",
+        "connections_refused",
         "delivered",
         "drops",
+        "forward_drops",
         "high_watermark",
+        "idle_closed",
         "received",
         "sampled",
         "sink_errors",
@@ -31,8 +37,11 @@ class Stats:
         self.delivered = 0  # events every sink has taken
         self.truncated = 0  # lines cut at max_line_bytes
         self.clients = 0  # connected ingest clients (TCP lines and syslog over TCP)
+        self.connections_refused: dict[str, int] = {}  # over a connection cap, by reason
+        self.idle_closed = 0  # ingest connections closed after ingest.idle_timeout
         self.sink_errors = 0  # failed sink writes (each is retried)
         self.drops: dict[str, int] = {}
+        self.forward_drops: dict[str, int] = {}  # delivered to a group, lost there (by reason)
         self.sampled = 0  # events the sample policy left out (never ERROR/FATAL)
         self.high_watermark = 0  # upward crossings of queue.high_watermark
         self.tail: dict[str, int] = {}  # tail sampling: events by decision
@@ -43,3 +52,7 @@ class Stats:
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + n
+
+    def forward_drop(self, reason: str, n: int) -> None:
+        """A forward group lost `n` delivered events (a spool or dead-letter bound)."""
+        self.forward_drops[reason] = self.forward_drops.get(reason, 0) + n

@@ -54,6 +54,10 @@ HELP_LINES = (
     "  control characters escaped (\\x1b, \\r, \\n).",
 )
 
+# After the answer: input read and dropped before closing, at most this much, this long.
+DISCARD_MAX_BYTES = 16 * 1024 * 1024
+DISCARD_WITHIN_S = 2.0
+
 StatsProvider = Callable[[], dict[str, int | float]]
 
 
@@ -205,6 +209,7 @@ class LineQueryServer:
     def __init__(self, host: str, port: int, service: QueryService) -> None:
         self.host = host
         self.port = port
+        self.hosts: list[str] = []  # the addresses bound, after start
         self._service = service
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -214,6 +219,7 @@ class LineQueryServer:
             self._handle, self.host, self.port, limit=MAX_COMMAND_BYTES, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.hosts = [sock.getsockname()[0] for sock in self._server.sockets]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -227,6 +233,12 @@ class LineQueryServer:
             reply = await self._read_and_answer(reader, timeout)
             writer.write(reply.encode())
             await asyncio.wait_for(writer.drain(), timeout)
+            # Half-close, then read what the client still sends (the rest of a
+            # command too long, more lines): closing with unread input makes the
+            # kernel reset the connection, and the client would lose the answer.
+            if writer.can_write_eof():
+                writer.write_eof()
+            await _discard_input(reader, DISCARD_MAX_BYTES, DISCARD_WITHIN_S)
         except (ConnectionError, TimeoutError):
             pass
         finally:
@@ -256,3 +268,15 @@ class LineQueryServer:
             task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
+
+
+async def _discard_input(reader: asyncio.StreamReader, limit: int, within_s: float) -> None:
+    """Read and drop input until the client's EOF, `limit` bytes or `within_s` seconds."""
+    left = limit
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(within_s):
+            while left > 0:
+                chunk = await reader.read(min(left, 256 * 1024))
+                if not chunk:
+                    return
+                left -= len(chunk)

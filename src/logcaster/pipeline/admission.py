@@ -74,18 +74,18 @@ class Admission:
             return texts, False
         if policy == "drop_newest":
             kept = _fitting(texts, self._room())
-            self._drop("queue_full_newest", n - len(kept))
+            self.drop("queue_full_newest", n - len(kept))
             return kept, False
         if policy == "reject":
-            self._drop("rejected", n)
+            self.drop("rejected", n)
             return [], False
         if policy == "drop_oldest":
             q = self.queue
             evicted = q.evict_oldest(n, size)
-            self._drop("queue_full_oldest", evicted)
+            self.drop("queue_full_oldest", evicted)
             if self.fill(n, size) > 1.0:  # one read larger than the whole queue
                 kept = _fitting(texts[::-1], self._room())[::-1]
-                self._drop("queue_full_oldest", n - len(kept))
+                self.drop("queue_full_oldest", n - len(kept))
                 return kept, False
             return texts, False
         return self._sample(texts, fill), True
@@ -118,7 +118,8 @@ class Admission:
         q = self.queue
         return q.max_events - q.events, q.max_bytes - q.nbytes
 
-    def _drop(self, reason: str, n: int) -> None:
+    def drop(self, reason: str, n: int) -> None:
+        """Count and log (at most once a second per reason) `n` events not admitted."""
         if n > 0:
             self._stats.drop(reason, n)
             self._log(reason, n)

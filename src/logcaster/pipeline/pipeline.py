@@ -21,6 +21,7 @@ from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
+from logcaster.pipeline.turns import IntakeBudget
 from logcaster.sinks.base import Sink
 from logcaster.stats import Stats
 
@@ -48,6 +49,8 @@ class Pipeline:
         self.tail_sampler: TailSampler | None = None  # tail-aware sampling (None: off)
         self._delivered_through = 0  # the last id handed to the sinks
         self._sampled_through = 0  # the last id the tail sampler released or cut
+        # Sources process at most this many bytes per event-loop turn (turns.py).
+        self.intake = IntakeBudget()
 
     def submit(self, texts: list[bytes], source: str) -> bool:
         """Enqueue event texts from one source; True when the caller should pause reading.
@@ -69,6 +72,15 @@ class Pipeline:
         if admission.policy == "block":
             admission.watch()  # the other policies weighed the read's demand already
         return Offered(full and pause)
+
+    def discard(self, n: int, reason: str) -> None:
+        """A source saw `n` events it cannot offer (UDP past its bound): they count
+        in `received` like every other, and as dropped by `reason`."""
+        self._stats.received += n
+        if self.admission is not None:
+            self.admission.drop(reason, n)
+        else:
+            self._stats.drop(reason, n)
 
     def _batch(self, texts: list[bytes], source: str) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed

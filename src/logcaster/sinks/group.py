@@ -236,7 +236,7 @@ class SinkGroup:
                 batches = await self._spool_at_stop(batches)
             if batches:
                 n = sum(map(len, batches))
-                self._stats.drop("forward_undelivered", n)
+                self._stats.forward_drop("undelivered", n)
                 log_event(
                     logger, logging.ERROR, "forward_undelivered", group=self.config.name, events=n
                 )
@@ -625,7 +625,7 @@ class SinkGroup:
             ("spool_full_oldest", result.dropped_oldest),
         ):
             if n:
-                self._stats.drop(reason, n)
+                self._stats.forward_drop(reason, n)
                 self._log_once(reason, events=n, level=logging.WARNING)
         self._advance(batches[-1].last_id)
 
@@ -639,7 +639,9 @@ class SinkGroup:
             lost = await asyncio.to_thread(dead.add, rejected, sink)
             self.dead_lettered += len(rejected) - lost
         if lost:
-            self._stats.drop("dead_letter_full" if dead is not None else "rejected_no_dlq", lost)
+            self._stats.forward_drop(
+                "dead_letter_full" if dead is not None else "rejected_no_dlq", lost
+            )
         first = rejected[0]
         self._log_once(
             "forward_rejected",

@@ -170,13 +170,13 @@ class SyslogListener:
 
     def __init__(self, config: Config, pipeline: Pipeline, stats: Stats) -> None:
         assert config.syslog.port is not None
-        self.host = config.host
+        self.host = config.syslog.host
         self.max_bytes = config.syslog.max_message_bytes
         self.stats = stats
         self._pipeline = pipeline
         self.tcp = StreamIngestServer(
             "syslog-tcp",
-            config.host,
+            config.syslog.host,
             config.syslog.port,
             config,
             pipeline,
@@ -186,10 +186,12 @@ class SyslogListener:
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_protocol: _SyslogDatagrams | None = None
         self.port = config.syslog.port
+        self.hosts: list[str] = []  # the addresses bound (TCP; UDP binds the same), after start
 
     async def start(self) -> None:
         await self.tcp.start()
         self.port = self.tcp.port  # UDP takes the same number, also when it was 0
+        self.hosts = self.tcp.hosts
         loop = asyncio.get_running_loop()
         self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
             lambda: _SyslogDatagrams(self), local_addr=(self.host, self.port)
@@ -200,7 +202,7 @@ class SyslogListener:
         # UDP cannot push back. Past twice the queue's bounds the datagrams are
         # dropped and counted rather than let memory grow without limit.
         if queue.events >= 2 * queue.max_events or queue.nbytes >= 2 * queue.max_bytes:
-            self.stats.drop("udp_queue_full", len(texts))
+            self._pipeline.discard(len(texts), "udp_queue_full")
             return
         self._pipeline.submit(texts, "syslog-udp")
 

@@ -20,13 +20,16 @@ from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
+from logcaster.sources.connections import ConnectionLimits
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.tcp")
 
-
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
+# After a NACK: input read and dropped before closing, at most this much, this long.
+DISCARD_MAX_BYTES = 16 * 1024 * 1024
+DISCARD_WITHIN_S = 2.0
 
 
 class _Acks:
@@ -66,18 +69,23 @@ class StreamConnection(asyncio.Protocol):
         self._head = b""
         self._acks: _Acks | None = None
         self._refused_at: int | None = None  # lines accepted before a refusal (reject)
+        self._deferred: bytes | None = None  # a read waiting for its turn (IntakeBudget)
+        self._reading_held = False  # pause_reading is in effect (full queue or turn budget)
+        self._discard_left: int | None = None  # after a NACK: input still read and dropped
         self.last_data = time.monotonic()
         self._opened_at = self.last_data  # the protocol is made as the connection opens
+        self._active_at = self.last_data  # the last sign of life, for ingest.idle_timeout
+        self._ip = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         server = self._server
-        if len(server.connections) >= server.max_connections:
-            log_event(logger, logging.WARNING, "connection_refused", reason="max_connections")
-            self._closed = True
+        peer = self._transport.get_extra_info("peername")
+        self._ip = str(peer[0]) if isinstance(peer, tuple) else ""
+        if not server.limits.admit(self._ip):
+            self._closed = True  # never admitted: nothing to flush or release
             self._transport.abort()
             return
-        peer = self._transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self._source = f"{server.name}:{peer[0]}:{peer[1]}"
         server.connections.add(self)
@@ -85,9 +93,54 @@ class StreamConnection(asyncio.Protocol):
         log_event(logger, logging.DEBUG, "connection_opened", peer=self._source)
 
     def data_received(self, data: bytes) -> None:
-        self.last_data = time.monotonic()
+        self.last_data = self._active_at = time.monotonic()
         if self._refused_at is not None:
-            return  # refused: what follows is resent on a new connection
+            # Refused: what follows is resent on a new connection. Once the NACK is
+            # out, read it only to close cleanly (`_send_nack`).
+            if self._discard_left is not None:
+                self._discard_left -= len(data)
+                if self._discard_left <= 0 and self._transport is not None:
+                    self._transport.close()
+            return
+        if self._deferred is not None:
+            self._deferred += data  # read in the same wake-up as the deferred one
+            return
+        intake = self._server.pipeline.intake
+        if not intake.take(len(data)):
+            # This turn's budget is spent (pipeline/turns.py): stop reading, and
+            # process the read on a later turn, so other work, queries above all,
+            # gets the loop in between.
+            self._deferred = data
+            self._update_reading()
+            intake.defer(self._take_deferred)
+            return
+        self._process(data)
+
+    def _take_deferred(self) -> None:
+        """Our turn came: process the read kept aside, then read again."""
+        data, self._deferred = self._deferred, None
+        if data is None or self._closed:
+            return  # `finish` processed it already
+        self._server.pipeline.intake.spend(len(data))
+        self._process(data)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read while neither a full queue nor the turn budget holds this connection back."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._refused_at is not None:
+            return
+        hold = self._paused or self._deferred is not None
+        if hold != self._reading_held:
+            self._reading_held = hold
+            if hold:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _process(self, data: bytes) -> None:
+        if self._refused_at is not None:
+            return
         if self._may_handshake:
             data = self._handshake(data)
             if not data:
@@ -134,7 +187,7 @@ class StreamConnection(asyncio.Protocol):
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 self._paused = True
-                transport.pause_reading()
+                self._update_reading()
                 self._server.pipeline.queue.on_space(self._resume)
 
     def _refuse(self) -> None:
@@ -156,10 +209,20 @@ class StreamConnection(asyncio.Protocol):
             self._send_nack()
 
     def _send_nack(self) -> None:
+        """Write `NACK <n>`, half-close, and drop what the client still sends until its
+        EOF (bounded in bytes and time): closing with unread input would reset the
+        connection, and the client could lose the NACK."""
         transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(b"NACK %d\n" % (self._refused_at or 0))
+        if transport is None or transport.is_closing() or self._discard_left is not None:
+            return
+        transport.write(b"NACK %d\n" % (self._refused_at or 0))
+        if not transport.can_write_eof():
             transport.close()
+            return
+        transport.write_eof()
+        self._discard_left = DISCARD_MAX_BYTES
+        transport.resume_reading()
+        asyncio.get_running_loop().call_later(DISCARD_WITHIN_S, transport.close)
 
     def _record_progress(self) -> None:
         """Note which lines are now covered by submitted events (ack mode only)."""
@@ -185,6 +248,7 @@ class StreamConnection(asyncio.Protocol):
             covered = pending.popleft()[1]
         if covered > acks.acked:
             acks.acked = covered
+            self._active_at = time.monotonic()  # idle from the last ack on, not before
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 transport.write(b"ACK %d\n" % covered)
@@ -195,9 +259,25 @@ class StreamConnection(asyncio.Protocol):
 
     def _resume(self) -> None:
         self._paused = False
+        self._active_at = time.monotonic()  # held back by the server: that was not idling
+        self._update_reading()
+
+    def close_if_idle(self, now: float, timeout: float) -> None:
+        """Close the connection after `timeout` s without data (ingest.idle_timeout).
+
+        Not while the server is the one waiting: reading paused for a full queue
+        or the turn budget, or acks outstanding (the client waits for them, and
+        the idle time counts from the last one); nor after a NACK (closing anyway).
+        """
+        if self._paused or self._deferred is not None or self._refused_at is not None:
+            return
+        acks = self._acks
+        if acks is not None and acks.lines > acks.acked:
+            return  # lines read, not acked yet (held by the framer or not durable)
         transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
+        if now - self._active_at >= timeout and transport is not None:
+            self._server.limits.closed_idle(self._ip)
+            transport.close()  # connection_lost flushes what the framer holds
 
     def flush_idle(self, now: float, idle: float) -> None:
         """Release an event held for possible continuation lines once the sender is idle."""
@@ -215,8 +295,8 @@ class StreamConnection(asyncio.Protocol):
         the last ack is written, so a client ending its stream need not wait for
         the idle flush or resend anything.
         """
-        if self._acks is None:
-            return False
+        if self._acks is None or self._discard_left is not None:
+            return False  # (after a NACK: the client read it and ended, close)
         self.finish(linger=True)
         return True
 
@@ -233,6 +313,9 @@ class StreamConnection(asyncio.Protocol):
         """
         if self._closed:
             return
+        if self._deferred is not None:
+            data, self._deferred = self._deferred, None
+            self._process(data)  # read before the end: it is part of the stream
         self._closed = True
         framer = self._framer
         texts = framer.feed(self._head) if self._head else []
@@ -252,6 +335,7 @@ class StreamConnection(asyncio.Protocol):
             peer=self._source,
             seconds=round(time.monotonic() - self._opened_at, 3),
         )
+        server.limits.release(self._ip)
         transport = self._transport
         acks = self._acks
         if (
@@ -295,11 +379,12 @@ class StreamIngestServer:
         self.name = name
         self.host = host
         self.port = port
+        self.hosts: list[str] = []  # the addresses bound, after start
         self.pipeline = pipeline
         self.stats = stats
         self.make_framer = make_framer
         self.acks = acks
-        self.max_connections = config.ingest.max_connections
+        self.limits = ConnectionLimits(name, config.ingest, stats)
         self._idle = config.multiline.idle_timeout
         self.connections: set[StreamConnection] = set()
         # Ack connections kept open after `stop` until `close`, for their last acks.
@@ -313,16 +398,23 @@ class StreamIngestServer:
             lambda: StreamConnection(self), self.host, self.port, reuse_address=True, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.hosts = [sock.getsockname()[0] for sock in self._server.sockets]
+        self.limits.check_fd_limit()
         self._sweeper = asyncio.create_task(self._sweep(), name=f"{self.name}-idle-flush")
 
     async def _sweep(self) -> None:
-        """Idle flush: a held multi-line event goes out `idle_timeout` after its last byte."""
+        """Idle flush: a held multi-line event goes out `multiline.idle_timeout` after
+        its last byte; a connection idle for `ingest.idle_timeout` is closed."""
         idle = self._idle
+        close_after = self.limits.idle_timeout
+        every = min(idle, close_after) / 4 if close_after else idle / 4
         while True:
-            await asyncio.sleep(idle / 4)
+            await asyncio.sleep(every)
             now = time.monotonic()
             for conn in list(self.connections):
                 conn.flush_idle(now, idle)
+                if close_after:
+                    conn.close_if_idle(now, close_after)
 
     async def stop(self) -> None:
         """Stop accepting, then end every connection, flushing what was already read."""
@@ -346,7 +438,7 @@ def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamInges
     multiline = config.multiline
     return StreamIngestServer(
         "tcp",
-        config.host,
+        config.ingest.host,
         config.ingest.port,
         config,
         pipeline,

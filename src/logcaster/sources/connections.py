@@ -1,0 +1,127 @@
+"""Bounds on a stream listener's connections: how many, from one address, how idle.
+
+A connection costs a file descriptor and its framer state, so thousands of idle
+or abandoned ones (a flood, a leaking client) must not pile up: past
+`ingest.max_connections` in all, or `ingest.max_connections_per_ip` from one
+peer address, a new connection is closed at once; one idle for
+`ingest.idle_timeout` is closed by the listener's sweep. Each is counted in
+STATS and logged, at most once a second per reason (with the count since the
+last line), so a connection flood does not become a log flood.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+
+from logcaster.config import IngestConfig
+from logcaster.log import log_event
+from logcaster.stats import Stats
+
+logger = logging.getLogger("logcaster.sources.connections")
+
+_LOG_EVERY_S = 1.0
+# Descriptors beyond the connections: listeners, segment files, the indexer's pipes.
+_SPARE_FDS = 256
+
+
+class ConnectionLimits:
+    __slots__ = (
+        "_logged",
+        "_name",
+        "_per_ip",
+        "_stats",
+        "_unlogged",
+        "idle_timeout",
+        "max_per_ip",
+        "max_total",
+        "open",
+    )
+
+    def __init__(self, name: str, config: IngestConfig, stats: Stats) -> None:
+        self._name = name
+        self._stats = stats
+        self.max_total = config.max_connections
+        self.max_per_ip = config.max_connections_per_ip  # 0: no per-address cap
+        self.idle_timeout = config.idle_timeout  # 0: never closed for idleness
+        self.open = 0
+        self._per_ip: dict[str, int] = {}
+        self._logged: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def check_fd_limit(self) -> None:
+        """Raise the open-files soft limit toward the cap (as far as the hard limit
+        allows), and warn if it stays below: then accept() fails (EMFILE) for
+        everyone, queries included, before the cap is reached."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = self.max_total + _SPARE_FDS
+        if soft == resource.RLIM_INFINITY or soft >= want:
+            return
+        raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if raised > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                soft = raised
+            except (ValueError, OSError):
+                pass
+        if soft < want:
+            log_event(
+                logger,
+                logging.WARNING,
+                "fd_limit_below_max_connections",
+                listener=self._name,
+                max_connections=self.max_total,
+                nofile=soft,
+                hint="raise the open-files hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+                "ingest.max_connections",
+            )
+
+    def admit(self, ip: str) -> bool:
+        """Take a slot for a new connection from `ip`; False (counted, logged) if over a cap."""
+        if self.open >= self.max_total:
+            self._note("max_connections", ip)
+            return False
+        held = self._per_ip.get(ip, 0)
+        if self.max_per_ip and held >= self.max_per_ip:
+            self._note("max_connections_per_ip", ip)
+            return False
+        self._per_ip[ip] = held + 1
+        self.open += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        """An admitted connection ended."""
+        self.open -= 1
+        held = self._per_ip.get(ip, 0) - 1
+        if held > 0:
+            self._per_ip[ip] = held
+        else:
+            self._per_ip.pop(ip, None)
+
+    def closed_idle(self, ip: str) -> None:
+        self._stats.idle_closed += 1
+        self._log("idle_timeout", ip, "connection_closed_idle", idle_timeout=self.idle_timeout)
+
+    def _note(self, reason: str, ip: str) -> None:
+        refused = self._stats.connections_refused
+        refused[reason] = refused.get(reason, 0) + 1
+        self._log(reason, ip, "connection_refused")
+
+    def _log(self, reason: str, ip: str, event: str, idle_timeout: float | None = None) -> None:
+        """One line per reason per second at most, with the count since the last one."""
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._logged.get(reason, -_LOG_EVERY_S) < _LOG_EVERY_S:
+            return
+        self._logged[reason] = now
+        log_event(
+            logger,
+            logging.WARNING,
+            event,
+            listener=self._name,
+            reason=reason,
+            peer=ip,  # the latest one
+            connections=self._unlogged.pop(reason),
+            idle_timeout=idle_timeout,
+        )
