@@ -196,7 +196,9 @@ def test_server_down_app_exits_in_time_and_the_fallback_is_resent_later(
     fallback = tmp_path / "fallback.log"
     down = App(closed_port, 300, fallback)
     down.assert_harmless()
-    assert "unreachable" in down.stderr and str(fallback) in down.stderr
+    # Reported once: "unreachable" when the sender spilled first, "not delivered"
+    # when close() came first (a loaded machine); both name the fallback file.
+    assert str(fallback) in down.stderr and down.stderr.count("\n") <= 2, down.stderr
     assert _seqs(fallback.read_bytes().splitlines()) == list(range(300))
 
     # The next run, with the server up: the leftovers go first, then its own records.
