@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
@@ -218,19 +218,9 @@ class Housekeeper:
         damage = quarantine_damage(path, scan, self.directory / QUARANTINE_DIR, self._clock())
         kept = rewrite_good_blocks(path, gzip_level=GZIP_LEVEL)
         self._gone(path)
-        result = Quarantined(path, offset, reason, damage[0].quarantined_to, kept, tuple(damage))
-        log_event(
-            logger,
-            logging.WARNING,
-            "segment_quarantined",
-            path=str(path),
-            offset=offset,
-            reason=reason,
-            quarantined_to=str(result.quarantined_to),
-            kept_events=kept,
-            damaged=[d.fields() for d in damage],
+        return _reported(
+            Quarantined(path, offset, reason, damage[0].quarantined_to, kept, tuple(damage))
         )
-        return result
 
     def _quarantine(self, path: Path, offset: int, reason: str, *, rewrite: bool) -> Quarantined:
         """Set `path` aside in quarantine/; with `rewrite`, put its good blocks back.
@@ -256,18 +246,7 @@ class Housekeeper:
             fsync_dir(qdir)
         fsync_dir(self.directory)
         self._gone(path)
-        result = Quarantined(path, offset, reason, target, kept)
-        log_event(
-            logger,
-            logging.WARNING,
-            "segment_quarantined",
-            path=str(path),
-            offset=offset,
-            reason=reason,
-            quarantined_to=str(target),
-            kept_events=kept,
-        )
-        return result
+        return _reported(Quarantined(path, offset, reason, target, kept))
 
     # -- compression ----------------------------------------------------------
 
@@ -423,3 +402,22 @@ def _link_or_copy(src: Path, dst: Path) -> None:
                 fout.write(chunk)
             fout.flush()
             os.fsync(fout.fileno())
+
+
+def _reported(result: Quarantined) -> Quarantined:
+    """Log one `segment_quarantined` line for `result` (its damaged ranges when known)."""
+    extra: dict[str, Any] = (
+        {"damaged": [d.fields() for d in result.damaged]} if result.damaged else {}
+    )
+    log_event(
+        logger,
+        logging.WARNING,
+        "segment_quarantined",
+        path=str(result.path),
+        offset=result.offset,
+        reason=result.reason,
+        quarantined_to=str(result.quarantined_to),
+        kept_events=result.kept_events,
+        **extra,
+    )
+    return result

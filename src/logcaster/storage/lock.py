@@ -61,6 +61,18 @@ def _lock_error(what: str, path: Path, exc: OSError) -> StorageError:
     return StorageError(f"{what} {path}: {exc.strerror or exc}", path=str(path), errno=exc.errno)
 
 
+def make_directory(directory: Path) -> None:
+    """Create `directory` (and its parents) if missing; StorageError saying why not."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        # mkdir's "File exists" for a regular file (or a file on the way) misleads.
+        exc.strerror = "exists and is not a directory"
+        raise _lock_error("cannot use", directory, exc) from exc
+    except OSError as exc:
+        raise _lock_error("cannot create", directory, exc) from exc
+
+
 class DataDirLock:
     """The exclusive lock on a data directory, held from `acquire` to `release`.
 
@@ -94,14 +106,7 @@ class DataDirLock:
     def _acquire(self) -> DataDirLock:
         if self._fd is not None:
             return self
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except FileExistsError as exc:
-            # mkdir's "File exists" for a regular file misleads.
-            exc.strerror = "exists and is not a directory"
-            raise _lock_error("cannot use data directory", self.directory, exc) from exc
-        except OSError as exc:
-            raise _lock_error("cannot create data directory", self.directory, exc) from exc
+        make_directory(self.directory)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:

@@ -44,6 +44,7 @@ from typing import Literal
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.storage.blocks import Mode, encode_block_parts
+from logcaster.storage.lock import make_directory
 from logcaster.storage.repair import (
     REPAIR_SUFFIX,
     Recovery,
@@ -176,14 +177,7 @@ class SegmentWriter:
         self._last_fsync = monotonic()
         self._closed = False
 
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except FileExistsError as exc:
-            # mkdir's "File exists" for a regular file (or a file on the way) misleads.
-            exc.strerror = "exists and is not a directory"
-            raise _storage_error("cannot use", self.directory, exc) from exc
-        except OSError as exc:
-            raise _storage_error("cannot create", self.directory, exc) from exc
+        make_directory(self.directory)
         active_scan = self._recover_active()
         self.last_id = self._highest_id_on_disk(active_scan)
         # Everything found on disk at start is treated as durable: it survived.
