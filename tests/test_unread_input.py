@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import struct
 import threading
 
 import pytest
@@ -56,3 +57,23 @@ def test_a_nack_arrives_while_the_client_is_still_sending(server_factory: Server
     for _ in range(3):
         reply = _send_and_read(server.ingest_port, b"#LOGCASTER ACK 1\n" + lines)
         assert re.fullmatch(rb"#OK ACK 1\n(ACK \d+\n)*NACK \d+\n", reply), reply[:200]
+
+
+def test_a_client_that_resets_before_its_answer_leaves_no_error(
+    server_factory: ServerFactory,
+) -> None:
+    """A client that sends its command and resets (SO_LINGER 0) gets nothing, and
+    the server logs nothing worse than that: no 'Unhandled exception' traceback."""
+    server = server_factory()
+    server.send(b"".join(b"INFO line %d\n" % i for i in range(2000)))
+    server.wait_total(2000)
+    linger_zero = struct.pack("ii", 1, 0)
+    for command in (b"QUERY limit=10000\n", b"COUNT\n", b"STATS\n") * 4:
+        sock = socket.create_connection(("127.0.0.1", server.query_port), timeout=5.0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
+        sock.sendall(command)
+        sock.close()  # RST at once, before the answer
+    assert server.query("COUNT") == "COUNT: 2000\n"
+    assert server.query("STATS").startswith("STATS: ")
+    errors = [doc for doc in server.logs if doc.get("level") in ("error", "critical")]
+    assert errors == []

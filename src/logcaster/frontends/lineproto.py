@@ -231,12 +231,14 @@ class LineQueryServer:
         log_event(logger, logging.DEBUG, "connection_opened", peer=peer)
         try:
             reply = await self._read_and_answer(reader, timeout)
+            if writer.is_closing():
+                return  # the client reset the connection while its query ran
             writer.write(reply.encode())
             await asyncio.wait_for(writer.drain(), timeout)
             # Half-close, then read what the client still sends (the rest of a
             # command too long, more lines): closing with unread input makes the
             # kernel reset the connection, and the client would lose the answer.
-            if writer.can_write_eof():
+            if writer.can_write_eof() and not writer.is_closing():
                 writer.write_eof()
             await _discard_input(reader, DISCARD_MAX_BYTES, DISCARD_WITHIN_S)
         except (ConnectionError, TimeoutError):
