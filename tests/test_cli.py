@@ -124,6 +124,7 @@ def test_config_check_rejects_bad_values(tmp_path: Path, text: str, key: str, re
     assert result.returncode == EXIT_CONFIG
     assert result.stdout == ""
     assert reason in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, also for YAML errors
     if key:
         assert f"{key}: " in result.stderr
     else:

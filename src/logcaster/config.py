@@ -255,7 +255,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+        raise ConfigError("", f"{path} is not valid YAML: {_yaml_reason(exc)}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -448,6 +448,15 @@ def load_config(
             _set_dotted(flags, dotted, value)
     merged = _deep_merge(merged, flags)
     return validate(merged)
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: the problem and where (1-based)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{exc.problem} ({where})" if exc.problem else where
+    return " ".join(str(exc).split())
 
 
 def dump_yaml(config: Config) -> str:
