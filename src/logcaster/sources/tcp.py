@@ -106,7 +106,7 @@ class StreamConnection(asyncio.Protocol):
             self._deferred += data  # read in the same wake-up as the deferred one
             return
         intake = self._server.pipeline.intake
-        if not intake.take(len(data)):
+        if not intake.take():
             # This turn's budget is spent (pipeline/turns.py): stop reading, and
             # process the read on a later turn, so other work, queries above all,
             # gets the loop in between.
@@ -114,15 +114,14 @@ class StreamConnection(asyncio.Protocol):
             self._update_reading()
             intake.defer(self._take_deferred)
             return
-        self._process(data)
+        intake.run(self._process, data)
 
     def _take_deferred(self) -> None:
         """Our turn came: process the read kept aside, then read again."""
         data, self._deferred = self._deferred, None
         if data is None or self._closed:
             return  # `finish` processed it already
-        self._server.pipeline.intake.spend(len(data))
-        self._process(data)
+        self._server.pipeline.intake.run(self._process, data)
         self._update_reading()
 
     def _update_reading(self) -> None:
