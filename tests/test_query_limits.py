@@ -200,3 +200,27 @@ def test_costly_translations_are_left_to_re2(pattern: str) -> None:
     assert scanner.path == "re2-fallback"
     assert scanner.matches_line(b"b" * 1001 + b"x")  # RE2 answers it exactly
     assert not scanner.matches_line(b"x")
+
+
+def test_a_busy_pattern_that_never_matches_stops_at_the_deadline(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Long bounded repeats over text made of their letters keep Hyperscan's
+    automaton busy (~5-10 MB/s here) without one candidate, so no callback ever
+    checks the clock: the store scans at most a few MiB per call (`_MAX_SPAN`),
+    so the deadline still stops it. The events sit in one large active.log,
+    indexed by the idle tail pass."""
+    env = {**os.environ, "LOGCASTER_QUERY__TIMEOUT": str(TIMEOUT_S)}
+    server = server_factory("-P", str(tmp_path / "data"), env=env)
+    events = 80_000
+    rng = random.Random(11)
+    server.send(
+        b"".join(
+            b"hello " + "".join(rng.choices("ab", k=240)).encode() + b"\n" for _ in range(events)
+        )
+    )
+    wait_for("indexing", server.stats, lambda s: s["StoreIndexed"] >= events and s["StoreLag"] == 0)
+    reply, took = timed(server, 'QUERY regex="(?:[ab]{1,40}b[ab]{1,40}){24}[0-9]" source=store')
+    assert reply.startswith("ERROR: query exceeded its time limit of 1 s"), reply
+    assert took < TIMEOUT_S + SLACK_S, took
+    assert server.query("QUERY keyword=hello limit=1 source=store").startswith("FOUND: 100+")

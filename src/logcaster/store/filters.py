@@ -9,6 +9,7 @@ time window, are filtered row by row over the index columns with numpy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -134,10 +135,13 @@ class RowFilter:
     def rows_mask(self, cols: npt.NDArray[np.void]) -> npt.NDArray[np.bool_]:
         """Which rows match, over a slice of the index columns."""
         mask = np.ones(len(cols), bool)
+        # A lookup table indexed by the column's code, not np.isin (which sorts
+        # per call): 5-10x faster on a chunk's rows (py-spy: isin was a fifth of
+        # a level=ERROR query over 4.5M stored events).
         if self.levels is not None:
-            mask &= np.isin(cols["level"], np.fromiter(self.levels, np.uint8))
+            mask &= _member_table(self.levels, 256)[cols["level"]]
         if self.services is not None:
-            mask &= np.isin(cols["service"], np.fromiter(self.services, np.uint16))
+            mask &= _member_table(self.services, 65536)[cols["service"]]
         if self.time_from is not None:
             mask &= cols["ts"] >= self.time_from
         if self.time_to is not None:
@@ -158,3 +162,10 @@ class RowFilter:
                 )
             total += n
         return total
+
+
+def _member_table(codes: Iterable[int], size: int) -> npt.NDArray[np.bool_]:
+    """A bool per possible code, True for `codes`."""
+    table = np.zeros(size, bool)
+    table[np.fromiter(codes, np.int64)] = True
+    return table

@@ -55,6 +55,11 @@ _MAX_GROUP = 64  # chunks in one scan step at most (~64 MiB)
 _HEADER_LOOKBACK = 1 << 20  # a row's block header is searched this far back at a time
 _STATS_TTL_S = 300.0  # byte statistics of recent text are this fresh
 _JOIN_GAP = 4096  # at most a block header line lies between adjacent chunks
+# A Hyperscan call cannot be interrupted and calls back only on candidates: a
+# pattern that never matches but keeps its automaton busy (long bounded repeats
+# over text of their letters) scans at ~10 MB/s. Spans stop at this size, so the
+# deadline is checked at least this often (0.2-0.4 s there; ~1 ms at usual speeds).
+_MAX_SPAN = 2 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,7 +547,7 @@ def _spans(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """
     spans = [ranges[0]]
     for lo, hi in ranges[1:]:
-        if lo - spans[-1][1] <= _JOIN_GAP:
+        if lo - spans[-1][1] <= _JOIN_GAP and hi - spans[-1][0] <= _MAX_SPAN:
             spans[-1] = (spans[-1][0], hi)
         else:
             spans.append((lo, hi))

@@ -76,9 +76,17 @@ def search_segment(
 def rows_in_chunks(index: SegmentIndex, chunks: list[int], where: RowFilter) -> I64:
     """The rows of the given chunks that pass the structured filter, ascending."""
     parts = []
+    table = index.chunks
+    # Adjacent chunks' rows are contiguous: one mask per run, not per chunk.
+    runs: list[list[int]] = []
     for i in chunks:
-        start = int(index.chunks[i]["row_start"])
-        mask = where.rows_mask(index.cols[start : start + int(index.chunks[i]["count"])])
+        start, end = int(table[i]["row_start"]), int(table[i]["row_start"] + table[i]["count"])
+        if runs and runs[-1][1] == start:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    for start, end in runs:
+        mask = where.rows_mask(index.cols[start:end])
         parts.append(np.flatnonzero(mask).astype(np.int64) + start)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
