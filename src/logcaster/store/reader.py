@@ -278,8 +278,11 @@ class StoreReader:
             top.add(seed[0], seed[1], -1, np.zeros(len(seed[0]), np.int64))
         walk = _Walk(plan, segments, newest_first)
         # Growing groups exist to stop early; when the whole store holds no more
-        # events than there are matches to count, all of it is one step.
-        size = len(walk.order) if max_count > walk.stored else 1
+        # events than there are matches to count, and counting means reading
+        # rows (a text test), all of it is one step. Structured filters count
+        # from the summaries, so their rows are read only while they may win.
+        whole = max_count > walk.stored and not plan.structured_only
+        size = len(walk.order) if whole else 1
         at = 0
         while at < len(walk.order):
             first = walk.order[at : at + 1]
