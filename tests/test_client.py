@@ -310,6 +310,13 @@ def test_client_reports_a_closed_port_instead_of_losing_the_line(closed_port: in
         client.send(b"INFO checkout done\n")
 
 
+def test_client_send_names_the_type_it_needs(closed_port: int) -> None:
+    client = LogCasterClient("127.0.0.1", closed_port, timeout=0.3)
+    with pytest.raises(TypeError, match="takes bytes, not str"):
+        client.send("INFO a str\n")  # type: ignore[arg-type]
+    client.close(0)
+
+
 def test_client_against_a_black_hole_or_garbage_fails_clearly(
     black_hole: int, garbage: int
 ) -> None:

@@ -155,6 +155,8 @@ class LogCasterClient:
         """
         if self._closed:
             raise LogCasterError(self._address, "the client is closed")
+        if not isinstance(data, bytes | bytearray):
+            raise TypeError(f"send() takes bytes, not {type(data).__name__}: encode it first")
         if not data:
             return
         if not data.endswith(b"\n"):
