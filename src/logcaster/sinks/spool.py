@@ -49,11 +49,11 @@ from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.storage.blocks import decode_payload
+from logcaster.storage.lock import fsync_dir
 from logcaster.storage.segment import iter_raw_blocks, scan_segment
 from logcaster.storage.writer import (
     FsyncPolicy,
     SegmentWriter,
-    fsync_dir,
     list_rotated,
 )
 

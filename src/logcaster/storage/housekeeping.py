@@ -40,8 +40,11 @@ from typing import Any, Literal
 
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
+from logcaster.storage.lock import fsync_dir
 from logcaster.storage.repair import (
+    REPAIR_SUFFIX,
     Damage,
+    free_name,
     quarantine_damage,
     rewrite_good_blocks,
     write_good_copy,
@@ -49,7 +52,6 @@ from logcaster.storage.repair import (
 from logcaster.storage.segment import BAD_GZIP, Corruption, SegmentScan, scan_segment
 from logcaster.storage.writer import (
     QUARANTINE_DIR,
-    fsync_dir,
     list_rotated,
     parse_segment_name,
     segment_time,
@@ -63,7 +65,7 @@ logger = logging.getLogger("logcaster.storage.housekeeping")
 # files are 16% larger than at level 6 for less than half the CPU time.
 GZIP_LEVEL = 1
 _CHUNK = 1 << 20
-_TMP_SUFFIXES = (".gz.tmp", ".repair.tmp")
+_TMP_SUFFIXES = (".gz.tmp", REPAIR_SUFFIX)
 
 RetentionReason = Literal["retention_files", "retention_age", "retention_bytes"]
 
@@ -178,7 +180,7 @@ class Housekeeper:
                     logger, logging.ERROR, "quarantine_failed", path=str(path), reason=str(exc)
                 )
                 with contextlib.suppress(OSError):
-                    path.with_name(path.name + ".repair.tmp").unlink()
+                    path.with_name(path.name + REPAIR_SUFFIX).unlink()
                 continue
             if result is not None:
                 done.append(result)
@@ -233,10 +235,10 @@ class Housekeeper:
         """
         qdir = self.directory / QUARANTINE_DIR
         qdir.mkdir(exist_ok=True)
-        target = _free_name(qdir, path.name)
+        target = free_name(qdir / path.name)
         kept = 0
         if rewrite:
-            tmp = path.with_name(path.name + ".repair.tmp")
+            tmp = path.with_name(path.name + REPAIR_SUFFIX)
             kept = write_good_copy(path, tmp, gzip_level=GZIP_LEVEL)
             _link_or_copy(path, target)
             fsync_dir(qdir)
@@ -380,16 +382,6 @@ def _size_of(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _free_name(qdir: Path, name: str) -> Path:
-    """`qdir/name`, or `qdir/<name>.<n>` for the first n not taken."""
-    target = qdir / name
-    n = 1
-    while target.exists():
-        target = qdir / f"{name}.{n}"
-        n += 1
-    return target
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -57,8 +57,21 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _lock_error(what: str, path: Path, exc: OSError) -> StorageError:
+def storage_error(what: str, path: Path | str, exc: OSError) -> StorageError:
+    """A StorageError saying what failed on which path, and the OS's reason."""
     return StorageError(f"{what} {path}: {exc.strerror or exc}", path=str(path), errno=exc.errno)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames and creations in `directory` durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise storage_error("fsync of directory", directory, exc) from exc
 
 
 def make_directory(directory: Path) -> None:
@@ -68,9 +81,9 @@ def make_directory(directory: Path) -> None:
     except FileExistsError as exc:
         # mkdir's "File exists" for a regular file (or a file on the way) misleads.
         exc.strerror = "exists and is not a directory"
-        raise _lock_error("cannot use", directory, exc) from exc
+        raise storage_error("cannot use", directory, exc) from exc
     except OSError as exc:
-        raise _lock_error("cannot create", directory, exc) from exc
+        raise storage_error("cannot create", directory, exc) from exc
 
 
 class DataDirLock:
@@ -110,7 +123,7 @@ class DataDirLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise _lock_error("cannot open lock file", self.path, exc) from exc
+            raise storage_error("cannot open lock file", self.path, exc) from exc
         try:
             self._lock(fd)
             pid = b"%d\n" % os.getpid()
@@ -119,7 +132,7 @@ class DataDirLock:
         except BaseException as exc:
             os.close(fd)
             if isinstance(exc, OSError):
-                raise _lock_error("cannot lock", self.path, exc) from exc
+                raise storage_error("cannot lock", self.path, exc) from exc
             raise
         self._fd = fd
         return self

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from logcaster.storage.lock import fsync_dir
 from logcaster.storage.segment import Corruption, SegmentScan, iter_good_block_bytes
 
 REPAIR_SUFFIX = ".repair.tmp"
@@ -125,7 +126,8 @@ def _open(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
-def _free(path: Path) -> Path:
+def free_name(path: Path) -> Path:
+    """`path`, or `<path>.<n>` for the first n not taken."""
     n = 1
     target = path
     while target.exists():
@@ -140,7 +142,7 @@ def quarantine_damage(path: Path, scan: SegmentScan, qdir: Path, timestamp: floa
     done: list[Damage] = []
     with _open(path) as src:
         for offset, length, reason in damaged_ranges(scan):
-            target = _free(qdir / damaged_name(path.name, offset, timestamp))
+            target = free_name(qdir / damaged_name(path.name, offset, timestamp))
             src.seek(offset)
             left = length
             with open(target, "wb") as out:
@@ -151,7 +153,7 @@ def quarantine_damage(path: Path, scan: SegmentScan, qdir: Path, timestamp: floa
                 os.fsync(out.fileno())
             done.append(Damage(offset, length, reason, target))
     if done:
-        _fsync_dir(qdir)
+        fsync_dir(qdir)
     return done
 
 
@@ -188,13 +190,5 @@ def rewrite_good_blocks(path: Path, *, gzip_level: int = 1) -> int:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return kept
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -44,7 +44,7 @@ from typing import Literal
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.storage.blocks import Mode, encode_block_parts
-from logcaster.storage.lock import make_directory
+from logcaster.storage.lock import fsync_dir, make_directory, storage_error
 from logcaster.storage.repair import (
     REPAIR_SUFFIX,
     Recovery,
@@ -114,22 +114,6 @@ def parse_segment_name(name: str) -> int | None:
     return int(m[2]) if m else None
 
 
-def _storage_error(what: str, path: Path | str, exc: OSError) -> StorageError:
-    reason = exc.strerror or str(exc)
-    return StorageError(f"{what} {path}: {reason}", path=str(path), errno=exc.errno)
-
-
-def fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise _storage_error("fsync of directory", directory, exc) from exc
-
-
 class SegmentWriter:
     """Appends blocks to `directory/active.log`, rotating by size or on request."""
 
@@ -190,7 +174,7 @@ class SegmentWriter:
         try:
             return scan_segment(path, keep_blocks=keep_blocks)
         except OSError as exc:
-            raise _storage_error("cannot read", path, exc) from exc
+            raise storage_error("cannot read", path, exc) from exc
 
     def _recover_active(self) -> SegmentScan | None:
         """Repair or quarantine active.log; its scan if it is (still) there, else None."""
@@ -216,7 +200,7 @@ class SegmentWriter:
             try:
                 cut = truncate_torn_tail(self.active_path, scan)
             except OSError as exc:
-                raise _storage_error("cannot truncate torn tail of", self.active_path, exc) from exc
+                raise storage_error("cannot truncate torn tail of", self.active_path, exc) from exc
             self.recovered = Recovery("torn_tail", self.active_path, tail.offset, tail.reason, cut)
             scan.size = scan.end_of_good
             scan.problems.clear()
@@ -234,7 +218,7 @@ class SegmentWriter:
             damage = quarantine_damage(path, scan, self.directory / QUARANTINE_DIR, self._clock())
             kept = rewrite_good_blocks(path)
         except OSError as exc:
-            raise _storage_error("cannot repair", path, exc) from exc
+            raise storage_error("cannot repair", path, exc) from exc
         first = damage[0]
         self.recovered = Recovery(
             "repaired", path, first.offset, first.reason, damaged=tuple(damage), kept_events=kept
@@ -246,7 +230,7 @@ class SegmentWriter:
         try:
             qdir.mkdir(exist_ok=True)
         except OSError as exc:
-            raise _storage_error("cannot create", qdir, exc) from exc
+            raise storage_error("cannot create", qdir, exc) from exc
         name = segment_name(self._clock(), first_id if first_id is not None else 0)
         target = qdir / name
         n = 1
@@ -256,7 +240,7 @@ class SegmentWriter:
         try:
             os.rename(self.active_path, target)
         except OSError as exc:
-            raise _storage_error("cannot quarantine", self.active_path, exc) from exc
+            raise storage_error("cannot quarantine", self.active_path, exc) from exc
         fsync_dir(qdir)
         fsync_dir(self.directory)
         return target
@@ -308,12 +292,12 @@ class SegmentWriter:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _storage_error("cannot open", path, exc) from exc
+            raise storage_error("cannot open", path, exc) from exc
         try:
             size = os.fstat(fd).st_size
         except OSError as exc:
             os.close(fd)
-            raise _storage_error("cannot stat", path, exc) from exc
+            raise storage_error("cannot stat", path, exc) from exc
         self._fd = fd
         self._end = size
         if size:
@@ -334,7 +318,7 @@ class SegmentWriter:
         try:
             return os.fstat(fd).st_mtime
         except OSError as exc:
-            raise _storage_error("cannot stat", self.active_path, exc) from exc
+            raise storage_error("cannot stat", self.active_path, exc) from exc
 
     # -- writing --------------------------------------------------------------
 
@@ -432,12 +416,12 @@ class SegmentWriter:
                 os.ftruncate(fd, self._end)
                 return
         except OSError as exc:
-            raise _storage_error("cannot restore the end of", self.active_path, exc) from exc
+            raise storage_error("cannot restore the end of", self.active_path, exc) from exc
         scan = self._scan(self.active_path, keep_blocks=False)
         try:
             os.ftruncate(fd, scan.end_of_good)
         except OSError as exc:
-            raise _storage_error("cannot restore the end of", self.active_path, exc) from exc
+            raise storage_error("cannot restore the end of", self.active_path, exc) from exc
         self._end = scan.end_of_good
         self._active_first_id = scan.first_id
         if not self._end:
@@ -467,7 +451,7 @@ class SegmentWriter:
             # Cut the partial block off now if possible; _check_end catches it otherwise.
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self._end)
-            raise _storage_error("cannot write to", self.active_path, exc) from exc
+            raise storage_error("cannot write to", self.active_path, exc) from exc
         if self._end == 0:
             self._active_first_id = first_id
             self._active_since = self._clock()
@@ -483,7 +467,7 @@ class SegmentWriter:
         try:
             os.fsync(fd)
         except OSError as exc:
-            raise _storage_error("cannot fsync", self.active_path, exc) from exc
+            raise storage_error("cannot fsync", self.active_path, exc) from exc
         self.fsyncs += 1
         self._last_fsync = self._monotonic()
         self._unsynced = False
@@ -533,7 +517,7 @@ class SegmentWriter:
         try:
             os.rename(self.active_path, target)
         except OSError as exc:
-            raise _storage_error("cannot rotate", self.active_path, exc) from exc
+            raise storage_error("cannot rotate", self.active_path, exc) from exc
         # From here on the old fd points at the rotated file: never write to it again.
         self._fd = None
         with contextlib.suppress(OSError):  # already fsynced; nothing more to lose
