@@ -22,6 +22,8 @@ import yaml
 
 from logcaster.exceptions import ConfigError
 
+REGEX_MAX_MEM = 8 << 20  # RE2's own default budget per compiled regex (query.regex_max_mem)
+
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535, description="TCP/UDP port; 0 picks a free one")]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 # The address a listener binds; loopback by default, so nothing is open to the
@@ -139,7 +141,7 @@ class QueryConfig(_Section, frozen=True):
     # What one query's text tests may cost, checked before compiling (query/limits.py).
     max_pattern_bytes: PositiveInt = 4096  # a regex's size
     max_pattern_depth: PositiveInt = 32  # groups nested in a regex
-    regex_max_mem: Annotated[int, msgspec.Meta(ge=65536, le=1 << 30)] = 8 << 20  # RE2 budget
+    regex_max_mem: Annotated[int, msgspec.Meta(ge=65536, le=1 << 30)] = REGEX_MAX_MEM  # RE2 budget
     regex_max_program: PositiveInt = 5000  # RE2 instructions: a search costs up to this x text
     max_keyword_bytes: PositiveInt = 1024  # one keyword's size
     max_keywords: PositiveInt = 64  # keywords in one query

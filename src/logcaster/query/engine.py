@@ -69,11 +69,13 @@ def run_query(
     deadline: float,
     timeout: float,
     max_scan: int,
+    text_tested: bool = False,
 ) -> QueryResult:
     """Scan `events` (None: an event already known not to match); raise
     QueryLimitError past the time or scan cap. Rows are ordered by event time,
-    not arrival (order.TopEvents)."""
-    match = query.matcher()
+    not arrival (order.TopEvents). text_tested: `events` passed the keyword and
+    regex tests already (memory_events with a text_test)."""
+    match = query.matcher(text_tests=not text_tested)
     rows = TopEvents(limit, query.order == "desc")
     every = 1 if query.regex is not None else _CLOCK_EVERY
     total = 0

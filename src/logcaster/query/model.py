@@ -6,12 +6,14 @@ Regexes run on RE2, a linear-time engine: no pattern can backtrack forever.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import re2
 
+from logcaster.config import REGEX_MAX_MEM
 from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 
@@ -19,7 +21,7 @@ from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 ATTRIBUTES = ("host", "pod", "version", "source", "message")
 
 # RE2's own default budget for one compiled pattern (program and DFA caches).
-DEFAULT_REGEX_MAX_MEM = 8 << 20
+DEFAULT_REGEX_MAX_MEM = REGEX_MAX_MEM
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +41,12 @@ class Query:
     max_count: int | None = None  # count matches exactly up to this (None: config)
     regex_max_mem: int = DEFAULT_REGEX_MAX_MEM  # RE2's budget per compile (query.regex_max_mem)
 
-    def matcher(self) -> Callable[[Event], bool]:
-        """A function telling whether an event matches; cheap tests run first."""
+    def matcher(self, *, text_tests: bool = True) -> Callable[[Event], bool]:
+        """A function telling whether an event matches; cheap tests run first.
+
+        text_tests=False leaves out the keyword and regex tests, for events that
+        passed them on their raw text already (engine.memory_events).
+        """
         tests: list[Callable[[Event], bool]] = []
         if self.levels:
             levels = self.levels
@@ -56,13 +62,13 @@ class Query:
             tests.append(lambda ev: ev.ts <= hi)
         for name, value in self.fields:
             tests.append(_field_test(name, value))
-        if self.keywords:
+        if self.keywords and text_tests:
             words = self.keywords
             if self.operator == "AND":
                 tests.append(lambda ev: all(w in ev.body for w in words))
             else:
                 tests.append(lambda ev: any(w in ev.body for w in words))
-        if self.regex is not None:
+        if self.regex is not None and text_tests:
             search = compile_regex(self.regex, self.regex_max_mem).search
             tests.append(lambda ev: search(ev.body) is not None)
         if not tests:
@@ -85,8 +91,14 @@ def _field_test(name: str, value: str) -> Callable[[Event], bool]:
     return test
 
 
+@functools.lru_cache(maxsize=8)
 def compile_regex(pattern: str, max_mem: int = DEFAULT_REGEX_MAX_MEM) -> re2._Regexp:
     """RE2 without captures, within `max_mem` bytes (query/limits.py checks first).
+
+    Cached: the limits check, the memory matcher and the store's text tests of
+    one query ask for the same pattern (a compiled RE2 is safe to share between
+    threads; a failed compile is not cached). A small cache: each entry may hold
+    a DFA of up to `max_mem`.
 
     Every caller only asks whether a text matches. With captures, RE2's NFA
     keeps a capture array per thread: memory quadratic in the groups.

@@ -103,12 +103,13 @@ class Planner:
         # Memory first (small, always scanned whole): its rows are the bar the
         # store's rows must beat, so the store stops as soon as they are settled.
         if use_memory:
+            text_test = _text_test(query)
             events = memory_events(
                 snap.batches,
                 snap.skip,
                 newest_first=desc,
                 after_id=after,
-                text_test=_text_test(query),
+                text_test=text_test,
             )
             found = run_query(
                 query,
@@ -117,6 +118,7 @@ class Planner:
                 deadline=deadline,
                 timeout=cfg.timeout,
                 max_scan=cfg.max_scan,
+                text_tested=text_test is not None,
             )
             answer.total += found.total
             answer.rows = found.rows

@@ -9,7 +9,7 @@ time window, are filtered row by row over the index columns with numpy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 from dataclasses import dataclass
 from enum import Enum
 
@@ -164,8 +164,10 @@ class RowFilter:
         return total
 
 
-def _member_table(codes: Iterable[int], size: int) -> npt.NDArray[np.bool_]:
-    """A bool per possible code, True for `codes`."""
+@functools.lru_cache(maxsize=32)
+def _member_table(codes: frozenset[int], size: int) -> npt.NDArray[np.bool_]:
+    """A bool per possible code, True for `codes` (cached: read-only, shared)."""
     table = np.zeros(size, bool)
     table[np.fromiter(codes, np.int64)] = True
+    table.flags.writeable = False
     return table
