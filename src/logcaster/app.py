@@ -152,12 +152,9 @@ class Server:
                 # TailKeptError, TailKeptSlow, ..., and TailSampled
                 name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
                 stats["Tail" + name] = n
-        for reason, n in sorted(s.connections_refused.items()):
-            # ConnectionsRefusedMaxConnections, ConnectionsRefusedMaxConnectionsPerIp
-            stats["ConnectionsRefused" + reason.title().replace("_", "")] = n
-        for reason, n in sorted(s.drops.items()):
-            # CamelCase like every STATS name: queue_full_newest -> DroppedQueueFullNewest
-            stats["Dropped" + reason.title().replace("_", "")] = n
+        # ConnectionsRefusedMaxConnectionsPerIp, DroppedQueueFullNewest, ...
+        stats |= _by_reason("ConnectionsRefused", s.connections_refused)
+        stats |= _by_reason("Dropped", s.drops)
         if self.groups:
             groups = self.groups
             members = [m for g in groups for m in g.members]
@@ -165,8 +162,7 @@ class Server:
             # Lost after delivery (a spool or dead-letter bound): not part of Dropped,
             # so Total = Delivered + queued + Dropped + Sampled holds with groups too.
             stats["ForwardDropped"] = sum(s.forward_drops.values())
-            for reason, n in sorted(s.forward_drops.items()):
-                stats["ForwardDropped" + reason.title().replace("_", "")] = n
+            stats |= _by_reason("ForwardDropped", s.forward_drops)
             stats["ForwardBuffered"] = sum(g.buffered for g in groups)
             stats["ForwardRetried"] = sum(g.retried for g in groups)
             stats["Spooled"] = sum(g.spool.events for g in groups if g.spool is not None)
@@ -301,6 +297,12 @@ class Server:
             dropped=self.stats.drops,
         )
         return drained
+
+
+def _by_reason(prefix: str, counts: dict[str, int]) -> dict[str, int | float]:
+    """STATS names for counts by reason, CamelCase like every STATS name:
+    ("Dropped", {"queue_full_newest": 3}) -> {"DroppedQueueFullNewest": 3}."""
+    return {prefix + reason.title().replace("_", ""): n for reason, n in sorted(counts.items())}
 
 
 @contextlib.contextmanager

@@ -44,10 +44,7 @@ class IntakeBudget:
         """May a read be processed now? False when this turn's budget is spent (then
         `defer`). A read is taken while time is left and nobody waits before it,
         so one turn runs at most the budget plus one read."""
-        if self.used >= self.limit or self._waiting:
-            return False
-        self._schedule()
-        return True
+        return self.used < self.limit and not self._waiting
 
     def run(self, process: Callable[[bytes], None], data: bytes) -> None:
         """`process(data)`, its time counted against this turn."""

@@ -45,7 +45,6 @@ class ConnectionLimits:
         self.max_total = config.max_connections
         self.max_per_ip = config.max_connections_per_ip  # 0: no per-address cap
         self.idle_timeout = config.idle_timeout  # 0: never closed for idleness
-        self.open = 0
         self._per_ip: dict[str, int] = {}
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
@@ -77,9 +76,10 @@ class ConnectionLimits:
                 "ingest.max_connections",
             )
 
-    def admit(self, ip: str) -> bool:
-        """Take a slot for a new connection from `ip`; False (counted, logged) if over a cap."""
-        if self.open >= self.max_total:
+    def admit(self, ip: str, open_now: int) -> bool:
+        """Take a slot for a new connection from `ip`, `open_now` being open already;
+        False (counted, logged) if over a cap."""
+        if open_now >= self.max_total:
             self._note("max_connections", ip)
             return False
         held = self._per_ip.get(ip, 0)
@@ -87,12 +87,10 @@ class ConnectionLimits:
             self._note("max_connections_per_ip", ip)
             return False
         self._per_ip[ip] = held + 1
-        self.open += 1
         return True
 
     def release(self, ip: str) -> None:
         """An admitted connection ended."""
-        self.open -= 1
         held = self._per_ip.get(ip, 0) - 1
         if held > 0:
             self._per_ip[ip] = held

@@ -82,7 +82,7 @@ class StreamConnection(asyncio.Protocol):
         server = self._server
         peer = self._transport.get_extra_info("peername")
         self._ip = str(peer[0]) if isinstance(peer, tuple) else ""
-        if not server.limits.admit(self._ip):
+        if not server.limits.admit(self._ip, len(server.connections)):
             self._closed = True  # never admitted: nothing to flush or release
             self._transport.abort()
             return
