@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -371,3 +372,23 @@ def test_a_fallback_file_in_use_is_not_adopted(tmp_path: Path) -> None:
     assert not other.adopt() and not other.exists  # and no empty PATH.<pid> either
     assert [p.name for p in tmp_path.iterdir()] == ["fb"]
     owner.remove()
+
+
+def test_a_failed_fallback_write_leaves_no_partial_record(tmp_path: Path) -> None:
+    """A write cut short (here EFBIG past RLIMIT_FSIZE, as a full disk would) is
+    taken back, so the file's offsets stay those of whole records."""
+    fallback = FallbackFile(tmp_path / "fb", 1 << 20)
+    assert fallback.append(b"first record\n")
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, old_limit[1]))
+    try:
+        with pytest.raises(OSError):
+            fallback.append(b"y" * 10_000 + b"\n")  # 4,083 bytes fit, then EFBIG
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert fallback.size == 13 and (tmp_path / "fb").stat().st_size == 13
+    assert fallback.append(b"second record\n")
+    assert fallback.read(0) == b"first record\nsecond record\n"
+    fallback.remove()

@@ -43,6 +43,8 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
+from logcaster import exceptions
+
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
 BACKOFF_START = 0.05
@@ -51,8 +53,11 @@ MAX_REPLY_LINE = 64  # "ACK <20 digits>\n" and the handshake reply are shorter
 SLICE = 0.1  # the longest a blocking call runs before deadlines are checked again
 
 
-class LogCasterError(Exception):
-    """A LogCaster client failure; `address` and `reason` say where and why."""
+class LogCasterError(exceptions.LogCasterError):
+    """A LogCaster client failure; `address` and `reason` say where and why.
+
+    A subclass of the package's base error, so `except logcaster.LogCasterError`
+    catches client failures too."""
 
     def __init__(self, address: tuple[str, int], reason: str) -> None:
         super().__init__(f"logcaster {address[0]}:{address[1]}: {reason}")

@@ -303,6 +303,8 @@ class _Worker(threading.Thread):
             and client.pending_lines < DRAIN_WINDOW
         ):
             chunk = fallback.read(self._sent_off, DRAIN_READ)
+            if not chunk:
+                break  # the file is shorter than counted: nothing more to resend
             try:
                 client.send(chunk)
             except BufferFull:

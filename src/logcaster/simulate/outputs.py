@@ -212,7 +212,6 @@ class AckedTcpOutput:
         self._target = f"tcp://{host}:{port}?ack=1"
         self._notify = notify
         self._client = LogCasterClient(host, port, ack=True, timeout=SEND_TIMEOUT)
-        self._lines = 0  # lines handed to the client
         self._waiting: deque[tuple[int, int]] = deque()  # (last line number, events)
         self._was_connected = False
         self.sent = self.unsent = 0
@@ -228,8 +227,8 @@ class AckedTcpOutput:
         except BufferFull:
             self.unsent += len(events)
             return
-        self._lines += data.count(b"\n")
-        self._waiting.append((self._lines, len(events)))
+        # Lines leave the client only as acked (ack=True): acked + pending = handed over.
+        self._waiting.append((self._client.acked + self._client.pending_lines, len(events)))
         self._settle()
         connected = self._client.connected
         if connected != self._was_connected:
