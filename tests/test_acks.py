@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from logcaster.client import BufferFull, LogCasterClient, LogCasterHandler
-from logcaster.storage import parse_segment_name, read_blocks
+from logcaster.segments import parse_segment_name, read_blocks
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from logcaster.storage import SegmentWriter, scan_segment
+from logcaster.segments import SegmentWriter, scan_segment
 
 
 def run_data(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from logcaster.storage.lock import LOCK_NAME, DataDirLock, DataDirLocked, lock_holder
+from logcaster.segments.lock import LOCK_NAME, DataDirLock, DataDirLocked, lock_holder
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 from tests.test_data_cli import run_data

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from logcaster.storage.housekeeping import Housekeeper
-from logcaster.storage.segment import read_batches, read_blocks, scan_segment
-from logcaster.storage.writer import (
+from logcaster.segments.housekeeping import Housekeeper
+from logcaster.segments.segment import read_batches, read_blocks, scan_segment
+from logcaster.segments.writer import (
     ACTIVE_NAME,
     QUARANTINE_DIR,
     RotateInterval,
@@ -22,7 +22,7 @@ from logcaster.storage.writer import (
     rotation_period,
     segment_time,
 )
-from tests.test_storage_writer import FakeClock, texts_for
+from tests.test_segments_writer import FakeClock, texts_for
 
 
 def utc(text: str) -> float:

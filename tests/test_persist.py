@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from logcaster.storage import SegmentWriter, read_batches, read_blocks, scan_segment
+from logcaster.segments import SegmentWriter, read_batches, read_blocks, scan_segment
 from logcaster.testing import ServerProcess, run_threads, wait_for
 from tests.conftest import ServerFactory
 from tests.test_data_cli import run_data

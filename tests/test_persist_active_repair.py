@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from logcaster.storage.segment import scan_segment
+from logcaster.segments.segment import scan_segment
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 from tests.test_data_cli import run_data

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logcaster.event import Batch
+from logcaster.segments.writer import ACTIVE_NAME, QUARANTINE_DIR, list_rotated
 from logcaster.sinks.spool import Spool, SpoolPolicy
-from logcaster.storage.writer import ACTIVE_NAME, QUARANTINE_DIR, list_rotated
 
 
 def batch(first_id: int, n: int, pad: int = 20) -> Batch:

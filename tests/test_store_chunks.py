@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from logcaster.event import Batch
-from logcaster.storage.blocks import decode_payload
-from logcaster.storage.writer import SegmentWriter
+from logcaster.segments.blocks import decode_payload
+from logcaster.segments.writer import SegmentWriter
 from logcaster.store.chunks import StoreFormatError, iter_chunks
 
 TEXTS = [

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from logcaster.config import MultilineConfig
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
+from logcaster.segments.blocks import BlockFormatError, encode_payload
 from logcaster.simulate.formats import Stamps, json_batch, syslog_message, text_batch
 from logcaster.simulate.generator import Generator
-from logcaster.storage.blocks import BlockFormatError, encode_payload
 from logcaster.store.extract import (
     LEVEL_CODES,
     LEVEL_NAMES,
@@ -386,7 +386,7 @@ def test_codes_do_not_depend_on_the_hash_seed() -> None:
         "from logcaster.pipeline.framing import LineFramer\n"
         "from logcaster.simulate.formats import Stamps, json_batch, text_batch\n"
         "from logcaster.simulate.generator import Generator\n"
-        "from logcaster.storage.blocks import encode_payload\n"
+        "from logcaster.segments.blocks import encode_payload\n"
         "from logcaster.store.extract import Extractor\n"
         "ev = Generator(seed=9).take(3000)\n"
         "x = Extractor()\n"

@@ -12,8 +12,8 @@ from logcaster.config import MultilineConfig
 from logcaster.event import Batch
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
-from logcaster.storage.blocks import decode_payload
-from logcaster.storage.writer import SegmentWriter
+from logcaster.segments.blocks import decode_payload
+from logcaster.segments.writer import SegmentWriter
 from logcaster.store.extract import LEVEL_CODES, Extractor
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import index_paths, load_index

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from logcaster.config import MultilineConfig
 from logcaster.exceptions import QuerySyntaxError
 from logcaster.pipeline.framing import LineFramer
-from logcaster.storage.blocks import decode_payload, encode_header, encode_payload
+from logcaster.segments.blocks import decode_payload, encode_header, encode_payload
 from logcaster.store.scan import ByteStats, Scanner, translate_regex
 
 ROOT = Path(__file__).resolve().parent.parent

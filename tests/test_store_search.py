@@ -13,7 +13,7 @@ from logcaster.event import Batch, Event
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
-from logcaster.storage.writer import SegmentWriter
+from logcaster.segments.writer import SegmentWriter
 from logcaster.store.extract import LEVEL_CODES, Extractor
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import load_index

@@ -12,8 +12,8 @@ from logcaster.config import QueryConfig
 from logcaster.event import Batch
 from logcaster.exceptions import QuerySyntaxError
 from logcaster.query.parser import parse_command
+from logcaster.segments.writer import SegmentWriter, list_rotated, parse_segment_name
 from logcaster.sinks.memory import MemorySink
-from logcaster.storage.writer import SegmentWriter, list_rotated, parse_segment_name
 from logcaster.store.catalog import active_first_id, delete_index, index_base
 from logcaster.store.index import index_paths
 from logcaster.store.indexer import StoreIndexer

@@ -154,8 +154,8 @@ def _data(args: argparse.Namespace) -> int:
     """`data validate` (exit 0 clean, 1 problems) and `data inspect`; 2 without a data dir."""
     import json
 
-    from logcaster.storage import inspect as inspect_mod
-    from logcaster.storage.lock import lock_holder
+    from logcaster.segments import inspect as inspect_mod
+    from logcaster.segments.lock import lock_holder
 
     # These commands only read, so they run next to a server; say so, since a
     # block being written at that moment may show as a torn tail.
@@ -225,7 +225,7 @@ def _data_cat(args: argparse.Namespace, segments: list[Path]) -> int:
     """Print the good blocks' events, unescaped; damaged blocks are skipped (see validate)."""
     import orjson
 
-    from logcaster.storage.segment import read_batches
+    from logcaster.segments.segment import read_batches
 
     out = sys.stdout.buffer
     try:
@@ -331,7 +331,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
     from logcaster.exceptions import StorageError
-    from logcaster.storage.lock import DataDirLocked, lock_all
+    from logcaster.segments.lock import DataDirLocked, lock_all
 
     # One owner per directory the server writes, taken before anything in it is
     # touched and released on every way out (a kill -9 releases it too: a flock).

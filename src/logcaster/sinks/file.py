@@ -28,9 +28,9 @@ from logcaster.config import PersistConfig
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.storage import SegmentWriter
-from logcaster.storage.housekeeping import Housekeeper
-from logcaster.storage.segment import StoredBatch, read_batches
+from logcaster.segments import SegmentWriter
+from logcaster.segments.housekeeping import Housekeeper
+from logcaster.segments.segment import StoredBatch, read_batches
 
 logger = logging.getLogger("logcaster.sinks.file")
 

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from logcaster.event import Batch
-from logcaster.storage.blocks import encode_json_payload
+from logcaster.segments.blocks import encode_json_payload
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_OK = b"#OK ACK 1\n"

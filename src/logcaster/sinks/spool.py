@@ -48,10 +48,10 @@ from typing import Literal, NamedTuple
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.storage.blocks import decode_payload
-from logcaster.storage.lock import fsync_dir
-from logcaster.storage.segment import iter_raw_blocks, scan_segment
-from logcaster.storage.writer import (
+from logcaster.segments.blocks import decode_payload
+from logcaster.segments.lock import fsync_dir
+from logcaster.segments.segment import iter_raw_blocks, scan_segment
+from logcaster.segments.writer import (
     FsyncPolicy,
     SegmentWriter,
     list_rotated,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from logcaster.storage.blocks import parse_header
-from logcaster.storage.writer import ACTIVE_NAME, list_rotated, parse_segment_name
+from logcaster.segments.blocks import parse_header
+from logcaster.segments.writer import ACTIVE_NAME, list_rotated, parse_segment_name
 
 INDEX_DIR = "index"
 _FIRST_HEADER_BYTES = 512

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from logcaster.storage.segment import RawBlock, iter_raw_blocks
+from logcaster.segments.segment import RawBlock, iter_raw_blocks
 
 CHUNK_BYTES = 1 << 20
 MAX_SEGMENT_BYTES = (1 << 32) - 1  # line offsets are uint32 in the index

@@ -6,7 +6,7 @@ exactly what `parse_event` would give (docs/store-design.md). The full parser co
 for the common line shapes:
 
 - **Input is the escaped payload**, the raw-mode lines of one or more blocks
-  (storage/blocks.py) concatenated without their headers: that is what the indexer
+  (segments/blocks.py) concatenated without their headers: that is what the indexer
   reads from segment files, so no decoding pass runs before the extraction. Every
   event is exactly one line, and escaping only ever produces a backslash pair, so
   a token without a backslash means the same bytes in the stored line and in the
@@ -43,7 +43,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from logcaster.event import LEVELS
 from logcaster.pipeline.parse import bsd_time, parse_event
-from logcaster.storage.blocks import BlockFormatError, decode_payload, encode_payload
+from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload
 
 __all__ = [
     "LEVEL_CODES",

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from logcaster.log import log_event, setup_logging
-from logcaster.storage.lock import DataDirLock
+from logcaster.segments.lock import DataDirLock
 from logcaster.store.catalog import index_dir
 from logcaster.store.indexer import StoreIndexer
 

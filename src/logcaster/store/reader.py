@@ -39,7 +39,7 @@ from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
-from logcaster.storage.blocks import MAGIC, parse_header
+from logcaster.segments.blocks import MAGIC, parse_header
 from logcaster.store.catalog import index_base, index_dir, list_segments
 from logcaster.store.extract import LEVEL_CODES, ServiceCodes
 from logcaster.store.filters import RowFilter

@@ -1,6 +1,6 @@
 """Text search over stored segments: keywords and regexes with per-event semantics.
 
-The store's text is the file sink's raw block payloads (storage/blocks.py): one
+The store's text is the file sink's raw block payloads (segments/blocks.py): one
 event per line, escaped (`\\` -> `\\\\`, newline -> `\\n`, CR -> `\\r`, a
 leading `#` -> `\\#`). A `Scanner` compiles the text part of a query (keywords
 with AND/OR, an optional regex) once and answers it over byte ranges of such
@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
-from logcaster.storage.blocks import _unescape_line
+from logcaster.segments.blocks import _unescape_line
 
 if TYPE_CHECKING:
     # typeshed types the parser under its old names; importing those at run

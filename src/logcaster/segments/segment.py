@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from logcaster.storage.blocks import (
+from logcaster.segments.blocks import (
     DEFAULT_MAX_PAYLOAD,
     MAGIC,
     MAX_HEADER_BYTES,

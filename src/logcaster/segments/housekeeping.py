@@ -40,8 +40,8 @@ from typing import Any, Literal
 
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.storage.lock import fsync_dir
-from logcaster.storage.repair import (
+from logcaster.segments.lock import fsync_dir
+from logcaster.segments.repair import (
     REPAIR_SUFFIX,
     Damage,
     free_name,
@@ -49,15 +49,15 @@ from logcaster.storage.repair import (
     rewrite_good_blocks,
     write_good_copy,
 )
-from logcaster.storage.segment import BAD_GZIP, Corruption, SegmentScan, scan_segment
-from logcaster.storage.writer import (
+from logcaster.segments.segment import BAD_GZIP, Corruption, SegmentScan, scan_segment
+from logcaster.segments.writer import (
     QUARANTINE_DIR,
     list_rotated,
     parse_segment_name,
     segment_time,
 )
 
-logger = logging.getLogger("logcaster.storage.housekeeping")
+logger = logging.getLogger("logcaster.segments.housekeeping")
 
 # Level 1: measured on typical log lines (10 MB), level 1 compressed at ~70-90 MB/s
 # to 26.8% of the size, level 3 at ~60 MB/s to 25.1%, level 6 at ~30 MB/s to 22.4%.
@@ -216,7 +216,7 @@ class Housekeeper:
         self, path: Path, scan: SegmentScan, offset: int, reason: str
     ) -> Quarantined:
         """Copy only the damaged bytes to quarantine/, keep the good blocks under the
-        same name: what the writer does for active.log (see `storage/repair.py`)."""
+        same name: what the writer does for active.log (see `segments/repair.py`)."""
         damage = quarantine_damage(path, scan, self.directory / QUARANTINE_DIR, self._clock())
         kept = rewrite_good_blocks(path, gzip_level=GZIP_LEVEL)
         self._gone(path)

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from logcaster.storage.lock import fsync_dir
-from logcaster.storage.segment import Corruption, SegmentScan, iter_good_block_bytes
+from logcaster.segments.lock import fsync_dir
+from logcaster.segments.segment import Corruption, SegmentScan, iter_good_block_bytes
 
 REPAIR_SUFFIX = ".repair.tmp"
 DAMAGED_SUFFIX = ".damaged"

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from logcaster.storage.blocks import MODES
-from logcaster.storage.repair import parse_damaged_name
-from logcaster.storage.segment import Corruption, scan_segment
-from logcaster.storage.writer import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
+from logcaster.segments.blocks import MODES
+from logcaster.segments.repair import parse_damaged_name
+from logcaster.segments.segment import Corruption, scan_segment
+from logcaster.segments.writer import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
 
 FileKind = Literal["rotated", "active", "quarantined"]
 
@@ -40,7 +40,7 @@ class FileProblem:
     `offset`, `bytes` bytes skipped before the next good block. kind
     "unreadable": the file could not be read at all (`reason` says why). kind
     "set_aside": a quarantined copy of the `bytes` damaged bytes found at
-    `offset` of the file `reason` names (see `storage/repair.py`).
+    `offset` of the file `reason` names (see `segments/repair.py`).
     """
 
     kind: Literal["torn_tail", "corruption", "unreadable", "set_aside"]

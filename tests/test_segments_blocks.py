@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logcaster.pipeline.parse import parse_event
-from logcaster.storage.blocks import (
+from logcaster.segments.blocks import (
     MAX_HEADER_BYTES,
     MAX_SOURCE_BYTES,
     BlockFormatError,
@@ -26,7 +26,7 @@ from logcaster.storage.blocks import (
     parse_header,
     payload_shape_ok,
 )
-from logcaster.storage.segment import (
+from logcaster.segments.segment import (
     BAD_GZIP,
     BAD_HEADER,
     CHECKSUM_MISMATCH,

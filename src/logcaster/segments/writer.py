@@ -25,7 +25,7 @@ blocking library: the file sink will run it in its writer thread.
   in the middle (a corrupt block with good blocks after it) is repaired in
   place: the damaged bytes are copied to `quarantine/`, the good blocks are
   kept, verbatim, in active.log, and writing continues after the last of them
-  (`storage/repair.py`). A file without one good block is moved to
+  (`segments/repair.py`). A file without one good block is moved to
   `quarantine/` whole. Each is reported in `recovered`.
 """
 
@@ -43,15 +43,15 @@ from typing import Literal
 
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
-from logcaster.storage.blocks import Mode, encode_block_parts
-from logcaster.storage.lock import fsync_dir, make_directory, storage_error
-from logcaster.storage.repair import (
+from logcaster.segments.blocks import Mode, encode_block_parts
+from logcaster.segments.lock import fsync_dir, make_directory, storage_error
+from logcaster.segments.repair import (
     REPAIR_SUFFIX,
     Recovery,
     quarantine_damage,
     rewrite_good_blocks,
 )
-from logcaster.storage.segment import SegmentScan, scan_segment, truncate_torn_tail
+from logcaster.segments.segment import SegmentScan, scan_segment, truncate_torn_tail
 
 FsyncPolicy = Literal["always", "interval", "never"]
 RotateInterval = Literal["hourly", "daily"] | int

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from logcaster.event import Batch
 from logcaster.exceptions import StorageError
-from logcaster.storage.blocks import encode_block, received_us
-from logcaster.storage.segment import StoredBatch, read_batches, read_blocks, scan_segment
-from logcaster.storage.writer import (
+from logcaster.segments.blocks import encode_block, received_us
+from logcaster.segments.segment import StoredBatch, read_batches, read_blocks, scan_segment
+from logcaster.segments.writer import (
     ACTIVE_NAME,
     QUARANTINE_DIR,
     SegmentWriter,

@@ -1,8 +1,9 @@
-"""On-disk persistence (issue 4): the block format and segment files."""
+"""The on-disk event log (issue 4): block format, segment files, writer,
+housekeeping, inspection, repair and the data directory lock."""
 
-from logcaster.storage.blocks import BlockFormatError, decode_payload, encode_block, encode_payload
-from logcaster.storage.repair import Recovery
-from logcaster.storage.segment import (
+from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_block, encode_payload
+from logcaster.segments.repair import Recovery
+from logcaster.segments.segment import (
     BlockInfo,
     Corruption,
     SegmentScan,
@@ -13,7 +14,7 @@ from logcaster.storage.segment import (
     scan_segment,
     truncate_torn_tail,
 )
-from logcaster.storage.writer import (
+from logcaster.segments.writer import (
     SegmentWriter,
     parse_segment_name,
     segment_name,
