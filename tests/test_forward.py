@@ -552,7 +552,7 @@ def test_restart_with_a_group_dir_and_no_persist_dir_continues_ids_and_acks(
 
 
 def test_http_posts_go_out_in_call_order(receiver: HttpReceiver) -> None:
-    from logcaster.event import Batch
+    from logcaster.pipeline.batch import Batch
     from logcaster.sinks.forward import open_forward
 
     async def run() -> None:
@@ -570,7 +570,7 @@ def test_http_posts_go_out_in_call_order(receiver: HttpReceiver) -> None:
 def test_a_post_cancelled_before_its_turn_does_not_let_the_next_overtake(
     receiver: HttpReceiver,
 ) -> None:
-    from logcaster.event import Batch
+    from logcaster.pipeline.batch import Batch
     from logcaster.sinks.forward import open_forward
 
     receiver.delay = 0.6

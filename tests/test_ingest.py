@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from logcaster.config import load_config
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.sinks.memory import MemorySink

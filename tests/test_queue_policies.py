@@ -37,7 +37,7 @@ def lines(prefix: str, n: int) -> list[bytes]:
 
 
 def put(queue: BatchQueue, texts: list[bytes], first_id: int = 1) -> None:
-    from logcaster.event import Batch
+    from logcaster.pipeline.batch import Batch
 
     queue.put(Batch(first_id, 0.0, "t", texts))
 

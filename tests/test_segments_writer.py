@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logcaster.event import Batch
 from logcaster.exceptions import StorageError
+from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import encode_block, received_us
 from logcaster.segments.segment import StoredBatch, read_batches, read_blocks, scan_segment
 from logcaster.segments.writer import (

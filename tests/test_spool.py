@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.segments.writer import ACTIVE_NAME, QUARANTINE_DIR, list_rotated
 from logcaster.sinks.spool import Spool, SpoolPolicy
 
@@ -395,7 +395,7 @@ def test_random_operations_match_a_deque(ops: list[tuple[str, object]], gap: int
 CHILD = """
 import sys
 from pathlib import Path
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.sinks.spool import Spool
 
 spool = Spool(Path(sys.argv[1]), max_bytes=1 << 30, segment_bytes=4096, fsync="always")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import decode_payload
 from logcaster.segments.writer import SegmentWriter
 from logcaster.store.chunks import StoreFormatError, iter_chunks

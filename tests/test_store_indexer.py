@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from logcaster.config import MultilineConfig
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.segments.blocks import decode_payload

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from logcaster.config import MultilineConfig
-from logcaster.event import Batch, Event
+from logcaster.event import Event
+from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query

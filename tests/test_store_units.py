@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from logcaster.config import QueryConfig
-from logcaster.event import Batch
 from logcaster.exceptions import QuerySyntaxError
+from logcaster.pipeline.batch import Batch
 from logcaster.query.parser import parse_command
 from logcaster.segments.writer import SegmentWriter, list_rotated, parse_segment_name
 from logcaster.sinks.memory import MemorySink

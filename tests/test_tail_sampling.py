@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from logcaster.config import MultilineConfig, TailSamplingConfig
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.pipeline.tail_sampler import TailSampler, key_hash

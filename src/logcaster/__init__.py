@@ -5,8 +5,9 @@ Data flows sources -> pipeline (framing, queue) -> sinks -> query -> front ends;
 """
 
 from logcaster.config import Config, load_config
-from logcaster.event import Batch, Event
+from logcaster.event import Event
 from logcaster.exceptions import ConfigError, LogCasterError, QuerySyntaxError
+from logcaster.pipeline.batch import Batch
 
 __version__ = "0.1.0"
 

@@ -21,6 +21,7 @@ import msgspec
 import yaml
 
 from logcaster.exceptions import ConfigError
+from logcaster.sinks.target import parse_target
 
 REGEX_MAX_MEM = 8 << 20  # RE2's own default budget per compiled regex (query.regex_max_mem)
 
@@ -374,8 +375,6 @@ def forward_dir(config: Config, group: ForwardGroupConfig) -> Path | None:
 
 
 def _check_forward(config: Config) -> None:
-    from logcaster.sinks.forward import open_forward
-
     names: set[str] = set()
     for g, group in enumerate(config.forward):
         key = f"forward.{g}"
@@ -390,7 +389,7 @@ def _check_forward(config: Config) -> None:
         for kind in ("primaries", "backups"):
             for i, sink in enumerate(getattr(group, kind)):
                 try:
-                    open_forward(sink.url, health_url=sink.health_url)
+                    parse_target(sink.url)
                 except ValueError as exc:
                     raise ConfigError(f"{key}.{kind}.{i}.url", str(exc)) from exc
 

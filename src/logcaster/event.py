@@ -1,11 +1,7 @@
-"""The event model (SPEC §1) and the batch, the unit the pipeline moves.
+"""The event model (SPEC §1): one parsed log record and its level names.
 
-Ingest does only framing: it cuts the byte stream into event texts (one line,
-or a multi-line block) and hands them on as a `Batch`. Turning a text into a
-structured `Event` costs a few microseconds of Python per line, which would cap
-ingest well below its target, so it is done once, on first read, and cached on
-the batch (`Batch.events`). Every reader (query, a sink that needs structure)
-sees the same parsed events.
+Events are made by the parser (`pipeline/parse.py`) when a reader first needs
+a batch's structure (`pipeline/batch.py`); this module knows neither.
 """
 
 from __future__ import annotations
@@ -46,7 +42,7 @@ def normalize_level(word: str | None) -> str | None:
 
 
 class Event:
-    """One parsed log record. Built by `logcaster.pipeline.parse.parse_event`."""
+    """One parsed log record."""
 
     __slots__ = (
         "body",
@@ -115,51 +111,3 @@ class Event:
 
     def __repr__(self) -> str:
         return f"Event(id={self.id}, level={self.level}, service={self.service}, {self.message!r})"
-
-
-class Batch:
-    """Event texts read together from one source, with consecutive ids.
-
-    `texts[i]` is the raw bytes of event `first_id + i` (lines of a multi-line
-    event joined by b"\\n"). `nbytes` is what the batch weighs in the queue.
-    """
-
-    __slots__ = ("_events", "first_id", "nbytes", "received_at", "source", "texts")
-
-    def __init__(self, first_id: int, received_at: float, source: str, texts: list[bytes]) -> None:
-        self.first_id = first_id
-        self.received_at = received_at
-        self.source = source
-        self.texts = texts
-        # The payload plus a per-event overhead estimate (list slot + bytes header).
-        self.nbytes = sum(map(len, texts)) + 40 * len(texts)
-        self._events: list[Event] | None = None
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    @property
-    def last_id(self) -> int:
-        return self.first_id + len(self.texts) - 1
-
-    @property
-    def cached_events(self) -> list[Event] | None:
-        """The parsed events if `events()` has run, else None; never parses.
-
-        For code in another thread (the file sink's JSON encoding): reading the
-        reference is atomic, and leaving the cache alone means the event loop's
-        readers never see it change under them.
-        """
-        return self._events
-
-    def set_events(self, events: list[Event]) -> None:
-        """Give a batch cut from another its already parsed events (tail sampling)."""
-        self._events = events
-
-    def events(self) -> list[Event]:
-        """The parsed events, parsed on first call and cached."""
-        if self._events is None:
-            from logcaster.pipeline.parse import parse_batch
-
-            self._events = parse_batch(self)
-        return self._events

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from logcaster.event import Batch, Event, normalize_level
+from logcaster.event import Event, normalize_level
 
 # [LEVEL] 2026-01-19 15:30:01.234 service/version [pod/NAME]: message
 _SIM_HEADER = re.compile(
@@ -79,13 +79,6 @@ _JSON_LEVEL = ("level", "severity", "lvl", "loglevel")
 # The event times a datetime can hold: 0001-01-01 to 9999-12-31 23:59:59 UTC.
 _MIN_TS = -62135596800.0
 _MAX_TS = 253402300799.0
-
-
-def parse_batch(batch: Batch) -> list[Event]:
-    first = batch.first_id
-    received = batch.received_at
-    source = batch.source
-    return [parse_event(first + i, received, source, text) for i, text in enumerate(batch.texts)]
 
 
 def parse_event(id: int, received_at: float, source: str, text: bytes) -> Event:

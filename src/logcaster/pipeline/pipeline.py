@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from logcaster.event import Batch
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
+from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
 from logcaster.pipeline.turns import IntakeBudget

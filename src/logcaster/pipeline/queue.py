@@ -14,7 +14,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 
 # Resume paused sources once the queue is below this fraction of its bounds:
 # resuming at the high mark would pause and resume on every batch.

@@ -21,7 +21,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from logcaster.config import TailSamplingConfig
-from logcaster.event import Batch, Event
+from logcaster.event import Event
+from logcaster.pipeline.batch import Batch
 from logcaster.stats import Stats
 
 KEEP_REASONS = ("error", "slow", "route", "rate")

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from logcaster.event import Batch, Event
+from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 from logcaster.query.order import TopEvents

@@ -60,6 +60,8 @@ from typing import TYPE_CHECKING, Literal
 import google_crc32c
 import orjson
 
+from logcaster.pipeline.parse import parse_event
+
 if TYPE_CHECKING:
     from logcaster.event import Event
 
@@ -208,8 +210,6 @@ def encode_json_payload(
     `events` are the batch's already parsed events, if it has them; otherwise each
     text is parsed here (with `received` and `source`, as `Batch.events` would).
     """
-    from logcaster.pipeline.parse import parse_event
-
     dumps = orjson.dumps
     lines: list[bytes] = []
     append = lines.append

@@ -41,8 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from logcaster.event import Batch
 from logcaster.exceptions import StorageError
+from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import Mode, encode_block_parts
 from logcaster.segments.lock import fsync_dir, make_directory, storage_error
 from logcaster.segments.repair import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 
 
 class Sink(Protocol):

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.sinks.forward import Rejection, SendError, open_forward
 
 FILE_NAME = "dead-letters.ndjson"

@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from logcaster.config import PersistConfig
-from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
+from logcaster.pipeline.batch import Batch
 from logcaster.segments import SegmentWriter
 from logcaster.segments.housekeeping import Housekeeper
 from logcaster.segments.segment import StoredBatch, read_batches

@@ -31,12 +31,13 @@ import io
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from logcaster.event import Batch
+from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import encode_json_payload
+from logcaster.sinks.target import parse_target
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_OK = b"#OK ACK 1\n"
@@ -87,21 +88,13 @@ def open_forward(
 
     `health_url` (HTTP only): a GET answering 2xx means healthy; without it the
     health check is a TCP connect."""
-    parts = urlsplit(url)
-    if parts.scheme == "tcp":
-        if not parts.hostname or parts.port is None:
-            raise ValueError(f"{url!r}: tcp needs tcp://HOST:PORT")
-        query = parse_qs(parts.query)
-        unknown = set(query) - {"ack"}
-        if unknown:
-            raise ValueError(f"{url!r}: unknown parameter {sorted(unknown)[0]!r} (only ack=1)")
-        ack = query.get("ack", ["0"])[-1] in ("1", "true", "yes")
-        return TcpForward(name or url, url, parts.hostname, parts.port, ack=ack, timeout=timeout)
-    if parts.scheme in ("http", "https"):
-        if not parts.hostname:
-            raise ValueError(f"{url!r}: no host")
-        return HttpForward(name or url, url, timeout=timeout, health_url=health_url)
-    raise ValueError(f"{url!r}: the scheme must be tcp, http or https")
+    target = parse_target(url)
+    if target.scheme == "tcp":
+        assert target.port is not None
+        return TcpForward(
+            name or url, url, target.host, target.port, ack=target.ack, timeout=timeout
+        )
+    return HttpForward(name or url, url, timeout=timeout, health_url=health_url)
 
 
 def chunk_lines(chunk: list[Batch]) -> bytes:

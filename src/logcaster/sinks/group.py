@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from logcaster.config import ForwardGroupConfig, ForwardSinkConfig
-from logcaster.event import Batch
 from logcaster.log import log_event
+from logcaster.pipeline.batch import Batch
 from logcaster.sinks.deadletter import DeadLetters
 from logcaster.sinks.forward import ForwardSink, Rejection, open_forward
 from logcaster.sinks.resilience import Breaker

@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from logcaster.event import Batch, Event
+from logcaster.event import Event
+from logcaster.pipeline.batch import Batch
 
 _NO_FLOOR = 1 << 62  # no store: every event may be evicted
 

@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from logcaster.event import Batch
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
+from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import decode_payload
 from logcaster.segments.lock import fsync_dir
 from logcaster.segments.segment import iter_raw_blocks, scan_segment

@@ -1,0 +1,64 @@
+"""The batch: event texts read together, the unit the pipeline moves.
+
+Ingest does only framing: it cuts the byte stream into event texts (one line,
+or a multi-line block) and hands them on as a `Batch`. Turning a text into a
+structured `Event` costs a few microseconds of Python per line, which would cap
+ingest well below its target, so it is done once, on first read, and cached on
+the batch (`Batch.events`). Every reader (query, a sink that needs structure)
+sees the same parsed events. The batch, not the event model, owns "parse on
+first read": it is the one that holds both the texts and the cache.
+"""
+
+from __future__ import annotations
+
+from logcaster.event import Event
+from logcaster.pipeline.parse import parse_event
+
+
+class Batch:
+    """Event texts read together from one source, with consecutive ids.
+
+    `texts[i]` is the raw bytes of event `first_id + i` (lines of a multi-line
+    event joined by b"\\n"). `nbytes` is what the batch weighs in the queue.
+    """
+
+    __slots__ = ("_events", "first_id", "nbytes", "received_at", "source", "texts")
+
+    def __init__(self, first_id: int, received_at: float, source: str, texts: list[bytes]) -> None:
+        self.first_id = first_id
+        self.received_at = received_at
+        self.source = source
+        self.texts = texts
+        # The payload plus a per-event overhead estimate (list slot + bytes header).
+        self.nbytes = sum(map(len, texts)) + 40 * len(texts)
+        self._events: list[Event] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def last_id(self) -> int:
+        return self.first_id + len(self.texts) - 1
+
+    @property
+    def cached_events(self) -> list[Event] | None:
+        """The parsed events if `events()` has run, else None; never parses.
+
+        For code in another thread (the file sink's JSON encoding): reading the
+        reference is atomic, and leaving the cache alone means the event loop's
+        readers never see it change under them.
+        """
+        return self._events
+
+    def set_events(self, events: list[Event]) -> None:
+        """Give a batch cut from another its already parsed events (tail sampling)."""
+        self._events = events
+
+    def events(self) -> list[Event]:
+        """The parsed events, parsed on first call and cached."""
+        if self._events is None:
+            first, received, source = self.first_id, self.received_at, self.source
+            self._events = [
+                parse_event(first + i, received, source, text) for i, text in enumerate(self.texts)
+            ]
+        return self._events
