@@ -1,29 +1,27 @@
 """The server: its component table, start order and drain.
 
-Data flows sources -> pipeline (queue, worker) -> sinks; front ends read the
-sinks. Start: sinks, pipeline, sources, front ends. Stop: sources first (stop
+Data flows sources -> pipeline (queue, worker) -> sinks; services (the store)
+follow the sinks' output; front ends read the sinks and services. Every part
+is a `Component` (component.py), listed here by role and built from the one
+`Config`; nothing registers itself. Start: sinks, the data directory's
+recovery, services, pipeline, sources, front ends. Stop: sources first (stop
 accepting, flush every connection's framer), then drain the queue into the
-sinks, then front ends and sinks; last, the final acks go out and the sources
-close the connections they kept open for them. Every component is listed here, built from
-the one `Config`; nothing registers itself.
+sinks, then front ends, sinks and services; last, the final acks go out and
+every component closes (the sources the connections they kept for those acks).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import msgspec
 
+from logcaster.component import Component, Counters, Endpoint, add_counters, by_reason, starting
 from logcaster.config import Config, forward_dir
-from logcaster.exceptions import LogCasterError, StartupError
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
@@ -42,29 +40,24 @@ from logcaster.store.service import Store
 logger = logging.getLogger("logcaster.app")
 
 
-class Listener(Protocol):
-    """A source or front end: something that binds a port and can be stopped."""
-
-    port: int
-    host: str  # the address configured
-    hosts: list[str]  # the addresses bound, after start
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-class Source(Listener, Protocol):
-    """An ingest listener: `stop` ends intake, `close` (after the drain) releases it."""
-
-    async def close(self) -> None: ...
-
-
 @dataclass
 class Components:
+    """The table, by role; the role sets the start and stop order (module docstring).
+
+    Every entry is a `Component` (component.py): a new source, sink or front end
+    is one line below, and the server drives it like every other.
+    """
+
     sinks: dict[str, Sink] = field(default_factory=dict)
-    sources: dict[str, Source] = field(default_factory=dict)
-    frontends: dict[str, Listener] = field(default_factory=dict)
+    services: dict[str, Component] = field(default_factory=dict)  # follow the sinks' output
+    sources: dict[str, Component] = field(default_factory=dict)
+    frontends: dict[str, Component] = field(default_factory=dict)
+
+    def all(self) -> dict[str, Component]:
+        return {**self.sinks, **self.services, **self.sources, **self.frontends}
+
+    def listeners(self) -> dict[str, Component]:
+        return {**self.sources, **self.frontends}
 
 
 class Server:
@@ -77,27 +70,30 @@ class Server:
         c = Components()
         # --- the component table ---------------------------------------------------
         # The store indexes the file sink's segments (its text): it follows the
-        # durable watermark, and needs them plain (no gzip).
-        self.store: Store | None = Store(config, self.memory) if config.store_on else None
+        # durable watermark, and needs them plain (no gzip). It indexes once the
+        # file sink has verified them at start (`verified`).
+        verified = asyncio.Event()
+        self.store: Store | None = None
+        if config.store_on:
+            self.store = c.services["store"] = Store(config, self.memory, verified)
         # The file sink goes first: an event reaches memory once it is on disk.
         self.file: FileSink | None = None
         if config.persist.dir is not None:
             persist = config.persist
             if self.store is not None:
                 persist = msgspec.structs.replace(persist, compress=False)
-            self.file = FileSink(
+            self.file = c.sinks["file"] = FileSink(
                 persist,
                 on_durable=self._durable_moved,
                 on_segment_gone=self.store.segment_gone if self.store is not None else None,
+                verified=verified,
             )
-            c.sinks["file"] = self.file
         c.sinks["memory"] = self.memory
         # Forward groups last: they take batches into their own bounded buffer.
-        self.groups = [
-            SinkGroup(g, self.stats, forward_dir(config, g), on_durable=self._durable_moved)
-            for g in config.forward
-        ]
-        for group in self.groups:
+        self.groups: list[SinkGroup] = []
+        for g in config.forward:
+            group = SinkGroup(g, self.stats, forward_dir(config, g), self._durable_moved)
+            self.groups.append(group)
             c.sinks[group.name] = group
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
@@ -119,12 +115,17 @@ class Server:
     @property
     def ports(self) -> dict[str, int]:
         """Bound ports by component name (real numbers after start, also for port 0)."""
-        c = self.components
-        return {name: part.port for name, part in (c.sources | c.frontends).items()}
+        return {name: end.port for name, end in self._endpoints().items()}
+
+    def _endpoints(self) -> dict[str, Endpoint]:
+        parts = self.components.listeners().items()
+        return {name: part.endpoint for name, part in parts if part.endpoint is not None}
 
     def stats_snapshot(self) -> dict[str, int | float]:
+        """STATS: the server-wide counters (the seed's Total, Dropped, Current,
+        Clients first), then every component's own, summed by name."""
         s = self.stats
-        stats: dict[str, int | float] = {
+        stats: Counters = {
             "Total": s.received,
             "Dropped": s.dropped,
             "Current": self.memory.count,
@@ -145,35 +146,12 @@ class Server:
         }
         sampler = self.pipeline.tail_sampler
         if sampler is not None:
-            stats["TailHeld"] = sampler.held_events
-            stats["TailKeepRate"] = sampler.rate  # p now (lowered under pressure)
-            stats["TailEstimatedEvents"] = round(sampler.estimated)  # sum of 1/p over kept
-            for decision, n in sorted(s.tail.items()):
-                # TailKeptError, TailKeptSlow, ..., and TailSampled
-                name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
-                stats["Tail" + name] = n
+            stats |= sampler.counters()
         # ConnectionsRefusedMaxConnectionsPerIp, DroppedQueueFullNewest, ...
-        stats |= _by_reason("ConnectionsRefused", s.connections_refused)
-        stats |= _by_reason("Dropped", s.drops)
-        if self.groups:
-            groups = self.groups
-            members = [m for g in groups for m in g.members]
-            stats["Forwarded"] = sum(g.delivered for g in groups)
-            # Lost after delivery (a spool or dead-letter bound): not part of Dropped,
-            # so Total = Delivered + queued + Dropped + Sampled holds with groups too.
-            stats["ForwardDropped"] = sum(s.forward_drops.values())
-            stats |= _by_reason("ForwardDropped", s.forward_drops)
-            stats["ForwardBuffered"] = sum(g.buffered for g in groups)
-            stats["ForwardRetried"] = sum(g.retried for g in groups)
-            stats["Spooled"] = sum(g.spool.events for g in groups if g.spool is not None)
-            stats["SpoolBytes"] = sum(g.spool.nbytes for g in groups if g.spool is not None)
-            stats["DeadLettered"] = sum(g.dead_lettered for g in groups)
-            stats["BreakerOpens"] = sum(m.breaker.opens for m in members)
-            stats["SinksDown"] = sum(m.breaker.state != "closed" for m in members)
-        if self.store is not None:
-            stats["StoreIndexed"] = self.store.high_water
-            stats["StoreLag"] = self.store.lag
-            stats["IndexerRestarts"] = self.store.restarts
+        stats |= by_reason("ConnectionsRefused", s.connections_refused)
+        stats |= by_reason("Dropped", s.drops)
+        for part in self.components.all().values():
+            add_counters(stats, part.counters())
         return stats
 
     def reload(self, new: Config) -> None:
@@ -205,32 +183,36 @@ class Server:
         )
 
     async def start(self) -> None:
-        """Start every component; a failure is one StartupError naming the option."""
+        """Start every component; a failure is one StartupError naming the option.
+
+        Sinks first, then the recovery of the data directory (the store's index,
+        memory refilled from disk, ids continued), the services, the pipeline, and
+        last the listeners: nothing is accepted before it can be kept.
+        """
         c = self.components
         if self.store is not None:
+            # Before the file sink may repair active.log and drop its index.
             await asyncio.to_thread(self.store.wait_for_earlier_indexer)
-        for name, sink in c.sinks.items():
-            with _starting("persist.dir" if name == "file" else name):
+        for sink in c.sinks.values():
+            with starting(sink.option):
                 await sink.start()
         if self.file is not None:
-            with _starting("persist.dir"):
-                if self.store is not None:
-                    await asyncio.to_thread(self.store.load, self.file.durable_id)
-                    self.memory.set_floor(self.store.high_water)  # before the replay fills it
-                await self._replay(self.file)
-            if self.store is not None:
-                self.store.start(when=self.file.verified)
+            with starting(self.file.option):
+                await self._recover(self.file)
         for group in self.groups:
             if group.spool is not None:
                 # Ids continue above what a spool holds from an earlier run (also
                 # without persist.dir): the spool takes increasing ids only.
                 self.pipeline.continue_after(group.spool.last_id)
+        for service in c.services.values():
+            with starting(service.option):
+                await service.start()
         self.pipeline.start()
-        for name, listener in (*c.sources.items(), *c.frontends.items()):
-            host = listener.host
-            with _starting(f"{name}.port", f"cannot listen on {host}:{listener.port}: "):
+        for listener in c.listeners().values():
+            with starting(listener.option):
                 await listener.start()
-        hosts = {name: part.hosts for name, part in (c.sources | c.frontends).items()}
+        endpoints = self._endpoints()
+        hosts = {name: end.hosts for name, end in endpoints.items()}
         exposed = [h for h in hosts["query"] if not _loopback(h)]
         if exposed:
             # Authentication comes later: until then anyone who can connect can read and CLEAR.
@@ -244,6 +226,13 @@ class Server:
                 reason="the query port is bound to a non-loopback address without authentication",
             )
         log_event(logger, logging.INFO, "ready", always=True, ports=self.ports, hosts=hosts)
+
+    async def _recover(self, file: FileSink) -> None:
+        """The store's index on disk, then memory refilled from the segments."""
+        if self.store is not None:
+            await asyncio.to_thread(self.store.load, file.durable_id)
+            self.memory.set_floor(self.store.high_water)  # before the replay fills it
+        await self._replay(file)
 
     async def _replay(self, file: FileSink) -> None:
         """Restarts keep COUNT/RECENT/QUERY: the newest events on disk refill memory."""
@@ -265,27 +254,30 @@ class Server:
         )
 
     async def stop(self) -> bool:
-        """Drain and stop; False if the deadline passed before everything was delivered."""
+        """Drain and stop; False if the deadline passed before everything was delivered.
+
+        Sources stop taking lines (flushing their framers), the queue drains
+        into the sinks, front ends stop, sinks deliver or spool what they buffer
+        (forward groups first, the file sink last), then the store; last, the
+        final acks go out and every component closes.
+        """
         c = self.components
         deadline = time.monotonic() + self.config.shutdown_timeout
         log_event(logger, logging.INFO, "draining", queued=self.queue.events)
         for source in c.sources.values():
-            await source.stop()
+            await source.stop(deadline)
         drained = await self.pipeline.drain(max(0.1, deadline - time.monotonic()))
         for frontend in c.frontends.values():
-            await frontend.stop()
-        for group in self.groups:  # what they still buffer: delivered, spooled or counted
-            await group.stop(max(0.1, deadline - time.monotonic()))
-        for sink in c.sinks.values():
-            if not isinstance(sink, SinkGroup):
-                await sink.stop()
-        if self.store is not None:
-            await self.store.stop()
+            await frontend.stop(deadline)
+        for sink in reversed(c.sinks.values()):
+            await sink.stop(deadline)
+        for service in c.services.values():
+            await service.stop(deadline)
         self.queries.close()
         # Acknowledged-delivery clients get the acks of their last lines, then EOF.
         self.pipeline.refresh_durable()
-        for source in c.sources.values():
-            await source.close()
+        for part in c.all().values():
+            await part.close()
         log_event(
             logger,
             logging.INFO,
@@ -297,37 +289,6 @@ class Server:
             dropped=self.stats.drops,
         )
         return drained
-
-
-def _by_reason(prefix: str, counts: dict[str, int]) -> dict[str, int | float]:
-    """STATS names for counts by reason, CamelCase like every STATS name:
-    ("Dropped", {"queue_full_newest": 3}) -> {"DroppedQueueFullNewest": 3}."""
-    return {prefix + reason.title().replace("_", ""): n for reason, n in sorted(counts.items())}
-
-
-@contextlib.contextmanager
-def _starting(what: str, context: str = "") -> Iterator[None]:
-    """Turn an OS or storage failure while starting `what` into one StartupError.
-
-    The traceback says nothing an operator can act on; the option name and the
-    OS reason do ("persist.dir: x is not a directory", "ingest.port: ... in use").
-    """
-    try:
-        yield
-    except StartupError:
-        raise
-    except (OSError, LogCasterError) as exc:
-        raise StartupError(what, context + _reason(exc)) from exc
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno is not None:
-        # uvloop words a bind failure "[Errno 98] error while attempting to bind on
-        # address ('127.0.0.1', 9999): address already in use": the OS reason suffices.
-        # (A resolver error, socket.gaierror, has a negative number and its own text.)
-        reason = os.strerror(exc.errno) if exc.errno > 0 else exc.strerror or str(exc)
-        return f"{exc.filename}: {reason}" if exc.filename else reason
-    return str(exc)
 
 
 def _loopback(host: str) -> bool:

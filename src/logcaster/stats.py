@@ -12,7 +12,7 @@ class Stats:
     + the events still in the queue (and held by tail sampling) + `dropped` (by
     reason, in `drops`) + `sampled`. A drop before delivery counts in `received`
     too, whatever its path (UDP included). What a forward group loses after it
-    took an event (delivered) is counted apart, in `forward_drops`.
+    took an event (delivered) is counted by the group (STATS ForwardDropped).
     """
 
     __slots__ = (
@@ -20,7 +20,6 @@ class Stats:
         "connections_refused",
         "delivered",
         "drops",
-        "forward_drops",
         "high_watermark",
         "idle_closed",
         "received",
@@ -41,7 +40,6 @@ class Stats:
         self.idle_closed = 0  # ingest connections closed after ingest.idle_timeout
         self.sink_errors = 0  # failed sink writes (each is retried)
         self.drops: dict[str, int] = {}
-        self.forward_drops: dict[str, int] = {}  # delivered to a group, lost there (by reason)
         self.sampled = 0  # events the sample policy left out (never ERROR/FATAL)
         self.high_watermark = 0  # upward crossings of queue.high_watermark
         self.tail: dict[str, int] = {}  # tail sampling: events by decision
@@ -52,7 +50,3 @@ class Stats:
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + n
-
-    def forward_drop(self, reason: str, n: int) -> None:
-        """A forward group lost `n` delivered events (a spool or dead-letter bound)."""
-        self.forward_drops[reason] = self.forward_drops.get(reason, 0) + n

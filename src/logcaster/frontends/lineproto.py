@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from logcaster.component import Counters, Endpoint, listening, server_endpoint
 from logcaster.config import QueryConfig
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.frontends.rows import format_row
@@ -206,6 +207,10 @@ def _json(doc: dict[str, Any]) -> str:
 
 
 class LineQueryServer:
+    """The line query protocol's listener: one command per connection."""
+
+    option = "query.port"
+
     def __init__(self, host: str, port: int, service: QueryService) -> None:
         self.host = host
         self.port = port
@@ -215,11 +220,19 @@ class LineQueryServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, limit=MAX_COMMAND_BYTES, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.hosts = [sock.getsockname()[0] for sock in self._server.sockets]
+        with listening(self.option, self.host, self.port):
+            self._server = await asyncio.start_server(
+                self._handle, self.host, self.port, limit=MAX_COMMAND_BYTES, reuse_address=True
+            )
+        bound = server_endpoint(self._server)
+        self.port, self.hosts = bound.port, bound.hosts
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return Endpoint(self.port, self.hosts) if self._server is not None else None
+
+    def counters(self) -> Counters:
+        return {}
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -263,13 +276,16 @@ class LineQueryServer:
             return f"ERROR: No command received within {wait_s:g} s\n"
         return await self._service.answer(raw.decode("utf-8", "replace"))
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float | None = None) -> None:
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
             task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
+
+    async def close(self) -> None:
+        return None
 
 
 async def _discard_input(reader: asyncio.StreamReader, limit: int, within_s: float) -> None:

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from logcaster.component import Counters
 from logcaster.config import TailSamplingConfig
 from logcaster.event import Event
 from logcaster.pipeline.batch import Batch
@@ -58,6 +59,19 @@ class TailSampler:
         # (p moves under pressure; the weight must be the chance it had).
         self._kept_at: dict[str, float] = {}
         self.released_through = 0  # the last id released (kept or sampled away)
+
+    def counters(self) -> Counters:
+        """STATS: what it holds, its keep rate now, its estimate, events by decision."""
+        counters: Counters = {
+            "TailHeld": self.held_events,
+            "TailKeepRate": self.rate,  # p now (lowered under pressure)
+            "TailEstimatedEvents": round(self.estimated),  # sum of 1/p over kept
+        }
+        for decision, n in sorted(self._stats.tail.items()):
+            # TailKeptError, TailKeptSlow, ..., and TailSampled
+            name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
+            counters["Tail" + name] = n
+        return counters
 
     # ---- decisions ---------------------------------------------------------------
     def _key(self, ev: Event) -> str | None:

@@ -1,13 +1,14 @@
-"""What every sink provides to the pipeline."""
+"""What every sink provides to the pipeline, beyond being a component."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from logcaster.component import Component
 from logcaster.pipeline.batch import Batch
 
 
-class Sink(Protocol):
+class Sink(Component, Protocol):
     name: str
 
     @property
@@ -20,10 +21,6 @@ class Sink(Protocol):
         """
         ...
 
-    async def start(self) -> None: ...
-
     async def write(self, batches: list[Batch]) -> None:
         """Take delivery of `batches`; raising marks the write as failed."""
         ...
-
-    async def stop(self) -> None: ...

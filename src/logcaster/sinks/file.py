@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from logcaster.component import Counters
 from logcaster.config import PersistConfig
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
@@ -44,18 +45,21 @@ HOUSEKEEPING_RETRY = 30.0
 
 class FileSink:
     name = "file"
+    option = "persist.dir"
+    endpoint = None
 
     def __init__(
         self,
         config: PersistConfig,
         on_durable: Callable[[], None] | None = None,
         on_segment_gone: Callable[[Path], None] | None = None,
+        verified: asyncio.Event | None = None,
     ) -> None:
         """`on_durable` is called on the event loop after a timer fsync moved `durable_id`;
-        `on_segment_gone` in a thread after housekeeping deleted or rewrote a segment."""
+        `on_segment_gone` in a thread after housekeeping deleted or rewrote a segment;
+        `verified` is set after the first housekeeping pass (the start-up verification)."""
         assert config.dir is not None
-        # Set after the first housekeeping pass (the start-up verification) ended.
-        self.verified = asyncio.Event()
+        self.verified = verified if verified is not None else asyncio.Event()
         self._on_durable = on_durable
         self._on_segment_gone = on_segment_gone
         self._final_durable_id = 0  # durable_id after stop (the writer is gone then)
@@ -250,7 +254,7 @@ class FileSink:
         # Each batch gets back its receive time and source from the block header.
         return [Batch(b.first_id, b.received, b.source, b.texts) for b in kept]
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float | None = None) -> None:
         # A compression in its thread stops at its next chunk (its .log stays, whole).
         self._keeper.stopping.set()
         for task in (self._syncer, self._housekeeping):
@@ -263,6 +267,12 @@ class FileSink:
             async with self._lock:
                 await asyncio.to_thread(writer.close)
             self._final_durable_id = writer.durable_id or 0
+
+    async def close(self) -> None:
+        return None
+
+    def counters(self) -> Counters:
+        return {}
 
 
 def _segment_blocks(path: Path) -> Iterator[StoredBatch]:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logcaster.component import Counters, by_reason
 from logcaster.config import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.log import log_event
 from logcaster.pipeline.batch import Batch
@@ -107,6 +108,7 @@ class SinkGroup:
     ) -> None:
         self.config = config
         self.name = f"forward:{config.name}"
+        self.option = self.name  # a start-up failure names the group
         self._stats = stats
         self._directory = directory
         self._on_durable = on_durable
@@ -139,6 +141,7 @@ class SinkGroup:
         self.retried = 0  # events sent again after an attempt failed
         self.dead_lettered = 0
         self.spooled = 0  # events written to the spool (all time)
+        self.drops: dict[str, int] = {}  # delivered to the group, lost here (by reason)
 
     def _member(self, cfg: ForwardSinkConfig, primary: bool) -> Member:
         c = self.config
@@ -161,6 +164,30 @@ class SinkGroup:
     def buffered(self) -> int:
         """Events in memory: the outbox and chunks not yet resolved."""
         return self._outbox_events + sum(c.events for c in self._pending if not c.from_spool)
+
+    endpoint = None
+
+    def counters(self) -> Counters:
+        spool = self.spool
+        members = self.members
+        return {
+            "Forwarded": self.delivered,
+            # Lost after delivery (a spool or dead-letter bound): not part of Dropped,
+            # so Total = Delivered + queued + Dropped + Sampled holds with groups too.
+            "ForwardDropped": sum(self.drops.values()),
+            **by_reason("ForwardDropped", self.drops),
+            "ForwardBuffered": self.buffered,
+            "ForwardRetried": self.retried,
+            "Spooled": spool.events if spool is not None else 0,
+            "SpoolBytes": spool.nbytes if spool is not None else 0,
+            "DeadLettered": self.dead_lettered,
+            "BreakerOpens": sum(m.breaker.opens for m in members),
+            "SinksDown": sum(m.breaker.state != "closed" for m in members),
+        }
+
+    def _forward_drop(self, reason: str, n: int) -> None:
+        """`n` delivered events lost here (a spool or dead-letter bound)."""
+        self.drops[reason] = self.drops.get(reason, 0) + n
 
     async def start(self) -> None:
         if self._directory is not None:
@@ -200,11 +227,13 @@ class SinkGroup:
             self._outbox_events += len(batch)
             self._wake.set()
 
-    async def stop(self, within_s: float = 5.0) -> None:
-        """Deliver what is buffered within `within_s`; spool (or count) the rest."""
+    async def stop(self, deadline: float | None = None) -> None:
+        """Deliver what is buffered by `deadline` (monotonic; None: 5 s from now);
+        spool (or count) the rest."""
         self._closing = True
         self._room.set()
-        deadline = time.monotonic() + within_s
+        if deadline is None:
+            deadline = time.monotonic() + 5.0
         task = self._task
         while (self._outbox or self._pending) and time.monotonic() < deadline:
             if task is None or task.done():
@@ -236,12 +265,15 @@ class SinkGroup:
                 batches = await self._spool_at_stop(batches)
             if batches:
                 n = sum(map(len, batches))
-                self._stats.forward_drop("undelivered", n)
+                self._forward_drop("undelivered", n)
                 log_event(
                     logger, logging.ERROR, "forward_undelivered", group=self.config.name, events=n
                 )
         finally:
             await self._close_all()
+
+    async def close(self) -> None:
+        return None  # stop() closed the members and the spool
 
     async def _spool_at_stop(self, batches: list[Batch]) -> list[Batch]:
         """Spool what stop() found undelivered; returns what did not reach the spool."""
@@ -625,7 +657,7 @@ class SinkGroup:
             ("spool_full_oldest", result.dropped_oldest),
         ):
             if n:
-                self._stats.forward_drop(reason, n)
+                self._forward_drop(reason, n)
                 self._log_once(reason, events=n, level=logging.WARNING)
         self._advance(batches[-1].last_id)
 
@@ -639,9 +671,7 @@ class SinkGroup:
             lost = await asyncio.to_thread(dead.add, rejected, sink)
             self.dead_lettered += len(rejected) - lost
         if lost:
-            self._stats.forward_drop(
-                "dead_letter_full" if dead is not None else "rejected_no_dlq", lost
-            )
+            self._forward_drop("dead_letter_full" if dead is not None else "rejected_no_dlq", lost)
         first = rejected[0]
         self._log_once(
             "forward_rejected",

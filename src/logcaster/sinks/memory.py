@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
+from logcaster.component import Counters
 from logcaster.event import Event
 from logcaster.pipeline.batch import Batch
 
@@ -31,6 +32,8 @@ _NO_FLOOR = 1 << 62  # no store: every event may be evicted
 
 class MemorySink:
     name = "memory"
+    option = "memory.capacity"
+    endpoint = None
 
     def __init__(self, capacity: int, max_pinned: int = 0) -> None:
         self.capacity = capacity
@@ -49,8 +52,15 @@ class MemorySink:
     async def start(self) -> None:
         return None
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float | None = None) -> None:
         return None
+
+    async def close(self) -> None:
+        return None
+
+    def counters(self) -> Counters:
+        # Its counts are STATS' headline ones (Current, Evicted): app.py places them.
+        return {}
 
     async def write(self, batches: list[Batch]) -> None:
         self.append(batches)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 
+from logcaster.component import Counters, Endpoint, listening
 from logcaster.config import Config
 from logcaster.pipeline.framing import TRUNCATION_MARK
 from logcaster.pipeline.pipeline import Pipeline
@@ -168,6 +169,8 @@ class _SyslogDatagrams(asyncio.DatagramProtocol):
 class SyslogListener:
     """The syslog source: a TCP stream listener and a UDP endpoint on the same port."""
 
+    option = "syslog.port"
+
     def __init__(self, config: Config, pipeline: Pipeline, stats: Stats) -> None:
         assert config.syslog.port is not None
         self.host = config.syslog.host
@@ -176,6 +179,7 @@ class SyslogListener:
         self._pipeline = pipeline
         self.tcp = StreamIngestServer(
             "syslog-tcp",
+            self.option,
             config.syslog.host,
             config.syslog.port,
             config,
@@ -193,9 +197,17 @@ class SyslogListener:
         self.port = self.tcp.port  # UDP takes the same number, also when it was 0
         self.hosts = self.tcp.hosts
         loop = asyncio.get_running_loop()
-        self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
-            lambda: _SyslogDatagrams(self), local_addr=(self.host, self.port)
-        )
+        with listening(self.option, self.host, self.port):
+            self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
+                lambda: _SyslogDatagrams(self), local_addr=(self.host, self.port)
+            )
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return self.tcp.endpoint
+
+    def counters(self) -> Counters:
+        return {}
 
     def submit_datagrams(self, texts: list[bytes]) -> None:
         queue = self._pipeline.queue
@@ -206,12 +218,12 @@ class SyslogListener:
             return
         self._pipeline.submit(texts, "syslog-udp")
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float | None = None) -> None:
         if self._udp_protocol is not None:
             self._udp_protocol.flush()
         if self._udp is not None:
             self._udp.close()
-        await self.tcp.stop()
+        await self.tcp.stop(deadline)
 
     async def close(self) -> None:
         await self.tcp.close()

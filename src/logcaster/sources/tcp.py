@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
+from logcaster.component import Counters, Endpoint, listening, server_endpoint
 from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.pipeline.framing import Framer, LineFramer
@@ -365,6 +366,7 @@ class StreamIngestServer:
     def __init__(
         self,
         name: str,
+        option: str,
         host: str,
         port: int,
         config: Config,
@@ -374,8 +376,10 @@ class StreamIngestServer:
         *,
         acks: bool = False,
     ) -> None:
-        """`acks`: connections may ask for acknowledged delivery (line framing only)."""
+        """`acks`: connections may ask for acknowledged delivery (line framing only);
+        `option`: the config key of the port (named when it cannot be bound)."""
         self.name = name
+        self.option = option
         self.host = host
         self.port = port
         self.hosts: list[str] = []  # the addresses bound, after start
@@ -393,11 +397,16 @@ class StreamIngestServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: StreamConnection(self), self.host, self.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.hosts = [sock.getsockname()[0] for sock in self._server.sockets]
+        with listening(self.option, self.host, self.port):
+            self._server = await loop.create_server(
+                lambda: StreamConnection(self),
+                self.host,
+                self.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+        bound = server_endpoint(self._server)
+        self.port, self.hosts = bound.port, bound.hosts
         self.limits.check_fd_limit()
         self._sweeper = asyncio.create_task(self._sweep(), name=f"{self.name}-idle-flush")
 
@@ -415,7 +424,15 @@ class StreamIngestServer:
                 if close_after:
                     conn.close_if_idle(now, close_after)
 
-    async def stop(self) -> None:
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return Endpoint(self.port, self.hosts) if self._server is not None else None
+
+    def counters(self) -> Counters:
+        # Its counts (Clients, ConnectionsRefused, IdleClosed) are server-wide, in Stats.
+        return {}
+
+    async def stop(self, deadline: float | None = None) -> None:
         """Stop accepting, then end every connection, flushing what was already read."""
         if self._server is not None:
             self._server.close()
@@ -437,6 +454,7 @@ def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamInges
     multiline = config.multiline
     return StreamIngestServer(
         "tcp",
+        "ingest.port",
         config.ingest.host,
         config.ingest.port,
         config,

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from logcaster.component import Counters
 from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.segments.lock import DataDirLock, DataDirLocked
@@ -43,11 +44,24 @@ STOP_WAIT_S = 5.0
 
 
 class Store:
-    def __init__(self, config: Config, memory: MemorySink) -> None:
+    """The store as a component (`component.py`). Its start-up comes in three steps,
+    around the file sink's: `wait_for_earlier_indexer` before it starts, `load`
+    after it opened the segments, `start` last; the indexer runs once `verified`
+    (the file sink's start-up verification) is set."""
+
+    option = "persist.dir"
+    endpoint = None
+
+    def __init__(
+        self, config: Config, memory: MemorySink, verified: asyncio.Event | None = None
+    ) -> None:
+        """`verified`: set when the file sink has verified its segments at start; a
+        segment it rewrites must not be indexed before."""
         assert config.persist.dir is not None
         self.directory = Path(config.persist.dir)
         self._log_level = config.log_level
         self.memory = memory
+        self._verified = verified
         self.reader = StoreReader(self.directory, threads=config.store.threads)
         self.high_water = 0
         self.restarts = 0
@@ -79,11 +93,10 @@ class Store:
         self.high_water = indexed_on_disk(self.directory)
         self._durable = durable_id
 
-    def start(self, when: asyncio.Event | None = None) -> None:
-        """Run the indexer once `when` is set (the file sink's start-up verification:
-        a segment it rewrites must not be indexed before)."""
+    async def start(self) -> None:
+        """Run the indexer (once the file sink's segments are verified)."""
         self.memory.set_floor(self.high_water)
-        self._task = asyncio.create_task(self._supervise(when), name="store-indexer")
+        self._task = asyncio.create_task(self._supervise(self._verified), name="store-indexer")
 
     @property
     def lag(self) -> int:
@@ -200,7 +213,17 @@ class Store:
             self._proc = None
         return await proc.wait()
 
-    async def stop(self) -> None:
+    def counters(self) -> Counters:
+        return {
+            "StoreIndexed": self.high_water,
+            "StoreLag": self.lag,
+            "IndexerRestarts": self.restarts,
+        }
+
+    async def close(self) -> None:
+        return None
+
+    async def stop(self, deadline: float | None = None) -> None:
         """Let the indexer finish its request and exit (EOF on its input), then reap it."""
         self._stopping = True
         if self._tail_timer is not None:
