@@ -1,0 +1,226 @@
+"""One timed ingest run against a fresh `logcaster serve` (bench/ingest).
+
+Starts the server on free ports (optionally with its file sink and a given
+fsync setting), sends the corpus parts, one connection each, either raw
+(`send_parts`) or through acknowledged-delivery clients (`send_parts_acked`),
+and stops the clock when STATS shows the corpus' event count (raw) or when
+every client holds its last ack. Then, untimed, it lets the queue drain, reads
+the peak RSS and stops the server. The references run in bench/_socat.py and
+bench/_rsyslog.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import _corpus
+from _common import (
+    CHILDREN,
+    MB,
+    OUT_DIR,
+    BenchError,
+    RunResult,
+    SendResult,
+    free_ports,
+    log,
+    run_senders,
+    send_parts,
+    tail,
+    vm_hwm,
+    wait_listening,
+)
+from _query_port import parse_stats, query, stat_int, total_of
+
+STATS_POLL_S = 0.010  # STATS poll interval once every sender has closed
+STABLE_S = 2.0  # Total unchanged this long after the senders closed: it is final
+STOP_TIMEOUT_S = 60.0
+SEND_CHUNK_BYTES = 1 << 20  # per send with --ack (cut at the next newline)
+
+
+def _wait_total(
+    query_port: int,
+    t0: float,
+    expected: int,
+    timeout_s: float,
+    check: Callable[[], None],
+    warnings: list[str],
+) -> tuple[dict[str, str], float]:
+    """Poll STATS until Total reaches `expected`: (the last STATS, when it did)."""
+    deadline = t0 + timeout_s
+    last_total = -1
+    changed_at = time.perf_counter()
+    while True:
+        check()
+        stats = parse_stats(query(query_port, "STATS"))
+        now = time.perf_counter()
+        total = total_of(stats)
+        if total != last_total:
+            last_total, changed_at = total, now
+        if total >= expected:
+            end = now
+            break
+        if now - changed_at > STABLE_S:
+            end = changed_at
+            warnings.append(
+                f"Total stopped at {total:,} but the corpus holds {expected:,} events; "
+                f"timed to the last change"
+            )
+            break
+        if now > deadline:
+            raise BenchError(f"timeout: STATS Total={total:,} of {expected:,} events")
+        time.sleep(STATS_POLL_S)
+    return stats, end
+
+
+def send_parts_acked(
+    port: int, parts: Sequence[memoryview], check: Callable[[], None], timeout_s: float
+) -> SendResult:
+    """Send each part through its own acknowledged-delivery client; done when all are acked."""
+    go = threading.Event()
+    errors: list[BaseException] = []
+    done_at: list[float] = []
+
+    try:
+        from logcaster.client import LogCasterClient
+    except ImportError as exc:
+        raise BenchError(
+            f"--ack needs LogCaster importable (run .venv/bin/python bench/ingest): {exc}"
+        ) from exc
+
+    def sender(part: memoryview) -> None:
+        data = bytes(part)
+        client = LogCasterClient("127.0.0.1", port, ack=True, timeout=timeout_s)
+        try:
+            go.wait()
+            off = 0
+            while off < len(data):
+                cut = data.find(b"\n", off + SEND_CHUNK_BYTES)
+                end = len(data) if cut < 0 else cut + 1
+                client.send(data[off:end])
+                off = end
+            if not client.close(timeout_s):
+                raise BenchError(f"{client.pending_lines:,} lines never acknowledged")
+            done_at.append(time.perf_counter())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(p,), daemon=True) for p in parts]
+    # 0.2 s: every thread copies its part before the clock starts.
+    return run_senders(threads, go, check, errors, done_at, settle_s=0.2)
+
+
+def run_logcaster(
+    server_cmd: Sequence[str],
+    corpus: _corpus.CorpusInfo,
+    parts: Sequence[memoryview],
+    timeout_s: float,
+    persist: str | None = None,
+    ack: bool = False,
+    store: bool = True,
+) -> RunResult:
+    ingest_port, query_port = free_ports(2)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = OUT_DIR / f"server-{os.getpid()}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCASTER_")}
+    cmd = [
+        *server_cmd,
+        "serve",
+        "--port",
+        str(ingest_port),
+        "--query-port",
+        str(query_port),
+        "--log-level",
+        "warning",
+    ]
+    if persist is not None:
+        # On the real disk (bench/out), not /dev/shm: the durable case.
+        data_dir = OUT_DIR / f"persist-{os.getpid()}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        cmd += ["--persist", str(data_dir)]
+        env["LOGCASTER_PERSIST__FSYNC"] = persist
+        # The store (its indexer process) follows the file sink unless --no-store.
+        env["LOGCASTER_STORE__ENABLED"] = "auto" if store else "false"
+    with log_path.open("wb") as log_file:
+        proc = CHILDREN.spawn(
+            cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
+        )
+    try:
+        wait_listening(ingest_port, proc, "logcaster")
+        wait_listening(query_port, proc, "logcaster (query port)")
+
+        def check() -> None:
+            if proc.poll() is not None:
+                raise BenchError(f"logcaster exited with status {proc.returncode} during the run")
+
+        expected = corpus.events
+        warnings: list[str] = []
+        if ack:
+            sent = send_parts_acked(ingest_port, parts, check, timeout_s)
+            end = sent.t0 + sent.sent_s
+            stats = parse_stats(query(query_port, "STATS"))
+        else:
+            sent = send_parts(ingest_port, parts, check)
+            stats, end = _wait_total(query_port, sent.t0, expected, timeout_s, check, warnings)
+        seconds = end - sent.t0
+        # Untimed: let the queue drain into the sinks, then read the peak RSS.
+        stats = _settle(query_port, stats, check)
+        total = total_of(stats)
+        if total != expected:
+            warnings.append(f"final Total={total:,}, expected {expected:,} events")
+        dropped = stat_int(stats, "Dropped")
+        if dropped:
+            warnings.append(f"server dropped {dropped:,} events")
+        rss = vm_hwm(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            warnings.append(f"server did not exit within {STOP_TIMEOUT_S:g} s of SIGTERM")
+            code = None
+        if code not in (0, None):
+            warnings.append(f"server exited with status {code} after SIGTERM")
+        if persist is not None:
+            shutil.rmtree(OUT_DIR / f"persist-{os.getpid()}", ignore_errors=True)
+        return RunResult(
+            seconds=seconds,
+            lines_per_s=corpus.lines / seconds,
+            mb_per_s=corpus.nbytes / seconds / MB,
+            sent_s=sent.sent_s,
+            peak_rss_bytes=rss,
+            total=total,
+            stats=stats,
+            exit_code=code,
+            warnings=warnings,
+        )
+    except Exception:
+        last = tail(log_path)
+        if last:
+            log(f"logcaster's log ({log_path}), last lines:\n{last}")
+        raise
+    finally:
+        CHILDREN.kill(proc)
+        # Keep the server's log only when it says something and the run went wrong.
+        if proc.returncode == 0 or not tail(log_path):
+            log_path.unlink(missing_ok=True)
+
+
+def _settle(
+    query_port: int, stats: dict[str, str], check: Callable[[], None], timeout: float = 30.0
+) -> dict[str, str]:
+    """Wait until every received event is delivered (when STATS reports Delivered)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        delivered = stat_int(stats, "Delivered")
+        dropped = stat_int(stats, "Dropped") or 0
+        if delivered is None or delivered + dropped >= total_of(stats):
+            break
+        time.sleep(0.05)
+        check()
+        stats = parse_stats(query(query_port, "STATS"))
+    return stats
