@@ -46,8 +46,9 @@ from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index, summarize
 from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.order import TopRows, chunk_keys
-from logcaster.store.scan import ByteStats, Scanner, _unescape
+from logcaster.store.scan import ByteStats, Scanner
 from logcaster.store.search import ids_of_rows, rows_at_offsets, rows_in_chunks
+from logcaster.store.text_match import _unescape
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
