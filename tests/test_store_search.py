@@ -15,7 +15,8 @@ from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 from logcaster.segments.writer import SegmentWriter
-from logcaster.store.extract import LEVEL_CODES, Extractor
+from logcaster.store.codes import LEVEL_CODES
+from logcaster.store.extract import Extractor
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import load_index
 from logcaster.store.indexer import SegmentIndexer

@@ -41,7 +41,7 @@ from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 from logcaster.segments.blocks import MAGIC, parse_header
 from logcaster.store.catalog import index_base, index_dir, list_segments
-from logcaster.store.extract import LEVEL_CODES, ServiceCodes
+from logcaster.store.codes import LEVEL_CODES, ServiceCodes
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index, summarize
 from logcaster.store.indexer import SERVICES_NAME
