@@ -115,7 +115,7 @@ def test_rows_become_the_stored_events_with_and_without_the_block_table(
     import numpy as np
 
     from logcaster.store.index import BLOCKS_DTYPE, SegmentIndex
-    from logcaster.store.reader import _events, _Segment
+    from logcaster.store.segment_view import _events, _Segment
 
     segment, events, _ = store
     index = load_index(segment)
