@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from logcaster.query.limits import pattern_depth
-from logcaster.store.scan import Scanner, Unsupported, translate_regex
+from logcaster.store.patterns import Unsupported, translate_regex
+from logcaster.store.scan import Scanner
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 

@@ -27,15 +27,8 @@ from logcaster.pipeline.parse import parse_event
 from logcaster.segments.blocks import BlockFormatError, encode_payload
 from logcaster.simulate.formats import Stamps, json_batch, syslog_message, text_batch
 from logcaster.simulate.generator import Generator
-from logcaster.store.extract import (
-    LEVEL_CODES,
-    LEVEL_NAMES,
-    Extractor,
-    Fields,
-    ServiceCodes,
-    extract,
-    level_code,
-)
+from logcaster.store.codes import LEVEL_CODES, LEVEL_NAMES, ServiceCodes, level_code
+from logcaster.store.extract import Extractor, Fields, extract
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))

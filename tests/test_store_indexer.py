@@ -14,7 +14,8 @@ from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.segments.blocks import decode_payload
 from logcaster.segments.writer import SegmentWriter
-from logcaster.store.extract import LEVEL_CODES, Extractor
+from logcaster.store.codes import LEVEL_CODES
+from logcaster.store.extract import Extractor
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import index_paths, load_index
 from logcaster.store.indexer import SERVICES_NAME, SegmentIndexer, load_services

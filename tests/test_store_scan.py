@@ -27,7 +27,8 @@ from logcaster.config import MultilineConfig
 from logcaster.exceptions import QuerySyntaxError
 from logcaster.pipeline.framing import LineFramer
 from logcaster.segments.blocks import decode_payload, encode_header, encode_payload
-from logcaster.store.scan import ByteStats, Scanner, translate_regex
+from logcaster.store.patterns import translate_regex
+from logcaster.store.scan import ByteStats, Scanner
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,8 @@ from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 from logcaster.segments.writer import SegmentWriter
-from logcaster.store.extract import LEVEL_CODES, Extractor
+from logcaster.store.codes import LEVEL_CODES
+from logcaster.store.extract import Extractor
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import load_index
 from logcaster.store.indexer import SegmentIndexer
@@ -114,7 +115,7 @@ def test_rows_become_the_stored_events_with_and_without_the_block_table(
     import numpy as np
 
     from logcaster.store.index import BLOCKS_DTYPE, SegmentIndex
-    from logcaster.store.reader import _events, _Segment
+    from logcaster.store.segment_view import _events, _Segment
 
     segment, events, _ = store
     index = load_index(segment)

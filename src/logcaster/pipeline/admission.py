@@ -20,7 +20,8 @@ from logcaster.pipeline.queue import BatchQueue
 from logcaster.stats import Stats
 
 # The store's bulk field extractor: levels exact with the parser, ~2 us/event.
-from logcaster.store.extract import LEVEL_CODES, Extractor
+from logcaster.store.codes import LEVEL_CODES
+from logcaster.store.extract import Extractor
 
 logger = logging.getLogger("logcaster.pipeline.admission")
 

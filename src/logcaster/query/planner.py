@@ -35,8 +35,8 @@ from logcaster.query.limits import apply_limits
 from logcaster.query.model import Query
 from logcaster.query.order import sort_events
 from logcaster.sinks.memory import MemorySink
-from logcaster.store.scan import TextTest
 from logcaster.store.service import Store
+from logcaster.store.text_match import TextTest
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ for the common line shapes:
   lookaheads; an empty alternative yields b"" for any other line starting with one
   of `{ t < D E F I T W` or a digit, so the k-th result belongs to the k-th such line.
   Each capture group costs SRE more than all the validation, hence one group shared
-  by all shapes.
+  by all shapes. The pattern and the numpy field readers: store/line_shapes.py.
 - **The simulator header `[LEVEL] ts service/ver` (most events) is checked and
   parsed in numpy only**: fixed-offset byte rows gathered with a sliding window.
 - **Anything the fast path cannot prove goes through `parse_event`** (the fallback),
@@ -27,216 +27,41 @@ for the common line shapes:
   set a field the format left unset; a timestamp that equals the receive time (or
   is 0.0) lets a later `ts=`/`time=` pair override it; str-mode `\\s`/`\\w` are
   Unicode, so only printable-ASCII tokens are accepted.
+
+The level and service codes the columns hold are store/codes.py's.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 import numpy as np
-import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
-from logcaster.event import LEVELS
 from logcaster.pipeline.parse import bsd_time, parse_event
 from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload
-
-__all__ = [
-    "LEVEL_CODES",
-    "LEVEL_NAMES",
-    "Extractor",
-    "Fields",
-    "ServiceCodes",
-    "extract",
-    "level_code",
-]
-
-U8 = npt.NDArray[np.uint8]
-U16 = npt.NDArray[np.uint16]
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-Bool = npt.NDArray[np.bool_]
-
-# ---------------------------------------------------------------------------
-# Level codes: a fixed table, stored in index files, so never reorder it.
-
-LEVEL_NAMES: Final[tuple[str | None, ...]] = (None, *LEVELS)
-"""Level code -> canonical name: 0 none, 1 TRACE, 2 DEBUG, 3 INFO, 4 WARN, 5 ERROR, 6 FATAL."""
-LEVEL_CODES: Final[dict[str | None, int]] = {name: code for code, name in enumerate(LEVEL_NAMES)}
-
-
-def level_code(name: str | None) -> int:
-    """The code of a canonical level name (`Event.level`), 0 for None; ValueError otherwise."""
-    try:
-        return LEVEL_CODES[name]
-    except KeyError:
-        raise ValueError(f"not a canonical level name: {name!r}") from None
-
-
-# ---------------------------------------------------------------------------
-# Service codes
-
-
-class ServiceCodes:
-    """Service names <-> uint16 codes, bounded, persisted with the index as JSON.
-
-    Code 0 is "no service" (None) and `OTHER` (65,535) the overflow code: once
-    `capacity` names have codes, every new name maps to `OTHER`. Codes never change
-    once given, so columns written earlier stay valid as the dictionary grows.
-    """
-
-    NONE: Final = 0
-    OTHER: Final = 65_535
-    MAX_CAPACITY: Final = 65_534  # codes 1 .. 65,534
-
-    __slots__ = ("_bytes_codes", "_codes", "_names", "capacity")
-
-    def __init__(self, names: Iterable[str] = (), *, capacity: int = MAX_CAPACITY) -> None:
-        if not 0 <= capacity <= self.MAX_CAPACITY:
-            raise ValueError(f"capacity must be 0..{self.MAX_CAPACITY}")
-        self.capacity = capacity
-        self._names: list[str] = []
-        self._codes: dict[str, int] = {}
-        for name in names:
-            if name in self._codes:
-                raise ValueError(f"duplicate service name {name!r}")
-            if self.code(name) == self.OTHER:
-                raise ValueError("more names than capacity")
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    @property
-    def full(self) -> bool:
-        return len(self._names) >= self.capacity
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The names in code order: names[0] has code 1."""
-        return tuple(self._names)
-
-    def code(self, name: str | None) -> int:
-        """The code of `name`, given one if new; NONE for None, OTHER once full."""
-        if name is None:
-            return self.NONE
-        code = self._codes.get(name)
-        if code is None:
-            if len(self._names) >= self.capacity:
-                return self.OTHER
-            self._names.append(name)
-            code = self._codes[name] = len(self._names)
-        return code
-
-    def get(self, name: str | None) -> int | None:
-        """The code of `name` without adding it: None if it has none (queries)."""
-        if name is None:
-            return self.NONE
-        return self._codes.get(name)
-
-    def name(self, code: int) -> str | None:
-        """The name of `code`: None for NONE; KeyError for OTHER and unknown codes."""
-        if code == self.NONE:
-            return None
-        if 1 <= code <= len(self._names):
-            return self._names[code - 1]
-        raise KeyError(code)
-
-    def to_json(self) -> str:
-        return json.dumps({"version": 1, "capacity": self.capacity, "names": self._names})
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> ServiceCodes:
-        obj = json.loads(data)
-        if not isinstance(obj, dict) or obj.get("version") != 1:
-            raise ValueError("not a version 1 service dictionary")
-        names = obj.get("names")
-        capacity = obj.get("capacity")
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ValueError("service dictionary names must be a list of strings")
-        if not isinstance(capacity, int):
-            raise ValueError("service dictionary capacity must be an integer")
-        return cls(names, capacity=capacity)
-
-
-# ---------------------------------------------------------------------------
-# The bulk pattern
-
-_LN = rb"(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL)"
-# normalize_level is case-insensitive; these two spellings cover what writers emit
-_LN_ANY_CASE = rb"(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL|trace|debug|info|warn|error|fatal)"
-_T24 = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"  # 2026-01-19T08:00:00.003Z
-_T19 = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"  # 2026-01-19 08:00:05
-# Printable ASCII without backslash: escaping cannot have altered it, and str-mode
-# \s / \S (Unicode) split it where bytes-mode ones do.
-_TOK = rb"[!-\[\]-~]+"
-_APP = rb"[!#-.0-9;-Z\]-~]+"  # _TOK without the capture's stop bytes '"' '/' ':' '['
-_HOST = rb"[!-9;-Z\]-~]+"  # RFC 3164 host [^\s:\[]+, printable ASCII, no backslash
-_JSTR = rb'"[ !#-\[\]-~]*"'  # a JSON string without escapes
-_JVAL = rb"(?:" + _JSTR + rb"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?|true|false|null)"
-
-_PATTERN = re.compile(
-    rb"\n(?:(?:"
-    # Flat JSON: timestamp, level, service first and never again (orjson keeps the
-    # last duplicate), valid JSON to the end of the first line (escaped newline: \n).
-    rb'\{"timestamp":"' + _T24 + rb'","level":"' + _LN_ANY_CASE + rb'","service":"'
-    rb'(?=[A-Za-z0-9_.-]+"(?:,"(?!(?:timestamp|level|service)")[A-Za-z0-9_]+":'
-    + _JVAL
-    + rb")*\}(?=\n|\\n))"
-    # logfmt starting `ts= level= service=` (the first occurrence of a key wins).
-    rb"|ts=" + _T24 + rb" level=" + _LN_ANY_CASE + rb" service=(?=[A-Za-z0-9_.-]+(?= |\n))"
-    # RFC 5424 with structured data '-' and an app other than '-' (which would
-    # leave the service to a logfmt pair).
-    rb"|<\d{1,3}>1 "
-    + _T24
-    + rb" "
-    + _TOK
-    + rb" (?=(?!-[ \n])"
-    + _APP
-    + rb" "
-    + _TOK
-    + rb" "
-    + _TOK
-    + rb" -)"
-    # RFC 3164 `<PRI>Mmm dd hh:mm:ss host app[pid]:`.
-    rb"|<\d{1,3}>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
-    + _HOST
-    + rb" (?="
-    + _APP
-    + rb"(?:\[\d+\])?:)"
-    # `ts LEVEL[:]` with no `service=` anywhere in the event ([^\n] spans the whole
-    # escaped event): a logfmt service would be taken.
-    rb"|" + _T19 + rb" (?=" + _LN + rb":?(?= |\n)(?![^\n]*service=))"
-    # Python-style header `LEVEL: service/version` (no time of its own: the receive
-    # time, unless a ts=/time=/timestamp= pair anywhere in the event sets one).
-    rb"|" + _LN + rb": (?=[A-Za-z0-9_.-]+/v?[0-9])(?![^\n]*(?:ts|time|timestamp)=)"
-    # The one group: the service, or the ts line's level word. Or nothing, for any
-    # other line starting with one of { t < D E F I T W or a digit, to keep results
-    # aligned with lines.
-    rb')([^/" \n\[:]*)|(?=[{t<0-9DEFITW]))'
+from logcaster.store.codes import LEVEL_CODES, ServiceCodes
+from logcaster.store.line_shapes import (
+    _PATTERN,
+    F64,
+    I64,
+    U8,
+    U16,
+    Bool,
+    _level_key,
+    _parse_ts,
+    _rows,
 )
-assert _PATTERN.groups == 1
+
+__all__ = ["Extractor", "Fields", "extract"]
 
 _SYSLOG_LEVEL = np.array(
     [LEVEL_CODES[x] for x in ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")],
     np.uint8,
 )
 _LEVEL_WORD = {name.encode(): code for name, code in LEVEL_CODES.items() if name}
-# 5-byte level keys at a fixed offset (JSON, logfmt): a 4-letter word with its terminator.
-_LEVEL_KEYS = [
-    (w if len(w) == 5 else w + t, code)
-    for name, code in LEVEL_CODES.items()
-    if name
-    for w in (name.encode(), name.lower().encode())
-    for t in (b'"', b" ", b":")
-]
 _SIM_KEYS = [(b"TRACE", 1, 5), (b"DEBUG", 2, 5), (b"INFO]", 3, 4), (b"WARN]", 4, 4)]
 _SIM_KEYS += [(b"ERROR", 5, 5), (b"FATAL", 6, 5)]
-
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
 _WORD = np.zeros(256, np.bool_)  # str-mode [\w.-] restricted to ASCII
 _WORD[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] = True
 _VERSION0 = np.zeros(256, np.bool_)  # a version's first byte: printable, not ':' nor '\'
@@ -630,57 +455,3 @@ def extract(
 ) -> Fields:
     """`Extractor(services).extract(...)` for one payload (no caches kept across calls)."""
     return Extractor(services).extract(payload, received, texts)
-
-
-# ---------------------------------------------------------------------------
-# numpy helpers
-
-
-def _rows(buf: U8, pos: I64, width: int) -> U8:
-    """Rows buf[p : p + width] for p in pos: a take on a sliding-window view, a row
-    memcpy each (~5x cheaper than fancy indexing with an (n, width) index matrix).
-    The caller's buffer is padded, so rows never run past its end."""
-    return sliding_window_view(buf, width)[pos]
-
-
-def _level_key(rows: U8) -> U8:
-    key = np.ascontiguousarray(rows).view("S5").ravel()
-    out = np.zeros(len(key), np.uint8)
-    for word, code in _LEVEL_KEYS:
-        out[key == word] = code
-    return out
-
-
-def _parse_ts(rows: U8) -> tuple[F64, Bool]:
-    """Vectorized parse_timestamp of `YYYY-MM-DD[ T]HH:MM:SS[.mmm]` rows -> (ts, ok).
-
-    The digits are already validated by the caller. Bit-identical to parse_timestamp:
-    the minute's epoch (an exact integer) + (SS * 1000 + mmm) / 1000.0, a correctly
-    rounded division of exact integers, hence equal to float("SS.mmm"). ok is False
-    for impossible dates and for 0.0 (`parse_timestamp(...) or ev.ts` keeps the
-    receive time then).
-    """
-    a = rows.astype(np.int64) - ord("0")
-    y = a[:, 0] * 1000 + a[:, 1] * 100 + a[:, 2] * 10 + a[:, 3]
-    mo = a[:, 5] * 10 + a[:, 6]
-    d = a[:, 8] * 10 + a[:, 9]
-    hh = a[:, 11] * 10 + a[:, 12]
-    mi = a[:, 14] * 10 + a[:, 15]
-    ss = a[:, 17] * 10 + a[:, 18]
-    frac = a[:, 19] == ord(".") - ord("0")
-    ms = np.where(frac, a[:, 20] * 100 + a[:, 21] * 10 + a[:, 22], 0)
-    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    mo_c = np.clip(mo, 0, 12)
-    dim = _DAYS_IN_MONTH[mo_c] + ((mo_c == 2) & leap)
-    # 1970..9998: _minute_epoch's range check never trips inside it
-    ok = (y >= 1970) & (y <= 9998) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= dim)
-    ok &= (hh < 24) & (mi < 60) & (ss < 60)
-    yy = y - (mo <= 2)  # days from civil (H. Hinnant)
-    era = yy // 400
-    yoe = yy - era * 400
-    doy = (153 * ((mo + 9) % 12) + 2) // 5 + d - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    minute = (days * 86400 + hh * 3600 + mi * 60).astype(np.float64)
-    ts = minute + (ss * 1000 + ms).astype(np.float64) / 1000.0
-    ok &= ts != 0.0
-    return ts, ok

@@ -41,7 +41,7 @@ import numpy.typing as npt
 COLS_SUFFIX = ".cols"
 CHUNKS_SUFFIX = ".chunks"
 BLOCKS_SUFFIX = ".blocks"
-LEVEL_SLOTS = 7  # level codes 0 (none) .. 6 (FATAL), see store.extract
+LEVEL_SLOTS = 7  # level codes 0 (none) .. 6 (FATAL), see store.codes
 SERVICE_SLOTS = 16  # the most frequent services of a chunk; the rest count as "other"
 
 COLS_DTYPE = np.dtype(

@@ -30,7 +30,8 @@ from logcaster.store.catalog import (
     list_segments,
 )
 from logcaster.store.chunks import CHUNK_BYTES, StoreFormatError, iter_chunks
-from logcaster.store.extract import Extractor, ServiceCodes
+from logcaster.store.codes import ServiceCodes
+from logcaster.store.extract import Extractor
 from logcaster.store.index import ChunkRows, IndexWriter, load_index
 
 SERVICES_NAME = "services.json"
