@@ -115,7 +115,7 @@ def test_rows_become_the_stored_events_with_and_without_the_block_table(
     import numpy as np
 
     from logcaster.store.index import BLOCKS_DTYPE, SegmentIndex
-    from logcaster.store.segment_view import _events, _Segment
+    from logcaster.store.segment_view import SegmentView, events_at_rows
 
     segment, events, _ = store
     index = load_index(segment)
@@ -125,7 +125,7 @@ def test_rows_become_the_stored_events_with_and_without_the_block_table(
     with open(segment, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         bare = SegmentIndex(chunks=index.chunks, cols=index.cols, blocks=np.zeros(0, BLOCKS_DTYPE))
         for idx in (index, bare):
-            got = list(_events(_Segment(1, segment, idx, buf), rows))
+            got = list(events_at_rows(SegmentView(1, segment, idx, buf), rows))
             assert [(e.id, e.received_at, e.source, e.body) for e in got] == [
                 (e.id, e.received_at, e.source, e.body) for e in want
             ]

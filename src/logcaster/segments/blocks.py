@@ -328,7 +328,7 @@ def payload_shape_ok(payload: bytes, count: int) -> bool:
     )
 
 
-def _unescape_line(line: bytes) -> bytes:
+def unescape_line(line: bytes) -> bytes:
     head = b""
     if line.startswith(b"\\#"):
         head = b"#"
@@ -358,7 +358,7 @@ def decode_payload(payload: bytes, count: int, mode: Mode = "raw") -> list[bytes
         return [_json_text(line) for line in lines]
     if b"\\" not in payload:
         return lines
-    return [_unescape_line(line) if b"\\" in line else line for line in lines]
+    return [unescape_line(line) if b"\\" in line else line for line in lines]
 
 
 def _json_text(line: bytes) -> bytes:

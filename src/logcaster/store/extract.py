@@ -42,15 +42,15 @@ from logcaster.pipeline.parse import bsd_time, parse_event
 from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload
 from logcaster.store.codes import LEVEL_CODES, ServiceCodes
 from logcaster.store.line_shapes import (
-    _PATTERN,
     F64,
     I64,
+    LINE_SHAPES,
     U8,
     U16,
     Bool,
-    _level_key,
-    _parse_ts,
-    _rows,
+    level_key,
+    parse_ts_rows,
+    window_rows,
 )
 
 __all__ = ["Extractor", "Fields", "extract"]
@@ -192,7 +192,7 @@ class Extractor:
         lined = np.flatnonzero(
             (first == ord("{")) | (first == ord("t")) | (first == ord("<")) | digit | header
         )
-        col: list[bytes] = _PATTERN.findall(data, 0, end)
+        col: list[bytes] = LINE_SHAPES.findall(data, 0, end)
         if len(col) != len(lined):  # an invariant of the pattern, not of the data
             raise AssertionError(f"pattern results {len(col)} != lines {len(lined)}")
         if col:
@@ -219,7 +219,7 @@ class Extractor:
 
     def _simulator(self, buf: U8, st: I64) -> tuple[Bool, F64, U8, U16]:
         """`[LEVEL] YYYY-MM-DD HH:MM:SS.mmm service/v` lines, checked and parsed in numpy."""
-        k = _rows(buf, st + 1, 6)
+        k = window_rows(buf, st + 1, 6)
         key = np.ascontiguousarray(k[:, :5]).view("S5").ravel()
         lv = np.zeros(len(st), np.uint8)
         width = np.zeros(len(st), np.int64)
@@ -232,15 +232,15 @@ class Extractor:
         ok = lv != 0
         ok &= buf[st + 2 + width] == ord(" ")  # exactly one space: \s+ could take more
         tso = st + 3 + width
-        t = _rows(buf, tso, 24)
+        t = window_rows(buf, tso, 24)
         for at, ch in _SEPARATORS.items():
             ok &= t[:, at] == ch
         d = t[:, _DIGITS_AT]
         ok &= ((d >= ord("0")) & (d <= ord("9"))).all(axis=1)
-        ts, tok = _parse_ts(t[:, :23])
+        ts, tok = parse_ts_rows(t[:, :23])
         ok &= tok
         # service: [\w.-]+ then '/', then a version's first byte
-        sw = _rows(buf, tso + 24, _SW + 1)
+        sw = window_rows(buf, tso + 24, _SW + 1)
         is_word = _WORD[sw]
         p = np.argmin(is_word, axis=1)  # the first non-word byte
         ok &= (p >= 1) & (p < _SW)
@@ -265,8 +265,8 @@ class Extractor:
         idx = np.flatnonzero(select & hit)
         if len(idx):
             st = starts[idx]
-            t, ok = _parse_ts(_rows(buf, st + ts_at, 23))
-            lv = _level_key(_rows(buf, st + level_at, 5))
+            t, ok = parse_ts_rows(window_rows(buf, st + ts_at, 23))
+            lv = level_key(window_rows(buf, st + level_at, 5))
             sv = self._service_codes(token[idx])
             out.accept(idx[ok], t[ok], lv[ok], sv[ok])
 
@@ -289,7 +289,7 @@ class Extractor:
         st = starts[idx]
         # '>' after 1, 2 or 3 PRI digits; the level is the PRI's severity
         gt = np.where(buf[st + 2] == ord(">"), 2, np.where(buf[st + 3] == ord(">"), 3, 4))
-        d = _rows(buf, st + 1, 3).astype(np.int64) - ord("0")
+        d = window_rows(buf, st + 1, 3).astype(np.int64) - ord("0")
         pri = np.where(
             gt == 2,
             d[:, 0],
@@ -299,13 +299,13 @@ class Extractor:
         sv = self._service_codes(token[idx])
         rfc5424 = buf[st + gt + 1] == ord("1")  # '<PRI>1 ts'; RFC 3164 has a month name
         if rfc5424.any():
-            t, ok = _parse_ts(_rows(buf, st[rfc5424] + gt[rfc5424] + 3, 23))
+            t, ok = parse_ts_rows(window_rows(buf, st[rfc5424] + gt[rfc5424] + 3, 23))
             i = idx[rfc5424]
             out.accept(i[ok], t[ok], lv[rfc5424][ok], sv[rfc5424][ok])
         bsd = ~rfc5424
         if bsd.any():
             i = idx[bsd]
-            stamps = _rows(buf, st[bsd] + gt[bsd] + 1, 15)
+            stamps = window_rows(buf, st[bsd] + gt[bsd] + 1, 15)
             keys = np.ascontiguousarray(stamps).view("S15").ravel().tolist()
             t = np.array(
                 [self._bsd_time(s, r) for s, r in zip(keys, out.recv[i].tolist(), strict=True)],
@@ -318,7 +318,7 @@ class Extractor:
         # YYYY-MM-DD HH:MM:SS LEVEL[:] ; no service (none of the event's pairs names one)
         idx = np.flatnonzero(lines)
         if len(idx):
-            t, ok = _parse_ts(_rows(buf, starts[idx], 23))
+            t, ok = parse_ts_rows(window_rows(buf, starts[idx], 23))
             lv = self._token_level[token[idx]]
             ok &= lv != 0
             sv = np.zeros(len(idx), np.uint16)
@@ -353,7 +353,7 @@ class Extractor:
         # LEVEL: service/version ; the event's time is its receive time
         idx = np.flatnonzero(lines)
         if len(idx):
-            lv = _level_key(_rows(buf, starts[idx], 5))
+            lv = level_key(window_rows(buf, starts[idx], 5))
             sv = self._service_codes(token[idx])
             out.accept(idx, out.recv[idx], lv, sv, own_time=False)
 

@@ -139,7 +139,7 @@ def summarize(
 ) -> npt.NDArray[np.void]:
     """A chunk record (CHUNK_DTYPE, CRC set) over one value per event.
 
-    Also used by the reader to cut a chunk at the high-water id (reader._cut)."""
+    Also used by the reader to cut a chunk at the high-water id (segment_view.cut_at_high_water)."""
     record = np.zeros(1, CHUNK_DTYPE)
     r = record[0]
     r["first_id"] = first_id

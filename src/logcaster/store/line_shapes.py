@@ -1,6 +1,6 @@
 """The line shapes the store's extractor reads without running Python per event.
 
-`_PATTERN` is one bytes regex with one capture group over a chunk of escaped
+`LINE_SHAPES` is one bytes regex with one capture group over a chunk of escaped
 payload lines (store/extract.py has the why): each alternative proves the
 fixed prefix of one line shape and captures its service or level word, and an
 empty alternative keeps the results aligned with the lines that may start a
@@ -42,7 +42,7 @@ _HOST = rb"[!-9;-Z\]-~]+"  # RFC 3164 host [^\s:\[]+, printable ASCII, no backsl
 _JSTR = rb'"[ !#-\[\]-~]*"'  # a JSON string without escapes
 _JVAL = rb"(?:" + _JSTR + rb"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?|true|false|null)"
 
-_PATTERN = re.compile(
+LINE_SHAPES = re.compile(
     rb"\n(?:(?:"
     # Flat JSON: timestamp, level, service first and never again (orjson keeps the
     # last duplicate), valid JSON to the end of the first line (escaped newline: \n).
@@ -82,7 +82,7 @@ _PATTERN = re.compile(
     # aligned with lines.
     rb')([^/" \n\[:]*)|(?=[{t<0-9DEFITW]))'
 )
-assert _PATTERN.groups == 1
+assert LINE_SHAPES.groups == 1
 
 # 5-byte level keys at a fixed offset (JSON, logfmt): a 4-letter word with its terminator.
 _LEVEL_KEYS = [
@@ -99,14 +99,14 @@ _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], n
 # numpy helpers
 
 
-def _rows(buf: U8, pos: I64, width: int) -> U8:
+def window_rows(buf: U8, pos: I64, width: int) -> U8:
     """Rows buf[p : p + width] for p in pos: a take on a sliding-window view, a row
     memcpy each (~5x cheaper than fancy indexing with an (n, width) index matrix).
     The caller's buffer is padded, so rows never run past its end."""
     return sliding_window_view(buf, width)[pos]
 
 
-def _level_key(rows: U8) -> U8:
+def level_key(rows: U8) -> U8:
     key = np.ascontiguousarray(rows).view("S5").ravel()
     out = np.zeros(len(key), np.uint8)
     for word, code in _LEVEL_KEYS:
@@ -114,7 +114,7 @@ def _level_key(rows: U8) -> U8:
     return out
 
 
-def _parse_ts(rows: U8) -> tuple[F64, Bool]:
+def parse_ts_rows(rows: U8) -> tuple[F64, Bool]:
     """Vectorized parse_timestamp of `YYYY-MM-DD[ T]HH:MM:SS[.mmm]` rows -> (ts, ok).
 
     The digits are already validated by the caller. Bit-identical to parse_timestamp:

@@ -33,7 +33,7 @@ else:
     import re._constants as sre_c
     import re._parser as sre_parse
 
-_REPLACEMENT = "\ufffd"
+REPLACEMENT = "\ufffd"
 
 
 def escape_text(text: bytes) -> bytes:
@@ -107,7 +107,7 @@ def _char(c: int, ci: bool) -> bytes:
         return _charset(frozenset((c,)), False, ci)
     if ci:
         return _charset(_LETTERS, True)  # a non-ASCII letter may fold to an ASCII one
-    if chr(c) == _REPLACEMENT:
+    if chr(c) == REPLACEMENT:
         return _NONASCII  # invalid UTF-8 in a text decodes to U+FFFD
     return b"".join(b"\\x%02x" % b for b in chr(c).encode())
 
@@ -227,7 +227,7 @@ def _required(
             run.clear()
 
     for op, av in _items(items):
-        if op is sre_c.LITERAL and isinstance(av, int) and chr(av) != _REPLACEMENT and not ci:
+        if op is sre_c.LITERAL and isinstance(av, int) and chr(av) != REPLACEMENT and not ci:
             run.append(chr(av))
             continue
         flush()

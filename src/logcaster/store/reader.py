@@ -47,7 +47,13 @@ from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.order import TopRows, chunk_keys
 from logcaster.store.scan import ByteStats, Scanner
 from logcaster.store.search import ids_of_rows, rows_at_offsets, rows_in_chunks
-from logcaster.store.segment_view import _Cached, _cut, _events, _Segment, _top_events
+from logcaster.store.segment_view import (
+    CachedIndex,
+    SegmentView,
+    cut_at_high_water,
+    events_at_rows,
+    top_events,
+)
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -124,7 +130,7 @@ class StoreReader:
         self.directory = directory
         self.threads = threads
         self._lock = threading.Lock()
-        self._cache: dict[int, _Cached] = {}
+        self._cache: dict[int, CachedIndex] = {}
         self._services = ServiceCodes()
         self._services_stamp: tuple[int, int] | None = None
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="store-scan")
@@ -135,7 +141,7 @@ class StoreReader:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- snapshots -----------------------------------------------------------------
-    def snapshot(self, high_water: int) -> tuple[list[_Segment], ServiceCodes]:
+    def snapshot(self, high_water: int) -> tuple[list[SegmentView], ServiceCodes]:
         """The indexed segments cut at `high_water` (oldest first), and the services."""
         with self._lock:
             refs = [r for r in list_segments(self.directory) if not r.compressed]
@@ -153,14 +159,14 @@ class StoreReader:
                 cached = self._refresh(ref.first_id, ref.path, need)
                 if cached is None:
                     continue
-                seg = _cut(ref.first_id, cached, high_water)
+                seg = cut_at_high_water(ref.first_id, cached, high_water)
                 if seg is not None:
                     segments.append(seg)
             # After the index: a code in a row is always in the dictionary read now.
             services = self._load_services()
         return segments, services
 
-    def _refresh(self, first_id: int, path: Path, need: int | None = None) -> _Cached | None:
+    def _refresh(self, first_id: int, path: Path, need: int | None = None) -> CachedIndex | None:
         """The segment's index, read again when it grew or does not reach `need`."""
         base = index_base(self.directory, first_id)
         try:
@@ -195,7 +201,7 @@ class StoreReader:
                 return None  # an index ahead of its text: not this segment's (never kept)
         # A torn read (the indexer overwrote the last record meanwhile) is read again.
         read_for = need if need is not None and not index.torn_chunk_bytes else 0
-        cached = _Cached(path, size, index, buf, read_for)
+        cached = CachedIndex(path, size, index, buf, read_for)
         self._cache[first_id] = cached
         return cached
 
@@ -211,7 +217,7 @@ class StoreReader:
             self._services_stamp = stamp
         return self._services
 
-    def _byte_stats(self, segments: list[_Segment]) -> ByteStats | None:
+    def _byte_stats(self, segments: list[SegmentView]) -> ByteStats | None:
         """Byte-pair statistics of recent text, so a query's scanner picks its rarest
         literal (one chunk of the newest segment, refreshed every few minutes)."""
         now = time.monotonic()
@@ -307,10 +313,10 @@ class StoreReader:
                 result.count += len(rows)
                 index = seg.index
                 top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
-        result.rows = _top_events(segments, top)
+        result.rows = top_events(segments, top)
         return result
 
-    def _match_rows(self, plan: _Plan, seg: _Segment, group: list[int], deadline: float) -> I64:
+    def _match_rows(self, plan: _Plan, seg: SegmentView, group: list[int], deadline: float) -> I64:
         index = seg.index
         cols = index.cols
         chunks = index.chunks
@@ -364,7 +370,7 @@ class _Walk:
     its match count from the summary (-1: the rows decide); `order`: the walk,
     ties by position (the newer chunk first when newest first)."""
 
-    def __init__(self, plan: _Plan, segments: list[_Segment], newest_first: bool) -> None:
+    def __init__(self, plan: _Plan, segments: list[SegmentView], newest_first: bool) -> None:
         parts: list[I64] = []
         chunks: list[I64] = []
         keys: list[F64] = []
@@ -394,10 +400,12 @@ class _Walk:
         self.order: I64 = order[::-1] if newest_first else order
 
 
-def _confirmed(confirm: Callable[[Event], bool], seg: _Segment, rows: I64, deadline: float) -> I64:
+def _confirmed(
+    confirm: Callable[[Event], bool], seg: SegmentView, rows: I64, deadline: float
+) -> I64:
     """The rows whose parsed event passes `confirm` (field=value tests)."""
     keep = np.zeros(len(rows), bool)
-    for n, event in enumerate(_events(seg, rows)):
+    for n, event in enumerate(events_at_rows(seg, rows)):
         # Each: a parse and maybe a regex (milliseconds on a long event).
         if time.monotonic() >= deadline:
             raise _time_limit()

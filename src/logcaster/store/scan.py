@@ -10,7 +10,7 @@ regex an RE2 search over the body, `body = text.decode("utf-8", "replace")`.
 Only raw-mode (`r`) payloads can be scanned; JSON-mode blocks are not escaped
 text and must be filtered after decoding.
 
-Strategy (docs/store-engine.md, bench/engines/segments/RESULTS.md):
+Strategy (docs/store-engine.md):
 
 - Hyperscan scans for one *necessary condition* of the query: a piece of one
   keyword (AND), the pieces of all keywords (OR), a literal every regex match
@@ -45,13 +45,13 @@ import numpy.typing as npt
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
 from logcaster.store.patterns import (
-    _REPLACEMENT,
+    REPLACEMENT,
     Unsupported,
     escape_text,
     escaped_re2,
     translate_regex,
 )
-from logcaster.store.text_match import TextTest, _unescape, _valid_utf8
+from logcaster.store.text_match import TextTest, stored_line_text, valid_utf8
 
 # What can be scanned: the mmap of a segment, or bytes (tests, small tails).
 Buffer = bytes | mmap.mmap
@@ -61,7 +61,7 @@ Stop = Literal["limit", "deadline", "cancelled"]
 _OnMatch = Callable[[int, int, int, int, object], None]
 
 _MIB = 1 << 20
-# Rough costs on the project VM (RESULTS.md "Where the time goes"): Hyperscan
+# Rough costs on the project VM (the engine study, docs/store-engine.md): Hyperscan
 # over one MiB for a single literal, a multi-literal set and a full regex; and
 # the Python cost of one candidate line (find its bounds, decode, confirm).
 _MS_PER_MIB = {"literal": 0.15, "literals": 0.32, "hyperscan-regex": 0.40}
@@ -179,13 +179,11 @@ class Scanner(TextTest):
 
         if self._words:
             if self._or:
-                if all(_REPLACEMENT not in w for w in self._words):
+                if all(REPLACEMENT not in w for w in self._words):
                     options.append((literal_cost(list(self._words)), "literals", list(self._words)))
             else:
                 options.extend(
-                    (literal_cost([w]), "literal", [w])
-                    for w in self._words
-                    if _REPLACEMENT not in w
+                    (literal_cost([w]), "literal", [w]) for w in self._words if REPLACEMENT not in w
                 )
         if self.regex is not None:
             try:
@@ -225,8 +223,8 @@ class Scanner(TextTest):
         k = stats.rare_suffix(escaped) if stats is not None else 0
         # A keyword that cannot start inside an escape is matched exactly by its
         # escaped bytes: the match starts on an escape boundary, and from there
-        # the escapes are prefix-free (RESULTS.md gotcha 3). Only a lone keyword
-        # without other tests can skip decoding.
+        # the escapes are prefix-free (docs/store-engine.md, "Searching escaped
+        # text"). Only a lone keyword without other tests can skip decoding.
         exact = escaped[0] not in _MID_ESCAPE and (self.operator == "OR" or len(self._words) == 1)
         return _Literal(escaped, escaped[k:], exact)
 
@@ -253,9 +251,9 @@ class Scanner(TextTest):
         on a long trace event, against ~2 us on bytes).
         """
         escaped = self._escaped_search
-        if escaped is not None and (line.isascii() or _valid_utf8(line)):
+        if escaped is not None and (line.isascii() or valid_utf8(line)):
             return escaped(line) is not None
-        return self.matches_text(_unescape(line))
+        return self.matches_text(stored_line_text(line))
 
     def _scratch(self) -> hyperscan.Scratch:
         scratch: hyperscan.Scratch | None = getattr(self._local, "scratch", None)

@@ -1,8 +1,8 @@
 """A segment as one query sees it, and its index rows read back as events.
 
 The reader (store/reader.py) keeps, per segment, its verified index and an
-mmap of its text (`_Cached`); a query gets them cut at the high-water id `S`
-(`_cut` -> `_Segment`): a chunk the indexer extended past `S` is cut and its
+mmap of its text (`CachedIndex`); a query gets them cut at the high-water id `S`
+(`cut_at_high_water` -> `SegmentView`): a chunk the indexer extended past `S` is cut and its
 summary recomputed, so the store never answers an event memory also answers.
 The rows a query keeps become events here: each row's escaped line, with the
 receive time and source of its block's header (found through the block
@@ -25,14 +25,14 @@ from logcaster.segments.blocks import MAGIC, parse_header
 from logcaster.store.index import SegmentIndex, summarize
 from logcaster.store.order import TopRows
 from logcaster.store.search import ids_of_rows
-from logcaster.store.text_match import _unescape
+from logcaster.store.text_match import stored_line_text
 
 I64 = npt.NDArray[np.int64]
 _HEADER_LOOKBACK = 1 << 20  # a row's block header is searched this far back at a time
 
 
 @dataclass(frozen=True, slots=True)
-class _Segment:
+class SegmentView:
     """One segment as a query sees it: the index cut at `S`, the mapped text."""
 
     first_id: int
@@ -42,7 +42,7 @@ class _Segment:
 
 
 @dataclass(slots=True)
-class _Cached:
+class CachedIndex:
     path: Path
     chunks_size: int
     index: SegmentIndex
@@ -52,7 +52,7 @@ class _Cached:
     read_for: int = 0
 
 
-def _cut(first_id: int, cached: _Cached, high_water: int) -> _Segment | None:
+def cut_at_high_water(first_id: int, cached: CachedIndex, high_water: int) -> SegmentView | None:
     """The segment's index without the events past `high_water` (memory has those).
 
     A chunk the indexer extended past `S` before reporting it is cut at `S`,
@@ -84,22 +84,22 @@ def _cut(first_id: int, cached: _Cached, high_water: int) -> _Segment | None:
     elif keep < len(chunks):
         rows = int(last["row_start"]) + count
         index = SegmentIndex(chunks=chunks[:keep], cols=index.cols[:rows], blocks=index.blocks)
-    return _Segment(first_id, cached.path, index, cached.buf)
+    return SegmentView(first_id, cached.path, index, cached.buf)
 
 
-def _top_events(segments: list[_Segment], top: TopRows) -> list[Event]:
+def top_events(segments: list[SegmentView], top: TopRows) -> list[Event]:
     """The store's rows among `top` as events, in its order (each parsed once)."""
     mine = top.parts >= 0
     parts, rows = top.parts[mine], top.rows[mine]
     found: dict[tuple[int, int], Event] = {}
     for part in np.unique(parts).tolist():
         picked = np.sort(rows[parts == part])
-        for row, event in zip(picked.tolist(), _events(segments[part], picked), strict=True):
+        for row, event in zip(picked.tolist(), events_at_rows(segments[part], picked), strict=True):
             found[(part, row)] = event
     return [found[(p, r)] for p, r in zip(parts.tolist(), rows.tolist(), strict=True)]
 
 
-def _events(seg: _Segment, rows: I64) -> Iterator[Event]:
+def events_at_rows(seg: SegmentView, rows: I64) -> Iterator[Event]:
     """The parsed events of index rows, in the order given."""
     if not len(rows):
         return
@@ -119,7 +119,7 @@ def _events(seg: _Segment, rows: I64) -> Iterator[Event]:
         if not lo <= offset < hi:
             header_at = headers[n] if headers is not None else None
             lo, hi, received, source = _block_of(buf, offset, header_at)
-        text = _unescape(buf[offset : buf.find(b"\n", offset)])
+        text = stored_line_text(buf[offset : buf.find(b"\n", offset)])
         yield parse_event(event_id, received, source, text)
 
 

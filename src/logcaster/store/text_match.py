@@ -5,7 +5,7 @@ search over the body, `body = text.decode("utf-8", "replace")` (query/model.py).
 `TextTest` runs these tests on one event's raw text or decoded body: the memory
 buffer's queries use it (query/planner.py), and the Scanner (store/scan.py)
 confirms with it each candidate line it cannot confirm on the escaped bytes
-alone, after `_unescape` has turned the stored line back into the event's text.
+alone, after `stored_line_text` has turned the stored line back into the event's text.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from typing import AnyStr, Literal
 
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
-from logcaster.segments.blocks import _unescape_line
+from logcaster.segments.blocks import unescape_line
 
 
 def decode_line(line: bytes) -> str:
     """The event body of one escaped payload line (without its newline)."""
-    return _unescape(line).decode("utf-8", "replace")
+    return stored_line_text(line).decode("utf-8", "replace")
 
 
-def _unescape(line: bytes) -> bytes:
+def stored_line_text(line: bytes) -> bytes:
     if b"\\" not in line:
         return line
     if b"\\\\" not in line and b"\\r" not in line and not line.startswith(b"\\#"):
@@ -30,10 +30,10 @@ def _unescape(line: bytes) -> bytes:
         # replace instead of blocks._unescape_line's split (13 us -> 1 us on a
         # 1.8 KB trace event).
         return line.replace(b"\\n", b"\n")
-    return _unescape_line(line)
+    return unescape_line(line)
 
 
-def _valid_utf8(data: bytes) -> bool:
+def valid_utf8(data: bytes) -> bool:
     try:
         data.decode()
     except UnicodeDecodeError:
