@@ -311,16 +311,16 @@ def test_a_cursor_that_cannot_be_saved_is_logged_and_saved_later(tmp_path: Path)
 
 
 def test_a_retried_append_leaves_out_what_was_written(tmp_path: Path) -> None:
-    from logcaster.sinks.group import _after
+    from logcaster.sinks.group_chunks import batches_after
 
     with open_spool(tmp_path) as spool:
         spool.append(batches(1, 3))  # ids 1..9 reached the file, then the call failed
         retry = batches(1, 5)  # the caller tries its whole list again
-        todo, skipped = _after(retry, spool.written_id)
+        todo, skipped = batches_after(retry, spool.written_id)
         assert skipped == 9 and ids(todo) == list(range(10, 16))
         spool.append(todo)
         # A batch across the last id written is cut.
-        todo, skipped = _after([batch(14, 5)], spool.written_id)
+        todo, skipped = batches_after([batch(14, 5)], spool.written_id)
         assert skipped == 2 and ids(todo) == [16, 17, 18]
         assert todo[0].texts[0].startswith(b"event 16 ")
         spool.append(todo)

@@ -56,3 +56,8 @@ def log_event(
             extra={"event": event, "fields": fields},
         )
         logger.handle(record)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as a log field: its type, then its message."""
+    return f"{type(exc).__name__}: {exc}"
