@@ -11,17 +11,15 @@ from pathlib import Path
 import pytest
 
 from logcaster.segments.housekeeping import Housekeeper
-from logcaster.segments.segment import read_batches, read_blocks, scan_segment
-from logcaster.segments.writer import (
+from logcaster.segments.names import (
     ACTIVE_NAME,
     QUARANTINE_DIR,
-    RotateInterval,
-    SegmentWriter,
     list_rotated,
     parse_segment_name,
-    rotation_period,
     segment_time,
 )
+from logcaster.segments.segment import read_batches, read_blocks, scan_segment
+from logcaster.segments.writer import RotateInterval, SegmentWriter, rotation_period
 from tests.test_segments_writer import FakeClock, texts_for
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from logcaster.segments import SegmentWriter, read_blocks, scan_segment
-from logcaster.segments.writer import list_rotated
+from logcaster.segments.names import list_rotated
 from logcaster.testing import ServerProcess, wait_for
 from tests.conftest import ServerFactory
 from tests.test_data_cli import run_data

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from logcaster.exceptions import StorageError
 from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import encode_block, received_us
-from logcaster.segments.segment import StoredBatch, read_batches, read_blocks, scan_segment
-from logcaster.segments.writer import (
+from logcaster.segments.names import (
     ACTIVE_NAME,
     QUARANTINE_DIR,
-    SegmentWriter,
     parse_segment_name,
     segment_name,
 )
+from logcaster.segments.segment import StoredBatch, read_batches, read_blocks, scan_segment
+from logcaster.segments.writer import SegmentWriter
 
 
 class FakeClock:

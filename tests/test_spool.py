@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logcaster.pipeline.batch import Batch
-from logcaster.segments.writer import ACTIVE_NAME, QUARANTINE_DIR, list_rotated
+from logcaster.segments.names import ACTIVE_NAME, QUARANTINE_DIR, list_rotated
 from logcaster.sinks.spool import Spool, SpoolPolicy
 
 

@@ -32,7 +32,7 @@ from logcaster.config import MultilineConfig
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.parse import parse_event
 from logcaster.segments import read_batches
-from logcaster.segments.writer import ACTIVE_NAME, list_rotated, parse_segment_name
+from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
 from logcaster.store.chunks import CHUNK_BYTES
 from logcaster.testing import ServerProcess, start_server, wait_for
 from tests.conftest import ServerFactory

@@ -12,7 +12,8 @@ from logcaster.config import QueryConfig
 from logcaster.exceptions import QuerySyntaxError
 from logcaster.pipeline.batch import Batch
 from logcaster.query.parser import parse_command
-from logcaster.segments.writer import SegmentWriter, list_rotated, parse_segment_name
+from logcaster.segments.names import list_rotated, parse_segment_name
+from logcaster.segments.writer import SegmentWriter
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.catalog import active_first_id, delete_index, index_base
 from logcaster.store.index import index_paths

@@ -1,7 +1,9 @@
-"""The on-disk event log (issue 4): block format, segment files, writer,
-housekeeping, inspection, repair and the data directory lock."""
+"""The on-disk event log (issue 4): block format, segment files and their
+names, writer and its open-time recovery, housekeeping, inspection, repair and
+the data directory lock."""
 
 from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_block, encode_payload
+from logcaster.segments.names import parse_segment_name, segment_name
 from logcaster.segments.repair import Recovery
 from logcaster.segments.segment import (
     BlockInfo,
@@ -14,11 +16,7 @@ from logcaster.segments.segment import (
     scan_segment,
     truncate_torn_tail,
 )
-from logcaster.segments.writer import (
-    SegmentWriter,
-    parse_segment_name,
-    segment_name,
-)
+from logcaster.segments.writer import SegmentWriter
 
 __all__ = [
     "BlockFormatError",

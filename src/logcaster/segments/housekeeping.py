@@ -41,6 +41,12 @@ from typing import Any, Literal
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.segments.lock import fsync_dir
+from logcaster.segments.names import (
+    QUARANTINE_DIR,
+    list_rotated,
+    parse_segment_name,
+    segment_time,
+)
 from logcaster.segments.repair import (
     REPAIR_SUFFIX,
     Damage,
@@ -50,12 +56,6 @@ from logcaster.segments.repair import (
     write_good_copy,
 )
 from logcaster.segments.segment import BAD_GZIP, Corruption, SegmentScan, scan_segment
-from logcaster.segments.writer import (
-    QUARANTINE_DIR,
-    list_rotated,
-    parse_segment_name,
-    segment_time,
-)
 
 logger = logging.getLogger("logcaster.segments.housekeeping")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from logcaster.segments.blocks import MODES
+from logcaster.segments.names import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
 from logcaster.segments.repair import parse_damaged_name
 from logcaster.segments.segment import Corruption, scan_segment
-from logcaster.segments.writer import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
 
 FileKind = Literal["rotated", "active", "quarantined"]
 

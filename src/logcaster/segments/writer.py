@@ -21,12 +21,12 @@ blocking library: the file sink will run it in its writer thread.
   UTC-aligned period boundaries: before a write, or from the caller's timer
   through `rotate_if_due`, when active.log got its first data in an earlier
   period than now.
-- Opening recovers from a crash: a torn tail of active.log is truncated. Damage
-  in the middle (a corrupt block with good blocks after it) is repaired in
-  place: the damaged bytes are copied to `quarantine/`, the good blocks are
-  kept, verbatim, in active.log, and writing continues after the last of them
-  (`segments/repair.py`). A file without one good block is moved to
-  `quarantine/` whole. Each is reported in `recovered`.
+- Opening recovers from a crash (`segments/recovery.py`): a torn tail of
+  active.log is truncated, damage in the middle is repaired in place, a file
+  without one good block is moved to `quarantine/` whole; each is reported in
+  `recovered`. Writing continues after the highest id on disk.
+
+File names and the listing of rotated segments are `segments/names.py`'s.
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ from __future__ import annotations
 import contextlib
 import errno as errno_mod
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -45,38 +43,17 @@ from logcaster.exceptions import StorageError
 from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import Mode, encode_block_parts
 from logcaster.segments.lock import fsync_dir, make_directory, storage_error
-from logcaster.segments.repair import (
-    REPAIR_SUFFIX,
-    Recovery,
-    quarantine_damage,
-    rewrite_good_blocks,
-)
-from logcaster.segments.segment import SegmentScan, scan_segment, truncate_torn_tail
+from logcaster.segments.names import ACTIVE_NAME, list_rotated, segment_name
+from logcaster.segments.recovery import highest_id_on_disk, recover_active, scan_or_raise
+from logcaster.segments.repair import Recovery
+from logcaster.segments.segment import SegmentScan
 
 FsyncPolicy = Literal["always", "interval", "never"]
 RotateInterval = Literal["hourly", "daily"] | int
 
-ACTIVE_NAME = "active.log"
-QUARANTINE_DIR = "quarantine"
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
-SEGMENT_NAME_RE = re.compile(r"logcaster-(\d{8}T\d{6}\.\d{6}Z)-(\d{20})\.log(?:\.gz)?")
-_STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _PERIOD_SECONDS = {"hourly": 3600, "daily": 86400}
-
-
-def segment_name(timestamp: float, first_id: int) -> str:
-    """The name of a rotated segment whose first block starts at `first_id`."""
-    stamp = datetime.fromtimestamp(timestamp, UTC).strftime(_STAMP_FORMAT)
-    return f"logcaster-{stamp}-{first_id:020d}.log"
-
-
-def segment_time(name: str) -> float | None:
-    """The rotation time (UTC timestamp) in a rotated segment's name, or None."""
-    m = SEGMENT_NAME_RE.fullmatch(name)
-    if m is None:
-        return None
-    return datetime.strptime(m[1], _STAMP_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def rotation_period(timestamp: float, interval: RotateInterval) -> int:
@@ -87,31 +64,6 @@ def rotation_period(timestamp: float, interval: RotateInterval) -> int:
     """
     seconds = _PERIOD_SECONDS[interval] if isinstance(interval, str) else interval
     return int(timestamp // seconds)
-
-
-def list_rotated(directory: Path) -> list[Path]:
-    """Rotated segment files (plain or .gz) of `directory`, ordered by the first id.
-
-    Each segment appears once: while a compression is between its rename and its
-    unlink (or after a crash there) both `X.log` and `X.log.gz` exist. The .gz is
-    complete then (it is renamed into place only after its fsync) and, unlike the
-    .log, is not about to be unlinked, so it is the one listed.
-    """
-    found: dict[str, tuple[int, Path]] = {}
-    for path in directory.iterdir():
-        first = parse_segment_name(path.name)
-        if first is None or not path.is_file():
-            continue
-        stem = path.name.removesuffix(".gz")
-        if stem not in found or path.name.endswith(".gz"):
-            found[stem] = (first, path)
-    return [path for _, path in sorted(found.values(), key=lambda item: (item[0], item[1].name))]
-
-
-def parse_segment_name(name: str) -> int | None:
-    """The first id in a rotated segment's name, or None if it is not one."""
-    m = SEGMENT_NAME_RE.fullmatch(name)
-    return int(m[2]) if m else None
 
 
 class SegmentWriter:
@@ -162,130 +114,13 @@ class SegmentWriter:
         self._closed = False
 
         make_directory(self.directory)
-        active_scan = self._recover_active()
-        self.last_id = self._highest_id_on_disk(active_scan)
+        active_scan, self.recovered = recover_active(self.directory, self._clock)
+        self.last_id = highest_id_on_disk(self.directory, active_scan)
         # Everything found on disk at start is treated as durable: it survived.
         self.durable_id = self.last_id
         self._open_active(active_scan)
 
-    # -- opening and recovery -------------------------------------------------
-
-    def _scan(self, path: Path, *, keep_blocks: bool = True) -> SegmentScan:
-        try:
-            return scan_segment(path, keep_blocks=keep_blocks)
-        except OSError as exc:
-            raise storage_error("cannot read", path, exc) from exc
-
-    def _recover_active(self) -> SegmentScan | None:
-        """Repair or quarantine active.log; its scan if it is (still) there, else None."""
-        leftover = self.active_path.with_name(ACTIVE_NAME + REPAIR_SUFFIX)
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()  # a repair interrupted before its rename: redone below
-        if not self.active_path.exists():
-            return None
-        scan = self._scan(self.active_path, keep_blocks=False)
-        if scan.corruptions:
-            return self._repair(scan)
-        if scan.torn_tail is not None and scan.end_of_good == 0:
-            # Not one good block (a file of another format, e.g. an older
-            # LogCaster's): move it aside whole, never cut it to nothing.
-            first = scan.problems[0]
-            target = self._quarantine(scan.first_id)
-            self.recovered = Recovery(
-                "quarantined", self.active_path, first.offset, first.reason, 0, target
-            )
-            return None
-        if scan.torn_tail is not None:
-            tail = scan.torn_tail
-            try:
-                cut = truncate_torn_tail(self.active_path, scan)
-            except OSError as exc:
-                raise storage_error("cannot truncate torn tail of", self.active_path, exc) from exc
-            self.recovered = Recovery("torn_tail", self.active_path, tail.offset, tail.reason, cut)
-            scan.size = scan.end_of_good
-            scan.problems.clear()
-        return scan
-
-    def _repair(self, scan: SegmentScan) -> SegmentScan:
-        """Damage in the middle: keep every good block, set the damaged bytes aside.
-
-        A torn tail after it is set aside too (it is part of the same damaged
-        file). Writing then continues after the last good block, as after a
-        clean start: the append position is the end of the rewritten file.
-        """
-        path = self.active_path
-        try:
-            damage = quarantine_damage(path, scan, self.directory / QUARANTINE_DIR, self._clock())
-            kept = rewrite_good_blocks(path)
-        except OSError as exc:
-            raise storage_error("cannot repair", path, exc) from exc
-        first = damage[0]
-        self.recovered = Recovery(
-            "repaired", path, first.offset, first.reason, damaged=tuple(damage), kept_events=kept
-        )
-        return self._scan(path, keep_blocks=False)
-
-    def _quarantine(self, first_id: int | None) -> Path:
-        qdir = self.directory / QUARANTINE_DIR
-        try:
-            qdir.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise storage_error("cannot create", qdir, exc) from exc
-        name = segment_name(self._clock(), first_id if first_id is not None else 0)
-        target = qdir / name
-        n = 1
-        while target.exists():
-            target = qdir / name.replace(".log", f".{n}.log")
-            n += 1
-        try:
-            os.rename(self.active_path, target)
-        except OSError as exc:
-            raise storage_error("cannot quarantine", self.active_path, exc) from exc
-        fsync_dir(qdir)
-        fsync_dir(self.directory)
-        return target
-
-    def _highest_id_on_disk(self, active_scan: SegmentScan | None) -> int | None:
-        """The highest event id in active.log, the rotated segments and quarantine.
-
-        Rotated segments hold increasing ids, so only the newest ones (by the first
-        id in their names) are scanned, newest first, until one has a good block.
-        Quarantined files are scanned in full: they are rare, and their ids must
-        not be reused either.
-        """
-        best: int | None = None
-
-        def consider(value: int | None) -> None:
-            nonlocal best
-            if value is not None and (best is None or value > best):
-                best = value
-
-        if active_scan is not None:
-            consider(active_scan.last_id)
-        for path in reversed(self.rotated_segments()):
-            consider(parse_segment_name(path.name))
-            last = self._scan_or_none(path)
-            consider(last)
-            if last is not None:
-                break
-        qdir = self.directory / QUARANTINE_DIR
-        if qdir.is_dir():
-            for path in sorted(qdir.iterdir()):
-                if path.is_file() and parse_segment_name(path.name) is not None:
-                    consider(self._scan_or_none(path))
-        return best
-
-    @staticmethod
-    def _scan_or_none(path: Path) -> int | None:
-        """The last id of a rotated or quarantined file; None if it has none or is unreadable.
-
-        An unreadable file must not stop the start (no crash loop): the file sink's
-        housekeeping sets it aside and reports it.
-        """
-        try:
-            return scan_segment(path, keep_blocks=False).last_id
-        except OSError:
-            return None
+    # -- opening --------------------------------------------------------------
 
     def _open_active(self, scan: SegmentScan | None = None) -> None:
         path = self.active_path
@@ -302,7 +137,7 @@ class SegmentWriter:
         self._end = size
         if size:
             if scan is None or scan.size != size:
-                scan = self._scan(path, keep_blocks=False)
+                scan = scan_or_raise(path, keep_blocks=False)
             self._active_first_id = scan.first_id
             # The first write time of a file from before the restart is unknown. Its
             # last write (mtime) is a bound: a file last written in an earlier period
@@ -417,7 +252,7 @@ class SegmentWriter:
                 return
         except OSError as exc:
             raise storage_error("cannot restore the end of", self.active_path, exc) from exc
-        scan = self._scan(self.active_path, keep_blocks=False)
+        scan = scan_or_raise(self.active_path, keep_blocks=False)
         try:
             os.ftruncate(fd, scan.end_of_good)
         except OSError as exc:

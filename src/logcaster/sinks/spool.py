@@ -50,12 +50,9 @@ from logcaster.log import log_event
 from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import decode_payload
 from logcaster.segments.lock import fsync_dir
+from logcaster.segments.names import list_rotated
 from logcaster.segments.segment import iter_raw_blocks, scan_segment
-from logcaster.segments.writer import (
-    FsyncPolicy,
-    SegmentWriter,
-    list_rotated,
-)
+from logcaster.segments.writer import FsyncPolicy, SegmentWriter
 
 logger = logging.getLogger("logcaster.sinks.spool")
 

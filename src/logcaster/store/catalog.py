@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logcaster.segments.blocks import parse_header
-from logcaster.segments.writer import ACTIVE_NAME, list_rotated, parse_segment_name
+from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
 
 INDEX_DIR = "index"
 _FIRST_HEADER_BYTES = 512

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from logcaster.log import log_event
 from logcaster.segments.lock import fsync_dir
-from logcaster.segments.writer import ACTIVE_NAME, list_rotated, parse_segment_name
+from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
 from logcaster.store.catalog import (
     SegmentRef,
     active_first_id,

@@ -29,7 +29,7 @@ from logcaster.component import Counters
 from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.segments.lock import DataDirLock, DataDirLocked
-from logcaster.segments.writer import ACTIVE_NAME, parse_segment_name
+from logcaster.segments.names import ACTIVE_NAME, parse_segment_name
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.catalog import active_first_id, delete_index, index_dir
 from logcaster.store.indexer import indexed_on_disk
