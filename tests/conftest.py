@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from logcaster.testing import ServerProcess, start_server
+from tests.forward_helpers import HttpReceiver
 from tests.lineproto_helpers import CORPUS
 
 ServerFactory = Callable[..., ServerProcess]
@@ -45,3 +46,12 @@ def corpus() -> Iterator[ServerProcess]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    """An NDJSON receiver for forward groups (tests/forward_helpers.py), closed after the test."""
+    r = HttpReceiver()
+    r.start()
+    yield r
+    r.close()
