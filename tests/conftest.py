@@ -1,4 +1,4 @@
-"""Shared fixtures: real servers on ephemeral ports, stopped after each test."""
+"""Shared fixtures: real servers on ephemeral ports, stopped after each test (or module)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from logcaster.testing import ServerProcess, start_server
+from tests.forward_helpers import HttpReceiver
+from tests.lineproto_helpers import CORPUS
 
 ServerFactory = Callable[..., ServerProcess]
 
@@ -30,3 +32,26 @@ def server_factory() -> Iterator[ServerFactory]:
 def server(server_factory: ServerFactory) -> ServerProcess:
     """A server with default settings, syslog on."""
     return server_factory("--syslog-port", "0")
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Iterator[ServerProcess]:
+    """A server holding exactly the line-protocol corpus (tests/lineproto_helpers.py);
+    tests using it must not change it. (test_store_indexer and test_bench_smoke
+    define a `corpus` fixture of their own, which overrides this one there.)"""
+    server = start_server()
+    try:
+        server.send(("\n".join(doc.text for doc in CORPUS) + "\n").encode())
+        server.wait_total(len(CORPUS))
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    """An NDJSON receiver for forward groups (tests/forward_helpers.py), closed after the test."""
+    r = HttpReceiver()
+    r.start()
+    yield r
+    r.close()

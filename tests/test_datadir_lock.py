@@ -171,7 +171,7 @@ def test_a_forward_group_dir_has_one_owner_too(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     """A group's own `dir` (its spool, outside any -P) is locked like a data dir."""
-    from tests.test_forward import free_port, group, write_config
+    from tests.forward_helpers import free_port, group, write_config
 
     spool_dir = tmp_path / "g"
     cfg = write_config(
