@@ -66,7 +66,7 @@ def test_http_rejects_go_to_dead_letters_and_replay_delivers_them(
 
 def test_http_posts_go_out_in_call_order(receiver: HttpReceiver) -> None:
     from logcaster.pipeline.batch import Batch
-    from logcaster.sinks.forward import open_forward
+    from logcaster.sinks.forward.transports import open_forward
 
     async def run() -> None:
         sink = open_forward(receiver.url, timeout=10)
@@ -84,7 +84,7 @@ def test_a_post_cancelled_before_its_turn_does_not_let_the_next_overtake(
     receiver: HttpReceiver,
 ) -> None:
     from logcaster.pipeline.batch import Batch
-    from logcaster.sinks.forward import open_forward
+    from logcaster.sinks.forward.transports import open_forward
 
     receiver.delay = 0.6
 
@@ -108,8 +108,8 @@ def test_a_post_cancelled_before_its_turn_does_not_let_the_next_overtake(
 def test_dlq_replay_with_repeated_ids_and_a_leftover_aside_file(
     tmp_path: Path, receiver: HttpReceiver
 ) -> None:
-    from logcaster.sinks import deadletter
-    from logcaster.sinks.forward import Rejection
+    from logcaster.sinks.forward import deadletter
+    from logcaster.sinks.forward.transports import Rejection
 
     letters = deadletter.DeadLetters(tmp_path, 1 << 20)
     rejection = Rejection(7, 1.0, "tcp:t", b"seven POISON", 400, "bad")

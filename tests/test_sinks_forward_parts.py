@@ -13,7 +13,7 @@ import yaml
 
 from logcaster.config import load_config, validate
 from logcaster.exceptions import ConfigError
-from logcaster.sinks.resilience import Backoff, Breaker
+from logcaster.sinks.forward.resilience import Backoff, Breaker
 
 # -- the parts, with their own clocks ---------------------------------------------
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from logcaster.pipeline.batch import Batch
 from logcaster.segments.names import ACTIVE_NAME, QUARANTINE_DIR, list_rotated
-from logcaster.sinks.spool import Spool, SpoolPolicy
+from logcaster.sinks.forward.spool import Spool, SpoolPolicy
 
 
 def batch(first_id: int, n: int, pad: int = 20) -> Batch:
@@ -311,7 +311,7 @@ def test_a_cursor_that_cannot_be_saved_is_logged_and_saved_later(tmp_path: Path)
 
 
 def test_a_retried_append_leaves_out_what_was_written(tmp_path: Path) -> None:
-    from logcaster.sinks.group_chunks import batches_after
+    from logcaster.sinks.forward.chunks import batches_after
 
     with open_spool(tmp_path) as spool:
         spool.append(batches(1, 3))  # ids 1..9 reached the file, then the call failed
@@ -396,7 +396,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from logcaster.pipeline.batch import Batch
-from logcaster.sinks.spool import Spool
+from logcaster.sinks.forward.spool import Spool
 
 spool = Spool(Path(sys.argv[1]), max_bytes=1 << 30, segment_bytes=4096, fsync="always")
 next_id = 1

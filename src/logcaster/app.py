@@ -30,7 +30,7 @@ from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
-from logcaster.sinks.group import SinkGroup
+from logcaster.sinks.forward.group import SinkGroup
 from logcaster.sinks.memory import MemorySink
 from logcaster.sources.syslog import SyslogListener
 from logcaster.sources.tcp import line_ingest

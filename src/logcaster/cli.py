@@ -193,7 +193,7 @@ def _dlq(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from logcaster.sinks import deadletter
+    from logcaster.sinks.forward import deadletter
 
     path = deadletter.letters_path(Path(args.path))
     interrupted = path.with_name(deadletter.REPLAYING_NAME).is_file()

@@ -21,7 +21,7 @@ import msgspec
 import yaml
 
 from logcaster.exceptions import ConfigError
-from logcaster.sinks.target import parse_target
+from logcaster.sinks.forward.target import parse_target
 
 REGEX_MAX_MEM = 8 << 20  # RE2's own default budget per compiled regex (query.regex_max_mem)
 
@@ -163,7 +163,7 @@ class StoreConfig(_Section, frozen=True):
 
 
 class ForwardSinkConfig(_Section, frozen=True):
-    """One destination of a forward group (sinks/forward.py)."""
+    """One destination of a forward group (sinks/forward/transports.py)."""
 
     url: str  # tcp://HOST:PORT, tcp://HOST:PORT?ack=1 (another LogCaster), http(s)://... (NDJSON)
     name: str | None = None  # in logs; the URL when null

@@ -4,7 +4,7 @@ The pipeline hands a group batches; they wait in the `Outbox` (bounded by
 `buffer_events`: a full outbox makes `write` wait, which is how a group pushes
 back on the pipeline). The sender cuts `Chunk`s of at most `batch_events`
 events from the outbox's head, or from batches read back from the spool, and
-resolves them in id order (`sinks/group_sender.py`). A chunk boundary may fall
+resolves them in id order (`sinks/forward/sender.py`). A chunk boundary may fall
 inside a batch: `cut_batch` splits one at an event, keeping ids and parsed
 events, and `batches_after` leaves out what a spool already holds.
 """
@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from logcaster.pipeline.batch import Batch
-from logcaster.sinks.forward import Rejection
+from logcaster.sinks.forward.transports import Rejection
 
 
 class Outbox:

@@ -1,6 +1,6 @@
 """A forward group's access to its spool, from the event loop.
 
-The spool (`sinks/spool.py`) is synchronous and not thread-safe. A group calls
+The spool (`sinks/forward/spool.py`) is synchronous and not thread-safe. A group calls
 it in threads from three places: the sender task, the spool's fsync timer and
 stop(). `GroupSpool` is the one way those calls go: each holds one lock. It
 also owns the read-ahead, the batches read from the spool's head that the
@@ -15,8 +15,8 @@ import asyncio
 from collections import deque
 
 from logcaster.pipeline.batch import Batch
-from logcaster.sinks.group_chunks import Chunk, batches_after, take_batches
-from logcaster.sinks.spool import Spool, SpoolAppend
+from logcaster.sinks.forward.chunks import Chunk, batches_after, take_batches
+from logcaster.sinks.forward.spool import Spool, SpoolAppend
 
 
 class GroupSpool:

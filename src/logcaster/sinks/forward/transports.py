@@ -37,7 +37,7 @@ import aiohttp
 
 from logcaster.pipeline.batch import Batch
 from logcaster.segments.blocks import encode_json_payload
-from logcaster.sinks.target import parse_target
+from logcaster.sinks.forward.target import parse_target
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_OK = b"#OK ACK 1\n"

@@ -1,6 +1,6 @@
 """The sender task of a forward group: chunks out, resolved in id order.
 
-`sinks/group.py` describes the group as a whole; this module is the part that
+`sinks/forward/group.py` describes the group as a whole; this module is the part that
 runs in its one sender task (and the spool's fsync timer). `Sender` owns the
 window: the chunks sent or to resend, oldest first (`pending`), at most
 `max_in_flight` of them out at once, one after a failure (probing). It cuts
@@ -30,11 +30,11 @@ from typing import Any, Protocol
 from logcaster.config import ForwardGroupConfig
 from logcaster.log import error_text, log_event
 from logcaster.pipeline.batch import Batch
-from logcaster.sinks.deadletter import DeadLetters
-from logcaster.sinks.forward import Rejection
-from logcaster.sinks.group_chunks import Chunk, Outbox
-from logcaster.sinks.group_members import Members
-from logcaster.sinks.group_spool import GroupSpool
+from logcaster.sinks.forward.chunks import Chunk, Outbox
+from logcaster.sinks.forward.deadletter import DeadLetters
+from logcaster.sinks.forward.group_spool import GroupSpool
+from logcaster.sinks.forward.members import Members
+from logcaster.sinks.forward.transports import Rejection
 
 # A group's events keep the group's logger, whichever of its modules logs them.
 logger = logging.getLogger("logcaster.sinks.group")

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from logcaster.pipeline.batch import Batch
-from logcaster.sinks.forward import Rejection, SendError, open_forward
+from logcaster.sinks.forward.transports import Rejection, SendError, open_forward
 
 FILE_NAME = "dead-letters.ndjson"
 

@@ -7,7 +7,7 @@ attempt goes to (`targets`), whether enough are allowed to reach
 `min_success` (`can_deliver`), and one attempt at one sink, whose outcome its
 breaker learns (`try_one`, logged when a sink goes down or recovers). Which
 chunk is sent when, and what a failed one leads to, is the sender's
-(`sinks/group_sender.py`).
+(`sinks/forward/sender.py`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from logcaster.config import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.log import log_event
-from logcaster.sinks.forward import ForwardSink, Rejection, open_forward
-from logcaster.sinks.group_chunks import Chunk
-from logcaster.sinks.resilience import Breaker
+from logcaster.sinks.forward.chunks import Chunk
+from logcaster.sinks.forward.resilience import Breaker
+from logcaster.sinks.forward.transports import ForwardSink, Rejection, open_forward
 from logcaster.stats import Stats
 
 # A group's events keep the group's logger, whichever of its modules logs them.

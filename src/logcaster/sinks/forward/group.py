@@ -32,10 +32,10 @@ chunks (`batch_events`) from the outbox to the sinks:
 Delivery is at least once: a chunk whose acks were lost with a connection is
 sent again (`retried`, an upper bound on the duplicates a receiver may hold).
 
-The group's parts: `sinks/group_chunks.py` (the outbox and chunks),
-`sinks/group_members.py` (the sinks, their breakers, one attempt),
-`sinks/group_sender.py` (the sender task: window, failover, spool and dead
-letters) and `sinks/group_spool.py` (the spool's calls, under one lock). This
+The group's parts: `sinks/forward/chunks.py` (the outbox and chunks),
+`sinks/forward/members.py` (the sinks, their breakers, one attempt),
+`sinks/forward/sender.py` (the sender task: window, failover, spool and dead
+letters) and `sinks/forward/group_spool.py` (the spool's calls, under one lock). This
 module wires them and is the pipeline's side: `write`, `durable_id`, `stop`.
 """
 
@@ -51,12 +51,12 @@ from logcaster.component import Counters, by_reason
 from logcaster.config import ForwardGroupConfig
 from logcaster.log import error_text, log_event
 from logcaster.pipeline.batch import Batch
-from logcaster.sinks.deadletter import DeadLetters
-from logcaster.sinks.group_chunks import Outbox, batches_after
-from logcaster.sinks.group_members import Members
-from logcaster.sinks.group_sender import Sender
-from logcaster.sinks.group_spool import GroupSpool
-from logcaster.sinks.spool import Spool
+from logcaster.sinks.forward.chunks import Outbox, batches_after
+from logcaster.sinks.forward.deadletter import DeadLetters
+from logcaster.sinks.forward.group_spool import GroupSpool
+from logcaster.sinks.forward.members import Members
+from logcaster.sinks.forward.sender import Sender
+from logcaster.sinks.forward.spool import Spool
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sinks.group")
