@@ -35,10 +35,9 @@ def server(server_factory: ServerFactory) -> ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def corpus() -> Iterator[ServerProcess]:
+def corpus_server() -> Iterator[ServerProcess]:
     """A server holding exactly the line-protocol corpus (tests/lineproto_helpers.py);
-    tests using it must not change it. (test_store_indexer and test_bench_smoke
-    define a `corpus` fixture of their own, which overrides this one there.)"""
+    tests using it must not change it."""
     server = start_server()
     try:
         server.send(("\n".join(doc.text for doc in CORPUS) + "\n").encode())

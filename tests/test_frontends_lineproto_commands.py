@@ -2,7 +2,7 @@
 
 Against the real server over real sockets, with the protocol's own errors
 (unknown, empty, missing and too long commands). Read-only tests share the
-module-scoped `corpus` server (conftest.py); tests that change the buffer get
+module-scoped `corpus_server` (conftest.py); tests that change the buffer get
 a fresh server each. Replies are compared as exact strings: the protocol is
 what the original LogCaster clients parse.
 """
@@ -85,13 +85,15 @@ def test_count(server: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("command", ["count", "Count", "  COUNT  ", "COUNT\r"])
-def test_commands_are_case_insensitive_and_trimmed(corpus: ServerProcess, command: str) -> None:
-    assert corpus.query(command) == f"COUNT: {len(CORPUS)}\n"
+def test_commands_are_case_insensitive_and_trimmed(
+    corpus_server: ServerProcess, command: str
+) -> None:
+    assert corpus_server.query(command) == f"COUNT: {len(CORPUS)}\n"
 
 
-def test_command_without_newline_then_eof_is_answered(corpus: ServerProcess) -> None:
-    assert raw_exchange(corpus.query_port, b"COUNT") == f"COUNT: {len(CORPUS)}\n"
-    assert raw_exchange(corpus.query_port, b"QUERY level=FATAL") == found("F")
+def test_command_without_newline_then_eof_is_answered(corpus_server: ServerProcess) -> None:
+    assert raw_exchange(corpus_server.query_port, b"COUNT") == f"COUNT: {len(CORPUS)}\n"
+    assert raw_exchange(corpus_server.query_port, b"QUERY level=FATAL") == found("F")
 
 
 def test_stats_format_and_counters(server: ServerProcess) -> None:
@@ -120,8 +122,8 @@ def test_stats_clients_counts_open_idle_ingest_connections(server: ServerProcess
     assert stats["Total"] == 2
 
 
-def test_help_mentions_every_command(corpus: ServerProcess) -> None:
-    reply = corpus.query("HELP")
+def test_help_mentions_every_command(corpus_server: ServerProcess) -> None:
+    reply = corpus_server.query("HELP")
     assert reply.endswith("\n")
     lines = reply.splitlines()
     assert len(lines) >= 5
@@ -142,7 +144,7 @@ def test_help_mentions_every_command(corpus: ServerProcess) -> None:
     for param in ("keyword=", "keywords=", "operator=", "regex=", "level=", "service=", "limit="):
         assert param in reply, f"HELP does not mention {param}"
     assert "time_from" in reply and "time_to" in reply and "order=" in reply
-    assert corpus.query("help") == reply
+    assert corpus_server.query("help") == reply
 
 
 # --- CLEAR and the memory buffer ---------------------------------------------------------
@@ -189,13 +191,13 @@ EMPTY = "ERROR: Empty command. Use HELP for usage.\n"
 
 # With a JSON prefix the errors are JSON: tests/test_operator_errors.py.
 @pytest.mark.parametrize("command", ["FOO", "SELECT * FROM logs", "COUNTS"])
-def test_unknown_command(corpus: ServerProcess, command: str) -> None:
-    assert corpus.query(command) == UNKNOWN
+def test_unknown_command(corpus_server: ServerProcess, command: str) -> None:
+    assert corpus_server.query(command) == UNKNOWN
 
 
 @pytest.mark.parametrize("data", [b"\n", b"   \n", b"\r\n", b""], ids=repr)
-def test_empty_command(corpus: ServerProcess, data: bytes) -> None:
-    assert raw_exchange(corpus.query_port, data) == EMPTY
+def test_empty_command(corpus_server: ServerProcess, data: bytes) -> None:
+    assert raw_exchange(corpus_server.query_port, data) == EMPTY
 
 
 def test_client_that_sends_nothing_gets_an_error(server_factory: ServerFactory) -> None:
@@ -205,7 +207,7 @@ def test_client_that_sends_nothing_gets_an_error(server_factory: ServerFactory) 
     assert server.query("COUNT") == "COUNT: 0\n"  # and the server still answers
 
 
-def test_command_too_long(corpus: ServerProcess) -> None:
+def test_command_too_long(corpus_server: ServerProcess) -> None:
     # One byte over the limit and no newline: the server has read it all when it answers.
-    reply = raw_exchange(corpus.query_port, b"X" * (64 * 1024 + 1))
+    reply = raw_exchange(corpus_server.query_port, b"X" * (64 * 1024 + 1))
     assert reply == "ERROR: Command too long (max 65536 bytes)\n"

@@ -2,7 +2,7 @@
 
 `JSON <command>`, `format=json` and their spellings give one JSON document per
 reply, with the parsed attributes of each event; asked of the module-scoped
-`corpus` server (conftest.py).
+`corpus_server` (conftest.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def one_json_line(reply: str) -> Any:
     return json.loads(reply)
 
 
-def test_json_query(corpus: ServerProcess) -> None:
-    doc = one_json_line(corpus.query("JSON QUERY level=ERROR limit=2"))
+def test_json_query(corpus_server: ServerProcess) -> None:
+    doc = one_json_line(corpus_server.query("JSON QUERY level=ERROR limit=2"))
     assert doc["found"] == 4
     assert doc["returned"] == 2
     events = doc["events"]
@@ -39,13 +39,13 @@ def test_json_query(corpus: ServerProcess) -> None:
     assert g["fields"]["user_id"] == "user-9"
     assert {"received_at", "source", "host"} <= set(h)
     # the same answer through every JSON spelling
-    assert one_json_line(corpus.query("QUERY level=ERROR limit=2 format=json")) == doc
-    assert one_json_line(corpus.query("json query level=ERROR limit=2")) == doc
-    assert one_json_line(corpus.query("FILTER level=ERROR limit=2 format=JSON")) == doc
+    assert one_json_line(corpus_server.query("QUERY level=ERROR limit=2 format=json")) == doc
+    assert one_json_line(corpus_server.query("json query level=ERROR limit=2")) == doc
+    assert one_json_line(corpus_server.query("FILTER level=ERROR limit=2 format=JSON")) == doc
 
 
-def test_json_query_fields(corpus: ServerProcess) -> None:
-    doc = one_json_line(corpus.query("JSON QUERY request_id=req-1 order=asc"))
+def test_json_query_fields(corpus_server: ServerProcess) -> None:
+    doc = one_json_line(corpus_server.query("JSON QUERY request_id=req-1 order=asc"))
     assert doc["found"] == doc["returned"] == 2
     a, f = doc["events"]
     assert a["fields"] == {"request_id": "req-1", "user_id": "user-7"}
@@ -54,23 +54,23 @@ def test_json_query_fields(corpus: ServerProcess) -> None:
     assert f["fields"]["request_id"] == "req-1"
 
 
-def test_json_shorthands(corpus: ServerProcess) -> None:
-    doc = one_json_line(corpus.query("JSON RECENT 1"))
+def test_json_shorthands(corpus_server: ServerProcess) -> None:
+    doc = one_json_line(corpus_server.query("JSON RECENT 1"))
     assert (doc["found"], doc["returned"]) == (len(CORPUS), 1)
     assert doc["events"][0]["body"] == BY_NAME["H"].text
-    doc = one_json_line(corpus.query("JSON SEARCH JWT"))
+    doc = one_json_line(corpus_server.query("JSON SEARCH JWT"))
     assert [ev["body"] for ev in doc["events"]] == [BY_NAME["D"].text]
-    doc = one_json_line(corpus.query("JSON REGEX ^warmed"))
+    doc = one_json_line(corpus_server.query("JSON REGEX ^warmed"))
     assert doc == {"found": 0, "returned": 0, "capped": False, "max_count": 100, "events": []}
 
 
-def test_json_count_stats_help(corpus: ServerProcess) -> None:
-    assert one_json_line(corpus.query("JSON COUNT")) == {"count": len(CORPUS)}
-    stats = one_json_line(corpus.query("JSON STATS"))
+def test_json_count_stats_help(corpus_server: ServerProcess) -> None:
+    assert one_json_line(corpus_server.query("JSON COUNT")) == {"count": len(CORPUS)}
+    stats = one_json_line(corpus_server.query("JSON STATS"))
     assert list(stats)[:4] == ["Total", "Dropped", "Current", "Clients"]
     assert (stats["Total"], stats["Dropped"], stats["Current"], stats["Clients"]) == (8, 0, 8, 0)
     assert all(isinstance(v, int | float) for v in stats.values())
-    text_pairs = stats_pairs(corpus.query("STATS"))
+    text_pairs = stats_pairs(corpus_server.query("STATS"))
     assert [k for k, _ in text_pairs] == list(stats)
-    doc = one_json_line(corpus.query("JSON HELP"))
-    assert doc["help"] == corpus.query("HELP").splitlines()
+    doc = one_json_line(corpus_server.query("JSON HELP"))
+    assert doc["help"] == corpus_server.query("HELP").splitlines()

@@ -3,7 +3,7 @@
 Which events of the known corpus answer each parameter (level, service,
 keywords, regex, time range, fields, order, limit), in which order, and the
 exact syntax errors; RE2 keeps pathological regexes fast. Read-only tests share
-the module-scoped `corpus` server (conftest.py).
+the module-scoped `corpus_server` (conftest.py).
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ QUERIES: list[tuple[str, str]] = [
 
 
 @pytest.mark.parametrize(("command", "names"), QUERIES)
-def test_query(corpus: ServerProcess, command: str, names: str) -> None:
-    assert corpus.query(command) == found(names)
+def test_query(corpus_server: ServerProcess, command: str, names: str) -> None:
+    assert corpus_server.query(command) == found(names)
 
 
 @pytest.mark.parametrize(
@@ -120,9 +120,9 @@ def test_query(corpus: ServerProcess, command: str, names: str) -> None:
     ],
 )
 def test_found_counts_every_match_not_only_the_rows(
-    corpus: ServerProcess, command: str, names: str, total: int
+    corpus_server: ServerProcess, command: str, names: str, total: int
 ) -> None:
-    assert corpus.query(command) == found(names, total)
+    assert corpus_server.query(command) == found(names, total)
 
 
 def test_default_limit_is_100(server: ServerProcess) -> None:
@@ -222,8 +222,8 @@ _INVALID = "ERROR: Invalid query syntax: "
         ("COUNT now", "COUNT"),
     ],
 )
-def test_invalid_query_syntax(corpus: ServerProcess, command: str, reason: str) -> None:
-    reply = corpus.query(command)
+def test_invalid_query_syntax(corpus_server: ServerProcess, command: str, reason: str) -> None:
+    reply = corpus_server.query(command)
     assert reply.startswith(_INVALID), reply
     assert reply.endswith("\n") and reply.count("\n") == 1, reply
     assert reason in reply[len(_INVALID) :], reply

@@ -7,7 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
 # Lazy imports on purpose: the CLI loads a subcommand's modules only when it runs,
 # so `logcaster --help` and `logcaster query` start fast.
 LAZY_IMPORTS_ALLOWED = {"logcaster.cli"}
@@ -98,10 +99,23 @@ def test_no_import_hidden_inside_a_function() -> None:
     assert hidden == []
 
 
+def _python_files() -> list[Path]:
+    """The server's modules, the tests, and the benchmarks (their entry points are
+    Python scripts without a .py suffix)."""
+    bench = ROOT / "bench"
+    scripts = [
+        p
+        for p in sorted(bench.iterdir())
+        if p.is_file() and not p.suffix and "python" in p.read_text().partition("\n")[0]
+    ]
+    tests = sorted((ROOT / "tests").glob("*.py"))
+    return [*_modules().values(), *tests, *bench.glob("*.py"), *scripts]
+
+
 def test_modules_stay_readable() -> None:
     long = {
-        str(path.relative_to(SRC)): n
-        for path in _modules().values()
+        str(path.relative_to(ROOT)): n
+        for path in _python_files()
         if (n := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}

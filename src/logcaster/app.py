@@ -90,10 +90,8 @@ class Server:
             )
         c.sinks["memory"] = self.memory
         # Forward groups last: they take batches into their own bounded buffer.
-        self.groups: list[SinkGroup] = []
         for g in config.forward:
             group = SinkGroup(g, self.stats, forward_dir(config, g), self._durable_moved)
-            self.groups.append(group)
             c.sinks[group.name] = group
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
@@ -199,11 +197,8 @@ class Server:
         if self.file is not None:
             with starting(self.file.option):
                 await self._recover(self.file)
-        for group in self.groups:
-            if group.spool is not None:
-                # Ids continue above what a spool holds from an earlier run (also
-                # without persist.dir): the spool takes increasing ids only.
-                self.pipeline.continue_after(group.spool.last_id)
+        # Ids continue above every id a sink holds from an earlier run.
+        self.pipeline.continue_after(max(sink.last_id for sink in c.sinks.values()))
         for service in c.services.values():
             with starting(service.option):
                 await service.start()
@@ -243,7 +238,6 @@ class Server:
             want = max(want, min(behind, want + self.config.store.max_unindexed))
         batches = await asyncio.to_thread(file.replay, want)
         self.memory.append(batches)
-        self.pipeline.continue_after(file.last_id)
         log_event(
             logger,
             logging.INFO,

@@ -7,11 +7,12 @@ service), then driven by the server through the same five calls, in the order
 
 - `start()`: bind, open files, spawn tasks. A failure raises; `starting`
   turns it into one `StartupError` naming `option`, the config key an operator
-  changes to fix it.
+  changes to fix it (a forward group: its name).
 - `stop(deadline)`: stop taking new work and finish or hand on what it holds
-  by `deadline` (a `time.monotonic()` value; None: nothing to wait for).
-  Sources stop accepting and flush their framers; sinks deliver, spool or
-  count what they buffer.
+  by `deadline` (a `time.monotonic()` value; None: the part's own default).
+  Sources stop accepting and flush their framers; forward groups deliver,
+  spool or count what they buffer; parts that hold nothing to deliver (the
+  file sink's last fsync, the store's indexer finishing its request) ignore it.
 - `close()`: after every component stopped and the final acks went out:
   release what is left (connections kept open for their acks, clients).
 - `endpoint`: the address a listener bound after `start` (port 0 resolved),

@@ -21,6 +21,12 @@ class Sink(Component, Protocol):
         """
         ...
 
+    @property
+    def last_id(self) -> int:
+        """The highest event id this sink holds (after start, from an earlier run too):
+        new ids continue above every sink's, so an id never names two events."""
+        ...
+
     async def write(self, batches: list[Batch]) -> None:
         """Take delivery of `batches`; raising marks the write as failed."""
         ...

@@ -62,6 +62,10 @@ class MemorySink:
         # Its counts are STATS' headline ones (Current, Evicted): app.py places them.
         return {}
 
+    @property
+    def last_id(self) -> int:
+        return self._batches[-1].last_id if self._batches else 0
+
     async def write(self, batches: list[Batch]) -> None:
         self.append(batches)
 

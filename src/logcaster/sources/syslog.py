@@ -179,13 +179,13 @@ class SyslogListener:
         self._pipeline = pipeline
         self.tcp = StreamIngestServer(
             "syslog-tcp",
-            self.option,
             config.syslog.host,
             config.syslog.port,
             config,
             pipeline,
             stats,
             lambda: SyslogStreamFramer(self.max_bytes),
+            option=self.option,
         )
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_protocol: _SyslogDatagrams | None = None

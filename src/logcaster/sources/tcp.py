@@ -366,7 +366,6 @@ class StreamIngestServer:
     def __init__(
         self,
         name: str,
-        option: str,
         host: str,
         port: int,
         config: Config,
@@ -374,6 +373,7 @@ class StreamIngestServer:
         stats: Stats,
         make_framer: Callable[[], Framer],
         *,
+        option: str,
         acks: bool = False,
     ) -> None:
         """`acks`: connections may ask for acknowledged delivery (line framing only);
@@ -454,12 +454,12 @@ def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamInges
     multiline = config.multiline
     return StreamIngestServer(
         "tcp",
-        "ingest.port",
         config.ingest.host,
         config.ingest.port,
         config,
         pipeline,
         stats,
         lambda: LineFramer(max_line, multiline),
+        option="ingest.port",
         acks=True,
     )

@@ -75,6 +75,7 @@ class SinkGroup:
         self.config = config
         self.name = f"forward:{config.name}"
         self.option = self.name  # a start-up failure names the group
+        self.endpoint = None
         self._directory = directory
         self._on_durable = on_durable
         self._members = Members(config, stats)
@@ -100,6 +101,12 @@ class SinkGroup:
     # -- the pipeline's side ---------------------------------------------------
 
     @property
+    def last_id(self) -> int:
+        """The spool's highest id (from an earlier run too): the spool takes increasing
+        ids only, also without persist.dir."""
+        return self.spool.last_id if self.spool is not None else 0
+
+    @property
     def durable_id(self) -> int:
         through = self._through
         spool = self.spool
@@ -111,8 +118,6 @@ class SinkGroup:
     def buffered(self) -> int:
         """Events in memory: the outbox and chunks not yet resolved."""
         return self._sender.buffered
-
-    endpoint = None
 
     def counters(self) -> Counters:
         spool = self.spool
@@ -169,11 +174,12 @@ class SinkGroup:
             self._sender.wake.set()
 
     async def stop(self, deadline: float | None = None) -> None:
-        """Deliver what is buffered by `deadline` (monotonic; None: 5 s from now);
-        spool (or count) the rest."""
+        """Deliver what is buffered by `deadline` (monotonic; None: 5 s from now, and
+        at least 0.1 s even when the drain used the deadline up); spool (or count)
+        the rest."""
         self._outbox.close()
-        if deadline is None:
-            deadline = time.monotonic() + 5.0
+        now = time.monotonic()
+        deadline = now + 5.0 if deadline is None else max(deadline, now + 0.1)
         task = self._task
         pending = self._sender.pending
         while (self._outbox or pending) and time.monotonic() < deadline:
