@@ -17,11 +17,6 @@ from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
 from logcaster.segments.blocks import unescape_line
 
 
-def decode_line(line: bytes) -> str:
-    """The event body of one escaped payload line (without its newline)."""
-    return stored_line_text(line).decode("utf-8", "replace")
-
-
 def stored_line_text(line: bytes) -> bytes:
     if b"\\" not in line:
         return line
