@@ -21,6 +21,7 @@ import msgspec
 import yaml
 
 from logcaster.exceptions import ConfigError
+from logcaster.pipeline import user_rules
 from logcaster.sinks.forward.target import parse_target
 
 REGEX_MAX_MEM = 8 << 20  # RE2's own default budget per compiled regex (query.regex_max_mem)
@@ -63,6 +64,15 @@ class SyslogConfig(_Section, frozen=True):
     max_message_bytes: Annotated[int, msgspec.Meta(ge=480)] = 64 * 1024
 
 
+class MultilineRule(_Section, frozen=True):
+    """An operator's grouping rule: RE2 patterns, matched at the start of a line."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    start: str  # a line it matches begins an event of this rule
+    continue_: str = msgspec.field(name="continue")  # lines it matches continue that event
+    listeners: list[Literal["ingest"]] = []  # where it applies; empty: every line listener
+
+
 class MultilineConfig(_Section, frozen=True):
     """Grouping of stack traces and other continuation lines into one event (SPEC §3)."""
 
@@ -70,6 +80,7 @@ class MultilineConfig(_Section, frozen=True):
     idle_timeout: PositiveFloat = 1.0
     max_lines: PositiveInt = 1000
     max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
+    rules: list[MultilineRule] = []  # checked before the built-in trace rules
 
 
 class QueueConfig(_Section, frozen=True):
@@ -329,7 +340,19 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_ports(config)
     _check_store(config)
     _check_forward(config)
+    _check_multiline(config.multiline)
     return config
+
+
+def _check_multiline(multiline: MultilineConfig) -> None:
+    if len(multiline.rules) > user_rules.MAX_RULES:
+        raise ConfigError("multiline.rules", f"at most {user_rules.MAX_RULES} rules")
+    for i, rule in enumerate(multiline.rules):
+        for key, pattern in (("start", rule.start), ("continue", rule.continue_)):
+            try:
+                user_rules.compile_pattern(pattern)
+            except ValueError as exc:
+                raise ConfigError(f"multiline.rules.{i}.{key}", str(exc)) from exc
 
 
 def _choices(dotted: str) -> str:

@@ -1,13 +1,14 @@
 """Cut one connection's byte stream into event texts (the ingest hot path).
 
-Works a chunk at a time with bytes methods: one `rfind`, one `split`, and two
-regex scans for multi-line grouping. Per line, no Python code runs unless a
-line is over-long or part of a multi-line event.
+Works a chunk at a time with bytes methods: one `rfind`, one `split`, and one
+regex scan for multi-line grouping (`multiline.py`). Per line, no Python code
+runs unless a line is over-long or part of a multi-line event.
 
 Bounded state per connection: the unfinished last line (at most
 `max_line_bytes`; beyond that it is truncated and the rest of the line is
 discarded up to the next newline) and, with multi-line grouping on, the last
-complete event, held back until the next line shows whether it continues.
+complete event, held back until the next line shows whether it continues, with
+the grouping state after it (`GroupState`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from logcaster.config import MultilineConfig
-from logcaster.pipeline.multiline import group_lines, join_points
+from logcaster.pipeline.multiline import START, Grouper, GroupState, group_lines
 
 TRUNCATION_MARK = b"..."
 
@@ -43,6 +44,7 @@ class Framer(Protocol):
 class LineFramer:
     __slots__ = (
         "_discarding",
+        "_grouper",
         "_held",
         "_held_bytes",
         "_held_lines",
@@ -51,14 +53,26 @@ class LineFramer:
         "_max_lines",
         "_multiline",
         "_partial",
+        "_state",
         "truncated",
     )
 
-    def __init__(self, max_line_bytes: int, multiline: MultilineConfig | None) -> None:
+    def __init__(
+        self,
+        max_line_bytes: int,
+        multiline: MultilineConfig | None,
+        grouper: Grouper | None = None,
+    ) -> None:
+        """`grouper`: the listener's grouping rules (default: the built-in ones and
+        every `multiline.rules` entry)."""
         self._max_line = max_line_bytes
         self._multiline = multiline is not None and multiline.enabled
         self._max_lines = multiline.max_lines if multiline else 1
         self._max_bytes = multiline.max_bytes if multiline else max_line_bytes
+        if grouper is None:
+            grouper = Grouper(multiline.rules if multiline is not None else [])
+        self._grouper = grouper
+        self._state: GroupState = START
         self._partial = b""
         # The held event as pieces (joined with b"" on release), so a long stack
         # trace arriving a line per read is never copied or rescanned whole.
@@ -81,8 +95,8 @@ class LineFramer:
         self.truncated += 1
         return line[: self._max_line - len(TRUNCATION_MARK)] + TRUNCATION_MARK
 
-    def _probe(self) -> bytes | None:
-        """The held event's last line: all the grouping rules need to see of it."""
+    def _held_last_line(self) -> bytes | None:
+        """The held event's last line (None: nothing held)."""
         if not self._held:
             return None
         last = self._held[-1]
@@ -109,20 +123,13 @@ class LineFramer:
         else:
             cut = b""
             self._partial = tail
-        probe = self._probe()
         if end < 0:
-            if not cut:
-                return []
-            if probe is None:
-                return self._group([cut], cut, None)
-            return self._group([probe, cut], probe + b"\n" + cut, probe)
+            return self._group([cut], cut) if cut else []
         body = data[:end]
         if b"\r" in body:
             body = body.replace(b"\r\n", b"\n")
             if body.endswith(b"\r"):
                 body = body[:-1]
-        if probe is not None:
-            body = probe + b"\n" + body
         lines = body.split(b"\n")
         if len(body) > self._max_line and max(map(len, lines)) > self._max_line:
             limit = self._max_line
@@ -130,51 +137,68 @@ class LineFramer:
         if cut:
             lines.append(cut)
             body += b"\n" + cut
-        return self._group(lines, body, probe)
+        return self._group(lines, body)
 
-    def _group(self, lines: list[bytes], body: bytes, probe: bytes | None) -> list[bytes]:
-        """Apply multi-line grouping; `body` is `lines` joined by newlines.
-
-        With an event held, `lines[0]` is its last line (`probe`), fed again so
-        the rules can see whether the new lines continue it.
-        """
+    def _group(self, lines: list[bytes], body: bytes) -> list[bytes]:
+        """Apply multi-line grouping to the complete `lines` (`body` split on "\\n")."""
         if not self._multiline:
             return lines
-        joins = join_points(body)
-        if joins:
-            lines = group_lines(lines, joins, self._max_lines, self._max_bytes)
-        out: list[bytes] = []
-        if probe is not None:
-            continued = lines[0][len(probe) :]  # b"" or the joined lines, with their "\n"
-            fits = (
-                self._held_lines + continued.count(b"\n") <= self._max_lines
-                and self._held_bytes + len(continued) <= self._max_bytes
-            )
-            if continued and fits:
-                self._held.append(continued)
-                self._held_lines += continued.count(b"\n")
-                self._held_bytes += len(continued)
-                if len(lines) == 1:
+        scan = self._grouper.scan(lines, body, self._state, self._held_last_line())
+        self._state = scan.state
+        out = self._release(scan.detach) if scan.detach else []
+        joins = scan.joins
+        k = 0  # lines[:k] continue the held event
+        while k < len(joins) and joins[k] == k:
+            k += 1
+        if k:
+            added = sum(map(len, lines[:k])) + k
+            if (
+                self._held_lines + k <= self._max_lines
+                and self._held_bytes + added <= self._max_bytes
+            ):
+                self._held.append(b"\n" + b"\n".join(lines[:k]))
+                self._held_lines += k
+                self._held_bytes += added
+                if k == len(lines):
                     return out  # still held: the next read may continue it further
-            out.append(b"".join(self._held))
-            if continued and not fits:
-                lines[0] = continued[1:]  # the held event is full: the rest starts anew
             else:
-                del lines[0]
-        last = lines.pop()
+                k = 0  # the held event is full: what continues it starts anew
+                joins = joins[1:]
+                self._state = scan.state._replace(pending=0)
+        if self._held:
+            out += self._release()
+        rest = lines[k:]
+        if len(joins) > k:
+            rest = group_lines(rest, [j - k for j in joins[k:]], self._max_lines, self._max_bytes)
+        last = rest.pop()
         self._held = [last]
         self._held_lines = last.count(b"\n") + 1
         self._held_bytes = len(last)
-        out.extend(lines)
+        out.extend(rest)
         return out
 
-    def flush_held(self) -> list[bytes]:
-        """Release the held-back event (idle timeout)."""
-        if not self._held:
-            return []
+    def _release(self, detach: int = 0) -> list[bytes]:
+        """The held event, then (`detach`) its last blank lines as events of their own."""
         event = b"".join(self._held)
         self._held = []
-        return [event]
+        if not detach:
+            return [event]
+        lines = event.split(b"\n")
+        blank = 0  # trailing blank lines, at most `detach`, and never the whole event
+        while blank < min(detach, len(lines) - 1) and not lines[-1 - blank]:
+            blank += 1
+        if not blank:
+            return [event]
+        return [b"\n".join(lines[:-blank]), *([b""] * blank)]
+
+    def flush_held(self) -> list[bytes]:
+        """Release the held-back event (idle timeout); blank lines held at its end
+        for a trace that may go on go out as events of their own."""
+        if not self._held:
+            return []
+        pending = self._state.pending
+        self._state = START
+        return self._release(pending)
 
     def close(self) -> list[bytes]:
         """End of stream: everything left, including a last line without newline."""

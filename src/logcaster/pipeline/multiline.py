@@ -1,94 +1,208 @@
-"""Multi-line grouping rules (SPEC §3), applied to whole chunks at C speed.
+"""Multi-line grouping (SPEC §3): which lines of a chunk continue the event before them.
 
-A line *continues* the event before it when it starts like a stack-trace or
-detail line, or when the event before it is a header whose message is empty
-(the seed-002 simulator puts the message on the next line). Both rules are
-found with one regex scan over the chunk, so a chunk without multi-line
-content costs two failed scans and no per-line Python work.
+`Grouper.scan` walks one chunk of complete lines (one read of a connection)
+with the per-language state machine of `trace_lines.py`. It stays
+batch-oriented: outside a trace it does not look at lines one by one but
+jumps, with one C-speed regex scan of the chunk (`CANDIDATES`), to the next
+line that could start or continue something; a chunk of ordinary log lines
+costs that one failed scan. Inside a trace it steps line by line, since the
+next line's meaning depends on the state (Python's final exception line, Go's
+unindented frames); traces are a small share of the lines.
+
+The state carries over from one chunk to the next (`GroupState`), so a trace
+split across reads groups as if it had come in one. Blank lines inside a trace
+join it only if the next non-blank line continues the trace; when the chunk
+ends first, they join tentatively and `pending` counts them, and the next
+chunk may give them back (`detach`): the framer then releases the held event
+without them, followed by the blank lines as events of their own.
+
+Operators' rules (`multiline.rules`) come first: a line matching a rule's
+`start` begins an event in that rule's state, lines matching its `continue`
+join it. Their starts are found with one RE2 scan of the chunk.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import NamedTuple
 
-# One scan over the chunk finds both rules. It matches the "\n" in front of
-# a line that continues the event before it:
-#  - lines starting with "[", "{", "<" or a digit are headers and fail at
-#    their first byte; otherwise
-#  - the next line starts like a stack-trace or detail line, or
-#  - the line before ends in ":" or " " (group 1), a candidate for a header
-#    with an empty message, confirmed by _OPEN_HEADER.
-_JOIN = re.compile(
-    rb"\n(?![\[{<0-9])(?:"
-    rb"(?="
-    rb"[ \t]"
-    rb"|at "
-    rb"|Caused by:"
-    rb"|\.\.\. \d+ (?:more|common frames omitted)"
-    rb"|Traceback \(most recent call last\):"
-    rb"|File \""
-    rb"|Details:"
-    rb"|Recovery Action:"
-    rb"|Thread:"
-    rb"|Request ID:"
-    # pkg.SomeException: / pkg.SomeError (Java, dotted) and ValueError: (Python, bare)
-    rb"|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)(?::|$)"
-    rb"|[A-Z][A-Za-z]*(?:Error|Exception|Interrupt|Exit)(?::|$)"
-    rb")"
-    rb"|(?<=[: ]\n)()"
-    rb")",
-    re.M,
-)
+import re2
 
-_OPEN_HEADER = re.compile(
-    rb"(?:\[[A-Za-z]+\] \d{4}-\d\d-\d\d[ T][\d:.,]+ [\w.-]+/\S+(?: pod/\S+)?:"
-    rb"|[A-Za-z]+: [\w.-]+/\S+ pod/\S+"
-    rb") *$"
-)
+from logcaster.config import MultilineConfig, MultilineRule
+from logcaster.pipeline import trace_lines as tl
+from logcaster.pipeline.user_rules import compile_pattern, scanner
 
 
-def join_points(body: bytes) -> list[int]:
-    """Indexes k of the lines of `body` (split on b"\\n") that line k+1 joins."""
-    positions: list[int] = []
-    for m in _JOIN.finditer(body):
-        end = m.start()
-        if m.group(1) is not None:
-            start = body.rfind(b"\n", 0, end) + 1
-            if not _OPEN_HEADER.match(body, start, end):
+class GroupState(NamedTuple):
+    """Where the walk stands after the last line fed (that of the held event)."""
+
+    kind: int = tl.NONE  # a trace_lines state, or USER + k
+    pending: int = 0  # blank lines at the end of the held event, joined tentatively
+
+
+START = GroupState()
+_UNINDENTED = re.compile(rb"\n(?![ \t])")  # the end of a run of indented lines
+
+
+def _run_end(body: bytes, pos: int) -> int:
+    """The offset of the last line of the run of indented lines starting at `pos`."""
+    m = _UNINDENTED.search(body, pos)
+    return m.start() if m is not None else len(body)
+
+
+class Scan(NamedTuple):
+    joins: list[int]  # indexes i of lines that continue the event before them (0: the held one)
+    state: GroupState
+    detach: int  # blank lines to take back off the end of the held event
+
+
+@dataclass(frozen=True, slots=True)
+class _UserRule:
+    name: str
+    start: re2._Regexp
+    cont: re2._Regexp
+
+
+class Grouper:
+    """The grouping rules for one listener: the built-in ones and the operator's."""
+
+    __slots__ = ("_user", "_user_scan")
+
+    def __init__(self, rules: list[MultilineRule]) -> None:
+        self._user = [
+            _UserRule(r.name, compile_pattern(r.start), compile_pattern(r.continue_)) for r in rules
+        ]
+        self._user_scan = scanner([r.start for r in rules]) if rules else None
+
+    @classmethod
+    def for_listener(cls, config: MultilineConfig, listener: str) -> Grouper:
+        return cls([r for r in config.rules if not r.listeners or listener in r.listeners])
+
+    def _candidates(self, body: bytes) -> list[tuple[int, int]]:
+        """The lines the walk must look at when not in a trace, as (offset, kind),
+        in order (the first line, which follows the held event, always)."""
+        kinds = tl.KINDS
+        found = [(0, tl.START_KIND)]
+        found += [(m.start() + 1, kinds[m.lastgroup or ""]) for m in tl.CANDIDATES.finditer(body)]
+        if self._user_scan is not None:
+            found += [(m.start(), tl.START_KIND) for m in self._user_scan.finditer(body)]
+            found.sort()
+        return found
+
+    def scan(self, lines: list[bytes], body: bytes, state: GroupState, held: bytes | None) -> Scan:
+        """Which `lines` (`body` split on "\\n") continue the event before them.
+
+        `held` is the last line of the event held from the chunk before (None:
+        none is held, so line 0 cannot continue anything).
+        """
+        joins: list[int] = []
+        kind = state.kind if held is not None else tl.NONE
+        pending = state.pending if held is not None else 0
+        blanks: list[int] = []  # this chunk's blank lines, not yet decided
+        detach = 0
+        n = len(lines)
+        cands = self._candidates(body)
+        c = 0  # the next candidate
+        i = 0  # the line looked at, at offset `pos` in body
+        pos = 0
+        while i < n:
+            if kind == tl.NONE:
+                # Jump to the next candidate line.
+                while c < len(cands) and cands[c][0] < pos:
+                    c += 1
+                if c == len(cands):
+                    break
+                off = cands[c][0]
+                i += body.count(b"\n", pos, off)
+                pos = off
+            while c < len(cands) and cands[c][0] < pos:
+                c += 1
+            what = cands[c][1] if c < len(cands) and cands[c][0] == pos else -1
+            line = lines[i]
+            if not line:
+                if kind in tl.BLANK_OK:
+                    blanks.append(i)
+                else:
+                    kind = tl.NONE
+                i += 1
+                pos += 1
                 continue
-        positions.append(end)
-    if not positions:
-        return []
-    joins: list[int] = []
-    line = 0
-    prev = 0
-    for pos in positions:
-        line += body.count(b"\n", prev, pos)
-        prev = pos
-        if not joins or joins[-1] != line:
-            joins.append(line)
-    return joins
+            joinable = kind < tl.USER and (i > 0 or held is not None)
+            if what == tl.INDENT and joinable and not self._user:
+                # A run of indented lines (frames, code lines) continues any event:
+                # the candidate scan found it whole.
+                end = _run_end(body, pos)
+                run = body.count(b"\n", pos, end) + 1
+                joins += blanks
+                joins.extend(range(i, i + run))
+                blanks = []
+                pending = 0
+                if kind == tl.JAVA_HEAD or kind == tl.DART_HEAD:
+                    kind = tl.JAVA if kind == tl.JAVA_HEAD else tl.DART
+                i += run
+                pos = end + 1
+                continue
+            if (what == tl.DETAIL or what == tl.MORE) and joinable and not self._user:
+                ok, new = True, tl.SEED if what == tl.DETAIL else tl.JAVA
+            else:
+                record = kind == tl.NONE
+                ok, new = self._step(kind, line)
+                if not ok:
+                    if blanks or pending:
+                        detach = pending  # the held event's tentative blanks are its own
+                        pending = 0
+                    prev = lines[i - 1] if i else held
+                    ok, new = self._start(line, prev, record)
+                    if ok and prev is None:
+                        ok = False  # nothing before it to continue
+            if ok:
+                joins += blanks
+                joins.append(i)
+                pending = 0
+            blanks = []
+            kind = new
+            i += 1
+            pos = body.find(b"\n", pos) + 1  # (lines[i] may be truncated: not its length)
+        if blanks:
+            # The chunk ended inside a trace on blank lines: they join for now.
+            joins += blanks
+            pending += len(blanks)
+        return Scan(joins, GroupState(kind, pending), detach)
+
+    def _step(self, kind: int, line: bytes) -> tuple[bool, int]:
+        if kind >= tl.USER:
+            return self._user[kind - tl.USER].cont.match(line) is not None, kind
+        if kind == tl.NONE:
+            return False, tl.NONE
+        return tl.step(kind, line)
+
+    def _start(self, line: bytes, prev: bytes | None, record: bool) -> tuple[bool, int]:
+        for k, rule in enumerate(self._user):
+            if rule.start.match(line) is not None:
+                return False, tl.USER + k
+        return tl.start(line, prev, record)
 
 
 def group_lines(
     lines: list[bytes], joins: list[int], max_lines: int, max_bytes: int
 ) -> list[bytes]:
-    """Merge each line k in `joins` with line k+1, bounded by `max_lines`/`max_bytes`."""
+    """Merge each line in `joins` (never 0) into the event before it, bounded by
+    `max_lines`/`max_bytes`."""
     out: list[bytes] = []
     start = 0
     i = 0
     n = len(joins)
     while i < n:
-        first = joins[i]
-        last = first
+        first = joins[i] - 1  # the event's first line
+        last = joins[i]
         while i + 1 < n and joins[i + 1] == last + 1:
             i += 1
             last += 1
         i += 1
         out.extend(lines[start:first])
-        group = lines[first : last + 2]
-        start = last + 2
-        out.extend(_bounded(group, max_lines, max_bytes))
+        out.extend(_bounded(lines[first : last + 1], max_lines, max_bytes))
+        start = last + 1
     out.extend(lines[start:])
     return out
 

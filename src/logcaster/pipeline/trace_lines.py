@@ -1,0 +1,229 @@
+"""Which line continues a stack trace, language by language (SPEC §3).
+
+A small state machine per language, in the spirit of Google's
+detect-exceptions, but with the languages detected rather than chosen: the
+state says what kind of trace (if any) the event so far is, and `step` says
+whether the next line continues it and what the state becomes. One table
+serves every language, because their first lines differ: a Java/JS/C#
+headline, a Python `Traceback`, a Go `panic:`, a Ruby `file.rb:NN:in`, a PHP
+`PHP Fatal error:`, a Dart `Unhandled exception:`, a Node `file.js:NN`.
+
+Rules every state shares (the generic ones LogCaster always had):
+- an indented line continues the event before it;
+- the seed-002 detail lines (`Details:`, `Recovery Action:`, `Thread:`,
+  `Request ID:`) continue it, and so do `Caused by:` and `... N more`;
+- the line after a seed header whose message is empty continues it.
+
+What a state adds is the non-indented lines only a trace of its kind has:
+Python's final exception line, Go's unindented frames, PHP's `#0` frames,
+C#'s `--- End of ... ---`. Any other non-indented line ends the trace and is
+looked at anew: it may start the next trace, which is then a new event (two
+traces back to back stay two events). Blank lines inside a trace are decided
+by the walker (`multiline.py`): they join only when the next non-blank line
+continues the trace.
+"""
+
+from __future__ import annotations
+
+import re
+
+# States. The ints are small so the walker's tests stay cheap.
+NONE = 0  # not in a trace: the event so far is a plain line or record
+SEED_OPEN = 1  # after a seed header whose message is on the next line
+SEED = 2  # inside a seed-002 record (message, details, its trace)
+JAVA_HEAD = 3  # after a Java/JS/C#-style exception headline
+JAVA = 4  # among its frames (`at ...`), causes and `... N more`
+PY = 5  # inside a Python traceback, before its final exception line
+PY_END = 6  # after the final exception line: a chained traceback may follow
+PY_CHAIN = 7  # after "During handling of ..." / "The above exception ...": Traceback next
+GO_PANIC = 8  # after `panic:` / `fatal error:` (and `[signal ...]`)
+GO = 9  # among goroutines and their frames
+RUBY = 10  # after a Ruby or Rails headline: `from`/indented frames follow
+PHP = 11  # after a PHP error: `Stack trace:`, `#N` frames, `thrown in`
+DART_HEAD = 12  # after `Unhandled exception:`: the message line follows
+DART = 13  # the message and `#N` frames, `<asynchronous suspension>`
+NODE_SRC = 14  # after Node's `file.js:NN` source line: code, caret, blank, the error
+USER = 100  # USER + k: inside user rule k (multiline.rules[k])
+
+# States in which a blank line may be part of the trace (if what follows is).
+BLANK_OK = frozenset({JAVA_HEAD, JAVA, PY_END, PY_CHAIN, GO_PANIC, GO, RUBY, DART, NODE_SRC})
+
+_DETAIL = re.compile(rb"(?:Details|Recovery Action|Thread|Request ID):")
+# Lines that continue whatever precedes them, even with their indentation lost
+# (some shippers strip it): Java's cause and elision lines, a JVM/JS frame, a
+# Python frame.
+_JAVA_MORE = re.compile(
+    rb"Caused by:|\.\.\. \d+ (?:more|common frames omitted)"
+    rb"|at (?:async |new )?[\w$.<>\[\]/-]+ ?\(|File \"[^\"\n]*\", line \d+"
+)
+# A headline: an exception type (dotted, or a bare name ending in Error or
+# Exception) then ":" or the end of the line; also the JVM's and .NET's prefixes.
+_EXC_NAME = (
+    rb"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)"
+    rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)|[A-Z][A-Za-z]*(?:Interrupt|Exit))"
+)
+_EXC_HEAD = re.compile(
+    rb"(?:Exception in thread \"[^\"]*\" |Unhandled [Ee]xception\. )?" + _EXC_NAME + rb"(?::|$)"
+)
+_CS_END = re.compile(rb"--- End of |Stack trace:$")
+_TRACEBACK = re.compile(rb"Traceback \(most recent call last\):")
+# Python's last traceback line: the exception's (dotted) name, then ":" or nothing.
+_PY_FINAL = re.compile(rb"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?::|$)")
+_PY_CHAIN = re.compile(
+    rb"(?:During handling of the above exception, another exception occurred"
+    rb"|The above exception was the direct cause of the following exception):"
+)
+_PANIC = re.compile(rb"(?:panic|fatal error): ")
+_GO_GOROUTINE = re.compile(rb"goroutine \d+ \[[^\]]*\]:|\[signal ")
+_GO_FRAME = re.compile(rb"created by |[\w./-]*\.[\w.*()\[\]$/-]*\(.*\)$")
+_EXIT_STATUS = re.compile(rb"exit status \d+$")
+_RUBY_HEAD = re.compile(rb"\S+\.rb:\d+:in ")
+_RAILS_HEAD = re.compile(rb"[A-Z]\w*(?:::[A-Z]\w*)* \(.*\):$")
+_PHP_HEAD = re.compile(
+    rb"PHP (?:Fatal error|Warning|Notice|Parse error|Deprecated"
+    rb"|Catchable fatal error|Recoverable fatal error): |Fatal error: Uncaught "
+)
+_PHP_CONT = re.compile(rb"(?:PHP )?(?:Stack trace:|#\d+ )|PHP +\d+\. ")
+_DART_HEAD = re.compile(rb"Unhandled exception:$")
+_DART_FRAME = re.compile(rb"#\d+\s|<asynchronous suspension>")
+_NODE_SRC = re.compile(rb"(?:/|[A-Za-z]:\\|file://)\S*\.[cm]?[jt]sx?:\d+$")
+_NODE_ERROR = re.compile(rb"[\w.$]*(?:Error|Exception)\b")
+
+# Where the walker must look when not in a trace: the "\n" before a line that
+# may continue the event before it or start a trace (m.start() + 1 is the line),
+# and which kind of line it is (m.lastgroup), so the commonest continuation
+# lines need no second look. Lines starting with "[", "{", "<" or a digit are
+# headers of their own and fail at their first byte, so a chunk of ordinary
+# log lines costs one failed test per line, in C. The empty group `open` marks
+# the line after one ending in ":" or " ": a seed header with an empty message,
+# confirmed by OPEN_HEADER.
+CANDIDATES = re.compile(
+    rb"\n(?![\[{<0-9])(?:"
+    # A run of indented lines is one candidate: the walker takes it whole.
+    rb"(?P<indent>[ \t])[^\n]*(?:\n[ \t][^\n]*)*"
+    rb"|(?="
+    rb"(?P<detail>Details:|Recovery Action:|Thread:|Request ID:)"
+    rb"|(?P<more>" + _JAVA_MORE.pattern + rb")"
+    rb"|(?P<start>Traceback \(|panic: |fatal error: |Unhandled exception|Exception in thread \""
+    rb"|PHP |Fatal error: Uncaught "
+    rb"|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)(?::|\n|$)"
+    rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)(?::|\n|$)"
+    rb"|[A-Z][A-Za-z]*(?:Interrupt|Exit)(?::|\n|$)"
+    rb"|[A-Z]\w*(?:::[A-Z]\w*)* \([^\n]*\):(?:\n|$)"
+    rb"|/[^\n]*\.[cm]?[jt]sx?:\d+(?:\n|$)"
+    # A Ruby headline: a path (starting with "/", "." or a lower-case letter).
+    rb"|[/.a-z][^\s:]*\.rb:\d+:in )"
+    rb")"
+    rb"|(?<=[: ]\n)(?P<open>)"
+    rb")"
+)
+# Candidate kinds (CANDIDATES' group names) as small ints.
+INDENT, DETAIL, MORE, START_KIND, OPEN = range(5)
+KINDS = {"indent": INDENT, "detail": DETAIL, "more": MORE, "start": START_KIND, "open": OPEN}
+
+# A log record at error level: the trace that follows it is its own (Python's
+# logging.exception, log4j's and logback's "ERROR ... message" then the exception).
+_ANNOUNCES = re.compile(
+    rb"(?:^|[\s\[|:(])(?:ERROR|FATAL|CRITICAL|SEVERE|CRIT|ERR|EMERG|ALERT)(?:[\s\]|:)]|$)"
+    rb"|level=(?:error|fatal|critical)\b"
+)
+
+OPEN_HEADER = re.compile(
+    rb"(?:\[[A-Za-z]+\] \d{4}-\d\d-\d\d[ T][\d:.,]+ [\w.-]+/\S+(?: pod/\S+)?:"
+    rb"|[A-Za-z]+: [\w.-]+/\S+ pod/\S+"
+    rb") *$"
+)
+
+
+def start(line: bytes, prev: bytes | None, record: bool) -> tuple[bool, int]:
+    """Not in a trace: (whether `line` continues the event before it, the new state).
+
+    `prev` is the line before (None: no event before it in this stream);
+    `record`: it was a plain line or record, not the end of a trace. A trace
+    starting after an unrelated line is an event of its own, but one after a
+    record at error level is that record's (the exception it logged)."""
+    c = line[:1]
+    if c == b" " or c == b"\t":
+        return True, NONE
+    if _DETAIL.match(line):
+        return True, SEED
+    if _JAVA_MORE.match(line):
+        return True, JAVA
+    if prev is not None and prev[-1:] in (b":", b" ") and OPEN_HEADER.match(prev):
+        return True, SEED
+    state = _trace_start(line)
+    if state in (PY, JAVA_HEAD) and record and prev is not None and _ANNOUNCES.search(prev):
+        return True, state
+    return False, state
+
+
+def _trace_start(line: bytes) -> int:
+    """The state a trace starting at `line` opens (NONE: no trace starts here)."""
+    if _TRACEBACK.match(line):
+        return PY
+    if _PANIC.match(line):
+        return GO_PANIC
+    if _DART_HEAD.match(line):
+        return DART_HEAD
+    if _PHP_HEAD.match(line):
+        return PHP
+    if _RAILS_HEAD.match(line) or _RUBY_HEAD.match(line):
+        return RUBY
+    if _NODE_SRC.match(line):
+        return NODE_SRC
+    if _EXC_HEAD.match(line):
+        return JAVA_HEAD
+    return NONE
+
+
+def step(state: int, line: bytes) -> tuple[bool, int]:
+    """In trace `state` (or a seed record): whether the non-blank `line` continues it,
+    and the state after it. Not continuing means the trace ended before `line`."""
+    c = line[:1]
+    if c == b" " or c == b"\t":
+        if state == JAVA_HEAD:
+            return True, JAVA
+        if state == DART_HEAD:
+            return True, DART
+        return True, state
+    if state == SEED_OPEN:
+        return True, SEED
+    if _DETAIL.match(line):
+        return True, SEED
+    if _JAVA_MORE.match(line):
+        return True, JAVA
+    if state == SEED:
+        if _TRACEBACK.match(line):
+            return True, PY
+        if _EXC_HEAD.match(line):
+            return True, JAVA_HEAD
+    elif state in (JAVA_HEAD, JAVA):
+        if _CS_END.match(line):
+            return True, PHP if line.startswith(b"Stack") else JAVA
+    elif state == PY:
+        if _PY_FINAL.match(line) and not _TRACEBACK.match(line):
+            return True, PY_END
+    elif state == PY_END:
+        if _PY_CHAIN.match(line):
+            return True, PY_CHAIN
+    elif state == PY_CHAIN:
+        if _TRACEBACK.match(line):
+            return True, PY
+    elif state in (GO_PANIC, GO):
+        if _GO_GOROUTINE.match(line):
+            return True, GO_PANIC if line.startswith(b"[") else GO
+        if state == GO and _GO_FRAME.match(line):
+            return True, GO
+        if _EXIT_STATUS.match(line):
+            return True, NONE
+    elif state == PHP:
+        if _PHP_CONT.match(line):
+            return True, PHP
+    elif state == DART_HEAD:
+        return True, DART  # the exception's message
+    elif state == DART:
+        if _DART_FRAME.match(line):
+            return True, DART
+    elif state == NODE_SRC and _NODE_ERROR.match(line):
+        return True, JAVA_HEAD
+    return False, state
