@@ -27,6 +27,7 @@ are pre-rendered into a pool of 1,024 and picked at random.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 
 from _corpus_blocks import Blocks, Pods
@@ -84,18 +85,18 @@ _J_LIB_FRAMES = (
     "org.apache.catalina.core.StandardWrapperValve.invoke(StandardWrapperValve.java:170)",
 )
 _J_EXCEPTIONS = (
-    ("java.lang.IllegalStateException", "berth {n} is already assigned"),
-    ("java.io.UncheckedIOException", "manifest {n} could not be read"),
-    ("java.util.NoSuchElementException", "no tariff for code T{n}"),
-    ("com.tidewater.ledger.LedgerException", "entry {n} would unbalance the day"),
-    ("java.lang.NullPointerException", 'Cannot invoke "Vessel.tonnage()" because "v" is null'),
-    ("java.sql.SQLTimeoutException", "query exceeded {n} ms"),
+    "java.lang.IllegalStateException: berth {n} is already assigned",
+    "java.io.UncheckedIOException: manifest {n} could not be read",
+    "java.util.NoSuchElementException: no tariff for code T{n}",
+    "com.tidewater.ledger.LedgerException: entry {n} would unbalance the day",
+    'java.lang.NullPointerException: Cannot invoke "Vessel.tonnage()" because "v" is null',
+    "java.sql.SQLTimeoutException: query exceeded {n} ms",
 )
 _J_CAUSES = (
-    ("java.net.SocketTimeoutException", "Read timed out"),
-    ("java.net.ConnectException", "Connection refused"),
-    ("java.io.EOFException", "unexpected end of stream after {n} bytes"),
-    ("java.lang.NumberFormatException", 'For input string: "{n}x"'),
+    "java.net.SocketTimeoutException: Read timed out",
+    "java.net.ConnectException: Connection refused",
+    "java.io.EOFException: unexpected end of stream after {n} bytes",
+    'java.lang.NumberFormatException: For input string: "{n}x"',
 )
 
 
@@ -111,8 +112,7 @@ def _java_frame(rnd: random.Random) -> str:
 def _java(rnd: random.Random) -> list[str]:
     at = "\tat " if rnd.random() < 0.8 else "    at "
     indent = at[:-3]
-    exc, msg = rnd.choice(_J_EXCEPTIONS)
-    first = f"{exc}: {msg.format(n=rnd.randint(2, 9999))}"
+    first = rnd.choice(_J_EXCEPTIONS).format(n=rnd.randint(2, 9999))
     if rnd.random() < 0.2:
         first = f'Exception in thread "worker-{rnd.randint(1, 16)}" {first}'
     lines = [first]
@@ -120,13 +120,13 @@ def _java(rnd: random.Random) -> list[str]:
         lines.append("")  # the message ended in a newline
     lines += [at + _java_frame(rnd) for _ in range(rnd.randint(3, 12))]
     if rnd.random() < 0.15:
-        exc, msg = rnd.choice(_J_CAUSES)
-        lines.append(f"{indent}Suppressed: {exc}: {msg.format(n=rnd.randint(2, 9999))}")
+        cause = rnd.choice(_J_CAUSES).format(n=rnd.randint(2, 9999))
+        lines.append(f"{indent}Suppressed: {cause}")
         lines += [f"{indent}{at}{_java_frame(rnd)}" for _ in range(rnd.randint(1, 3))]
         lines.append(f"{indent}{indent}... {rnd.randint(2, 9)} more")
     for _ in range(rnd.choice((0, 1, 1, 2))):
-        exc, msg = rnd.choice(_J_CAUSES)
-        lines.append(f"Caused by: {exc}: {msg.format(n=rnd.randint(2, 9999))}")
+        cause = rnd.choice(_J_CAUSES).format(n=rnd.randint(2, 9999))
+        lines.append(f"Caused by: {cause}")
         lines += [at + _java_frame(rnd) for _ in range(rnd.randint(1, 5))]
         tail = "more" if rnd.random() < 0.7 else "common frames omitted"
         lines.append(f"{indent}... {rnd.randint(3, 40)} {tail}")
@@ -192,24 +192,26 @@ _GO_PANICS = (
     "load tariffs: open /etc/quarry/tariffs.yaml: no such file or directory",
     "runtime error: integer divide by zero",
 )
-_GO_FUNCS = (
-    ("main", "main()", "/app/main.go"),
-    ("github.com/quarryworks/crusher/stats", "(*Meter).Rate(0x0)", "/app/stats/meter.go"),
-    ("github.com/quarryworks/crusher/shift", "Close({0xc00001c0f0, 0x3})", "/app/shift/close.go"),
-    ("github.com/quarryworks/crusher/belt", "(*Belt).run(0xc0000b4000)", "/app/belt/belt.go"),
-    ("main", "loadConfig({0x7ffd8e2a1f31, 0x19})", "/app/config.go"),
-)
+# A frame's call -> its file.
+_GO_CALLS = {
+    "main.main()": "/app/main.go",
+    "github.com/quarryworks/crusher/stats.(*Meter).Rate(0x0)": "/app/stats/meter.go",
+    "github.com/quarryworks/crusher/shift.Close({0xc00001c0f0, 0x3})": "/app/shift/close.go",
+    "github.com/quarryworks/crusher/belt.(*Belt).run(0xc0000b4000)": "/app/belt/belt.go",
+    "main.loadConfig({0x7ffd8e2a1f31, 0x19})": "/app/config.go",
+}
+_GO_FRAMES = tuple(_GO_CALLS.items())
 
 
 def _go_frames(rnd: random.Random, n: int) -> list[str]:
     lines: list[str] = []
     for _ in range(n):
-        pkg, call, path = rnd.choice(_GO_FUNCS)
+        call, path = rnd.choice(_GO_FRAMES)
         line = rnd.randint(12, 300)
         if rnd.random() < 0.2:  # inlined: no arguments, no offset
-            lines += [f"{pkg}.{call.rpartition('(')[0]}(...)", f"\t{path}:{line}"]
+            lines += [f"{call.rpartition('(')[0]}(...)", f"\t{path}:{line}"]
         else:
-            lines += [f"{pkg}.{call}", f"\t{path}:{line} +0x{rnd.randint(0x10, 0x3FF):x}"]
+            lines += [call, f"\t{path}:{line} +0x{rnd.randint(0x10, 0x3FF):x}"]
     return lines
 
 
@@ -237,20 +239,19 @@ def _go(rnd: random.Random) -> list[str]:
 # ------------------------------------------------------------------------------- Node
 
 _JS_ERRORS = (
-    ("TypeError", "Cannot read properties of undefined (reading 'berth')"),
-    ("ReferenceError", "tideTable is not defined"),
-    ("RangeError", "Invalid time value"),
-    ("Error", "upstream ledger-svc answered 503"),
-    ("SyntaxError", "Unexpected end of JSON input"),
-    ("ValidationError", "manifest.weight must be a positive number"),
+    "TypeError: Cannot read properties of undefined (reading 'berth')",
+    "ReferenceError: tideTable is not defined",
+    "RangeError: Invalid time value",
+    "Error: upstream ledger-svc answered 503",
+    "SyntaxError: Unexpected end of JSON input",
+    "ValidationError: manifest.weight must be a positive number",
 )
 _JS_FILES = ("src/berths.js", "src/ledger/client.js", "src/routes/manifest.js", "src/voyage.js")
 _JS_NAMES = ("assignBerth", "postEntry", "LedgerClient.request", "parseManifest", "Voyage.load")
 
 
 def _node(rnd: random.Random) -> list[str]:
-    name, msg = rnd.choice(_JS_ERRORS)
-    lines = [f"{name}: {msg}"]
+    lines = [rnd.choice(_JS_ERRORS)]
     for _ in range(rnd.randint(3, 10)):
         file = rnd.choice(_JS_FILES)
         where = f"/srv/harbor-api/{file}:{rnd.randint(5, 300)}:{rnd.randint(3, 40)}"
@@ -274,33 +275,41 @@ def _node(rnd: random.Random) -> list[str]:
 
 # ------------------------------------------------------------------------------- Ruby
 
-_RB_ERRORS = (
-    ("Ledger::Overdraft", "balance would go negative"),
-    ("KeyError", "key not found: :berth"),
-    ("ArgumentError", "wrong number of arguments (given 1, expected 2)"),
-    ("RuntimeError", "tariff table is frozen"),
+_RB_MESSAGES = (
+    "balance would go negative (Ledger::Overdraft)",
+    "key not found: :berth (KeyError)",
+    "wrong number of arguments (given 1, expected 2) (ArgumentError)",
+    "tariff table is frozen (RuntimeError)",
 )
-_RB_FRAMES = (
-    ("lib/ledger/posting.rb", "Ledger::Posting#apply!", "apply!"),
-    ("lib/ledger/book.rb", "block in Ledger::Book#replay", "block in replay"),
-    ("lib/ledger/book.rb", "Array#each", "each"),
-    ("app/models/vessel.rb", "Vessel#berth_fee", "berth_fee"),
-    ("app/controllers/vessels_controller.rb", "VesselsController#show", "show"),
-)
+# A method as Ruby 3.4 names it -> its file (older Rubies name the method only).
+_RB_METHODS = {
+    "Ledger::Posting#apply!": "lib/ledger/posting.rb",
+    "block in Ledger::Book#replay": "lib/ledger/book.rb",
+    "Array#each": "lib/ledger/book.rb",
+    "Vessel#berth_fee": "app/models/vessel.rb",
+    "VesselsController#show": "app/controllers/vessels_controller.rb",
+}
+_RB_FRAMES = tuple(_RB_METHODS.items())
+_RB_OWNER = re.compile(r"[\w:]+[#.]")  # "Ledger::Book#" in "block in Ledger::Book#replay"
+
+
+def _rb_where(method: str, new_style: bool) -> str:
+    """How a backtrace line names `method`: 'Owner#name' (Ruby 3.4) or `name'."""
+    return f"'{method}'" if new_style else f"`{_RB_OWNER.sub('', method)}'"
 
 
 def _ruby(rnd: random.Random) -> list[str]:
     new_style = rnd.random() < 0.5  # Ruby 3.4: 'Class#method'; older: `method'
     if rnd.random() < 0.6:  # uncaught, as the interpreter prints it
-        cls, msg = rnd.choice(_RB_ERRORS)
-        path, full, short = rnd.choice(_RB_FRAMES)
-        where = f"'{full}'" if new_style else f"`{short}'"
-        lines = [f"/srv/ledger/{path}:{rnd.randint(5, 200)}:in {where}: {msg} ({cls})"]
+        method, path = rnd.choice(_RB_FRAMES)
+        where = _rb_where(method, new_style)
+        message = rnd.choice(_RB_MESSAGES)
+        lines = [f"/srv/ledger/{path}:{rnd.randint(5, 200)}:in {where}: {message}"]
         for _ in range(rnd.randint(1, 8)):
-            path, full, short = rnd.choice(_RB_FRAMES)
-            where = f"'{full}'" if new_style else f"`{short}'"
+            method, path = rnd.choice(_RB_FRAMES)
+            where = _rb_where(method, new_style)
             lines.append(f"\tfrom /srv/ledger/{path}:{rnd.randint(5, 200)}:in {where}")
-        main = "'<main>'" if new_style else "`<main>'"
+        main = _rb_where("<main>", new_style)
         lines.append(f"\tfrom bin/replay:{rnd.randint(3, 30)}:in {main}")
         return lines
     # Rails' error log: a leading space, the class and the message, indented frames
@@ -309,18 +318,18 @@ def _ruby(rnd: random.Random) -> list[str]:
     else:  # a routing error adds a line of two spaces
         lines = [' ActionController::RoutingError (No route matches [GET] "/berths/9.csv"):', "  "]
     for _ in range(rnd.randint(2, 9)):
-        path, _full, short = rnd.choice(_RB_FRAMES)
-        lines.append(f"  {path}:{rnd.randint(5, 200)}:in `{short}'")
+        method, path = rnd.choice(_RB_FRAMES)
+        lines.append(f"  {path}:{rnd.randint(5, 200)}:in {_rb_where(method, False)}")
     return lines
 
 
 # -------------------------------------------------------------------------------- PHP
 
 _PHP_ERRORS = (
-    ("InvalidArgumentException", "berth code must not be empty"),
-    ("PDOException", "SQLSTATE[HY000] [2002] Connection refused"),
-    ("RuntimeException", "tariff table missing for 2026"),
-    ("Error", "Call to undefined method Harbor\\Berth\\Berth::tonnage()"),
+    "InvalidArgumentException: berth code must not be empty",
+    "PDOException: SQLSTATE[HY000] [2002] Connection refused",
+    "RuntimeException: tariff table missing for 2026",
+    "Error: Call to undefined method Harbor\\Berth\\Berth::tonnage()",
 )
 _PHP_FRAMES = (
     ("src/Berth/BerthRepository.php", "Harbor\\Berth\\BerthRepository->find('B{n}')"),
@@ -334,11 +343,11 @@ _PHP_FRAMES = (
 
 
 def _php(rnd: random.Random) -> list[str]:
-    cls, msg = rnd.choice(_PHP_ERRORS)
+    error = rnd.choice(_PHP_ERRORS)
     file = f"/var/www/harbor/{rnd.choice(_PHP_FRAMES)[0]}"
     line = rnd.randint(10, 300)
     prefix = "[19-Jan-2026 08:12:44 UTC] " if rnd.random() < 0.4 else ""
-    lines = [f"{prefix}PHP Fatal error:  Uncaught {cls}: {msg} in {file}:{line}", "Stack trace:"]
+    lines = [f"{prefix}PHP Fatal error:  Uncaught {error} in {file}:{line}", "Stack trace:"]
     n = rnd.randint(1, 7)
     for i in range(n):
         path, call = rnd.choice(_PHP_FRAMES)
@@ -351,21 +360,23 @@ def _php(rnd: random.Random) -> list[str]:
 # --------------------------------------------------------------------------------- C#
 
 _CS_ERRORS = (
-    ("System.InvalidOperationException", "Sequence contains no matching element"),
-    ("System.ArgumentNullException", "Value cannot be null. (Parameter 'manifest')"),
-    ("System.TimeoutException", "ledger did not answer within 00:00:05"),
-    ("Tidewater.Berths.BerthClosedException", "Berth 7 is closed for maintenance"),
+    "System.InvalidOperationException: Sequence contains no matching element",
+    "System.ArgumentNullException: Value cannot be null. (Parameter 'manifest')",
+    "System.TimeoutException: ledger did not answer within 00:00:05",
+    "Tidewater.Berths.BerthClosedException: Berth 7 is closed for maintenance",
 )
 _CS_INNER = (
-    ("System.Net.Sockets.SocketException (111)", "Connection refused"),
-    ("System.IO.IOException", "Unable to read data from the transport connection"),
-    ("System.FormatException", "The input string 'n/a' was not in a correct format."),
+    "System.Net.Sockets.SocketException (111): Connection refused",
+    "System.IO.IOException: Unable to read data from the transport connection",
+    "System.FormatException: The input string 'n/a' was not in a correct format.",
 )
-_CS_OWN = (
-    ("Tidewater.Berths.BerthPlanner", "Pick(Vessel vessel)", "Tidewater.Berths/BerthPlanner.cs"),
-    ("Tidewater.Ledger.LedgerClient", "PostAsync(Entry entry)", "Tidewater.Ledger/LedgerClient.cs"),
-    ("Tidewater.Settlement.Worker", "ExecuteAsync(CancellationToken stoppingToken)", "Worker.cs"),
-)
+# The application's own methods -> their source files.
+_CS_METHODS = {
+    "Tidewater.Berths.BerthPlanner.Pick(Vessel vessel)": "Tidewater.Berths/BerthPlanner.cs",
+    "Tidewater.Ledger.LedgerClient.PostAsync(Entry entry)": "Tidewater.Ledger/LedgerClient.cs",
+    "Tidewater.Settlement.Worker.ExecuteAsync(CancellationToken stoppingToken)": "Worker.cs",
+}
+_CS_OWN = tuple(_CS_METHODS.items())
 _CS_FRAMEWORK = (
     "   at System.Linq.ThrowHelper.ThrowNoMatchException()",
     "   at System.Net.Http.HttpConnectionPool.ConnectToTcpHostAsync(String host, Int32 port, "
@@ -380,18 +391,16 @@ def _cs_frames(rnd: random.Random, n: int) -> list[str]:
         if rnd.random() < 0.3:
             lines.append(rnd.choice(_CS_FRAMEWORK))
         else:
-            cls, method, file = rnd.choice(_CS_OWN)
-            lines.append(f"   at {cls}.{method} in /src/{file}:line {rnd.randint(10, 300)}")
+            method, file = rnd.choice(_CS_OWN)
+            lines.append(f"   at {method} in /src/{file}:line {rnd.randint(10, 300)}")
     return lines
 
 
 def _csharp(rnd: random.Random) -> list[str]:
-    cls, msg = rnd.choice(_CS_ERRORS)
     prefix = "Unhandled exception. " if rnd.random() < 0.3 else ""
-    lines = [f"{prefix}{cls}: {msg}"]
+    lines = [prefix + rnd.choice(_CS_ERRORS)]
     if rnd.random() < 0.4:
-        inner, inner_msg = rnd.choice(_CS_INNER)
-        lines.append(f" ---> {inner}: {inner_msg}")
+        lines.append(" ---> " + rnd.choice(_CS_INNER))
         lines += _cs_frames(rnd, rnd.randint(1, 4))
         lines.append("   --- End of inner exception stack trace ---")
     lines += _cs_frames(rnd, rnd.randint(1, 5))
