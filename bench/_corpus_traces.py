@@ -21,7 +21,9 @@ plus one per trace.
 
 Everything is drawn from the generator's seeded `random.Random` after the
 single-line pools, so the same seed and size give the same bytes; the traces
-are pre-rendered into a pool of 1,024 and picked at random.
+are pre-rendered into a pool of 1,024 and picked at random. Changing anything
+here changes the corpus bytes: bump bench/_corpus.py's CORPUS_VERSION so that
+cached corpora in bench/out are made again.
 """
 
 from __future__ import annotations
