@@ -14,10 +14,15 @@ written to `bench/out/corpus-<lines>.log` with a sidecar `.json` holding the
 line, event and byte counts and the byte offsets where an event starts (the
 only places the corpus may be split between connections).
 
+`--corpus traces` (bench/_corpus_traces.py) swaps the seed-style blocks for
+stack traces of every common language (Java, Python, Go, Node, Ruby, PHP, C#,
+Dart; about 20% of lines) and adds single lines that only look like part of a
+trace; its file is `corpus-traces-<lines>.log` and its sidecar says so.
+
 The line formats are in bench/_corpus_lines.py, the multi-line blocks in
-bench/_corpus_blocks.py; this module owns the generation loop (timestamps,
-request ids, the mix of kinds), the file and its sidecar, the cache and the
-split into connections.
+bench/_corpus_blocks.py and bench/_corpus_traces.py; this module owns the
+generation loop (timestamps, request ids, the mix of kinds), the file and its
+sidecar, the cache and the split into connections.
 """
 
 from __future__ import annotations
@@ -29,19 +34,13 @@ import json
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from _corpus_blocks import (
-    BLOCK_LINE_SHARE,
-    BLOCK_MAX_LINES,
-    BLOCK_MIN_LINES,
-    JAVA_BLOCK_SHARE,
-    java_block,
-    python_block,
-)
+from _corpus_blocks import Blocks, Pods, seed_blocks
 from _corpus_lines import POOL_BITS, SINGLE_SHARES, build_pools, make_pods
+from _corpus_traces import trace_blocks
 
 CORPUS_VERSION = 2
 DEFAULT_SEED = 20260119
@@ -52,6 +51,13 @@ _CHUNK_EVENTS = 2048
 _START = dt.datetime(2026, 1, 19, 8, 0, 0, tzinfo=dt.UTC)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MS3 = tuple(f"{i:03d}" for i in range(1000))
+
+# --corpus NAME -> what goes between its single lines (made after the line pools,
+# from the same seeded generator).
+CORPORA: dict[str, Callable[[random.Random, Pods, dict[str, list[str]]], Blocks]] = {
+    "default": seed_blocks,
+    "traces": trace_blocks,
+}
 
 
 @dataclass(frozen=True)
@@ -67,10 +73,12 @@ class CorpusInfo:
     seed: int
     split_points: tuple[int, ...]  # byte offsets where an event starts, ascending, first 0
     generate_s: float  # seconds the generation took (0.0 when read from the cache)
+    corpus: str = "default"  # the --corpus name (a key of CORPORA)
 
     def to_json(self) -> dict[str, object]:
         return {
             "version": CORPUS_VERSION,
+            "corpus": self.corpus,
             "lines": self.lines,
             "events": self.events,
             "bytes": self.nbytes,
@@ -84,15 +92,19 @@ class CorpusInfo:
 # --------------------------------------------------------------------------- generation
 
 
-def _event_weights() -> tuple[list[str], list[float]]:
-    """Kinds and their shares of *events*, so that lines come out in `SINGLE_SHARES`."""
+def _event_weights(blocks: Blocks) -> tuple[list[str], list[float]]:
+    """Kinds and their shares of *events*, so that lines come out in `SINGLE_SHARES`
+    (times `blocks.singles_scale`) and `blocks.line_share`."""
     kinds = [kind for kind, _ in SINGLE_SHARES] + ["block"]
-    mean_block = (BLOCK_MIN_LINES + BLOCK_MAX_LINES) / 2
-    weights = [share for _, share in SINGLE_SHARES] + [BLOCK_LINE_SHARE / mean_block]
+    scale = blocks.singles_scale
+    weights = [share * scale for _, share in SINGLE_SHARES]
+    weights.append(blocks.line_share / blocks.mean_lines)
     return kinds, weights
 
 
-def generate(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo:
+def generate(
+    path: Path, lines: int, seed: int = DEFAULT_SEED, corpus: str = "default"
+) -> CorpusInfo:
     """Write a corpus of exactly `lines` lines to `path` (and its `.json` sidecar)."""
     if lines < 1:
         raise ValueError("a corpus needs at least one line")
@@ -100,7 +112,9 @@ def generate(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo:
     rnd = random.Random(seed)
     pods = make_pods(rnd)
     pools = build_pools(rnd, pods)
-    kinds, weights = _event_weights()
+    blocks = CORPORA[corpus](rnd, pods, pools)
+    make_block = blocks.make
+    kinds, weights = _event_weights(blocks)
     cum: list[float] = []
     acc = 0.0
     for w in weights:
@@ -121,7 +135,7 @@ def generate(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo:
     sec_space = sec_t = sec_bsd = ""
     rid = 100_000
     written = 0
-    events = blocks = block_lines = 0
+    events = n_blocks = block_lines = 0
     nbytes = 0
     split_points: list[int] = []
     tmp = path.with_name(path.name + ".tmp")
@@ -164,18 +178,14 @@ def generate(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo:
                 elif kind == k_s3164:
                     append(p_s3164[getrandbits(POOL_BITS)] % (sec_bsd,))
                 else:
-                    size = rnd.randint(BLOCK_MIN_LINES, BLOCK_MAX_LINES)
-                    if size - 1 > budget:
-                        if budget + 1 < BLOCK_MIN_LINES:  # no room left: a plain INFO line
-                            append(p_info[getrandbits(POOL_BITS)] % (sec_space, ms, rid))
-                            continue
-                        size = budget + 1
+                    block = make_block(rnd, budget, f"{sec_space}.{ms}", rid)
+                    if block is None:  # no room left: a plain INFO line
+                        append(p_info[getrandbits(POOL_BITS)] % (sec_space, ms, rid))
+                        continue
+                    size = len(block)
                     budget -= size - 1
-                    if rnd.random() < JAVA_BLOCK_SHARE:
-                        out.extend(java_block(rnd, size, f"{sec_space}.{ms}", pods, rid))
-                    else:
-                        out.extend(python_block(rnd, size, pods, rid))
-                    blocks += 1
+                    out.extend(block)
+                    n_blocks += 1
                     block_lines += size
             out.append("")  # trailing newline
             data = "\n".join(out).encode()
@@ -189,11 +199,12 @@ def generate(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo:
         lines=written,
         events=events,
         nbytes=nbytes,
-        blocks=blocks,
+        blocks=n_blocks,
         block_lines=block_lines,
         seed=seed,
         split_points=tuple(split_points),
         generate_s=time.perf_counter() - started,
+        corpus=corpus,
     )
     assert written == lines, (written, lines)
     os.replace(tmp, path)
@@ -205,11 +216,14 @@ def _meta_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def corpus_path(out_dir: Path, lines: int) -> Path:
-    return out_dir / f"corpus-{lines}.log"
+def corpus_path(out_dir: Path, lines: int, corpus: str = "default") -> Path:
+    name = "corpus" if corpus == "default" else f"corpus-{corpus}"
+    return out_dir / f"{name}-{lines}.log"
 
 
-def load_cached(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo | None:
+def load_cached(
+    path: Path, lines: int, seed: int = DEFAULT_SEED, corpus: str = "default"
+) -> CorpusInfo | None:
     """The cached corpus at `path` if it was made by this generator with these settings."""
     try:
         meta = json.loads(_meta_path(path).read_text())
@@ -222,6 +236,7 @@ def load_cached(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo 
         or meta.get("lines") != lines
         or meta.get("seed") != seed
         or meta.get("bytes") != size
+        or meta.get("corpus", "default") != corpus
     ):
         return None
     return CorpusInfo(
@@ -234,6 +249,7 @@ def load_cached(path: Path, lines: int, seed: int = DEFAULT_SEED) -> CorpusInfo 
         seed=int(meta["seed"]),
         split_points=tuple(int(x) for x in meta["split_points"]),
         generate_s=0.0,
+        corpus=corpus,
     )
 
 

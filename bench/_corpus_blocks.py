@@ -7,13 +7,35 @@ server takes the block for one event. Owns the scenarios, the frames, the block
 sizes and shares, and the two builders. Services and pods come from
 bench/_corpus_lines.py. Every draw comes from the generator's seeded
 `random.Random`: changing anything here changes the corpus bytes.
+
+`Blocks` is what bench/_corpus.py asks of any corpus' multi-line events (these
+seed-style blocks via `seed_blocks`, the every-language stack traces of
+`--corpus traces` via bench/_corpus_traces.py).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from _corpus_lines import SERVICES, random_hex
+
+Pods = dict[str, tuple[str, ...]]
+# make(rnd, budget, "date time.ms", request id) -> the block's lines, or None when
+# no block fits in `budget` extra lines (the generator then writes a single line).
+MakeBlock = Callable[[random.Random, int, str, int], list[str] | None]
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """A corpus' multi-line events: how many lines they take and how to make one."""
+
+    line_share: float  # share of all lines that are block lines
+    mean_lines: float  # mean lines per block
+    singles_scale: float  # factor on each single-line kind's share (1.0: as listed)
+    make: MakeBlock
+
 
 # Share of all *lines* that are lines of multi-line error blocks, the block
 # sizes, and the share of blocks that are Java stack traces (the rest: Python).
@@ -210,3 +232,20 @@ def python_block(
     )
     assert len(lines) == n_lines
     return lines
+
+
+def seed_blocks(rnd: random.Random, pods: Pods, pools: dict[str, list[str]]) -> Blocks:
+    """The default corpus' blocks: seed-style Java and Python error blocks (draws nothing)."""
+
+    def make(rnd: random.Random, budget: int, ts: str, rid: int) -> list[str] | None:
+        size = rnd.randint(BLOCK_MIN_LINES, BLOCK_MAX_LINES)
+        if size - 1 > budget:
+            if budget + 1 < BLOCK_MIN_LINES:  # no room left
+                return None
+            size = budget + 1
+        if rnd.random() < JAVA_BLOCK_SHARE:
+            return java_block(rnd, size, ts, pods, rid)
+        return python_block(rnd, size, pods, rid)
+
+    mean = (BLOCK_MIN_LINES + BLOCK_MAX_LINES) / 2
+    return Blocks(line_share=BLOCK_LINE_SHARE, mean_lines=mean, singles_scale=1.0, make=make)

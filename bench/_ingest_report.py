@@ -52,6 +52,12 @@ class Summary:
         return _median_rss(self.runs)
 
     @property
+    def events(self) -> list[int]:
+        """The server's final Total per run (the corpus' event count when it groups
+        every multi-line event as the corpus expects)."""
+        return [r.total for r in self.runs if r.total is not None]
+
+    @property
     def raw_lines_per_s(self) -> float | None:
         return _median([r.lines_per_s for r in self.raw_runs])
 
@@ -103,6 +109,13 @@ def rss_verdict(s: Summary, lines: int) -> str:
     return f"{limit} {'PASS' if rss <= TARGET_RSS_BYTES else 'FAIL'}"
 
 
+def _fmt_events(events: Sequence[int]) -> str:
+    if not events:
+        return "-"
+    low, high = min(events), max(events)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
 def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs: int) -> str:
     header = (
         "connections",
@@ -111,6 +124,7 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
         "MB/s",
         "peak RSS",
         "target",
+        "events",
         "raw lines/s",
         "raw MB/s",
         "ours/raw",
@@ -130,6 +144,7 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
                 fmt_1(s.mb_per_s),
                 _fmt_rss(rss),
                 rss_verdict(s, corpus.lines),
+                _fmt_events(s.events),
                 fmt_int(s.raw_lines_per_s),
                 fmt_1(s.raw_mb_per_s),
                 fmt_2(s.ratio),
@@ -140,9 +155,10 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    name = "" if corpus.corpus == "default" else f" ({corpus.corpus} corpus)"
     lines = [
-        f"LogCaster ingest: {corpus.lines:,} lines, {corpus.nbytes / MB:,.1f} MB, "
-        f"{corpus.events:,} events ({corpus.blocks:,} multi-line blocks), median of {runs} runs",
+        f"LogCaster ingest{name}: {corpus.lines:,} lines, {corpus.nbytes / MB:,.1f} MB, "
+        f"{corpus.events:,} events expected ({corpus.blocks:,} multi-line), median of {runs} runs",
     ]
     for i, row in enumerate(rows):
         cells = [row[0].ljust(widths[0])] + [
@@ -157,6 +173,11 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
         f"raw = one socat per connection writing a preallocated file in "
         f"{reference_dir(corpus.nbytes)}."
     )
+    if any(e != corpus.events for s in summaries for e in s.events):
+        lines.append(
+            f"events = the server's final STATS Total per run; the corpus holds "
+            f"{corpus.events:,}: the server grouped its multi-line events differently."
+        )
     if any(s.rsyslog_runs for s in summaries):
         lines.append(
             f"rsyslog = a standalone rsyslogd, imtcp -> omfile (the raw message per line, "
@@ -207,6 +228,7 @@ def result_doc(
                 "raw_lines_per_s": rounded(s.raw_lines_per_s),
                 "raw_mb_per_s": rounded(s.raw_mb_per_s, 2),
                 "ratio": rounded(s.ratio, 3),
+                "events": s.events,
                 "rsyslog_lines_per_s": rounded(s.rsyslog_lines_per_s),
                 "rsyslog_mb_per_s": rounded(s.rsyslog_mb_per_s, 2),
                 "rsyslog_peak_rss_bytes": s.rsyslog_peak_rss_bytes,
@@ -233,6 +255,7 @@ def result_doc(
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": _git_rev(),
         "corpus": {
+            "name": corpus.corpus,
             "path": str(corpus.path),
             "lines": corpus.lines,
             "bytes": corpus.nbytes,

@@ -3,10 +3,10 @@
 Starts the server on free ports (optionally with its file sink and a given
 fsync setting), sends the corpus parts, one connection each, either raw
 (`send_parts`) or through acknowledged-delivery clients (`send_parts_acked`),
-and stops the clock when STATS shows the corpus' event count (raw) or when
-every client holds its last ack. Then, untimed, it lets the queue drain, reads
-the peak RSS and stops the server. The references run in bench/_socat.py and
-bench/_rsyslog.py.
+and stops the clock when STATS shows the corpus' event count, every connection
+ended and every event delivered (raw), or when every client holds its last ack.
+Then, untimed, it lets the queue drain, reads the peak RSS and stops the server.
+The references run in bench/_socat.py and bench/_rsyslog.py.
 """
 
 from __future__ import annotations
@@ -43,6 +43,18 @@ STOP_TIMEOUT_S = 60.0
 SEND_CHUNK_BYTES = 1 << 20  # per send with --ack (cut at the next newline)
 
 
+def _all_in(stats: dict[str, str]) -> bool:
+    """Every connection has ended (so every event is submitted) and every event is
+    delivered or dropped. Servers without these counters: true."""
+    if stat_int(stats, "Clients"):
+        return False
+    received = stat_int(stats, "Total")
+    delivered = stat_int(stats, "Delivered")
+    if received is None or delivered is None:
+        return True
+    return delivered + (stat_int(stats, "Dropped") or 0) >= received
+
+
 def _wait_total(
     query_port: int,
     t0: float,
@@ -51,7 +63,15 @@ def _wait_total(
     check: Callable[[], None],
     warnings: list[str],
 ) -> tuple[dict[str, str], float]:
-    """Poll STATS until Total reaches `expected`: (the last STATS, when it did)."""
+    """Poll STATS until Total reaches `expected` and the server has taken everything:
+    (the last STATS, when it did).
+
+    Reaching `expected` alone is not the end when the server groups lines into more
+    events than the corpus holds (a corpus of stack traces, before the server knows
+    its languages): the clock stops once every connection has ended and every event
+    is delivered. With fewer events than expected, Total stops changing and the run
+    is timed to its last change, with a warning.
+    """
     deadline = t0 + timeout_s
     last_total = -1
     changed_at = time.perf_counter()
@@ -62,7 +82,7 @@ def _wait_total(
         total = total_of(stats)
         if total != last_total:
             last_total, changed_at = total, now
-        if total >= expected:
+        if total >= expected and _all_in(stats):
             end = now
             break
         if now - changed_at > STABLE_S:

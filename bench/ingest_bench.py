@@ -89,18 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Timing: from just before the first byte is sent until the STATS reply that\n"
-            "shows the final Total (the corpus' event count; STATS polled every 10 ms once\n"
-            "the senders have closed), until every socat has written all its bytes, or\n"
+            "shows the final Total (the corpus' event count, every connection closed and\n"
+            "every event delivered; STATS polled every 10 ms once the senders have closed;\n"
+            "a server that makes fewer events is timed to its last change of Total), until\n"
+            "every socat has written all its bytes, or\n"
             "until rsyslog's output file holds every byte sent (size polled every 10 ms;\n"
             "afterwards its lines are checked against those sent).\n"
-            "The corpus is generated into bench/out/corpus-<N>.log (seeded, deterministic),\n"
+            "The corpus is generated into bench/out/corpus-<N>.log (corpus-traces-<N>.log\n"
+            "with --corpus traces; seeded, deterministic),\n"
             "deleted at the end unless --keep-corpus, and reused whenever it is there.\n"
             "Results: a table on stdout, then one JSON line, also written to\n"
             "bench/out/ingest-<timestamp>.json.\n\n"
             "examples:\n"
             "  bench/ingest                                        1M lines, 1 and 8 connections\n"
             "  bench/ingest --lines 5M --keep-corpus               the peak-RSS target\n"
-            "  bench/ingest --lines 100k --runs 1 --connections 1  a quick check"
+            "  bench/ingest --lines 100k --runs 1 --connections 1  a quick check\n"
+            "  bench/ingest --corpus traces                        stack traces of every language"
         ),
     )
     parser.add_argument(
@@ -109,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=1_000_000,
         metavar="N",
         help="corpus size in lines, e.g. 1000000, 1M, 5M (default 1M)",
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=sorted(_corpus.CORPORA),
+        default="default",
+        help="default: the seed-style corpus above; traces: single lines and raw stack "
+        "traces of Java, Python, Go, Node, Ruby, PHP, C# and Dart (~20%% of lines), plus "
+        "lines that only look like part of a trace (bench/_corpus_traces.py). The table "
+        "shows the server's event count next to the corpus' expected one",
     )
     parser.add_argument(
         "--runs", type=positive_int, default=3, help="runs per configuration; medians (default 3)"
@@ -163,13 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _corpus_for(lines: int, seed: int, keep: bool) -> Iterator[_corpus.CorpusInfo]:
-    path = _corpus.corpus_path(OUT_DIR, lines)
-    info = _corpus.load_cached(path, lines, seed)
+def _corpus_for(lines: int, seed: int, keep: bool, corpus: str) -> Iterator[_corpus.CorpusInfo]:
+    path = _corpus.corpus_path(OUT_DIR, lines, corpus)
+    info = _corpus.load_cached(path, lines, seed, corpus)
     generated = info is None
     if info is None:
         log(f"generating corpus: {lines:,} lines -> {path}")
-        info = _corpus.generate(path, lines, seed)
+        info = _corpus.generate(path, lines, seed, corpus)
         log(f"  {info.nbytes / MB:,.1f} MB, {info.events:,} events in {info.generate_s:.1f} s")
     else:
         log(f"using cached corpus {path} ({info.nbytes / MB:,.1f} MB, {info.events:,} events)")
@@ -194,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_rsyslog and rsyslogd is None:
         log("warning: rsyslogd is not available: running without the rsyslog reference")
     try:
-        with _corpus_for(args.lines, args.seed, args.keep_corpus) as corpus:
+        with _corpus_for(args.lines, args.seed, args.keep_corpus, args.corpus) as corpus:
             summaries = _bench(args, corpus, server_cmd, socat, rsyslogd)
     except BenchError as exc:
         log(f"error: {exc}")
@@ -286,6 +299,8 @@ def _bench_config(
             f"{r.mb_per_s:,.1f} MB/s ({r.seconds:.3f} s, sent in {r.sent_s:.3f} s), "
             f"peak RSS {rss}, Total {r.total:,}"
         )
+        if r.total != corpus.events:
+            msg += f" (the corpus holds {corpus.events:,} events)"
         if refs.raw is not None:
             raw = refs.raw.run(corpus)
             summary.raw_runs.append(raw)

@@ -31,6 +31,11 @@ SMOKE: dict[str, list[str]] = {
     "forward": ["--lines", LINES, "--runs", "1"],
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
 }
+# More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
+}
+RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 
 
 def _entry_points() -> list[str]:
@@ -59,13 +64,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("name", sorted(SMOKE))
+@pytest.mark.parametrize("name", sorted(RUNS))
 def test_bench_runs(name: str, corpus: Path, tmp_path: Path) -> None:
-    args = [str(corpus) if a == "CORPUS" else a for a in SMOKE[name]]
-    if name == "corpus":
+    entry, args = RUNS[name]
+    args = [str(corpus) if a == "CORPUS" else a for a in args]
+    if entry == "corpus":
         args = [str(tmp_path / "out.log") if a == str(corpus) else a for a in args]
     done = subprocess.run(
-        [sys.executable, str(BENCH / name), *args],
+        [sys.executable, str(BENCH / entry), *args],
         capture_output=True,
         timeout=500,
         cwd=BENCH.parent,
@@ -73,4 +79,4 @@ def test_bench_runs(name: str, corpus: Path, tmp_path: Path) -> None:
         check=False,
     )
     out = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, f"bench/{name} exited {done.returncode}:\n{out[-4000:]}"
+    assert done.returncode == 0, f"bench/{entry} exited {done.returncode}:\n{out[-4000:]}"
