@@ -23,7 +23,6 @@ join it. Their starts are found with one RE2 scan of the chunk.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -42,13 +41,6 @@ class GroupState(NamedTuple):
 
 
 START = GroupState()
-_UNINDENTED = re.compile(rb"\n(?![ \t])")  # the end of a run of indented lines
-
-
-def _run_end(body: bytes, pos: int) -> int:
-    """The offset of the last line of the run of indented lines starting at `pos`."""
-    m = _UNINDENTED.search(body, pos)
-    return m.start() if m is not None else len(body)
 
 
 class Scan(NamedTuple):
@@ -79,14 +71,17 @@ class Grouper:
     def for_listener(cls, config: MultilineConfig, listener: str) -> Grouper:
         return cls([r for r in config.rules if not r.listeners or listener in r.listeners])
 
-    def _candidates(self, body: bytes) -> list[tuple[int, int]]:
-        """The lines the walk must look at when not in a trace, as (offset, kind),
-        in order (the first line, which follows the held event, always)."""
+    def _candidates(self, body: bytes) -> list[tuple[int, int, int]]:
+        """The lines the walk must look at when not in a trace, as (offset, kind, end:
+        where an indented run ends), in order; the first line, which follows the
+        held event, always."""
         kinds = tl.KINDS
-        found = [(0, tl.START_KIND)]
-        found += [(m.start() + 1, kinds[m.lastgroup or ""]) for m in tl.CANDIDATES.finditer(body)]
+        found = [(0, tl.START_KIND, 0)]
+        found += [
+            (m.start() + 1, kinds[m.lastgroup or ""], m.end()) for m in tl.CANDIDATES.finditer(body)
+        ]
         if self._user_scan is not None:
-            found += [(m.start(), tl.START_KIND) for m in self._user_scan.finditer(body)]
+            found += [(m.start(), tl.START_KIND, 0) for m in self._user_scan.finditer(body)]
             found.sort()
         return found
 
@@ -118,7 +113,9 @@ class Grouper:
                 pos = off
             while c < len(cands) and cands[c][0] < pos:
                 c += 1
-            what = cands[c][1] if c < len(cands) and cands[c][0] == pos else -1
+            what, run_end = (
+                (cands[c][1], cands[c][2]) if c < len(cands) and cands[c][0] == pos else (-1, 0)
+            )
             line = lines[i]
             if not line:
                 if kind in tl.BLANK_OK:
@@ -132,7 +129,7 @@ class Grouper:
             if what == tl.INDENT and joinable and not self._user:
                 # A run of indented lines (frames, code lines) continues any event:
                 # the candidate scan found it whole.
-                end = _run_end(body, pos)
+                end = run_end
                 run = body.count(b"\n", pos, end) + 1
                 joins += blanks
                 joins.extend(range(i, i + run))

@@ -41,19 +41,22 @@ GO = 9  # among goroutines and their frames
 RUBY = 10  # after a Ruby or Rails headline: `from`/indented frames follow
 PHP = 11  # after a PHP error: `Stack trace:`, `#N` frames, `thrown in`
 DART_HEAD = 12  # after `Unhandled exception:`: the message line follows
-DART = 13  # the message and `#N` frames, `<asynchronous suspension>`
-NODE_SRC = 14  # after Node's `file.js:NN` source line: code, caret, blank, the error
+DART = 13  # the message and what it quotes, until the first `#N` frame
+DART_FRAMES = 14  # `#N` frames, `<asynchronous suspension>`
+NODE_SRC = 15  # after Node's `file.js:NN` source line: code, caret, blank, the error
 USER = 100  # USER + k: inside user rule k (multiline.rules[k])
 
 # States in which a blank line may be part of the trace (if what follows is).
-BLANK_OK = frozenset({JAVA_HEAD, JAVA, PY_END, PY_CHAIN, GO_PANIC, GO, RUBY, DART, NODE_SRC})
+BLANK_OK = frozenset(
+    {JAVA_HEAD, JAVA, PY_END, PY_CHAIN, GO_PANIC, GO, RUBY, PHP, DART, DART_FRAMES, NODE_SRC}
+)
 
 _DETAIL = re.compile(rb"(?:Details|Recovery Action|Thread|Request ID):")
 # Lines that continue whatever precedes them, even with their indentation lost
 # (some shippers strip it): Java's cause and elision lines, a JVM/JS frame, a
 # Python frame.
 _JAVA_MORE = re.compile(
-    rb"Caused by:|\.\.\. \d+ (?:more|common frames omitted)"
+    rb"Caused by:|\.\.\. \d+ (?:more|common frames omitted)(?=\n|$)"
     rb"|at (?:async |new )?[\w$.<>\[\]/-]+ ?\(|File \"[^\"\n]*\", line \d+"
 )
 # A headline: an exception type (dotted, or a bare name ending in Error or
@@ -65,7 +68,10 @@ _EXC_NAME = (
 _EXC_HEAD = re.compile(
     rb"(?:Exception in thread \"[^\"]*\" |Unhandled [Ee]xception\. )?" + _EXC_NAME + rb"(?::|$)"
 )
-_CS_END = re.compile(rb"--- End of |Stack trace:$")
+# Non-indented lines of a JVM/.NET/JS trace: .NET's markers (and a PHP-style
+# "Stack trace:"), the "}" closing the properties Node prints after a stack, and
+# Node's version line at the end of a crash report.
+_CS_END = re.compile(rb"--- End of |Stack trace:$|\}$|Node\.js v\d")
 _TRACEBACK = re.compile(rb"Traceback \(most recent call last\):")
 # Python's last traceback line: the exception's (dotted) name, then ":" or nothing.
 _PY_FINAL = re.compile(rb"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?::|$)")
@@ -74,16 +80,26 @@ _PY_CHAIN = re.compile(
     rb"|The above exception was the direct cause of the following exception):"
 )
 _PANIC = re.compile(rb"(?:panic|fatal error): ")
-_GO_GOROUTINE = re.compile(rb"goroutine \d+ \[[^\]]*\]:|\[signal ")
-_GO_FRAME = re.compile(rb"created by |[\w./-]*\.[\w.*()\[\]$/-]*\(.*\)$")
+_GO_GOROUTINE = re.compile(rb"goroutine \d+ \[[^\]]*\]:")
+_GO_SIGNAL = re.compile(rb"\[signal SIG[A-Z]+")
+_GO_FRAME = re.compile(rb"created by |[\w./*()\[\]$-]+\(.*\)$")
+# A goroutine dump without a `panic:` line before it (net/http's "http: panic
+# serving ...", a SIGQUIT dump) starts at its first goroutine.
+_GO_DUMP = re.compile(rb"goroutine \d+ \[[^\]]*\]:$")
+_PANIC_WORD = re.compile(rb"\bpanic")
 _EXIT_STATUS = re.compile(rb"exit status \d+$")
 _RUBY_HEAD = re.compile(rb"\S+\.rb:\d+:in ")
-_RAILS_HEAD = re.compile(rb"[A-Z]\w*(?:::[A-Z]\w*)* \(.*\):$")
+_RAILS_HEAD = re.compile(rb" *[A-Z]\w*(?:::[A-Z]\w*)* \(.*\):$")  # Rails may indent it
 _PHP_HEAD = re.compile(
     rb"PHP (?:Fatal error|Warning|Notice|Parse error|Deprecated"
     rb"|Catchable fatal error|Recoverable fatal error): |Fatal error: Uncaught "
 )
 _PHP_CONT = re.compile(rb"(?:PHP )?(?:Stack trace:|#\d+ )|PHP +\d+\. ")
+# PHP's "Stack trace:" under a line naming the exception (a prefixed error-log
+# line, PHP 5's "exception 'X' with message ..."): the trace goes with that line.
+_PHP_NEXT = re.compile(rb"Next [\w\\]+")  # the outer exception of a chain
+_PHP_STACK = re.compile(rb"(?:PHP )?Stack trace:$")
+_NAMES_EXCEPTION = re.compile(rb"(?i)exception|error|uncaught")
 _DART_HEAD = re.compile(rb"Unhandled exception:$")
 _DART_FRAME = re.compile(rb"#\d+\s|<asynchronous suspension>")
 _NODE_SRC = re.compile(rb"(?:/|[A-Za-z]:\\|file://)\S*\.[cm]?[jt]sx?:\d+$")
@@ -97,15 +113,18 @@ _NODE_ERROR = re.compile(rb"[\w.$]*(?:Error|Exception)\b")
 # log lines costs one failed test per line, in C. The empty group `open` marks
 # the line after one ending in ":" or " ": a seed header with an empty message,
 # confirmed by OPEN_HEADER.
+_RAILS_IN_RUN = rb" *[A-Z]\w*(?:::[A-Z]\w*)* \([^\n]*\):(?:\n|$)"
 CANDIDATES = re.compile(
     rb"\n(?![\[{<0-9])(?:"
+    # Rails indents its error line: a headline, not a continuation.
+    rb"(?=(?P<rails> +[A-Z]\w*(?:::[A-Z]\w*)* \([^\n]*\):(?:\n|$)))"
     # A run of indented lines is one candidate: the walker takes it whole.
-    rb"(?P<indent>[ \t])[^\n]*(?:\n[ \t][^\n]*)*"
+    rb"|(?P<indent>[ \t])[^\n]*(?:\n[ \t](?!" + _RAILS_IN_RUN + rb")[^\n]*)*"
     rb"|(?="
     rb"(?P<detail>Details:|Recovery Action:|Thread:|Request ID:)"
     rb"|(?P<more>" + _JAVA_MORE.pattern + rb")"
     rb"|(?P<start>Traceback \(|panic: |fatal error: |Unhandled exception|Exception in thread \""
-    rb"|PHP |Fatal error: Uncaught "
+    rb"|PHP |Fatal error: Uncaught |Stack trace:|goroutine \d+ \["
     rb"|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)(?::|\n|$)"
     rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)(?::|\n|$)"
     rb"|[A-Z][A-Za-z]*(?:Interrupt|Exit)(?::|\n|$)"
@@ -119,7 +138,14 @@ CANDIDATES = re.compile(
 )
 # Candidate kinds (CANDIDATES' group names) as small ints.
 INDENT, DETAIL, MORE, START_KIND, OPEN = range(5)
-KINDS = {"indent": INDENT, "detail": DETAIL, "more": MORE, "start": START_KIND, "open": OPEN}
+KINDS = {
+    "indent": INDENT,
+    "detail": DETAIL,
+    "more": MORE,
+    "start": START_KIND,
+    "rails": START_KIND,
+    "open": OPEN,
+}
 
 # A log record at error level: the trace that follows it is its own (Python's
 # logging.exception, log4j's and logback's "ERROR ... message" then the exception).
@@ -143,7 +169,7 @@ def start(line: bytes, prev: bytes | None, record: bool) -> tuple[bool, int]:
     starting after an unrelated line is an event of its own, but one after a
     record at error level is that record's (the exception it logged)."""
     c = line[:1]
-    if c == b" " or c == b"\t":
+    if (c == b" " or c == b"\t") and not _RAILS_HEAD.match(line):
         return True, NONE
     if _DETAIL.match(line):
         return True, SEED
@@ -151,9 +177,14 @@ def start(line: bytes, prev: bytes | None, record: bool) -> tuple[bool, int]:
         return True, JAVA
     if prev is not None and prev[-1:] in (b":", b" ") and OPEN_HEADER.match(prev):
         return True, SEED
+    if prev is not None and _PHP_STACK.match(line) and _NAMES_EXCEPTION.search(prev):
+        return True, PHP
     state = _trace_start(line)
-    if state in (PY, JAVA_HEAD) and record and prev is not None and _ANNOUNCES.search(prev):
-        return True, state
+    if record and prev is not None:
+        if state in (PY, JAVA_HEAD) and _ANNOUNCES.search(prev):
+            return True, state
+        if state == GO and _PANIC_WORD.search(prev):
+            return True, state
     return False, state
 
 
@@ -169,6 +200,8 @@ def _trace_start(line: bytes) -> int:
         return PHP
     if _RAILS_HEAD.match(line) or _RUBY_HEAD.match(line):
         return RUBY
+    if _GO_DUMP.match(line):
+        return GO
     if _NODE_SRC.match(line):
         return NODE_SRC
     if _EXC_HEAD.match(line):
@@ -180,7 +213,7 @@ def step(state: int, line: bytes) -> tuple[bool, int]:
     """In trace `state` (or a seed record): whether the non-blank `line` continues it,
     and the state after it. Not continuing means the trace ended before `line`."""
     c = line[:1]
-    if c == b" " or c == b"\t":
+    if (c == b" " or c == b"\t") and not (c == b" " and _RAILS_HEAD.match(line)):
         if state == JAVA_HEAD:
             return True, JAVA
         if state == DART_HEAD:
@@ -211,19 +244,23 @@ def step(state: int, line: bytes) -> tuple[bool, int]:
             return True, PY
     elif state in (GO_PANIC, GO):
         if _GO_GOROUTINE.match(line):
-            return True, GO_PANIC if line.startswith(b"[") else GO
+            return True, GO
+        if state == GO_PANIC and _GO_SIGNAL.match(line):
+            return True, GO_PANIC
         if state == GO and _GO_FRAME.match(line):
             return True, GO
         if _EXIT_STATUS.match(line):
             return True, NONE
     elif state == PHP:
-        if _PHP_CONT.match(line):
+        if _PHP_CONT.match(line) or _PHP_NEXT.match(line):
             return True, PHP
-    elif state == DART_HEAD:
-        return True, DART  # the exception's message
-    elif state == DART:
+    elif state in (DART_HEAD, DART):
+        # The exception's message, and what it quotes (a FormatException's source
+        # and caret lines), up to the first frame.
+        return True, DART_FRAMES if _DART_FRAME.match(line) else DART
+    elif state == DART_FRAMES:
         if _DART_FRAME.match(line):
-            return True, DART
+            return True, DART_FRAMES
     elif state == NODE_SRC and _NODE_ERROR.match(line):
         return True, JAVA_HEAD
     return False, state
