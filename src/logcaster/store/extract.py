@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logcaster.pipeline.parse import bsd_time, parse_event
+from logcaster.pipeline.parse import parse_event
+from logcaster.pipeline.syslog_format import bsd_time
 from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload
 from logcaster.store.codes import LEVEL_CODES, ServiceCodes
 from logcaster.store.line_shapes import (
