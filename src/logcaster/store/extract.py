@@ -296,6 +296,11 @@ class Extractor:
             d[:, 0],
             np.where(gt == 3, d[:, 0] * 10 + d[:, 1], d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]),
         )
+        # A PRI over 191 or with a leading zero makes the line plain text (no level):
+        # the parser's; checked here rather than in the pattern, where it costs more.
+        valid = (pri <= 191) & ((gt == 2) | (d[:, 0] != 0))
+        if not valid.all():
+            idx, st, gt, pri = idx[valid], st[valid], gt[valid], pri[valid]
         lv = _SYSLOG_LEVEL[pri & 7]
         sv = self._service_codes(token[idx])
         rfc5424 = buf[st + gt + 1] == ord("1")  # '<PRI>1 ts'; RFC 3164 has a month name

@@ -43,8 +43,9 @@ _APP = rb"[!#-.0-9;-Z\]-~]+"  # _TOK without the capture's stop bytes '"' '/' ':
 # that start a message instead (quotes, braces, '=', '<', '>', ']').
 _HOST = rb"[-.0-9@-Z_a-z/]+"
 _TAG_APP = rb"[!#-&(-.0-9;?-Z^-z|~]+"
-# PRIVAL 0..191 without leading zeros; any other PRI makes the line plain text.
-_PRI = rb"<(?:0|1[0-8][0-9]|19[01]|[1-9][0-9]?)>"
+# Up to three PRI digits; extract.py's numpy pass turns away a PRI over 191 or
+# with a leading zero (plain text for the parser).
+_PRI = rb"<\d{1,3}>"
 _JSTR = rb'"[ !#-\[\]-~]*"'  # a JSON string without escapes
 _JVAL = rb"(?:" + _JSTR + rb"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?|true|false|null)"
 
