@@ -22,7 +22,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
@@ -58,8 +57,6 @@ def _wait(what: str, ok: Callable[[], object], proc: subprocess.Popen[bytes], lo
 class _Daemon:
     """A child process in its own directory, stopped (TERM, then KILL) on exit."""
 
-    name = "daemon"
-
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -76,12 +73,7 @@ class _Daemon:
     def __enter__(self) -> _Daemon:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
@@ -109,8 +101,6 @@ ruleset(name="fwd") {{
 class Rsyslogd(_Daemon):
     """rsyslogd taking RFC 3164/5424 lines on imtcp and forwarding them with omfwd
     (`protocol` udp or tcp, `template` one of rsyslog's built-in templates)."""
-
-    name = "rsyslogd"
 
     def __init__(self, workdir: Path, target: int, protocol: str, template: str) -> None:
         super().__init__(workdir)
@@ -147,8 +137,6 @@ class Rsyslogd(_Daemon):
 class SyslogNg(_Daemon):
     """syslog-ng reading local messages from a unix-dgram socket (as from syslog(3))
     and sending them with one destination (`network(...)` or `syslog(...)`)."""
-
-    name = "syslog-ng"
 
     def __init__(self, workdir: Path, destination: str, rewrite: str = "") -> None:
         super().__init__(workdir)
