@@ -157,7 +157,7 @@ def _parse_syslog(ev: Event, body: str) -> None:
         if h.iso is not None:
             ev.ts = parse_timestamp(h.iso) or ev.ts
         else:
-            ts = h.bsd_time(ev.received_at)
+            ts = h.local_ts(ev.received_at)
             if ts is not None:
                 ev.ts = ts
         ev.host = h.host

@@ -62,7 +62,9 @@ _BSD_TIME = re.compile(
 _TAG = re.compile(
     r"(?P<app>[^\s:\[\]\"'{}=<>]+)(?:\[(?P<procid>[^\s\]]*)\](?=[\s:]|\Z))?(?P<colon>:)?"
 )
+_TAG_ONLY = re.compile(r"[^\s:\[\]\"'{}=<>]+\[[^\s\]]*\]\Z")  # prog[pid], a whole word
 _HOST = re.compile(r"[\w.@/-]{1,255}(?= |\Z)")
+_WORD = re.compile(r"\S*")
 _MONTHS = {
     name: number
     for number, name in enumerate(
@@ -91,7 +93,7 @@ class SyslogHeader:
     iso: str | None = None  # an RFC 3339 time
     bsd: tuple[int, int, int, int, int, int, float] | None = None  # y(0: none) m d h m s frac
 
-    def bsd_time(self, received_at: float) -> float | None:
+    def local_ts(self, received_at: float) -> float | None:
         """The BSD time in unix seconds; None if there is none or it is no real date.
         (An RFC 3339 time, `iso`, is the caller's to parse, as every other ISO time.)"""
         if self.bsd is None:
@@ -167,17 +169,14 @@ def _bsd(text: str, at: int, pri: int) -> SyslogHeader | None:
 
 def _host(h: SyslogHeader, rest: str) -> str:
     """Take the host from the front of `rest` if the first word is one; the rest after it."""
-    end = len(rest)
-    for i, c in enumerate(rest):
-        if c.isspace():
-            end = i
-            break
-    word = rest[:end]
+    m = _WORD.match(rest)
+    word = m[0] if m is not None else ""
     if not word:
         return rest
+    end = len(word)
     if ":" in word:
         # An IPv6 address is a host; any other word with a colon is a tag.
-        if rest[end : end + 1] in (" ", "") and word.count(":") >= 2 and _is_ipv6(word):
+        if word.count(":") >= 2 and _is_ipv6(word):
             h.host = word
             return rest[end + 1 :]
         return rest
@@ -186,9 +185,6 @@ def _host(h: SyslogHeader, rest: str) -> str:
     if word != "-":  # a nil host
         h.host = word
     return rest[end + 1 :]
-
-
-_TAG_ONLY = re.compile(r"[^\s:\[\]\"'{}=<>]+\[[^\s\]]*\]\Z")
 
 
 def _is_ipv6(word: str) -> bool:
