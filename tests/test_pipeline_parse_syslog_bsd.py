@@ -131,7 +131,7 @@ def test_a_header_with_nothing_after_the_host() -> None:
 
 
 def test_rfc3339_time_in_a_bsd_header() -> None:
-    # rsyslog's RSYSLOG_ForwardFormat and syslog-ng's ts-format(iso)
+    # rsyslog's RSYSLOG_ForwardFormat and syslog-ng's $ISODATE templates
     ev = parse("<7>2006-11-10T10:43:21.156+02:00 relay-a mailq[81]: queue flushed")
     assert ev.ts == pytest.approx(utc(2006, 11, 10, 8, 43, 21, 156_000))
     assert (ev.host, ev.service, ev.message) == ("relay-a", "mailq", "queue flushed")

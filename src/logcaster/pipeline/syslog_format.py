@@ -13,7 +13,7 @@ becomes is in docs/parsing.md ("Syslog"); in short:
   before the day, an optional year after the day and fraction after the
   seconds (Cisco: `Apr 15 2007 21:28:13.123:`, with its trailing colon), or
   an RFC 3339 time (rsyslog's `RSYSLOG_ForwardFormat`, syslog-ng's
-  `ts-format(iso)`). Before it, Cisco's `NNN: ` sequence number and `*`/`.`
+  `$ISODATE` templates). Before it, Cisco's `NNN: ` sequence number and `*`/`.`
   clock marks are skipped. A time without a year is local, this year or last.
 - **Host and tag**: the first word after the time is the tag when it is one
   (`prog:`, `prog[pid]:`, `prog[pid]`), and then there is no host; else it is
