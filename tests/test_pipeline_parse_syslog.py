@@ -56,8 +56,11 @@ def test_rfc5424_without_message_and_with_offset_time() -> None:
 
 
 def test_rfc5424_escaped_param_values() -> None:
-    ev = parse(r'<14>1 2026-01-19T15:30:01Z h app - - [a@1 k="say \"hi\" \\ \]"] msg')
-    assert ev.fields["k"] == 'say "hi" \\ \\]'
+    # RFC 5424 §6.3.3: '"', '\\' and ']' are escaped in a value; a backslash
+    # before any other character stays.
+    ev = parse(r'<14>1 2026-01-19T15:30:01Z h app - - [a@1 k="say \"hi\" \\ \]" d="C:\tmp"] msg')
+    assert ev.fields["k"] == 'say "hi" \\ ]'
+    assert ev.fields["d"] == "C:\\tmp"
     assert ev.message == "msg"
 
 

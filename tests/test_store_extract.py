@@ -197,6 +197,40 @@ _TRICKY = [
 ]
 
 
+# BSD-header variants (pipeline/syslog_format.py): the fast path takes only the
+# classic `Mmm dd hh:mm:ss host app[pid]:` and must leave every other to the parser.
+_BSD_TIMES = [
+    "Jan 19 08:00:00 ",
+    "Jan  9 08:00:00 ",
+    "Jan 9 08:00:00 ",
+    "JAN 19 08:00:00 ",
+    "jan 19 08:00:00 ",
+    "Jan 19 2025 08:00:00: ",
+    "Jan 19 08:00:00.250: ",
+    "2026-01-19T08:00:00.003+02:00 ",
+    "2026-01-19T08:00:00Z ",
+    "12: *Jan 19 08:00:00.123: ",
+    " Jan 19 08:00:00 ",
+    "Feb 30 08:00:00 ",
+    "Jan 19 08:00:00",
+]
+_BSD_HOSTS = ["host ", "10.0.0.99 ", "fe80::1 ", "0002:: ", "- ", "a/b@c ", "h{x} ", "", "h  "]
+_BSD_TAGS = [
+    "SVC[1]:",
+    "SVC:",
+    "SVC[1]",
+    "SVC[-]:",
+    "SVC:x",
+    "%LINK-3-UPDOWN:",
+    "Use the BFG!",
+    '{"k": 1}',
+    "k=v:",
+    "a]b:",
+    "run-parts(/etc/cron.daily)[9]:",
+    "",
+]
+
+
 @st.composite
 def event_text(draw: st.DrawFn) -> bytes:
     stamp = draw(st.sampled_from(_STAMPS))
@@ -228,6 +262,12 @@ def event_text(draw: st.DrawFn) -> bytes:
         text = f"<{pri}>{day} {stamp[11:19]} host {svc}[1]:{tail} {word}"
     elif shape == 5:
         text = f"{stamp[:19]} {lvl}{draw(st.sampled_from(['', ':']))} {word}{tail}"
+    elif shape == 8:  # the BSD header as senders really write it
+        bsd_pri = draw(st.sampled_from(["13", "0", "191", "192", "013", "00", "7", "999"]))
+        when = draw(st.sampled_from(_BSD_TIMES))
+        host = draw(st.sampled_from(_BSD_HOSTS))
+        tag = draw(st.sampled_from(_BSD_TAGS)).replace("SVC", svc)
+        text = f"<{bsd_pri}>{when}{host}{tag} {word}{tail}"
     elif shape == 6:
         text = f"#{lvl} {word}{tail}"
     elif shape == 7:  # the simulator's Python-style header: no time of its own
@@ -256,6 +296,40 @@ def test_parity_on_generated_texts(texts: list[bytes], received: float) -> None:
     assert_parity(x, texts, fields, [received] * len(texts))
     again = x.extract_texts(texts, received)
     assert again.ts.tobytes() == fields.ts.tobytes()
+
+
+def test_parity_on_syslog_variants() -> None:
+    """Every BSD/RFC 5424 variant the parser reads (docs/parsing.md, "Syslog"):
+    the classic shapes stay on the fast path, the others fall back."""
+    classic = [
+        b"<13>Jan 19 08:00:00 host app[12]: fast",
+        b"<191>Jan  9 08:00:00 10.0.0.99 %LINK-3-UPDOWN: fast, Cisco tag behind a host",
+        b"<0>Jan 19 08:00:00 - app: fast, a nil host",
+        b"<14>1 2026-01-19T08:00:00.003Z host app 12 - - fast",
+    ]
+    variants = [
+        b"<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!",
+        b"<13>Feb  5 17:32:18 fe80::1 app[3]: an IPv6 host",
+        b"<13>Feb  5 17:32:18 0002:: app: an IPv6 host",
+        b"<7>2006-11-10T10:43:21.156+02:00 host prog[1]: RFC 3339 in a BSD header",
+        b"<13>Mar 7 10:00:00 host app: unpadded day",
+        b"<13>NOV 22 10:00:00 host app: upper-case month",
+        b"<189>Apr 15 2007 21:28:13: %LINK-3-UPDOWN: Interface Gi0/1, changed state to up",
+        b"<189>52: *Mar  1 00:00:50.123: %SYS-5-CONFIG_I: Configured from console",
+        b"<13>Feb  5 17:32:18 host prog[77] a tag without a colon",
+        b"<13>Feb  5 17:32:18 host {not a tag}: x",
+        b"<192>Jan 19 08:00:00 host app[12]: invalid PRI",
+        b"<013>Jan 19 08:00:00 host app[12]: leading zero",
+        b"<999>1 2026-01-19T08:00:00.003Z host app 12 - - invalid PRI",
+        b"<1a>Jan 19 08:00:00 host app: not a PRI level=error service=s",
+        rb'<14>1 2026-01-19T08:00:00.003Z h app - - [a@1 k="\\ \"q\" \]"] escapes',
+    ]
+    x = Extractor()
+    for received in (RECEIVED, 1768809600.003):
+        fields = x.extract(encode_payload(classic + variants), received)
+        assert_parity(x, classic + variants, fields, [received] * len(classic + variants))
+    # (1768809600.003 is the RFC 5424 line's own time: that one falls back by design)
+    assert x.extract(encode_payload(classic), RECEIVED).fallback == 0
 
 
 def test_received_equal_to_the_own_time_keeps_parse_event_semantics() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from logcaster.event import Event, normalize_level
+from logcaster.pipeline.syslog_format import split_syslog, syslog_level
 
 # [LEVEL] 2026-01-19 15:30:01.234 service/version [pod/NAME]: message
 _SIM_HEADER = re.compile(
@@ -37,23 +38,7 @@ _TS_LINE = re.compile(
 # A leading level word: "ERROR message", "ERROR: message", "[ERROR] message", "error|..."
 _LEVEL_WORD = re.compile(r"\[?(?P<level>[A-Za-z]{3,11})\]?(?:[:|\]]|\s|$)\s*")
 
-# <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD...] MSG
-_RFC5424 = re.compile(
-    r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
-    r"(?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (?P<msg>.*))?",
-    re.S,
-)
-# <PRI>Mmm dd hh:mm:ss [HOST] TAG[pid]: MSG   (host is optional: local senders omit it)
-_RFC3164 = re.compile(
-    r"<(?P<pri>\d{1,3})>(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)"
-    r"(?: (?P<host>[^\s:\[]+)(?= [^\s:\[]+(?:\[\d+\])?:))?"
-    r"(?: (?P<app>[^\s:\[]+)(?:\[(?P<procid>\d+)\])?:)?\s?(?P<msg>.*)",
-    re.S,
-)
 _TAG = re.compile(r"(?P<app>[A-Za-z_][\w.-]{0,47})(?:\[(?P<procid>\d+)\])?: ")
-_PRI_ONLY = re.compile(r"<(?P<pri>\d{1,3})>(?P<msg>.*)", re.S)
-_SD_ELEMENT = re.compile(r"\[(?P<id>[^\s\]=]+)(?P<params>(?:\s+[^\s=\]]+=\"(?:[^\"\\]|\\.)*\")*)\]")
-_SD_PARAM = re.compile(r"([^\s=\]]+)=\"((?:[^\"\\]|\\.)*)\"")
 
 # key=value, key="quoted value", key='quoted'
 _LOGFMT = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;\"']+)")
@@ -69,9 +54,6 @@ _THREAD_LINE = re.compile(
     r"Thread:\s*(?P<thread>[^,\n]{1,256}),\s*Request:\s*(?P<method>[A-Z]+)\s+(?P<route>\S+)"
 )
 
-_SYSLOG_LEVELS = ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 # JSON keys that fill the event's own attributes rather than `fields`.
 _JSON_TS = ("timestamp", "time", "ts", "@timestamp")
 _JSON_MSG = ("message", "msg")
@@ -167,120 +149,77 @@ def _json_time(value: object) -> float | None:
 
 def _parse_syslog(ev: Event, body: str) -> None:
     # Python's SysLogHandler ends each message with a NUL byte.
-    text = body.rstrip("\x00\n")
-    m = _RFC5424.match(text)
-    if m is not None:
-        _set_pri(ev, m["pri"])
-        if m["ts"] != "-":
-            ev.ts = parse_timestamp(m["ts"]) or ev.ts
-        if m["host"] != "-":
-            ev.host = m["host"]
-        if m["app"] != "-":
-            ev.service = m["app"]
-        fields = ev.fields
-        if m["procid"] != "-":
-            fields["procid"] = m["procid"]
-        if m["msgid"] != "-":
-            fields["msgid"] = m["msgid"]
-        if m["sd"] != "-":
-            for element in _SD_ELEMENT.finditer(m["sd"]):
-                for key, value in _SD_PARAM.findall(element["params"]):
-                    fields[key] = value.replace('\\"', '"').replace("\\\\", "\\")
-        msg = m["msg"] or ""
-        if msg.startswith("\ufeff"):  # RFC 5424 BOM before a UTF-8 message
-            msg = msg[1:]
+    h = split_syslog(body.rstrip("\x00\n"))
+    if h is None:
+        return  # not a valid PRI: plain text
+    if h.kind != "bare":
+        _set_pri(ev, h.pri)
+        if h.iso is not None:
+            ev.ts = parse_timestamp(h.iso) or ev.ts
+        else:
+            ts = h.local_ts(ev.received_at)
+            if ts is not None:
+                ev.ts = ts
+        ev.host = h.host
+        ev.service = h.app
+        ev.fields.update(h.fields)
+        _set_message(ev, h.msg)
+        return
+    msg = h.msg
+    if msg.startswith("<"):
+        # "<13><14>…": no second round of syslog parsing (a stack of PRIs
+        # would recurse once per "<N>" until RecursionError).
+        _set_pri(ev, h.pri)
         _set_message(ev, msg)
         return
-    m = _RFC3164.match(text)
-    if m is not None:
-        _set_pri(ev, m["pri"])
-        ev.ts = bsd_time(m["ts"], ev.received_at)
-        if m["host"]:
-            ev.host = m["host"]
-        if m["app"]:
-            ev.service = m["app"]
-        if m["procid"]:
-            ev.fields["procid"] = m["procid"]
-        _set_message(ev, m["msg"])
-        return
-    m = _PRI_ONLY.match(text)
-    if m is not None and int(m["pri"]) < 192:
-        if m["msg"].startswith("<"):
-            # "<13><14>…": no second round of syslog parsing (a stack of PRIs
-            # would recurse once per "<N>" until RecursionError).
-            _set_pri(ev, m["pri"])
-            _set_message(ev, m["msg"])
-            return
-        # A bare "<PRI>message" (Python's SysLogHandler): the rest is a log line of
-        # its own, perhaps behind the handler's `ident` ("app: " or "app[pid]: ").
-        msg = m["msg"]
-        tag = _TAG.match(msg)
-        if tag is not None and normalize_level(tag["app"]) is None:
-            msg = msg[tag.end() :]
-        else:
-            tag = None
-        inner = parse_event(ev.id, ev.received_at, ev.source, msg.encode())
-        if tag is not None and inner.service is None:
-            inner.service = tag["app"]
-            if tag["procid"]:
-                inner.fields["procid"] = tag["procid"]
-        for name in ("ts", "service", "version", "host", "pod", "message"):
-            setattr(ev, name, getattr(inner, name))
-        ev.fields = inner.fields
-        _set_pri(ev, m["pri"])
-        if inner.level is not None:
-            ev.level = inner.level  # the text's own level word is more specific
+    # A bare "<PRI>message" (Python's SysLogHandler): the rest is a log line of
+    # its own, perhaps behind the handler's `ident` ("app: " or "app[pid]: ").
+    tag = _TAG.match(msg)
+    if tag is not None and normalize_level(tag["app"]) is None:
+        msg = msg[tag.end() :]
+    else:
+        tag = None
+    inner = parse_event(ev.id, ev.received_at, ev.source, msg.encode())
+    if tag is not None and inner.service is None:
+        inner.service = tag["app"]
+        if tag["procid"]:
+            inner.fields["procid"] = tag["procid"]
+    for name in ("ts", "service", "version", "host", "pod", "message"):
+        setattr(ev, name, getattr(inner, name))
+    ev.fields = inner.fields
+    _set_pri(ev, h.pri)
+    if inner.level is not None:
+        ev.level = inner.level  # the text's own level word is more specific
 
 
 def syslog_line(first: str) -> str | None:
     """A syslog first line as a person reads it, without the frame, or None if
     it is not syslog.
 
-    RFC 5424 and 3164 become `host app[procid]: message`, as a syslog file
-    shows them, minus the time the row prints already, the PRI number (the
+    RFC 5424 and BSD headers become `host app[procid]: message`, as a syslog
+    file shows them, minus the time the row prints already, the PRI number (the
     level says it) and the version and nil fields. A bare `<PRI>text` is its
     text. Used for display only; the stored body keeps every byte.
     """
-    text = first.rstrip("\x00")
-    m = _RFC5424.match(text) or _RFC3164.match(text)
-    if m is not None:
-        host, app, procid = m["host"], m["app"], m["procid"]
-        tag = " ".join(part for part in (host, app) if part and part != "-")
-        if procid and procid != "-":
-            tag += f"[{procid}]"
-        msg = (m["msg"] or "").removeprefix("\ufeff")
-        return f"{tag}: {msg}" if tag else msg
-    m = _PRI_ONLY.match(text)
-    return m["msg"] if m is not None and int(m["pri"]) < 192 else None
+    h = split_syslog(first.rstrip("\x00"))
+    if h is None:
+        return None
+    if h.kind == "bare":
+        return h.msg
+    tag = " ".join(part for part in (h.host, h.app) if part)
+    if h.procid:
+        tag += f"[{h.procid}]"
+    return f"{tag}: {h.msg}" if tag else h.msg
 
 
-def _set_pri(ev: Event, pri: str) -> None:
-    value = int(pri)
-    ev.fields["facility"] = value >> 3
-    ev.level = _SYSLOG_LEVELS[value & 7]
+def _set_pri(ev: Event, pri: int) -> None:
+    ev.fields["facility"] = pri >> 3
+    ev.level = syslog_level(pri)
 
 
 def _set_message(ev: Event, msg: str) -> None:
     nl = msg.find("\n")
     ev.message = msg if nl < 0 else msg[:nl]
-
-
-def bsd_time(stamp: str, received_at: float) -> float:
-    """An RFC 3164 time has no year or zone: take the local year, and last year if ahead."""
-    now = datetime.fromtimestamp(received_at).astimezone()
-    month = _MONTHS.get(stamp[:3])
-    try:
-        day = int(stamp[4:6])
-        hh, mm, ss = int(stamp[7:9]), int(stamp[10:12]), int(stamp[13:15])
-        if month is None:
-            return received_at
-        when = now.replace(month=month, day=day, hour=hh, minute=mm, second=ss, microsecond=0)
-    except ValueError:
-        return received_at
-    # Feb 29 ahead in a leap year: last year has none, keep this year's.
-    if when.timestamp() > received_at + 86400 and (month, day) != (2, 29):
-        when = when.replace(year=when.year - 1)
-    return when.timestamp()
 
 
 def _parse_sim_header(ev: Event, first: str) -> bool:

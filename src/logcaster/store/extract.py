@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logcaster.pipeline.parse import bsd_time, parse_event
+from logcaster.pipeline.parse import parse_event
+from logcaster.pipeline.syslog_format import bsd_time
 from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload
 from logcaster.store.codes import LEVEL_CODES, ServiceCodes
 from logcaster.store.line_shapes import (
@@ -295,6 +296,11 @@ class Extractor:
             d[:, 0],
             np.where(gt == 3, d[:, 0] * 10 + d[:, 1], d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]),
         )
+        # A PRI over 191 or with a leading zero makes the line plain text (no level):
+        # the parser's; checked here rather than in the pattern, where it costs more.
+        valid = (pri <= 191) & ((gt == 2) | (d[:, 0] != 0))
+        if not valid.all():
+            idx, st, gt, pri = idx[valid], st[valid], gt[valid], pri[valid]
         lv = _SYSLOG_LEVEL[pri & 7]
         sv = self._service_codes(token[idx])
         rfc5424 = buf[st + gt + 1] == ord("1")  # '<PRI>1 ts'; RFC 3164 has a month name

@@ -38,7 +38,14 @@ _T19 = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"  # 2026-01-19 08:00:05
 # \s / \S (Unicode) split it where bytes-mode ones do.
 _TOK = rb"[!-\[\]-~]+"
 _APP = rb"[!#-.0-9;-Z\]-~]+"  # _TOK without the capture's stop bytes '"' '/' ':' '['
-_HOST = rb"[!-9;-Z\]-~]+"  # RFC 3164 host [^\s:\[]+, printable ASCII, no backslash
+# The BSD header as pipeline/syslog_format.py reads it: a host name of [\w.@/-]
+# (ASCII here), and a tag's app without the capture's stop bytes nor the bytes
+# that start a message instead (quotes, braces, '=', '<', '>', ']').
+_HOST = rb"[-.0-9@-Z_a-z/]+"
+_TAG_APP = rb"[!#-&(-.0-9;?-Z^-z|~]+"
+# Up to three PRI digits; extract.py's numpy pass turns away a PRI over 191 or
+# with a leading zero (plain text for the parser).
+_PRI = rb"<\d{1,3}>"
 _JSTR = rb'"[ !#-\[\]-~]*"'  # a JSON string without escapes
 _JVAL = rb"(?:" + _JSTR + rb"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?|true|false|null)"
 
@@ -54,7 +61,9 @@ LINE_SHAPES = re.compile(
     rb"|ts=" + _T24 + rb" level=" + _LN_ANY_CASE + rb" service=(?=[A-Za-z0-9_.-]+(?= |\n))"
     # RFC 5424 with structured data '-' and an app other than '-' (which would
     # leave the service to a logfmt pair).
-    rb"|<\d{1,3}>1 "
+    rb"|"
+    + _PRI
+    + rb"1 "
     + _T24
     + rb" "
     + _TOK
@@ -66,10 +75,12 @@ LINE_SHAPES = re.compile(
     + _TOK
     + rb" -)"
     # RFC 3164 `<PRI>Mmm dd hh:mm:ss host app[pid]:`.
-    rb"|<\d{1,3}>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
+    rb"|"
+    + _PRI
+    + rb"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
     + _HOST
     + rb" (?="
-    + _APP
+    + _TAG_APP
     + rb"(?:\[\d+\])?:)"
     # `ts LEVEL[:]` with no `service=` anywhere in the event ([^\n] spans the whole
     # escaped event): a logfmt service would be taken.
