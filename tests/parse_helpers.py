@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from logcaster.event import Event
-from logcaster.pipeline.parse import parse_event
+from logcaster.parsing.parse import parse_event
 
 RECEIVED = 1_768_836_000.0  # 2026-01-19 15:20:00 UTC
 SOURCE = "tcp:127.0.0.1:40000"

@@ -9,8 +9,8 @@ import pytest
 
 from logcaster.config import MultilineConfig, MultilineRule, load_config
 from logcaster.exceptions import ConfigError
+from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import LineFramer
-from logcaster.pipeline.multiline import Grouper
 
 TRACES = {
     "java": [

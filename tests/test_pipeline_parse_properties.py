@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from logcaster.event import LEVELS
-from logcaster.pipeline.parse import parse_event
+from logcaster.parsing.parse import parse_event
 from tests.parse_helpers import RECEIVED, SOURCE, parse, utc
 
 # --- properties -----------------------------------------------------------------------

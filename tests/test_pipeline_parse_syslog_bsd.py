@@ -1,5 +1,5 @@
 """BSD syslog headers as senders really write them, through `parse_event`
-(pipeline/syslog_format.py; docs/parsing.md, "Syslog").
+(parsing/syslog.py; docs/parsing.md, "Syslog").
 
 Host or tag after the time, IPv6 hosts, RFC 3339 times in a BSD header, the
 loose dates and Cisco's shapes, and the PRIs that are not syslog at all.
@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from logcaster.pipeline.parse import syslog_line
+from logcaster.parsing.parse import syslog_line
 from tests.parse_helpers import RECEIVED, parse, utc
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logcaster.pipeline.parse import parse_event
+from logcaster.parsing.parse import parse_event
 from logcaster.segments.blocks import (
     MAX_HEADER_BYTES,
     MAX_SOURCE_BYTES,

@@ -21,8 +21,8 @@ import pytest
 
 from logcaster.config import MultilineConfig
 from logcaster.event import Event
+from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.framing import LineFramer
-from logcaster.pipeline.parse import parse_event
 from logcaster.simulate.catalog import SCENARIOS, SERVICE_BY_NAME
 from logcaster.simulate.flows import SLOW_MS, STEPS
 from logcaster.simulate.formats import Stamps, json_batch, syslog_message, text_batch

@@ -1,4 +1,4 @@
-"""store/extract.py: the bulk (ts, level, service) columns equal `parse_event`'s, exactly.
+"""parsing/extract.py: the bulk (ts, level, service) columns equal `parse_event`'s, exactly.
 
 Real data throughout: the bench corpus framed as the server frames it, the
 simulator's text/JSON/syslog output, and hypothesis texts built around the line
@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logcaster.config import MultilineConfig
+from logcaster.parsing.codes import LEVEL_CODES, LEVEL_NAMES, ServiceCodes, level_code
+from logcaster.parsing.extract import Extractor, Fields, extract
+from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.framing import LineFramer
-from logcaster.pipeline.parse import parse_event
 from logcaster.segments.blocks import BlockFormatError, encode_payload
 from logcaster.simulate.formats import Stamps, json_batch, syslog_message, text_batch
 from logcaster.simulate.generator import Generator
-from logcaster.store.codes import LEVEL_CODES, LEVEL_NAMES, ServiceCodes, level_code
-from logcaster.store.extract import Extractor, Fields, extract
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -197,7 +197,7 @@ _TRICKY = [
 ]
 
 
-# BSD-header variants (pipeline/syslog_format.py): the fast path takes only the
+# BSD-header variants (parsing/syslog.py): the fast path takes only the
 # classic `Mmm dd hh:mm:ss host app[pid]:` and must leave every other to the parser.
 _BSD_TIMES = [
     "Jan 19 08:00:00 ",
@@ -429,7 +429,7 @@ def test_level_words_do_not_take_service_codes() -> None:
 
 def test_token_cache_reset_keeps_codes_stable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past its bound the token cache starts over; the codes given stay the same."""
-    import logcaster.store.extract as mod
+    import logcaster.parsing.extract as mod
 
     monkeypatch.setattr(mod, "_MAX_TOKENS", 8)
     texts = [
@@ -454,7 +454,7 @@ def test_codes_do_not_depend_on_the_hash_seed() -> None:
         "from logcaster.simulate.formats import Stamps, json_batch, text_batch\n"
         "from logcaster.simulate.generator import Generator\n"
         "from logcaster.segments.blocks import encode_payload\n"
-        "from logcaster.store.extract import Extractor\n"
+        "from logcaster.parsing.extract import Extractor\n"
         "ev = Generator(seed=9).take(3000)\n"
         "x = Extractor()\n"
         "h = hashlib.sha256()\n"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from logcaster.config import MultilineConfig
+from logcaster.parsing.codes import LEVEL_CODES
+from logcaster.parsing.extract import Extractor
+from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
-from logcaster.pipeline.parse import parse_event
 from logcaster.segments.blocks import decode_payload
 from logcaster.segments.writer import SegmentWriter
-from logcaster.store.codes import LEVEL_CODES
-from logcaster.store.extract import Extractor
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import index_paths, load_index
 from logcaster.store.indexer import SERVICES_NAME, SegmentIndexer, load_services

@@ -10,13 +10,13 @@ import pytest
 
 from logcaster.config import MultilineConfig
 from logcaster.event import Event
+from logcaster.parsing.codes import LEVEL_CODES
+from logcaster.parsing.extract import Extractor
+from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
-from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 from logcaster.segments.writer import SegmentWriter
-from logcaster.store.codes import LEVEL_CODES
-from logcaster.store.extract import Extractor
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import load_index
 from logcaster.store.indexer import SegmentIndexer

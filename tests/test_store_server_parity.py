@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from logcaster.config import MultilineConfig
+from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.framing import LineFramer
-from logcaster.pipeline.parse import parse_event
 from logcaster.segments.names import list_rotated
 from logcaster.testing import ServerProcess, start_server
 from tests.store_corpus import SHAPE, SHAPES, Known, Shape, corpus_bytes, expected, make_corpus

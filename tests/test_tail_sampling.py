@@ -18,9 +18,9 @@ import orjson
 import pytest
 
 from logcaster.config import MultilineConfig, TailSamplingConfig
+from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
-from logcaster.pipeline.parse import parse_event
 from logcaster.pipeline.tail_sampler import TailSampler, key_hash
 from logcaster.stats import Stats
 from logcaster.testing import wait_for

@@ -21,7 +21,7 @@ import msgspec
 import yaml
 
 from logcaster.exceptions import ConfigError
-from logcaster.pipeline import user_rules
+from logcaster.parsing import user_rules
 from logcaster.sinks.forward.target import parse_target
 
 REGEX_MAX_MEM = 8 << 20  # RE2's own default budget per compiled regex (query.regex_max_mem)

@@ -1,6 +1,6 @@
 """The event model (SPEC §1): one parsed log record and its level names.
 
-Events are made by the parser (`pipeline/parse.py`) when a reader first needs
+Events are made by the parser (`parsing/parse.py`) when a reader first needs
 a batch's structure (`pipeline/batch.py`); this module knows neither.
 """
 

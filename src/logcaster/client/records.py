@@ -1,6 +1,6 @@
 """`JsonFormatter`: a log record as one JSON line the server parses into fields.
 
-The keys are those `logcaster.pipeline.parse` reads into an event's own
+The keys are those `logcaster.parsing.parse` reads into an event's own
 attributes: `ts`, `level`, `service`, `host`, `message`; everything else
 (`logger`, `exception`, `stack`, the record's `extra` values) becomes the
 event's `fields`. So `QUERY level=ERROR service=checkout` finds a record, and

@@ -23,7 +23,7 @@ import time
 import orjson
 
 from logcaster.event import Event
-from logcaster.pipeline.parse import syslog_line
+from logcaster.parsing.parse import syslog_line
 
 # C0 controls but TAB (it neither breaks a line nor moves the cursor back), DEL,
 # the C1 controls (U+009B is a one-character CSI on some terminals) and the

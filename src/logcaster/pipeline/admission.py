@@ -16,12 +16,9 @@ import numpy as np
 
 from logcaster.config import QueueConfig
 from logcaster.log import log_event
+from logcaster.parsing.levels import LevelReader
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.stats import Stats
-
-# The store's bulk field extractor: levels exact with the parser, ~2 us/event.
-from logcaster.store.codes import LEVEL_CODES
-from logcaster.store.extract import Extractor
 
 logger = logging.getLogger("logcaster.pipeline.admission")
 
@@ -42,11 +39,9 @@ class Admission:
         self._above = False
         self._logged: dict[str, float] = {}
         self._sample_counter = 0
-        self._error_code = 0
-        self._extractor: Extractor | None = None
+        self._levels: LevelReader | None = None
         if self.policy == "sample":
-            self._extractor = Extractor()
-            self._error_code = LEVEL_CODES["ERROR"]
+            self._levels = LevelReader()
 
     @property
     def rejects(self) -> bool:
@@ -100,9 +95,8 @@ class Admission:
         every = 1 + int(share * (self.sample_max_n - 1))
         if every <= 1:
             return texts
-        assert self._extractor is not None
-        levels = self._extractor.extract_texts(texts, 0.0).level
-        keep = levels >= self._error_code
+        assert self._levels is not None
+        keep = self._levels.errors(texts)
         # 1 in N of the droppable events, counted across reads.
         droppable = np.flatnonzero(~keep)
         counter = self._sample_counter

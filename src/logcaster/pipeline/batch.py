@@ -12,7 +12,7 @@ first read": it is the one that holds both the texts and the cache.
 from __future__ import annotations
 
 from logcaster.event import Event
-from logcaster.pipeline.parse import parse_event
+from logcaster.parsing.parse import parse_event
 
 
 class Batch:

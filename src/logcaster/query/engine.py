@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
-from logcaster.pipeline.parse import parse_event
 from logcaster.query.model import Query
 from logcaster.query.order import TopEvents
 

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Literal
 import google_crc32c
 import orjson
 
-from logcaster.pipeline.parse import parse_event
+from logcaster.parsing.parse import parse_event
 
 if TYPE_CHECKING:
     from logcaster.event import Event

@@ -3,7 +3,7 @@
 Everything here is data. Texts with `{name}` placeholders are filled once, when
 the generator builds its pools from its seeded `random.Random`, never per event.
 No message line may start with `[`, `{`, `<` or a digit, and none may end in
-`:` or a space: LogCaster's multi-line rules (pipeline/multiline.py) would take
+`:` or a space: LogCaster's multi-line rules (parsing/multiline.py) would take
 such a line for the start of a new event or for an empty-message header.
 """
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logcaster.log import log_event
+from logcaster.parsing.codes import ServiceCodes
+from logcaster.parsing.extract import Extractor
 from logcaster.segments.lock import fsync_dir
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
 from logcaster.store.catalog import (
@@ -30,8 +32,6 @@ from logcaster.store.catalog import (
     list_segments,
 )
 from logcaster.store.chunks import CHUNK_BYTES, StoreFormatError, iter_chunks
-from logcaster.store.codes import ServiceCodes
-from logcaster.store.extract import Extractor
 from logcaster.store.index import ChunkRows, IndexWriter, load_index
 
 SERVICES_NAME = "services.json"

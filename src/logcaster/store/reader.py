@@ -38,9 +38,9 @@ import numpy.typing as npt
 
 from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.parsing.codes import LEVEL_CODES, ServiceCodes
 from logcaster.query.model import Query
 from logcaster.store.catalog import index_base, index_dir, list_segments
-from logcaster.store.codes import LEVEL_CODES, ServiceCodes
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
 from logcaster.store.indexer import SERVICES_NAME

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.event import Event
-from logcaster.pipeline.parse import parse_event
+from logcaster.parsing.parse import parse_event
 from logcaster.segments.blocks import MAGIC, parse_header
 from logcaster.store.index import SegmentIndex, summarize
 from logcaster.store.order import TopRows

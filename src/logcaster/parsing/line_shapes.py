@@ -1,7 +1,7 @@
 """The line shapes the store's extractor reads without running Python per event.
 
 `LINE_SHAPES` is one bytes regex with one capture group over a chunk of escaped
-payload lines (store/extract.py has the why): each alternative proves the
+payload lines (parsing/extract.py has the why): each alternative proves the
 fixed prefix of one line shape and captures its service or level word, and an
 empty alternative keeps the results aligned with the lines that may start a
 shape. The numpy helpers read the fixed-width fields those prefixes place at
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from logcaster.store.codes import LEVEL_CODES
+from logcaster.parsing.codes import LEVEL_CODES
 
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
@@ -38,7 +38,7 @@ _T19 = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"  # 2026-01-19 08:00:05
 # \s / \S (Unicode) split it where bytes-mode ones do.
 _TOK = rb"[!-\[\]-~]+"
 _APP = rb"[!#-.0-9;-Z\]-~]+"  # _TOK without the capture's stop bytes '"' '/' ':' '['
-# The BSD header as pipeline/syslog_format.py reads it: a host name of [\w.@/-]
+# The BSD header as parsing/syslog.py reads it: a host name of [\w.@/-]
 # (ASCII here), and a tag's app without the capture's stop bytes nor the bytes
 # that start a message instead (quotes, braces, '=', '<', '>', ']').
 _HOST = rb"[-.0-9@-Z_a-z/]+"

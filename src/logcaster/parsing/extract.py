@@ -17,7 +17,7 @@ for the common line shapes:
   lookaheads; an empty alternative yields b"" for any other line starting with one
   of `{ t < D E F I T W` or a digit, so the k-th result belongs to the k-th such line.
   Each capture group costs SRE more than all the validation, hence one group shared
-  by all shapes. The pattern and the numpy field readers: store/line_shapes.py.
+  by all shapes. The pattern and the numpy field readers: parsing/line_shapes.py.
 - **The simulator header `[LEVEL] ts service/ver` (most events) is checked and
   parsed in numpy only**: fixed-offset byte rows gathered with a sliding window.
 - **Anything the fast path cannot prove goes through `parse_event`** (the fallback),
@@ -28,7 +28,7 @@ for the common line shapes:
   is 0.0) lets a later `ts=`/`time=` pair override it; str-mode `\\s`/`\\w` are
   Unicode, so only printable-ASCII tokens are accepted.
 
-The level and service codes the columns hold are store/codes.py's.
+The level and service codes the columns hold are parsing/codes.py's.
 """
 
 from __future__ import annotations
@@ -38,11 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logcaster.pipeline.parse import parse_event
-from logcaster.pipeline.syslog_format import bsd_time
-from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload
-from logcaster.store.codes import LEVEL_CODES, ServiceCodes
-from logcaster.store.line_shapes import (
+from logcaster.parsing.codes import LEVEL_CODES, ServiceCodes
+from logcaster.parsing.formats import SYSLOG_SEVERITY_LEVELS
+from logcaster.parsing.line_shapes import (
     F64,
     I64,
     LINE_SHAPES,
@@ -53,11 +51,14 @@ from logcaster.store.line_shapes import (
     parse_ts_rows,
     window_rows,
 )
+from logcaster.parsing.parse import parse_event
+from logcaster.parsing.syslog import bsd_time
+from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload
 
 __all__ = ["Extractor", "Fields", "extract"]
 
 _SYSLOG_LEVEL = np.array(
-    [LEVEL_CODES[x] for x in ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")],
+    [LEVEL_CODES[x] for x in SYSLOG_SEVERITY_LEVELS],
     np.uint8,
 )
 _LEVEL_WORD = {name.encode(): code for name, code in LEVEL_CODES.items() if name}

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from logcaster.event import Event, normalize_level
-from logcaster.pipeline.syslog_format import split_syslog, syslog_level
+from logcaster.parsing.syslog import split_syslog, syslog_level
 
 # [LEVEL] 2026-01-19 15:30:01.234 service/version [pod/NAME]: message
 _SIM_HEADER = re.compile(

@@ -3,7 +3,7 @@
 The index (store/index.py) keeps an event's level and service as small
 integers: `LEVEL_CODES`, a fixed table written into index files, and
 `ServiceCodes`, the bounded dictionary of service names persisted beside the
-index as JSON. The extractor (store/extract.py) gives the codes at ingest; the
+index as JSON. The extractor (parsing/extract.py) gives the codes at ingest; the
 reader (store/reader.py) turns a query's names back into codes.
 """
 

@@ -29,8 +29,8 @@ from typing import NamedTuple
 import re2
 
 from logcaster.config import MultilineConfig, MultilineRule
-from logcaster.pipeline import trace_lines as tl
-from logcaster.pipeline.user_rules import compile_pattern, scanner
+from logcaster.parsing import trace_lines as tl
+from logcaster.parsing.user_rules import compile_pattern, scanner
 
 
 class GroupState(NamedTuple):

@@ -23,7 +23,7 @@ becomes is in docs/parsing.md ("Syslog"); in short:
   message `Use the BFG!`.
 
 The store's bulk extractor reads the common RFC 5424 and BSD shapes on its own
-(store/line_shapes.py) and must agree with this module on ts, level and app:
+(parsing/line_shapes.py) and must agree with this module on ts, level and app:
 it takes only shapes that mean the same here and leaves the rest to the parser.
 """
 
@@ -33,6 +33,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from logcaster.parsing.formats import SYSLOG_SEVERITY_LEVELS
 
 __all__ = ["SyslogHeader", "bsd_time", "split_syslog", "syslog_level"]
 
@@ -71,7 +73,7 @@ _MONTHS = {
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
     )
 }
-_LEVELS = ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
+_LEVELS = SYSLOG_SEVERITY_LEVELS
 
 
 @dataclass(slots=True)
