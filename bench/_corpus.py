@@ -42,7 +42,7 @@ from _corpus_blocks import Blocks, Pods, seed_blocks
 from _corpus_lines import POOL_BITS, SINGLE_SHARES, build_pools, make_pods
 from _corpus_traces import trace_blocks
 
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 DEFAULT_SEED = 20260119
 
 # Events per generation chunk; every chunk starts with an event, so each chunk
@@ -114,6 +114,8 @@ def generate(
     pools = build_pools(rnd, pods)
     blocks = CORPORA[corpus](rnd, pods, pools)
     make_block = blocks.make
+    joins = blocks.joins
+    last = ""  # the line written before, for `joins`
     kinds, weights = _event_weights(blocks)
     cum: list[float] = []
     acc = 0.0
@@ -184,9 +186,12 @@ def generate(
                         continue
                     size = len(block)
                     budget -= size - 1
+                    if joins is not None and joins(out[-1] if out else last, block):
+                        events -= 1  # one event with the line before it
                     out.extend(block)
                     n_blocks += 1
                     block_lines += size
+            last = out[-1] if out else last
             out.append("")  # trailing newline
             data = "\n".join(out).encode()
             split_points.append(nbytes)

@@ -35,6 +35,9 @@ class Blocks:
     mean_lines: float  # mean lines per block
     singles_scale: float  # factor on each single-line kind's share (1.0: as listed)
     make: MakeBlock
+    # Whether a block joins the line before it into one event (a trace under an
+    # error record: docs/multiline.md); None: never.
+    joins: Callable[[str, list[str]], bool] | None = None
 
 
 # Share of all *lines* that are lines of multi-line error blocks, the block

@@ -467,4 +467,27 @@ def trace_blocks(rnd: random.Random, pods: Pods, pools: dict[str, list[str]]) ->
         return None if len(trace) - 1 > budget else trace
 
     scale = (1.0 - TRACE_LINE_SHARE) / singles
-    return Blocks(line_share=TRACE_LINE_SHARE, mean_lines=mean, singles_scale=scale, make=make)
+    return Blocks(
+        line_share=TRACE_LINE_SHARE,
+        mean_lines=mean,
+        singles_scale=scale,
+        make=make,
+        joins=_joins_record,
+    )
+
+
+# docs/multiline.md: a Python traceback or a JVM/JS/.NET exception right under a
+# record at error level is that record's exception, one event with it.
+_ERROR_RECORD = re.compile(
+    r"(?:^|[\s\[|:(])(?:ERROR|FATAL|CRITICAL|SEVERE|CRIT|ERR|EMERG|ALERT)(?:[\s\]|:)]|$)"
+    r"|level=(?:error|fatal|critical)\b"
+)
+_RECORD_TRACE = re.compile(
+    r"Traceback \(most recent call last\):|Exception in thread |Unhandled exception\. "
+    r"|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)(?::|$)"
+    r"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)(?::|$)"
+)
+
+
+def _joins_record(before: str, block: list[str]) -> bool:
+    return bool(_ERROR_RECORD.search(before)) and bool(_RECORD_TRACE.match(block[0]))

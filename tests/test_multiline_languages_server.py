@@ -4,12 +4,11 @@ back, and after error records; each text sent must come out as exactly one event
 
 from __future__ import annotations
 
-import functools
 import random
 from collections import Counter
 
-from logcaster.testing import ServerProcess, run_threads
-from tests.test_multiline_server import query_json, send_in_random_chunks, wait_until
+from logcaster.testing import ServerProcess
+from tests.test_multiline_server import query_json, send_streams
 from tests.test_pipeline_multiline import TRACES
 
 SENDERS = 5
@@ -39,13 +38,7 @@ def sender_texts(sender: int) -> list[str]:
 def test_traces_of_every_language_over_concurrent_connections(server: ServerProcess) -> None:
     streams = [sender_texts(sender) for sender in range(SENDERS)]
     expected_total = sum(map(len, streams))
-
-    def run(sender: int) -> None:
-        data = "".join(text + "\n" for text in streams[sender]).encode()
-        send_in_random_chunks(server.ingest_port, data, seed=200 + sender)
-
-    run_threads([functools.partial(run, sender) for sender in range(SENDERS)])
-    wait_until(lambda: server.stats()["Clients"] == 0, 15, "every connection to end")
+    send_streams(server, streams, seed=200)
     assert server.stats()["Total"] == expected_total
     everything = query_json(server, f"QUERY limit={expected_total} max_count={expected_total}")
     assert everything["found"] == expected_total

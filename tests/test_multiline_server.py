@@ -97,20 +97,25 @@ def wait_until(predicate: Any, timeout: float, what: str) -> float:
     return time.monotonic() - start
 
 
+def send_streams(server: ServerProcess, streams: list[list[str]], seed: int) -> None:
+    """Each stream's texts over a connection of its own, all at once, in random
+    chunks; returns once every connection has ended (and so its last held event
+    has been submitted too)."""
+
+    def run(sender: int) -> None:
+        data = "".join(text + "\n" for text in streams[sender]).encode()
+        send_in_random_chunks(server.ingest_port, data, seed=seed + sender)
+
+    run_threads([functools.partial(run, sender) for sender in range(len(streams))])
+    wait_until(lambda: server.stats()["Clients"] == 0, 15, "every connection to end")
+
+
 def test_seed_blocks_over_concurrent_connections_become_one_event_each(
     server: ServerProcess,
 ) -> None:
     streams = [sender_texts(sender) for sender in range(SENDERS)]
     expected_total = sum(map(len, streams))
-
-    def run(sender: int) -> None:
-        data = "".join(text + "\n" for text in streams[sender]).encode()
-        send_in_random_chunks(server.ingest_port, data, seed=100 + sender)
-
-    run_threads([functools.partial(run, sender) for sender in range(SENDERS)])
-
-    # Once every connection has ended, its last held event has been submitted too.
-    wait_until(lambda: server.stats()["Clients"] == 0, 15, "every connection to end")
+    send_streams(server, streams, seed=100)
     stats = server.stats()
     assert stats["Total"] == expected_total
     assert stats["Dropped"] == 0

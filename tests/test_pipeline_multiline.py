@@ -187,6 +187,20 @@ def test_a_trace_after_an_error_record_is_that_record_s(record: str, name: str) 
         assert frame(f"{record}\n{trace}\n{SINGLE}", per_line) == [f"{record}\n{trace}", SINGLE]
 
 
+@pytest.mark.parametrize("per_line", [False, True], ids=["one read", "a line per read"])
+def test_a_headline_under_an_error_record_joins_it_only_if_a_trace_follows(
+    per_line: bool,
+) -> None:
+    record = "ERROR upload failed"
+    assert frame(f"{record}\nError: disk quota reached\n{SINGLE}", per_line) == [
+        record,
+        "Error: disk quota reached",
+        SINGLE,
+    ]
+    trace = "Error: disk quota reached\n    at write (/srv/up.js:3:9)"
+    assert frame(f"{record}\n{trace}\n{SINGLE}", per_line) == [f"{record}\n{trace}", SINGLE]
+
+
 def test_blank_lines_after_a_trace_stay_events_of_their_own() -> None:
     trace = "\n".join(TRACES["java4"])
     assert frame(f"{trace}\n\n\n{SINGLE}") == [trace, "", "", SINGLE]

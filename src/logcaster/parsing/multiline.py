@@ -150,9 +150,18 @@ class Grouper:
                         detach = pending  # the held event's tentative blanks are its own
                         pending = 0
                     prev = lines[i - 1] if i else held
-                    ok, new = self._start(line, prev, record)
-                    if ok and prev is None:
-                        ok = False  # nothing before it to continue
+                    if what == tl.OPEN and not self._user:
+                        joined, new = tl.open_header(line, prev)
+                    else:
+                        joined, new = self._start(line, prev, record)
+                    ok = bool(joined) and prev is not None  # (None: nothing to continue)
+                    if ok and joined == tl.IF_CONTINUED:
+                        # Decided by the next line, as blank lines in a trace are.
+                        blanks = [i]
+                        kind = new
+                        i += 1
+                        pos = body.find(b"\n", pos) + 1
+                        continue
             if ok:
                 joins += blanks
                 joins.append(i)
@@ -162,7 +171,8 @@ class Grouper:
             i += 1
             pos = body.find(b"\n", pos) + 1  # (lines[i] may be truncated: not its length)
         if blanks:
-            # The chunk ended inside a trace on blank lines: they join for now.
+            # The chunk ended inside a trace on lines not yet decided (blank lines, a
+            # headline under a record): they join for now.
             joins += blanks
             pending += len(blanks)
         return Scan(joins, GroupState(kind, pending), detach)
@@ -174,7 +184,7 @@ class Grouper:
             return False, tl.NONE
         return tl.step(kind, line)
 
-    def _start(self, line: bytes, prev: bytes | None, record: bool) -> tuple[bool, int]:
+    def _start(self, line: bytes, prev: bytes | None, record: bool) -> tuple[int, int]:
         for k, rule in enumerate(self._user):
             if rule.start.match(line) is not None:
                 return False, tl.USER + k

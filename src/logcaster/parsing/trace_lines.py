@@ -61,6 +61,8 @@ _JAVA_MORE = re.compile(
 )
 # A headline: an exception type (dotted, or a bare name ending in Error or
 # Exception) then ":" or the end of the line; also the JVM's and .NET's prefixes.
+# Either of the above, in one match: group d (a detail line) or m (a JVM line).
+_ANY_STATE = re.compile(b"(?P<d>" + _DETAIL.pattern + b")|(?P<m>" + _JAVA_MORE.pattern + b")")
 _EXC_NAME = (
     rb"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)"
     rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)|[A-Z][A-Za-z]*(?:Interrupt|Exit))"
@@ -154,6 +156,20 @@ _ANNOUNCES = re.compile(
     rb"|level=(?:error|fatal|critical)\b"
 )
 
+
+def _announces(line: bytes) -> bool:
+    """Whether `line` is a record at error level (_ANNOUNCES), with a cheap test first."""
+    return (
+        b"ERR" in line
+        or b"FATAL" in line
+        or b"CRIT" in line
+        or b"SEVERE" in line
+        or b"EMERG" in line
+        or b"ALERT" in line
+        or b"level=" in line
+    ) and (_ANNOUNCES.search(line) is not None)
+
+
 OPEN_HEADER = re.compile(
     rb"(?:\[[A-Za-z]+\] \d{4}-\d\d-\d\d[ T][\d:.,]+ [\w.-]+/\S+(?: pod/\S+)?:"
     rb"|[A-Za-z]+: [\w.-]+/\S+ pod/\S+"
@@ -161,8 +177,23 @@ OPEN_HEADER = re.compile(
 )
 
 
-def start(line: bytes, prev: bytes | None, record: bool) -> tuple[bool, int]:
-    """Not in a trace: (whether `line` continues the event before it, the new state).
+# `start`'s answer beside yes and no: `line` joins the event before it only if
+# the trace it starts goes on (a JVM headline under an error record: alone, an
+# "Error: ..." line is a record of its own).
+IF_CONTINUED = 2
+
+
+def open_header(line: bytes, prev: bytes | None) -> tuple[int, int]:
+    """A line CANDIDATES marked only as following a line ending in ":" or " ": it
+    continues a seed header whose message is empty, or nothing."""
+    if prev is not None and prev[-1:] in (b":", b" ") and OPEN_HEADER.match(prev):
+        return True, SEED
+    return False, NONE
+
+
+def start(line: bytes, prev: bytes | None, record: bool) -> tuple[int, int]:
+    """Not in a trace: (whether `line` continues the event before it: 0, 1 or
+    IF_CONTINUED; the new state).
 
     `prev` is the line before (None: no event before it in this stream);
     `record`: it was a plain line or record, not the end of a trace. A trace
@@ -171,42 +202,50 @@ def start(line: bytes, prev: bytes | None, record: bool) -> tuple[bool, int]:
     c = line[:1]
     if (c == b" " or c == b"\t") and not _RAILS_HEAD.match(line):
         return True, NONE
-    if _DETAIL.match(line):
-        return True, SEED
-    if _JAVA_MORE.match(line):
-        return True, JAVA
+    m = _ANY_STATE.match(line)
+    if m is not None:
+        return True, SEED if m.lastgroup == "d" else JAVA
     if prev is not None and prev[-1:] in (b":", b" ") and OPEN_HEADER.match(prev):
         return True, SEED
     if prev is not None and _PHP_STACK.match(line) and _NAMES_EXCEPTION.search(prev):
         return True, PHP
     state = _trace_start(line)
     if record and prev is not None:
-        if state in (PY, JAVA_HEAD) and _ANNOUNCES.search(prev):
+        if state == PY and _announces(prev):
             return True, state
+        if state == JAVA_HEAD and _announces(prev):
+            return IF_CONTINUED, state
         if state == GO and _PANIC_WORD.search(prev):
             return True, state
     return False, state
 
 
+# Every first line of a trace in one pattern, its group naming the state (one
+# match per line instead of one per language; the order is the precedence).
+_STARTS = re.compile(
+    b"|".join(
+        b"(?P<s%d>%s)" % (state, pattern.pattern)
+        for state, pattern in (
+            (PY, _TRACEBACK),
+            (GO_PANIC, _PANIC),
+            (DART_HEAD, _DART_HEAD),
+            (PHP, _PHP_HEAD),
+            (RUBY, _RAILS_HEAD),
+            (RUBY, _RUBY_HEAD),
+            (GO, _GO_DUMP),
+            (NODE_SRC, _NODE_SRC),
+            (JAVA_HEAD, _EXC_HEAD),
+        )
+    ).replace(b"(?P<s10>", b"(?:", 1)  # two patterns open RUBY: name the group once
+)
+
+
 def _trace_start(line: bytes) -> int:
     """The state a trace starting at `line` opens (NONE: no trace starts here)."""
-    if _TRACEBACK.match(line):
-        return PY
-    if _PANIC.match(line):
-        return GO_PANIC
-    if _DART_HEAD.match(line):
-        return DART_HEAD
-    if _PHP_HEAD.match(line):
-        return PHP
-    if _RAILS_HEAD.match(line) or _RUBY_HEAD.match(line):
-        return RUBY
-    if _GO_DUMP.match(line):
-        return GO
-    if _NODE_SRC.match(line):
-        return NODE_SRC
-    if _EXC_HEAD.match(line):
-        return JAVA_HEAD
-    return NONE
+    m = _STARTS.match(line)
+    if m is None:
+        return NONE
+    return RUBY if m.lastgroup is None else int(m.lastgroup[1:])
 
 
 def step(state: int, line: bytes) -> tuple[bool, int]:
@@ -221,10 +260,9 @@ def step(state: int, line: bytes) -> tuple[bool, int]:
         return True, state
     if state == SEED_OPEN:
         return True, SEED
-    if _DETAIL.match(line):
-        return True, SEED
-    if _JAVA_MORE.match(line):
-        return True, JAVA
+    m = _ANY_STATE.match(line)
+    if m is not None:
+        return True, SEED if m.lastgroup == "d" else JAVA
     if state == SEED:
         if _TRACEBACK.match(line):
             return True, PY

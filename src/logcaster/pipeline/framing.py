@@ -178,22 +178,21 @@ class LineFramer:
         return out
 
     def _release(self, detach: int = 0) -> list[bytes]:
-        """The held event, then (`detach`) its last blank lines as events of their own."""
+        """The held event, then (`detach`) its last lines, joined only tentatively (blank
+        lines, a headline under a record), as events of their own."""
         event = b"".join(self._held)
         self._held = []
         if not detach:
             return [event]
         lines = event.split(b"\n")
-        blank = 0  # trailing blank lines, at most `detach`, and never the whole event
-        while blank < min(detach, len(lines) - 1) and not lines[-1 - blank]:
-            blank += 1
-        if not blank:
+        detach = min(detach, len(lines) - 1)  # never the whole event
+        if detach <= 0:
             return [event]
-        return [b"\n".join(lines[:-blank]), *([b""] * blank)]
+        return [b"\n".join(lines[:-detach]), *lines[-detach:]]
 
     def flush_held(self) -> list[bytes]:
-        """Release the held-back event (idle timeout); blank lines held at its end
-        for a trace that may go on go out as events of their own."""
+        """Release the held-back event (idle timeout); lines held at its end for a
+        trace that may go on go out as events of their own."""
         if not self._held:
             return []
         pending = self._state.pending
