@@ -287,3 +287,67 @@ def test_bad_user_rules_are_config_errors(rule: dict[str, str], key: str, reason
         _rule(**rule)
     assert failed.value.key == key
     assert reason in failed.value.reason
+
+
+# Found by a fault probe of the first version (issue 16 review).
+@pytest.mark.parametrize(
+    "text",
+    [
+        # .NET Framework's prefix and its long End-of marker
+        "Unhandled Exception: System.NullReferenceException: Object reference not set.\n"
+        "   at A.B()\n"
+        "--- End of stack trace from previous location where exception was thrown ---\n"
+        "   at C.D()",
+        # Go's runtime stack and elided frames
+        "fatal error: unexpected signal during runtime execution\n"
+        "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x1]\n\n"
+        "runtime stack:\nruntime.throw({0x1, 0x2})\n\t/go/src/runtime/panic.go:1 +0x1\n\n"
+        "goroutine 1 [syscall]:\nmain.main()\n\t/a.go:1 +0x1\n"
+        "...additional frames elided...",
+        # Node: a top-level throw (unindented code line) and an internal error
+        "/app/a.js:1\nthrow new Error('x');\n^\n\nError: x\n"
+        "    at Object.<anonymous> (/app/a.js:1:7)\n\nNode.js v20.11.0",
+        "node:internal/errors:496\n    ErrorCaptureStackTrace(err);\n    ^\n\n"
+        "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'x'\n"
+        "    at f (node:internal/x:1:1) {\n  code: 'ERR_MODULE_NOT_FOUND'\n}\n\nNode.js v20.1.0",
+        "C:\\app\\server.js:42\n    throw err;\n    ^\n\nError: boom\n"
+        "    at f (C:\\app\\server.js:42:5)",
+    ],
+)
+def test_probed_traces_are_one_event(text: str) -> None:
+    for per_line in (False, True):
+        assert frame(f"{SINGLE}\n{text}\n{SINGLE}", per_line) == [SINGLE, text, SINGLE]
+
+
+def test_a_blank_line_given_back_stays_given_back_at_any_cut() -> None:
+    text = "java.lang.IllegalStateException: x\n\tat a.b(C.java:1)\n\n2024 INFO next\n" * 3
+    whole = frame(text.rstrip("\n"))
+    for cut in range(len(text)):
+        f = framer()
+        data = text.encode()
+        out = f.feed(data[:cut]) + f.feed(data[cut:]) + f.close()
+        assert [t.decode() for t in out] == whole, cut
+
+
+def test_one_line_php_errors_and_dart_messages_swallow_nothing_unbounded() -> None:
+    assert frame("PHP Warning:  oops on line 3\nNext retry in 5s\n#1 job queued") == [
+        "PHP Warning:  oops on line 3",
+        "Next retry in 5s",
+        "#1 job queued",
+    ]
+    # A Dart message may quote one source line; nothing more joins without a frame.
+    lines = [f"2026-03-01 12:00:0{i} INFO tick" for i in range(4)]
+    out = frame("Unhandled exception:\nBad state: x\n" + "\n".join(lines))
+    assert out[1:] == lines[1:]
+
+
+def test_user_rules_keep_indented_continuation_lines() -> None:
+    assert frame("INFO x\n  a\n  b\n  c", config=_rule()) == ["INFO x\n  a\n  b\n  c"]
+    block = "BEGIN 1\n  indented\n| x"
+    assert frame(f"{block}\nnext", config=_rule()) == [block, "next"]
+
+
+def test_multiline_max_bytes_below_the_line_limit_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as failed:
+        load_config(None, environ={}, overrides={"multiline.max_bytes": 2048})
+    assert failed.value.key == "multiline.max_bytes"

@@ -340,11 +340,18 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_ports(config)
     _check_store(config)
     _check_forward(config)
-    _check_multiline(config.multiline)
+    _check_multiline(config)
     return config
 
 
-def _check_multiline(multiline: MultilineConfig) -> None:
+def _check_multiline(config: Config) -> None:
+    multiline = config.multiline
+    if multiline.max_bytes < config.ingest.max_line_bytes:
+        raise ConfigError(
+            "multiline.max_bytes",
+            f"must be at least ingest.max_line_bytes ({config.ingest.max_line_bytes}): "
+            "a grouped event holds whole lines",
+        )
     if len(multiline.rules) > user_rules.MAX_RULES:
         raise ConfigError("multiline.rules", f"at most {user_rules.MAX_RULES} rules")
     for i, rule in enumerate(multiline.rules):

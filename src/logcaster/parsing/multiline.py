@@ -77,8 +77,11 @@ class Grouper:
         held event, always."""
         kinds = tl.KINDS
         found = [(0, tl.START_KIND, 0)]
+        # With user rules an indented line may start a rule's event: every such
+        # line is a candidate of its own, not a run.
+        scanner = tl.CANDIDATE_LINES if self._user else tl.CANDIDATES
         found += [
-            (m.start() + 1, kinds[m.lastgroup or ""], m.end()) for m in tl.CANDIDATES.finditer(body)
+            (m.start() + 1, kinds[m.lastgroup or ""], m.end()) for m in scanner.finditer(body)
         ]
         if self._user_scan is not None:
             found += [(m.start(), tl.START_KIND, 0) for m in self._user_scan.finditer(body)]
@@ -146,8 +149,8 @@ class Grouper:
                 record = kind == tl.NONE
                 ok, new = self._step(kind, line)
                 if not ok:
-                    if blanks or pending:
-                        detach = pending  # the held event's tentative blanks are its own
+                    if pending:
+                        detach = pending  # the held event's tentative lines are its own
                         pending = 0
                     prev = lines[i - 1] if i else held
                     if what == tl.OPEN and not self._user:
@@ -179,7 +182,10 @@ class Grouper:
 
     def _step(self, kind: int, line: bytes) -> tuple[bool, int]:
         if kind >= tl.USER:
-            return self._user[kind - tl.USER].cont.match(line) is not None, kind
+            # A rule's continue lines, and indented lines (they continue any event).
+            if self._user[kind - tl.USER].cont.match(line) is not None:
+                return True, kind
+            return line[:1] in (b" ", b"\t"), kind
         if kind == tl.NONE:
             return False, tl.NONE
         return tl.step(kind, line)

@@ -39,7 +39,7 @@ PY_CHAIN = 7  # after "During handling of ..." / "The above exception ...": Trac
 GO_PANIC = 8  # after `panic:` / `fatal error:` (and `[signal ...]`)
 GO = 9  # among goroutines and their frames
 RUBY = 10  # after a Ruby or Rails headline: `from`/indented frames follow
-PHP = 11  # after a PHP error: `Stack trace:`, `#N` frames, `thrown in`
+PHP = 11  # in a PHP stack: `#N` frames, `thrown in`, a chained `Next`
 DART_HEAD = 12  # after `Unhandled exception:`: the message line follows
 DART = 13  # the message and what it quotes, until the first `#N` frame
 DART_FRAMES = 14  # `#N` frames, `<asynchronous suspension>`
@@ -47,8 +47,12 @@ NODE_SRC = 15  # after Node's `file.js:NN` source line: code, caret, blank, the 
 USER = 100  # USER + k: inside user rule k (multiline.rules[k])
 
 # States in which a blank line may be part of the trace (if what follows is).
+PHP_HEAD = 16  # after a PHP error line: only `Stack trace:` makes it a trace
+DART_QUOTE = 17  # after a Dart exception's message and the source line it quotes
+NODE_CODE = 18  # after Node's source line and the code line it shows
 BLANK_OK = frozenset(
-    {JAVA_HEAD, JAVA, PY_END, PY_CHAIN, GO_PANIC, GO, RUBY, PHP, DART, DART_FRAMES, NODE_SRC}
+    {JAVA_HEAD, JAVA, PY_END, PY_CHAIN, GO_PANIC, GO, RUBY, PHP_HEAD, PHP}
+    | {DART, DART_QUOTE, DART_FRAMES, NODE_SRC, NODE_CODE}
 )
 
 _DETAIL = re.compile(rb"(?:Details|Recovery Action|Thread|Request ID):")
@@ -68,7 +72,9 @@ _EXC_NAME = (
     rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)|[A-Z][A-Za-z]*(?:Interrupt|Exit))"
 )
 _EXC_HEAD = re.compile(
-    rb"(?:Exception in thread \"[^\"]*\" |Unhandled [Ee]xception\. )?" + _EXC_NAME + rb"(?::|$)"
+    rb"(?:Exception in thread \"[^\"]*\" |Unhandled [Ee]xception[.:] )?"
+    + _EXC_NAME
+    + rb"(?: \[[A-Z][A-Z0-9_]*\])?(?::|$)"
 )
 # Non-indented lines of a JVM/.NET/JS trace: .NET's markers (and a PHP-style
 # "Stack trace:"), the "}" closing the properties Node prints after a stack, and
@@ -82,7 +88,9 @@ _PY_CHAIN = re.compile(
     rb"|The above exception was the direct cause of the following exception):"
 )
 _PANIC = re.compile(rb"(?:panic|fatal error): ")
-_GO_GOROUTINE = re.compile(rb"goroutine \d+ \[[^\]]*\]:")
+_GO_GOROUTINE = re.compile(
+    rb"goroutine \d+ \[[^\]]*\]:|runtime stack:$|\.\.\.additional frames elided\.\.\.$"
+)
 _GO_SIGNAL = re.compile(rb"\[signal SIG[A-Z]+")
 _GO_FRAME = re.compile(rb"created by |[\w./*()\[\]$-]+\(.*\)$")
 # A goroutine dump without a `panic:` line before it (net/http's "http: panic
@@ -103,8 +111,9 @@ _PHP_NEXT = re.compile(rb"Next [\w\\]+")  # the outer exception of a chain
 _PHP_STACK = re.compile(rb"(?:PHP )?Stack trace:$")
 _NAMES_EXCEPTION = re.compile(rb"(?i)exception|error|uncaught")
 _DART_HEAD = re.compile(rb"Unhandled exception:$")
+_CARET = re.compile(rb"\s*\^+\s*$")
 _DART_FRAME = re.compile(rb"#\d+\s|<asynchronous suspension>")
-_NODE_SRC = re.compile(rb"(?:/|[A-Za-z]:\\|file://)\S*\.[cm]?[jt]sx?:\d+$")
+_NODE_SRC = re.compile(rb"(?:(?:/|[A-Za-z]:\\|file://)\S*\.[cm]?[jt]sx?|node:[\w/.-]+):\d+$")
 _NODE_ERROR = re.compile(rb"[\w.$]*(?:Error|Exception)\b")
 
 # Where the walker must look when not in a trace: the "\n" before a line that
@@ -125,19 +134,27 @@ CANDIDATES = re.compile(
     rb"|(?="
     rb"(?P<detail>Details:|Recovery Action:|Thread:|Request ID:)"
     rb"|(?P<more>" + _JAVA_MORE.pattern + rb")"
-    rb"|(?P<start>Traceback \(|panic: |fatal error: |Unhandled exception|Exception in thread \""
+    rb"|(?P<start>Traceback \(|panic: |fatal error: |Unhandled [Ee]xception|Exception in thread \""
     rb"|PHP |Fatal error: Uncaught |Stack trace:|goroutine \d+ \["
     rb"|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)(?::|\n|$)"
     rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)(?::|\n|$)"
     rb"|[A-Z][A-Za-z]*(?:Interrupt|Exit)(?::|\n|$)"
     rb"|[A-Z]\w*(?:::[A-Z]\w*)* \([^\n]*\):(?:\n|$)"
-    rb"|/[^\n]*\.[cm]?[jt]sx?:\d+(?:\n|$)"
+    rb"|(?:/|[A-Za-z]:\\|file://)[^\n]*\.[cm]?[jt]sx?:\d+(?:\n|$)|node:[\w/.-]+:\d+(?:\n|$)"
     # A Ruby headline: a path (starting with "/", "." or a lower-case letter).
     rb"|[/.a-z][^\s:]*\.rb:\d+:in )"
     rb")"
     rb"|(?<=[: ]\n)(?P<open>)"
     rb")"
 )
+# The same, with each indented line a candidate of its own (for user rules).
+CANDIDATE_LINES = re.compile(
+    CANDIDATES.pattern.replace(
+        rb"(?P<indent>[ \t])[^\n]*(?:\n[ \t](?!" + _RAILS_IN_RUN + rb")[^\n]*)*",
+        rb"(?P<indent>[ \t])",
+    )
+)
+assert CANDIDATE_LINES.pattern != CANDIDATES.pattern
 # Candidate kinds (CANDIDATES' group names) as small ints.
 INDENT, DETAIL, MORE, START_KIND, OPEN = range(5)
 KINDS = {
@@ -229,7 +246,7 @@ _STARTS = re.compile(
             (PY, _TRACEBACK),
             (GO_PANIC, _PANIC),
             (DART_HEAD, _DART_HEAD),
-            (PHP, _PHP_HEAD),
+            (PHP_HEAD, _PHP_HEAD),
             (RUBY, _RAILS_HEAD),
             (RUBY, _RUBY_HEAD),
             (GO, _GO_DUMP),
@@ -289,16 +306,29 @@ def step(state: int, line: bytes) -> tuple[bool, int]:
             return True, GO
         if _EXIT_STATUS.match(line):
             return True, NONE
+    elif state == PHP_HEAD:
+        if _PHP_CONT.match(line) and not line.startswith(b"#"):
+            return True, PHP  # "Stack trace:" (xdebug: "PHP   1. ...")
     elif state == PHP:
         if _PHP_CONT.match(line) or _PHP_NEXT.match(line):
             return True, PHP
-    elif state in (DART_HEAD, DART):
-        # The exception's message, and what it quotes (a FormatException's source
-        # and caret lines), up to the first frame.
-        return True, DART_FRAMES if _DART_FRAME.match(line) else DART
+    elif state == DART_HEAD:
+        return True, DART  # the exception's message
+    elif state in (DART, DART_QUOTE):
+        if _DART_FRAME.match(line):
+            return True, DART_FRAMES
+        if _CARET.match(line):
+            return True, DART_QUOTE
+        if state == DART and _trace_start(line) == NONE:
+            return True, DART_QUOTE  # a FormatException's source, once
     elif state == DART_FRAMES:
         if _DART_FRAME.match(line):
             return True, DART_FRAMES
-    elif state == NODE_SRC and _NODE_ERROR.match(line):
-        return True, JAVA_HEAD
+    elif state in (NODE_SRC, NODE_CODE):
+        if _NODE_ERROR.match(line):
+            return True, JAVA_HEAD
+        if _CARET.match(line):
+            return True, NODE_CODE
+        if state == NODE_SRC and _trace_start(line) == NONE:
+            return True, NODE_CODE  # the code line, when not indented
     return False, state

@@ -19,6 +19,7 @@ from typing import cast
 from logcaster.component import Counters, Endpoint, listening, server_endpoint
 from logcaster.config import Config
 from logcaster.log import log_event
+from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.sources.connections import ConnectionLimits
@@ -452,6 +453,8 @@ class StreamIngestServer:
 def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamIngestServer:
     max_line = config.ingest.max_line_bytes
     multiline = config.multiline
+    # The listener's grouping rules, compiled once: its connections share them.
+    grouper = Grouper.for_listener(multiline, "ingest")
     return StreamIngestServer(
         "tcp",
         config.ingest.host,
@@ -459,7 +462,7 @@ def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamInges
         config,
         pipeline,
         stats,
-        lambda: LineFramer(max_line, multiline),
+        lambda: LineFramer(max_line, multiline, grouper),
         option="ingest.port",
         acks=True,
     )
