@@ -63,18 +63,20 @@ _JAVA_MORE = re.compile(
     rb"Caused by:|\.\.\. \d+ (?:more|common frames omitted)(?=\n|$)"
     rb"|at (?:async |new )?[\w$.<>\[\]/-]+ ?\(|File \"[^\"\n]*\", line \d+"
 )
-# A headline: an exception type (dotted, or a bare name ending in Error or
-# Exception) then ":" or the end of the line; also the JVM's and .NET's prefixes.
 # Either of the above, in one match: group d (a detail line) or m (a JVM line).
 _ANY_STATE = re.compile(b"(?P<d>" + _DETAIL.pattern + b")|(?P<m>" + _JAVA_MORE.pattern + b")")
+# The first lines of traces below end in (?=\n|$), not $, so that CANDIDATES can
+# reuse them on a whole chunk. A headline: an exception type (dotted, or a bare
+# name ending in Error or Exception) then ":" or the end of the line; also the
+# JVM's and .NET's prefixes.
 _EXC_NAME = (
     rb"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)"
     rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)|[A-Z][A-Za-z]*(?:Interrupt|Exit))"
 )
 _EXC_HEAD = re.compile(
-    rb"(?:Exception in thread \"[^\"]*\" |Unhandled [Ee]xception[.:] )?"
+    rb"(?:Exception in thread \"[^\"\n]*\" |Unhandled [Ee]xception[.:] )?"
     + _EXC_NAME
-    + rb"(?: \[[A-Z][A-Z0-9_]*\])?(?::|$)"
+    + rb"(?: \[[A-Z][A-Z0-9_]*\])?(?::|(?=\n|$))"
 )
 # Non-indented lines of a JVM/.NET/JS trace: .NET's markers (and a PHP-style
 # "Stack trace:"), the "}" closing the properties Node prints after a stack, and
@@ -95,11 +97,11 @@ _GO_SIGNAL = re.compile(rb"\[signal SIG[A-Z]+")
 _GO_FRAME = re.compile(rb"created by |[\w./*()\[\]$-]+\(.*\)$")
 # A goroutine dump without a `panic:` line before it (net/http's "http: panic
 # serving ...", a SIGQUIT dump) starts at its first goroutine.
-_GO_DUMP = re.compile(rb"goroutine \d+ \[[^\]]*\]:$")
+_GO_DUMP = re.compile(rb"goroutine \d+ \[[^\]\n]*\]:(?=\n|$)")
 _PANIC_WORD = re.compile(rb"\bpanic")
 _EXIT_STATUS = re.compile(rb"exit status \d+$")
 _RUBY_HEAD = re.compile(rb"\S+\.rb:\d+:in ")
-_RAILS_HEAD = re.compile(rb" *[A-Z]\w*(?:::[A-Z]\w*)* \(.*\):$")  # Rails may indent it
+_RAILS_HEAD = re.compile(rb" *[A-Z]\w*(?:::[A-Z]\w*)* \(.*\):(?=\n|$)")  # Rails may indent it
 _PHP_HEAD = re.compile(
     rb"PHP (?:Fatal error|Warning|Notice|Parse error|Deprecated"
     rb"|Catchable fatal error|Recoverable fatal error): |Fatal error: Uncaught "
@@ -108,12 +110,12 @@ _PHP_CONT = re.compile(rb"(?:PHP )?(?:Stack trace:|#\d+ )|PHP +\d+\. ")
 # PHP's "Stack trace:" under a line naming the exception (a prefixed error-log
 # line, PHP 5's "exception 'X' with message ..."): the trace goes with that line.
 _PHP_NEXT = re.compile(rb"Next [\w\\]+")  # the outer exception of a chain
-_PHP_STACK = re.compile(rb"(?:PHP )?Stack trace:$")
+_PHP_STACK = re.compile(rb"(?:PHP )?Stack trace:(?=\n|$)")
 _NAMES_EXCEPTION = re.compile(rb"(?i)exception|error|uncaught")
-_DART_HEAD = re.compile(rb"Unhandled exception:$")
+_DART_HEAD = re.compile(rb"Unhandled exception:(?=\n|$)")
 _CARET = re.compile(rb"\s*\^+\s*$")
 _DART_FRAME = re.compile(rb"#\d+\s|<asynchronous suspension>")
-_NODE_SRC = re.compile(rb"(?:(?:/|[A-Za-z]:\\|file://)\S*\.[cm]?[jt]sx?|node:[\w/.-]+):\d+$")
+_NODE_SRC = re.compile(rb"(?:(?:/|[A-Za-z]:\\|file://)\S*\.[cm]?[jt]sx?|node:[\w/.-]+):\d+(?=\n|$)")
 _NODE_ERROR = re.compile(rb"[\w.$]*(?:Error|Exception)\b")
 
 # Where the walker must look when not in a trace: the "\n" before a line that
@@ -124,36 +126,27 @@ _NODE_ERROR = re.compile(rb"[\w.$]*(?:Error|Exception)\b")
 # log lines costs one failed test per line, in C. The empty group `open` marks
 # the line after one ending in ":" or " ": a seed header with an empty message,
 # confirmed by OPEN_HEADER.
-_RAILS_IN_RUN = rb" *[A-Z]\w*(?:::[A-Z]\w*)* \([^\n]*\):(?:\n|$)"
+_FIRST_LINES = (_TRACEBACK, _PANIC, _DART_HEAD, _PHP_HEAD, _PHP_STACK, _GO_DUMP, _NODE_SRC)
+_TRACE_STARTS = b"|".join(p.pattern for p in (*_FIRST_LINES, _EXC_HEAD, _RAILS_HEAD))
+_INDENTED_RUN = rb"(?P<indent>[ \t])[^\n]*(?:\n[ \t](?!" + _RAILS_HEAD.pattern + rb")[^\n]*)*"
 CANDIDATES = re.compile(
     rb"\n(?![\[{<0-9])(?:"
     # Rails indents its error line: a headline, not a continuation.
-    rb"(?=(?P<rails> +[A-Z]\w*(?:::[A-Z]\w*)* \([^\n]*\):(?:\n|$)))"
+    rb"(?=(?P<rails>(?= )" + _RAILS_HEAD.pattern + rb"))"
     # A run of indented lines is one candidate: the walker takes it whole.
-    rb"|(?P<indent>[ \t])[^\n]*(?:\n[ \t](?!" + _RAILS_IN_RUN + rb")[^\n]*)*"
-    rb"|(?="
-    rb"(?P<detail>Details:|Recovery Action:|Thread:|Request ID:)"
+    rb"|" + _INDENTED_RUN + rb"|(?="
+    rb"(?P<detail>" + _DETAIL.pattern + rb")"
     rb"|(?P<more>" + _JAVA_MORE.pattern + rb")"
-    rb"|(?P<start>Traceback \(|panic: |fatal error: |Unhandled [Ee]xception|Exception in thread \""
-    rb"|PHP |Fatal error: Uncaught |Stack trace:|goroutine \d+ \["
-    rb"|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable|Fault)(?::|\n|$)"
-    rb"|(?:[A-Z][A-Za-z]*)?(?:Error|Exception)(?::|\n|$)"
-    rb"|[A-Z][A-Za-z]*(?:Interrupt|Exit)(?::|\n|$)"
-    rb"|[A-Z]\w*(?:::[A-Z]\w*)* \([^\n]*\):(?:\n|$)"
-    rb"|(?:/|[A-Za-z]:\\|file://)[^\n]*\.[cm]?[jt]sx?:\d+(?:\n|$)|node:[\w/.-]+:\d+(?:\n|$)"
-    # A Ruby headline: a path (starting with "/", "." or a lower-case letter).
+    rb"|(?P<start>" + _TRACE_STARTS +
+    # A Ruby headline, narrower than _RUBY_HEAD to keep the scan cheap: a path
+    # starting with "/", "." or a lower-case letter.
     rb"|[/.a-z][^\s:]*\.rb:\d+:in )"
     rb")"
     rb"|(?<=[: ]\n)(?P<open>)"
     rb")"
 )
 # The same, with each indented line a candidate of its own (for user rules).
-CANDIDATE_LINES = re.compile(
-    CANDIDATES.pattern.replace(
-        rb"(?P<indent>[ \t])[^\n]*(?:\n[ \t](?!" + _RAILS_IN_RUN + rb")[^\n]*)*",
-        rb"(?P<indent>[ \t])",
-    )
-)
+CANDIDATE_LINES = re.compile(CANDIDATES.pattern.replace(_INDENTED_RUN, rb"(?P<indent>[ \t])"))
 assert CANDIDATE_LINES.pattern != CANDIDATES.pattern
 # Candidate kinds (CANDIDATES' group names) as small ints.
 INDENT, DETAIL, MORE, START_KIND, OPEN = range(5)
@@ -289,7 +282,7 @@ def step(state: int, line: bytes) -> tuple[bool, int]:
         if _CS_END.match(line):
             return True, PHP if line.startswith(b"Stack") else JAVA
     elif state == PY:
-        if _PY_FINAL.match(line) and not _TRACEBACK.match(line):
+        if _PY_FINAL.match(line):
             return True, PY_END
     elif state == PY_END:
         if _PY_CHAIN.match(line):
