@@ -155,6 +155,8 @@ def run_logcaster(
         str(ingest_port),
         "--query-port",
         str(query_port),
+        "--http-port",
+        "0",
         "--log-level",
         "warning",
     ]

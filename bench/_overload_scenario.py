@@ -123,7 +123,7 @@ def start_server(config_path: Path) -> ServerProcess:
     from logcaster.testing import ServerProcess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCASTER_")}
-    args = ["--config", str(config_path), "--port", "0", "--query-port", "0"]
+    args = ["--config", str(config_path), "--port", "0", "--query-port", "0", "--http-port", "0"]
     server = ServerProcess([*args, "--log-level", "warning"], env=env)
     try:
         server.wait_ready(20.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,6 +12,10 @@ from tests.forward_helpers import HttpReceiver
 from tests.lineproto_helpers import CORPUS
 
 ServerFactory = Callable[..., ServerProcess]
+
+# Every server a test starts (in-process or not) gets an ephemeral HTTP port unless
+# the test sets one: the default, 8080, would collide between servers and runs.
+os.environ.setdefault("LOGCASTER_HTTP__PORT", "0")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logcaster.config import MultilineConfig
+from logcaster.options import MultilineConfig
 from logcaster.pipeline.framing import TRUNCATION_MARK, LineFramer
 
 # The seed-002 error blocks, exactly as in the seed (the header lines end with a space).

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from logcaster.config import MultilineConfig, MultilineRule, load_config
+from logcaster.config import load_config
 from logcaster.exceptions import ConfigError
+from logcaster.options import MultilineConfig, MultilineRule
 from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import LineFramer
 

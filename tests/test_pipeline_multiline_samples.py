@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from logcaster.config import MultilineConfig
+from logcaster.options import MultilineConfig
 from logcaster.pipeline.framing import LineFramer
 from tests.multiline_samples import (
     DISPUTED,

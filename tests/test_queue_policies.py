@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from logcaster.config import QueueConfig
+from logcaster.options import QueueConfig
 from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.stats import Stats

@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logcaster.config import MultilineConfig
 from logcaster.event import Event
+from logcaster.options import MultilineConfig
 from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.framing import LineFramer
 from logcaster.simulate.catalog import SCENARIOS, SERVICE_BY_NAME

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logcaster.config import MultilineConfig
+from logcaster.options import MultilineConfig
 from logcaster.parsing.codes import LEVEL_CODES, LEVEL_NAMES, ServiceCodes, level_code
 from logcaster.parsing.extract import Extractor, Fields, extract
 from logcaster.parsing.parse import parse_event

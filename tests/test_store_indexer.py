@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from logcaster.config import MultilineConfig
+from logcaster.options import MultilineConfig
 from logcaster.parsing.codes import LEVEL_CODES
 from logcaster.parsing.extract import Extractor
 from logcaster.parsing.parse import parse_event

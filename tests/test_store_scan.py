@@ -23,8 +23,8 @@ import re2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logcaster.config import MultilineConfig
 from logcaster.exceptions import QuerySyntaxError
+from logcaster.options import MultilineConfig
 from logcaster.pipeline.framing import LineFramer
 from logcaster.segments.blocks import decode_payload, encode_header, encode_payload
 from logcaster.store.patterns import translate_regex

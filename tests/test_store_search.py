@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from logcaster.config import MultilineConfig
 from logcaster.event import Event
+from logcaster.options import MultilineConfig
 from logcaster.parsing.codes import LEVEL_CODES
 from logcaster.parsing.extract import Extractor
 from logcaster.parsing.parse import parse_event

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from logcaster.config import MultilineConfig
+from logcaster.options import MultilineConfig
 from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.framing import LineFramer
 from logcaster.segments.names import list_rotated

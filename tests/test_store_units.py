@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from logcaster.config import QueryConfig
 from logcaster.exceptions import QuerySyntaxError
+from logcaster.options import QueryConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.query.parser import parse_command
 from logcaster.segments.names import list_rotated, parse_segment_name

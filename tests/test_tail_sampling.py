@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logcaster.config import MultilineConfig, TailSamplingConfig
+from logcaster.options import MultilineConfig, TailSamplingConfig
 from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer

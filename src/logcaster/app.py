@@ -22,6 +22,8 @@ import msgspec
 
 from logcaster.component import Component, Counters, Endpoint, add_counters, by_reason, starting
 from logcaster.config import Config, forward_dir
+from logcaster.frontends.http.ingest import IngestEndpoints
+from logcaster.frontends.http.server import HttpServer
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
@@ -102,6 +104,12 @@ class Server:
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
+        self.http: HttpServer | None = None
+        if config.http.enabled:
+            # It takes events (so it stops with the sources, before the queue
+            # drains) and answers queries; later endpoints mount on it too.
+            self.http = c.sources["http"] = HttpServer(config.http)
+            self.http.mount(IngestEndpoints(config, self.pipeline, self.stats, self.http))
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
         c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------
@@ -208,18 +216,20 @@ class Server:
                 await listener.start()
         endpoints = self._endpoints()
         hosts = {name: end.hosts for name, end in endpoints.items()}
-        exposed = [h for h in hosts["query"] if not _loopback(h)]
-        if exposed:
-            # Authentication comes later: until then anyone who can connect can read and CLEAR.
-            log_event(
-                logger,
-                logging.WARNING,
-                "query_port_exposed",
-                always=True,
-                hosts=exposed,
-                port=self.ports["query"],
-                reason="the query port is bound to a non-loopback address without authentication",
-            )
+        for name in ("query", "http"):
+            exposed = [h for h in hosts.get(name, []) if not _loopback(h)]
+            if exposed:
+                # Authentication comes later: until then anyone who can connect can read and CLEAR.
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    f"{name}_port_exposed",
+                    always=True,
+                    hosts=exposed,
+                    port=self.ports[name],
+                    reason=f"the {name} port is bound to a non-loopback address without "
+                    "authentication",
+                )
         log_event(logger, logging.INFO, "ready", always=True, ports=self.ports, hosts=hosts)
 
     async def _recover(self, file: FileSink) -> None:

@@ -35,10 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address TCP line ingest binds (default 127.0.0.1)")
     serve.add_argument("--query-host", help="address the query port binds (default 127.0.0.1)")
     serve.add_argument("--syslog-host", help="address syslog binds (default 127.0.0.1)")
+    serve.add_argument("--http-host", help="address the HTTP API binds (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP line ingest port (default 9999)")
     serve.add_argument("--query-port", type=int, help="TCP query port (default 9998)")
     serve.add_argument("--buffer-size", type=int, help="memory buffer capacity (default 10000)")
     serve.add_argument("--syslog-port", type=int, help="syslog UDP+TCP port (default off)")
+    serve.add_argument("--http-port", type=int, help="HTTP API port (default 8080)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "-P", "--persist", metavar="DIR", help="keep events in segment files in DIR (default off)"
@@ -317,6 +319,8 @@ def _serve(args: argparse.Namespace) -> int:
         "query.port": args.query_port,
         "memory.capacity": args.buffer_size,
         "syslog.port": args.syslog_port,
+        "http.host": args.http_host,
+        "http.port": args.http_port,
         "log_level": args.log_level,
         "persist.dir": args.persist,
     }

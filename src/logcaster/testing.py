@@ -124,6 +124,8 @@ def start_server(*args: str, env: dict[str, str] | None = None) -> ServerProcess
         argv += ["--port", "0"]
     if "--query-port" not in argv:
         argv += ["--query-port", "0"]
+    if "--http-port" not in argv:
+        argv += ["--http-port", "0"]
     server = ServerProcess(argv, env=env)
     server.wait_ready()
     return server

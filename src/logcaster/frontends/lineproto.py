@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 
 from logcaster.component import Counters, Endpoint, listening, server_endpoint
-from logcaster.config import QueryConfig
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.frontends.rows import format_row
 from logcaster.log import log_event
+from logcaster.options import QueryConfig
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner
 from logcaster.sinks.memory import MemorySink

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import re2
 
-from logcaster.config import MultilineConfig, MultilineRule
+from logcaster.options import MultilineConfig, MultilineRule
 from logcaster.parsing import trace_lines as tl
 from logcaster.parsing.user_rules import compile_pattern, scanner
 

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from logcaster.config import QueueConfig
 from logcaster.log import log_event
+from logcaster.options import QueueConfig
 from logcaster.parsing.levels import LevelReader
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.stats import Stats

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from logcaster.config import MultilineConfig
+from logcaster.options import MultilineConfig
 from logcaster.parsing.multiline import START, Grouper, GroupState, group_lines
 
 TRUNCATION_MARK = b"..."

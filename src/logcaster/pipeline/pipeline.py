@@ -10,6 +10,8 @@ connections subscribe to it (`on_durable`).
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import random
 import time
@@ -34,6 +36,7 @@ RETRY_MAX_S = 5.0
 class Offered(NamedTuple):
     pause: bool  # the queue is full: pause reading (block, sample)
     refused: bool = False  # the reject policy refused the texts (no ids, not stored)
+    kept: int = 0  # texts that got ids (the others were dropped or sampled by the policy)
 
 
 class Pipeline:
@@ -51,6 +54,9 @@ class Pipeline:
         self._sampled_through = 0  # the last id the tail sampler released or cut
         # Sources process at most this many bytes per event-loop turn (turns.py).
         self.intake = IntakeBudget()
+        # wait_durable's futures by the id they wait for (a heap); the counter breaks ties.
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_seq = itertools.count()
 
     def submit(self, texts: list[bytes], source: str) -> bool:
         """Enqueue event texts from one source; True when the caller should pause reading.
@@ -64,14 +70,14 @@ class Pipeline:
         self._stats.received += len(texts)
         admission = self.admission
         if admission is None:
-            return Offered(self.queue.put(self._batch(texts, source)))
+            return Offered(self.queue.put(self._batch(texts, source)), kept=len(texts))
         kept, pause = admission.admit(texts)
         if not kept:
             return Offered(False, refused=bool(texts) and admission.rejects)
         full = self.queue.put(self._batch(kept, source))
         if admission.policy == "block":
             admission.watch()  # the other policies weighed the read's demand already
-        return Offered(full and pause)
+        return Offered(full and pause, kept=len(kept))
 
     def discard(self, n: int, reason: str) -> None:
         """A source saw `n` events it cannot offer (UDP past its bound): they count
@@ -100,6 +106,30 @@ class Pipeline:
 
     def remove_durable_listener(self, listener: Callable[[int], None]) -> None:
         self._durable_listeners.discard(listener)
+
+    def wait_durable(self, last_id: int) -> asyncio.Future[None]:
+        """A future done once every id up to `last_id` is durable (HTTP `?ack=1`).
+
+        One watermark listener serves every waiter, oldest first; a caller that
+        stops waiting cancels its future and it is dropped at the next move.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if last_id <= self.durable_id:
+            future.set_result(None)
+            return future
+        if not self._waiters:
+            self.on_durable(self._wake_waiters)
+        heapq.heappush(self._waiters, (last_id, next(self._waiter_seq), future))
+        return future
+
+    def _wake_waiters(self, durable_id: int) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= durable_id:
+            future = heapq.heappop(waiters)[2]
+            if not future.done():
+                future.set_result(None)
+        if not waiters:
+            self.remove_durable_listener(self._wake_waiters)
 
     def refresh_durable(self) -> None:
         """Move the watermark to what every sink now holds durably; notify listeners."""

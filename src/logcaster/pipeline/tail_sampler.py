@@ -21,8 +21,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from logcaster.component import Counters
-from logcaster.config import TailSamplingConfig
 from logcaster.event import Event
+from logcaster.options import TailSamplingConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.stats import Stats
 

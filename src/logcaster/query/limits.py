@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from logcaster.config import QueryConfig
 from logcaster.exceptions import QueryLimitError
+from logcaster.options import QueryConfig
 from logcaster.query.model import Query, compile_regex
 
 

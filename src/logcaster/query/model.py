@@ -13,9 +13,9 @@ from typing import Literal
 
 import re2
 
-from logcaster.config import REGEX_MAX_MEM
 from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
+from logcaster.options import REGEX_MAX_MEM
 
 # Event attributes `field=value` can also name; anything else is looked up in `fields`.
 ATTRIBUTES = ("host", "pod", "version", "source", "message")

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from logcaster.config import QueryConfig
 from logcaster.event import LEVELS, normalize_level
 from logcaster.exceptions import QuerySyntaxError
+from logcaster.options import QueryConfig
 from logcaster.query.limits import apply_limits
 from logcaster.query.model import Query
 

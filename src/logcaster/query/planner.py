@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logcaster.config import QueryConfig
 from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.options import QueryConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.query.engine import memory_events, run_query
 from logcaster.query.limits import apply_limits

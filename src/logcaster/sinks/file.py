@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from logcaster.component import Counters
-from logcaster.config import PersistConfig
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
+from logcaster.options import PersistConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.segments import SegmentWriter
 from logcaster.segments.housekeeping import Housekeeper

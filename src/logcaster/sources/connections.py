@@ -15,8 +15,8 @@ import logging
 import resource
 import time
 
-from logcaster.config import IngestConfig
 from logcaster.log import log_event
+from logcaster.options import IngestConfig
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.connections")

@@ -178,8 +178,9 @@ class StreamConnection(asyncio.Protocol):
             self._server.stats.truncated += framer.truncated - self._truncated
             self._truncated = framer.truncated
         pipeline = self._server.pipeline
-        pause, refused = pipeline.offer(texts, self._source)
-        if refused and self._acks is not None:
+        offered = pipeline.offer(texts, self._source)
+        pause = offered.pause
+        if offered.refused and self._acks is not None:
             self._refuse()
             return
         if self._acks is not None:

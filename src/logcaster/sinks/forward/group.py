@@ -48,8 +48,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from logcaster.component import Counters, by_reason
-from logcaster.config import ForwardGroupConfig
 from logcaster.log import error_text, log_event
+from logcaster.options import ForwardGroupConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.sinks.forward.chunks import Outbox, batches_after
 from logcaster.sinks.forward.deadletter import DeadLetters

@@ -16,8 +16,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from logcaster.config import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.log import log_event
+from logcaster.options import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.sinks.forward.chunks import Chunk
 from logcaster.sinks.forward.resilience import Breaker
 from logcaster.sinks.forward.transports import ForwardSink, Rejection, open_forward

@@ -27,8 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from logcaster.config import ForwardGroupConfig
 from logcaster.log import error_text, log_event
+from logcaster.options import ForwardGroupConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.sinks.forward.chunks import Chunk, Outbox
 from logcaster.sinks.forward.deadletter import DeadLetters

@@ -1,0 +1,119 @@
+"""`POST /api/v1/logs` bodies into event texts, all or nothing (SPEC §2).
+
+- `application/json`: one object (one event), or an array of objects and
+  strings (a string is a text line; one with newlines is one multi-line event).
+  A body that is not one JSON document but is valid NDJSON is taken as NDJSON:
+  shippers label their NDJSON batches both ways.
+- `application/x-ndjson` (also `jsonl`, `json-seq`-free variants): one object
+  per line; blank lines are skipped.
+- Anything else (`text/plain`, none, curl's form default): text lines, framed
+  and grouped (stack traces) exactly like a TCP connection's.
+
+An object becomes its JSON text, parsed later like a JSON line on TCP (SPEC
+§3); NDJSON lines are kept as sent. Validation is one orjson call over the
+whole body where it can be: an NDJSON body is checked as one JSON array, and
+only a failure walks it line by line to name the first bad line. A text over
+`ingest.max_line_bytes` is cut and marked `...`, as on TCP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from logcaster.frontends.http.body import BodyError
+from logcaster.pipeline.framing import Framer
+
+JSON_TYPES = frozenset({"application/json", "text/json"})
+NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
+)
+ELLIPSIS = b"..."
+
+
+class Texts:
+    """Event texts decoded from one body, and how many were cut to the line bound."""
+
+    __slots__ = ("texts", "truncated")
+
+    def __init__(self, texts: list[bytes], truncated: int = 0) -> None:
+        self.texts = texts
+        self.truncated = truncated
+
+
+def decode(body: bytes, content_type: str, max_line: int, framer: Callable[[], Framer]) -> Texts:
+    """The event texts of a body; BodyError(400) naming the first bad element or line."""
+    if content_type in NDJSON_TYPES:
+        return _ndjson(body, max_line)
+    if content_type in JSON_TYPES:
+        return _json(body, max_line)
+    return _text(body, framer())
+
+
+def _text(body: bytes, framer: Framer) -> Texts:
+    texts = framer.feed(body)
+    texts.extend(framer.close())
+    return Texts(texts, framer.truncated)
+
+
+def _json(body: bytes, max_line: int) -> Texts:
+    if not body.strip():
+        return Texts([])
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if b"\n" in body.strip():
+            return _ndjson(body, max_line)  # NDJSON sent as application/json
+        raise BodyError(400, f"invalid JSON: {exc}") from exc
+    if isinstance(doc, dict):
+        return _fit([body.strip()], max_line)
+    if not isinstance(doc, list):
+        raise BodyError(400, "expected a JSON object or an array of objects and strings")
+    texts: list[bytes] = []
+    for i, item in enumerate(doc):
+        if isinstance(item, dict):
+            texts.append(orjson.dumps(item))
+        elif isinstance(item, str):
+            texts.append(item.encode("utf-8", "replace"))
+        else:
+            kind = "null" if item is None else type(item).__name__
+            raise BodyError(400, f"element {i}: expected an object or a string, got {kind}")
+    return _fit(texts, max_line)
+
+
+def _ndjson(body: bytes, max_line: int) -> Texts:
+    lines = [line.strip() for line in body.split(b"\n")]
+    lines = [line for line in lines if line]
+    if not lines:
+        return Texts([])
+    try:
+        # Every line at once: one C call validates the whole body.
+        docs = orjson.loads(b"[" + b",".join(lines) + b"]")
+    except orjson.JSONDecodeError:
+        docs = None
+    if docs is not None and len(docs) == len(lines) and all(type(d) is dict for d in docs):
+        return _fit(lines, max_line)
+    # Something is wrong: find the first bad line and name it (1-based, blank lines counted).
+    for number, raw in enumerate(body.split(b"\n"), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise BodyError(400, f"line {number}: invalid JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise BodyError(400, f"line {number}: expected a JSON object")
+    # Lines valid alone but not together (a line holding two documents, "{} {}").
+    raise BodyError(400, "invalid NDJSON: each line must hold exactly one JSON object")
+
+
+def _fit(texts: list[bytes], max_line: int) -> Texts:
+    """Cut texts over the line bound as TCP does (`...` marks the cut)."""
+    cut = 0
+    for i, text in enumerate(texts):
+        if len(text) > max_line:
+            texts[i] = text[: max_line - len(ELLIPSIS)] + ELLIPSIS
+            cut += 1
+    return Texts(texts, cut)

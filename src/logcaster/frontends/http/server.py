@@ -1,0 +1,231 @@
+"""The HTTP front end's listener (SPEC §2, §6, §8): one aiohttp application.
+
+Endpoints are mounted from outside (`mount`): ingest, queries, live tail,
+metrics and health today, and the dashboard and the shippers' protocols
+later, each an `Endpoints` object whose routes the server serves. What the
+server owns is what every endpoint shares:
+
+- **Bounds.** Header lines and count (aiohttp's parser), bodies (each endpoint
+  reads through `body.read_body`, which also bounds the decoded size), the
+  time of a request (`http.request_timeout`; streams excepted) and the
+  connections open at once (past `http.max_connections` a new connection
+  gets one `503` and is closed before any request is read).
+- **Errors.** Every error is a JSON document `{"error": "..."}` with its
+  status, aiohttp's own (404, 405, 413, 400 on a bad request line) too; an
+  unexpected exception is logged and answered 500 without taking down the
+  server (the API test fuzzes for it).
+- **Drain.** `stop` (with the sources, before the queue drains): new
+  connections are refused, endpoints stop taking work (ingest answers 503,
+  live tails end), idle keep-alive connections close, and in-flight requests
+  finish within the deadline, except those waiting for acks: they are
+  answered once the drain made their events durable, and `close` ends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import orjson
+from aiohttp import web
+
+from logcaster.component import Counters, Endpoint, listening, server_endpoint
+from logcaster.log import log_event
+from logcaster.options import HttpConfig
+
+logger = logging.getLogger("logcaster.frontends.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Requests on these paths are streams (SSE): no request timeout.
+STREAM_KEY = web.AppKey("streams", set[str])
+# A request the drain must not wait for (waiting for acks): the handler sets it.
+PARKED = "logcaster.parked"
+CLOSE_WAIT_S = 2.0  # close(): how long answered-but-unsent acks may take to go out
+
+
+class Endpoints(Protocol):
+    """A set of routes mounted on the HTTP server."""
+
+    def routes(self) -> list[web.RouteDef]: ...
+
+    def drain(self) -> None:
+        """The server is stopping: take no new work, end streams, wake waiters."""
+
+
+def json_response(
+    doc: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(doc, default=str),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"error": message}, status, headers)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over `http.max_connections`: one 503, then closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        body = b'{"error": "too many connections"}'
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        transport.close()
+
+
+class HttpServer:
+    """The HTTP listener: a `Component` (component.py) serving mounted `Endpoints`."""
+
+    option = "http.port"
+
+    def __init__(self, config: HttpConfig) -> None:
+        self.config = config
+        self.port = config.port
+        self.hosts: list[str] = []
+        self.draining = False
+        self.refused = 0  # connections closed at once over http.max_connections
+        self._endpoints: list[Endpoints] = []
+        self._app = web.Application(
+            middlewares=[self._middleware], client_max_size=config.max_body_bytes
+        )
+        self._app[STREAM_KEY] = set()
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._active = 0  # requests in flight, parked ones aside
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def mount(self, endpoints: Endpoints, *, streams: tuple[str, ...] = ()) -> None:
+        """Serve `endpoints`' routes; `streams` are paths answered as streams (no timeout)."""
+        self._endpoints.append(endpoints)
+        self._app.add_routes(endpoints.routes())
+        self._app[STREAM_KEY].update(streams)
+
+    async def start(self) -> None:
+        config = self.config
+        self._runner = web.AppRunner(
+            self._app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=config.keepalive_timeout,
+            max_line_size=config.max_header_bytes,
+            max_field_size=config.max_header_bytes,
+            max_headers=config.max_headers,
+            auto_decompress=False,  # body.read_body decodes, within the size bound
+            shutdown_timeout=CLOSE_WAIT_S,
+        )
+        await self._runner.setup()
+        loop = asyncio.get_running_loop()
+        with listening(self.option, config.host, self.port):
+            self._server = await loop.create_server(
+                self._protocol, config.host, self.port, reuse_address=True, backlog=1024
+            )
+        bound = server_endpoint(self._server)
+        self.port, self.hosts = bound.port, bound.hosts
+
+    def _protocol(self) -> asyncio.BaseProtocol:
+        assert self._runner is not None and self._runner.server is not None
+        server = self._runner.server
+        if len(server.connections) >= self.config.max_connections:
+            self.refused += 1
+            return _Refused()
+        return server()
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return Endpoint(self.port, self.hosts) if self._server is not None else None
+
+    def counters(self) -> Counters:
+        runner = self._runner
+        open_now = len(runner.server.connections) if runner and runner.server else 0
+        return {"HttpConnections": open_now, "HttpConnectionsRefused": self.refused}
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self._active += 1
+        self._idle.clear()
+        try:
+            if request.path in request.app[STREAM_KEY]:
+                return await handler(request)
+            async with asyncio.timeout(self.config.request_timeout):
+                return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            # aiohttp's own errors (404, 405, 413, ...) as JSON like ours.
+            return json_error(exc.status, exc.reason, _kept_headers(exc))
+        except TimeoutError:
+            return json_error(503, "request timed out", {"Retry-After": "1"})
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            logger.exception("http_request_failed", extra={"fields": {"path": request.path}})
+            return json_error(500, "internal error (see the server log)")
+        finally:
+            if not request.get(PARKED):
+                self._finished()
+
+    def _finished(self) -> None:
+        self._active -= 1
+        if self._active <= 0:
+            self._idle.set()
+
+    def park(self, request: web.Request) -> Callable[[], None]:
+        """Mark a request as waiting for acks: the drain does not wait for it.
+        Returns the call that unparks it (the handler calls it when done waiting)."""
+        request[PARKED] = True
+        self._finished()
+
+        def unpark() -> None:
+            request[PARKED] = False
+            self._active += 1
+            self._idle.clear()
+
+        return unpark
+
+    async def stop(self, deadline: float | None = None) -> None:
+        """Refuse new connections and work, end streams, let requests finish (module doc)."""
+        self.draining = True
+        for endpoints in self._endpoints:
+            endpoints.drain()
+        if self._server is not None:
+            self._server.close()
+        runner = self._runner
+        if runner is not None and runner.server is not None:
+            runner.server.pre_shutdown()  # idle keep-alive connections close now
+        wait = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            await asyncio.wait_for(self._idle.wait(), wait)
+        except TimeoutError:
+            log_event(logger, logging.WARNING, "http_drain_timeout", in_flight=self._active)
+
+    async def close(self) -> None:
+        """After the final acks: answer the parked requests, then close every connection."""
+        runner = self._runner
+        if runner is None:
+            return
+        if runner.server is not None:
+            with contextlib.suppress(Exception):
+                await runner.server.shutdown(CLOSE_WAIT_S)
+        await runner.cleanup()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_WAIT_S)
+        self._runner = None
+
+
+def _kept_headers(exc: web.HTTPException) -> dict[str, str] | None:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else None
