@@ -24,9 +24,12 @@ from logcaster.component import Component, Counters, Endpoint, add_counters, by_
 from logcaster.config import Config, forward_dir
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.server import HttpServer
+from logcaster.frontends.http.tail import PATH as TAIL_PATH
+from logcaster.frontends.http.tail import TailEndpoints
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
+from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
@@ -101,6 +104,10 @@ class Server:
             self.pipeline.tail_sampler = TailSampler(config.tail_sampling, self.stats)
         if self.store is not None:
             self.pipeline.on_durable(self.store.durable_moved)
+        # The live fan-out (live tail; later IRC and the dashboard): replays from memory.
+        http = config.http
+        self.broker = Broker(self.memory, http.tail_max_subscribers, http.tail_queue_events)
+        self.pipeline.broker = self.broker
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
@@ -110,6 +117,7 @@ class Server:
             # drains) and answers queries; later endpoints mount on it too.
             self.http = c.sources["http"] = HttpServer(config.http)
             self.http.mount(IngestEndpoints(config, self.pipeline, self.stats, self.http))
+            self.http.mount(TailEndpoints(config, self.broker), streams=(TAIL_PATH,))
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
         c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The `logcaster` command: serve, query, config check, simulate, data validate/inspect/cat."""
+"""The `logcaster` command: serve, query, tail, config check, simulate, data, dlq."""
 
 from __future__ import annotations
 
@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--query-port", "--port", dest="port", type=int, default=9998)
     query.add_argument("--json", action="store_true", help="ask for a JSON answer")
     query.add_argument("--timeout", type=float, default=10.0)
+
+    tail = sub.add_parser("tail", help="print the newest events; -f follows new ones (HTTP API)")
+    tail.add_argument("filters", nargs="*", help="QUERY's key=value filters; a bare word: keyword")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    tail.add_argument("-n", "--lines", type=int, default=10, help="newest events first (10)")
+    tail.add_argument("--json", action="store_true", help="one JSON object per event")
+    tail.add_argument("--url", default="http://127.0.0.1:8080", help="the server's HTTP API")
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -149,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         return _data(args)
     if args.command == "dlq":
         return _dlq(args)
+    if args.command == "tail":
+        from logcaster.client import tail
+
+        return tail.run(
+            args.url, args.filters, follow=args.follow, lines=args.lines, as_json=args.json
+        )
     return _config_check(args)
 
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from logcaster.log import log_event
 from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.batch import Batch
+from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
 from logcaster.pipeline.turns import IntakeBudget
@@ -50,6 +51,7 @@ class Pipeline:
         self._durable_listeners: set[Callable[[int], None]] = set()
         self.admission: Admission | None = None  # the queue policy (None: block)
         self.tail_sampler: TailSampler | None = None  # tail-aware sampling (None: off)
+        self.broker: Broker | None = None  # the live fan-out, given what every sink took
         self._delivered_through = 0  # the last id handed to the sinks
         self._sampled_through = 0  # the last id the tail sampler released or cut
         # Sources process at most this many bytes per event-loop turn (turns.py).
@@ -188,8 +190,12 @@ class Pipeline:
     async def _deliver_all(self, batches: list[Batch]) -> None:
         for sink in self._sinks:
             await self._deliver(sink, batches)
-        self._stats.delivered += sum(map(len, batches))
+        events = sum(map(len, batches))
+        self._stats.delivered += events
         self._delivered_through = batches[-1].last_id
+        broker = self.broker
+        if broker is not None and broker.subscribers:
+            broker.publish(batches, events)  # after the memory ring took them: broker.py
 
     async def _deliver(self, sink: Sink, batches: list[Batch]) -> None:
         """Write to one sink, retrying with backoff until it takes the batches.

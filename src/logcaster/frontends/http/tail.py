@@ -1,0 +1,222 @@
+"""`GET /api/v1/tail` (SPEC §6): live events as Server-Sent Events.
+
+Each stream is one subscriber of the live fan-out (pipeline/broker.py), with
+QUERY's filters (query/live.py). What a stream says (`text/event-stream`):
+
+- an event: `id: <event id>` and `data: <the event as JSON>`, the shape of a
+  `JSON QUERY` row (`Event.to_dict`), under the default event type;
+- `event: skipped` with `{"count", "first_id", "last_id", "reason"}`: events
+  this stream does not get (`slow`: it fell behind its queue;
+  `not_in_memory`: too old to replay);
+- `event: live` with `{"after_id"}` once the replay (or backlog) is over;
+  `event: reset` when `since` is above every id the server delivered;
+- `event: end` with `{"reason"}` last, when the server drains; then EOF;
+- a `: heartbeat` comment after `http.tail_heartbeat_s` without a write.
+
+`id:` is the stream's position: every item that moves it carries it, and so
+does an id-only block when events the filter left out moved it. A client
+reconnecting with `Last-Event-ID` (browsers do) resumes right after what it
+was sent or told it missed: the replay comes from the memory ring.
+
+Bounds: the subscriber's queue (`http.tail_queue_events`) is the only buffer.
+Writes go out in pieces of at most `WRITE_PIECE` bytes (plus one event) and
+each waits while the socket's send buffer is above its high-water mark, so a
+client that stops reading holds at most that in the transport and its tail
+skips. A client that disconnects is noticed within `LIVENESS_S` (aiohttp does
+not cancel handlers) and unsubscribed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from aiohttp import web
+
+from logcaster.config import Config
+from logcaster.event import Event
+from logcaster.exceptions import QueryLimitError, QuerySyntaxError
+from logcaster.frontends.http.server import json_error
+from logcaster.pipeline.broker import (
+    Broker,
+    Ended,
+    Item,
+    Live,
+    Reset,
+    Skipped,
+    Subscription,
+    TooManySubscribers,
+)
+from logcaster.query.live import live_filter
+
+PATH = "/api/v1/tail"
+RETRY_MS = 2000  # the reconnect delay a browser's EventSource uses
+LIVENESS_S = 0.5  # how often an idle stream checks that its client is still there
+WRITE_PIECE = 64 * 1024
+DRAIN_GRACE_S = 1.0  # on drain, a stream still stuck writing after this is cut
+# Parameters about the stream's position, not its filter.
+POSITION = ("since", "backlog")
+
+
+class TailEndpoints:
+    """The live tail route; `Endpoints` for `HttpServer.mount(..., streams=(PATH,))`."""
+
+    def __init__(self, config: Config, broker: Broker) -> None:
+        self._query = config.query
+        self._heartbeat = config.http.tail_heartbeat_s
+        self._max_backlog = config.http.tail_queue_events
+        self._broker = broker
+        self._streams: dict[Subscription, web.Request] = {}
+        self._draining = False
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(PATH, self.tail)]
+
+    def drain(self) -> None:
+        """End every stream (`event: end`); cut those whose client does not read."""
+        self._draining = True
+        for sub in list(self._streams):
+            self._broker.unsubscribe(sub, "shutdown")
+        if self._streams:
+            asyncio.get_running_loop().call_later(DRAIN_GRACE_S, self._cut_stuck)
+
+    def _cut_stuck(self) -> None:
+        for request in self._streams.values():
+            if request.transport is not None:
+                request.transport.abort()
+
+    async def tail(self, request: web.Request) -> web.StreamResponse:
+        if self._draining:
+            return json_error(503, "the server is shutting down", {"Retry-After": "1"})
+        try:
+            since, backlog = self._position(request)
+            params = [(k, v) for k, v in request.query.items() if k.lower() not in POSITION]
+            what = live_filter(params, self._query)
+        except (QuerySyntaxError, QueryLimitError) as exc:
+            return json_error(400, str(exc))
+        try:
+            sub = self._broker.subscribe(what, since=since, backlog=backlog)
+        except TooManySubscribers as exc:
+            return json_error(503, f"too many live tails: {exc}", {"Retry-After": "5"})
+        self._streams[sub] = request
+        try:
+            return await self._stream(request, sub)
+        finally:
+            self._streams.pop(sub, None)
+            self._broker.unsubscribe(sub)
+
+    def _position(self, request: web.Request) -> tuple[int | None, int]:
+        """`since` (the Last-Event-ID header wins: a browser reconnecting keeps the
+        URL's since=) and `backlog`."""
+        raw = request.headers.get("Last-Event-ID") or request.query.get("since")
+        since = None if raw is None else _count("since (Last-Event-ID)", raw)
+        backlog = _count("backlog", request.query.get("backlog", "0"))
+        if backlog > self._max_backlog:
+            raise QuerySyntaxError(
+                f"backlog={backlog} is over http.tail_queue_events={self._max_backlog}"
+            )
+        return since, backlog
+
+    async def _stream(self, request: web.Request, sub: Subscription) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # nginx: pass events on at once
+            }
+        )
+        response.force_close()  # the end of the stream is the end of the connection
+        sent_id = -1
+        try:
+            await response.prepare(request)
+            await response.write(b"retry: %d\n\n" % RETRY_MS)
+            last_write = time.monotonic()
+            while True:
+                quiet = time.monotonic() - last_write
+                items = await sub.get(min(LIVENESS_S, max(0.0, self._heartbeat - quiet)))
+                if items:
+                    ended = await self._send(response, items, sub.position)
+                    sent_id = sub.position
+                    last_write = time.monotonic()
+                    if ended:
+                        break
+                    continue
+                if _gone(request):
+                    break
+                block = b""
+                if sub.position > sent_id:  # filtered-out events moved the position
+                    block = b"id: %d\n\n" % sub.position
+                    sent_id = sub.position
+                if time.monotonic() - last_write >= self._heartbeat:
+                    block += b": heartbeat\n\n"
+                if block:
+                    await response.write(block)
+                    last_write = time.monotonic()
+        except ConnectionError:
+            pass  # the client went away (aiohttp's reset errors are ConnectionErrors)
+        return response
+
+    async def _send(self, response: web.StreamResponse, items: list[Item], position: int) -> bool:
+        """Write `items` in pieces; True after `Ended`. Rendering counts against the
+        broker's turn budget (the wait for the socket does not)."""
+        started = time.perf_counter()
+        parts: list[bytes] = []
+        size = 0
+        ended = False
+        top = 0  # the highest id the pieces carry
+        for item in items:
+            ended = ended or isinstance(item, Ended)
+            piece, moved_to = _render(item)
+            top = max(top, moved_to)
+            parts.append(piece)
+            size += len(piece)
+            if size >= WRITE_PIECE:
+                self._broker.spend(time.perf_counter() - started)
+                await response.write(b"".join(parts))
+                parts, size = [], 0
+                started = time.perf_counter()
+        if position > top and not ended:
+            parts.append(b"id: %d\n\n" % position)  # left-out events or a notice moved it
+        self._broker.spend(time.perf_counter() - started)
+        if parts:
+            await response.write(b"".join(parts))
+        return ended
+
+
+def _render(item: Item) -> tuple[bytes, int]:
+    """An item's SSE block, and the position it carries (0: none)."""
+    if isinstance(item, Event):
+        data = orjson.dumps(item.to_dict(), default=str)
+        return b"id: %d\ndata: %s\n\n" % (item.id, data), item.id
+    if isinstance(item, Skipped):
+        doc: dict[str, object] = {
+            "count": item.count,
+            "first_id": item.first_id,
+            "last_id": item.last_id,
+            "reason": item.reason,
+        }
+        block = b"id: %d\nevent: skipped\ndata: %s\n\n" % (item.last_id, orjson.dumps(doc))
+        return block, item.last_id
+    if isinstance(item, Live):
+        data = orjson.dumps({"after_id": item.after_id})
+        return b"id: %d\nevent: live\ndata: %s\n\n" % (item.after_id, data), item.after_id
+    if isinstance(item, Reset):
+        doc = {"since": item.since, "last_id": item.last_id}
+        return b"event: reset\ndata: %s\n\n" % orjson.dumps(doc), 0
+    return b"event: end\ndata: %s\n\n" % orjson.dumps({"reason": item.reason}), 0
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _count(name: str, value: str) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise QuerySyntaxError(f"{name} must be a non-negative integer, not {value!r}")
+    return n

@@ -1,0 +1,430 @@
+"""The live fan-out: delivered batches, handed to every subscriber at once.
+
+The pipeline's worker hands the broker each list of batches it delivered to
+the sinks (`publish`); subscribers (the HTTP live tail today, the IRC
+channels and the dashboard later) each get an async stream of items: events
+that pass their filter, and notices (`Skipped`, `Live`, `Reset`, `Ended`).
+
+**Who pays for what.** Publishing costs the worker O(1) per subscriber per
+delivered list: it appends a reference to the list to each subscriber's queue,
+nothing is copied, parsed or filtered (with no subscriber, one attribute test
+in the worker). Parsing and filtering happen when a subscriber reads
+(`Subscription.get`), on the shared `Batch`: `Batch.events()` caches, so many
+subscribers share one parse, and text tests run on the raw text first
+(`EventFilter`, query/live.py). Their reading is also bounded per event-loop
+turn across all subscribers (`TAIL_TURN_SECONDS`), so many busy tails cannot
+starve ingest, which runs on the same loop.
+
+**A slow subscriber never slows ingest.** Each subscriber's queue is bounded
+in events (`http.tail_queue_events`; a list is taken whole while the queue is
+empty, so it overshoots by at most one delivered list). When it is full, what
+does not fit is skipped for that subscriber alone and counted, and it reads a
+`Skipped` notice (count, first and last id, reason `slow`) in its place,
+before its next events. The count is of events before filtering: the broker
+does not parse what a subscriber will never read. So for a subscriber without
+filter, events read + `Skipped` counts == events published while subscribed.
+
+**Replay with no gap and no duplicate.** `subscribe(since=ID)` takes the memory
+ring's snapshot and registers the subscriber in one synchronous step, and the
+worker publishes a list only after every sink (the memory ring too) took it: a
+list is either in the snapshot or published later. Ids only grow, so the
+subscription drops anything at or below the last id it covered (a list the
+memory ring took but the worker had not published yet). Ids older than the
+ring holds are reported as one `Skipped` notice (reason `not_in_memory`; a
+count of ids, which `drop_oldest` and tail sampling may have left unused);
+an id above any delivered one (a server restarted without `-P` numbers from 1
+again) gets `Reset` and the stream starts from the newest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from logcaster.event import Event
+from logcaster.pipeline.batch import Batch
+from logcaster.pipeline.turns import IntakeBudget
+
+# Reading work of all subscribers per event-loop turn (ingest has its own 25 ms).
+TAIL_TURN_SECONDS = 0.010
+# Events a subscriber scans per step, between budget checks.
+STEP_EVENTS = 256
+
+
+class EventFilter(Protocol):
+    """What a subscriber wants; query/live.py builds one from a query."""
+
+    def select(self, batch: Batch, start: int, stop: int) -> list[Event]:
+        """The events of `batch.texts[start:stop]` that pass, in id order."""
+        ...
+
+
+class AllEvents:
+    """The filter that passes every event."""
+
+    def select(self, batch: Batch, start: int, stop: int) -> list[Event]:
+        return batch.events()[start:stop]
+
+
+class History(Protocol):
+    """The newest delivered events (the memory ring, sinks/memory.py)."""
+
+    @property
+    def durable_id(self) -> int:
+        """The last id delivered to it."""
+        ...
+
+    @property
+    def hidden_through(self) -> int:
+        """Ids up to this one are hidden (CLEAR): not replayed."""
+        ...
+
+    def snapshot(self) -> tuple[list[Batch], int]:
+        """The batches held, oldest first, and how many events of the first are gone."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Events the subscriber does not get: `count` of them, ids first..last."""
+
+    count: int
+    first_id: int
+    last_id: int
+    reason: str  # "slow": its queue was full; "not_in_memory": too old to replay
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """Everything up to `after_id` was replayed or skipped: live events follow."""
+
+    after_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """`since` is above every delivered id (`last_id`): ids restarted."""
+
+    since: int
+    last_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The last item: the subscription is over (`shutdown`, `unsubscribed`)."""
+
+    reason: str
+
+
+Item = Event | Skipped | Live | Reset | Ended
+
+
+class TooManySubscribers(Exception):
+    """`subscribe` past the broker's bound."""
+
+
+class _SkipRun:
+    """Consecutive lists skipped for a slow subscriber; one `Skipped` notice."""
+
+    __slots__ = ("count", "first_id", "last_id")
+
+    def __init__(self, count: int, first_id: int, last_id: int) -> None:
+        self.count = count
+        self.first_id = first_id
+        self.last_id = last_id
+
+
+class _Delivery:
+    """A delivered list queued for one subscriber, and its events (the queue's bound)."""
+
+    __slots__ = ("batches", "events")
+
+    def __init__(self, batches: list[Batch], events: int) -> None:
+        self.batches = batches
+        self.events = events
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    """The memory snapshot's batches, read after the subscription's `since`."""
+
+    batches: list[Batch]
+
+
+@dataclass(frozen=True, slots=True)
+class _Backlog:
+    """Replay the newest `n` passing events of a memory snapshot."""
+
+    batches: list[Batch]
+    after_id: int
+    n: int
+
+
+_Unit = _Delivery | _SkipRun | _Replay | _Backlog | Skipped | Live | Reset
+
+
+class Broker:
+    """Subscriptions to delivered events; bounded in subscribers and per-subscriber queue."""
+
+    def __init__(self, history: History, max_subscribers: int, queue_events: int) -> None:
+        self.history = history
+        self.max_subscribers = max_subscribers
+        self.queue_events = queue_events
+        self.subscribers: set[Subscription] = set()
+        self.skipped = 0  # events skipped for slow subscribers, all of them together
+        self.budget = IntakeBudget(TAIL_TURN_SECONDS)
+
+    def publish(self, batches: list[Batch], events: int) -> None:
+        """The worker delivered `batches` (`events` events) to every sink. Never waits."""
+        for sub in self.subscribers:
+            sub.offer(batches, events)
+
+    def subscribe(
+        self, what: EventFilter | None = None, *, since: int | None = None, backlog: int = 0
+    ) -> Subscription:
+        """A new subscription: with `since`, the events after that id still in
+        memory first; else with `backlog`, the newest `backlog` passing events in
+        memory; then live ones. TooManySubscribers past the bound."""
+        if len(self.subscribers) >= self.max_subscribers:
+            raise TooManySubscribers(
+                f"{len(self.subscribers)} subscribers, the most allowed (http.tail_max_subscribers)"
+            )
+        history = self.history
+        batches, skip = history.snapshot()
+        last = history.durable_id
+        units: deque[_Unit] = deque()
+        after = last
+        if since is not None:
+            if since > last:
+                units.append(Reset(since, last))
+            else:
+                oldest = batches[0].first_id + skip if batches else last + 1
+                oldest = max(oldest, history.hidden_through + 1)
+                after = since
+                if oldest > since + 1:
+                    gone = Skipped(oldest - since - 1, since + 1, oldest - 1, "not_in_memory")
+                    units.append(gone)
+                    after = oldest - 1
+                units.append(_Replay(batches))
+        elif backlog > 0 and batches:
+            start = max(batches[0].first_id + skip - 1, history.hidden_through)
+            units.append(_Backlog(batches, start, backlog))
+            after = start
+        units.append(Live(last))
+        sub = Subscription(self, what or AllEvents(), units, after, last)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription, reason: str = "unsubscribed") -> None:
+        self.subscribers.discard(sub)
+        sub.close(reason)
+
+    def close_all(self, reason: str) -> None:
+        for sub in list(self.subscribers):
+            self.unsubscribe(sub, reason)
+
+    async def turn(self) -> None:
+        """Wait until this event-loop turn's reading budget has room."""
+        budget = self.budget
+        while not budget.take():
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            budget.defer(functools.partial(_resolve, waiter))
+            await waiter
+
+    def spend(self, seconds: float) -> None:
+        """A subscriber's own work on its items (rendering), against the turn's budget."""
+        self.budget.spend(seconds)
+
+    def counters(self) -> dict[str, int]:
+        return {"TailSubscribers": len(self.subscribers), "TailSkipped": self.skipped}
+
+
+class Subscription:
+    """One subscriber's bounded queue and its reading position.
+
+    The queue holds references to delivered lists and skip runs; `get` turns
+    them into items, `STEP_EVENTS` at a time within the broker's turn budget.
+    """
+
+    def __init__(
+        self, broker: Broker, what: EventFilter, units: deque[_Unit], after: int, floor: int
+    ) -> None:
+        self._broker = broker
+        self._filter = what
+        self._units = units  # replay and notices first, then what `offer` queues
+        self._after = after  # the last id read or skipped: anything up to it is dropped
+        self._floor = floor  # lists up to this id came with the replay snapshot
+        self._limit = broker.queue_events
+        self.queued = 0  # events in queued lists (the bound), replay aside
+        self.skipped = 0  # events skipped because the queue was full
+        self._steps: Iterator[list[Item]] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.ended: str | None = None
+
+    @property
+    def position(self) -> int:
+        """The last id read (passed on or left out by the filter) or skipped."""
+        return self._after
+
+    def offer(self, batches: list[Batch], events: int) -> None:
+        """Queue a delivered list, or skip what does not fit (the worker calls this)."""
+        if self.ended is not None or not batches or batches[-1].last_id <= self._floor:
+            return
+        if self.queued == 0 or self.queued + events <= self._limit:
+            self._units.append(_Delivery(batches, events))
+            self.queued += events
+        elif self.queued >= self._limit:
+            self._skip(batches[0].first_id, batches[-1].last_id, events)
+        else:
+            # Near full: take the batches that fit, skip the rest.
+            room = self._limit - self.queued
+            fit = 0
+            taken = 0
+            while fit < len(batches) and taken + len(batches[fit]) <= room:
+                taken += len(batches[fit])
+                fit += 1
+            if fit:
+                self._units.append(_Delivery(batches[:fit], taken))
+                self.queued += taken
+            self._skip(batches[fit].first_id, batches[-1].last_id, events - taken)
+        self._wake()
+
+    def _skip(self, first_id: int, last_id: int, events: int) -> None:
+        self.skipped += events
+        self._broker.skipped += events
+        tail = self._units[-1] if self._units else None
+        if isinstance(tail, _SkipRun):
+            tail.count += events
+            tail.last_id = last_id
+        else:
+            self._units.append(_SkipRun(events, first_id, last_id))
+
+    def close(self, reason: str) -> None:
+        """End the subscription: what it holds is dropped, `get` answers `Ended`."""
+        if self.ended is None:
+            self.ended = reason
+            self._units.clear()
+            self._steps = None
+            self.queued = 0
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self, within_s: float | None = None) -> list[Item]:
+        """The next items, oldest first; [] once `within_s` passed without any.
+
+        After `close`, `[Ended(reason)]`.
+        """
+        broker = self._broker
+        deadline = None if within_s is None else time.monotonic() + within_s
+        while True:
+            if self.ended is not None:
+                return [Ended(self.ended)]
+            if self._steps is None and self._units:
+                self._steps = self._unit_steps(self._units.popleft())
+            if self._steps is None:
+                if not await self._wait(deadline):
+                    return []
+                continue
+            await broker.turn()
+            if self._steps is None:  # closed while waiting for the turn
+                continue
+            started = time.perf_counter()
+            try:
+                items = next(self._steps)
+            except StopIteration:
+                self._steps = None
+                items = []
+            finally:
+                broker.spend(time.perf_counter() - started)
+            if items:
+                return items
+
+    async def _wait(self, deadline: float | None) -> bool:
+        """Wait for an offer or the end; False when the deadline passed first."""
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            return False
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._waiter, wait)
+        except TimeoutError:
+            return False
+        finally:
+            self._waiter = None
+        return True
+
+    def _unit_steps(self, unit: _Unit) -> Iterator[list[Item]]:
+        """The items of one queued unit, a step (at most STEP_EVENTS scanned) at a time."""
+        if isinstance(unit, _Delivery):
+            self.queued -= unit.events  # its room is free: the reference moves here
+            yield from self._read(unit.batches)
+        elif isinstance(unit, _Replay):
+            yield from self._read(unit.batches)
+        elif isinstance(unit, _SkipRun):
+            first = max(unit.first_id, self._after + 1)
+            self._after = max(self._after, unit.last_id)
+            yield [Skipped(unit.count, first, unit.last_id, "slow")]
+        elif isinstance(unit, _Backlog):
+            yield from self._backlog(unit)
+        else:
+            if isinstance(unit, Live):
+                self._after = max(self._after, unit.after_id)
+            yield [unit]
+
+    def _read(self, batches: list[Batch]) -> Iterator[list[Item]]:
+        """The passing events of `batches` after the last id covered."""
+        out: list[Item] = []
+        scanned = 0
+        select = self._filter.select
+        for batch in batches:
+            first = batch.first_id
+            start = max(0, self._after - first + 1)
+            while start < len(batch):
+                stop = min(len(batch), start + STEP_EVENTS - scanned)
+                out.extend(select(batch, start, stop))
+                scanned += stop - start
+                self._after = first + stop - 1
+                start = stop
+                if scanned >= STEP_EVENTS:
+                    yield out
+                    out, scanned = [], 0
+        if out:
+            yield out
+
+    def _backlog(self, unit: _Backlog) -> Iterator[list[Item]]:
+        """Scan newest first until `n` events pass, then hand them over oldest first."""
+        found: list[list[Event]] = []
+        count = 0
+        scanned = 0
+        select = self._filter.select
+        for batch in reversed(unit.batches):
+            low = max(0, unit.after_id - batch.first_id + 1)
+            stop = len(batch)
+            while stop > low and count < unit.n:
+                start = max(low, stop - STEP_EVENTS)
+                passed = select(batch, start, stop)
+                found.append(passed)
+                count += len(passed)
+                scanned += stop - start
+                stop = start
+                if scanned >= STEP_EVENTS:
+                    yield []  # the budget's checkpoint: nothing to hand over yet
+                    scanned = 0
+            if count >= unit.n:
+                break
+        events = [ev for part in reversed(found) for ev in part]
+        yield list(events[-unit.n :])
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
