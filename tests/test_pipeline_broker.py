@@ -18,6 +18,8 @@ from logcaster.event import Event
 from logcaster.options import QueryConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.broker import (
+    PARSE_WHOLE_MAX,
+    STEP_EVENTS,
     Broker,
     Ended,
     Item,
@@ -370,5 +372,26 @@ def test_readers_share_a_bounded_budget_per_turn() -> None:
         assert all(ids(r) == list(range(1, 20_001)) for r in results)
         # 80,000 events parsed and read cannot fit in one 10 ms turn.
         assert turns > 1
+
+    run(test)
+
+
+def test_a_huge_batch_is_parsed_a_step_at_a_time() -> None:
+    """An HTTP bulk batch past PARSE_WHOLE_MAX: no read parses it whole on the loop."""
+
+    async def test() -> None:
+        feed = Feed(queue=100_000)
+        everything = feed.broker.subscribe()
+        errors = feed.broker.subscribe(live_filter([("level", "ERROR")], QueryConfig()))
+        (huge,) = feed.deliver(PARSE_WHOLE_MAX * 3)
+        first = await everything.get(0)
+        assert first == [Live(0)]
+        step = await everything.get(0)
+        assert len(step) == STEP_EVENTS
+        assert huge.cached_events is None
+        rest = step + await drain(everything)
+        assert ids(rest) == list(range(1, PARSE_WHOLE_MAX * 3 + 1))
+        assert ids(await drain(errors)) == list(range(1, PARSE_WHOLE_MAX * 3 + 1, 4))
+        assert huge.cached_events is None
 
     run(test)

@@ -99,6 +99,7 @@ class TailStream:
         self.backlog = backlog
         self.idle_timeout = idle_timeout
         self.last_id: int | None = None  # the stream's position (SSE id)
+        self.resumed_after: int | None = None  # the position the last connection asked for
         self._conn: http.client.HTTPConnection | None = None
 
     def __iter__(self) -> Iterator[TailEvent | TailNotice]:
@@ -111,7 +112,7 @@ class TailStream:
                         if not connected:
                             connected = True
                         elif delay > RETRY_FIRST_S:  # the first item after a reconnect
-                            yield TailNotice("reconnected", {"after_id": self.last_id})
+                            yield TailNotice("reconnected", {"after_id": self.resumed_after})
                             delay = RETRY_FIRST_S
                         yield item
                         if not self.follow and isinstance(item, TailNotice) and item.kind == "live":
@@ -148,6 +149,7 @@ class TailStream:
         self._conn = conn
         params = list(self.params)
         headers = {"Accept": "text/event-stream"}
+        self.resumed_after = self.last_id
         if self.last_id is not None:
             headers["Last-Event-ID"] = str(self.last_id)
         elif self.backlog:

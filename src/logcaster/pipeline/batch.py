@@ -54,6 +54,19 @@ class Batch:
         """Give a batch cut from another its already parsed events (tail sampling)."""
         self._events = events
 
+    def events_between(self, start: int, stop: int, whole_max: int) -> list[Event]:
+        """The parsed events `start..stop-1`: from the cache; else by parsing the
+        whole batch (cached) when it holds at most `whole_max` events; else only
+        these, uncached. A reader on the event loop (the live tail) thus never
+        parses much more than it asked for, even from a 100,000-event HTTP batch."""
+        events = self._events
+        if events is None and len(self.texts) <= whole_max:
+            events = self.events()
+        if events is not None:
+            return events[start:stop]
+        first, received, source, texts = self.first_id, self.received_at, self.source, self.texts
+        return [parse_event(first + i, received, source, texts[i]) for i in range(start, stop)]
+
     def events(self) -> list[Event]:
         """The parsed events, parsed on first call and cached."""
         if self._events is None:

@@ -15,6 +15,7 @@ from logcaster.exceptions import QuerySyntaxError
 from logcaster.options import QueryConfig
 from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
+from logcaster.pipeline.broker import PARSE_WHOLE_MAX
 from logcaster.query.model import Query
 from logcaster.query.parser import build_query
 from logcaster.store.text_match import TextTest
@@ -39,8 +40,9 @@ class LiveFilter:
     As for queries over the memory ring (query/engine.py `memory_events`): with
     keyword or regex tests, they run on the raw text first and only the events
     that pass are parsed (one by one, unless the batch is parsed already);
-    structured tests (level, service, fields) need the whole batch parsed,
-    once, cached on the batch for every other reader.
+    structured tests (level, service, fields) need every event parsed: the
+    batch whole, once, cached for every other reader, unless it is too large
+    to parse in one step (`Batch.events_between`).
     """
 
     __slots__ = ("_match", "_text", "query")
@@ -59,9 +61,7 @@ class LiveFilter:
         events = batch.cached_events
         text = self._text
         if text is None:
-            if events is None:
-                events = batch.events()
-            return [ev for ev in events[start:stop] if match(ev)]
+            return [ev for ev in batch.events_between(start, stop, PARSE_WHOLE_MAX) if match(ev)]
         texts = batch.texts
         out: list[Event] = []
         for i in range(start, stop):
