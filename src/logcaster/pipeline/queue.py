@@ -48,6 +48,11 @@ class BatchQueue:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        """The drain began: nothing more may be put."""
+        return self._closed
+
+    @property
     def full(self) -> bool:
         return self.events >= self.max_events or self.nbytes >= self.max_bytes
 

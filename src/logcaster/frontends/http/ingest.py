@@ -89,7 +89,9 @@ class IngestEndpoints:
             return _unavailable("the server is shutting down")
         except TimeoutError:
             return _unavailable("the queue is full; try again")
-        if self._draining:
+        if self._pipeline.queue.closed:
+            # A request begun before the drain is taken while the queue is open
+            # (the server's stop waits for it); after that it must not be.
             return _unavailable("the server is shutting down")
         if texts.truncated:
             self._stats.truncated += texts.truncated
