@@ -78,7 +78,7 @@ def test_a_component_added_in_one_line_is_driven_like_every_other() -> None:
         await server.start()
         try:
             ports = server.ports
-            assert set(ports) == {"ingest", "query", "probe", "probe2"}
+            assert set(ports) == {"ingest", "query", "http", "probe", "probe2"}
             assert ports["probe"] > 0
             assert await asyncio.to_thread(_ask, ports["probe"]) == b"probe\n"
             # Its counters are in STATS, summed with the same name from the other probe.
