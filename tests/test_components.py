@@ -10,9 +10,12 @@ import socket
 import pytest
 
 from logcaster.app import Server
-from logcaster.component import Counters, Endpoint, listening, server_endpoint
+from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.config import load_config
 from logcaster.exceptions import StartupError
+from logcaster.metrics.registry import Metric, Readings
+
+ANSWERS = Metric("probe_answers", "counter", "Answers a probe gave", stats="ProbeAnswers")
 
 
 class Probe:
@@ -41,8 +44,8 @@ class Probe:
     def endpoint(self) -> Endpoint | None:
         return server_endpoint(self._server) if self._server is not None else None
 
-    def counters(self) -> Counters:
-        return {"ProbeAnswers": 2}
+    def readings(self, out: Readings) -> None:
+        out.add(ANSWERS, 2)
 
     async def stop(self, deadline: float | None = None) -> None:
         self.calls.append("stop" if deadline is not None else "stop without deadline")
@@ -55,7 +58,8 @@ class Probe:
 
 
 def _server() -> Server:
-    config = load_config(None, environ={}, overrides={"ingest.port": 0, "query.port": 0})
+    overrides = {"ingest.port": 0, "query.port": 0, "http.port": 0}
+    config = load_config(None, environ={}, overrides=overrides)
     return Server(config)
 
 
