@@ -277,7 +277,11 @@ def test_serve_logs_json_lines(server_factory: ServerFactory) -> None:
         assert doc["level"] in ("debug", "info", "warning", "error"), raw
         logs.append(doc)
     by_event = {doc["event"]: doc for doc in logs}
-    assert by_event["ready"]["ports"] == {"ingest": server.ingest_port, "query": server.query_port}
+    assert by_event["ready"]["ports"] == {
+        "ingest": server.ingest_port,
+        "query": server.query_port,
+        "http": server.ports["http"],
+    }
     assert by_event["memory_cleared"]["events"] == 3
     assert "draining" in by_event
     stopped = by_event["stopped"]

@@ -10,9 +10,12 @@ import socket
 import pytest
 
 from logcaster.app import Server
-from logcaster.component import Counters, Endpoint, listening, server_endpoint
+from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.config import load_config
 from logcaster.exceptions import StartupError
+from logcaster.metrics.registry import Metric, Readings
+
+ANSWERS = Metric("probe_answers", "counter", "Answers a probe gave", stats="ProbeAnswers")
 
 
 class Probe:
@@ -41,8 +44,8 @@ class Probe:
     def endpoint(self) -> Endpoint | None:
         return server_endpoint(self._server) if self._server is not None else None
 
-    def counters(self) -> Counters:
-        return {"ProbeAnswers": 2}
+    def readings(self, out: Readings) -> None:
+        out.add(ANSWERS, 2)
 
     async def stop(self, deadline: float | None = None) -> None:
         self.calls.append("stop" if deadline is not None else "stop without deadline")
@@ -55,7 +58,8 @@ class Probe:
 
 
 def _server() -> Server:
-    config = load_config(None, environ={}, overrides={"ingest.port": 0, "query.port": 0})
+    overrides = {"ingest.port": 0, "query.port": 0, "http.port": 0}
+    config = load_config(None, environ={}, overrides=overrides)
     return Server(config)
 
 
@@ -78,7 +82,7 @@ def test_a_component_added_in_one_line_is_driven_like_every_other() -> None:
         await server.start()
         try:
             ports = server.ports
-            assert set(ports) == {"ingest", "query", "probe", "probe2"}
+            assert set(ports) == {"ingest", "query", "http", "probe", "probe2"}
             assert ports["probe"] > 0
             assert await asyncio.to_thread(_ask, ports["probe"]) == b"probe\n"
             # Its counters are in STATS, summed with the same name from the other probe.

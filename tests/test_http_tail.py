@@ -206,6 +206,8 @@ def test_a_reader_that_stops_reading_slows_nothing_and_is_told_what_it_missed(
     missed = [i for s in notices for i in range(s["first_id"], s["last_id"] + 1)]
     assert sorted(got + missed) == list(range(1, total + 1))
     assert got == sorted(set(got))
+    stats = server.stats()  # the server counted what it skipped the same way
+    assert (stats["TailSkipped"], stats["TailSubscribers"]) == (total - len(got), 1)
     slow.close()
 
 
@@ -253,7 +255,9 @@ def test_the_subscriber_cap_answers_503_and_a_disconnect_frees_a_place(
     assert third.status == 503
     assert "too many live tails" in orjson.loads(third.body)["error"]
     third.close()
+    assert server.stats()["TailSubscribers"] == 2
     first.close()  # the server notices without writing to it
+    wait_for("the unsubscribe", server.stats, lambda s: s["TailSubscribers"] == 1, timeout=5)
 
     def opened() -> int:
         tail = open_tail(port)

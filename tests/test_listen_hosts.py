@@ -40,7 +40,12 @@ def test_ingest_on_every_address_leaves_the_query_port_on_loopback(
     env = {**os.environ, "LOGCASTER_INGEST__HOST": "0.0.0.0"}
     server = server_factory("--syslog-port", "0", env=env)
     hosts = _ready(server)["hosts"]
-    assert hosts == {"ingest": ["0.0.0.0"], "syslog": ["127.0.0.1"], "query": ["127.0.0.1"]}
+    assert hosts == {
+        "ingest": ["0.0.0.0"],
+        "syslog": ["127.0.0.1"],
+        "query": ["127.0.0.1"],
+        "http": ["127.0.0.1"],
+    }
     assert _warnings(server) == []
     outward = _outward_address()
     if outward is None:
@@ -53,7 +58,11 @@ def test_ingest_on_every_address_leaves_the_query_port_on_loopback(
 
 def test_a_query_port_off_loopback_is_warned_about(server_factory: ServerFactory) -> None:
     server = server_factory("--query-host", "0.0.0.0")
-    assert _ready(server)["hosts"] == {"ingest": ["127.0.0.1"], "query": ["0.0.0.0"]}
+    assert _ready(server)["hosts"] == {
+        "ingest": ["127.0.0.1"],
+        "query": ["0.0.0.0"],
+        "http": ["127.0.0.1"],
+    }
     (warning,) = _warnings(server)
     assert warning["level"] == "warning" and warning["hosts"] == ["0.0.0.0"]
     assert "without authentication" in str(warning["reason"])

@@ -44,20 +44,20 @@ def put(queue: BatchQueue, texts: list[bytes], first_id: int = 1) -> None:
 
 def test_block_accepts_everything_and_asks_to_pause() -> None:
     _, admission, stats = setup("block")
-    kept, pause = admission.admit(lines("a", 15))
+    kept, pause = admission.admit(lines("a", 15), "tcp")
     assert len(kept) == 15 and pause  # pause once the queue reports full after the put
     assert stats.dropped == 0
 
 
 def test_drop_newest_keeps_what_fits_of_a_read() -> None:
     queue, admission, stats = setup("drop_newest")
-    kept, pause = admission.admit(lines("a", 15))
+    kept, pause = admission.admit(lines("a", 15), "tcp")
     assert kept == lines("a", 10) and not pause
     put(queue, kept)
-    kept, _ = admission.admit(lines("b", 3))
+    kept, _ = admission.admit(lines("b", 3), "tcp")
     assert kept == [] and stats.drops == {"queue_full_newest": 8}
     queue.done([queue._batches.popleft()])  # the worker took and delivered it
-    kept, _ = admission.admit(lines("c", 3))
+    kept, _ = admission.admit(lines("c", 3), "tcp")
     assert kept == lines("c", 3)
 
 
@@ -65,12 +65,12 @@ def test_drop_oldest_evicts_queued_batches_for_new_ones() -> None:
     queue, admission, stats = setup("drop_oldest")
     put(queue, lines("old", 6), 1)
     put(queue, lines("mid", 4), 7)
-    kept, pause = admission.admit(lines("new", 5))
+    kept, pause = admission.admit(lines("new", 5), "tcp")
     assert kept == lines("new", 5) and not pause
     assert stats.drops == {"queue_full_oldest": 6}  # the whole oldest batch
     assert (queue.events, [b.first_id for b in queue._batches]) == (4, [7])
     # A read larger than the whole queue keeps its newest events.
-    kept, _ = admission.admit(lines("huge", 25))
+    kept, _ = admission.admit(lines("huge", 25), "tcp")
     assert kept == lines("huge", 25)[-10:]
     assert stats.drops == {"queue_full_oldest": 6 + 4 + 15}
 
@@ -78,10 +78,10 @@ def test_drop_oldest_evicts_queued_batches_for_new_ones() -> None:
 def test_reject_refuses_a_read_that_does_not_fit() -> None:
     queue, admission, stats = setup("reject")
     put(queue, lines("a", 8))
-    kept, _ = admission.admit(lines("b", 2))
+    kept, _ = admission.admit(lines("b", 2), "tcp")
     assert kept == lines("b", 2)
     put(queue, kept, 9)
-    kept, _ = admission.admit(lines("c", 1))
+    kept, _ = admission.admit(lines("c", 1), "tcp")
     assert kept == [] and stats.drops == {"rejected": 1}
 
 
@@ -95,7 +95,7 @@ def test_sample_keeps_every_error_and_thins_the_rest_above_the_watermark() -> No
         for i in range(90)
     ]
     texts.append(b'{"level":"fatal","msg":"boom"}')
-    kept, pause = admission.admit(texts)
+    kept, pause = admission.admit(texts, "tcp")
     errors = [t for t in texts if b"[ERROR]" in t or b"fatal" in t]
     assert pause  # when still full, sample blocks rather than drop an error
     assert all(t in kept for t in errors)
@@ -106,7 +106,7 @@ def test_sample_keeps_every_error_and_thins_the_rest_above_the_watermark() -> No
 
 def test_sample_below_the_watermark_keeps_everything() -> None:
     _, admission, stats = setup("sample", 1000, high_watermark=0.8)
-    kept, _ = admission.admit(lines("a", 100))
+    kept, _ = admission.admit(lines("a", 100), "tcp")
     assert len(kept) == 100 and stats.sampled == 0
 
 

@@ -20,14 +20,19 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from logcaster.component import Component, Counters, Endpoint, add_counters, by_reason, starting
+from logcaster.component import Component, Counters, Endpoint, starting
 from logcaster.config import Config, forward_dir
 from logcaster.frontends.http.ingest import IngestEndpoints
+from logcaster.frontends.http.observe import ObserveEndpoints
 from logcaster.frontends.http.server import HttpServer
 from logcaster.frontends.http.tail import PATH as TAIL_PATH
 from logcaster.frontends.http.tail import TailEndpoints
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
+from logcaster.metrics.health import Health
+from logcaster.metrics.process import process_readings
+from logcaster.metrics.registry import Readings, stats_values
+from logcaster.metrics.tally import LevelTally
 from logcaster.pipeline.admission import Admission
 from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.pipeline import Pipeline
@@ -69,6 +74,7 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stats = Stats()
+        self.draining = False  # Server.stop began: /readyz answers 503
         pinned = config.store.max_unindexed if config.store_on else 0
         self.memory = MemorySink(config.memory.capacity, max_pinned=pinned)
         self.queue = BatchQueue(config.queue.max_events, config.queue.max_bytes)
@@ -95,9 +101,11 @@ class Server:
             )
         c.sinks["memory"] = self.memory
         # Forward groups last: they take batches into their own bounded buffer.
-        for g in config.forward:
-            group = SinkGroup(g, self.stats, forward_dir(config, g), self._durable_moved)
+        groups = [SinkGroup(g, forward_dir(config, g), self._durable_moved) for g in config.forward]
+        for group in groups:
             c.sinks[group.name] = group
+        # Events by level and service, from what memory received (metrics/tally.py).
+        c.services["tally"] = LevelTally(self.memory, config.metrics.max_services)
         self.pipeline = Pipeline(self.queue, list(c.sinks.values()), self.stats)
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
         if config.tail_sampling.enabled:
@@ -111,6 +119,19 @@ class Server:
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
+        self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
+        c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
+        self.health = Health(
+            stats=self.stats,
+            queue=self.queue,
+            high_watermark=config.queue.high_watermark,
+            local_sinks=[name for name in c.sinks if not name.startswith("forward:")],
+            failing_sinks=self.pipeline.failing,
+            groups=groups,
+            store=self.store,
+            unbound=lambda: [n for n, p in c.listeners().items() if p.endpoint is None],
+            draining=lambda: self.draining,
+        )
         self.http: HttpServer | None = None
         if config.http.enabled:
             # It takes events (so it stops with the sources, before the queue
@@ -118,8 +139,7 @@ class Server:
             self.http = c.sources["http"] = HttpServer(config.http)
             self.http.mount(IngestEndpoints(config, self.pipeline, self.stats, self.http))
             self.http.mount(TailEndpoints(config, self.broker), streams=(TAIL_PATH,))
-        self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
-        c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
+            self.http.mount(ObserveEndpoints(self.readings, self.health))
         # -----------------------------------------------------------------------------
         self.components = c
 
@@ -135,38 +155,22 @@ class Server:
         parts = self.components.listeners().items()
         return {name: part.endpoint for name, part in parts if part.endpoint is not None}
 
-    def stats_snapshot(self) -> dict[str, int | float]:
-        """STATS: the server-wide counters (the seed's Total, Dropped, Current,
-        Clients first), then every component's own, summed by name."""
-        s = self.stats
-        stats: Counters = {
-            "Total": s.received,
-            "Dropped": s.dropped,
-            "Current": self.memory.count,
-            "Clients": s.clients,
-            "Delivered": s.delivered,
-            "Sampled": s.sampled,
-            "Evicted": self.memory.evicted,
-            "Truncated": s.truncated,
-            "SinkErrors": s.sink_errors,
-            "ConnectionsRefused": sum(s.connections_refused.values()),
-            "IdleClosed": s.idle_closed,
-            "QueueEvents": self.queue.events,
-            "QueueBytes": self.queue.nbytes,
-            "QueuePeakEvents": self.queue.peak_events,
-            "QueuePeakBytes": self.queue.peak_bytes,
-            "HighWatermark": s.high_watermark,
-            "Uptime": time.time() - s.started_at,
-        }
-        sampler = self.pipeline.tail_sampler
-        if sampler is not None:
-            stats |= sampler.counters()
-        # ConnectionsRefusedMaxConnectionsPerIp, DroppedQueueFullNewest, ...
-        stats |= by_reason("ConnectionsRefused", s.connections_refused)
-        stats |= by_reason("Dropped", s.drops)
+    def readings(self) -> Readings:
+        """Every metric's value now: the one source of STATS, /api/v1/stats and
+        /metrics (metrics/registry.py)."""
+        out = Readings()
+        self.stats.readings(out)
+        self.pipeline.readings(out)
         for part in self.components.all().values():
-            add_counters(stats, part.counters())
-        return stats
+            part.readings(out)
+        self.queries.readings(out)
+        self.health.readings(out)
+        process_readings(out)
+        return out
+
+    def stats_snapshot(self) -> Counters:
+        """STATS: the seed's Total, Dropped, Current, Clients first, then the rest."""
+        return stats_values(self.readings())
 
     def reload(self, new: Config) -> None:
         """SIGHUP: apply what can change while running; name what needs a restart.
@@ -274,6 +278,7 @@ class Server:
         final acks go out and every component closes.
         """
         c = self.components
+        self.draining = True
         deadline = time.monotonic() + self.config.shutdown_timeout
         log_event(logger, logging.INFO, "draining", queued=self.queue.events)
         for source in c.sources.values():

@@ -17,9 +17,11 @@ service), then driven by the server through the same five calls, in the order
   release what is left (connections kept open for their acks, clients).
 - `endpoint`: the address a listener bound after `start` (port 0 resolved),
   None for parts that bind nothing. The `ready` log line reports them.
-- `counters()`: the part's own STATS counters. The server adds up same-named
-  counters of several parts (two forward groups' `Forwarded`), so every
-  counter is a count or an amount, never a rate or a name.
+- `readings(out)`: add the part's metrics, declared next to the code that
+  counts them, with their current values (metrics/registry.py). STATS,
+  `/api/v1/stats` and `/metrics` all show these; STATS adds up same-named
+  values of several parts (two forward groups' `Forwarded`), Prometheus keeps
+  them apart by label (`group`).
 
 Server-wide counts every part adds to (events received, dropped by reason)
 live in the one `Stats` object instead.
@@ -35,8 +37,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logcaster.exceptions import LogCasterError, StartupError
+from logcaster.metrics.registry import Readings
 
-Counters = dict[str, int | float]
+Counters = dict[str, int | float]  # STATS: name -> value (metrics/registry.stats_values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +64,7 @@ class Component(Protocol):
     @property
     def endpoint(self) -> Endpoint | None: ...
 
-    def counters(self) -> Counters: ...
-
-
-def by_reason(prefix: str, counts: dict[str, int]) -> Counters:
-    """STATS names for counts by reason, CamelCase like every STATS name:
-    ("Dropped", {"queue_full_newest": 3}) -> {"DroppedQueueFullNewest": 3}."""
-    return {prefix + reason.title().replace("_", ""): n for reason, n in sorted(counts.items())}
-
-
-def add_counters(total: Counters, more: Counters) -> None:
-    """Add `more` into `total`, summing counters of the same name."""
-    for key, value in more.items():
-        total[key] = total.get(key, 0) + value
+    def readings(self, out: Readings) -> None: ...
 
 
 def server_endpoint(server: asyncio.Server) -> Endpoint:

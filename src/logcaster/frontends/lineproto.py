@@ -18,10 +18,12 @@ from typing import Any
 
 import orjson
 
-from logcaster.component import Counters, Endpoint, listening, server_endpoint
+from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
+from logcaster.frontends.query_metrics import BusyError, Outcome, QueryMetrics, outcome_of
 from logcaster.frontends.rows import format_row
 from logcaster.log import log_event
+from logcaster.metrics.registry import Readings
 from logcaster.options import QueryConfig
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner
@@ -64,7 +66,8 @@ StatsProvider = Callable[[], dict[str, int | float]]
 
 class QueryService:
     """Executes parsed command lines: counters on the event loop, searches in
-    query threads through the planner (memory and store)."""
+    query threads through the planner (memory and store). Counts every front
+    end's queries (`observe`, frontends/query_metrics.py)."""
 
     def __init__(
         self,
@@ -80,45 +83,61 @@ class QueryService:
         # Query threads: store scans release the GIL, so two use both cores.
         self._pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="query")
         self._waiting = 0
+        self.metrics = QueryMetrics()
+
+    def observe(self, frontend: str, outcome: Outcome, seconds: float) -> None:
+        """Count one answered query request: `frontend` "line" or "http", `outcome`
+        from `query_metrics.outcome_of(exc)` ("ok", "error", "busy", "limit",
+        "timeout"), `seconds` from the request to its answer."""
+        self.metrics.observe(frontend, outcome, seconds)
+
+    def readings(self, out: Readings) -> None:
+        self.metrics.readings(out, self.planner.rows_memory, self.planner.rows_store)
 
     async def answer(self, line: str) -> str:
         """The full reply to one command line, newline-terminated (logged at debug)."""
         started = time.perf_counter()
-        reply = await self._answer(line)
+        reply, outcome = await self._answer(line)
+        seconds = time.perf_counter() - started
+        self.observe("line", outcome, seconds)
         log_event(
             logger,
             logging.DEBUG,
             "query",
             command=line.strip()[:200],
-            ms=round((time.perf_counter() - started) * 1000, 3),
+            ms=round(seconds * 1000, 3),
             answer=reply[:100].partition("\n")[0],  # "FOUND: 3 matches", "ERROR: ..."
             bytes=len(reply),
         )
         return reply
 
-    async def _answer(self, line: str) -> str:
+    async def _answer(self, line: str) -> tuple[str, Outcome]:
         try:
             command = parse_command(line, self.config)
             if command.query is None:
-                return self._execute(command)
-            return await self._search(command)
-        except UnknownCommand:
+                return self._execute(command), "ok"
+            return await self._search(command), "ok"
+        except UnknownCommand as exc:
             empty = line.strip().upper() in ("", "JSON")
             message = f"{'Empty' if empty else 'Unknown'} command. Use HELP for usage."
+            failure: Exception = exc
         except QuerySyntaxError as exc:
             message = f"Invalid query syntax: {exc}"
-        except QueryLimitError as exc:
+            failure = exc
+        except (QueryLimitError, BusyError) as exc:
             message = str(exc)
-        except Exception:
+            failure = exc
+        except Exception as exc:
             # A bug must not look like an empty answer: say so, and log it.
             logger.exception("query_failed", extra={"fields": {"command": line[:200]}})
             message = "internal error while answering the query (see the server log)"
-        return error_answer(message, asks_json(line))
+            failure = exc
+        return error_answer(message, asks_json(line)), outcome_of(failure)
 
     async def _search(self, cmd: Command) -> str:
         assert cmd.query is not None
         if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
-            return error_answer("busy: too many queries running; try again", cmd.json)
+            raise BusyError("busy: too many queries running; try again")
         snapshot = self.planner.prepare()
         self._waiting += 1
         try:
@@ -231,8 +250,8 @@ class LineQueryServer:
     def endpoint(self) -> Endpoint | None:
         return Endpoint(self.port, self.hosts) if self._server is not None else None
 
-    def counters(self) -> Counters:
-        return {}
+    def readings(self, out: Readings) -> None:
+        return None  # the query service counts the queries (QueryService.readings)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

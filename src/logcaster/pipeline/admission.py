@@ -2,8 +2,8 @@
 
 The decision is taken when a source submits, before ids are allocated, so
 the events kept from one read still get consecutive ids and a refused or
-sampled event never gets one. Every event not admitted is counted by reason
-in `Stats` and logged (at most once a second per reason). See
+sampled event never gets one. Every event not admitted is counted by
+listener and reason in `Stats` and logged (at most once a second per reason). See
 docs/overload-design.md.
 """
 
@@ -17,13 +17,12 @@ import numpy as np
 from logcaster.log import log_event
 from logcaster.options import QueueConfig
 from logcaster.parsing.levels import LevelReader
+from logcaster.pipeline.batch import EVENT_OVERHEAD
 from logcaster.pipeline.queue import BatchQueue
-from logcaster.stats import Stats
+from logcaster.stats import Stats, listener_of
 
 logger = logging.getLogger("logcaster.pipeline.admission")
 
-# A batch's weight in the queue is its bytes plus this per event (see Batch.nbytes).
-_EVENT_OVERHEAD = 40
 _LOG_EVERY_S = 1.0
 # The watermark warning re-arms once the fill is this far below it.
 _REARM = 0.9
@@ -52,8 +51,9 @@ class Admission:
         q = self.queue
         return max((q.events + extra_events) / q.max_events, (q.nbytes + extra_bytes) / q.max_bytes)
 
-    def admit(self, texts: list[bytes]) -> tuple[list[bytes], bool]:
-        """The texts to enqueue, and whether the source should pause after enqueuing them.
+    def admit(self, texts: list[bytes], listener: str) -> tuple[list[bytes], bool]:
+        """The texts `listener` offers to enqueue, and whether the source should pause
+        after enqueuing them.
 
         `block` decides nothing here (the batch's own size is summed once, by
         Batch); the others weigh the read against the room left.
@@ -62,7 +62,7 @@ class Admission:
         if policy == "block":
             return texts, True
         n = len(texts)
-        size = sum(map(len, texts)) + _EVENT_OVERHEAD * n
+        size = sum(map(len, texts)) + EVENT_OVERHEAD * n
         fill = self.fill(n, size)
         self.watch(fill)  # the demand: the queue with this read in it
         # `sample` pauses the source when the queue is full after the put.
@@ -70,23 +70,23 @@ class Admission:
             return texts, False
         if policy == "drop_newest":
             kept = _fitting(texts, self._room())
-            self.drop("queue_full_newest", n - len(kept))
+            self.drop(listener, "queue_full_newest", n - len(kept))
             return kept, False
         if policy == "reject":
-            self.drop("rejected", n)
+            self.drop(listener, "rejected", n)
             return [], False
         if policy == "drop_oldest":
-            q = self.queue
-            evicted = q.evict_oldest(n, size)
-            self.drop("queue_full_oldest", evicted)
+            # Evicted events count against the listener they came from.
+            for batch in self.queue.evict_oldest(n, size):
+                self.drop(listener_of(batch.source), "queue_full_oldest", len(batch))
             if self.fill(n, size) > 1.0:  # one read larger than the whole queue
                 kept = _fitting(texts[::-1], self._room())[::-1]
-                self.drop("queue_full_oldest", n - len(kept))
+                self.drop(listener, "queue_full_oldest", n - len(kept))
                 return kept, False
             return texts, False
-        return self._sample(texts, fill), True
+        return self._sample(texts, fill, listener), True
 
-    def _sample(self, texts: list[bytes], fill: float) -> list[bytes]:
+    def _sample(self, texts: list[bytes], fill: float, listener: str) -> list[bytes]:
         """Above the watermark: every ERROR/FATAL event and 1 in N of the others."""
         hw = self.high_watermark
         if fill <= hw or not texts:
@@ -105,7 +105,7 @@ class Admission:
         kept = [t for t, k in zip(texts, keep.tolist(), strict=True) if k]
         sampled = len(texts) - len(kept)
         if sampled:
-            self._stats.sampled += sampled
+            self._stats.sample(listener, "queue", sampled)
             self._log("sampled", sampled, one_in=every)
         return kept
 
@@ -113,10 +113,10 @@ class Admission:
         q = self.queue
         return q.max_events - q.events, q.max_bytes - q.nbytes
 
-    def drop(self, reason: str, n: int) -> None:
+    def drop(self, listener: str, reason: str, n: int) -> None:
         """Count and log (at most once a second per reason) `n` events not admitted."""
         if n > 0:
-            self._stats.drop(reason, n)
+            self._stats.drop(listener, reason, n)
             self._log(reason, n)
 
     def _log(self, reason: str, n: int, one_in: int | None = None) -> None:
@@ -162,7 +162,7 @@ def _fitting(texts: list[bytes], room: tuple[int, int]) -> list[bytes]:
     events, nbytes = room
     kept = 0
     for text in texts[: max(0, events)]:
-        nbytes -= len(text) + _EVENT_OVERHEAD
+        nbytes -= len(text) + EVENT_OVERHEAD
         if nbytes < 0:
             break
         kept += 1

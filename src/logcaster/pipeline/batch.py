@@ -14,6 +14,9 @@ from __future__ import annotations
 from logcaster.event import Event
 from logcaster.parsing.parse import parse_event
 
+# What one event weighs in the queue beyond its text (a list slot and a bytes header).
+EVENT_OVERHEAD = 40
+
 
 class Batch:
     """Event texts read together from one source, with consecutive ids.
@@ -29,8 +32,7 @@ class Batch:
         self.received_at = received_at
         self.source = source
         self.texts = texts
-        # The payload plus a per-event overhead estimate (list slot + bytes header).
-        self.nbytes = sum(map(len, texts)) + 40 * len(texts)
+        self.nbytes = sum(map(len, texts)) + EVENT_OVERHEAD * len(texts)
         self._events: list[Event] | None = None
 
     def __len__(self) -> int:

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logcaster.event import Event
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.turns import IntakeBudget
 
@@ -58,6 +59,16 @@ STEP_EVENTS = 256
 # TCP read's batch, ~40 ms at most); a larger one (an HTTP bulk request) a step
 # at a time, per reader, so no step blocks the loop for long.
 PARSE_WHOLE_MAX = 4096
+
+TAIL_SUBSCRIBERS = Metric(
+    "tail_subscribers", "gauge", "Live subscribers (SSE live tails)", stats="TailSubscribers"
+)
+TAIL_SKIPPED = Metric(
+    "tail_skipped_events",
+    "counter",
+    "Events skipped for live subscribers whose queue was full, summed over subscribers",
+    stats="TailSkipped",
+)
 
 
 class EventFilter(Protocol):
@@ -244,8 +255,9 @@ class Broker:
         """A subscriber's own work on its items (rendering), against the turn's budget."""
         self.budget.spend(seconds)
 
-    def counters(self) -> dict[str, int]:
-        return {"TailSubscribers": len(self.subscribers), "TailSkipped": self.skipped}
+    def readings(self, out: Readings) -> None:
+        out.add(TAIL_SUBSCRIBERS, len(self.subscribers))
+        out.add(TAIL_SKIPPED, self.skipped)
 
 
 class Subscription:

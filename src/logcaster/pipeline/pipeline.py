@@ -19,19 +19,25 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from logcaster.log import log_event
+from logcaster.metrics.latency import DurableLatency
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.admission import Admission
-from logcaster.pipeline.batch import Batch
+from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch
 from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
 from logcaster.pipeline.turns import IntakeBudget
 from logcaster.sinks.base import Sink
-from logcaster.stats import Stats
+from logcaster.stats import Stats, listener_of
 
 logger = logging.getLogger("logcaster.pipeline")
 
 RETRY_FIRST_S = 0.1  # backoff of a failing sink: doubling, with jitter, up to RETRY_MAX_S
 RETRY_MAX_S = 5.0
+
+SINK_UP = Metric(
+    "sink_up", "gauge", "1 while a local sink takes writes, 0 while its writes fail", ("sink",)
+)
 
 
 class Offered(NamedTuple):
@@ -59,6 +65,9 @@ class Pipeline:
         # wait_durable's futures by the id they wait for (a heap); the counter breaks ties.
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_seq = itertools.count()
+        self.latency = DurableLatency()  # receive-to-durable times (metrics/latency.py)
+        self.on_durable(self.latency.durable)
+        self.failing: set[str] = set()  # local sinks whose last write failed
 
     def submit(self, texts: list[bytes], source: str) -> bool:
         """Enqueue event texts from one source; True when the caller should pause reading.
@@ -68,27 +77,55 @@ class Pipeline:
         return self.offer(texts, source).pause
 
     def offer(self, texts: list[bytes], source: str) -> Offered:
-        """`submit`, also saying whether the `reject` policy refused the texts."""
-        self._stats.received += len(texts)
+        """`submit`, also saying whether the `reject` policy refused the texts.
+
+        Counted per call, by listener (stats.py): received, bytes, accepted.
+        """
+        listener = listener_of(source)
+        n = len(texts)
         admission = self.admission
         if admission is None:
-            return Offered(self.queue.put(self._batch(texts, source)), kept=len(texts))
-        kept, pause = admission.admit(texts)
+            batch = self._batch(texts, source)
+            self._stats.offered(listener, n, batch.nbytes - EVENT_OVERHEAD * n, n)
+            return Offered(self.queue.put(batch), kept=n)
+        kept, pause = admission.admit(texts, listener)
         if not kept:
+            self._stats.offered(listener, n, sum(map(len, texts)), 0)
             return Offered(False, refused=bool(texts) and admission.rejects)
-        full = self.queue.put(self._batch(kept, source))
+        batch = self._batch(kept, source)
+        # The batch summed its texts' sizes already; a policy that cut some has to
+        # sum them again (overload only).
+        k = len(kept)
+        nbytes = batch.nbytes - EVENT_OVERHEAD * k if kept is texts else sum(map(len, texts))
+        self._stats.offered(listener, n, nbytes, k)
+        full = self.queue.put(batch)
         if admission.policy == "block":
             admission.watch()  # the other policies weighed the read's demand already
-        return Offered(full and pause, kept=len(kept))
+        return Offered(full and pause, kept=k)
 
-    def discard(self, n: int, reason: str) -> None:
-        """A source saw `n` events it cannot offer (UDP past its bound): they count
-        in `received` like every other, and as dropped by `reason`."""
-        self._stats.received += n
+    def discard(self, texts: list[bytes], source: str, reason: str) -> None:
+        """A source has `texts` it cannot offer (UDP past its bound): they count as
+        received like every other, and as dropped by `reason`."""
+        listener = listener_of(source)
+        n = len(texts)
+        self._stats.offered(listener, n, sum(map(len, texts)), 0)
         if self.admission is not None:
-            self.admission.drop(reason, n)
+            self.admission.drop(listener, reason, n)
         else:
-            self._stats.drop(reason, n)
+            self._stats.drop(listener, reason, n)
+
+    def readings(self, out: Readings) -> None:
+        """The queue's, tail sampling's, the local sinks' and the live fan-out's
+        metrics, and the processing-time histogram."""
+        self.queue.readings(out)
+        if self.tail_sampler is not None:
+            self.tail_sampler.readings(out)
+        for sink in self._sinks:
+            if not sink.name.startswith("forward:"):  # a group reports its own sinks
+                out.add(SINK_UP, int(sink.name not in self.failing), sink.name)
+        self.latency.readings(out)
+        if self.broker is not None:
+            self.broker.readings(out)
 
     def _batch(self, texts: list[bytes], source: str) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed
@@ -193,6 +230,7 @@ class Pipeline:
         events = sum(map(len, batches))
         self._stats.delivered += events
         self._delivered_through = batches[-1].last_id
+        self.latency.delivered(batches)
         broker = self.broker
         if broker is not None and broker.subscribers:
             broker.publish(batches, events)  # after the memory ring took them: broker.py
@@ -211,7 +249,8 @@ class Pipeline:
                 await sink.write(batches)
             except Exception as exc:
                 failures += 1
-                self._stats.sink_errors += 1
+                self._stats.sink_error(sink.name)
+                self.failing.add(sink.name)
                 if failures == 1 or failures % 10 == 0:
                     log_event(
                         logger,
@@ -226,6 +265,7 @@ class Pipeline:
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             if failures:
+                self.failing.discard(sink.name)
                 log_event(logger, logging.WARNING, "sink_recovered", sink=sink.name, after=failures)
             return
 

@@ -14,7 +14,25 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.batch import Batch
+
+QUEUE_EVENTS = Metric("queue_events", "gauge", "Events in the queue", stats="QueueEvents")
+QUEUE_BYTES = Metric(
+    "queue_bytes", "gauge", "Bytes in the queue (texts + 40 per event)", stats="QueueBytes"
+)
+QUEUE_PEAK_EVENTS = Metric(
+    "queue_peak_events", "gauge", "Most events the queue held", stats="QueuePeakEvents"
+)
+QUEUE_PEAK_BYTES = Metric(
+    "queue_peak_bytes", "gauge", "Most bytes the queue held", stats="QueuePeakBytes"
+)
+QUEUE_CAPACITY_EVENTS = Metric(
+    "queue_capacity_events", "gauge", "The queue's bound in events (queue.max_events)"
+)
+QUEUE_CAPACITY_BYTES = Metric(
+    "queue_capacity_bytes", "gauge", "The queue's bound in bytes (queue.max_bytes)"
+)
 
 # Resume paused sources once the queue is below this fraction of its bounds:
 # resuming at the high mark would pause and resume on every batch.
@@ -47,6 +65,24 @@ class BatchQueue:
         self._space_waiters: list[Callable[[], None]] = []
         self._closed = False
 
+    def readings(self, out: Readings) -> None:
+        out.add(QUEUE_EVENTS, self.events)
+        out.add(QUEUE_BYTES, self.nbytes)
+        out.add(QUEUE_PEAK_EVENTS, self.peak_events)
+        out.add(QUEUE_PEAK_BYTES, self.peak_bytes)
+        out.add(QUEUE_CAPACITY_EVENTS, self.max_events)
+        out.add(QUEUE_CAPACITY_BYTES, self.max_bytes)
+
+    @property
+    def fill(self) -> float:
+        """The fuller of the two bounds, as a fraction (it may pass 1 by one read)."""
+        return max(self.events / self.max_events, self.nbytes / self.max_bytes)
+
+    @property
+    def closed(self) -> bool:
+        """The drain began: nothing more may be put."""
+        return self._closed
+
     @property
     def full(self) -> bool:
         return self.events >= self.max_events or self.nbytes >= self.max_bytes
@@ -63,13 +99,13 @@ class BatchQueue:
         self._nonempty.set()
         return self.full
 
-    def evict_oldest(self, events: int, nbytes: int) -> int:
+    def evict_oldest(self, events: int, nbytes: int) -> list[Batch]:
         """Drop the oldest queued batches until `events`/`nbytes` more fit (drop_oldest).
 
-        Only batches the worker has not taken yet; returns the events evicted
+        Only batches the worker has not taken yet; returns the batches evicted
         (their ids become gaps).
         """
-        evicted = 0
+        evicted: list[Batch] = []
         ring = self._batches
         while ring and (
             self.events + events > self.max_events or self.nbytes + nbytes > self.max_bytes
@@ -77,7 +113,7 @@ class BatchQueue:
             batch = ring.popleft()
             self.events -= len(batch)
             self.nbytes -= batch.nbytes
-            evicted += len(batch)
+            evicted.append(batch)
         return evicted
 
     def on_space(self, callback: Callable[[], None]) -> None:

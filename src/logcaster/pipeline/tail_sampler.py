@@ -20,15 +20,36 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from logcaster.component import Counters
 from logcaster.event import Event
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.options import TailSamplingConfig
 from logcaster.pipeline.batch import Batch
-from logcaster.stats import Stats
+from logcaster.stats import Stats, listener_of
 
 KEEP_REASONS = ("error", "slow", "route", "rate")
 _ERRORS = frozenset({"ERROR", "FATAL"})
 _MAX_DECIDED = 1 << 20  # decisions remembered for late events, oldest forgotten first
+
+HELD = Metric("tail_sampling_held_events", "gauge", "Events tail sampling holds", stats="TailHeld")
+KEEP_RATE = Metric(
+    "tail_sampling_keep_ratio",
+    "gauge",
+    "The keep rate p of normal requests now (lowered under pressure)",
+    stats="TailKeepRate",
+)
+ESTIMATED = Metric(
+    "tail_sampling_estimated_events",
+    "gauge",
+    "Events tail sampling saw, estimated from what it kept (each kept event weighs 1/p)",
+    stats="TailEstimatedEvents",
+)
+DECISIONS = Metric(
+    "tail_sampling_events",
+    "counter",
+    "Events tail sampling released, by decision: kept_<reason> or sampled",
+    ("decision",),
+    stats_by=("decision", "Tail"),
+)
 
 
 def key_hash(key: str) -> float:
@@ -60,18 +81,16 @@ class TailSampler:
         self._kept_at: dict[str, float] = {}
         self.released_through = 0  # the last id released (kept or sampled away)
 
-    def counters(self) -> Counters:
-        """STATS: what it holds, its keep rate now, its estimate, events by decision."""
-        counters: Counters = {
-            "TailHeld": self.held_events,
-            "TailKeepRate": self.rate,  # p now (lowered under pressure)
-            "TailEstimatedEvents": round(self.estimated),  # sum of 1/p over kept
+    def readings(self, out: Readings) -> None:
+        """What it holds, its keep rate now, its estimate, events by decision."""
+        out.add(HELD, self.held_events)
+        out.add(KEEP_RATE, self.rate)
+        out.add(ESTIMATED, round(self.estimated))
+        # STATS TailKeptError, TailKeptSlow, ..., and TailSampled
+        decisions = {
+            d if d == "sampled" else "kept_" + d: n for d, n in sorted(self._stats.tail.items())
         }
-        for decision, n in sorted(self._stats.tail.items()):
-            # TailKeptError, TailKeptSlow, ..., and TailSampled
-            name = "Sampled" if decision == "sampled" else "Kept" + decision.title()
-            counters["Tail" + name] = n
-        return counters
+        out.each(DECISIONS, decisions)
 
     # ---- decisions ---------------------------------------------------------------
     def _key(self, ev: Event) -> str | None:
@@ -167,11 +186,11 @@ class TailSampler:
                 stats.tail[reason] = stats.tail.get(reason, 0) + 1
                 keep.append(True)
             else:
-                stats.sampled += 1
                 stats.tail["sampled"] = stats.tail.get("sampled", 0) + 1
                 keep.append(False)
         if all(keep):
             return [batch]
+        stats.sample(listener_of(batch.source), "tail", keep.count(False))
         runs: list[Batch] = []
         i, n = 0, len(events)
         while i < n:

@@ -16,10 +16,15 @@ as the bar to beat (store/order.py), and the two are merged, then cut to
 `FOUND` has one rule for every source: exact up to `max_count` matches (the
 query's, else `query.max_count`), then `max_count+` (`capped`). The store
 counts only what is still needed to tell (max_count + 1 minus memory's count).
+
+It counts the rows it returns by where they came from (`rows_memory`,
+`rows_store`): the memory ring is the cache in front of the store, and
+/metrics shows the share it answered (`logcaster_cache_hit_ratio`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +69,9 @@ class Planner:
         self.config = config
         self.memory = memory
         self.store = store
+        self.rows_memory = 0  # rows returned from the memory ring, all time
+        self.rows_store = 0  # rows returned from the store
+        self._rows_lock = threading.Lock()  # queries run in several threads
 
     def prepare(self) -> Snapshot:
         """On the event loop: what this query sees, fixed at its start."""
@@ -149,6 +157,12 @@ class Planner:
         oldest = snap.oldest_memory_id
         if use_store and oldest is not None and oldest > snap.high_water + 1:
             answer.unindexed = (snap.high_water + 1, oldest - 1)
+        # The split is by id: with the store, memory answered the ids above S.
+        split = snap.high_water if use_store else 0
+        from_memory = sum(1 for ev in answer.rows if ev.id > split)
+        with self._rows_lock:
+            self.rows_memory += from_memory
+            self.rows_store += len(answer.rows) - from_memory
         return answer
 
 

@@ -24,9 +24,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from logcaster.component import Counters
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
+from logcaster.metrics.registry import Readings
 from logcaster.options import PersistConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.segments import SegmentWriter
@@ -271,8 +271,8 @@ class FileSink:
     async def close(self) -> None:
         return None
 
-    def counters(self) -> Counters:
-        return {}
+    def readings(self, out: Readings) -> None:
+        return None  # its write failures are the pipeline's to count (sink_errors)
 
 
 def _segment_blocks(path: Path) -> Iterator[StoredBatch]:

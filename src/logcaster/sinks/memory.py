@@ -23,11 +23,25 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from logcaster.component import Counters
 from logcaster.event import Event
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.batch import Batch
 
 _NO_FLOOR = 1 << 62  # no store: every event may be evicted
+
+CURRENT = Metric(
+    "memory_events",
+    "gauge",
+    "Events in the memory buffer (COUNT; CLEAR empties it)",
+    stats="Current",
+)
+EVICTED = Metric(
+    "memory_evicted_events",
+    "counter",
+    "Events the memory buffer evicted for newer ones",
+    stats="Evicted",
+)
+CAPACITY = Metric("memory_capacity_events", "gauge", "The memory buffer's size (memory.capacity)")
 
 
 class MemorySink:
@@ -58,9 +72,10 @@ class MemorySink:
     async def close(self) -> None:
         return None
 
-    def counters(self) -> Counters:
-        # Its counts are STATS' headline ones (Current, Evicted): app.py places them.
-        return {}
+    def readings(self, out: Readings) -> None:
+        out.add(CURRENT, self.count)
+        out.add(EVICTED, self.evicted)
+        out.add(CAPACITY, self.capacity)
 
     @property
     def last_id(self) -> int:

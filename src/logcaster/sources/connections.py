@@ -4,9 +4,9 @@ A connection costs a file descriptor and its framer state, so thousands of idle
 or abandoned ones (a flood, a leaking client) must not pile up: past
 `ingest.max_connections` in all, or `ingest.max_connections_per_ip` from one
 peer address, a new connection is closed at once; one idle for
-`ingest.idle_timeout` is closed by the listener's sweep. Each is counted in
-STATS and logged, at most once a second per reason (with the count since the
-last line), so a connection flood does not become a log flood.
+`ingest.idle_timeout` is closed by the listener's sweep. Each is counted
+(STATS, /metrics) and logged, at most once a second per reason (with the count
+since the last line), so a connection flood does not become a log flood.
 """
 
 from __future__ import annotations
@@ -16,10 +16,31 @@ import resource
 import time
 
 from logcaster.log import log_event
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.options import IngestConfig
-from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.connections")
+
+# The stream listeners' metrics (tcp, syslog-tcp); the HTTP listener's are twins
+# (frontends/http/server.py): one family, another STATS name.
+CONNECTIONS = Metric(
+    "connections", "gauge", "Open connections, by listener", ("listener",), stats="Clients"
+)
+REFUSED = Metric(
+    "connections_refused",
+    "counter",
+    "Connections closed at once over a connection cap, by listener and reason",
+    ("listener", "reason"),
+    stats="ConnectionsRefused",
+    stats_by=("reason", "ConnectionsRefused"),
+)
+IDLE_CLOSED = Metric(
+    "idle_closed_connections",
+    "counter",
+    "Connections closed after ingest.idle_timeout without data",
+    ("listener",),
+    stats="IdleClosed",
+)
 
 _LOG_EVERY_S = 1.0
 # Descriptors beyond the connections: listeners, segment files, the indexer's pipes.
@@ -31,23 +52,29 @@ class ConnectionLimits:
         "_logged",
         "_name",
         "_per_ip",
-        "_stats",
         "_unlogged",
+        "idle_closed",
         "idle_timeout",
         "max_per_ip",
         "max_total",
         "open",
+        "refused",
     )
 
-    def __init__(self, name: str, config: IngestConfig, stats: Stats) -> None:
+    def __init__(self, name: str, config: IngestConfig) -> None:
         self._name = name
-        self._stats = stats
+        self.refused: dict[str, int] = {}  # connections refused, by reason
+        self.idle_closed = 0
         self.max_total = config.max_connections
         self.max_per_ip = config.max_connections_per_ip  # 0: no per-address cap
         self.idle_timeout = config.idle_timeout  # 0: never closed for idleness
         self._per_ip: dict[str, int] = {}
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+
+    def readings(self, out: Readings) -> None:
+        out.each(REFUSED, dict(sorted(self.refused.items())), self._name)
+        out.add(IDLE_CLOSED, self.idle_closed, self._name)
 
     def check_fd_limit(self) -> None:
         """Raise the open-files soft limit toward the cap (as far as the hard limit
@@ -98,12 +125,11 @@ class ConnectionLimits:
             self._per_ip.pop(ip, None)
 
     def closed_idle(self, ip: str) -> None:
-        self._stats.idle_closed += 1
+        self.idle_closed += 1
         self._log("idle_timeout", ip, "connection_closed_idle", idle_timeout=self.idle_timeout)
 
     def _note(self, reason: str, ip: str) -> None:
-        refused = self._stats.connections_refused
-        refused[reason] = refused.get(reason, 0) + 1
+        self.refused[reason] = self.refused.get(reason, 0) + 1
         self._log(reason, ip, "connection_refused")
 
     def _log(self, reason: str, ip: str, event: str, idle_timeout: float | None = None) -> None:

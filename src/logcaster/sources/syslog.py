@@ -18,14 +18,17 @@ import asyncio
 import logging
 import re
 
-from logcaster.component import Counters, Endpoint, listening
+from logcaster.component import Endpoint, listening
 from logcaster.config import Config
+from logcaster.metrics.registry import Readings
 from logcaster.pipeline.framing import TRUNCATION_MARK
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.sources.tcp import StreamIngestServer
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.syslog")
+
+UDP_SOURCE = "syslog-udp"  # datagrams' source (and listener label); TCP's is syslog-tcp:ip:port
 
 # Longest octet count prefix we accept ("1048576 " is 8 bytes).
 _MAX_COUNT_DIGITS = 9
@@ -152,7 +155,7 @@ class _SyslogDatagrams(asyncio.DatagramProtocol):
         if not message:
             return
         if len(message) > self._listener.max_bytes:
-            self._listener.stats.truncated += 1
+            self._listener.stats.truncate(UDP_SOURCE, 1)
             message = message[: self._listener.max_bytes - len(TRUNCATION_MARK)] + TRUNCATION_MARK
         self._pending.append(message)
         if not self._scheduled:
@@ -206,17 +209,17 @@ class SyslogListener:
     def endpoint(self) -> Endpoint | None:
         return self.tcp.endpoint
 
-    def counters(self) -> Counters:
-        return {}
+    def readings(self, out: Readings) -> None:
+        self.tcp.readings(out)  # UDP has no connections; its drops are the pipeline's
 
     def submit_datagrams(self, texts: list[bytes]) -> None:
         queue = self._pipeline.queue
         # UDP cannot push back. Past twice the queue's bounds the datagrams are
         # dropped and counted rather than let memory grow without limit.
         if queue.events >= 2 * queue.max_events or queue.nbytes >= 2 * queue.max_bytes:
-            self._pipeline.discard(len(texts), "udp_queue_full")
+            self._pipeline.discard(texts, UDP_SOURCE, "udp_queue_full")
             return
-        self._pipeline.submit(texts, "syslog-udp")
+        self._pipeline.submit(texts, UDP_SOURCE)
 
     async def stop(self, deadline: float | None = None) -> None:
         if self._udp_protocol is not None:

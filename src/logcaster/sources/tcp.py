@@ -16,13 +16,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-from logcaster.component import Counters, Endpoint, listening, server_endpoint
+from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.config import Config
 from logcaster.log import log_event
+from logcaster.metrics.registry import Readings
 from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
-from logcaster.sources.connections import ConnectionLimits
+from logcaster.sources.connections import CONNECTIONS, ConnectionLimits
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.tcp")
@@ -91,7 +92,6 @@ class StreamConnection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self._source = f"{server.name}:{peer[0]}:{peer[1]}"
         server.connections.add(self)
-        server.stats.clients += 1
         log_event(logger, logging.DEBUG, "connection_opened", peer=self._source)
 
     def data_received(self, data: bytes) -> None:
@@ -175,7 +175,7 @@ class StreamConnection(asyncio.Protocol):
     def _submit(self, texts: list[bytes]) -> None:
         framer = self._framer
         if framer.truncated != self._truncated:
-            self._server.stats.truncated += framer.truncated - self._truncated
+            self._server.stats.truncate(self._server.name, framer.truncated - self._truncated)
             self._truncated = framer.truncated
         pipeline = self._server.pipeline
         offered = pipeline.offer(texts, self._source)
@@ -329,7 +329,6 @@ class StreamConnection(asyncio.Protocol):
             self._record_progress()
         server = self._server
         server.connections.discard(self)
-        server.stats.clients -= 1
         log_event(
             logger,
             logging.DEBUG,
@@ -389,7 +388,7 @@ class StreamIngestServer:
         self.stats = stats
         self.make_framer = make_framer
         self.acks = acks
-        self.limits = ConnectionLimits(name, config.ingest, stats)
+        self.limits = ConnectionLimits(name, config.ingest)
         self._idle = config.multiline.idle_timeout
         self.connections: set[StreamConnection] = set()
         # Ack connections kept open after `stop` until `close`, for their last acks.
@@ -430,9 +429,9 @@ class StreamIngestServer:
     def endpoint(self) -> Endpoint | None:
         return Endpoint(self.port, self.hosts) if self._server is not None else None
 
-    def counters(self) -> Counters:
-        # Its counts (Clients, ConnectionsRefused, IdleClosed) are server-wide, in Stats.
-        return {}
+    def readings(self, out: Readings) -> None:
+        out.add(CONNECTIONS, len(self.connections), self.name)
+        self.limits.readings(out)
 
     async def stop(self, deadline: float | None = None) -> None:
         """Stop accepting, then end every connection, flushing what was already read."""

@@ -13,7 +13,11 @@ is in the store within about that delay, and `StoreLag` reaches 0 when idle.
 Failures: the indexer exits or crashes -> logged, restarted with backoff
 (0.5 s doubling to 30 s, reset after a minute of health); `S` waits
 meanwhile and memory holds the newer events up to `store.max_unindexed`.
-The server exits -> the indexer reads EOF and exits.
+The server exits -> the indexer reads EOF and exits. The store is *failing*
+(`failing`, which /readyz reports) when the indexer exited
+`FAILING_RESTARTS` times within `FAILING_WITHIN_S` and has not run for
+`HEALTHY_AFTER_S` since, or when durable events wait unindexed and `S` has
+not moved for `STALLED_S`.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ import contextlib
 import logging
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
-from logcaster.component import Counters
 from logcaster.config import Config
 from logcaster.log import log_event
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.segments.lock import DataDirLock, DataDirLocked
 from logcaster.segments.names import ACTIVE_NAME, parse_segment_name
 from logcaster.sinks.memory import MemorySink
@@ -41,6 +46,30 @@ RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
 HEALTHY_AFTER_S = 60.0
 STOP_WAIT_S = 5.0
+FAILING_RESTARTS = 3  # indexer exits within FAILING_WITHIN_S that make the store failing
+FAILING_WITHIN_S = 300.0
+# Unindexed durable events and no progress this long: failing. Generous: one
+# request may index a large backlog (a rebuild) before it answers.
+STALLED_S = 120.0
+
+INDEXED = Metric(
+    "store_indexed_id",
+    "gauge",
+    "The store's high-water id: every stored event up to it is indexed",
+    stats="StoreIndexed",
+)
+LAG = Metric(
+    "store_lag_events", "gauge", "Durable events the store has not indexed yet", stats="StoreLag"
+)
+RESTARTS = Metric(
+    "store_indexer_restarts",
+    "counter",
+    "Times the indexer process exited and was restarted",
+    stats="IndexerRestarts",
+)
+FAILING = Metric(
+    "store_failing", "gauge", "1 while the store is failing (indexer restarting or stalled)"
+)
 
 
 class Store:
@@ -65,6 +94,8 @@ class Store:
         self.reader = StoreReader(self.directory, threads=config.store.threads)
         self.high_water = 0
         self.restarts = 0
+        self._exits: deque[float] = deque(maxlen=FAILING_RESTARTS)  # monotonic times
+        self._behind_since: float | None = None  # unindexed events, no progress since
         self._durable = 0
         self._sent = -1  # the durable id last asked of this indexer process
         self._in_flight = False
@@ -96,6 +127,8 @@ class Store:
     async def start(self) -> None:
         """Run the indexer (once the file sink's segments are verified)."""
         self.memory.set_floor(self.high_water)
+        if self.lag > 0:
+            self._behind_since = time.monotonic()
         self._task = asyncio.create_task(self._supervise(self._verified), name="store-indexer")
 
     @property
@@ -103,9 +136,27 @@ class Store:
         """Durable events not yet indexed."""
         return max(0, self._durable - self.high_water)
 
+    @property
+    def failing(self) -> str | None:
+        """Why the store is failing (module docstring), or None."""
+        now = time.monotonic()
+        exits = self._exits
+        if (
+            len(exits) == FAILING_RESTARTS
+            and exits[-1] - exits[0] < FAILING_WITHIN_S
+            and now - exits[-1] < HEALTHY_AFTER_S
+        ):
+            return f"the indexer exited {len(exits)} times within {FAILING_WITHIN_S:g} s"
+        since = self._behind_since
+        if since is not None and self.lag > 0 and now - since > STALLED_S:
+            return f"{self.lag} events wait for the indexer, no progress for {now - since:.0f} s"
+        return None
+
     def durable_moved(self, durable_id: int) -> None:
         """Pipeline listener: more events are durable; ask the indexer for them."""
         self._durable = max(self._durable, durable_id)
+        if self._behind_since is None and self.lag > 0:
+            self._behind_since = time.monotonic()
         self._request()
         self._arm_tail()
 
@@ -162,6 +213,7 @@ class Store:
             if mark > self.high_water:
                 self.high_water = mark
                 self.memory.set_floor(mark)
+                self._behind_since = time.monotonic() if self.lag > 0 else None
         self._in_flight = False
         self._request()
         self._arm_tail()
@@ -176,6 +228,7 @@ class Store:
             if self._stopping:
                 return
             self.restarts += 1
+            self._exits.append(time.monotonic())
             if time.monotonic() - started > HEALTHY_AFTER_S:
                 delay = RESTART_FIRST_S
             log_event(
@@ -213,12 +266,11 @@ class Store:
             self._proc = None
         return await proc.wait()
 
-    def counters(self) -> Counters:
-        return {
-            "StoreIndexed": self.high_water,
-            "StoreLag": self.lag,
-            "IndexerRestarts": self.restarts,
-        }
+    def readings(self, out: Readings) -> None:
+        out.add(INDEXED, self.high_water)
+        out.add(LAG, self.lag)
+        out.add(RESTARTS, self.restarts)
+        out.add(FAILING, int(self.failing is not None))
 
     async def close(self) -> None:
         return None

@@ -33,6 +33,7 @@ from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.stats import Stats
 
+LISTENER = "http"  # the source's name before ':' (stats.listener_of)
 RETRY_AFTER_S = "1"
 EARLY_S = 0.05
 # A rate limiter (the security issue's): the seconds to wait before retrying, or None.
@@ -89,10 +90,12 @@ class IngestEndpoints:
             return _unavailable("the server is shutting down")
         except TimeoutError:
             return _unavailable("the queue is full; try again")
-        if self._draining:
+        if self._pipeline.queue.closed:
+            # A request begun before the drain is taken while the queue is open
+            # (the server's stop waits for it); after that it must not be.
             return _unavailable("the server is shutting down")
         if texts.truncated:
-            self._stats.truncated += texts.truncated
+            self._stats.truncate(LISTENER, texts.truncated)
         offered = self._pipeline.offer(texts.texts, _source(request))
         if offered.refused:
             return _unavailable("the queue is full (queue.policy reject); try again")
@@ -149,7 +152,7 @@ def _asks_ack(request: web.Request) -> bool:
 
 def _source(request: web.Request) -> str:
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    return f"http:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "http"
+    return f"{LISTENER}:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else LISTENER
 
 
 def _unavailable(reason: str) -> web.Response:

@@ -9,8 +9,8 @@
 - Anything else (`text/plain`, none, curl's form default): text lines, framed
   and grouped (stack traces) exactly like a TCP connection's.
 
-An object becomes its JSON text, parsed later like a JSON line on TCP (SPEC
-§3); NDJSON lines are kept as sent. Validation is one orjson call over the
+An object becomes its JSON text on one line, parsed later like a JSON line
+on TCP (SPEC §3); NDJSON lines are kept as sent. Validation is one orjson call over the
 whole body where it can be: an NDJSON body is checked as one JSON array, and
 only a failure walks it line by line to name the first bad line. A text over
 `ingest.max_line_bytes` is cut and marked `...`, as on TCP.
@@ -67,7 +67,7 @@ def _json(body: bytes, max_line: int) -> Texts:
             return _ndjson(body, max_line)  # NDJSON sent as application/json
         raise BodyError(400, f"invalid JSON: {exc}") from exc
     if isinstance(doc, dict):
-        return _fit([body.strip()], max_line)
+        return _fit([orjson.dumps(doc)], max_line)  # one line, even if sent pretty-printed
     if not isinstance(doc, list):
         raise BodyError(400, "expected a JSON object or an array of objects and strings")
     texts: list[bytes] = []

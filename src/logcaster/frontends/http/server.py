@@ -33,9 +33,11 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from logcaster.component import Counters, Endpoint, listening, server_endpoint
+from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.log import log_event
+from logcaster.metrics.registry import Readings
 from logcaster.options import HttpConfig
+from logcaster.sources.connections import CONNECTIONS, REFUSED
 
 logger = logging.getLogger("logcaster.frontends.http")
 
@@ -46,6 +48,10 @@ STREAM_KEY = web.AppKey("streams", set[str])
 # A request the drain must not wait for (waiting for acks): the handler sets it.
 PARKED = "logcaster.parked"
 CLOSE_WAIT_S = 2.0  # close(): how long answered-but-unsent acks may take to go out
+LISTENER = "http"
+# The stream listeners' families, under the HTTP listener's own STATS names.
+HTTP_CONNECTIONS = CONNECTIONS.also("HttpConnections")
+HTTP_REFUSED = REFUSED.also("HttpConnectionsRefused")
 
 
 class Endpoints(Protocol):
@@ -147,10 +153,11 @@ class HttpServer:
     def endpoint(self) -> Endpoint | None:
         return Endpoint(self.port, self.hosts) if self._server is not None else None
 
-    def counters(self) -> Counters:
+    def readings(self, out: Readings) -> None:
         runner = self._runner
         open_now = len(runner.server.connections) if runner and runner.server else 0
-        return {"HttpConnections": open_now, "HttpConnectionsRefused": self.refused}
+        out.add(HTTP_CONNECTIONS, open_now, LISTENER)
+        out.add(HTTP_REFUSED, self.refused, LISTENER, "max_connections")
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -47,8 +47,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from logcaster.component import Counters, by_reason
 from logcaster.log import error_text, log_event
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.options import ForwardGroupConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.sinks.forward.chunks import Outbox, batches_after
@@ -57,9 +57,57 @@ from logcaster.sinks.forward.group_spool import GroupSpool
 from logcaster.sinks.forward.members import Members
 from logcaster.sinks.forward.sender import Sender
 from logcaster.sinks.forward.spool import Spool
-from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sinks.group")
+
+_GROUP = ("group",)
+FORWARDED = Metric(
+    "forward_events", "counter", "Events a forward group delivered", _GROUP, stats="Forwarded"
+)
+FORWARD_DROPPED = Metric(
+    "forward_dropped_events",
+    "counter",
+    # Not part of events_dropped: Total = Delivered + queued + Dropped + Sampled holds.
+    "Events a forward group lost after taking them (a spool or dead-letter bound)",
+    ("group", "reason"),
+    stats="ForwardDropped",
+    stats_by=("reason", "ForwardDropped"),
+)
+BUFFERED = Metric(
+    "forward_buffered_events",
+    "gauge",
+    "Events a forward group holds in memory (outbox and chunks in flight)",
+    _GROUP,
+    stats="ForwardBuffered",
+)
+RETRIED = Metric(
+    "forward_retried_events",
+    "counter",
+    "Events a forward group sent again after an attempt failed",
+    _GROUP,
+    stats="ForwardRetried",
+)
+SPOOL_EVENTS = Metric(
+    "forward_spool_events",
+    "gauge",
+    "Events in a forward group's disk spool",
+    _GROUP,
+    stats="Spooled",
+)
+SPOOL_BYTES = Metric(
+    "forward_spool_bytes",
+    "gauge",
+    "Bytes of a forward group's disk spool",
+    _GROUP,
+    stats="SpoolBytes",
+)
+DEAD_LETTERED = Metric(
+    "forward_dead_lettered_events",
+    "counter",
+    "Events a forward sink refused for good, written to the dead-letter file",
+    _GROUP,
+    stats="DeadLettered",
+)
 
 
 class SinkGroup:
@@ -68,7 +116,6 @@ class SinkGroup:
     def __init__(
         self,
         config: ForwardGroupConfig,
-        stats: Stats,
         directory: Path | None = None,
         on_durable: Callable[[], None] | None = None,
     ) -> None:
@@ -78,7 +125,7 @@ class SinkGroup:
         self.endpoint = None
         self._directory = directory
         self._on_durable = on_durable
-        self._members = Members(config, stats)
+        self._members = Members(config)
         self.members = self._members.all
         self._outbox = Outbox(config.buffer_events)
         # counters, for STATS (the sender counts)
@@ -119,23 +166,22 @@ class SinkGroup:
         """Events in memory: the outbox and chunks not yet resolved."""
         return self._sender.buffered
 
-    def counters(self) -> Counters:
+    @property
+    def sinks_up(self) -> int:
+        """Sinks whose breaker is closed; the group is healthy with `min_success` up."""
+        return self._members.up
+
+    def readings(self, out: Readings) -> None:
+        name = self.config.name
         spool = self.spool
-        members = self.members
-        return {
-            "Forwarded": self.delivered,
-            # Lost after delivery (a spool or dead-letter bound): not part of Dropped,
-            # so Total = Delivered + queued + Dropped + Sampled holds with groups too.
-            "ForwardDropped": sum(self.drops.values()),
-            **by_reason("ForwardDropped", self.drops),
-            "ForwardBuffered": self.buffered,
-            "ForwardRetried": self.retried,
-            "Spooled": spool.events if spool is not None else 0,
-            "SpoolBytes": spool.nbytes if spool is not None else 0,
-            "DeadLettered": self.dead_lettered,
-            "BreakerOpens": sum(m.breaker.opens for m in members),
-            "SinksDown": sum(m.breaker.state != "closed" for m in members),
-        }
+        out.add(FORWARDED, self.delivered, name)
+        out.each(FORWARD_DROPPED, dict(sorted(self.drops.items())), name)
+        out.add(BUFFERED, self.buffered, name)
+        out.add(RETRIED, self.retried, name)
+        out.add(SPOOL_EVENTS, spool.events if spool is not None else 0, name)
+        out.add(SPOOL_BYTES, spool.nbytes if spool is not None else 0, name)
+        out.add(DEAD_LETTERED, self.dead_lettered, name)
+        self._members.readings(out)
 
     def forward_drop(self, reason: str, n: int) -> None:
         """`n` delivered events lost here (a spool or dead-letter bound)."""

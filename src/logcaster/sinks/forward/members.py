@@ -17,14 +17,55 @@ import logging
 from dataclasses import dataclass
 
 from logcaster.log import log_event
+from logcaster.metrics.registry import Metric, Readings
 from logcaster.options import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.sinks.forward.chunks import Chunk
-from logcaster.sinks.forward.resilience import Breaker
+from logcaster.sinks.forward.resilience import BREAKER_STATES, Breaker
 from logcaster.sinks.forward.transports import ForwardSink, Rejection, open_forward
-from logcaster.stats import Stats
 
 # A group's events keep the group's logger, whichever of its modules logs them.
 logger = logging.getLogger("logcaster.sinks.group")
+
+_SINK = ("group", "sink")
+SINK_EVENTS = Metric(
+    "forward_sink_events", "counter", "Events a forward sink took (acknowledged)", _SINK
+)
+SINK_ERRORS = Metric(
+    "forward_sink_errors",
+    "counter",
+    "Failed attempts to send to a forward sink",
+    _SINK,
+    stats="SinkErrors",  # with the local sinks' failed writes (stats.py)
+)
+SINK_UP = Metric(
+    "forward_sink_up", "gauge", "1 while a forward sink's circuit breaker is closed", _SINK
+)
+BREAKER_STATE = Metric(
+    "forward_sink_breaker_state",
+    "gauge",
+    "A forward sink's circuit breaker: 1 for its state now, 0 for the others",
+    (*_SINK, "state"),
+)
+BREAKER_OPENS = Metric(
+    "forward_sink_breaker_opens",
+    "counter",
+    "Times a forward sink's circuit breaker opened",
+    _SINK,
+    stats="BreakerOpens",
+)
+SINKS_DOWN = Metric(
+    "forward_sinks_down",
+    "gauge",
+    "Sinks of a forward group whose breaker is not closed",
+    ("group",),
+    stats="SinksDown",
+)
+MIN_SUCCESS = Metric(
+    "forward_min_success",
+    "gauge",
+    "Sinks of a forward group that must take a chunk (ready needs this many up)",
+    ("group",),
+)
 
 
 @dataclass(eq=False)
@@ -41,9 +82,8 @@ class Member:
 class Members:
     """The members of one group, in `all` (see the module docstring)."""
 
-    def __init__(self, config: ForwardGroupConfig, stats: Stats) -> None:
+    def __init__(self, config: ForwardGroupConfig) -> None:
         self.config = config
-        self._stats = stats
         self.all = [self._member(s, True) for s in config.primaries] + [
             self._member(s, False) for s in config.backups
         ]
@@ -67,6 +107,25 @@ class Members:
                 chosen.append(i)
         return chosen
 
+    @property
+    def up(self) -> int:
+        """Members whose breaker is closed (half-open is still on trial)."""
+        return sum(m.breaker.state == "closed" for m in self.all)
+
+    def readings(self, out: Readings) -> None:
+        group = self.config.name
+        for member in self.all:
+            name = member.sink.name
+            out.add(SINK_EVENTS, member.delivered, group, name)
+            out.add(SINK_ERRORS, member.failures, group, name)
+            state = member.breaker.state
+            out.add(SINK_UP, int(state == "closed"), group, name)
+            for each in BREAKER_STATES:
+                out.add(BREAKER_STATE, int(each == state), group, name, each)
+            out.add(BREAKER_OPENS, member.breaker.opens, group, name)
+        out.add(SINKS_DOWN, len(self.all) - self.up, group)
+        out.add(MIN_SUCCESS, self.config.min_success, group)
+
     def can_deliver(self) -> bool:
         """Are enough sinks allowed to reach min_success (closed or due a trial)?"""
         allowed = sum(m.breaker.allows() for m in self.all)
@@ -87,7 +146,6 @@ class Members:
         except Exception as exc:  # SendError, or anything else a sink raised: a failure
             chunk.maybe_stored |= getattr(exc, "maybe_stored", True)
             member.failures += 1
-            self._stats.sink_errors += 1
             if member.breaker.failure():
                 log_event(
                     logger,

@@ -43,6 +43,7 @@ class Backoff:
 
 
 BreakerState = Literal["closed", "open", "half_open"]
+BREAKER_STATES: tuple[BreakerState, ...] = ("closed", "open", "half_open")
 
 
 class Breaker:
