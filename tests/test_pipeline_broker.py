@@ -395,3 +395,32 @@ def test_a_huge_batch_is_parsed_a_step_at_a_time() -> None:
         assert huge.cached_events is None
 
     run(test)
+
+
+def test_keyword_shortcut_agrees_with_query_on_odd_texts() -> None:
+    """The step-wide keyword search (query/live.py) never rules out a match:
+    non-ASCII words, invalid UTF-8, words spanning what the join puts between."""
+
+    async def test() -> None:
+        feed = Feed()
+        texts = [b"caf\xc3\xa9 ok", b"bad \xff byte caf", b"plain", b"\xc3\xa9t\xc3\xa9", b"ok"]
+        texts = texts * 60
+        batch = Batch(1, time.time(), "test", texts)
+        feed.memory.append([batch])
+        config = QueryConfig()
+        cases = [
+            [("keyword", "café")],
+            [("keyword", "\ufffd")],
+            [("keywords", "ok,été"), ("operator", "OR")],
+            [("keywords", "caf,byte")],
+            [("keyword", "ok\ncaf")],
+            [("keyword", "absent")],
+        ]
+        everything = batch.events()
+        for params in cases:
+            sub = feed.broker.subscribe(live_filter(params, config), since=0)
+            match = build_query(params, config)[0].matcher()
+            assert ids(await drain(sub)) == [ev.id for ev in everything if match(ev)], params
+            feed.broker.unsubscribe(sub)
+
+    run(test)

@@ -54,7 +54,7 @@ from logcaster.pipeline.turns import IntakeBudget
 # Reading work of all subscribers per event-loop turn (ingest has its own 25 ms).
 TAIL_TURN_SECONDS = 0.010
 # Events a subscriber scans per step, between budget checks.
-STEP_EVENTS = 256
+STEP_EVENTS = 1024
 # A batch up to this size is parsed whole on first read (cached for everyone: a
 # TCP read's batch, ~40 ms at most); a larger one (an HTTP bulk request) a step
 # at a time, per reader, so no step blocks the loop for long.

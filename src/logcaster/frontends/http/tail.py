@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 
 import orjson
 from aiohttp import web
@@ -55,6 +56,7 @@ RETRY_MS = 2000  # the reconnect delay a browser's EventSource uses
 LIVENESS_S = 0.5  # how often an idle stream checks that its client is still there
 WRITE_PIECE = 64 * 1024
 DRAIN_GRACE_S = 1.0  # on drain, a stream still stuck writing after this is cut
+RENDERED_MAX_BYTES = 16 * 1024 * 1024  # the shared cache of rendered events
 # Parameters about the stream's position, not its filter.
 POSITION = ("since", "backlog")
 
@@ -69,6 +71,7 @@ class TailEndpoints:
         self._broker = broker
         self._streams: dict[Subscription, web.Request] = {}
         self._draining = False
+        self._rendered = RenderedEvents(RENDERED_MAX_BYTES)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(PATH, self.tail)]
@@ -167,7 +170,10 @@ class TailEndpoints:
         top = 0  # the highest id the pieces carry
         for item in items:
             ended = ended or isinstance(item, Ended)
-            piece, moved_to = _render(item)
+            if isinstance(item, Event):
+                piece, moved_to = self._rendered.block(item), item.id
+            else:
+                piece, moved_to = _notice(item)
             top = max(top, moved_to)
             parts.append(piece)
             size += len(piece)
@@ -184,11 +190,33 @@ class TailEndpoints:
         return ended
 
 
-def _render(item: Item) -> tuple[bytes, int]:
-    """An item's SSE block, and the position it carries (0: none)."""
-    if isinstance(item, Event):
-        data = orjson.dumps(item.to_dict(), default=str)
-        return b"id: %d\ndata: %s\n\n" % (item.id, data), item.id
+class RenderedEvents:
+    """Events' SSE blocks, shared by every stream: subscribers that pass the same
+    event (the common case: many tails, a few filters) render it once. Keyed by
+    id (unique in a server's run), the oldest dropped past `max_bytes`."""
+
+    __slots__ = ("_blocks", "_bytes", "max_bytes")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()  # oldest first
+        self._bytes = 0
+
+    def block(self, ev: Event) -> bytes:
+        block = self._blocks.get(ev.id)
+        if block is None:
+            data = orjson.dumps(ev.to_dict(), default=str)
+            block = b"id: %d\ndata: %s\n\n" % (ev.id, data)
+            self._blocks[ev.id] = block
+            self._bytes += len(block)
+            blocks = self._blocks
+            while self._bytes > self.max_bytes and len(blocks) > 1:
+                self._bytes -= len(blocks.popitem(last=False)[1])
+        return block
+
+
+def _notice(item: Skipped | Live | Reset | Ended) -> tuple[bytes, int]:
+    """A notice's SSE block, and the position it carries (0: none)."""
     if isinstance(item, Skipped):
         doc: dict[str, object] = {
             "count": item.count,
