@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -33,6 +34,21 @@ def log(msg: str) -> None:
 
 class BenchError(Exception):
     pass
+
+
+def reexec_in_venv(modules: Sequence[str]) -> None:
+    """Run this script again under the repository's venv when a module it needs
+    (LogCaster, aiohttp) cannot be imported here; return when they all can."""
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    except ImportError as exc:
+        python = REPO / ".venv" / "bin" / "python"
+        in_venv = Path(sys.prefix).resolve() == python.parent.parent.resolve()
+        if python.exists() and not in_venv and not os.environ.get("_BENCH_REEXEC"):
+            os.environ["_BENCH_REEXEC"] = "1"
+            os.execv(str(python), [str(python), *sys.argv])
+        sys.exit(f"error: {exc}: run it with {python} (`make install` creates it)")
 
 
 # --------------------------------------------------------------------------- child processes
