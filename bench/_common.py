@@ -84,6 +84,18 @@ class Children:
 CHILDREN = Children()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) `pid` has used so far, from /proc/PID/stat. Less
+    sensitive than wall time to other work on the machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_hwm(pid: int) -> int | None:
     """Peak resident set size of `pid` in bytes (VmHWM)."""
     try:
@@ -276,6 +288,7 @@ class RunResult:
     stats: dict[str, str] = field(default_factory=dict)
     exit_code: int | None = None
     warnings: list[str] = field(default_factory=list)
+    cpu_s: float | None = None  # the server's CPU seconds over the timed part
 
 
 def reference_dir(nbytes: int) -> Path:

@@ -49,6 +49,18 @@ class CorpusSummary:
         ours, tcp = self.events_per_s(kind), self.tcp_events_per_s
         return ours / tcp if ours is not None and tcp else None
 
+    @property
+    def tcp_cpu_s(self) -> float | None:
+        return _median([r.cpu_s for r in self.tcp if r.cpu_s is not None])
+
+    def cpu_s(self, kind: str) -> float | None:
+        return _median([r.cpu_s for r in self.http.get(kind, []) if r.cpu_s is not None])
+
+    def cpu_ratio(self, kind: str) -> float | None:
+        """TCP's server CPU seconds over HTTP's: the ratio of events per CPU second."""
+        ours, tcp = self.cpu_s(kind), self.tcp_cpu_s
+        return tcp / ours if ours and tcp is not None else None
+
 
 @dataclass
 class FanoutSummary:
@@ -91,9 +103,8 @@ def _table(rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
 
 
 def render_table(summaries: Sequence[CorpusSummary], clients: int, batch: int, runs: int) -> str:
-    rows: list[tuple[str, ...]] = [
-        ("corpus", "transport", "events/s", "lines/s", "MB/s", "peak RSS", "vs TCP", "target")
-    ]
+    header = ("corpus", "transport", "events/s", "lines/s", "MB/s", "peak RSS", "vs TCP")
+    rows: list[tuple[str, ...]] = [(*header, "target", "server CPU s", "CPU vs TCP")]
     for s in summaries:
         name = s.corpus.corpus
         if s.tcp:
@@ -107,6 +118,8 @@ def render_table(summaries: Sequence[CorpusSummary], clients: int, batch: int, r
                     _rss([r.peak_rss_bytes for r in s.tcp]),
                     "1.00",
                     "",
+                    fmt_2(s.tcp_cpu_s),
+                    "1.00",
                 )
             )
             name = ""
@@ -122,6 +135,8 @@ def render_table(summaries: Sequence[CorpusSummary], clients: int, batch: int, r
                     _rss([r.peak_rss_bytes for r in http_runs]),
                     fmt_2(ratio),
                     _verdict(ratio) if kind == "ndjson" else "",
+                    fmt_2(s.cpu_s(kind)),
+                    fmt_2(s.cpu_ratio(kind)),
                 )
             )
             name = ""
@@ -138,7 +153,9 @@ def render_table(summaries: Sequence[CorpusSummary], clients: int, batch: int, r
         "events/s and lines/s: the corpus' events and lines over the seconds from the first "
         "byte sent to the STATS reply showing every event delivered. MB/s: the bytes sent "
         "(NDJSON bodies are larger than the lines), MB = 10^6 bytes. target: NDJSON at "
-        f">={TARGET_RATIO:g}x TCP.",
+        f">={TARGET_RATIO:g}x TCP. server CPU s: the server process' user+system seconds "
+        "over the same span; CPU vs TCP: TCP's over HTTP's, the ratio of events per server "
+        "CPU second (the senders' own CPU, which shares the machine, left out).",
     ]
     return "\n".join(lines)
 
@@ -196,6 +213,9 @@ def result_doc(
                 "tcp_events_per_s": rounded(s.tcp_events_per_s),
                 "http_events_per_s": {k: rounded(s.events_per_s(k)) for k in s.http},
                 "ratio_to_tcp": {k: rounded(s.ratio(k), 3) for k in s.http},
+                "tcp_cpu_s": rounded(s.tcp_cpu_s, 3),
+                "http_cpu_s": {k: rounded(s.cpu_s(k), 3) for k in s.http},
+                "cpu_ratio_to_tcp": {k: rounded(s.cpu_ratio(k), 3) for k in s.http},
                 "target_met": None if "ndjson" not in s.http else
                 (s.ratio("ndjson") or 0.0) >= TARGET_RATIO,
                 "tcp_runs": [run_doc(r) for r in s.tcp],

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 import _corpus
-from _common import BENCH_DIR, CHILDREN, BenchError, vm_hwm
+from _common import BENCH_DIR, CHILDREN, BenchError, cpu_seconds, vm_hwm
 from _http_bodies import Bodies
 from _ingest_run import finish_logcaster, settle, start_logcaster, stop_logcaster, wait_total
 from _query_port import stat_int, total_of
@@ -54,6 +54,7 @@ class HttpRun:
     requests: int
     retried: int  # requests answered 503/429 and sent again
     peak_rss_bytes: int | None
+    cpu_s: float | None  # the server's CPU seconds over the timed part
     total: int
     stats: dict[str, str]
     exit_code: int | None
@@ -161,12 +162,14 @@ def run_http(
             tail = Subscribers(server.http_port, subscribers)
         expected = corpus.events
         warnings: list[str] = []
+        cpu0 = cpu_seconds(server.proc.pid)
         posted = _run_loop(_post_all(server.http_port, bodies, clients, timeout_s))
         server.check()
         stats, end = wait_total(
             server.query_port, posted.t0, expected, timeout_s, server.check, warnings
         )
         seconds = end - posted.t0
+        cpu1 = cpu_seconds(server.proc.pid)
         # Untimed from here.
         stats = settle(server.query_port, stats, server.check)
         report = tail.report() if tail is not None else {}
@@ -184,6 +187,7 @@ def run_http(
             requests=posted.requests,
             retried=posted.retried,
             peak_rss_bytes=rss,
+            cpu_s=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
             total=total_of(stats),
             stats=stats,
             exit_code=code,

@@ -31,6 +31,7 @@ from _common import (
     BenchError,
     RunResult,
     SendResult,
+    cpu_seconds,
     free_ports,
     log,
     run_senders,
@@ -245,6 +246,7 @@ def run_logcaster(
     try:
         expected = corpus.events
         warnings: list[str] = []
+        cpu0 = cpu_seconds(server.proc.pid)
         if ack:
             sent = send_parts_acked(server.ingest_port, parts, server.check, timeout_s)
             end = sent.t0 + sent.sent_s
@@ -255,6 +257,7 @@ def run_logcaster(
                 server.query_port, sent.t0, expected, timeout_s, server.check, warnings
             )
         seconds = end - sent.t0
+        cpu1 = cpu_seconds(server.proc.pid)
         # Untimed: let the queue drain into the sinks, then read the peak RSS.
         stats = settle(server.query_port, stats, server.check)
         total = total_of(stats)
@@ -276,6 +279,7 @@ def run_logcaster(
             stats=stats,
             exit_code=code,
             warnings=warnings,
+            cpu_s=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
         )
     finally:
         finish_logcaster(server, failed)
