@@ -1,7 +1,8 @@
 """One timed ingest run against a fresh `logcaster serve` (bench/ingest).
 
-Starts the server on free ports (optionally with its file sink and a given
-fsync setting), sends the corpus parts, one connection each, either raw
+Starts the server on ports of its own (port 0, read from its `ready` line;
+optionally with its file sink and a given fsync setting), sends the corpus
+parts, one connection each, either raw
 (`send_parts`) or through acknowledged-delivery clients (`send_parts_acked`),
 and stops the clock when STATS shows the corpus' event count, every connection
 ended and every event delivered (raw), or when every client holds its last ack.
@@ -13,6 +14,7 @@ and the timing rule (`wait_total`, `settle`) serve bench/http too.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -28,17 +30,16 @@ from _common import (
     CHILDREN,
     MB,
     OUT_DIR,
+    READY_TIMEOUT_S,
     BenchError,
     RunResult,
     SendResult,
     cpu_seconds,
-    free_ports,
     log,
     run_senders,
     send_parts,
     tail,
     vm_hwm,
-    wait_listening,
 )
 from _query_port import parse_stats, query, stat_int, total_of
 
@@ -162,9 +163,12 @@ def start_logcaster(
     store: bool = True,
     env_extra: dict[str, str] | None = None,
 ) -> Server:
-    """A fresh server on free ports (TCP lines, queries, HTTP), listening on all three.
-    `env_extra`: LOGCASTER_* settings of the run (the caller's own are not passed on)."""
-    ingest_port, query_port, http_port = free_ports(3)
+    """A fresh server on ports of its own (TCP lines, queries, HTTP), once it is ready.
+    `env_extra`: LOGCASTER_* settings of the run (the caller's own are not passed on).
+
+    Every port is 0, and the bound ones come from the server's `ready` log line: a
+    port picked free beforehand can be taken by another program before the server
+    binds it (it happened on a busy machine)."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     log_path = OUT_DIR / f"server-{os.getpid()}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCASTER_")}
@@ -173,11 +177,11 @@ def start_logcaster(
         *server_cmd,
         "serve",
         "--port",
-        str(ingest_port),
+        "0",
         "--query-port",
-        str(query_port),
+        "0",
         "--http-port",
-        str(http_port),
+        "0",
         "--log-level",
         "warning",
     ]
@@ -194,15 +198,40 @@ def start_logcaster(
         proc = CHILDREN.spawn(
             cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
         )
-    server = Server(proc, ingest_port, query_port, http_port, log_path, data_dir)
     try:
-        wait_listening(ingest_port, proc, "logcaster")
-        wait_listening(query_port, proc, "logcaster (query port)")
-        wait_listening(http_port, proc, "logcaster (HTTP port)")
+        ports = _ready_ports(proc, log_path)
     except BaseException:
-        finish_logcaster(server, failed=True)
+        CHILDREN.kill(proc)
+        last = tail(log_path)
+        log_path.unlink(missing_ok=True)
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        if last:
+            log(f"logcaster's log, last lines:\n{last}")
         raise
-    return server
+    return Server(proc, ports["ingest"], ports["query"], ports["http"], log_path, data_dir)
+
+
+def _ready_ports(proc: subprocess.Popen[bytes], log_path: Path) -> dict[str, int]:
+    """The ports in the server's `ready` log line, once it is written."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        for line in log_path.read_bytes().splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("event") == "ready":
+                ports = doc.get("ports", {})
+                missing = {"ingest", "query", "http"} - set(ports)
+                if missing:
+                    raise BenchError(f"logcaster's ready line names no {sorted(missing)} port")
+                return {k: int(v) for k, v in ports.items()}
+        if proc.poll() is not None:
+            raise BenchError(f"logcaster exited with status {proc.returncode} before ready")
+        if time.monotonic() > deadline:
+            raise BenchError(f"logcaster was not ready within {READY_TIMEOUT_S:g} s")
+        time.sleep(0.02)
 
 
 def stop_logcaster(server: Server, warnings: list[str]) -> int | None:
