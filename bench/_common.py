@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -33,6 +34,21 @@ def log(msg: str) -> None:
 
 class BenchError(Exception):
     pass
+
+
+def reexec_in_venv(modules: Sequence[str]) -> None:
+    """Run this script again under the repository's venv when a module it needs
+    (LogCaster, aiohttp) cannot be imported here; return when they all can."""
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    except ImportError as exc:
+        python = REPO / ".venv" / "bin" / "python"
+        in_venv = Path(sys.prefix).resolve() == python.parent.parent.resolve()
+        if python.exists() and not in_venv and not os.environ.get("_BENCH_REEXEC"):
+            os.environ["_BENCH_REEXEC"] = "1"
+            os.execv(str(python), [str(python), *sys.argv])
+        sys.exit(f"error: {exc}: run it with {python} (`make install` creates it)")
 
 
 # --------------------------------------------------------------------------- child processes
@@ -66,6 +82,18 @@ class Children:
 
 
 CHILDREN = Children()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) `pid` has used so far, from /proc/PID/stat. Less
+    sensitive than wall time to other work on the machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm(pid: int) -> int | None:
@@ -260,6 +288,7 @@ class RunResult:
     stats: dict[str, str] = field(default_factory=dict)
     exit_code: int | None = None
     warnings: list[str] = field(default_factory=list)
+    cpu_s: float | None = None  # the server's CPU seconds over the timed part
 
 
 def reference_dir(nbytes: int) -> Path:

@@ -187,7 +187,7 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
     return "\n".join(lines)
 
 
-def _git_rev() -> str | None:
+def git_rev() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
@@ -253,7 +253,7 @@ def result_doc(
     return {
         "bench": "ingest",
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git": _git_rev(),
+        "git": git_rev(),
         "corpus": {
             "name": corpus.corpus,
             "path": str(corpus.path),

@@ -1,16 +1,20 @@
 """One timed ingest run against a fresh `logcaster serve` (bench/ingest).
 
-Starts the server on free ports (optionally with its file sink and a given
-fsync setting), sends the corpus parts, one connection each, either raw
+Starts the server on ports of its own (port 0, read from its `ready` line;
+optionally with its file sink and a given fsync setting), sends the corpus
+parts, one connection each, either raw
 (`send_parts`) or through acknowledged-delivery clients (`send_parts_acked`),
 and stops the clock when STATS shows the corpus' event count, every connection
 ended and every event delivered (raw), or when every client holds its last ack.
 Then, untimed, it lets the queue drain, reads the peak RSS and stops the server.
-The references run in bench/_socat.py and bench/_rsyslog.py.
+The references run in bench/_socat.py and bench/_rsyslog.py. Starting and
+stopping the server (`start_logcaster`, `stop_logcaster`, `finish_logcaster`)
+and the timing rule (`wait_total`, `settle`) serve bench/http too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,22 +22,24 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import _corpus
 from _common import (
     CHILDREN,
     MB,
     OUT_DIR,
+    READY_TIMEOUT_S,
     BenchError,
     RunResult,
     SendResult,
-    free_ports,
+    cpu_seconds,
     log,
     run_senders,
     send_parts,
     tail,
     vm_hwm,
-    wait_listening,
 )
 from _query_port import parse_stats, query, stat_int, total_of
 
@@ -55,7 +61,7 @@ def _all_in(stats: dict[str, str]) -> bool:
     return delivered + (stat_int(stats, "Dropped") or 0) >= received
 
 
-def _wait_total(
+def wait_total(
     query_port: int,
     t0: float,
     expected: int,
@@ -135,31 +141,51 @@ def send_parts_acked(
     return run_senders(threads, go, check, errors, done_at, settle_s=0.2)
 
 
-def run_logcaster(
+@dataclass
+class Server:
+    """A `logcaster serve` the benchmark started, and where it listens."""
+
+    proc: subprocess.Popen[bytes]
+    ingest_port: int
+    query_port: int
+    http_port: int
+    log_path: Path
+    data_dir: Path | None
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise BenchError(f"logcaster exited with status {self.proc.returncode} during the run")
+
+
+def start_logcaster(
     server_cmd: Sequence[str],
-    corpus: _corpus.CorpusInfo,
-    parts: Sequence[memoryview],
-    timeout_s: float,
     persist: str | None = None,
-    ack: bool = False,
     store: bool = True,
-) -> RunResult:
-    ingest_port, query_port = free_ports(2)
+    env_extra: dict[str, str] | None = None,
+) -> Server:
+    """A fresh server on ports of its own (TCP lines, queries, HTTP), once it is ready.
+    `env_extra`: LOGCASTER_* settings of the run (the caller's own are not passed on).
+
+    Every port is 0, and the bound ones come from the server's `ready` log line: a
+    port picked free beforehand can be taken by another program before the server
+    binds it (it happened on a busy machine)."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     log_path = OUT_DIR / f"server-{os.getpid()}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGCASTER_")}
+    env.update(env_extra or {})
     cmd = [
         *server_cmd,
         "serve",
         "--port",
-        str(ingest_port),
+        "0",
         "--query-port",
-        str(query_port),
+        "0",
         "--http-port",
         "0",
         "--log-level",
         "warning",
     ]
+    data_dir = None
     if persist is not None:
         # On the real disk (bench/out), not /dev/shm: the durable case.
         data_dir = OUT_DIR / f"persist-{os.getpid()}"
@@ -173,42 +199,105 @@ def run_logcaster(
             cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
         )
     try:
-        wait_listening(ingest_port, proc, "logcaster")
-        wait_listening(query_port, proc, "logcaster (query port)")
+        ports = _ready_ports(proc, log_path)
+    except BaseException:
+        CHILDREN.kill(proc)
+        last = tail(log_path)
+        log_path.unlink(missing_ok=True)
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        if last:
+            log(f"logcaster's log, last lines:\n{last}")
+        raise
+    return Server(proc, ports["ingest"], ports["query"], ports["http"], log_path, data_dir)
 
-        def check() -> None:
-            if proc.poll() is not None:
-                raise BenchError(f"logcaster exited with status {proc.returncode} during the run")
 
+def _ready_ports(proc: subprocess.Popen[bytes], log_path: Path) -> dict[str, int]:
+    """The ports in the server's `ready` log line, once it is written."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        for line in log_path.read_bytes().splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("event") == "ready":
+                ports = doc.get("ports", {})
+                missing = {"ingest", "query", "http"} - set(ports)
+                if missing:
+                    raise BenchError(f"logcaster's ready line names no {sorted(missing)} port")
+                return {k: int(v) for k, v in ports.items()}
+        if proc.poll() is not None:
+            raise BenchError(f"logcaster exited with status {proc.returncode} before ready")
+        if time.monotonic() > deadline:
+            raise BenchError(f"logcaster was not ready within {READY_TIMEOUT_S:g} s")
+        time.sleep(0.02)
+
+
+def stop_logcaster(server: Server, warnings: list[str]) -> int | None:
+    """SIGTERM and wait: the exit status (None: it did not exit in time)."""
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        code = server.proc.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        warnings.append(f"server did not exit within {STOP_TIMEOUT_S:g} s of SIGTERM")
+        code = None
+    if code not in (0, None):
+        warnings.append(f"server exited with status {code} after SIGTERM")
+    return code
+
+
+def finish_logcaster(server: Server, failed: bool) -> None:
+    """Kill what is left; show the log of a run that went wrong, else delete it."""
+    if failed:
+        last = tail(server.log_path)
+        if last:
+            log(f"logcaster's log ({server.log_path}), last lines:\n{last}")
+    CHILDREN.kill(server.proc)
+    if server.data_dir is not None:
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+    # Keep the server's log only when it says something and the run went wrong.
+    if server.proc.returncode == 0 or not tail(server.log_path):
+        server.log_path.unlink(missing_ok=True)
+
+
+def run_logcaster(
+    server_cmd: Sequence[str],
+    corpus: _corpus.CorpusInfo,
+    parts: Sequence[memoryview],
+    timeout_s: float,
+    persist: str | None = None,
+    ack: bool = False,
+    store: bool = True,
+) -> RunResult:
+    server = start_logcaster(server_cmd, persist, store)
+    failed = True
+    try:
         expected = corpus.events
         warnings: list[str] = []
+        cpu0 = cpu_seconds(server.proc.pid)
         if ack:
-            sent = send_parts_acked(ingest_port, parts, check, timeout_s)
+            sent = send_parts_acked(server.ingest_port, parts, server.check, timeout_s)
             end = sent.t0 + sent.sent_s
-            stats = parse_stats(query(query_port, "STATS"))
+            stats = parse_stats(query(server.query_port, "STATS"))
         else:
-            sent = send_parts(ingest_port, parts, check)
-            stats, end = _wait_total(query_port, sent.t0, expected, timeout_s, check, warnings)
+            sent = send_parts(server.ingest_port, parts, server.check)
+            stats, end = wait_total(
+                server.query_port, sent.t0, expected, timeout_s, server.check, warnings
+            )
         seconds = end - sent.t0
+        cpu1 = cpu_seconds(server.proc.pid)
         # Untimed: let the queue drain into the sinks, then read the peak RSS.
-        stats = _settle(query_port, stats, check)
+        stats = settle(server.query_port, stats, server.check)
         total = total_of(stats)
         if total != expected:
             warnings.append(f"final Total={total:,}, expected {expected:,} events")
         dropped = stat_int(stats, "Dropped")
         if dropped:
             warnings.append(f"server dropped {dropped:,} events")
-        rss = vm_hwm(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            warnings.append(f"server did not exit within {STOP_TIMEOUT_S:g} s of SIGTERM")
-            code = None
-        if code not in (0, None):
-            warnings.append(f"server exited with status {code} after SIGTERM")
-        if persist is not None:
-            shutil.rmtree(OUT_DIR / f"persist-{os.getpid()}", ignore_errors=True)
+        rss = vm_hwm(server.proc.pid)
+        code = stop_logcaster(server, warnings)
+        failed = False
         return RunResult(
             seconds=seconds,
             lines_per_s=corpus.lines / seconds,
@@ -219,20 +308,13 @@ def run_logcaster(
             stats=stats,
             exit_code=code,
             warnings=warnings,
+            cpu_s=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
         )
-    except Exception:
-        last = tail(log_path)
-        if last:
-            log(f"logcaster's log ({log_path}), last lines:\n{last}")
-        raise
     finally:
-        CHILDREN.kill(proc)
-        # Keep the server's log only when it says something and the run went wrong.
-        if proc.returncode == 0 or not tail(log_path):
-            log_path.unlink(missing_ok=True)
+        finish_logcaster(server, failed)
 
 
-def _settle(
+def settle(
     query_port: int, stats: dict[str, str], check: Callable[[], None], timeout: float = 30.0
 ) -> dict[str, str]:
     """Wait until every received event is delivered (when STATS reports Delivered)."""

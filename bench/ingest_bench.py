@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _corpus_for(lines: int, seed: int, keep: bool, corpus: str) -> Iterator[_corpus.CorpusInfo]:
+def corpus_for(lines: int, seed: int, keep: bool, corpus: str) -> Iterator[_corpus.CorpusInfo]:
     path = _corpus.corpus_path(OUT_DIR, lines, corpus)
     info = _corpus.load_cached(path, lines, seed, corpus)
     generated = info is None
@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_rsyslog and rsyslogd is None:
         log("warning: rsyslogd is not available: running without the rsyslog reference")
     try:
-        with _corpus_for(args.lines, args.seed, args.keep_corpus, args.corpus) as corpus:
+        with corpus_for(args.lines, args.seed, args.keep_corpus, args.corpus) as corpus:
             summaries = _bench(args, corpus, server_cmd, socat, rsyslogd)
     except BenchError as exc:
         log(f"error: {exc}")

@@ -30,12 +30,15 @@ SMOKE: dict[str, list[str]] = {
     "query": ["--lines", LINES, "--runs", "1"],
     "forward": ["--lines", LINES, "--runs", "1"],
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
+    "http": ["--lines", LINES, "--runs", "1", "--clients", "2"],
 }
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
+# Runs whose table is checked too: run name -> a heading its stdout must show.
+TABLES = {"http": "LogCaster HTTP ingest against TCP lines"}
 
 
 def _entry_points() -> list[str]:
@@ -80,3 +83,5 @@ def test_bench_runs(name: str, corpus: Path, tmp_path: Path) -> None:
     )
     out = (done.stdout + done.stderr).decode(errors="replace")
     assert done.returncode == 0, f"bench/{entry} exited {done.returncode}:\n{out[-4000:]}"
+    if name in TABLES:
+        assert TABLES[name] in done.stdout.decode(errors="replace"), out[-4000:]

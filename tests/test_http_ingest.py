@@ -346,3 +346,13 @@ def test_reject_policy_answers_503_and_takes_nothing(server_factory: ServerFacto
     small = b"".join(b"[INFO] fits %d\n" % i for i in range(10))
     assert post(url(server), small, "text/plain")[:2] == (200, {"accepted": 10})
     wait_for("the fitting request stored", server.stats, lambda s: s["Delivered"] == 10)
+
+
+def test_ndjson_lines_valid_only_together_are_refused(server: ServerProcess) -> None:
+    """Each line must be one object on its own: lines that only parse joined (an
+    object split over two lines, two objects on one line) are a 400, not stored."""
+    for body in (b'{"a": [{}\n{}]}\n', b'{"x": 1},{"y": 2}\n', b'{"a": 1}\n{"b": 2} {"c": 3}\n'):
+        status, answer, _ = post(url(server), body, NDJSON)
+        assert status == 400, (body, answer)
+        assert answer["error"].startswith("line "), answer
+    assert server.stats()["Total"] == 0

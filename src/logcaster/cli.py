@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate seed-002 style logs: seven services, eight error scenarios, "
         "Java/Python stack traces, payment flows. A summary line goes to stderr at the end.",
         epilog="exit status: 0 every event was delivered (written to stdout or the file; "
-        "written to the socket; with ?ack=1, confirmed by the server), 1 some events were "
+        "written to the socket; over HTTP, taken with a 2xx answer; with ?ack=1, confirmed "
+        "by the server), 1 some events were "
         "not delivered (unsent= in the summary), 2 bad options or an unusable output, "
         "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
@@ -91,13 +92,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--count", type=int, help="stop after this many events")
     sim.add_argument("--duration", type=float, help="stop after this many seconds")
     sim.add_argument("--seed", type=int, help="same seed, same output, byte for byte")
-    sim.add_argument("--format", choices=["text", "json"], default="text")
+    sim.add_argument(
+        "--format",
+        choices=["text", "json"],
+        help="text (seed-002 lines and traces) or json (one object per event); "
+        "default text, json for http:// outputs",
+    )
     sim.add_argument(
         "--output",
         default="-",
         metavar="TARGET",
         help="- (stdout), a file path, tcp://HOST:PORT (?ack=1: acknowledged delivery), "
-        "syslog://HOST:PORT (UDP), syslog+tcp://HOST:PORT",
+        "syslog://HOST:PORT (UDP), syslog+tcp://HOST:PORT, "
+        "http://HOST:PORT[/api/v1/logs] (?ack=1: answered once durable)",
     )
     sim.add_argument(
         "--progress",
@@ -274,7 +281,7 @@ def _data_cat(args: argparse.Namespace, segments: list[Path]) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from logcaster.simulate.outputs import OutputError
+    from logcaster.simulate.outputs import OutputError, default_format
     from logcaster.simulate.runner import Options, run
 
     opts = Options(
@@ -284,7 +291,7 @@ def _simulate(args: argparse.Namespace) -> int:
         count=args.count,
         duration=args.duration,
         seed=args.seed,
-        format=args.format,
+        format=args.format or default_format(args.output),
         output=args.output,
         progress=args.progress,
     )

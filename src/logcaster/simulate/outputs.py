@@ -1,4 +1,4 @@
-"""Where events go: stdout, a file, TCP lines, or syslog (UDP or TCP).
+"""Where events go: stdout, a file, TCP lines, syslog (UDP or TCP), or HTTP.
 
 `--output` targets:
 
@@ -11,6 +11,9 @@
     syslog://HOST:PORT         RFC 5424 over UDP, one datagram per event
     syslog+tcp://HOST:PORT     RFC 5424 over TCP with RFC 6587 octet counting
                                (also syslog://HOST:PORT?proto=tcp)
+    http://HOST:PORT[/PATH]    batches POSTed to LogCaster's /api/v1/logs (the
+                               default path), NDJSON by default; ?ack=1 answers
+                               once durable (simulate/http_output.py)
 
 A network output never ends the run: when its server goes away it drops what it
 cannot send, counts it (`unsent`), and reconnects with exponential backoff and
@@ -35,11 +38,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from logcaster.client import BufferFull, LogCasterClient
 from logcaster.simulate.formats import FORMATS, Stamps, syslog_message
 from logcaster.simulate.generator import SimEvent
+from logcaster.simulate.http_output import DEFAULT_PATH, HttpOutput
 
 BACKOFF_START = 0.1  # seconds before the first reconnect attempt
 BACKOFF_MAX = 5.0
@@ -317,6 +321,28 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+def _http_url(target: str) -> str:
+    """The URL to POST to: the path defaults to /api/v1/logs; `ack` is checked."""
+    parts = urlsplit(target)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError as exc:
+        raise OutputError(f"{target}: {exc}") from exc
+    if not parts.hostname:
+        raise OutputError(f"{target}: expected {parts.scheme}://HOST[:PORT][/PATH]")
+    ack = parse_qs(parts.query).get("ack", ["0"])[0].lower()
+    if ack not in ("0", "1", "false", "true"):
+        raise OutputError(f"{target}: ack must be 0 or 1, not {ack!r}")
+    path = parts.path if parts.path not in ("", "/") else DEFAULT_PATH
+    return urlunsplit((parts.scheme.lower(), parts.netloc, path, parts.query, ""))
+
+
+def default_format(target: str) -> str:
+    """The --format an output gets when none is given: JSON (NDJSON) for HTTP."""
+    scheme = target.split("://", 1)[0].lower() if "://" in target else ""
+    return "json" if scheme in ("http", "https") else "text"
+
+
 def open_output(target: str, fmt: str, notify: Notify) -> Output:
     """The output for an `--output` target; OutputError if it cannot be used."""
     if target in ("-", "stdout"):
@@ -337,7 +363,7 @@ def open_output(target: str, fmt: str, notify: Notify) -> Output:
             raise OutputError(f"{target}: proto must be tcp or udp, not {proto!r}")
         return SyslogOutput(*_host_port(target), proto == "tcp", fmt, notify)
     if scheme in ("http", "https"):
-        raise OutputError(f"{target}: HTTP output is not available yet (no HTTP ingest)")
+        return HttpOutput(_http_url(target), target, fmt, notify)
     if scheme not in ("", "file"):
         raise OutputError(f"{target}: unknown output scheme {scheme!r}")
     path = target[len("file://") :] if scheme == "file" else target

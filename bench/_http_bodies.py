@@ -1,0 +1,74 @@
+"""The HTTP benchmark's request bodies, made from a bench corpus before any clock runs.
+
+The corpus is cut into events exactly as a TCP connection's framer cuts it
+(LogCaster's own `LineFramer` with the default multi-line rules, fed 256 KiB
+at a time like a connection's reads), so every body holds whole events and the
+server's event count is the corpus' on either transport. The same events then
+make two kinds of bodies, `batch` events each:
+
+- ndjson (`application/x-ndjson`): one JSON object per line. The corpus' own
+  JSON lines (about 10% of the default corpus) go as they are; every other
+  event becomes `{"message": <its text>}`, a multi-line event's newlines
+  escaped inside the string. This is what a shipper sends, and what costs the
+  server a JSON validation of every line instead of TCP's framer.
+- text (`text/plain`): the event texts as they are, framed and grouped by the
+  server exactly as on TCP: the same bytes as the TCP run, so its cost over
+  TCP is HTTP's own (request parsing, the body read, one batch per request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from logcaster.options import IngestConfig, MultilineConfig
+from logcaster.pipeline.framing import LineFramer
+
+READ_BYTES = 256 * 1024  # what uvloop hands a TCP connection per read
+CONTENT_TYPES = {"ndjson": "application/x-ndjson", "text": "text/plain; charset=utf-8"}
+KINDS = tuple(CONTENT_TYPES)
+
+
+@dataclass(frozen=True)
+class Bodies:
+    """One kind of request bodies over a whole corpus."""
+
+    kind: str
+    content_type: str
+    bodies: list[bytes]
+    events: int  # in all bodies together
+    nbytes: int  # of all bodies together
+
+
+def frame_events(data: bytes) -> list[bytes]:
+    """The corpus' event texts, as a TCP connection's framer would cut them."""
+    framer = LineFramer(IngestConfig().max_line_bytes, MultilineConfig())
+    texts: list[bytes] = []
+    view = memoryview(data)
+    for off in range(0, len(data), READ_BYTES):
+        texts.extend(framer.feed(bytes(view[off : off + READ_BYTES])))
+    texts.extend(framer.close())
+    return texts
+
+
+def _ndjson_line(text: bytes) -> bytes:
+    if text[:1] == b"{":
+        try:
+            if isinstance(orjson.loads(text), dict):
+                return text  # one of the corpus' JSON lines: as it is
+        except orjson.JSONDecodeError:
+            pass
+    return orjson.dumps({"message": text.decode("utf-8", "replace")})
+
+
+def make_bodies(texts: list[bytes], kind: str, batch: int) -> Bodies:
+    """`texts` in bodies of `batch` events each (the last may hold fewer)."""
+    if kind == "ndjson":
+        lines = [_ndjson_line(t) for t in texts]
+    elif kind == "text":
+        lines = texts
+    else:
+        raise ValueError(f"unknown body kind {kind!r}")
+    bodies = [b"\n".join(lines[i : i + batch]) + b"\n" for i in range(0, len(lines), batch)]
+    return Bodies(kind, CONTENT_TYPES[kind], bodies, len(texts), sum(map(len, bodies)))
