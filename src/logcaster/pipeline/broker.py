@@ -11,9 +11,10 @@ nothing is copied, parsed or filtered (with no subscriber, one attribute test
 in the worker). Parsing and filtering happen when a subscriber reads
 (`Subscription.get`), on the shared `Batch`: `Batch.events()` caches, so many
 subscribers share one parse, and text tests run on the raw text first
-(`EventFilter`, query/live.py). Their reading is also bounded per event-loop
-turn across all subscribers (`TAIL_TURN_SECONDS`), so many busy tails cannot
-starve ingest, which runs on the same loop.
+(`EventFilter`, query/live.py). All subscribers' reading together uses what
+the rest of the server leaves of the loop, and at least a share of it
+(pipeline/share.py), so many busy tails cannot starve ingest, which runs on
+the same loop.
 
 **A slow subscriber never slows ingest.** Each subscriber's queue is bounded
 in events (`http.tail_queue_events`; a list is taken whole while the queue is
@@ -39,7 +40,6 @@ again) gets `Reset` and the stream starts from the newest.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -49,11 +49,9 @@ from typing import Protocol
 from logcaster.event import Event
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.batch import Batch
-from logcaster.pipeline.turns import IntakeBudget
+from logcaster.pipeline.share import LoopShare
 
-# Reading work of all subscribers per event-loop turn (ingest has its own 25 ms).
-TAIL_TURN_SECONDS = 0.010
-# Events a subscriber scans per step, between budget checks.
+# Events a subscriber scans per step, between checks of the loop share.
 STEP_EVENTS = 1024
 # A batch up to this size is parsed whole on first read (cached for everyone: a
 # TCP read's batch, ~40 ms at most); a larger one (an HTTP bulk request) a step
@@ -192,7 +190,7 @@ class Broker:
         self.queue_events = queue_events
         self.subscribers: set[Subscription] = set()
         self.skipped = 0  # events skipped for slow subscribers, all of them together
-        self.budget = IntakeBudget(TAIL_TURN_SECONDS)
+        self.share = LoopShare()  # of the event loop, for all subscribers together
 
     def publish(self, batches: list[Batch], events: int) -> None:
         """The worker delivered `batches` (`events` events) to every sink. Never waits."""
@@ -243,17 +241,9 @@ class Broker:
         for sub in list(self.subscribers):
             self.unsubscribe(sub, reason)
 
-    async def turn(self) -> None:
-        """Wait until this event-loop turn's reading budget has room."""
-        budget = self.budget
-        while not budget.take():
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            budget.defer(functools.partial(_resolve, waiter))
-            await waiter
-
     def spend(self, seconds: float) -> None:
-        """A subscriber's own work on its items (rendering), against the turn's budget."""
-        self.budget.spend(seconds)
+        """A subscriber's own work on its items (rendering, writing), against the share."""
+        self.share.spend(seconds)
 
     def readings(self, out: Readings) -> None:
         out.add(TAIL_SUBSCRIBERS, len(self.subscribers))
@@ -264,7 +254,7 @@ class Subscription:
     """One subscriber's bounded queue and its reading position.
 
     The queue holds references to delivered lists and skip runs; `get` turns
-    them into items, `STEP_EVENTS` at a time within the broker's turn budget.
+    them into items, `STEP_EVENTS` at a time within the broker's loop share.
     """
 
     def __init__(
@@ -280,6 +270,7 @@ class Subscription:
         self.skipped = 0  # events skipped because the queue was full
         self._steps: Iterator[list[Item]] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._poked = False
         self.ended: str | None = None
 
     @property
@@ -329,16 +320,19 @@ class Subscription:
             self.queued = 0
             self._wake()
 
+    def poke(self) -> None:
+        """Make a waiting `get` return [] (its owner has something else to do)."""
+        self._poked = True
+        self._wake()
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     async def get(self, within_s: float | None = None) -> list[Item]:
-        """The next items, oldest first; [] once `within_s` passed without any.
-
-        After `close`, `[Ended(reason)]`.
-        """
+        """The next items, oldest first; [] once `within_s` passed without any,
+        or after `poke`. After `close`, `[Ended(reason)]`."""
         broker = self._broker
         deadline = None if within_s is None else time.monotonic() + within_s
         while True:
@@ -347,11 +341,12 @@ class Subscription:
             if self._steps is None and self._units:
                 self._steps = self._unit_steps(self._units.popleft())
             if self._steps is None:
-                if not await self._wait(deadline):
+                if self._poked or not await self._wait(deadline):
+                    self._poked = False
                     return []
                 continue
-            await broker.turn()
-            if self._steps is None:  # closed while waiting for the turn
+            await broker.share.wait()
+            if self._steps is None:  # closed while waiting for its share
                 continue
             started = time.perf_counter()
             try:
@@ -369,9 +364,12 @@ class Subscription:
         wait = None if deadline is None else deadline - time.monotonic()
         if wait is not None and wait <= 0:
             return False
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._waiter, wait)
+            if wait is None:
+                await waiter  # no timer: the cheap wait, once per delivery
+            else:
+                await asyncio.wait_for(waiter, wait)
         except TimeoutError:
             return False
         finally:
@@ -433,14 +431,9 @@ class Subscription:
                 scanned += stop - start
                 stop = start
                 if scanned >= STEP_EVENTS:
-                    yield []  # the budget's checkpoint: nothing to hand over yet
+                    yield []  # a checkpoint for the share: nothing to hand over yet
                     scanned = 0
             if count >= unit.n:
                 break
         events = [ev for part in reversed(found) for ev in part]
         yield list(events[-unit.n :])
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -55,12 +55,6 @@ class IntakeBudget:
             self.used += time.perf_counter() - started
             self._schedule()
 
-    def spend(self, seconds: float) -> None:
-        """Count `seconds` of work done outside `run` against this turn (the live
-        tail's readers keep a budget of their own: pipeline/broker.py)."""
-        self.used += seconds
-        self._schedule()
-
     def defer(self, resume: Callable[[], None]) -> None:
         """Call `resume()` on a later turn, in arrival order; it processes what it kept
         aside (through `run`, against that turn's budget) and resumes reading."""

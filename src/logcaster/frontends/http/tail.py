@@ -23,7 +23,9 @@ Writes go out in pieces of at most `WRITE_PIECE` bytes (plus one event) and
 each waits while the socket's send buffer is above its high-water mark, so a
 client that stops reading holds at most that in the transport and its tail
 skips. A client that disconnects is noticed within `LIVENESS_S` (aiohttp does
-not cancel handlers) and unsubscribed.
+not cancel handlers) and unsubscribed: one timer (`_tick`) checks every stream
+and wakes those owing a heartbeat, so a stream waits for events without a
+timer of its own.
 """
 
 from __future__ import annotations
@@ -53,8 +55,13 @@ from logcaster.query.live import live_filter
 
 PATH = "/api/v1/tail"
 RETRY_MS = 2000  # the reconnect delay a browser's EventSource uses
-LIVENESS_S = 0.5  # how often an idle stream checks that its client is still there
+LIVENESS_S = 0.5  # how often the ticker checks clients and heartbeats, for all streams
 WRITE_PIECE = 64 * 1024
+# What a write costs the loop, for the subscribers' share (pipeline/share.py):
+# aiohttp's framing and the call, and the kernel's copy (0.22 ns a byte measured
+# on loopback, doubled).
+WRITE_COST_S = 20e-6
+WRITE_COST_S_PER_BYTE = 0.5e-9
 DRAIN_GRACE_S = 1.0  # on drain, a stream still stuck writing after this is cut
 RENDERED_MAX_BYTES = 16 * 1024 * 1024  # the shared cache of rendered events
 # Parameters about the stream's position, not its filter.
@@ -69,9 +76,10 @@ class TailEndpoints:
         self._heartbeat = config.http.tail_heartbeat_s
         self._max_backlog = config.http.tail_queue_events
         self._broker = broker
-        self._streams: dict[Subscription, web.Request] = {}
+        self._streams: dict[Subscription, _Stream] = {}
         self._draining = False
         self._rendered = RenderedEvents(RENDERED_MAX_BYTES)
+        self._ticker: asyncio.TimerHandle | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(PATH, self.tail)]
@@ -85,9 +93,26 @@ class TailEndpoints:
             asyncio.get_running_loop().call_later(DRAIN_GRACE_S, self._cut_stuck)
 
     def _cut_stuck(self) -> None:
-        for request in self._streams.values():
-            if request.transport is not None:
-                request.transport.abort()
+        for stream in self._streams.values():
+            if stream.request.transport is not None:
+                stream.request.transport.abort()
+
+    def _tick(self) -> None:
+        """Every LIVENESS_S while streams are open, one timer for all of them:
+        unsubscribe those whose client is gone, and wake those that owe their
+        client a heartbeat or an id-only block (`Subscription.poke`)."""
+        self._ticker = None
+        now = time.monotonic()
+        for sub, stream in list(self._streams.items()):
+            if _gone(stream.request):
+                self._broker.unsubscribe(sub, "gone")
+            elif now - stream.last_write >= self._heartbeat or sub.position > stream.sent_id:
+                sub.poke()
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        if self._ticker is None and self._streams and not self._draining:
+            self._ticker = asyncio.get_running_loop().call_later(LIVENESS_S, self._tick)
 
     async def tail(self, request: web.Request) -> web.StreamResponse:
         if self._draining:
@@ -102,9 +127,10 @@ class TailEndpoints:
             sub = self._broker.subscribe(what, since=since, backlog=backlog)
         except TooManySubscribers as exc:
             return json_error(503, f"too many live tails: {exc}", {"Retry-After": "5"})
-        self._streams[sub] = request
+        stream = self._streams[sub] = _Stream(request)
+        self._schedule_tick()
         try:
-            return await self._stream(request, sub)
+            return await self._stream(stream, sub)
         finally:
             self._streams.pop(sub, None)
             self._broker.unsubscribe(sub)
@@ -121,7 +147,7 @@ class TailEndpoints:
             )
         return since, backlog
 
-    async def _stream(self, request: web.Request, sub: Subscription) -> web.StreamResponse:
+    async def _stream(self, stream: _Stream, sub: Subscription) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
@@ -130,64 +156,79 @@ class TailEndpoints:
             }
         )
         response.force_close()  # the end of the stream is the end of the connection
-        sent_id = -1
         try:
-            await response.prepare(request)
+            await response.prepare(request := stream.request)
             await response.write(b"retry: %d\n\n" % RETRY_MS)
-            last_write = time.monotonic()
+            stream.last_write = time.monotonic()
             while True:
-                quiet = time.monotonic() - last_write
-                items = await sub.get(min(LIVENESS_S, max(0.0, self._heartbeat - quiet)))
+                items = await sub.get()  # [] when poked by _tick
                 if items:
                     ended = await self._send(response, items, sub.position)
-                    sent_id = sub.position
-                    last_write = time.monotonic()
+                    stream.sent_id = sub.position
+                    stream.last_write = time.monotonic()
                     if ended:
                         break
                     continue
-                if _gone(request):
-                    break
                 block = b""
-                if sub.position > sent_id:  # filtered-out events moved the position
+                if sub.position > stream.sent_id:  # filtered-out events moved the position
                     block = b"id: %d\n\n" % sub.position
-                    sent_id = sub.position
-                if time.monotonic() - last_write >= self._heartbeat:
+                    stream.sent_id = sub.position
+                if time.monotonic() - stream.last_write >= self._heartbeat:
                     block += b": heartbeat\n\n"
-                if block:
+                if block and not _gone(request):
                     await response.write(block)
-                    last_write = time.monotonic()
+                    stream.last_write = time.monotonic()
         except ConnectionError:
             pass  # the client went away (aiohttp's reset errors are ConnectionErrors)
         return response
 
     async def _send(self, response: web.StreamResponse, items: list[Item], position: int) -> bool:
-        """Write `items` in pieces; True after `Ended`. Rendering counts against the
-        broker's turn budget (the wait for the socket does not)."""
+        """Write `items` in pieces; True after `Ended`. Rendering and writing count
+        against the subscribers' share of the loop (pipeline/share.py)."""
         started = time.perf_counter()
         parts: list[bytes] = []
         size = 0
         ended = False
         top = 0  # the highest id the pieces carry
+        block = self._rendered.block
         for item in items:
-            ended = ended or isinstance(item, Ended)
             if isinstance(item, Event):
-                piece, moved_to = self._rendered.block(item), item.id
+                piece = block(item)
+                top = item.id  # events come in id order
             else:
+                ended = ended or isinstance(item, Ended)
                 piece, moved_to = _notice(item)
-            top = max(top, moved_to)
+                top = max(top, moved_to)
             parts.append(piece)
             size += len(piece)
             if size >= WRITE_PIECE:
                 self._broker.spend(time.perf_counter() - started)
-                await response.write(b"".join(parts))
+                await self._write(response, b"".join(parts))
                 parts, size = [], 0
                 started = time.perf_counter()
         if position > top and not ended:
             parts.append(b"id: %d\n\n" % position)  # left-out events or a notice moved it
         self._broker.spend(time.perf_counter() - started)
         if parts:
-            await response.write(b"".join(parts))
+            await self._write(response, b"".join(parts))
         return ended
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        # Charged by estimate, not timed: the time would include the other tasks
+        # that ran while it waited for the socket.
+        self._broker.spend(WRITE_COST_S + len(data) * WRITE_COST_S_PER_BYTE)
+        await response.write(data)
+
+
+class _Stream:
+    """An open stream's state the ticker reads."""
+
+    __slots__ = ("last_write", "request", "sent_id")
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.last_write = time.monotonic()
+        self.sent_id = -1  # the last position written as an `id:`
 
 
 class RenderedEvents:
