@@ -23,6 +23,8 @@ import msgspec
 from logcaster.component import Component, Counters, Endpoint, add_counters, by_reason, starting
 from logcaster.config import Config, forward_dir
 from logcaster.frontends.http.ingest import IngestEndpoints
+from logcaster.frontends.http.openapi import OpenApiEndpoints
+from logcaster.frontends.http.query import QUERY_PATH, QueryEndpoints
 from logcaster.frontends.http.server import HttpServer
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
@@ -104,13 +106,15 @@ class Server:
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
+        self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
         self.http: HttpServer | None = None
         if config.http.enabled:
             # It takes events (so it stops with the sources, before the queue
             # drains) and answers queries; later endpoints mount on it too.
             self.http = c.sources["http"] = HttpServer(config.http)
             self.http.mount(IngestEndpoints(config, self.pipeline, self.stats, self.http))
-        self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
+            self.http.mount(QueryEndpoints(self.queries, config.http), streams=(QUERY_PATH,))
+            self.http.mount(OpenApiEndpoints())
         c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
         # -----------------------------------------------------------------------------
         self.components = c

@@ -109,5 +109,26 @@ class Event:
             "source": self.source,
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Event:
+        """The event `to_dict` described, read back (a client of the JSON answers).
+
+        Raises KeyError, TypeError or ValueError for a document of another shape."""
+        fields = doc.get("fields")
+        return cls(
+            id=int(doc["id"]),
+            received_at=float(doc["received_at"]),
+            source=str(doc["source"]),
+            body=str(doc["body"]),
+            message=str(doc["message"]),
+            ts=float(doc["ts"]),
+            level=doc.get("level"),
+            service=doc.get("service"),
+            version=doc.get("version"),
+            host=doc.get("host"),
+            pod=doc.get("pod"),
+            fields=dict(fields) if fields else None,
+        )
+
     def __repr__(self) -> str:
         return f"Event(id={self.id}, level={self.level}, service={self.service}, {self.message!r})"

@@ -54,13 +54,13 @@ def parse_command(line: str, config: QueryConfig) -> Command:
         query, fmt_json = build_query(params, config)
         return Command("QUERY", query, as_json or fmt_json)
     if verb == "SEARCH":
-        word = _unquote(rest)
+        word = unquote(rest)
         if not word:
             raise QuerySyntaxError("SEARCH needs a text")
         query = apply_limits(Query(keywords=(word,), limit=config.default_limit), config)
         return Command("QUERY", query, as_json)
     if verb == "REGEX":
-        pattern = _unquote(rest)
+        pattern = unquote(rest)
         if not pattern:
             raise QuerySyntaxError("REGEX needs a pattern")
         query = apply_limits(Query(regex=pattern, limit=config.default_limit), config)
@@ -75,7 +75,7 @@ class UnknownCommand(QuerySyntaxError):
     pass
 
 
-def _unquote(text: str) -> str:
+def unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         inner = text[1:-1]
         return inner.replace('\\"', '"').replace("\\\\", "\\") if text[0] == '"' else inner
@@ -96,7 +96,7 @@ def parse_params(text: str) -> list[tuple[str, str]]:
         value = m.group(2)
         if value[:1] in ("'", '"') and (len(value) < 2 or value[-1] != value[0]):
             raise QuerySyntaxError(f"unterminated quote in {m.group(1)}=")
-        params.append((m.group(1), _unquote(value)))
+        params.append((m.group(1), unquote(value)))
         pos = m.end()
         if text[pos:].strip() == "":
             break
