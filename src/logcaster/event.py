@@ -111,23 +111,20 @@ class Event:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Event:
-        """The event `to_dict` described, read back (a client of the JSON answers).
-
-        Raises KeyError, TypeError or ValueError for a document of another shape."""
-        fields = doc.get("fields")
+        """The event `to_dict` gave (a JSON answer read back: `logcaster tail`)."""
         return cls(
-            id=int(doc["id"]),
-            received_at=float(doc["received_at"]),
-            source=str(doc["source"]),
-            body=str(doc["body"]),
-            message=str(doc["message"]),
-            ts=float(doc["ts"]),
-            level=doc.get("level"),
-            service=doc.get("service"),
-            version=doc.get("version"),
-            host=doc.get("host"),
-            pod=doc.get("pod"),
-            fields=dict(fields) if fields else None,
+            int(doc["id"]),
+            float(doc.get("received_at") or 0.0),
+            str(doc.get("source") or ""),
+            str(doc.get("body") or ""),
+            str(doc.get("message") or ""),
+            float(doc.get("ts") or 0.0),
+            doc.get("level"),
+            doc.get("service"),
+            doc.get("version"),
+            doc.get("host"),
+            doc.get("pod"),
+            doc.get("fields") or {},
         )
 
     def __repr__(self) -> str:

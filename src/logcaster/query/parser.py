@@ -22,6 +22,7 @@ from logcaster.query.model import Query
 Verb = Literal["COUNT", "STATS", "HELP", "QUERY", "CLEAR"]
 
 RECENT_DEFAULT = 10
+MAX_COUNT_VALUE = 2**63 - 1  # the largest max_count: a count, it fits a signed 64-bit int
 
 _TOKEN = re.compile(r"""\s*([^\s="']+)=("(?:[^"\\]|\\.)*"|'[^']*'|\S*)|\s*(\S+)""")
 
@@ -160,7 +161,11 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
                 raise QuerySyntaxError(f"source must be memory, store or all, not {value!r}")
             query = replace(query, source=source)  # type: ignore[arg-type]
         elif name == "max_count":
-            query = replace(query, max_count=_positive_int("max_count", value))
+            max_count = _positive_int("max_count", value)
+            if max_count > MAX_COUNT_VALUE:
+                # JSON answers carry it, and orjson writes integers up to 64 bits.
+                raise QuerySyntaxError(f"max_count must be at most {MAX_COUNT_VALUE}")
+            query = replace(query, max_count=max_count)
         else:
             fields.append((key, value))
     if keywords:

@@ -56,7 +56,8 @@ class QueryEndpoints:
         self._draining = False
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(QUERY_PATH, self.get)]
+        # No HEAD: aiohttp would send a streamed answer's body to it.
+        return [web.get(QUERY_PATH, self.get, allow_head=False)]
 
     def drain(self) -> None:
         self._draining = True
