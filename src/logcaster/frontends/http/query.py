@@ -63,22 +63,47 @@ class QueryEndpoints:
         self._draining = True
 
     async def get(self, request: web.Request) -> web.StreamResponse:
-        deadline = asyncio.get_running_loop().time() + self._timeout
-        if self._draining:
-            return json_error(503, "the server is shutting down", {"Retry-After": RETRY_AFTER_S})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._timeout
+        failure: Exception | None = None
         try:
-            query = parse_query(request.query, self._service)
-            async with asyncio.timeout_at(deadline):
-                answer = await self._service.run(query)
-        except QueryBusy as exc:
-            return json_error(429, str(exc), {"Retry-After": RETRY_AFTER_S})
-        except QuerySyntaxError as exc:
-            return json_error(400, f"Invalid query syntax: {exc}")
-        except QueryLimitError as exc:
-            return json_error(400, str(exc))
-        except TimeoutError:
-            return json_error(503, "request timed out", {"Retry-After": RETRY_AFTER_S})
+            answer = await self._run(request.query, deadline)
+        except REFUSALS as exc:
+            failure = exc
+        # Every request is classified here, once (ok or the exception that ended it).
+        if failure is not None:
+            return error_response(failure)
         return await send_answer(request, answer, deadline)
+
+    async def _run(self, params: MultiMapping[str], deadline: float) -> Answer:
+        if self._draining:
+            raise Draining("the server is shutting down")
+        query = parse_query(params, self._service)
+        async with asyncio.timeout_at(deadline):
+            return await self._service.run(query)
+
+
+class Draining(Exception):
+    pass
+
+
+# What ends a query request with an error answer (error_response); anything
+# else is a bug, answered 500 by the server's middleware and logged.
+REFUSALS = (QueryBusy, QuerySyntaxError, QueryLimitError, TimeoutError, Draining)
+
+
+def error_response(exc: Exception) -> web.Response:
+    """The status and `{"error": ...}` for a refusal, worded as the line protocol's."""
+    if isinstance(exc, QueryBusy):
+        return json_error(429, str(exc), {"Retry-After": RETRY_AFTER_S})
+    if isinstance(exc, QuerySyntaxError):
+        return json_error(400, f"Invalid query syntax: {exc}")
+    if isinstance(exc, QueryLimitError):  # time, scan and pattern limits
+        return json_error(400, str(exc))
+    if isinstance(exc, TimeoutError):
+        return json_error(503, "request timed out", {"Retry-After": RETRY_AFTER_S})
+    return json_error(503, str(exc), {"Retry-After": RETRY_AFTER_S})
 
 
 def parse_query(params: MultiMapping[str], service: QueryService) -> Query:
