@@ -31,6 +31,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import schemathesis
 
 from logcaster.testing import ServerProcess, start_server
 from tests.http_query_helpers import get, http_query
@@ -79,6 +80,7 @@ def test_the_document_names_every_route(api_server: ServerProcess) -> None:
     assert reply.headers["Content-Type"] == "application/json"
     doc = orjson.loads(reply.body)
     assert doc["openapi"].startswith("3.0.")
+    schemathesis.openapi.from_dict(doc).validate()  # against the OpenAPI 3.0 schema
     assert set(doc["paths"]) == DOCUMENTED
     for path in DOCUMENTED - set(NOT_FUZZED):
         # Served (404 is the answer of a path nobody mounted).
