@@ -131,6 +131,15 @@ async def send_answer(request: web.Request, answer: Answer, deadline: float) -> 
                 await asyncio.sleep(0)  # other requests run between slices
             await response.write_eof()
     except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
+        _cut_off(request)
+    except BaseException:
+        # A started answer cannot be replaced by an error answer (the server's
+        # middleware would write one into the middle of the body): cut it off.
+        _cut_off(request)
+        raise
     return response
+
+
+def _cut_off(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
