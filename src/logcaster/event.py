@@ -109,5 +109,23 @@ class Event:
             "source": self.source,
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Event:
+        """The event `to_dict` gave (a JSON answer read back: `logcaster tail`)."""
+        return cls(
+            int(doc["id"]),
+            float(doc.get("received_at") or 0.0),
+            str(doc.get("source") or ""),
+            str(doc.get("body") or ""),
+            str(doc.get("message") or ""),
+            float(doc.get("ts") or 0.0),
+            doc.get("level"),
+            doc.get("service"),
+            doc.get("version"),
+            doc.get("host"),
+            doc.get("pod"),
+            doc.get("fields") or {},
+        )
+
     def __repr__(self) -> str:
         return f"Event(id={self.id}, level={self.level}, service={self.service}, {self.message!r})"
