@@ -24,6 +24,8 @@ from logcaster.component import Component, Counters, Endpoint, starting
 from logcaster.config import Config, forward_dir
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.observe import ObserveEndpoints
+from logcaster.frontends.http.openapi import OpenApiEndpoints
+from logcaster.frontends.http.query import QUERY_PATH, QueryEndpoints
 from logcaster.frontends.http.server import HttpServer
 from logcaster.frontends.http.tail import PATH as TAIL_PATH
 from logcaster.frontends.http.tail import TailEndpoints
@@ -140,6 +142,8 @@ class Server:
             self.http.mount(IngestEndpoints(config, self.pipeline, self.stats, self.http))
             self.http.mount(TailEndpoints(config, self.broker), streams=(TAIL_PATH,))
             self.http.mount(ObserveEndpoints(self.readings, self.health))
+            self.http.mount(QueryEndpoints(self.queries, config.http), streams=(QUERY_PATH,))
+            self.http.mount(OpenApiEndpoints())
         # -----------------------------------------------------------------------------
         self.components = c
 

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--query-port", "--port", dest="port", type=int, default=9998)
     query.add_argument("--json", action="store_true", help="ask for a JSON answer")
     query.add_argument("--timeout", type=float, default=10.0)
+    query.add_argument("--http", metavar="URL", help="ask the HTTP API (http://HOST:8080)")
 
     tail = sub.add_parser("tail", help="print the newest events; -f follows new ones (HTTP API)")
     tail.add_argument("filters", nargs="*", help="QUERY's key=value filters; a bare word: keyword")
@@ -440,6 +441,13 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
 
 def _query(args: argparse.Namespace) -> int:
     line = " ".join(args.words)
+    if args.http:
+        from logcaster.client import http_query
+
+        out, err = sys.stdout, sys.stderr
+        return http_query.run(
+            args.http, line, as_json=args.json, timeout=args.timeout, out=out, err=err
+        )
     if args.json:
         line = "JSON " + line
     try:

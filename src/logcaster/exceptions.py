@@ -26,6 +26,11 @@ class QueryTimeout(QueryLimitError):
     """A query ran past its deadline (the planner words it with the timeout)."""
 
 
+class QueryBusy(LogCasterError):
+    """Too many queries running and waiting (query.max_concurrent + max_waiting):
+    the line protocol's `ERROR: busy`, HTTP's 429."""
+
+
 class StorageError(LogCasterError):
     """A file operation of the persistence layer failed (ENOSPC, EIO, ...).
 

@@ -19,12 +19,13 @@ from typing import Any
 import orjson
 
 from logcaster.component import Endpoint, listening, server_endpoint
-from logcaster.exceptions import QueryLimitError, QuerySyntaxError
-from logcaster.frontends.query_metrics import BusyError, Outcome, QueryMetrics, outcome_of
-from logcaster.frontends.rows import format_row
+from logcaster.exceptions import QueryBusy, QueryLimitError, QuerySyntaxError
+from logcaster.frontends.answers import answer_json, answer_text, stats_text
+from logcaster.frontends.query_metrics import Outcome, QueryMetrics, outcome_of
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.options import QueryConfig
+from logcaster.query.model import Query
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner
 from logcaster.sinks.memory import MemorySink
@@ -124,7 +125,7 @@ class QueryService:
         except QuerySyntaxError as exc:
             message = f"Invalid query syntax: {exc}"
             failure = exc
-        except (QueryLimitError, BusyError) as exc:
+        except (QueryLimitError, QueryBusy) as exc:
             message = str(exc)
             failure = exc
         except Exception as exc:
@@ -136,16 +137,23 @@ class QueryService:
 
     async def _search(self, cmd: Command) -> str:
         assert cmd.query is not None
+        return _render(cmd, await self.run(cmd.query))
+
+    async def run(self, query: Query) -> Answer:
+        """Run a parsed query in a query thread (every front end's searches go here).
+
+        Raises QueryBusy when `query.max_concurrent` queries run and
+        `query.max_waiting` more wait already; QueryLimitError past a time or
+        scan limit."""
         if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
-            raise BusyError("busy: too many queries running; try again")
+            raise QueryBusy("busy: too many queries running; try again")
         snapshot = self.planner.prepare()
         self._waiting += 1
         try:
             loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self._pool, self.planner.run, cmd.query, snapshot)
+            return await loop.run_in_executor(self._pool, self.planner.run, query, snapshot)
         finally:
             self._waiting -= 1
-        return _render(cmd, answer)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -158,7 +166,7 @@ class QueryService:
             stats = self.stats()
             if cmd.json:
                 return _json(stats)
-            return "STATS: " + ", ".join(f"{k}={_num(v)}" for k, v in stats.items()) + "\n"
+            return stats_text(stats)
         if cmd.verb == "HELP":
             return _json({"help": list(HELP_LINES)}) if cmd.json else "\n".join(HELP_LINES) + "\n"
         if cmd.verb == "CLEAR":
@@ -169,30 +177,9 @@ class QueryService:
 
 
 def _render(cmd: Command, answer: Answer) -> str:
-    found = f"{answer.total}+" if answer.capped else str(answer.total)
     if cmd.json:
-        doc: dict[str, Any] = {
-            "found": answer.total,
-            "returned": len(answer.rows),
-            "capped": answer.capped,
-            "max_count": answer.max_count,
-            "events": [ev.to_dict() for ev in answer.rows],
-        }
-        if answer.unindexed is not None:
-            doc["unindexed"] = list(answer.unindexed)
-        return _json(doc)
-    head = f"FOUND: {found} matches"
-    notes = []
-    if answer.capped:
-        notes.append(f"counting stops at max_count={answer.max_count}")
-    if answer.unindexed is not None:
-        first, last = answer.unindexed
-        notes.append(f"partial: events {first}..{last} are not indexed yet")
-    if notes:
-        head += " (" + "; ".join(notes) + ")"
-    lines = [head]
-    lines.extend(format_row(ev) for ev in answer.rows)
-    return "\n".join(lines) + "\n"
+        return answer_json(answer).decode() + "\n"
+    return answer_text(answer)
 
 
 def asks_json(line: str) -> bool:
@@ -207,13 +194,6 @@ def error_answer(message: str, as_json: bool) -> str:
     """`ERROR: message`, or `{"error": "message"}` for a JSON client, which parses
     every answer it gets."""
     return _json({"error": message}) if as_json else f"ERROR: {message}\n"
-
-
-def _num(value: int | float) -> str:
-    if not isinstance(value, float):
-        return str(value)
-    # Rates below 1 (TailKeepRate 0.05) keep their digits; seconds keep one decimal.
-    return f"{value:.4g}" if 0 < abs(value) < 1 else f"{value:.1f}"
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

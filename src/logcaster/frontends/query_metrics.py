@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.exceptions import QueryBusy, QueryLimitError, QueryTimeout
 from logcaster.metrics.histogram import Histogram
 from logcaster.metrics.registry import Metric, Readings
 
@@ -57,15 +57,11 @@ CACHE_HIT = Metric(
 )
 
 
-class BusyError(Exception):
-    """Too many queries are running or waiting: try again later (outcome `busy`)."""
-
-
 def outcome_of(exc: BaseException | None) -> Outcome:
     """The outcome of a request that ended with `exc` (None: answered)."""
     if exc is None:
         return "ok"
-    if isinstance(exc, BusyError):
+    if isinstance(exc, QueryBusy):
         return "busy"
     if isinstance(exc, QueryTimeout):  # before its base class QueryLimitError
         return "timeout"

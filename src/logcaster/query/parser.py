@@ -22,6 +22,7 @@ from logcaster.query.model import Query
 Verb = Literal["COUNT", "STATS", "HELP", "QUERY", "CLEAR"]
 
 RECENT_DEFAULT = 10
+MAX_COUNT_VALUE = 2**63 - 1  # the largest max_count: a count, it fits a signed 64-bit int
 
 _TOKEN = re.compile(r"""\s*([^\s="']+)=("(?:[^"\\]|\\.)*"|'[^']*'|\S*)|\s*(\S+)""")
 
@@ -54,13 +55,13 @@ def parse_command(line: str, config: QueryConfig) -> Command:
         query, fmt_json = build_query(params, config)
         return Command("QUERY", query, as_json or fmt_json)
     if verb == "SEARCH":
-        word = _unquote(rest)
+        word = unquote(rest)
         if not word:
             raise QuerySyntaxError("SEARCH needs a text")
         query = apply_limits(Query(keywords=(word,), limit=config.default_limit), config)
         return Command("QUERY", query, as_json)
     if verb == "REGEX":
-        pattern = _unquote(rest)
+        pattern = unquote(rest)
         if not pattern:
             raise QuerySyntaxError("REGEX needs a pattern")
         query = apply_limits(Query(regex=pattern, limit=config.default_limit), config)
@@ -75,7 +76,7 @@ class UnknownCommand(QuerySyntaxError):
     pass
 
 
-def _unquote(text: str) -> str:
+def unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         inner = text[1:-1]
         return inner.replace('\\"', '"').replace("\\\\", "\\") if text[0] == '"' else inner
@@ -96,7 +97,7 @@ def parse_params(text: str) -> list[tuple[str, str]]:
         value = m.group(2)
         if value[:1] in ("'", '"') and (len(value) < 2 or value[-1] != value[0]):
             raise QuerySyntaxError(f"unterminated quote in {m.group(1)}=")
-        params.append((m.group(1), _unquote(value)))
+        params.append((m.group(1), unquote(value)))
         pos = m.end()
         if text[pos:].strip() == "":
             break
@@ -160,7 +161,11 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
                 raise QuerySyntaxError(f"source must be memory, store or all, not {value!r}")
             query = replace(query, source=source)  # type: ignore[arg-type]
         elif name == "max_count":
-            query = replace(query, max_count=_positive_int("max_count", value))
+            max_count = _positive_int("max_count", value)
+            if max_count > MAX_COUNT_VALUE:
+                # JSON answers carry it, and orjson writes integers up to 64 bits.
+                raise QuerySyntaxError(f"max_count must be at most {MAX_COUNT_VALUE}")
+            query = replace(query, max_count=max_count)
         else:
             fields.append((key, value))
     if keywords:

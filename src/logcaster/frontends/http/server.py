@@ -11,9 +11,11 @@ server owns is what every endpoint shares:
   connections open at once (past `http.max_connections` a new connection
   gets one `503` and is closed before any request is read).
 - **Errors.** Every error is a JSON document `{"error": "..."}` with its
-  status, aiohttp's own (404, 405, 413, 400 on a bad request line) too; an
-  unexpected exception is logged and answered 500 without taking down the
-  server (the API test fuzzes for it).
+  status, aiohttp's own routing errors (404, 405, 413) too; an unexpected
+  exception is logged and answered 500 without taking down the server (the
+  API test fuzzes for it). Only a request aiohttp cannot parse (a request line
+  or header past its bound, a malformed header) gets aiohttp's plain-text 400,
+  before any handler runs.
 - **Drain.** `stop` (with the sources, before the queue drains): new
   connections are refused, endpoints stop taking work (ingest answers 503,
   live tails end), idle keep-alive connections close, and in-flight requests
