@@ -35,6 +35,11 @@ SMOKE: dict[str, list[str]] = {
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
+    "http-fanout": (
+        "http",
+        [*SMOKE["http"], "--corpus", "default", "--bodies", "ndjson", "--fanout"]
+        + ["--subscribers", "0,2"],
+    ),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 # Runs whose table is checked too: run name -> a heading its stdout must show.
