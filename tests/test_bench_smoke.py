@@ -32,14 +32,11 @@ SMOKE: dict[str, list[str]] = {
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
     "http": ["--lines", LINES, "--runs", "1", "--clients", "2"],
 }
+FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscribers", "0,2"]
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
-    "http-fanout": (
-        "http",
-        [*SMOKE["http"], "--corpus", "default", "--bodies", "ndjson", "--fanout"]
-        + ["--subscribers", "0,2"],
-    ),
+    "http-fanout": ("http", [*SMOKE["http"], *FANOUT]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 # Runs whose table is checked too: run name -> a heading its stdout must show.

@@ -287,9 +287,12 @@ async def _block_waits() -> None:
             async with session.post(target, data=fill) as resp:
                 assert (resp.status, await resp.json()) == (200, {"accepted": 1000})
             assert queue.full
-            async with session.post(target, data=b"[INFO] waits\n") as resp:
-                assert resp.status == 503 and resp.headers["Retry-After"] == "1"
-                assert "queue is full" in (await resp.json())["error"]
+            for _ in range(3):
+                async with session.post(target, data=b"[INFO] waits\n") as resp:
+                    assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+                    assert "queue is full" in (await resp.json())["error"]
+            # Requests that gave up leave nothing behind: one callback serves them all.
+            assert len(queue._space_waiters) <= 1
             # A big body is left in the socket buffers while the request waits.
             sent = await _bytes_taken_while_waiting(http.port, 128 << 20)
             assert sent < 32 << 20, f"the server read {sent} bytes of a waiting body"
@@ -356,3 +359,110 @@ def test_ndjson_lines_valid_only_together_are_refused(server: ServerProcess) -> 
         assert status == 400, (body, answer)
         assert answer["error"].startswith("line "), answer
     assert server.stats()["Total"] == 0
+
+
+def test_a_huge_array_of_tiny_objects_costs_its_size_not_more(server: ServerProcess) -> None:
+    """349,523 `{}` in one 1 MiB body: each event keeps an exact-size text (an
+    orjson buffer kept per event once took 1.4 GB here), and the request goes to
+    the queue in bounded batches, so the memory ring keeps only what it holds."""
+    import psutil
+
+    proc = psutil.Process(server.pid)
+    before = proc.memory_info().rss
+    body = b"[" + b",".join([b"{}"] * 349_523) + b"]"
+    assert post(url(server), body, "application/json")[:2] == (200, {"accepted": 349_523})
+    server.wait_total(349_523)
+    grown = proc.memory_info().rss - before
+    assert grown < 300 << 20, f"RSS grew by {grown >> 20} MiB"
+    assert server.query("COUNT") == "COUNT: 10000\n"
+    answer = orjson.loads(server.query("JSON QUERY limit=1"))
+    assert answer["returned"] == 1  # the ring answers without parsing the whole request
+
+
+def test_deep_nesting_is_a_400_or_kept_in_the_body(server: ServerProcess) -> None:
+    """Past orjson's 255 levels a body cannot be re-written: 400. A line nested
+    300 deep is stored, and its deep field is a marker, so queries and the live
+    tail can still render it (they once failed with a 500)."""
+    deep = b'{"x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    status, answer, _ = post(url(server), b"[" + deep + b"]", "application/json")
+    assert status == 400 and "nested too deeply" in answer["error"], answer
+    line = b'{"message": "deep300", "x": ' + b"[" * 300 + b"]" * 300 + b"}\n"
+    assert post(url(server), line, NDJSON)[:2] == (200, {"accepted": 1})
+
+    async def query_and_tail() -> tuple[dict[str, Any], bytes]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url(server, "/api/v1/query?keyword=deep300")) as resp:
+                assert resp.status == 200
+                found = await resp.json()
+            async with session.get(url(server, "/api/v1/tail?backlog=1&keyword=deep300")) as resp:
+                assert resp.status == 200
+                head = await resp.content.readuntil(b"\n\n")
+                while b"data:" not in head:
+                    head = await resp.content.readuntil(b"\n\n")
+        return found, head
+
+    found, head = asyncio.run(query_and_tail())
+    assert found["found"] == 1
+    assert found["events"][0]["fields"]["x"].startswith("[nested deeper than")
+    assert b"deep300" in head
+
+
+def test_multipart_uploads_are_refused_with_a_hint(server: ServerProcess, tmp_path: Path) -> None:
+    upload = tmp_path / "app.log"
+    upload.write_bytes(b"[INFO] one\n")
+    out = subprocess.run(
+        ["curl", "-sS", "-w", "\\n%{http_code}", "-F", f"file=@{upload}", url(server)],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    answer, status = out.stdout.rsplit(b"\n", 1)
+    assert status == b"415" and b"send the file itself" in answer
+    assert server.stats()["Total"] == 0
+
+
+def test_connections_past_the_cap_get_a_readable_503(server_factory: ServerFactory) -> None:
+    env = {**os.environ, "LOGCASTER_HTTP__MAX_CONNECTIONS": "2"}
+    server = server_factory(env=env)
+
+    async def go() -> tuple[int, str]:
+        held = [await asyncio.open_connection("127.0.0.1", server.ports["http"]) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        try:
+            out = await asyncio.create_subprocess_exec(
+                "curl",
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                url(server, "/healthz"),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            stdout, _ = await out.communicate()
+            body, status = stdout.decode().rsplit("\n", 1)
+            return int(status), body
+        finally:
+            for _, writer in held:
+                writer.close()
+
+    status, body = asyncio.run(go())
+    assert (status, orjson.loads(body)) == (503, {"error": "too many connections"})
+    wait_for("the refusal counted", server.stats, lambda s: s["HttpConnectionsRefused"] >= 1)
+
+
+def test_the_body_budget_makes_a_second_large_body_wait() -> None:
+    from logcaster.frontends.http.ingest import BodyBudget
+
+    async def go() -> None:
+        budget = BodyBudget(100)
+        async with budget.hold(80, 1.0):
+            async with budget.hold(20, 1.0):  # fits beside it
+                assert budget.held == 100
+            with pytest.raises(Exception) as refused:
+                async with budget.hold(30, 0.2):  # would pass the budget: waits, gives up
+                    pass
+            assert type(refused.value).__name__ == "_BudgetFull"
+        async with budget.hold(500, 0.1):  # alone, any size proceeds
+            assert budget.held == 500
+        assert budget.held == 0
+
+    asyncio.run(go())

@@ -202,6 +202,9 @@ class HttpConfig(Section, frozen=True):
     port: Port = 8080
     # A request body, and the same bound again after gzip decoding (a bomb gets 413).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
+    # Request bodies held in memory at once (read and decoded); past it requests
+    # wait, then get 503. One body alone may always be read.
+    max_inflight_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
     max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 20)] = 8190  # a line or field
     max_headers: Annotated[int, msgspec.Meta(ge=8, le=1000)] = 100
     # Seconds a request may take: reading its body, waiting for queue room (block)

@@ -124,6 +124,10 @@ def _parse_json(ev: Event, first: str) -> str | None:
             ev.host = value
         elif key == "pod" and isinstance(value, str):
             ev.pod = value
+        elif isinstance(value, dict | list) and _too_deep(value):
+            # Kept in the body; as a field it could not be written back as JSON
+            # (orjson writes 255 levels at most) nor usefully compared.
+            fields[key] = TOO_DEEP
         else:
             fields[key] = value
     ev.fields = fields
@@ -131,6 +135,23 @@ def _parse_json(ev: Event, first: str) -> str | None:
         return ""
     _set_message(ev, message)
     return message
+
+
+# A JSON field value nested deeper than this is replaced by TOO_DEEP (the body keeps it).
+MAX_FIELD_DEPTH = 64
+TOO_DEEP = f"[nested deeper than {MAX_FIELD_DEPTH} levels: see the body]"
+
+
+def _too_deep(value: dict[str, Any] | list[Any]) -> bool:
+    """Whether a JSON value nests deeper than MAX_FIELD_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_FIELD_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def _json_time(value: object) -> float | None:

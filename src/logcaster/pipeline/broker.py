@@ -34,7 +34,9 @@ memory ring took but the worker had not published yet). Ids older than the
 ring holds are reported as one `Skipped` notice (reason `not_in_memory`; a
 count of ids, which `drop_oldest` and tail sampling may have left unused);
 an id above any delivered one (a server restarted without `-P` numbers from 1
-again) gets `Reset` and the stream starts from the newest.
+again) gets `Reset`, then everything the ring holds. (A restarted server that
+has already numbered past the reader's id cannot be told apart: with `-P` ids
+continue across restarts, so only a memory-only server has this blind spot.)
 """
 
 from __future__ import annotations
@@ -213,17 +215,18 @@ class Broker:
         units: deque[_Unit] = deque()
         after = last
         if since is not None:
+            oldest = batches[0].first_id + skip if batches else last + 1
+            oldest = max(oldest, history.hidden_through + 1)
             if since > last:
+                # Numbering restarted: all the ring holds is new to this reader.
                 units.append(Reset(since, last))
-            else:
-                oldest = batches[0].first_id + skip if batches else last + 1
-                oldest = max(oldest, history.hidden_through + 1)
-                after = since
-                if oldest > since + 1:
-                    gone = Skipped(oldest - since - 1, since + 1, oldest - 1, "not_in_memory")
-                    units.append(gone)
-                    after = oldest - 1
-                units.append(_Replay(batches))
+                since = oldest - 1
+            after = since
+            if oldest > since + 1:
+                gone = Skipped(oldest - since - 1, since + 1, oldest - 1, "not_in_memory")
+                units.append(gone)
+                after = oldest - 1
+            units.append(_Replay(batches))
         elif backlog > 0 and batches:
             start = max(batches[0].first_id + skip - 1, history.hidden_through)
             units.append(_Backlog(batches, start, backlog))

@@ -1,15 +1,19 @@
-"""`POST /api/v1/logs` (SPEC §2): one request, one batch into the pipeline.
+"""`POST /api/v1/logs` (SPEC §2): one request, all or nothing, into the pipeline.
 
 Order of a request, each step bounded by `http.request_timeout`:
-1. Refused at once while draining (503) or by the rate-limit hook (429).
+1. Refused at once while draining (503), by the rate-limit hook (429), or
+   for a multipart upload (415).
 2. With the `block` policy and a full queue, wait for room *before reading
    the body*: the body stays in the kernel's socket buffers, so waiting
    senders cost no memory (TCP pushes back, as on the line port). Past the
    timeout: 503 with Retry-After.
-3. Read and decode the body (body.py, payload.py): 413, 415 or 400, and then
-   nothing of the request is taken.
-4. Offer the texts as one batch. `reject` refusing them: 503. Drop and
-   sample policies may keep fewer: the answer says how many were accepted.
+3. Reserve the body's bytes in the server-wide budget (`BodyBudget`,
+   `http.max_inflight_bytes`), read and decode it (body.py, payload.py):
+   413, 415 or 400, and then nothing of the request is taken.
+4. With `block`, wait for room again (requests woken together must not all
+   pour in), then offer the texts in batches of at most BATCH_EVENTS
+   (`reject`: one batch, all or nothing, 503 when refused). Drop and sample
+   policies may keep fewer: the answer says how many were accepted.
 5. With `?ack=1` (or `X-LogCaster-Ack: 1`), answer only once every accepted
    event is durable (persist.fsync), as acknowledged TCP does. A timeout is
    a 504: the events were taken and may be stored, so a resend can duplicate
@@ -19,8 +23,9 @@ Order of a request, each step bounded by `http.request_timeout`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -35,6 +40,7 @@ from logcaster.stats import Stats
 
 LISTENER = "http"  # the source's name before ':' (stats.listener_of)
 RETRY_AFTER_S = "1"
+BATCH_EVENTS = 4096  # a request's events go to the queue in batches of at most this many
 EARLY_S = 0.05
 # A rate limiter (the security issue's): the seconds to wait before retrying, or None.
 RateLimit = Callable[[web.Request], float | None]
@@ -59,6 +65,9 @@ class IngestEndpoints:
         self._framer: Callable[[], Framer] = lambda: LineFramer(max_line, multiline, grouper)
         self.rate_limit: RateLimit | None = None
         self._room_waiters: set[asyncio.Future[None]] = set()
+        self._space_asked = False  # our one on_space callback is registered
+        self._reject = config.queue.policy == "reject"
+        self._budget = BodyBudget(config.http.max_inflight_bytes)
         self._draining = False
 
     def routes(self) -> list[web.RouteDef]:
@@ -66,6 +75,7 @@ class IngestEndpoints:
 
     def drain(self) -> None:
         self._draining = True
+        self._budget.close()
         for waiter in list(self._room_waiters):
             if not waiter.done():
                 waiter.set_exception(_Draining())
@@ -78,55 +88,94 @@ class IngestEndpoints:
             wait = self.rate_limit(request)
             if wait is not None:
                 return json_error(429, "rate limited", {"Retry-After": str(max(1, round(wait)))})
+        if request.content_type.startswith("multipart/"):
+            return json_error(415, "multipart bodies are not taken: send the file itself")
         ack = _asks_ack(request)
         try:
-            if self._block and self._pipeline.queue.full:
-                await asyncio.wait_for(self._wait_for_room(), self._left(started))
-            body = await read_body(request, self._max_body)
-            texts = decode(body, request.content_type, self._max_line, self._framer)
+            await self._room(started)  # before reading: waiting senders cost no memory
+            async with self._budget.hold(self._reserve(request), self._left(started)):
+                body = await read_body(request, self._max_body)
+                texts = decode(body, request.content_type, self._max_line, self._framer)
+                del body
+                # Woken together, waiters must not all pour into the queue at once.
+                await self._room(started)
+                if self._pipeline.queue.closed:
+                    # Taken while the queue is open (the server's stop waits for a
+                    # request begun before the drain); after that, not at all.
+                    return _unavailable("the server is shutting down")
+                kept, refused = self._offer(texts.texts, _source(request))
         except BodyError as exc:
             return json_error(exc.status, exc.reason)
         except _Draining:
             return _unavailable("the server is shutting down")
         except TimeoutError:
             return _unavailable("the queue is full; try again")
-        if self._pipeline.queue.closed:
-            # A request begun before the drain is taken while the queue is open
-            # (the server's stop waits for it); after that it must not be.
-            return _unavailable("the server is shutting down")
+        except _BudgetFull:
+            return _unavailable("too many request bodies in flight (http.max_inflight_bytes)")
         if texts.truncated:
             self._stats.truncate(LISTENER, texts.truncated)
-        offered = self._pipeline.offer(texts.texts, _source(request))
-        if offered.refused:
+        if refused:
             return _unavailable("the queue is full (queue.policy reject); try again")
-        doc: dict[str, object] = {"accepted": offered.kept}
-        if offered.kept < len(texts.texts):
-            doc["dropped"] = len(texts.texts) - offered.kept
+        doc: dict[str, object] = {"accepted": kept}
+        if kept < len(texts.texts):
+            doc["dropped"] = len(texts.texts) - kept
         last_id = self._pipeline.last_id
-        if ack and offered.kept and not await self._durable(request, last_id, self._left(started)):
+        if ack and kept and not await self._durable(request, last_id, self._left(started)):
             doc["error"] = "timed out waiting for durability: the events may be stored"
             return json_response(doc, 504)
         return json_response(doc)
+
+    def _offer(self, texts: list[bytes], source: str) -> tuple[int, bool]:
+        """Offer the texts as batches of at most BATCH_EVENTS; (kept, refused).
+
+        `reject` takes all or nothing, so a refusal leaves nothing stored: one
+        batch (it cannot pass the queue's own bound). The other policies weigh
+        each batch, and a huge request never becomes one huge batch the memory
+        ring and the live tail would have to parse whole.
+        """
+        pipeline = self._pipeline
+        if self._reject:
+            offered = pipeline.offer(texts, source)
+            return offered.kept, offered.refused
+        kept = 0
+        for i in range(0, len(texts), BATCH_EVENTS):
+            kept += pipeline.offer(texts[i : i + BATCH_EVENTS], source).kept
+        return kept, False
+
+    def _reserve(self, request: web.Request) -> int:
+        """Bytes a body may hold in memory: its declared length if plain, else the bound."""
+        length = request.content_length
+        encoded = request.headers.get("Content-Encoding", "identity").lower() != "identity"
+        if length is None or encoded:
+            return self._max_body
+        return min(length, self._max_body)
 
     def _left(self, started: float) -> float:
         """Seconds this request may still wait, a little inside the server's own
         timeout so the answer says what was waited for."""
         return max(0.0, self._timeout - EARLY_S - (time.monotonic() - started))
 
-    async def _wait_for_room(self) -> None:
-        """Wait until the queue drained below its low watermark (`block`)."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._room_waiters.add(waiter)
+    async def _room(self, started: float) -> None:
+        """With `block`, wait while the queue is full (TimeoutError past the request's
+        time). One `on_space` callback serves every waiting request, so requests
+        that give up leave nothing behind in the queue."""
+        queue = self._pipeline.queue
+        while self._block and queue.full:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room_waiters.add(waiter)
+            if not self._space_asked:
+                self._space_asked = True
+                queue.on_space(self._wake_waiters)
+            try:
+                await asyncio.wait_for(waiter, self._left(started))
+            finally:
+                self._room_waiters.discard(waiter)
 
-        def wake() -> None:
+    def _wake_waiters(self) -> None:
+        self._space_asked = False
+        for waiter in list(self._room_waiters):
             if not waiter.done():
                 waiter.set_result(None)
-
-        self._pipeline.queue.on_space(wake)
-        try:
-            await waiter
-        finally:
-            self._room_waiters.discard(waiter)
 
     async def _durable(self, request: web.Request, last_id: int, within_s: float) -> bool:
         """Wait until `last_id` is durable; the drain does not wait for this request."""
@@ -143,6 +192,50 @@ class IngestEndpoints:
 
 class _Draining(Exception):
     pass
+
+
+class _BudgetFull(Exception):
+    pass
+
+
+class BodyBudget:
+    """Request bodies held in memory at once, in bytes (`http.max_inflight_bytes`).
+
+    A request reserves what its body may take before reading it and waits, up
+    to its deadline, while the reservations of others would pass the budget;
+    one request alone may always proceed (its body is bounded by
+    `http.max_body_bytes`), so the budget never deadlocks.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.held = 0
+        self._freed = asyncio.Event()
+        self._closed = False
+
+    def close(self) -> None:
+        """The server is draining: waiting requests give up (503)."""
+        self._closed = True
+        self._freed.set()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, nbytes: int, within_s: float) -> AsyncIterator[None]:
+        deadline = time.monotonic() + within_s
+        while self.held and self.held + nbytes > self.max_bytes:
+            if self._closed:
+                raise _Draining()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _BudgetFull()
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), left)
+        self.held += nbytes
+        try:
+            yield
+        finally:
+            self.held -= nbytes
+            self._freed.set()
 
 
 def _asks_ack(request: web.Request) -> bool:

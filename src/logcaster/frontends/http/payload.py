@@ -61,28 +61,55 @@ def _text(body: bytes, framer: Framer) -> Texts:
 
 
 def _json(body: bytes, max_line: int) -> Texts:
-    if not body.strip():
+    stripped = body.strip()
+    if not stripped:
         return Texts([])
     try:
-        doc = orjson.loads(body)
+        doc = orjson.loads(stripped)
     except orjson.JSONDecodeError as exc:
-        if b"\n" in body.strip():
+        if b"\n" in stripped:
             return _ndjson(body, max_line)  # NDJSON sent as application/json
         raise BodyError(400, f"invalid JSON: {exc}") from exc
     if isinstance(doc, dict):
-        return _fit([orjson.dumps(doc)], max_line)  # one line, even if sent pretty-printed
+        return _fit([_object_text(stripped, doc, "the object")], max_line)
     if not isinstance(doc, list):
         raise BodyError(400, "expected a JSON object or an array of objects and strings")
+    raws = _raw_elements(stripped, len(doc))
     texts: list[bytes] = []
     for i, item in enumerate(doc):
         if isinstance(item, dict):
-            texts.append(orjson.dumps(item))
+            raw = bytes(memoryview(raws[i])) if raws is not None else b"\n"
+            texts.append(_object_text(raw, item, f"element {i}"))
         elif isinstance(item, str):
             texts.append(item.encode("utf-8", "replace"))
         else:
             kind = "null" if item is None else type(item).__name__
             raise BodyError(400, f"element {i}: expected an object or a string, got {kind}")
     return _fit(texts, max_line)
+
+
+def _raw_elements(array: bytes, count: int) -> list[msgspec.Raw] | None:
+    """The array's elements as raw slices of the body (None if msgspec cannot say)."""
+    try:
+        raws = _RAW_ARRAY.decode(array)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return raws if len(raws) == count else None
+
+
+def _object_text(raw: bytes, doc: dict[str, object], what: str) -> bytes:
+    """An object's event text: its own bytes when they are one line, else compact JSON.
+
+    The text is always an exact-size copy: orjson's output (and a slice of a
+    large body) can carry a far larger buffer, which a queued event would keep
+    alive (4 KiB each, a 10 MiB array of `{}` once held 13 GB).
+    """
+    if b"\n" not in raw and b"\r" not in raw:
+        return raw
+    try:
+        return memoryview(orjson.dumps(doc)).tobytes()
+    except TypeError as exc:  # nested past orjson's 255 levels
+        raise BodyError(400, f"{what}: nested too deeply ({exc})") from exc
 
 
 def _ndjson(body: bytes, max_line: int) -> Texts:
@@ -110,7 +137,9 @@ def _ndjson(body: bytes, max_line: int) -> Texts:
         if not isinstance(doc, dict):
             raise BodyError(400, f"line {number}: expected a JSON object")
     # Lines valid alone but not together can only be the line-length check below.
-    raise BodyError(400, "invalid NDJSON: each line must hold exactly one JSON object")
+    raise BodyError(
+        400, "invalid NDJSON: each line must hold exactly one JSON object, nested at most 255 deep"
+    )
 
 
 def _all_objects(body: bytes, lines: list[bytes]) -> bool:
@@ -128,7 +157,7 @@ def _all_objects(body: bytes, lines: list[bytes]) -> bool:
     try:
         body.decode("utf-8")
         elements = _RAW_ARRAY.decode(b"[" + b",".join(lines) + b"]")
-    except (UnicodeDecodeError, msgspec.DecodeError):
+    except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):
         return False
     if len(elements) != len(lines):
         return False

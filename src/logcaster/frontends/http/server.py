@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import orjson
 from aiohttp import web
@@ -50,6 +50,7 @@ STREAM_KEY = web.AppKey("streams", set[str])
 # A request the drain must not wait for (waiting for acks): the handler sets it.
 PARKED = "logcaster.parked"
 CLOSE_WAIT_S = 2.0  # close(): how long answered-but-unsent acks may take to go out
+REFUSED_LINGER_S = 1.0  # a refused connection is read and dropped at most this long
 LISTENER = "http"
 # The stream listeners' families, under the HTTP listener's own STATS names.
 HTTP_CONNECTIONS = CONNECTIONS.also("HttpConnections")
@@ -81,16 +82,40 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
 
 
 class _Refused(asyncio.Protocol):
-    """A connection over `http.max_connections`: one 503, then closed."""
+    """A connection over `http.max_connections`: one 503, then closed.
+
+    The answer is followed by a half-close, and what the client sends is read
+    and dropped until it closes (at most REFUSED_LINGER_S): closing with its
+    request unread would make the kernel reset the connection, and the client
+    would see the reset instead of the 503.
+    """
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._transport = transport
         body = b'{"error": "too many connections"}'
-        assert isinstance(transport, asyncio.Transport)
         transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        transport.close()
+        if transport.can_write_eof():
+            transport.write_eof()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(REFUSED_LINGER_S, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request nobody will answer: dropped
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class HttpServer:

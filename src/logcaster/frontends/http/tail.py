@@ -82,7 +82,8 @@ class TailEndpoints:
         self._ticker: asyncio.TimerHandle | None = None
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(PATH, self.tail)]
+        # No HEAD: aiohttp would open the stream and send its body to it.
+        return [web.get(PATH, self.tail, allow_head=False)]
 
     def drain(self) -> None:
         """End every stream (`event: end`); cut those whose client does not read."""
