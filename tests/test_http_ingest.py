@@ -443,6 +443,7 @@ def test_connections_past_the_cap_get_a_readable_503(server_factory: ServerFacto
         finally:
             for _, writer in held:
                 writer.close()
+                await writer.wait_closed()
 
     status, body = asyncio.run(go())
     assert (status, orjson.loads(body)) == (503, {"error": "too many connections"})

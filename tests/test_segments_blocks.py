@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logcaster.parsing.parse import parse_event
+from logcaster.parsing.parse import TOO_DEEP, parse_event
 from logcaster.segments.blocks import (
     MAX_HEADER_BYTES,
     MAX_SOURCE_BYTES,
@@ -224,7 +224,8 @@ def test_json_mode_invalid_utf8_and_unwritable_fields() -> None:
     docs = _json_round_trip([bad, b"real \xef\xbf\xbd kept", deep, huge])
     assert base64.b64decode(docs[0]["raw_b64"]) == bad
     assert "raw_b64" not in docs[1]  # a genuine U+FFFD is valid UTF-8
-    assert docs[2]["message"] == "deep" and docs[2]["fields"] == {}  # orjson writes <= 255 levels
+    # A field nested past MAX_FIELD_DEPTH is a marker (orjson writes <= 255 levels).
+    assert docs[2]["message"] == "deep" and docs[2]["fields"] == {"a": TOO_DEEP}
     assert docs[3]["body"] == huge.decode()
 
 
