@@ -37,8 +37,30 @@ class _Terminated(Exception):
     """SIGTERM: end like Ctrl-C, with a summary."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated
+class _Stop:
+    """SIGINT and SIGTERM, noted by the handler and acted on by the loop.
+
+    Raising from the handler could land anywhere, inside tqdm's refresh too,
+    which takes its lock without a `finally`: the summary's `bar.close()`
+    then waited on that lock forever. So the first signal only sets `signum`,
+    and the loop raises at its next step (at most `_MAX_SLEEP` or one send
+    later); a second SIGINT interrupts at once, as without a handler.
+    """
+
+    signum: int | None = None
+
+    @classmethod
+    def handle(cls, signum: int, frame: object) -> None:
+        if cls.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        cls.signum = signum
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if cls.signum is not None:
+            raise _Terminated
 
 
 @dataclass(frozen=True)
@@ -131,8 +153,11 @@ def run(opts: Options, stderr: TextIO | None = None) -> int:
         tqdm.write(message, file=err)
 
     output = open_output(opts.output, opts.format, notify)
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        _Stop.signum = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, _Stop.handle)
     totals = Totals()
     code = 0
     start = time.monotonic()
@@ -153,6 +178,8 @@ def run(opts: Options, stderr: TextIO | None = None) -> int:
         totals.unsent = output.unsent
         totals.reconnects = output.reconnects
         bar.close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if opts.output in ("-", "stdout"):
         # A reader that went away (`| head`): keep the interpreter's final flush quiet.
         _quiet_stdout()
@@ -176,6 +203,7 @@ def _loop(
     json_lines = opts.format == "json"  # one line per event, traces included
     done = 0
     while limit is None or done < limit:
+        _Stop.check()
         now = time.monotonic()
         elapsed = now - start
         if duration is not None and elapsed >= duration:
