@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from logcaster.log import log_event
 from logcaster.metrics.latency import DurableLatency
@@ -40,6 +40,18 @@ SINK_UP = Metric(
 )
 
 
+class Rewriter(Protocol):
+    """Rewrites event texts before they get ids, in batches: redaction, field
+    encryption (security/). Nothing downstream (sinks, live tail, forward
+    groups) ever sees the texts as they came."""
+
+    def rewrite(self, texts: list[bytes]) -> list[bytes]:
+        """The texts to keep, one for one (a new list, or `texts` unchanged)."""
+        ...
+
+    def readings(self, out: Readings) -> None: ...
+
+
 class Offered(NamedTuple):
     pause: bool  # the queue is full: pause reading (block, sample)
     refused: bool = False  # the reject policy refused the texts (no ids, not stored)
@@ -58,6 +70,7 @@ class Pipeline:
         self.admission: Admission | None = None  # the queue policy (None: block)
         self.tail_sampler: TailSampler | None = None  # tail-aware sampling (None: off)
         self.broker: Broker | None = None  # the live fan-out, given what every sink took
+        self.rewriters: list[Rewriter] = []  # run in order on admitted texts (security/)
         self._delivered_through = 0  # the last id handed to the sinks
         self._sampled_through = 0  # the last id the tail sampler released or cut
         # Sources process at most this many bytes per event-loop turn (turns.py).
@@ -85,23 +98,34 @@ class Pipeline:
         n = len(texts)
         admission = self.admission
         if admission is None:
-            batch = self._batch(texts, source)
-            self._stats.offered(listener, n, batch.nbytes - EVENT_OVERHEAD * n, n)
+            batch = self._batch(self._rewrite(texts), source)
+            nbytes = batch.nbytes - EVENT_OVERHEAD * n
+            if self.rewriters:
+                nbytes = sum(map(len, texts))  # received: the texts as they came
+            self._stats.offered(listener, n, nbytes, n)
             return Offered(self.queue.put(batch), kept=n)
         kept, pause = admission.admit(texts, listener)
         if not kept:
             self._stats.offered(listener, n, sum(map(len, texts)), 0)
             return Offered(False, refused=bool(texts) and admission.rejects)
-        batch = self._batch(kept, source)
-        # The batch summed its texts' sizes already; a policy that cut some has to
-        # sum them again (overload only).
+        batch = self._batch(self._rewrite(kept), source)
+        # The batch summed its texts' sizes already; a policy that cut some, or a
+        # rewriter, has to sum them again.
         k = len(kept)
-        nbytes = batch.nbytes - EVENT_OVERHEAD * k if kept is texts else sum(map(len, texts))
+        if kept is texts and not self.rewriters:
+            nbytes = batch.nbytes - EVENT_OVERHEAD * k
+        else:
+            nbytes = sum(map(len, texts))
         self._stats.offered(listener, n, nbytes, k)
         full = self.queue.put(batch)
         if admission.policy == "block":
             admission.watch()  # the other policies weighed the read's demand already
         return Offered(full and pause, kept=k)
+
+    def _rewrite(self, texts: list[bytes]) -> list[bytes]:
+        for rewriter in self.rewriters:
+            texts = rewriter.rewrite(texts)
+        return texts
 
     def discard(self, texts: list[bytes], source: str, reason: str) -> None:
         """A source has `texts` it cannot offer (UDP past its bound): they count as
@@ -124,6 +148,8 @@ class Pipeline:
             if not sink.name.startswith("forward:"):  # a group reports its own sinks
                 out.add(SINK_UP, int(sink.name not in self.failing), sink.name)
         self.latency.readings(out)
+        for rewriter in self.rewriters:
+            rewriter.readings(out)
         if self.broker is not None:
             self.broker.readings(out)
 
