@@ -18,6 +18,7 @@ from logcaster import __version__
 from logcaster.config import Config, dump_yaml, load_config
 from logcaster.exceptions import ConfigError, StartupError
 from logcaster.log import log_event, setup_logging
+from logcaster.security import commands as token_command
 
 EXIT_CONFIG = 2
 logger = logging.getLogger("logcaster.cli")
@@ -135,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     cat.add_argument("--from-id", type=int, default=0, help="skip events with lower ids")
 
+    token_command.add_parser(sub)
+
     dlq = sub.add_parser("dlq", help="dead letters of a forward group (events a sink refused)")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_inspect = dlq_sub.add_parser("inspect", help="count the letters by reason, list the first")
@@ -164,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return _data(args)
     if args.command == "dlq":
         return _dlq(args)
+    if args.command == "token":
+        from logcaster.security import commands
+
+        return commands.run(args)
     if args.command == "tail":
         from logcaster.client import tail
 

@@ -9,6 +9,7 @@ the dotted key and the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import types
@@ -23,6 +24,8 @@ import yaml
 from logcaster.exceptions import ConfigError
 from logcaster.options import (
     ENV_PREFIX,
+    AuditConfig,
+    AuthConfig,
     ForwardGroupConfig,
     HttpConfig,
     IngestConfig,
@@ -34,6 +37,7 @@ from logcaster.options import (
     PositiveFloat,
     QueryConfig,
     QueueConfig,
+    RateLimitConfig,
     Section,
     StoreConfig,
     SyslogConfig,
@@ -60,6 +64,9 @@ class Config(Section, frozen=True):
     forward: list[ForwardGroupConfig] = msgspec.field(default_factory=list)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
+    rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
 
     @property
     def store_on(self) -> bool:
@@ -179,7 +186,51 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_store(config)
     _check_forward(config)
     _check_multiline(config)
+    _check_security(config)
     return config
+
+
+def tokens_path(config: Config) -> Path | None:
+    """Where the token hashes live (auth.tokens_file, else under persist.dir)."""
+    if config.auth.tokens_file is not None:
+        return Path(config.auth.tokens_file)
+    if config.persist.dir is not None:
+        return Path(config.persist.dir) / "security" / "tokens.json"
+    return None
+
+
+def audit_dir(config: Config) -> Path | None:
+    """Where the audit log is written (audit.dir, else under persist.dir); None: off."""
+    if config.audit.dir is not None:
+        return Path(config.audit.dir)
+    if config.persist.dir is not None:
+        return Path(config.persist.dir) / "audit"
+    return None
+
+
+def _check_security(config: Config) -> None:
+    auth = config.auth
+    for i, net in enumerate(auth.udp_networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"auth.udp_networks.{i}", str(exc)) from exc
+    for i, rule in enumerate(auth.certificate_roles):
+        if "=" not in rule.subject:
+            raise ConfigError(
+                f"auth.certificate_roles.{i}.subject",
+                f"{rule.subject!r} is no subject: write it as RFC 4514, e.g. CN=app1,O=Example",
+            )
+    if not auth.enabled:
+        return
+    if tokens_path(config) is None:
+        raise ConfigError(
+            "auth.tokens_file", "authentication needs a tokens file: set it, or persist.dir"
+        )
+    if audit_dir(config) is None:
+        raise ConfigError(
+            "audit.dir", "authentication needs an audit log: set audit.dir, or persist.dir"
+        )
 
 
 def _check_multiline(config: Config) -> None:

@@ -225,3 +225,63 @@ class MetricsConfig(Section, frozen=True):
 
     # Distinct `service` label values; later services are counted as "other".
     max_services: PositiveInt = 100
+
+
+RoleName = Literal["ingest", "viewer", "operator", "admin"]  # security/roles.py
+
+
+class CertificateRole(Section, frozen=True):
+    """A client certificate's subject mapped to a role (mTLS: syslog, any listener)."""
+
+    # The certificate's whole subject as RFC 4514 ("CN=app1,O=Example"), or "CN=app1"
+    # alone to match the common name whatever else the subject holds.
+    subject: Annotated[str, msgspec.Meta(min_length=3)]
+    role: RoleName
+
+
+class AuthConfig(Section, frozen=True):
+    """Token authentication with roles (SPEC §9, docs/security.md). Off by default:
+    then every client may do everything, and a listener on a non-loopback address
+    is warned about at start."""
+
+    enabled: bool = False
+    # Salted scrypt hashes of the tokens (`logcaster token create`); null:
+    # <persist.dir>/security/tokens.json. Re-read within a second of a change.
+    tokens_file: str | None = None
+    # Failed attempts from one address within failure_window_s before its next
+    # attempts are refused unchecked, until the window has passed.
+    max_failures: PositiveInt = 10
+    failure_window_s: PositiveFloat = 60.0
+    certificate_roles: list[CertificateRole] = []  # verified client certificates -> roles
+    # With auth on, plain syslog over UDP (no token, no certificate) is taken only
+    # from these networks.
+    udp_networks: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+
+class AuditConfig(Section, frozen=True):
+    """The audit log: every authentication decision and privileged action, as JSON
+    lines, fsynced, rotated and retained (docs/security.md). On when it has a
+    directory: `dir`, else <persist.dir>/audit; authentication needs one."""
+
+    dir: str | None = None
+    max_file_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 64 * 1024 * 1024
+    retention_files: PositiveInt | None = 20  # rotated files kept; null: all
+    retention_age: PositiveFloat | None = None  # seconds since rotation; null: no age limit
+
+
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class RateLimitConfig(Section, frozen=True):
+    """Per-client rate limits (SPEC §9): token buckets keyed by source address and
+    token name. 0 turns a limit off (the default); a burst of 0 is one second's
+    worth. Ingest over its limit is held back (TCP stops reading, HTTP answers
+    429 with Retry-After, UDP drops and counts); queries over theirs are refused."""
+
+    events_per_s: NonNegativeFloat = 0.0
+    events_burst: NonNegativeFloat = 0.0
+    bytes_per_s: NonNegativeFloat = 0.0
+    bytes_burst: NonNegativeFloat = 0.0
+    queries_per_s: NonNegativeFloat = 0.0
+    queries_burst: NonNegativeFloat = 0.0
+    max_clients: PositiveInt = 10_000  # clients tracked; the least recent is forgotten

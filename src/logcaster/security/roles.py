@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
+from logcaster.options import RoleName
+
 
 class Permission(enum.Enum):
     SEND = "SEND"  # send events (every ingest listener)
@@ -23,7 +25,6 @@ class Permission(enum.Enum):
     DECRYPT = "DECRYPT"  # see encrypted fields in clear (with the key)
 
 
-RoleName = Literal["ingest", "viewer", "operator", "admin"]
 ROLES: tuple[RoleName, ...] = ("ingest", "viewer", "operator", "admin")
 
 _VIEWER = frozenset({Permission.READ_LOGS})

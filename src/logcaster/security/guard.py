@@ -1,0 +1,264 @@
+"""The one place every listener plugs into for security (SPEC §9).
+
+`Security` is built once by app.py from the config; each listener asks it
+for its `Guard` by name (`security.guard("ingest")`) and from then on calls
+only the guard: `authenticate(token, peer)` for a presented token,
+`certificate(subject, peer)` for a verified client certificate, `allow(...)`
+before a privileged action, `limits` for per-client rate limits, and `udp_allowed`
+for datagrams. Every decision is written to the audit log from here, so a
+listener added later (IRC, the dashboard, the shippers' endpoints) gets the
+same authentication, roles, audit and limits by holding a guard.
+
+With `auth.enabled` off, every request acts as `ANONYMOUS` (admin) and only
+privileged actions are audited (when the audit log is on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from logcaster.config import Config, audit_dir, tokens_path
+from logcaster.exceptions import StartupError
+from logcaster.log import log_event
+from logcaster.metrics.registry import Readings
+from logcaster.options import CertificateRole, RoleName
+from logcaster.security import audit
+from logcaster.security.ratelimit import FailureLimiter, RateLimits
+from logcaster.security.roles import ANONYMOUS, Permission, Principal
+from logcaster.security.tokens import TokenError, TokenStore
+
+logger = logging.getLogger("logcaster.security")
+
+# Token checks (scrypt) running at once, and waiting; past that a check fails at
+# once as "busy": a flood of bad tokens cannot queue unbounded work or memory.
+MAX_CHECKS = 2
+MAX_WAITING_CHECKS = 64
+SUMMARY_EVERY_S = 60.0  # allowed ingest requests: one audit entry per client per this
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a request comes from: its address (for limits) and `address:port` (audit)."""
+
+    address: str
+    source: str
+
+    @staticmethod
+    def of(peername: object) -> Peer:
+        if isinstance(peername, tuple) and len(peername) >= 2:
+            return Peer(str(peername[0]), f"{peername[0]}:{peername[1]}")
+        return Peer("", "local")
+
+
+class Security:
+    """Tokens, the audit log, rate limits and failure limits of one server."""
+
+    def __init__(self, config: Config) -> None:
+        self.enabled = config.auth.enabled
+        self.tokens: TokenStore | None = None
+        if self.enabled:
+            path = tokens_path(config)
+            assert path is not None  # config validation requires one
+            try:
+                self.tokens = TokenStore(path)
+            except TokenError as exc:
+                raise StartupError("auth.tokens_file", str(exc)) from exc
+        directory = audit_dir(config)
+        self.audit = audit.AuditLog(directory, config.audit) if directory is not None else None
+        self.limits = RateLimits(config.rate_limit)
+        self.failures = FailureLimiter(config.auth)
+        self._window = config.auth.failure_window_s
+        self._cert_roles = config.auth.certificate_roles
+        self._udp = [ipaddress.ip_network(n, strict=False) for n in config.auth.udp_networks]
+        self._checks = asyncio.Semaphore(MAX_CHECKS)
+        self._waiting = 0
+        self._quiet: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+
+    def start(self) -> None:
+        if self.audit is not None:
+            try:
+                self.audit.open()
+            except OSError as exc:
+                raise StartupError(
+                    "audit.dir",
+                    f"cannot open the audit log in {self.audit.directory}: {exc.strerror}",
+                ) from exc
+
+    def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the token file now."""
+        if self.tokens is not None:
+            try:
+                self.tokens.load()
+            except TokenError as exc:
+                log_event(logger, logging.ERROR, "tokens_reload_failed", reason=str(exc))
+
+    def guard(self, listener: str) -> Guard:
+        return Guard(self, listener)
+
+    def readings(self, out: Readings) -> None:
+        self.limits.readings(out)
+        self.failures.readings(out)
+
+    def record(
+        self,
+        principal: Principal | None,
+        action: str,
+        result: str,
+        peer: Peer,
+        listener: str,
+        reason: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if self.audit is None:
+            return
+        who, how, role = ("unknown", "token", None)
+        if principal is not None:
+            who, how, role = principal.name, principal.how, principal.role
+        self.audit.write(
+            audit.entry(who, how, role, action, result, peer.source, listener, reason, detail)
+        )
+
+    def quiet(self, key: tuple[str, str, str]) -> bool:
+        """True if `key` was recorded within SUMMARY_EVERY_S (bounded table)."""
+        now = time.monotonic()
+        last = self._quiet.get(key)
+        if last is not None and now - last < SUMMARY_EVERY_S:
+            return True
+        self._quiet[key] = now
+        self._quiet.move_to_end(key)
+        if len(self._quiet) > 10_000:
+            self._quiet.popitem(last=False)
+        return False
+
+
+class Guard:
+    """One listener's view of `Security` (module docstring)."""
+
+    def __init__(self, security: Security, listener: str) -> None:
+        self.security = security
+        self.listener = listener
+        self.limits = security.limits
+
+    @property
+    def required(self) -> bool:
+        """Whether clients must authenticate."""
+        return self.security.enabled
+
+    async def authenticate(
+        self, token: str | None, peer: Peer, *, record: bool = True
+    ) -> Principal | None:
+        """The principal a token stands for, or None (refused; audited, counted).
+
+        With authentication off: ANONYMOUS, whatever was presented. `record`:
+        audit an accepted token too (connections; per-request callers audit
+        the action instead)."""
+        security = self.security
+        tokens = security.tokens
+        if tokens is None:
+            return ANONYMOUS
+        if security.failures.locked(peer.address):
+            self._fail(peer, "too many failures", quiet=True)
+            return None
+        if not token:
+            self._fail(peer, "no token")
+            return None
+        now = time.time()
+        record_ = tokens.lookup_cached(token, now)
+        if record_ is None:
+            if security._waiting >= MAX_WAITING_CHECKS:
+                self._fail(peer, "busy", count=False)
+                return None
+            security._waiting += 1
+            try:
+                async with security._checks:
+                    record_ = await asyncio.to_thread(tokens.verify, token, now)
+            finally:
+                security._waiting -= 1
+        if record_ is None:
+            self._fail(peer, "bad token")
+            return None
+        principal = Principal(record_.name, record_.role, "token")
+        if record:
+            security.record(principal, "auth", "allowed", peer, self.listener)
+        return principal
+
+    def certificate(self, subject: str | None, peer: Peer) -> Principal | None:
+        """The principal a verified client certificate's subject maps to, or None."""
+        if not self.security.enabled:
+            return ANONYMOUS
+        role = _cert_role(self.security._cert_roles, subject) if subject else None
+        if subject is None or role is None:
+            self._fail(peer, "no certificate" if subject is None else "certificate not mapped")
+            return None
+        principal = Principal(subject, role, "certificate")
+        self.security.record(principal, "auth", "allowed", peer, self.listener)
+        return principal
+
+    def allow(
+        self,
+        principal: Principal,
+        permission: Permission,
+        action: str,
+        peer: Peer,
+        detail: str | None = None,
+        *,
+        record: bool = True,
+    ) -> bool:
+        """Whether `principal` may do `action`; audited (a refusal always)."""
+        allowed = principal.may(permission)
+        if allowed and not record:
+            return True
+        reason = None if allowed else f"role {principal.role} lacks {permission.value}"
+        result = "allowed" if allowed else "denied"
+        self.security.record(principal, action, result, peer, self.listener, reason, detail)
+        return allowed
+
+    def summarize(self, principal: Principal, action: str, peer: Peer) -> None:
+        """An allowed high-rate action (HTTP ingest): audited once a minute per client."""
+        if self.security.audit is None or self.security.quiet(
+            (principal.name, peer.address, action)
+        ):
+            return
+        reason = f"further {action} requests of this client within 60 s are not recorded"
+        self.security.record(principal, action, "allowed", peer, self.listener, reason)
+
+    def udp_allowed(self, address: str) -> bool:
+        """Plain datagrams: with authentication on, only from auth.udp_networks."""
+        if not self.security.enabled:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.partition("%")[0])
+        except ValueError:
+            return False
+        return any(ip in net for net in self.security._udp)
+
+    def _fail(self, peer: Peer, reason: str, *, quiet: bool = False, count: bool = True) -> None:
+        security = self.security
+        if count and not quiet:
+            security.failures.failed(peer.address, self.listener, reason)
+        elif quiet:
+            key = (peer.address, self.listener, reason)
+            security.failures.failures[key[1:]] = security.failures.failures.get(key[1:], 0) + 1
+            if security.quiet(key):
+                return  # refused unchecked: recorded once a minute per address
+        security.record(None, "auth", "denied", peer, self.listener, reason)
+
+
+def _cert_role(rules: list[CertificateRole], subject: str) -> RoleName | None:
+    parts = [p.strip() for p in subject.split(",")]
+    common = next((p for p in parts if p.upper().startswith("CN=")), None)
+    for rule in rules:
+        if rule.subject == subject:
+            return rule.role
+        if "," not in rule.subject and common is not None and rule.subject == common:
+            return rule.role
+    return None
