@@ -255,10 +255,11 @@ def test_block_waits_for_room_without_reading_the_body() -> None:
 async def _block_waits() -> None:
     from logcaster.config import load_config
     from logcaster.frontends.http.ingest import IngestEndpoints
-    from logcaster.frontends.http.server import HttpServer
+    from logcaster.frontends.http.server import Access, HttpServer
     from logcaster.pipeline.admission import Admission
     from logcaster.pipeline.pipeline import Pipeline
     from logcaster.pipeline.queue import BatchQueue
+    from logcaster.security.roles import Permission
     from logcaster.sinks.memory import MemorySink
     from logcaster.stats import Stats
 
@@ -278,7 +279,7 @@ async def _block_waits() -> None:
     pipeline = Pipeline(queue, [memory], stats)  # the worker is not started yet
     pipeline.admission = Admission(queue, config.queue, stats)
     http = HttpServer(config.http)
-    http.mount(IngestEndpoints(config, pipeline, stats, http))
+    http.mount(IngestEndpoints(config, pipeline, stats, http), Access(Permission.SEND, "ingest"))
     await http.start()
     target = f"http://127.0.0.1:{http.port}/api/v1/logs"
     try:

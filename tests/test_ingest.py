@@ -27,7 +27,7 @@ from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.sinks.memory import MemorySink
-from logcaster.sources.tcp import line_ingest
+from logcaster.sources.stream_listener import line_ingest
 from logcaster.stats import Stats
 from logcaster.testing import ServerProcess, run_threads, wait_for
 from tests.conftest import ServerFactory

@@ -30,8 +30,12 @@ def _ready(server: ServerProcess) -> dict[str, object]:
     return next(doc for doc in server.logs if doc.get("event") == "ready")
 
 
-def _warnings(server: ServerProcess) -> list[dict[str, object]]:
-    return [doc for doc in server.logs if doc.get("event") == "query_port_exposed"]
+def _warnings(server: ServerProcess, listener: str = "query") -> list[dict[str, object]]:
+    return [
+        doc
+        for doc in server.logs
+        if doc.get("event") == "exposed_without_auth" and doc.get("listener") == listener
+    ]
 
 
 def test_ingest_on_every_address_leaves_the_query_port_on_loopback(
@@ -47,6 +51,8 @@ def test_ingest_on_every_address_leaves_the_query_port_on_loopback(
         "http": ["127.0.0.1"],
     }
     assert _warnings(server) == []
+    (warning,) = _warnings(server, "ingest")  # anyone on the network may send
+    assert warning["hosts"] == ["0.0.0.0"]
     outward = _outward_address()
     if outward is None:
         pytest.skip("no non-loopback address to connect from")

@@ -173,7 +173,7 @@ async def _reject_with_acks() -> None:
     from logcaster.config import load_config
     from logcaster.pipeline.pipeline import Pipeline
     from logcaster.sinks.memory import MemorySink
-    from logcaster.sources.tcp import line_ingest
+    from logcaster.sources.stream_listener import line_ingest
 
     config = load_config(
         None,

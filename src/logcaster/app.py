@@ -16,17 +16,20 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
 
 from logcaster.component import Component, Counters, Endpoint, starting
-from logcaster.config import Config, forward_dir
+from logcaster.config import Config, audit_dir, forward_dir
+from logcaster.exceptions import ConfigError
+from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.observe import ObserveEndpoints
 from logcaster.frontends.http.openapi import OpenApiEndpoints
 from logcaster.frontends.http.query import QUERY_PATH, QueryEndpoints
-from logcaster.frontends.http.server import HttpServer
+from logcaster.frontends.http.server import PUBLIC, Access, HttpServer
 from logcaster.frontends.http.tail import PATH as TAIL_PATH
 from logcaster.frontends.http.tail import TailEndpoints
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
@@ -40,12 +43,14 @@ from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
+from logcaster.security.guard import Security
+from logcaster.security.roles import Permission
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
 from logcaster.sinks.forward.group import SinkGroup
 from logcaster.sinks.memory import MemorySink
+from logcaster.sources.stream_listener import line_ingest
 from logcaster.sources.syslog import SyslogListener
-from logcaster.sources.tcp import line_ingest
 from logcaster.stats import Stats
 from logcaster.store.service import Store
 
@@ -77,6 +82,10 @@ class Server:
         self.config = config
         self.stats = Stats()
         self.draining = False  # Server.stop began: /readyz answers 503
+        # Tokens, audit, rate limits: every listener holds a guard from it (guard.py).
+        self.security = Security(config)
+        # How SIGHUP and a network RELOAD read the configuration again (set by the CLI).
+        self.config_loader: Callable[[], Config] | None = None
         pinned = config.store.max_unindexed if config.store_on else 0
         self.memory = MemorySink(config.memory.capacity, max_pinned=pinned)
         self.queue = BatchQueue(config.queue.max_events, config.queue.max_bytes)
@@ -118,11 +127,23 @@ class Server:
         http = config.http
         self.broker = Broker(self.memory, http.tail_max_subscribers, http.tail_queue_events)
         self.pipeline.broker = self.broker
-        c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats)
+        security = self.security
+        c.sources["ingest"] = line_ingest(
+            config, self.pipeline, self.stats, security.guard("ingest")
+        )
         if config.syslog.port is not None:
-            c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
+            c.sources["syslog"] = SyslogListener(
+                config, self.pipeline, self.stats, security.guard("syslog")
+            )
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
-        c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
+        c.frontends["query"] = LineQueryServer(
+            config.query.host,
+            config.query.port,
+            self.queries,
+            security.guard("query"),
+            self.reload_now,
+            audit_dir(config),
+        )
         self.health = Health(
             stats=self.stats,
             queue=self.queue,
@@ -138,12 +159,34 @@ class Server:
         if config.http.enabled:
             # It takes events (so it stops with the sources, before the queue
             # drains) and answers queries; later endpoints mount on it too.
-            self.http = c.sources["http"] = HttpServer(config.http)
-            self.http.mount(IngestEndpoints(config, self.pipeline, self.stats, self.http))
-            self.http.mount(TailEndpoints(config, self.broker), streams=(TAIL_PATH,))
-            self.http.mount(ObserveEndpoints(self.readings, self.health))
-            self.http.mount(QueryEndpoints(self.queries, config.http), streams=(QUERY_PATH,))
-            self.http.mount(OpenApiEndpoints())
+            self.http = c.sources["http"] = HttpServer(config.http, security.guard("http"))
+            http_server = self.http
+            http_server.mount(
+                IngestEndpoints(config, self.pipeline, self.stats, http_server),
+                Access(Permission.SEND, "ingest", summarized=True),
+            )
+            http_server.mount(
+                TailEndpoints(config, self.broker),
+                Access(Permission.READ_LOGS, "tail", audited=True, query_rate=True),
+                streams=(TAIL_PATH,),
+            )
+            http_server.mount(
+                ObserveEndpoints(self.readings, self.health),
+                Access(Permission.READ_LOGS, "stats"),
+                paths={"/healthz": PUBLIC, "/readyz": PUBLIC},
+            )
+            http_server.mount(
+                QueryEndpoints(self.queries, config.http),
+                Access(Permission.READ_LOGS, "query", audited=True, query_rate=True),
+                streams=(QUERY_PATH,),
+            )
+            http_server.mount(OpenApiEndpoints(), PUBLIC)
+            http_server.mount(
+                AdminEndpoints(http_server, audit_dir(config), self.reload_now),
+                Access(Permission.READ_AUDIT, "audit", audited=True),
+                # Audited by the endpoint, with the reload's result.
+                paths={RELOAD_PATH: Access(Permission.RELOAD, "reload")},
+            )
         # -----------------------------------------------------------------------------
         self.components = c
 
@@ -164,6 +207,7 @@ class Server:
         /metrics (metrics/registry.py)."""
         out = Readings()
         self.stats.readings(out)
+        self.security.readings(out)
         self.pipeline.readings(out)
         for part in self.components.all().values():
             part.readings(out)
@@ -176,6 +220,27 @@ class Server:
         """STATS: the seed's Total, Dropped, Current, Clients first, then the rest."""
         return stats_values(self.readings())
 
+    def reload_now(self) -> str | None:
+        """Read the configuration again and apply it (SIGHUP, RELOAD); the reason
+        when it cannot be read (nothing changes then), else None."""
+        if self.config_loader is None:
+            return "no configuration source to read again"
+        try:
+            new = self.config_loader()
+        except ConfigError as exc:
+            # A bad file changes nothing; the reason (key and why) goes in the log line.
+            log_event(
+                logger,
+                logging.ERROR,
+                "config_reload_failed",
+                always=True,
+                error=str(exc),
+                kept="the running config",
+            )
+            return str(exc)
+        self.reload(new)
+        return None
+
     def reload(self, new: Config) -> None:
         """SIGHUP: apply what can change while running; name what needs a restart.
 
@@ -184,6 +249,7 @@ class Server:
         logged as needing a restart and keeps its running value.
         """
         old = self.config
+        self.security.reload()  # the token file, now (it is also re-read on change)
         applied: list[str] = []
         sampler = self.pipeline.tail_sampler
         if sampler is not None and new.tail_sampling.enabled:
@@ -227,25 +293,27 @@ class Server:
             with starting(service.option):
                 await service.start()
         self.pipeline.start()
+        self.security.start()
         for listener in c.listeners().values():
             with starting(listener.option):
                 await listener.start()
         endpoints = self._endpoints()
         hosts = {name: end.hosts for name, end in endpoints.items()}
-        for name in ("query", "http"):
-            exposed = [h for h in hosts.get(name, []) if not _loopback(h)]
-            if exposed:
-                # Authentication comes later: until then anyone who can connect can read and CLEAR.
-                log_event(
-                    logger,
-                    logging.WARNING,
-                    f"{name}_port_exposed",
-                    always=True,
-                    hosts=exposed,
-                    port=self.ports[name],
-                    reason=f"the {name} port is bound to a non-loopback address without "
-                    "authentication",
-                )
+        if not self.security.enabled:
+            for name, bound in hosts.items():
+                exposed = [h for h in bound if not _loopback(h)]
+                if exposed:
+                    log_event(
+                        logger,
+                        logging.WARNING,
+                        "exposed_without_auth",
+                        always=True,
+                        listener=name,
+                        hosts=exposed,
+                        port=self.ports[name],
+                        reason=f"{name} is bound to a non-loopback address without "
+                        "authentication (auth.enabled): anyone who can connect may use it",
+                    )
         log_event(logger, logging.INFO, "ready", always=True, ports=self.ports, hosts=hosts)
 
     async def _recover(self, file: FileSink) -> None:
@@ -299,6 +367,7 @@ class Server:
         self.pipeline.refresh_durable()
         for part in c.all().values():
             await part.close()
+        self.security.close()
         log_event(
             logger,
             logging.INFO,

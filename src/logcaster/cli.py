@@ -422,23 +422,10 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
         loop.add_signal_handler(signum, on_signal, signum)
     server = Server(config)
 
+    server.config_loader = reload
+
     def on_reload() -> None:
-        if reload is None:
-            return
-        try:
-            new = reload()
-        except ConfigError as exc:
-            # A bad file changes nothing; the reason (key and why) goes in the log line.
-            log_event(
-                logger,
-                logging.ERROR,
-                "config_reload_failed",
-                always=True,
-                error=str(exc),
-                kept="the running config",
-            )
-            return
-        server.reload(new)
+        server.reload_now()
 
     loop.add_signal_handler(signal.SIGHUP, on_reload)
     await server.start()

@@ -14,12 +14,14 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import orjson
 
 from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.exceptions import QueryBusy, QueryLimitError, QuerySyntaxError
+from logcaster.frontends import line_access
 from logcaster.frontends.answers import answer_json, answer_text, stats_text
 from logcaster.frontends.query_metrics import Outcome, QueryMetrics, outcome_of
 from logcaster.log import log_event
@@ -28,6 +30,8 @@ from logcaster.options import QueryConfig
 from logcaster.query.model import Query
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner
+from logcaster.security.guard import Guard, Peer, open_guard
+from logcaster.security.roles import ANONYMOUS
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.service import Store
 
@@ -53,6 +57,7 @@ HELP_LINES = (
     f"  RECENT [N]                  the newest N events by event time (default {RECENT_DEFAULT})",
     "  CLEAR                       empty the memory buffer only (stored events stay queryable)",
     "  HELP                        this text",
+    *line_access.HELP_LINES,
     "Prefix a command with JSON for a JSON answer. Rows: [YYYY-MM-DD HH:MM:SS] first line (UTC),",
     "  syslog without its <PRI> frame, the message added when the line has none,",
     "  control characters escaped (\\x1b, \\r, \\n).",
@@ -210,11 +215,25 @@ class LineQueryServer:
 
     option = "query.port"
 
-    def __init__(self, host: str, port: int, service: QueryService) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        service: QueryService,
+        guard: Guard | None = None,
+        reload: Callable[[], str | None] | None = None,
+        audit_dir: Path | None = None,
+    ) -> None:
+        """`guard`: authentication, roles, audit and rate limits (security/guard.py);
+        `reload`: RELOAD's action (the server's, returning a failure or None);
+        `audit_dir`: where AUDIT reads from."""
         self.host = host
         self.port = port
         self.hosts: list[str] = []  # the addresses bound, after start
         self._service = service
+        self._guard = guard or open_guard("query")
+        self._reload = reload
+        self._audit_dir = audit_dir
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -242,7 +261,9 @@ class LineQueryServer:
         opened = time.monotonic()
         log_event(logger, logging.DEBUG, "connection_opened", peer=peer)
         try:
-            reply = await self._read_and_answer(reader, timeout)
+            reply = await self._read_and_answer(
+                reader, timeout, Peer.of(writer.get_extra_info("peername"))
+            )
             if writer.is_closing():
                 return  # the client reset the connection while its query ran
             writer.write(reply.encode())
@@ -264,16 +285,40 @@ class LineQueryServer:
             seconds = round(time.monotonic() - opened, 3)
             log_event(logger, logging.DEBUG, "connection_closed", peer=peer, seconds=seconds)
 
-    async def _read_and_answer(self, reader: asyncio.StreamReader, wait_s: float) -> str:
-        try:
-            raw = await asyncio.wait_for(reader.readuntil(b"\n"), wait_s)
-        except asyncio.IncompleteReadError as exc:
-            raw = exc.partial  # a command without a trailing newline, then EOF
-        except asyncio.LimitOverrunError:
-            return f"ERROR: Command too long (max {MAX_COMMAND_BYTES} bytes)\n"
-        except TimeoutError:
-            return f"ERROR: No command received within {wait_s:g} s\n"
-        return await self._service.answer(raw.decode("utf-8", "replace"))
+    async def _read_and_answer(
+        self, reader: asyncio.StreamReader, wait_s: float, peer: Peer
+    ) -> str:
+        """Read the command (after an AUTH line, if any), check access, answer."""
+        started = time.monotonic()
+        line = await _read_line(reader, wait_s)
+        if not isinstance(line, str):
+            return line.message
+        guard = self._guard
+        principal = ANONYMOUS
+        token = line_access.token_of(line)
+        if token is not None:
+            # One request per connection: the command's own entry records who.
+            found = await guard.authenticate(token, peer, record=False)
+            if found is None:
+                return f"ERROR: {line_access.UNAUTHORIZED}\n"
+            principal = found
+            line = await _read_line(reader, max(0.1, wait_s - (time.monotonic() - started)))
+            if not isinstance(line, str):
+                return line.message
+        elif guard.required:
+            guard.refuse(peer, "no token")
+            return error_answer(line_access.UNAUTHORIZED, asks_json(line))
+        if not line_access.permitted(guard, principal, line, peer):
+            return error_answer(line_access.UNAUTHORIZED, asks_json(line))
+        wait = guard.limits.query((peer.address, principal.name), "query")
+        if wait > 0:
+            return error_answer(f"rate limited: try again in {wait:.1f} s", asks_json(line))
+        verb, rest, as_json = line_access.verb_of(line)
+        if verb == "AUDIT":
+            return line_access.audit_answer(self._audit_dir, rest, as_json)
+        if verb == "RELOAD":
+            return line_access.reload_answer(self._reload, as_json, guard, principal, peer)
+        return await self._service.answer(line)
 
     async def stop(self, deadline: float | None = None) -> None:
         if self._server is not None:
@@ -285,6 +330,22 @@ class LineQueryServer:
 
     async def close(self) -> None:
         return None
+
+
+class _NoLine(NamedTuple):
+    message: str  # the answer instead
+
+
+async def _read_line(reader: asyncio.StreamReader, wait_s: float) -> str | _NoLine:
+    try:
+        raw = await asyncio.wait_for(reader.readuntil(b"\n"), wait_s)
+    except asyncio.IncompleteReadError as exc:
+        raw = exc.partial  # a command without a trailing newline, then EOF
+    except asyncio.LimitOverrunError:
+        return _NoLine(f"ERROR: Command too long (max {MAX_COMMAND_BYTES} bytes)\n")
+    except TimeoutError:
+        return _NoLine(f"ERROR: No command received within {wait_s:g} s\n")
+    return raw.decode("utf-8", "replace")
 
 
 async def _discard_input(reader: asyncio.StreamReader, limit: int, within_s: float) -> None:

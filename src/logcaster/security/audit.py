@@ -5,7 +5,7 @@ One JSON object per line in `<dir>/audit.log`, apart from every ingested event
 (O_APPEND: the `logcaster token` command appends to the same file from another
 process without interleaving), then fsynced by a background thread at most
 FSYNC_EVERY_S later, and at close. Past `audit.max_file_bytes` the file is
-renamed `audit-<UTC time>.log` and a new one started; rotated files past
+renamed `audit-<UTC time>-<n>.log` and a new one started; rotated files past
 `audit.retention_files` or `audit.retention_age` are deleted, oldest first.
 
 Entry fields: `ts` (UTC, ms), `who` (token name, certificate subject,
@@ -116,12 +116,11 @@ class AuditLog:
         """Under the lock: fsync and rename the full file, start a new one, prune."""
         os.fsync(self._fd)
         os.close(self._fd)
+        # audit-<UTC second>-<n>.log: names sort in rotation order, within a second too.
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        target = self.directory / f"audit-{stamp}.log"
         n = 1
-        while target.exists():
+        while (target := self.directory / f"audit-{stamp}-{n:04d}.log").exists():
             n += 1
-            target = self.directory / f"audit-{stamp}-{n}.log"
         os.replace(self.directory / FILE, target)
         self._open_file()
         self._prune()

@@ -231,6 +231,15 @@ class Guard:
         reason = f"further {action} requests of this client within 60 s are not recorded"
         self.security.record(principal, action, "allowed", peer, self.listener, reason)
 
+    def refuse(self, peer: Peer, reason: str) -> None:
+        """A client that presented nothing usable (no token line, no certificate)."""
+        self._fail(peer, reason)
+
+    def refuse_quietly(self, peer: Peer, reason: str) -> None:
+        """A refusal that can come at a high rate (datagrams): counted each time,
+        audited once a minute per address."""
+        self._fail(peer, reason, quiet=True)
+
     def udp_allowed(self, address: str) -> bool:
         """Plain datagrams: with authentication on, only from auth.udp_networks."""
         if not self.security.enabled:
@@ -251,6 +260,12 @@ class Guard:
             if security.quiet(key):
                 return  # refused unchecked: recorded once a minute per address
         security.record(None, "auth", "denied", peer, self.listener, reason)
+
+
+def open_guard(listener: str) -> Guard:
+    """A guard with the defaults: no authentication, no audit, no limits (for parts
+    built outside a server, e.g. in tests)."""
+    return Security(Config()).guard(listener)
 
 
 def _cert_role(rules: list[CertificateRole], subject: str) -> RoleName | None:

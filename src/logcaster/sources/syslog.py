@@ -23,7 +23,8 @@ from logcaster.config import Config
 from logcaster.metrics.registry import Readings
 from logcaster.pipeline.framing import TRUNCATION_MARK
 from logcaster.pipeline.pipeline import Pipeline
-from logcaster.sources.tcp import StreamIngestServer
+from logcaster.security.guard import Guard, Peer
+from logcaster.sources.stream_listener import StreamIngestServer
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.syslog")
@@ -154,6 +155,15 @@ class _SyslogDatagrams(asyncio.DatagramProtocol):
         message = data.rstrip(b"\r\n\x00")
         if not message:
             return
+        listener = self._listener
+        address = str(addr[0])
+        if not listener.guard.udp_allowed(address):
+            listener.refused_datagram(message, address)
+            return
+        limits = listener.guard.limits
+        if limits.ingest_on and limits.ingest((address, ""), 1, len(message), UDP_SOURCE) > 0:
+            listener.pipeline.discard([message], UDP_SOURCE, "rate_limited")
+            return
         if len(message) > self._listener.max_bytes:
             self._listener.stats.truncate(UDP_SOURCE, 1)
             message = message[: self._listener.max_bytes - len(TRUNCATION_MARK)] + TRUNCATION_MARK
@@ -174,12 +184,12 @@ class SyslogListener:
 
     option = "syslog.port"
 
-    def __init__(self, config: Config, pipeline: Pipeline, stats: Stats) -> None:
+    def __init__(self, config: Config, pipeline: Pipeline, stats: Stats, guard: Guard) -> None:
         assert config.syslog.port is not None
         self.host = config.syslog.host
         self.max_bytes = config.syslog.max_message_bytes
         self.stats = stats
-        self._pipeline = pipeline
+        self.pipeline = pipeline
         self.tcp = StreamIngestServer(
             "syslog-tcp",
             config.syslog.host,
@@ -189,7 +199,9 @@ class SyslogListener:
             stats,
             lambda: SyslogStreamFramer(self.max_bytes),
             option=self.option,
+            guard=guard,
         )
+        self.guard = guard
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_protocol: _SyslogDatagrams | None = None
         self.port = config.syslog.port
@@ -213,13 +225,19 @@ class SyslogListener:
         self.tcp.readings(out)  # UDP has no connections; its drops are the pipeline's
 
     def submit_datagrams(self, texts: list[bytes]) -> None:
-        queue = self._pipeline.queue
+        queue = self.pipeline.queue
         # UDP cannot push back. Past twice the queue's bounds the datagrams are
         # dropped and counted rather than let memory grow without limit.
         if queue.events >= 2 * queue.max_events or queue.nbytes >= 2 * queue.max_bytes:
-            self._pipeline.discard(texts, UDP_SOURCE, "udp_queue_full")
+            self.pipeline.discard(texts, UDP_SOURCE, "udp_queue_full")
             return
-        self._pipeline.submit(texts, UDP_SOURCE)
+        self.pipeline.submit(texts, UDP_SOURCE)
+
+    def refused_datagram(self, message: bytes, address: str) -> None:
+        """A datagram from outside auth.udp_networks: counted as dropped, audited
+        once a minute per address."""
+        self.pipeline.discard([message], UDP_SOURCE, "unauthorized")
+        self.guard.refuse_quietly(Peer(address, address), "network not allowed")
 
     async def stop(self, deadline: float | None = None) -> None:
         if self._udp_protocol is not None:

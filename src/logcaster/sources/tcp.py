@@ -13,23 +13,25 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from logcaster.component import Endpoint, listening, server_endpoint
-from logcaster.config import Config
 from logcaster.log import log_event
-from logcaster.metrics.registry import Readings
-from logcaster.parsing.multiline import Grouper
-from logcaster.pipeline.framing import Framer, LineFramer
-from logcaster.pipeline.pipeline import Pipeline
-from logcaster.sources.connections import CONNECTIONS, ConnectionLimits
-from logcaster.stats import Stats
+from logcaster.security.guard import Peer
+from logcaster.security.roles import ANONYMOUS, Permission, Principal
+
+if TYPE_CHECKING:
+    from logcaster.sources.stream_listener import StreamIngestServer
 
 logger = logging.getLogger("logcaster.sources.tcp")
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
+# With auth.enabled the stream starts `#LOGCASTER AUTH <token>\n` (before an ACK
+# handshake); answered `#OK AUTH`, or `ERROR: unauthorized` and closed.
+AUTH_PREFIX = b"#LOGCASTER AUTH "
+AUTH_ACCEPTED = b"#OK AUTH\n"
+UNAUTHORIZED = b"ERROR: unauthorized\n"
+MAX_AUTH_LINE = 256
 # After a NACK: input read and dropped before closing, at most this much, this long.
 DISCARD_MAX_BYTES = 16 * 1024 * 1024
 DISCARD_WITHIN_S = 2.0
@@ -79,6 +81,13 @@ class StreamConnection(asyncio.Protocol):
         self._opened_at = self.last_data  # the protocol is made as the connection opens
         self._active_at = self.last_data  # the last sign of life, for ingest.idle_timeout
         self._ip = ""
+        self._peer = Peer("", "local")
+        # Authentication (auth.enabled): None until the token or certificate is
+        # accepted; `_auth_head` holds the start of the stream meanwhile (bounded).
+        self._principal: Principal | None = None if server.guard.required else ANONYMOUS
+        self._auth_head: bytes | None = b"" if self._principal is None else None
+        self._checking = False  # the AUTH line's token is being checked
+        self._limited = False  # held back by a rate limit (rate_limit.*)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -91,7 +100,11 @@ class StreamConnection(asyncio.Protocol):
             return
         if isinstance(peer, tuple):
             self._source = f"{server.name}:{peer[0]}:{peer[1]}"
+        self._peer = Peer.of(peer)
         server.connections.add(self)
+        if self._principal is None and not server.tokens:
+            # Syslog takes no token: a verified client certificate or nothing.
+            self._admit(server.guard.certificate(server.peer_subject(self._transport), self._peer))
         log_event(logger, logging.DEBUG, "connection_opened", peer=self._source)
 
     def data_received(self, data: bytes) -> None:
@@ -131,7 +144,8 @@ class StreamConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing() or self._refused_at is not None:
             return
-        hold = self._paused or self._deferred is not None
+        hold = self._paused or self._deferred is not None or self._limited
+        hold = hold or self._checking
         if hold != self._reading_held:
             self._reading_held = hold
             if hold:
@@ -142,6 +156,10 @@ class StreamConnection(asyncio.Protocol):
     def _process(self, data: bytes) -> None:
         if self._refused_at is not None:
             return
+        if self._auth_head is not None:
+            data = self._authenticate(data)
+            if not data:
+                return
         if self._may_handshake:
             data = self._handshake(data)
             if not data:
@@ -172,7 +190,100 @@ class StreamConnection(asyncio.Protocol):
             self._transport.write(ACK_ACCEPTED)
         return head[len(ACK_HANDSHAKE) :]
 
+    def _authenticate(self, data: bytes) -> bytes:
+        """Hold the stream until its first line, the AUTH line, is checked; the rest
+        once accepted (returned at once when it was accepted before)."""
+        head = (self._auth_head or b"") + data
+        if self._principal is not None:
+            self._auth_head = None
+            return head
+        self._auth_head = head
+        if self._checking:
+            return b""
+        end = head.find(b"\n")
+        if end < 0:
+            if len(head) >= MAX_AUTH_LINE or not AUTH_PREFIX.startswith(head[: len(AUTH_PREFIX)]):
+                self._admit(None, "no token")
+            return b""
+        if not head.startswith(AUTH_PREFIX):
+            self._admit(None, "no token")
+            return b""
+        token = head[len(AUTH_PREFIX) : end].strip().decode("ascii", "replace")
+        self._auth_head = head[end + 1 :]
+        self._checking = True
+        self._update_reading()
+        task = asyncio.get_running_loop().create_task(self._check(token))
+        self._server.checks.add(task)
+        task.add_done_callback(self._server.checks.discard)
+        return b""
+
+    async def _check(self, token: str) -> None:
+        principal = await self._server.guard.authenticate(token, self._peer)
+        self._checking = False
+        if self._closed:
+            return
+        if principal is None:
+            self._refuse_unauthorized()  # recorded by the guard
+            return
+        if self._admit(principal):
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.write(AUTH_ACCEPTED)
+            rest, self._auth_head = self._auth_head or b"", None
+            self._update_reading()
+            if rest:
+                self._process(rest)
+
+    def _admit(self, principal: Principal | None, reason: str | None = None) -> bool:
+        """Accept `principal` if it may send; else refuse the connection."""
+        server = self._server
+        if principal is None and reason is not None:
+            server.guard.refuse(self._peer, reason)
+        elif principal is not None and server.guard.allow(
+            principal, Permission.SEND, "ingest", self._peer, record=False
+        ):
+            self._principal = principal
+            return True
+        self._refuse_unauthorized()
+        return False
+
+    def _refuse_unauthorized(self) -> None:
+        """`ERROR: unauthorized`, then close as after a NACK (`_send_nack`): what the
+        client still sends is read and dropped, so it reads the answer, not a reset."""
+        self._auth_head = None
+        self._refused_at = 0  # nothing of this stream is taken
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(UNAUTHORIZED)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._discard_left = DISCARD_MAX_BYTES
+        transport.resume_reading()
+        asyncio.get_running_loop().call_later(DISCARD_WITHIN_S, transport.close)
+
+    def _limit(self, texts: list[bytes]) -> None:
+        """Count a read against this client's rate limits; hold reading while in debt."""
+        principal = self._principal
+        name = principal.name if principal is not None else ""
+        wait = self._server.guard.limits.ingest(
+            (self._ip, name), len(texts), sum(map(len, texts)), self._server.name
+        )
+        if wait > 0 and not self._limited:
+            self._limited = True
+            self._update_reading()
+            asyncio.get_running_loop().call_later(wait, self._unlimit)
+
+    def _unlimit(self) -> None:
+        self._limited = False
+        self._active_at = time.monotonic()
+        self._update_reading()
+
     def _submit(self, texts: list[bytes]) -> None:
+        if self._server.guard.limits.ingest_on:
+            self._limit(texts)
         framer = self._framer
         if framer.truncated != self._truncated:
             self._server.stats.truncate(self._server.name, framer.truncated - self._truncated)
@@ -273,6 +384,8 @@ class StreamConnection(asyncio.Protocol):
         """
         if self._paused or self._deferred is not None or self._refused_at is not None:
             return
+        if self._limited or self._checking:
+            return
         acks = self._acks
         if acks is not None and acks.lines > acks.acked:
             return  # lines read, not acked yet (held by the framer or not durable)
@@ -319,6 +432,9 @@ class StreamConnection(asyncio.Protocol):
             data, self._deferred = self._deferred, None
             self._process(data)  # read before the end: it is part of the stream
         self._closed = True
+        if self._principal is None:
+            self._auth_head = None  # never accepted: nothing of it is taken
+            self._refused_at = 0
         framer = self._framer
         texts = framer.feed(self._head) if self._head else []
         texts.extend(framer.close())
@@ -359,110 +475,3 @@ class StreamConnection(asyncio.Protocol):
             self._server.pipeline.remove_durable_listener(self._on_durable)
         if self._transport is not None:
             self._transport.close()
-
-
-class StreamIngestServer:
-    """A TCP listener whose connections frame a byte stream into event texts."""
-
-    def __init__(
-        self,
-        name: str,
-        host: str,
-        port: int,
-        config: Config,
-        pipeline: Pipeline,
-        stats: Stats,
-        make_framer: Callable[[], Framer],
-        *,
-        option: str,
-        acks: bool = False,
-    ) -> None:
-        """`acks`: connections may ask for acknowledged delivery (line framing only);
-        `option`: the config key of the port (named when it cannot be bound)."""
-        self.name = name
-        self.option = option
-        self.host = host
-        self.port = port
-        self.hosts: list[str] = []  # the addresses bound, after start
-        self.pipeline = pipeline
-        self.stats = stats
-        self.make_framer = make_framer
-        self.acks = acks
-        self.limits = ConnectionLimits(name, config.ingest)
-        self._idle = config.multiline.idle_timeout
-        self.connections: set[StreamConnection] = set()
-        # Ack connections kept open after `stop` until `close`, for their last acks.
-        self.lingering: set[StreamConnection] = set()
-        self._server: asyncio.Server | None = None
-        self._sweeper: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        with listening(self.option, self.host, self.port):
-            self._server = await loop.create_server(
-                lambda: StreamConnection(self),
-                self.host,
-                self.port,
-                reuse_address=True,
-                backlog=1024,
-            )
-        bound = server_endpoint(self._server)
-        self.port, self.hosts = bound.port, bound.hosts
-        self.limits.check_fd_limit()
-        self._sweeper = asyncio.create_task(self._sweep(), name=f"{self.name}-idle-flush")
-
-    async def _sweep(self) -> None:
-        """Idle flush: a held multi-line event goes out `multiline.idle_timeout` after
-        its last byte; a connection idle for `ingest.idle_timeout` is closed."""
-        idle = self._idle
-        close_after = self.limits.idle_timeout
-        every = min(idle, close_after) / 4 if close_after else idle / 4
-        while True:
-            await asyncio.sleep(every)
-            now = time.monotonic()
-            for conn in list(self.connections):
-                conn.flush_idle(now, idle)
-                if close_after:
-                    conn.close_if_idle(now, close_after)
-
-    @property
-    def endpoint(self) -> Endpoint | None:
-        return Endpoint(self.port, self.hosts) if self._server is not None else None
-
-    def readings(self, out: Readings) -> None:
-        out.add(CONNECTIONS, len(self.connections), self.name)
-        self.limits.readings(out)
-
-    async def stop(self, deadline: float | None = None) -> None:
-        """Stop accepting, then end every connection, flushing what was already read."""
-        if self._server is not None:
-            self._server.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        for conn in list(self.connections):
-            conn.finish(linger=True)
-
-    async def close(self) -> None:
-        """After the drain: close the connections `stop` left open for their acks."""
-        for conn in list(self.lingering):
-            conn._release()
-        if self._server is not None:
-            await self._server.wait_closed()
-
-
-def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamIngestServer:
-    max_line = config.ingest.max_line_bytes
-    multiline = config.multiline
-    # The listener's grouping rules, compiled once: its connections share them.
-    grouper = Grouper.for_listener(multiline, "ingest")
-    return StreamIngestServer(
-        "tcp",
-        config.ingest.host,
-        config.ingest.port,
-        config,
-        pipeline,
-        stats,
-        lambda: LineFramer(max_line, multiline, grouper),
-        option="ingest.port",
-        acks=True,
-    )

@@ -26,13 +26,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from math import ceil
 
 from aiohttp import web
 
 from logcaster.config import Config
 from logcaster.frontends.http.body import BodyError, read_body
 from logcaster.frontends.http.payload import decode
-from logcaster.frontends.http.server import HttpServer, json_error, json_response
+from logcaster.frontends.http.server import HttpServer, client_of, json_error, json_response
 from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
@@ -42,8 +43,6 @@ LISTENER = "http"  # the source's name before ':' (stats.listener_of)
 RETRY_AFTER_S = "1"
 BATCH_EVENTS = 4096  # a request's events go to the queue in batches of at most this many
 EARLY_S = 0.05
-# A rate limiter (the security issue's): the seconds to wait before retrying, or None.
-RateLimit = Callable[[web.Request], float | None]
 
 
 class IngestEndpoints:
@@ -63,7 +62,6 @@ class IngestEndpoints:
         multiline = config.multiline
         max_line = self._max_line
         self._framer: Callable[[], Framer] = lambda: LineFramer(max_line, multiline, grouper)
-        self.rate_limit: RateLimit | None = None
         self._room_waiters: set[asyncio.Future[None]] = set()
         self._space_asked = False  # our one on_space callback is registered
         self._reject = config.queue.policy == "reject"
@@ -84,10 +82,15 @@ class IngestEndpoints:
         started = time.monotonic()
         if self._draining:
             return _unavailable("the server is shutting down")
-        if self.rate_limit is not None:
-            wait = self.rate_limit(request)
-            if wait is not None:
-                return json_error(429, "rate limited", {"Retry-After": str(max(1, round(wait)))})
+        limits = self._server.guard.limits
+        client = client_of(request)
+        if limits.ingest_on:
+            # A request past the client's rate is taken (lossless); the bucket's debt
+            # refuses the next ones until paid (security/ratelimit.py).
+            wait = limits.ingest_wait(client)
+            if wait > 0:
+                limits.count(LISTENER, "ingest")
+                return json_error(429, "rate limited", {"Retry-After": str(max(1, ceil(wait)))})
         if request.content_type.startswith("multipart/"):
             return json_error(415, "multipart bodies are not taken: send the file itself")
         ack = _asks_ack(request)
@@ -112,6 +115,8 @@ class IngestEndpoints:
             return _unavailable("the queue is full; try again")
         except _BudgetFull:
             return _unavailable("too many request bodies in flight (http.max_inflight_bytes)")
+        if limits.ingest_on:
+            limits.ingest(client, len(texts.texts), sum(map(len, texts.texts)), LISTENER)
         if texts.truncated:
             self._stats.truncate(LISTENER, texts.truncated)
         if refused:

@@ -30,6 +30,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from math import ceil
 from typing import Protocol, cast
 
 import orjson
@@ -39,6 +41,9 @@ from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.options import HttpConfig
+from logcaster.security.guard import Guard, Peer, open_guard
+from logcaster.security.ratelimit import Client
+from logcaster.security.roles import ANONYMOUS, Permission, Principal
 from logcaster.sources.connections import CONNECTIONS, REFUSED
 
 logger = logging.getLogger("logcaster.frontends.http")
@@ -47,6 +52,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Requests on these paths are streams (SSE): no request timeout.
 STREAM_KEY = web.AppKey("streams", set[str])
+PRINCIPAL = web.RequestKey("principal", Principal)  # set by the middleware
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a route needs (`HttpServer.mount`): a permission (None: public), the
+    audit action's name, whether an allowed request is audited (privileged
+    actions; refusals always are) or summarized once a minute per client
+    (ingest), and whether it counts against the client's query rate."""
+
+    permission: Permission | None
+    action: str = ""
+    audited: bool = False
+    summarized: bool = False
+    query_rate: bool = False
+
+
+PUBLIC = Access(None)
 # A request the drain must not wait for (waiting for acks): the handler sets it.
 PARKED = "logcaster.parked"
 CLOSE_WAIT_S = 2.0  # close(): how long answered-but-unsent acks may take to go out
@@ -79,6 +102,27 @@ def json_response(
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return json_response({"error": message}, status, headers)
+
+
+def peer_of(request: web.Request) -> Peer:
+    transport = request.transport
+    return Peer.of(transport.get_extra_info("peername") if transport is not None else None)
+
+
+def principal_of(request: web.Request) -> Principal:
+    """Who the request acts as (ANONYMOUS with authentication off)."""
+    principal: Principal = request.get(PRINCIPAL, ANONYMOUS)
+    return principal
+
+
+def client_of(request: web.Request) -> Client:
+    """The rate limits' key: the source address and the token's name."""
+    return (peer_of(request).address, principal_of(request).name)
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class _Refused(asyncio.Protocol):
@@ -123,8 +167,10 @@ class HttpServer:
 
     option = "http.port"
 
-    def __init__(self, config: HttpConfig) -> None:
+    def __init__(self, config: HttpConfig, guard: Guard | None = None) -> None:
         self.config = config
+        self.guard = guard or open_guard(LISTENER)
+        self._access: dict[str, Access] = {}  # route path -> what it needs
         self.port = config.port
         self.hosts: list[str] = []
         self.draining = False
@@ -140,10 +186,22 @@ class HttpServer:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def mount(self, endpoints: Endpoints, *, streams: tuple[str, ...] = ()) -> None:
-        """Serve `endpoints`' routes; `streams` are paths answered as streams (no timeout)."""
+    def mount(
+        self,
+        endpoints: Endpoints,
+        access: Access,
+        *,
+        streams: tuple[str, ...] = (),
+        paths: dict[str, Access] | None = None,
+    ) -> None:
+        """Serve `endpoints`' routes, each needing `access` unless `paths` says
+        otherwise for its path; `streams` are paths answered as streams (no timeout)."""
         self._endpoints.append(endpoints)
-        self._app.add_routes(endpoints.routes())
+        routes = endpoints.routes()
+        self._app.add_routes(routes)
+        for route in routes:
+            path = getattr(route, "path", "")
+            self._access[path] = (paths or {}).get(path, access)
         self._app[STREAM_KEY].update(streams)
 
     async def start(self) -> None:
@@ -191,6 +249,9 @@ class HttpServer:
         self._active += 1
         self._idle.clear()
         try:
+            refused = await self._check(request)
+            if refused is not None:
+                return refused
             if request.path in request.app[STREAM_KEY]:
                 return await handler(request)
             async with asyncio.timeout(self.config.request_timeout):
@@ -210,6 +271,32 @@ class HttpServer:
         finally:
             if not request.get(PARKED):
                 self._finished()
+
+    async def _check(self, request: web.Request) -> web.Response | None:
+        """Authenticate, authorize, audit and rate-limit a request per its route's
+        `Access`; the refusal, or None to go on. Unknown paths go on (to a 404)."""
+        resource = request.match_info.route.resource
+        access = self._access.get(resource.canonical if resource is not None else "", PUBLIC)
+        if access.permission is None:
+            return None
+        guard = self.guard
+        peer = peer_of(request)
+        principal = await guard.authenticate(_bearer(request), peer, record=False)
+        if principal is None:
+            return json_error(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+        request[PRINCIPAL] = principal
+        detail = request.path_qs if access.audited else None
+        if not guard.allow(
+            principal, access.permission, access.action, peer, detail, record=access.audited
+        ):
+            return json_error(403, "forbidden")
+        if access.summarized:
+            guard.summarize(principal, access.action, peer)
+        if access.query_rate:
+            wait = guard.limits.query((peer.address, principal.name), LISTENER)
+            if wait > 0:
+                return json_error(429, "rate limited", {"Retry-After": str(max(1, ceil(wait)))})
+        return None
 
     def _finished(self) -> None:
         self._active -= 1
