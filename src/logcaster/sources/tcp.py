@@ -277,6 +277,13 @@ class StreamConnection(asyncio.Protocol):
             asyncio.get_running_loop().call_later(wait, self._unlimit)
 
     def _unlimit(self) -> None:
+        # Other connections of this client may have added to its debt meanwhile.
+        principal = self._principal
+        client = (self._ip, principal.name if principal is not None else "")
+        wait = self._server.guard.limits.ingest_wait(client)
+        if wait > 0 and not self._closed:
+            asyncio.get_running_loop().call_later(wait, self._unlimit)
+            return
         self._limited = False
         self._active_at = time.monotonic()
         self._update_reading()
