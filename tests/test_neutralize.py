@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -101,7 +102,7 @@ def test_html_text_escapes_markup_after_neutralising() -> None:
 
 
 @pytest.fixture(scope="module")
-def forged(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
+def forged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("neutral") / "data"
     server = start_server("-P", str(data_dir))
     server.data_dir = data_dir  # type: ignore[attr-defined]

@@ -78,6 +78,9 @@ class StreamConnection(asyncio.Protocol):
         self.last_data = time.monotonic()
         self._opened_at = self.last_data  # the protocol is made as the connection opens
         self._active_at = self.last_data  # the last sign of life, for ingest.idle_timeout
+        # When the line the stream stopped inside began (None: between lines), for
+        # ingest.line_timeout: trickled bytes are a sign of life, not of progress.
+        self._partial_since: float | None = None
         self._ip = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -145,8 +148,10 @@ class StreamConnection(asyncio.Protocol):
         if self._may_handshake:
             data = self._handshake(data)
             if not data:
+                self._note_partial(False)
                 return  # the handshake so far, or all of it
         texts = self._framer.feed(data)
+        self._note_partial(bool(texts) or b"\n" in data)
         if texts:
             self._submit(texts)
             if self._refused_at is not None:
@@ -154,6 +159,14 @@ class StreamConnection(asyncio.Protocol):
         if self._acks is not None:
             self._acks.lines += data.count(b"\n")
             self._record_progress()
+
+    def _note_partial(self, ended_one: bool) -> None:
+        """After a read: is the stream inside a line, and since when (a read that
+        ended a line and began another starts the clock again)."""
+        if not (self._framer.partial or self._head):
+            self._partial_since = None
+        elif ended_one or self._partial_since is None:
+            self._partial_since = self.last_data
 
     def _handshake(self, data: bytes) -> bytes:
         """Strip the ack handshake if the stream starts with it; return the rest."""
@@ -262,6 +275,8 @@ class StreamConnection(asyncio.Protocol):
     def _resume(self) -> None:
         self._paused = False
         self._active_at = time.monotonic()  # held back by the server: that was not idling
+        if self._partial_since is not None:
+            self._partial_since = self._active_at  # nor was that trickling
         self._update_reading()
 
     def close_if_idle(self, now: float, timeout: float) -> None:
@@ -280,6 +295,19 @@ class StreamConnection(asyncio.Protocol):
         if now - self._active_at >= timeout and transport is not None:
             self._server.limits.closed_idle(self._ip)
             transport.close()  # connection_lost flushes what the framer holds
+
+    def close_if_slow(self, now: float, timeout: float) -> None:
+        """Close the connection when one line has taken `timeout` s (ingest.line_timeout),
+        unless the server is the one holding it back. What it sent is kept: closing
+        flushes the framer, the unfinished line included."""
+        since = self._partial_since
+        if since is None or self._paused or self._deferred is not None:
+            return
+        transport = self._transport
+        if now - since >= timeout and transport is not None and self._refused_at is None:
+            self._partial_since = None
+            self._server.limits.closed_slow(self._ip)
+            transport.close()
 
     def flush_idle(self, now: float, idle: float) -> None:
         """Release an event held for possible continuation lines once the sender is idle."""
@@ -413,10 +441,12 @@ class StreamIngestServer:
 
     async def _sweep(self) -> None:
         """Idle flush: a held multi-line event goes out `multiline.idle_timeout` after
-        its last byte; a connection idle for `ingest.idle_timeout` is closed."""
+        its last byte; a connection idle for `ingest.idle_timeout`, or inside one
+        line for `ingest.line_timeout`, is closed."""
         idle = self._idle
         close_after = self.limits.idle_timeout
-        every = min(idle, close_after) / 4 if close_after else idle / 4
+        line_timeout = self.limits.line_timeout
+        every = min(t for t in (idle, close_after, line_timeout) if t) / 4
         while True:
             await asyncio.sleep(every)
             now = time.monotonic()
@@ -424,6 +454,8 @@ class StreamIngestServer:
                 conn.flush_idle(now, idle)
                 if close_after:
                     conn.close_if_idle(now, close_after)
+                if line_timeout:
+                    conn.close_if_slow(now, line_timeout)
 
     @property
     def endpoint(self) -> Endpoint | None:
