@@ -28,7 +28,7 @@ DEL, C1, the separators or the bidi controls, and a JSON answer is often
 read in a terminal or embedded in a page.
 
 Most lines hold none of these: each function checks with one C-level test
-first (`str.isprintable`, a regex search, `bytes.isascii`) and returns its
+first (`str.isprintable`, a regex search; `bytes.isascii` or a memchr for JSON) and returns its
 input unchanged, without copying it.
 """
 
@@ -82,7 +82,8 @@ def json_safe(data: bytes) -> bytes:
     """A JSON document (UTF-8, C0 escaped as orjson writes it) with DEL, C1, the
     separators and the bidi controls written as `\\uXXXX`: the same value when
     parsed, inert when printed or embedded."""
-    if data.isascii() and b"\x7f" not in data:
+    # memchr for the three lead bytes is several times faster than the regex's scan.
+    if b"\x7f" not in data and (data.isascii() or (b"\xc2" not in data and b"\xe2" not in data)):
         return data
     return _JSON_UNSAFE.sub(_json_escape, data)
 
