@@ -19,6 +19,7 @@ from logcaster.config import Config, dump_yaml, load_config
 from logcaster.exceptions import ConfigError, StartupError
 from logcaster.log import log_event, setup_logging
 from logcaster.security import commands as token_command
+from logcaster.security.neutralize import json_safe, neutral, neutral_lines
 
 EXIT_CONFIG = 2
 logger = logging.getLogger("logcaster.cli")
@@ -237,10 +238,11 @@ def _dlq(args: argparse.Namespace) -> int:
             return 0
         print(f"{summary['letters']} dead letters in {path} ({summary['bytes']} bytes)")
         for row in summary["by_reason"]:
-            print(f"  {row['letters']:>8}  {row['sink']}  HTTP {row['status']}  {row['reason']}")
+            reason = neutral(str(row["reason"]))  # a remote server's words
+            print(f"  {row['letters']:>8}  {row['sink']}  HTTP {row['status']}  {reason}")
         for record in summary["first"]:
             text = record.get("text", "<binary: text_b64>")
-            print(f"id={record['id']} status={record.get('status')} {text[:200]}")
+            print(f"id={record['id']} status={record.get('status')} {neutral(text[:200])}")
         return 0
     try:
         delivered, left = asyncio.run(deadletter.replay(path, args.to, args.timeout))
@@ -268,13 +270,15 @@ def _data_cat(args: argparse.Namespace, segments: list[Path]) -> int:
                 if args.json:
                     base = batch.first_id + first
                     lines = [
-                        orjson.dumps(
-                            {
-                                "id": base + i,
-                                "received": batch.received,
-                                "source": batch.source,
-                                "text": text.decode("utf-8", "replace"),
-                            }
+                        json_safe(
+                            orjson.dumps(
+                                {
+                                    "id": base + i,
+                                    "received": batch.received,
+                                    "source": batch.source,
+                                    "text": text.decode("utf-8", "replace"),
+                                }
+                            )
                         )
                         for i, text in enumerate(texts)
                     ]
@@ -454,6 +458,15 @@ def _query(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"logcaster: cannot query {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    reply = b"".join(chunks).decode("utf-8", "replace")
+    reply = _printable_reply(b"".join(chunks))
     sys.stdout.write(reply)
     return 1 if reply.startswith(("ERROR:", '{"error":')) else 0
+
+
+def _printable_reply(raw: bytes) -> str:
+    """The query port's reply, safe to print even from a server that did not
+    neutralise it (an old or hostile one): JSON spelled terminal-safe, text
+    neutralised line by line (security/neutralize.py)."""
+    if raw.startswith(b"{"):
+        return json_safe(raw).decode("utf-8", "replace")
+    return neutral_lines(raw.decode("utf-8", "replace"))

@@ -1,4 +1,8 @@
-"""The server's own logs: one JSON object per line on stderr."""
+"""The server's own logs: one JSON object per line on stderr.
+
+Fields may carry what clients sent (a command, a path, a peer's text): the
+line is terminal-safe JSON (`json_safe`), so a log viewer is not driven by it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import sys
 from typing import Any
 
 import orjson
+
+from logcaster.security.neutralize import json_safe
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,7 +28,7 @@ class JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        return json_safe(orjson.dumps(doc, default=str)).decode()
 
 
 def setup_logging(level: str) -> None:

@@ -40,6 +40,10 @@ class IngestConfig(Section, frozen=True):
     # Seconds without data before a connection is closed; 0: never. Not while the
     # server holds it back (full queue) or owes it acks.
     idle_timeout: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    # Seconds from a line's (or syslog message's) first byte to its end; past it
+    # the connection is closed: a client trickling bytes without ever ending a
+    # line is never idle, and would hold its slot (slowloris). 0: never.
+    line_timeout: Annotated[float, msgspec.Meta(ge=0)] = 30.0
 
 
 class SyslogConfig(Section, frozen=True):
@@ -212,6 +216,13 @@ class HttpConfig(Section, frozen=True):
     request_timeout: PositiveFloat = 30.0
     max_connections: PositiveInt = 1024  # open at once; past it a new one is closed at once
     keepalive_timeout: PositiveFloat = 75.0  # an idle keep-alive connection closes after this
+    # Seconds a request's line and headers may take, from the connection's start
+    # or the request's first byte; past it the connection gets 408 and is closed
+    # (slowloris). The body is bounded by min_body_rate and request_timeout.
+    header_timeout: PositiveFloat = 10.0
+    # Bytes per second a request body must average, after a grace of header_timeout
+    # seconds; slower, it gets 408 and the connection is closed. 0: only request_timeout.
+    min_body_rate: Annotated[int, msgspec.Meta(ge=0)] = 1024
     # Live tail (SSE): subscribers at once, events queued per subscriber before it
     # skips (a slow reader never slows ingest), and the heartbeat that keeps
     # proxies from closing an idle stream.

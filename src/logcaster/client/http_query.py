@@ -21,6 +21,7 @@ import orjson
 from logcaster.exceptions import QuerySyntaxError
 from logcaster.frontends.answers import answer_from_json, answer_text, stats_text
 from logcaster.query.parser import RECENT_DEFAULT, parse_params, unquote
+from logcaster.security.neutralize import json_safe, neutral, neutral_lines
 
 QUERY_PATH = "/api/v1/query"
 STATS_PATH = "/api/v1/stats"
@@ -128,9 +129,9 @@ def run(
         count = int(doc.get("Current", 0))
         out.write(_json({"count": count}) if want_json else f"COUNT: {count}\n")
     elif want_json:
-        out.write(body.decode() + "\n")
+        out.write(json_safe(body).decode("utf-8", "replace") + "\n")
     elif command.verb == "STATS":
-        out.write(stats_text(doc))
+        out.write(neutral_lines(stats_text(doc)))
     else:
         try:
             out.write(answer_text(answer_from_json(doc)))
@@ -153,9 +154,9 @@ def _get(url: str, timeout: float) -> tuple[int, bytes]:
 
 
 def _error(message: str, as_json: bool, out: TextIO) -> int:
-    out.write(_json({"error": message}) if as_json else f"ERROR: {message}\n")
+    out.write(_json({"error": message}) if as_json else f"ERROR: {neutral(message)}\n")
     return 1
 
 
 def _json(doc: dict[str, Any]) -> str:
-    return orjson.dumps(doc).decode() + "\n"
+    return json_safe(orjson.dumps(doc)).decode() + "\n"

@@ -35,6 +35,7 @@ import orjson
 
 from logcaster.event import Event
 from logcaster.frontends.rows import format_row
+from logcaster.security.neutralize import json_safe, neutral
 
 TAIL_PATH = "/api/v1/tail"
 IDLE_TIMEOUT_S = 60.0  # 4 heartbeats at the server's default http.tail_heartbeat_s
@@ -253,15 +254,19 @@ def run(
         stream = TailStream(url, filter_params(words), follow=follow, backlog=lines)
         for item in stream:
             if isinstance(item, TailEvent):
-                out.write(item.raw.decode() if as_json else format_row(Event.from_dict(item.doc)))
+                # Rows and JSON made safe here too, not trusting the server to have.
+                if as_json:
+                    out.write(json_safe(item.raw).decode())
+                else:
+                    out.write(format_row(Event.from_dict(item.doc)))
                 out.write("\n")
                 out.flush()
                 continue
-            text = notice_text(item)
-            if text is not None:
-                print(f"logcaster tail: {text}", file=err, flush=True)
+            notice = notice_text(item)
+            if notice is not None:
+                print(f"logcaster tail: {neutral(notice)}", file=err, flush=True)
     except TailError as exc:
-        print(f"logcaster tail: {exc}", file=err)
+        print(f"logcaster tail: {neutral(str(exc))}", file=err)
         return EXIT_USAGE if 400 <= exc.status < 500 else 1
     except KeyboardInterrupt:
         return 130

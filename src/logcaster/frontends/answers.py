@@ -9,6 +9,10 @@ The line protocol's `JSON QUERY`, `GET /api/v1/query` and `logcaster query
      "unindexed": [first, last],           (only when the store is behind)
      "events": [Event.to_dict(), ...]}
 
+Event texts are exact in JSON (they decode to the stored text) but spelled
+terminal-safe: DEL, C1, line separators and bidi controls as `\\uXXXX`
+(`json_safe`, security/neutralize.py).
+
 `events` comes last so that a large answer can be written as it is serialized
 (`json_chunks`): the head first, then the events a slice at a time.
 """
@@ -23,6 +27,7 @@ import orjson
 from logcaster.event import Event
 from logcaster.frontends.rows import format_row
 from logcaster.query.planner import Answer
+from logcaster.security.neutralize import json_safe
 
 # Events serialized per chunk of a streamed answer: a few hundred KiB at most for
 # typical events, so a 10,000-row answer is never one bytes object.
@@ -46,7 +51,7 @@ def answer_json(answer: Answer) -> bytes:
     """The whole JSON answer in one document."""
     doc = answer_head(answer)
     doc["events"] = [ev.to_dict() for ev in answer.rows]
-    return orjson.dumps(doc, default=str)
+    return json_safe(orjson.dumps(doc, default=str))
 
 
 def json_chunks(answer: Answer, per_chunk: int = SLICE_EVENTS) -> Iterator[bytes]:
@@ -57,6 +62,7 @@ def json_chunks(answer: Answer, per_chunk: int = SLICE_EVENTS) -> Iterator[bytes
     rows = answer.rows
     for start in range(0, len(rows), per_chunk):
         part = orjson.dumps([ev.to_dict() for ev in rows[start : start + per_chunk]], default=str)
+        part = json_safe(part)
         yield (b"," if start else b"") + part[1:-1]
     yield b"]}"
 

@@ -8,9 +8,10 @@ except that:
   than `<13>1 2026-… host app - - [sd…] message`, see `syslog_line`);
 - when the first line carries no message (the simulator's `[ERROR] … pod/x:`
   header, whose message is on the next line), the event's message follows it;
-- control characters are escaped visibly (`\\x1b`, `\\r`, `\\n`): a row is
-  exactly one line, and a sender cannot forge further rows or drive the
-  reader's terminal (CWE-117).
+- control characters, line separators and bidi controls are escaped visibly
+  (`\\x1b`, `\\r`, `\\n`, `\\u202e`; security/neutralize.py): a row is
+  exactly one line, and a sender cannot forge further rows, drive the
+  reader's terminal or reorder what they read (CWE-117).
 
 Rows from the memory buffer and from the store are both `Event`s parsed by
 `parse_event`, and both go through `format_row`.
@@ -24,18 +25,7 @@ import orjson
 
 from logcaster.event import Event
 from logcaster.parsing.parse import syslog_line
-
-# C0 controls but TAB (it neither breaks a line nor moves the cursor back), DEL,
-# the C1 controls (U+009B is a one-character CSI on some terminals) and the
-# Unicode line and paragraph separators.
-_CONTROLS = [c for c in range(0x20) if c != 0x09] + list(range(0x7F, 0xA0)) + [0x2028, 0x2029]
-_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _CONTROLS}
-_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r"})
-
-
-def neutralize(text: str) -> str:
-    """`text` with every control character escaped visibly."""
-    return text.translate(_ESCAPES)
+from logcaster.security.neutralize import neutral
 
 
 def row_text(ev: Event) -> str:
@@ -47,7 +37,7 @@ def row_text(ev: Event) -> str:
     message = ev.message.strip()
     if message and not _carries(line, message):
         line = f"{line.rstrip()} {message}" if line.strip() else message
-    return neutralize(line)
+    return neutral(line)
 
 
 def _carries(line: str, message: str) -> bool:

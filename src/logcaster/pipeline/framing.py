@@ -34,6 +34,12 @@ class Framer(Protocol):
         """Input lines (newlines read) that belong to the held event, not yet released."""
         ...
 
+    @property
+    def partial(self) -> bool:
+        """True while the stream has stopped inside a line (or message): bytes read
+        that do not end one yet (`ingest.line_timeout` bounds how long)."""
+        ...
+
     def feed(self, data: bytes) -> list[bytes]: ...
 
     def flush_held(self) -> list[bytes]: ...
@@ -90,6 +96,10 @@ class LineFramer:
     @property
     def held_lines(self) -> int:
         return self._held_lines if self._held else 0
+
+    @property
+    def partial(self) -> bool:
+        return bool(self._partial) or self._discarding
 
     def _truncate(self, line: bytes) -> bytes:
         self.truncated += 1

@@ -4,7 +4,9 @@ A connection costs a file descriptor and its framer state, so thousands of idle
 or abandoned ones (a flood, a leaking client) must not pile up: past
 `ingest.max_connections` in all, or `ingest.max_connections_per_ip` from one
 peer address, a new connection is closed at once; one idle for
-`ingest.idle_timeout` is closed by the listener's sweep. Each is counted
+`ingest.idle_timeout` is closed by the listener's sweep, and so is one that
+has been inside the same line for `ingest.line_timeout` (a client trickling
+bytes is never idle: slowloris). Each is counted
 (STATS, /metrics) and logged, at most once a second per reason (with the count
 since the last line), so a connection flood does not become a log flood.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from typing import Any
 
 from logcaster.log import log_event
 from logcaster.metrics.registry import Metric, Readings
@@ -42,6 +45,15 @@ IDLE_CLOSED = Metric(
     stats="IdleClosed",
 )
 
+SLOW_CLOSED = Metric(
+    "slow_closed_connections",
+    "counter",
+    "Connections closed as too slow: a line past ingest.line_timeout, HTTP headers "
+    "past http.header_timeout, a body under http.min_body_rate",
+    ("listener",),
+    stats="SlowClosed",
+)
+
 _LOG_EVERY_S = 1.0
 # Descriptors beyond the connections: listeners, segment files, the indexer's pipes.
 _SPARE_FDS = 256
@@ -55,19 +67,23 @@ class ConnectionLimits:
         "_unlogged",
         "idle_closed",
         "idle_timeout",
+        "line_timeout",
         "max_per_ip",
         "max_total",
         "open",
         "refused",
+        "slow_closed",
     )
 
     def __init__(self, name: str, config: IngestConfig) -> None:
         self._name = name
         self.refused: dict[str, int] = {}  # connections refused, by reason
         self.idle_closed = 0
+        self.slow_closed = 0
         self.max_total = config.max_connections
         self.max_per_ip = config.max_connections_per_ip  # 0: no per-address cap
         self.idle_timeout = config.idle_timeout  # 0: never closed for idleness
+        self.line_timeout = config.line_timeout  # 0: a line may take forever
         self._per_ip: dict[str, int] = {}
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
@@ -75,6 +91,7 @@ class ConnectionLimits:
     def readings(self, out: Readings) -> None:
         out.each(REFUSED, dict(sorted(self.refused.items())), self._name)
         out.add(IDLE_CLOSED, self.idle_closed, self._name)
+        out.add(SLOW_CLOSED, self.slow_closed, self._name)
 
     def check_fd_limit(self) -> None:
         """Raise the open-files soft limit toward the cap (as far as the hard limit
@@ -128,11 +145,15 @@ class ConnectionLimits:
         self.idle_closed += 1
         self._log("idle_timeout", ip, "connection_closed_idle", idle_timeout=self.idle_timeout)
 
+    def closed_slow(self, ip: str) -> None:
+        self.slow_closed += 1
+        self._log("line_timeout", ip, "connection_closed_slow", line_timeout=self.line_timeout)
+
     def _note(self, reason: str, ip: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         self._log(reason, ip, "connection_refused")
 
-    def _log(self, reason: str, ip: str, event: str, idle_timeout: float | None = None) -> None:
+    def _log(self, reason: str, ip: str, event: str, **timeout: Any) -> None:
         """One line per reason per second at most, with the count since the last one."""
         self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
         now = time.monotonic()
@@ -147,5 +168,5 @@ class ConnectionLimits:
             reason=reason,
             peer=ip,  # the latest one
             connections=self._unlogged.pop(reason),
-            idle_timeout=idle_timeout,
+            **timeout,
         )

@@ -81,10 +81,12 @@ class StreamIngestServer:
 
     async def _sweep(self) -> None:
         """Idle flush: a held multi-line event goes out `multiline.idle_timeout` after
-        its last byte; a connection idle for `ingest.idle_timeout` is closed."""
+        its last byte; a connection idle for `ingest.idle_timeout`, or inside one
+        line for `ingest.line_timeout`, is closed."""
         idle = self._idle
         close_after = self.limits.idle_timeout
-        every = min(idle, close_after) / 4 if close_after else idle / 4
+        line_timeout = self.limits.line_timeout
+        every = min(t for t in (idle, close_after, line_timeout) if t) / 4
         while True:
             await asyncio.sleep(every)
             now = time.monotonic()
@@ -92,6 +94,8 @@ class StreamIngestServer:
                 conn.flush_idle(now, idle)
                 if close_after:
                     conn.close_if_idle(now, close_after)
+                if line_timeout:
+                    conn.close_if_slow(now, line_timeout)
 
     def peer_subject(self, transport: asyncio.BaseTransport) -> str | None:
         """The verified client certificate's subject, if any (TLS with client_auth)."""

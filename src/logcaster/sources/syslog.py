@@ -54,6 +54,10 @@ class SyslogStreamFramer:
         self._nul_framed = False  # this connection has ended a message with NUL
         self.truncated = 0
 
+    @property
+    def partial(self) -> bool:
+        return bool(self._buf) or self._discard > 0 or self._skip_line
+
     def _cut(self, message: bytes) -> bytes:
         if len(message) <= self._max:
             return message

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, cast
 
 from logcaster.log import log_event
 from logcaster.security.guard import Peer
-from logcaster.security.roles import ANONYMOUS, Permission, Principal
+from logcaster.security.roles import ANONYMOUS, Principal
+from logcaster.sources.stream_gate import DISCARD_MAX_BYTES, DISCARD_WITHIN_S, StreamGate
 
 if TYPE_CHECKING:
     from logcaster.sources.stream_listener import StreamIngestServer
@@ -26,15 +27,6 @@ logger = logging.getLogger("logcaster.sources.tcp")
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
-# With auth.enabled the stream starts `#LOGCASTER AUTH <token>\n` (before an ACK
-# handshake); answered `#OK AUTH`, or `ERROR: unauthorized` and closed.
-AUTH_PREFIX = b"#LOGCASTER AUTH "
-AUTH_ACCEPTED = b"#OK AUTH\n"
-UNAUTHORIZED = b"ERROR: unauthorized\n"
-MAX_AUTH_LINE = 256
-# After a NACK: input read and dropped before closing, at most this much, this long.
-DISCARD_MAX_BYTES = 16 * 1024 * 1024
-DISCARD_WITHIN_S = 2.0
 
 
 class _Acks:
@@ -58,7 +50,7 @@ class _Acks:
         self.pending: deque[tuple[int, int]] = deque()  # (last_id, covered)
 
 
-class StreamConnection(asyncio.Protocol):
+class StreamConnection(StreamGate, asyncio.Protocol):
     """One ingest connection. `make_framer` decides the framing (lines, syslog, ...)."""
 
     def __init__(self, server: StreamIngestServer) -> None:
@@ -80,6 +72,9 @@ class StreamConnection(asyncio.Protocol):
         self.last_data = time.monotonic()
         self._opened_at = self.last_data  # the protocol is made as the connection opens
         self._active_at = self.last_data  # the last sign of life, for ingest.idle_timeout
+        # When the line the stream stopped inside began (None: between lines), for
+        # ingest.line_timeout: trickled bytes are a sign of life, not of progress.
+        self._partial_since: float | None = None
         self._ip = ""
         self._peer = Peer("", "local")
         # Authentication (auth.enabled): None until the token or certificate is
@@ -163,8 +158,10 @@ class StreamConnection(asyncio.Protocol):
         if self._may_handshake:
             data = self._handshake(data)
             if not data:
+                self._note_partial(False)
                 return  # the handshake so far, or all of it
         texts = self._framer.feed(data)
+        self._note_partial(bool(texts) or b"\n" in data)
         if texts:
             self._submit(texts)
             if self._refused_at is not None:
@@ -172,6 +169,14 @@ class StreamConnection(asyncio.Protocol):
         if self._acks is not None:
             self._acks.lines += data.count(b"\n")
             self._record_progress()
+
+    def _note_partial(self, ended_one: bool) -> None:
+        """After a read: is the stream inside a line, and since when (a read that
+        ended a line and began another starts the clock again)."""
+        if not (self._framer.partial or self._head):
+            self._partial_since = None
+        elif ended_one or self._partial_since is None:
+            self._partial_since = self.last_data
 
     def _handshake(self, data: bytes) -> bytes:
         """Strip the ack handshake if the stream starts with it; return the rest."""
@@ -189,104 +194,6 @@ class StreamConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.write(ACK_ACCEPTED)
         return head[len(ACK_HANDSHAKE) :]
-
-    def _authenticate(self, data: bytes) -> bytes:
-        """Hold the stream until its first line, the AUTH line, is checked; the rest
-        once accepted (returned at once when it was accepted before)."""
-        head = (self._auth_head or b"") + data
-        if self._principal is not None:
-            self._auth_head = None
-            return head
-        self._auth_head = head
-        if self._checking:
-            return b""
-        end = head.find(b"\n")
-        if end < 0:
-            if len(head) >= MAX_AUTH_LINE or not AUTH_PREFIX.startswith(head[: len(AUTH_PREFIX)]):
-                self._admit(None, "no token")
-            return b""
-        if not head.startswith(AUTH_PREFIX):
-            self._admit(None, "no token")
-            return b""
-        token = head[len(AUTH_PREFIX) : end].strip().decode("ascii", "replace")
-        self._auth_head = head[end + 1 :]
-        self._checking = True
-        self._update_reading()
-        task = asyncio.get_running_loop().create_task(self._check(token))
-        self._server.checks.add(task)
-        task.add_done_callback(self._server.checks.discard)
-        return b""
-
-    async def _check(self, token: str) -> None:
-        principal = await self._server.guard.authenticate(token, self._peer)
-        self._checking = False
-        if self._closed:
-            return
-        if principal is None:
-            self._refuse_unauthorized()  # recorded by the guard
-            return
-        if self._admit(principal):
-            transport = self._transport
-            if transport is not None and not transport.is_closing():
-                transport.write(AUTH_ACCEPTED)
-            rest, self._auth_head = self._auth_head or b"", None
-            self._update_reading()
-            if rest:
-                self._process(rest)
-
-    def _admit(self, principal: Principal | None, reason: str | None = None) -> bool:
-        """Accept `principal` if it may send; else refuse the connection."""
-        server = self._server
-        if principal is None and reason is not None:
-            server.guard.refuse(self._peer, reason)
-        elif principal is not None and server.guard.allow(
-            principal, Permission.SEND, "ingest", self._peer, record=False
-        ):
-            self._principal = principal
-            return True
-        self._refuse_unauthorized()
-        return False
-
-    def _refuse_unauthorized(self) -> None:
-        """`ERROR: unauthorized`, then close as after a NACK (`_send_nack`): what the
-        client still sends is read and dropped, so it reads the answer, not a reset."""
-        self._auth_head = None
-        self._refused_at = 0  # nothing of this stream is taken
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        transport.write(UNAUTHORIZED)
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()
-        self._discard_left = DISCARD_MAX_BYTES
-        transport.resume_reading()
-        asyncio.get_running_loop().call_later(DISCARD_WITHIN_S, transport.close)
-
-    def _limit(self, texts: list[bytes]) -> None:
-        """Count a read against this client's rate limits; hold reading while in debt."""
-        principal = self._principal
-        name = principal.name if principal is not None else ""
-        wait = self._server.guard.limits.ingest(
-            (self._ip, name), len(texts), sum(map(len, texts)), self._server.name
-        )
-        if wait > 0 and not self._limited:
-            self._limited = True
-            self._update_reading()
-            asyncio.get_running_loop().call_later(wait, self._unlimit)
-
-    def _unlimit(self) -> None:
-        # Other connections of this client may have added to its debt meanwhile.
-        principal = self._principal
-        client = (self._ip, principal.name if principal is not None else "")
-        wait = self._server.guard.limits.ingest_wait(client)
-        if wait > 0 and not self._closed:
-            asyncio.get_running_loop().call_later(wait, self._unlimit)
-            return
-        self._limited = False
-        self._active_at = time.monotonic()
-        self._update_reading()
 
     def _submit(self, texts: list[bytes]) -> None:
         if self._server.guard.limits.ingest_on:
@@ -380,6 +287,8 @@ class StreamConnection(asyncio.Protocol):
     def _resume(self) -> None:
         self._paused = False
         self._active_at = time.monotonic()  # held back by the server: that was not idling
+        if self._partial_since is not None:
+            self._partial_since = self._active_at  # nor was that trickling
         self._update_reading()
 
     def close_if_idle(self, now: float, timeout: float) -> None:
@@ -400,6 +309,19 @@ class StreamConnection(asyncio.Protocol):
         if now - self._active_at >= timeout and transport is not None:
             self._server.limits.closed_idle(self._ip)
             transport.close()  # connection_lost flushes what the framer holds
+
+    def close_if_slow(self, now: float, timeout: float) -> None:
+        """Close the connection when one line has taken `timeout` s (ingest.line_timeout),
+        unless the server is the one holding it back. What it sent is kept: closing
+        flushes the framer, the unfinished line included."""
+        since = self._partial_since
+        if since is None or self._paused or self._deferred is not None:
+            return
+        transport = self._transport
+        if now - since >= timeout and transport is not None and self._refused_at is None:
+            self._partial_since = None
+            self._server.limits.closed_slow(self._ip)
+            transport.close()
 
     def flush_idle(self, now: float, idle: float) -> None:
         """Release an event held for possible continuation lines once the sender is idle."""

@@ -4,15 +4,24 @@ The declared length is checked before anything is read; the bytes read are
 counted as they come (a chunked body has no declared length); and a gzip or
 deflate body is inflated in steps that stop one byte past the same bound, so
 a small bomb never expands in memory: each case is a 413.
+
+A body must also come at `http.min_body_rate` bytes/s on average, after a
+grace of `http.header_timeout` (the time a request's headers may take): the
+server sets both in the app (`BODY_PACE`), so every endpoint reading through
+here gets them, and a client trickling its body is cut with 408 long before
+`http.request_timeout` (slowloris).
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from aiohttp import web
 
 READ_STEP = 256 * 1024
+# (bytes/s, grace s): the minimum rate, from `grace` s after the body's start; unset or 0: none.
+BODY_PACE = web.AppKey("body_pace", tuple[int, float])
 # zlib: 16 + MAX_WBITS reads a gzip header, 32 + MAX_WBITS either gzip or zlib.
 _WBITS = {
     "gzip": 16 + zlib.MAX_WBITS,
@@ -40,8 +49,13 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
         raise BodyError(413, f"body of {length} bytes, over http.max_body_bytes={max_bytes}")
     parts: list[bytes] = []
     size = 0
+    rate, grace = request.app.get(BODY_PACE, (0, 0.0))
+    start = asyncio.get_running_loop().time() + grace
     while True:
-        chunk = await request.content.read(READ_STEP)
+        if rate and not request.content.is_eof():
+            chunk = await _read_in_time(request, start + size / rate, rate)
+        else:  # no minimum, or the whole body is buffered already (the common case)
+            chunk = await request.content.read(READ_STEP)
         if not chunk:
             break
         size += len(chunk)
@@ -52,6 +66,16 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     if encoding in _WBITS:
         return inflate(raw, _WBITS[encoding], max_bytes)
     return raw
+
+
+async def _read_in_time(request: web.Request, due: float, rate: int) -> bytes:
+    """The next piece of the body, which must start coming by `due` (loop time): by
+    then the body would average less than `rate` bytes/s since its grace."""
+    try:
+        async with asyncio.timeout_at(due):
+            return await request.content.read(READ_STEP)
+    except TimeoutError:
+        raise BodyError(408, f"body slower than http.min_body_rate={rate} bytes/s") from None
 
 
 def inflate(data: bytes, wbits: int, max_bytes: int) -> bytes:

@@ -7,9 +7,12 @@ server owns is what every endpoint shares:
 
 - **Bounds.** Header lines and count (aiohttp's parser), bodies (each endpoint
   reads through `body.read_body`, which also bounds the decoded size), the
-  time of a request (`http.request_timeout`; streams excepted) and the
-  connections open at once (past `http.max_connections` a new connection
-  gets one `503` and is closed before any request is read).
+  time of a request (`http.request_timeout`; streams excepted), the time
+  its line and headers take (`http.header_timeout`, `_HeaderDeadline`: a
+  slowloris client is cut with 408), the rate of its body
+  (`http.min_body_rate`, enforced by `body.read_body`) and the connections
+  open at once (past `http.max_connections` a new connection gets one `503`
+  and is closed before any request is read).
 - **Errors.** Every error is a JSON document `{"error": "..."}` with its
   status, aiohttp's own routing errors (404, 405, 413) too; an unexpected
   exception is logged and answered 500 without taking down the server (the
@@ -38,13 +41,14 @@ import orjson
 from aiohttp import web
 
 from logcaster.component import Endpoint, listening, server_endpoint
+from logcaster.frontends.http.body import BODY_PACE
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.options import HttpConfig
 from logcaster.security.guard import Guard, Peer, open_guard
 from logcaster.security.ratelimit import Client
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
-from logcaster.sources.connections import CONNECTIONS, REFUSED
+from logcaster.sources.connections import CONNECTIONS, REFUSED, SLOW_CLOSED
 
 logger = logging.getLogger("logcaster.frontends.http")
 
@@ -78,6 +82,13 @@ LISTENER = "http"
 # The stream listeners' families, under the HTTP listener's own STATS names.
 HTTP_CONNECTIONS = CONNECTIONS.also("HttpConnections")
 HTTP_REFUSED = REFUSED.also("HttpConnectionsRefused")
+HTTP_SLOW_CLOSED = SLOW_CLOSED.also("HttpSlowClosed")
+_TIMED_OUT_BODY = b'{"error": "request headers not received within http.header_timeout"}'
+REQUEST_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_TIMED_OUT_BODY), _TIMED_OUT_BODY)
+)
 
 
 class Endpoints(Protocol):
@@ -162,6 +173,87 @@ class _Refused(asyncio.Protocol):
             self._timer.cancel()
 
 
+class _HeaderDeadline(asyncio.Protocol):
+    """aiohttp's protocol for one connection, wrapped to bound how long a request's
+    line and headers take (`http.header_timeout`).
+
+    aiohttp itself waits for headers until `http.keepalive_timeout`, however
+    slowly they come, so a client sending a byte every few seconds holds a
+    connection for minutes (slowloris). Here the deadline runs from the
+    connection's start, and on a kept-alive connection from the first byte of
+    the next request (the idle time before it is keepalive_timeout's); the
+    middleware stops it when the request reaches a handler (`started`) and
+    re-opens the wait when the handler is done (`finished`). Past the deadline
+    the connection gets a 408 (if nothing was answered on it yet, so the 408
+    cannot interleave with a response) and is closed.
+    """
+
+    __slots__ = ("_in_handler", "_inner", "_server", "_timer", "_transport", "_waiting", "answered")
+
+    def __init__(self, inner: asyncio.Protocol, server: HttpServer) -> None:
+        self._inner = inner
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting = True  # for a request's headers (the deadline runs)
+        self._in_handler = False  # a request of it is in a handler (else: idle or waiting)
+        self.answered = False  # a request of this connection reached a handler
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._server.guards[self._inner] = self
+        self._inner.connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._waiting and not self._in_handler:
+            self._waiting = True  # idle, then the next request's first byte
+            self._arm()
+        self._inner.data_received(data)
+
+    def started(self) -> None:
+        self._in_handler = True
+        self._waiting = False
+        self.answered = True
+        self._cancel()
+
+    def finished(self) -> None:
+        self._in_handler = False
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        self._server.guards.pop(self._inner, None)
+        self._inner.connection_lost(exc)
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._server.config.header_timeout, self._expired)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if not self._waiting or transport is None or transport.is_closing():
+            return
+        self._server.slow_closed += 1
+        if not self.answered:
+            transport.write(REQUEST_TIMEOUT_ANSWER)
+        transport.close()
+
+
 class HttpServer:
     """The HTTP listener: a `Component` (component.py) serving mounted `Endpoints`."""
 
@@ -175,11 +267,15 @@ class HttpServer:
         self.hosts: list[str] = []
         self.draining = False
         self.refused = 0  # connections closed at once over http.max_connections
+        self.slow_closed = 0  # headers past http.header_timeout, bodies under min_body_rate
+        # Each open connection's header deadline, by aiohttp's protocol (request.protocol).
+        self.guards: dict[object, _HeaderDeadline] = {}
         self._endpoints: list[Endpoints] = []
         self._app = web.Application(
             middlewares=[self._middleware], client_max_size=config.max_body_bytes
         )
         self._app[STREAM_KEY] = set()
+        self._app[BODY_PACE] = (config.min_body_rate, config.header_timeout)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._active = 0  # requests in flight, parked ones aside
@@ -232,7 +328,7 @@ class HttpServer:
         if len(server.connections) >= self.config.max_connections:
             self.refused += 1
             return _Refused()
-        return server()
+        return _HeaderDeadline(server(), self)
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -243,11 +339,15 @@ class HttpServer:
         open_now = len(runner.server.connections) if runner and runner.server else 0
         out.add(HTTP_CONNECTIONS, open_now, LISTENER)
         out.add(HTTP_REFUSED, self.refused, LISTENER, "max_connections")
+        out.add(HTTP_SLOW_CLOSED, self.slow_closed, LISTENER)
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self._active += 1
         self._idle.clear()
+        guard = self.guards.get(request.protocol)
+        if guard is not None:
+            guard.started()
         try:
             refused = await self._check(request)
             if refused is not None:
@@ -255,7 +355,11 @@ class HttpServer:
             if request.path in request.app[STREAM_KEY]:
                 return await handler(request)
             async with asyncio.timeout(self.config.request_timeout):
-                return await handler(request)
+                response = await handler(request)
+            if response.status == 408:  # a body under http.min_body_rate
+                self.slow_closed += 1
+                response.force_close()  # the rest of the body is not waited for
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -269,6 +373,8 @@ class HttpServer:
             logger.exception("http_request_failed", extra={"fields": {"path": request.path}})
             return json_error(500, "internal error (see the server log)")
         finally:
+            if guard is not None:
+                guard.finished()
             if not request.get(PARKED):
                 self._finished()
 

@@ -4,7 +4,8 @@ Each stream is one subscriber of the live fan-out (pipeline/broker.py), with
 QUERY's filters (query/live.py). What a stream says (`text/event-stream`):
 
 - an event: `id: <event id>` and `data: <the event as JSON>`, the shape of a
-  `JSON QUERY` row (`Event.to_dict`), under the default event type;
+  `JSON QUERY` row (`Event.to_dict`), under the default event type; its text
+  is exact, DEL, C1, line separators and bidi controls spelled `\\uXXXX`;
 - `event: skipped` with `{"count", "first_id", "last_id", "reason"}`: events
   this stream does not get (`slow`: it fell behind its queue;
   `not_in_memory`: too old to replay);
@@ -52,6 +53,7 @@ from logcaster.pipeline.broker import (
     TooManySubscribers,
 )
 from logcaster.query.live import live_filter
+from logcaster.security.neutralize import json_safe
 
 PATH = "/api/v1/tail"
 RETRY_MS = 2000  # the reconnect delay a browser's EventSource uses
@@ -247,7 +249,9 @@ class RenderedEvents:
     def block(self, ev: Event) -> bytes:
         block = self._blocks.get(ev.id)
         if block is None:
-            data = orjson.dumps(ev.to_dict(), default=str)
+            # Terminal-safe JSON (security/neutralize.py): the same value, inert
+            # when a client prints the raw stream (curl, `logcaster tail --json`).
+            data = json_safe(orjson.dumps(ev.to_dict(), default=str))
             block = b"id: %d\ndata: %s\n\n" % (ev.id, data)
             self._blocks[ev.id] = block
             self._bytes += len(block)
