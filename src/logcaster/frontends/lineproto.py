@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from logcaster.options import QueryConfig
 from logcaster.query.model import Query
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner
+from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.service import Store
 
@@ -210,8 +212,12 @@ class LineQueryServer:
 
     option = "query.port"
 
-    def __init__(self, host: str, port: int, service: QueryService) -> None:
+    def __init__(
+        self, host: str, port: int, service: QueryService, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """`tls`: serve TLS with this context (security/tls.py)."""
         self.host = host
+        self.ssl = tls
         self.port = port
         self.hosts: list[str] = []  # the addresses bound, after start
         self._service = service
@@ -221,7 +227,13 @@ class LineQueryServer:
     async def start(self) -> None:
         with listening(self.option, self.host, self.port):
             self._server = await asyncio.start_server(
-                self._handle, self.host, self.port, limit=MAX_COMMAND_BYTES, reuse_address=True
+                self._handle,
+                self.host,
+                self.port,
+                limit=MAX_COMMAND_BYTES,
+                reuse_address=True,
+                ssl=self.ssl,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
             )
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 
 from logcaster.component import Endpoint, listening
 from logcaster.config import Config
@@ -174,7 +175,14 @@ class SyslogListener:
 
     option = "syslog.port"
 
-    def __init__(self, config: Config, pipeline: Pipeline, stats: Stats) -> None:
+    def __init__(
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        stats: Stats,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """`tls`: the TCP side serves TLS (RFC 5425) with it; UDP stays plain."""
         assert config.syslog.port is not None
         self.host = config.syslog.host
         self.max_bytes = config.syslog.max_message_bytes
@@ -189,6 +197,7 @@ class SyslogListener:
             stats,
             lambda: SyslogStreamFramer(self.max_bytes),
             option=self.option,
+            tls=tls,
         )
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_protocol: _SyslogDatagrams | None = None

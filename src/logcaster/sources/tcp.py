@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from logcaster.metrics.registry import Readings
 from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
+from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sources.connections import CONNECTIONS, ConnectionLimits
 from logcaster.stats import Stats
 
@@ -79,6 +81,7 @@ class StreamConnection(asyncio.Protocol):
         self._opened_at = self.last_data  # the protocol is made as the connection opens
         self._active_at = self.last_data  # the last sign of life, for ingest.idle_timeout
         self._ip = ""
+        self._tls = server.ssl is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -213,15 +216,14 @@ class StreamConnection(asyncio.Protocol):
     def _send_nack(self) -> None:
         """Write `NACK <n>`, half-close, and drop what the client still sends until its
         EOF (bounded in bytes and time): closing with unread input would reset the
-        connection, and the client could lose the NACK."""
+        connection, and the client could lose the NACK. (TLS cannot half-close: the
+        client, having read the NACK, closes first.)"""
         transport = self._transport
         if transport is None or transport.is_closing() or self._discard_left is not None:
             return
         transport.write(b"NACK %d\n" % (self._refused_at or 0))
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()
+        if transport.can_write_eof():
+            transport.write_eof()
         self._discard_left = DISCARD_MAX_BYTES
         transport.resume_reading()
         asyncio.get_running_loop().call_later(DISCARD_WITHIN_S, transport.close)
@@ -297,8 +299,10 @@ class StreamConnection(asyncio.Protocol):
         the last ack is written, so a client ending its stream need not wait for
         the idle flush or resend anything.
         """
-        if self._acks is None or self._discard_left is not None:
-            return False  # (after a NACK: the client read it and ended, close)
+        if self._acks is None or self._discard_left is not None or self._tls:
+            # After a NACK: the client read it and ended, close. TLS: the peer's
+            # close_notify ends both directions (connection_lost flushes).
+            return False
         self.finish(linger=True)
         return True
 
@@ -376,9 +380,11 @@ class StreamIngestServer:
         *,
         option: str,
         acks: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`acks`: connections may ask for acknowledged delivery (line framing only);
-        `option`: the config key of the port (named when it cannot be bound)."""
+        `option`: the config key of the port (named when it cannot be bound);
+        `tls`: serve TLS with this context (security/tls.py)."""
         self.name = name
         self.option = option
         self.host = host
@@ -388,6 +394,7 @@ class StreamIngestServer:
         self.stats = stats
         self.make_framer = make_framer
         self.acks = acks
+        self.ssl = tls
         self.limits = ConnectionLimits(name, config.ingest)
         self._idle = config.multiline.idle_timeout
         self.connections: set[StreamConnection] = set()
@@ -405,6 +412,8 @@ class StreamIngestServer:
                 self.port,
                 reuse_address=True,
                 backlog=1024,
+                ssl=self.ssl,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
             )
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts
@@ -450,7 +459,9 @@ class StreamIngestServer:
             await self._server.wait_closed()
 
 
-def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamIngestServer:
+def line_ingest(
+    config: Config, pipeline: Pipeline, stats: Stats, tls: ssl.SSLContext | None = None
+) -> StreamIngestServer:
     max_line = config.ingest.max_line_bytes
     multiline = config.multiline
     # The listener's grouping rules, compiled once: its connections share them.
@@ -465,4 +476,5 @@ def line_ingest(config: Config, pipeline: Pipeline, stats: Stats) -> StreamInges
         lambda: LineFramer(max_line, multiline, grouper),
         option="ingest.port",
         acks=True,
+        tls=tls,
     )

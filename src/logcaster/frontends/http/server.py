@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
@@ -39,6 +40,7 @@ from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.options import HttpConfig
+from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sources.connections import CONNECTIONS, REFUSED
 
 logger = logging.getLogger("logcaster.frontends.http")
@@ -123,8 +125,10 @@ class HttpServer:
 
     option = "http.port"
 
-    def __init__(self, config: HttpConfig) -> None:
+    def __init__(self, config: HttpConfig, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: serve HTTPS with this context (security/tls.py)."""
         self.config = config
+        self.ssl = tls
         self.port = config.port
         self.hosts: list[str] = []
         self.draining = False
@@ -163,7 +167,13 @@ class HttpServer:
         loop = asyncio.get_running_loop()
         with listening(self.option, config.host, self.port):
             self._server = await loop.create_server(
-                self._protocol, config.host, self.port, reuse_address=True, backlog=1024
+                self._protocol,
+                config.host,
+                self.port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=self.ssl,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
             )
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts
