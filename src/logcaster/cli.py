@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,14 @@ from logcaster.log import log_event, setup_logging
 
 EXIT_CONFIG = 2
 logger = logging.getLogger("logcaster.cli")
+
+
+def _tls_options(parser: argparse.ArgumentParser) -> None:
+    """TLS to the server (docs/tls.md): it is verified against --ca-file, else the
+    system's CAs; --cert and --key present a client certificate."""
+    parser.add_argument("--ca-file", help="TLS: the CA file that signed the server's certificate")
+    parser.add_argument("--cert", help="TLS: a client certificate (PEM), for mTLS")
+    parser.add_argument("--key", help="TLS: the client certificate's key (PEM)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--query-port", "--port", dest="port", type=int, default=9998)
     query.add_argument("--json", action="store_true", help="ask for a JSON answer")
     query.add_argument("--timeout", type=float, default=10.0)
-    query.add_argument("--http", metavar="URL", help="ask the HTTP API (http://HOST:8080)")
+    query.add_argument("--http", metavar="URL", help="ask the HTTP API (http(s)://HOST:8080)")
+    query.add_argument("--tls", action="store_true", help="the query port serves TLS")
+    _tls_options(query)
 
     tail = sub.add_parser("tail", help="print the newest events; -f follows new ones (HTTP API)")
     tail.add_argument("filters", nargs="*", help="QUERY's key=value filters; a bare word: keyword")
@@ -60,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", "--lines", type=int, default=10, help="newest events first (10)")
     tail.add_argument("--json", action="store_true", help="one JSON object per event")
     tail.add_argument("--url", default="http://127.0.0.1:8080", help="the server's HTTP API")
+    _tls_options(tail)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -112,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show a progress line on stderr even when it is not a terminal",
     )
+    _tls_options(sim)
 
     data = sub.add_parser("data", help="offline tools for a persistence directory (-P DIR)")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -168,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         from logcaster.client import tail
 
         return tail.run(
-            args.url, args.filters, follow=args.follow, lines=args.lines, as_json=args.json
+            args.url,
+            args.filters,
+            follow=args.follow,
+            lines=args.lines,
+            as_json=args.json,
+            ca_file=args.ca_file,
+            cert_file=args.cert,
+            key_file=args.key,
         )
     return _config_check(args)
 
@@ -295,6 +315,9 @@ def _simulate(args: argparse.Namespace) -> int:
         format=args.format or default_format(args.output),
         output=args.output,
         progress=args.progress,
+        ca_file=args.ca_file,
+        cert_file=args.cert,
+        key_file=args.key,
     )
     problems = opts.problems()
     if problems:
@@ -441,22 +464,32 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
 
 def _query(args: argparse.Namespace) -> int:
     line = " ".join(args.words)
+    from logcaster.security.tls_client import wanted
+
+    try:
+        tls = wanted(args.tls, args.ca_file, args.cert, args.key)
+    except OSError as exc:
+        print(f"logcaster: TLS: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.http:
         from logcaster.client import http_query
 
         out, err = sys.stdout, sys.stderr
         return http_query.run(
-            args.http, line, as_json=args.json, timeout=args.timeout, out=out, err=err
+            args.http, line, as_json=args.json, timeout=args.timeout, out=out, err=err, tls=tls
         )
     if args.json:
         line = "JSON " + line
     try:
-        with socket.create_connection((args.host, args.port), timeout=args.timeout) as sock:
+        with socket.create_connection((args.host, args.port), timeout=args.timeout) as raw:
+            sock = tls.wrap_socket(raw, server_hostname=args.host) if tls else raw
             sock.sendall(line.encode() + b"\n")
-            sock.shutdown(socket.SHUT_WR)
+            if tls is None:  # TLS cannot half-close; the server ends after one answer
+                sock.shutdown(socket.SHUT_WR)
             chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
+            with contextlib.suppress(ssl.SSLZeroReturnError):
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
     except OSError as exc:
         print(f"logcaster: cannot query {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

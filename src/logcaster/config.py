@@ -230,6 +230,11 @@ def _check_tls(config: Config) -> None:
         for kind in ("primaries", "backups"):
             for i, sink in enumerate(getattr(group, kind)):
                 prefix = f"forward.{g}.{kind}.{i}."
+                if not parse_target(sink.url).tls:
+                    for name in ("ca_file", "cert_file", "key_file"):
+                        if getattr(sink, name) is not None:
+                            raise ConfigError(prefix + name, "only for tls:// and https:// urls")
+                    continue
                 if sink.key_file is not None and sink.cert_file is None:
                     raise ConfigError(prefix + "cert_file", "a key_file needs its certificate")
                 tls.check_files(

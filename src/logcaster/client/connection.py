@@ -21,6 +21,11 @@ lines wait. (What a hung peer's socket buffers took in plain mode is lost, a
 TCP limit, once.) Any other answer means the port is not a LogCaster ingest
 port: the connection is dropped and retried later, never written to.
 
+`tls=True` (or a CA, certificate or key file) connects with TLS, verifying the
+server against `ca_file` (else the system's CAs) and its name; `tls=` an
+`ssl.SSLContext` uses that. TLS cannot half-close, so `close()` waits for the
+server's idle flush (multiline.idle_timeout) to ack a last held line.
+
 No call blocks past its timeout: connects, the handshake, sends and ack reads
 all run in slices of `SLICE` seconds, and none runs past `stop_at` (a
 monotonic time another thread may set to cut a shutdown short). Failures never
@@ -38,12 +43,14 @@ import os
 import random
 import selectors
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
 from logcaster import exceptions
+from logcaster.security.tls_client import wanted
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
@@ -97,10 +104,15 @@ class LogCasterClient:
         timeout: float = 5.0,
         connect_timeout: float = 1.0,
         handshake_timeout: float = 1.0,
+        tls: bool | ssl.SSLContext = False,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         if max_pending_lines < 1:
             raise ValueError("max_pending_lines must be >= 1")
         self._address = (host, port)
+        self._ssl = wanted(tls, ca_file, cert_file, key_file)
         self.ack = ack
         self.max_pending_lines = max_pending_lines
         self.timeout = timeout  # send: wait for room; flush and close: their default
@@ -219,7 +231,7 @@ class LogCasterClient:
     def half_close(self) -> None:
         """End the stream: the server releases a held last event and acks it at once."""
         self._closing = True
-        if self._sock is not None:
+        if self._sock is not None and self._ssl is None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_WR)
 
@@ -261,6 +273,10 @@ class LogCasterClient:
     def _open(self) -> None:
         """Connect, handshake, write what is unconfirmed; _Failed with the reason."""
         self._sock = _connect(self._address, self.connect_timeout, self._budget)
+        if self._ssl is not None:
+            self._sock = _handshake(
+                self._sock, self._ssl, self._address[0], self._budget(self.connect_timeout)
+            )
         self._replies = b""
         self._conn_acked = 0
         self.acking = False
@@ -290,7 +306,7 @@ class LogCasterClient:
             self._sock.settimeout(min(left, SLICE))
             try:
                 chunk = self._sock.recv(4096)
-            except TimeoutError:
+            except (TimeoutError, ssl.SSLWantReadError):
                 continue
             except OSError as exc:
                 raise _Failed(f"handshake: {_reason(exc)}") from exc
@@ -390,7 +406,7 @@ class LogCasterClient:
         try:
             sock.settimeout(max(0.0, self._budget(wait)))
             chunk = sock.recv(65536)
-        except (BlockingIOError, TimeoutError):
+        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
             return
         except OSError as exc:
             self._broken(f"receive: {_reason(exc)}")
@@ -446,6 +462,27 @@ class LogCasterClient:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _handshake(
+    sock: socket.socket, ctx: ssl.SSLContext, host: str, timeout: float
+) -> ssl.SSLSocket:
+    """TLS over a connected socket, the server verified; _Failed with the reason."""
+    try:
+        tls = ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+    except (OSError, ValueError) as exc:
+        sock.close()
+        raise _Failed(f"TLS: {exc}") from exc
+    try:
+        tls.settimeout(max(timeout, 0.001))
+        tls.do_handshake()
+    except TimeoutError as exc:
+        tls.close()
+        raise _Failed(f"TLS handshake timed out after {timeout:g} s") from exc
+    except OSError as exc:
+        tls.close()
+        raise _Failed(f"TLS handshake: {getattr(exc, 'reason', None) or exc}") from exc
+    return tls
 
 
 def _connect(

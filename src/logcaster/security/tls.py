@@ -32,11 +32,8 @@ from cryptography.hazmat.primitives import serialization
 
 from logcaster.exceptions import ConfigError, StartupError
 from logcaster.options import ClientAuth, TlsConfig, TlsOverride, TlsVersion
+from logcaster.security.tls_client import VERSIONS
 
-VERSIONS: dict[str, ssl.TLSVersion] = {
-    "1.2": ssl.TLSVersion.TLSv1_2,
-    "1.3": ssl.TLSVersion.TLSv1_3,
-}
 VERIFY: dict[str, ssl.VerifyMode] = {
     "none": ssl.CERT_NONE,
     "optional": ssl.CERT_OPTIONAL,
@@ -235,24 +232,3 @@ def peer_subject(conn: Any) -> str | None:
         return None
     subject: str = x509.load_der_x509_certificate(der).subject.rfc4514_string()
     return subject
-
-
-def client_context(
-    *,
-    ca_file: str | None = None,
-    cert_file: str | None = None,
-    key_file: str | None = None,
-    verify: bool = True,
-    min_version: TlsVersion = "1.2",
-) -> ssl.SSLContext:
-    """The context of an outgoing connection: the server verified (against
-    `ca_file`, else the system's CAs, and its name) unless `verify` is False;
-    `cert_file`/`key_file` present a client certificate."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
-    ctx.minimum_version = VERSIONS[min_version]
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if cert_file is not None:
-        ctx.load_cert_chain(cert_file, key_file)
-    return ctx
