@@ -37,19 +37,20 @@ reports what stayed unconfirmed. Not thread-safe: one owner thread.
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
-import os
 import random
-import selectors
 import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
 from types import TracebackType
 
 from logcaster import exceptions
+from logcaster.client.dial import SLICE
+from logcaster.client.dial import Failed as _Failed
+from logcaster.client.dial import connect as _connect
+from logcaster.client.dial import reason as _reason
+from logcaster.client.dial import tls_handshake as _handshake
 from logcaster.security.tls_client import wanted
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
@@ -57,7 +58,6 @@ ACK_ACCEPTED = b"#OK ACK 1\n"
 BACKOFF_START = 0.05
 BACKOFF_MAX = 5.0
 MAX_REPLY_LINE = 64  # "ACK <20 digits>\n" and the handshake reply are shorter
-SLICE = 0.1  # the longest a blocking call runs before deadlines are checked again
 
 
 class LogCasterError(exceptions.LogCasterError):
@@ -81,10 +81,6 @@ class BufferFull(LogCasterError):
 
 class DeliveryError(LogCasterError):
     """`close()` (leaving a `with` block) found lines that were never confirmed."""
-
-
-class _Failed(Exception):
-    """One connection attempt or operation failed; its message is the reason."""
 
 
 class _Stalled(_Failed):
@@ -458,71 +454,3 @@ class LogCasterClient:
                     cut = chunk.index(b"\n", cut + 1)
                 pending[0] = (chunk[cut + 1 :], lines - newly)
                 newly = 0
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _handshake(
-    sock: socket.socket, ctx: ssl.SSLContext, host: str, timeout: float
-) -> ssl.SSLSocket:
-    """TLS over a connected socket, the server verified; _Failed with the reason."""
-    try:
-        tls = ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
-    except (OSError, ValueError) as exc:
-        sock.close()
-        raise _Failed(f"TLS: {exc}") from exc
-    try:
-        tls.settimeout(max(timeout, 0.001))
-        tls.do_handshake()
-    except TimeoutError as exc:
-        tls.close()
-        raise _Failed(f"TLS handshake timed out after {timeout:g} s") from exc
-    except OSError as exc:
-        tls.close()
-        raise _Failed(f"TLS handshake: {getattr(exc, 'reason', None) or exc}") from exc
-    return tls
-
-
-def _connect(
-    address: tuple[str, int], timeout: float, budget: Callable[[float], float]
-) -> socket.socket:
-    """A connected blocking socket; _Failed after `timeout` or the budget, with the reason.
-
-    Non-blocking connect polled in slices: `socket.create_connection` could not
-    be cut short by `stop_at`. (Name resolution itself cannot be bounded: use an
-    address or a name the resolver answers at once.)
-    """
-    host, port = address
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise _Failed(f"cannot resolve {host}: {_reason(exc)}") from exc
-    deadline = time.monotonic() + timeout
-    reason = "no address"
-    for family, kind, proto, _, addr in infos:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            err = sock.connect_ex(addr)
-            if err not in (0, errno.EINPROGRESS):
-                reason = f"connect: {os.strerror(err)}"
-                sock.close()
-                continue
-            with selectors.DefaultSelector() as sel:
-                sel.register(sock, selectors.EVENT_WRITE)
-                while not sel.select(min(max(budget(deadline - time.monotonic()), 0), SLICE)):
-                    if budget(deadline - time.monotonic()) <= 0:
-                        raise _Failed(f"connect timed out after {timeout} s")
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                reason = f"connect: {os.strerror(err)}"
-                sock.close()
-                continue
-            sock.setblocking(True)
-            return sock
-        except BaseException:
-            sock.close()
-            raise
-    raise _Failed(reason)
