@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -205,9 +206,14 @@ class SendResult:
     sent_s: float  # when the last sender had sent everything and closed, from t0
 
 
-def send_parts(port: int, parts: Sequence[memoryview], check: Callable[[], None]) -> SendResult:
-    """Send each part over its own connection to `port`, all at once."""
-    return send_parts_to([port] * len(parts), parts, check)
+def send_parts(
+    port: int,
+    parts: Sequence[memoryview],
+    check: Callable[[], None],
+    tls: ssl.SSLContext | None = None,
+) -> SendResult:
+    """Send each part over its own connection to `port`, all at once (`tls`: over TLS)."""
+    return send_parts_to([port] * len(parts), parts, check, tls=tls)
 
 
 def send_parts_to(
@@ -215,13 +221,18 @@ def send_parts_to(
     parts: Sequence[memoryview],
     check: Callable[[], None],
     stall_s: float | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> SendResult:
     """Send each part over its own connection (to its port), all at once; close each when done.
+    With `tls` each connection does its handshake before the clock starts, and ends
+    with TLS's close_notify (TLS has no half-close).
 
     `check` runs every 0.5 s while the senders work (it raises if the receiver died);
     a send blocked longer than `stall_s` fails.
     """
     socks = [socket.create_connection(("127.0.0.1", port)) for port in ports]
+    if tls is not None:
+        socks = [tls.wrap_socket(sock, server_hostname="127.0.0.1") for sock in socks]
     for sock in socks:
         sock.settimeout(stall_s)
     go = threading.Event()
@@ -233,7 +244,10 @@ def send_parts_to(
             go.wait()
             for off in range(0, len(data), SEND_CHUNK):
                 sock.sendall(data[off : off + SEND_CHUNK])
-            sock.shutdown(socket.SHUT_WR)
+            if isinstance(sock, ssl.SSLSocket):
+                sock.unwrap()  # close_notify: the server's end of stream
+            else:
+                sock.shutdown(socket.SHUT_WR)
             done_at.append(time.perf_counter())
         except BaseException as exc:
             errors.append(exc)

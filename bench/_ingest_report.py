@@ -13,7 +13,7 @@ import platform
 import statistics
 import subprocess
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import _corpus
 from _common import MB, REPO, RunResult, fmt_1, fmt_2, fmt_int, reference_dir
@@ -38,6 +38,17 @@ class Summary:
     runs: list[RunResult]
     raw_runs: list[RunResult]
     rsyslog_runs: list[RunResult]
+    tls_runs: list[RunResult] = field(default_factory=list)  # --tls: the same over TLS
+
+    @property
+    def tls_lines_per_s(self) -> float | None:
+        return statistics.median(r.lines_per_s for r in self.tls_runs) if self.tls_runs else None
+
+    @property
+    def tls_ratio(self) -> float | None:
+        """TLS lines/s over plain lines/s (medians)."""
+        tls = self.tls_lines_per_s
+        return None if tls is None else tls / self.lines_per_s
 
     @property
     def lines_per_s(self) -> float:
@@ -173,6 +184,12 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
         f"raw = one socat per connection writing a preallocated file in "
         f"{reference_dir(corpus.nbytes)}."
     )
+    lines.extend(
+        f"TLS ({s.connections} conn): {fmt_int(s.tls_lines_per_s)} lines/s, "
+        f"TLS/plain {fmt_2(s.tls_ratio)} (ingest listener and senders over TLS)"
+        for s in summaries
+        if s.tls_runs
+    )
     if any(e != corpus.events for s in summaries for e in s.events):
         lines.append(
             f"events = the server's final STATS Total per run; the corpus holds "
@@ -236,6 +253,9 @@ def result_doc(
                     None if s.rsyslog_peak_rss_bytes is None else s.rsyslog_peak_rss_bytes / MB, 1
                 ),
                 "rsyslog_ratio": rounded(s.rsyslog_ratio, 3),
+                "tls_lines_per_s": rounded(s.tls_lines_per_s),
+                "tls_ratio": rounded(s.tls_ratio, 3),
+                "tls_runs": [run_doc(r) for r in s.tls_runs],
                 "rsyslog_lines_written": [r.total for r in s.rsyslog_runs],
                 "target_lines_per_s_met": (
                     s.lines_per_s >= TARGET_LINES_PER_S if s.connections == 1 else None

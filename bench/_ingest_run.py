@@ -42,6 +42,7 @@ from _common import (
     vm_hwm,
 )
 from _query_port import parse_stats, query, stat_int, total_of
+from _tls import BenchTls
 
 STATS_POLL_S = 0.010  # STATS poll interval once every sender has closed
 STABLE_S = 2.0  # Total unchanged this long after the senders closed: it is final
@@ -105,7 +106,11 @@ def wait_total(
 
 
 def send_parts_acked(
-    port: int, parts: Sequence[memoryview], check: Callable[[], None], timeout_s: float
+    port: int,
+    parts: Sequence[memoryview],
+    check: Callable[[], None],
+    timeout_s: float,
+    tls: BenchTls | None = None,
 ) -> SendResult:
     """Send each part through its own acknowledged-delivery client; done when all are acked."""
     go = threading.Event()
@@ -121,7 +126,8 @@ def send_parts_acked(
 
     def sender(part: memoryview) -> None:
         data = bytes(part)
-        client = LogCasterClient("127.0.0.1", port, ack=True, timeout=timeout_s)
+        ctx = tls.client_context() if tls is not None else False
+        client = LogCasterClient("127.0.0.1", port, ack=True, timeout=timeout_s, tls=ctx)
         try:
             go.wait()
             off = 0
@@ -269,19 +275,22 @@ def run_logcaster(
     persist: str | None = None,
     ack: bool = False,
     store: bool = True,
+    tls: BenchTls | None = None,
 ) -> RunResult:
-    server = start_logcaster(server_cmd, persist, store)
+    """`tls`: the ingest listener serves TLS and the senders use it (bench/_tls.py)."""
+    server = start_logcaster(server_cmd, persist, store, tls.server_env() if tls else None)
     failed = True
     try:
         expected = corpus.events
         warnings: list[str] = []
         cpu0 = cpu_seconds(server.proc.pid)
         if ack:
-            sent = send_parts_acked(server.ingest_port, parts, server.check, timeout_s)
+            sent = send_parts_acked(server.ingest_port, parts, server.check, timeout_s, tls)
             end = sent.t0 + sent.sent_s
             stats = parse_stats(query(server.query_port, "STATS"))
         else:
-            sent = send_parts(server.ingest_port, parts, server.check)
+            ctx = tls.client_context() if tls is not None else None
+            sent = send_parts(server.ingest_port, parts, server.check, ctx)
             stats, end = wait_total(
                 server.query_port, sent.t0, expected, timeout_s, server.check, warnings
             )

@@ -55,6 +55,7 @@ from _common import (
 )
 from _ingest_report import Summary, render_table, result_doc
 from _ingest_run import run_logcaster
+from _tls import make_tls
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -154,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         "line is acked",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="after each run, the same run with the ingest listener serving TLS and TLS "
+        "senders (a throwaway certificate); the table adds TLS lines/s and TLS/plain",
+    )
+    parser.add_argument(
         "--keep-corpus",
         action="store_true",
         help="keep a corpus this run generated in bench/out for later runs "
@@ -230,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["persist"] = args.persist  # the file sink's fsync setting, or None (memory only)
     doc["ack"] = args.ack
     doc["store"] = args.persist is not None and not args.no_store
+    doc["tls"] = args.tls
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -288,16 +296,24 @@ def _bench_config(
     timeout_s: float,
 ) -> None:
     conns = len(parts)
+    tls = make_tls(OUT_DIR / "tls") if args.tls else None
     for i in range(args.runs):
         r = run_logcaster(
             server_cmd, corpus, parts, timeout_s, args.persist, args.ack, not args.no_store
         )
         summary.runs.append(r)
+        tls_msg = ""
+        if tls is not None:
+            t = run_logcaster(
+                server_cmd, corpus, parts, timeout_s, args.persist, args.ack, not args.no_store, tls
+            )
+            summary.tls_runs.append(t)
+            tls_msg = f"; over TLS: {t.lines_per_s:,.0f} lines/s ({t.seconds:.3f} s)"
         rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / MB:,.1f} MB"
         msg = (
             f"[{conns} conn, run {i + 1}/{args.runs}] logcaster: {r.lines_per_s:,.0f} lines/s "
             f"{r.mb_per_s:,.1f} MB/s ({r.seconds:.3f} s, sent in {r.sent_s:.3f} s), "
-            f"peak RSS {rss}, Total {r.total:,}"
+            f"peak RSS {rss}, Total {r.total:,}{tls_msg}"
         )
         if r.total != corpus.events:
             msg += f" (the corpus holds {corpus.events:,} events)"

@@ -87,12 +87,12 @@ class _Daemon:
 
 RSYSLOG_CONF = """\
 # A test's private rsyslogd (tests/sender_helpers.py); not a system configuration.
-global(workDirectory="{dir}" processInternalMessages="on")
+global(workDirectory="{dir}" processInternalMessages="on" {globals})
 module(load="imtcp")
 input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName="{portfile}" ruleset="fwd")
 ruleset(name="fwd") {{
   action(type="omfwd" target="127.0.0.1" port="{target}" protocol="{protocol}"
-         template="{template}")
+         template="{template}" {action})
 }}
 *.* action(type="omfile" file="{internal}")
 """
@@ -100,9 +100,19 @@ ruleset(name="fwd") {{
 
 class Rsyslogd(_Daemon):
     """rsyslogd taking RFC 3164/5424 lines on imtcp and forwarding them with omfwd
-    (`protocol` udp or tcp, `template` one of rsyslog's built-in templates)."""
+    (`protocol` udp or tcp, `template` one of rsyslog's built-in templates;
+    `globals` and `action`: more parameters of each, TLS's for one)."""
 
-    def __init__(self, workdir: Path, target: int, protocol: str, template: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        target: int,
+        protocol: str,
+        template: str,
+        *,
+        globals: str = "",
+        action: str = "",
+    ) -> None:
         super().__init__(workdir)
         self.binary = tool("rsyslogd", Path("/usr/sbin/rsyslogd"))
         self.portfile = self.dir / "imtcp.port"
@@ -115,6 +125,8 @@ class Rsyslogd(_Daemon):
                 protocol=protocol,
                 template=template,
                 internal=self.dir / "internal.log",
+                globals=globals,
+                action=action,
             )
         )
         self.argv = [self.binary, "-n", "-f", str(conf), "-i", str(self.dir / "rsyslogd.pid")]

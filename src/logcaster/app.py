@@ -127,22 +127,26 @@ class Server:
         http = config.http
         self.broker = Broker(self.memory, http.tail_max_subscribers, http.tail_queue_events)
         self.pipeline.broker = self.broker
+        # Every listener's one place for security: TLS, tokens, audit, limits (guard.py).
         security = self.security
-        c.sources["ingest"] = line_ingest(
-            config, self.pipeline, self.stats, security.guard("ingest")
-        )
+        self.tls = security.tls
+        guards = {name: security.guard(name) for name in ("ingest", "syslog", "query", "http")}
+        ingest = guards["ingest"]
+        c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats, ingest, ingest.ssl)
         if config.syslog.port is not None:
+            syslog = guards["syslog"]
             c.sources["syslog"] = SyslogListener(
-                config, self.pipeline, self.stats, security.guard("syslog")
+                config, self.pipeline, self.stats, syslog, syslog.ssl
             )
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
         c.frontends["query"] = LineQueryServer(
             config.query.host,
             config.query.port,
             self.queries,
-            security.guard("query"),
+            guards["query"],
             self.reload_now,
             audit_dir(config),
+            guards["query"].ssl,
         )
         self.health = Health(
             stats=self.stats,
@@ -159,7 +163,9 @@ class Server:
         if config.http.enabled:
             # It takes events (so it stops with the sources, before the queue
             # drains) and answers queries; later endpoints mount on it too.
-            self.http = c.sources["http"] = HttpServer(config.http, security.guard("http"))
+            self.http = c.sources["http"] = HttpServer(
+                config.http, guards["http"], guards["http"].ssl
+            )
             http_server = self.http
             http_server.mount(
                 IngestEndpoints(config, self.pipeline, self.stats, http_server),
@@ -245,22 +251,28 @@ class Server:
         """SIGHUP: apply what can change while running; name what needs a restart.
 
         Live: the tail sampler's thresholds, routes and rates (it reads its config
-        at each decision). Everything else, `tail_sampling.enabled` included, is
-        logged as needing a restart and keeps its running value.
+        at each decision); TLS certificates, keys, CAs, client_auth and min_version,
+        re-read from their files even when the config names the same ones (new
+        handshakes use them, open connections keep theirs). Everything else,
+        `tail_sampling.enabled` and turning TLS on or off included, is logged as
+        needing a restart and keeps its running value.
         """
         old = self.config
         self.security.reload()  # the token file, now (it is also re-read on change)
-        applied: list[str] = []
+        changed = _changed(old.to_dict(), new.to_dict())
+        tls_keys = [k for k in changed if _is_tls_key(k) and not k.endswith(".enabled")]
+        applied = tls_keys if self._reload_tls(new) else []
         sampler = self.pipeline.tail_sampler
         if sampler is not None and new.tail_sampling.enabled:
-            applied = _changed(
+            applied += _changed(
                 msgspec.to_builtins(old.tail_sampling),
                 msgspec.to_builtins(new.tail_sampling),
                 "tail_sampling.",
             )
             sampler.reconfigure(new.tail_sampling)
             self.config = msgspec.structs.replace(old, tail_sampling=new.tail_sampling)
-        restart = [k for k in _changed(old.to_dict(), new.to_dict()) if k not in applied]
+        # TLS keys stay out of both lists when their reload failed (logged on its own).
+        restart = [k for k in changed if k not in applied and k not in tls_keys]
         log_event(
             logger,
             logging.INFO if not restart else logging.WARNING,
@@ -269,6 +281,24 @@ class Server:
             applied=applied,
             needs_restart=restart,
         )
+
+    def _reload_tls(self, new: Config) -> bool:
+        """Re-read every TLS listener's files (security/tls.py); False if one failed
+        (it keeps its running certificate)."""
+        reloaded, failed = self.tls.reload(new.tls, new.tls_listeners())
+        for name, reason in failed.items():
+            log_event(
+                logger,
+                logging.ERROR,
+                "tls_reload_failed",
+                always=True,
+                listener=name,
+                error=reason,
+                kept="the running certificate",
+            )
+        if reloaded:
+            log_event(logger, logging.INFO, "tls_reloaded", always=True, listeners=reloaded)
+        return not failed
 
     async def start(self) -> None:
         """Start every component; a failure is one StartupError naming the option.
@@ -314,7 +344,15 @@ class Server:
                         reason=f"{name} is bound to a non-loopback address without "
                         "authentication (auth.enabled): anyone who can connect may use it",
                     )
-        log_event(logger, logging.INFO, "ready", always=True, ports=self.ports, hosts=hosts)
+        log_event(
+            logger,
+            logging.INFO,
+            "ready",
+            always=True,
+            ports=self.ports,
+            hosts=hosts,
+            tls=self.tls.listeners,
+        )
 
     async def _recover(self, file: FileSink) -> None:
         """The store's index on disk, then memory refilled from the segments."""
@@ -386,6 +424,10 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.partition("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def _is_tls_key(dotted: str) -> bool:
+    return dotted.startswith("tls.") or ".tls." in dotted
 
 
 def _changed(old: dict[str, object], new: dict[str, object], prefix: str = "") -> list[str]:

@@ -42,8 +42,11 @@ from logcaster.options import (
     StoreConfig,
     SyslogConfig,
     TailSamplingConfig,
+    TlsConfig,
+    TlsOverride,
 )
 from logcaster.parsing import user_rules
+from logcaster.security import tls
 from logcaster.sinks.forward.target import parse_target
 
 
@@ -67,6 +70,22 @@ class Config(Section, frozen=True):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
     rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
+
+    def tls_listeners(self) -> dict[str, TlsOverride]:
+        """Each listener that runs, by name, with its `tls` overrides: every section
+        with a `tls: TlsOverride` field is one (a new listener gets TLS by having it),
+        unless it is off (`enabled: false`, or `port: null` as syslog)."""
+        out: dict[str, TlsOverride] = {}
+        for name in self.__struct_fields__:
+            section = getattr(self, name)
+            own = getattr(section, "tls", None)
+            if not isinstance(own, TlsOverride):
+                continue
+            if getattr(section, "enabled", True) is False or getattr(section, "port", 0) is None:
+                continue
+            out[name] = own
+        return out
 
     @property
     def store_on(self) -> bool:
@@ -167,6 +186,7 @@ def validate(data: Mapping[str, Any]) -> Config:
         raise ConfigError(
             "host", "removed: each listener has its own, ingest.host, syslog.host, query.host"
         )
+    data = _tls_versions(data)
     try:
         config = msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as exc:
@@ -187,6 +207,7 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_forward(config)
     _check_multiline(config)
     _check_security(config)
+    _check_tls(config)
     return config
 
 
@@ -231,6 +252,45 @@ def _check_security(config: Config) -> None:
         raise ConfigError(
             "audit.dir", "authentication needs an audit log: set audit.dir, or persist.dir"
         )
+
+
+def _tls_versions(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`min_version: 1.3` is a YAML number (the environment's too): read it as "1.3"."""
+    sections = [data.get("tls"), *(s.get("tls") for s in data.values() if isinstance(s, dict))]
+    if not any(isinstance(t, dict) and isinstance(t.get("min_version"), float) for t in sections):
+        return data
+    out = dict(data)
+    for name, value in data.items():
+        if name == "tls" and isinstance(value, dict):
+            out[name] = _tls_version(value)
+        elif isinstance(value, dict) and isinstance(value.get("tls"), dict):
+            out[name] = {**value, "tls": _tls_version(value["tls"])}
+    return out
+
+
+def _tls_version(section: dict[str, Any]) -> dict[str, Any]:
+    version = section.get("min_version")
+    return {**section, "min_version": str(version)} if isinstance(version, float) else section
+
+
+def _check_tls(config: Config) -> None:
+    """Each listener's TLS files, and each TLS forward sink's, readable and consistent."""
+    for name, override in config.tls_listeners().items():
+        tls.check(tls.resolve(config.tls, override, name))
+    for g, group in enumerate(config.forward):
+        for kind in ("primaries", "backups"):
+            for i, sink in enumerate(getattr(group, kind)):
+                prefix = f"forward.{g}.{kind}.{i}."
+                if not parse_target(sink.url).tls:
+                    for name in ("ca_file", "cert_file", "key_file"):
+                        if getattr(sink, name) is not None:
+                            raise ConfigError(prefix + name, "only for tls:// and https:// urls")
+                    continue
+                if sink.key_file is not None and sink.cert_file is None:
+                    raise ConfigError(prefix + "cert_file", "a key_file needs its certificate")
+                tls.check_files(
+                    sink.cert_file, sink.key_file, sink.ca_file, lambda k, p=prefix: p + k
+                )
 
 
 def _check_multiline(config: Config) -> None:

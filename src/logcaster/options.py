@@ -28,6 +28,35 @@ class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     pass
 
 
+ClientAuth = Literal["none", "optional", "required"]
+TlsVersion = Literal["1.2", "1.3"]
+
+
+class TlsConfig(Section, frozen=True):
+    """TLS for every listener (security/tls.py, docs/tls.md); each listener's `tls`
+    section overrides any of these for it alone."""
+
+    enabled: bool = False
+    cert_file: str | None = None  # PEM: the server's certificate (then its chain)
+    key_file: str | None = None  # PEM: its private key, unencrypted
+    ca_file: str | None = None  # PEM: the CAs client certificates are checked against
+    # none: no client certificate asked; optional: checked when sent; required: no
+    # connection without a valid one.
+    client_auth: ClientAuth = "none"
+    min_version: TlsVersion = "1.2"
+
+
+class TlsOverride(Section, frozen=True):
+    """A listener's own TLS settings: each null option inherits the global `tls` one."""
+
+    enabled: bool | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    client_auth: ClientAuth | None = None
+    min_version: TlsVersion | None = None
+
+
 class IngestConfig(Section, frozen=True):
     """TCP line ingest (SPEC §2)."""
 
@@ -44,6 +73,7 @@ class IngestConfig(Section, frozen=True):
     # the connection is closed: a client trickling bytes without ever ending a
     # line is never idle, and would hold its slot (slowloris). 0: never.
     line_timeout: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
 
 
 class SyslogConfig(Section, frozen=True):
@@ -52,6 +82,7 @@ class SyslogConfig(Section, frozen=True):
     host: Host = LOOPBACK
     port: Port | None = None
     max_message_bytes: Annotated[int, msgspec.Meta(ge=480)] = 64 * 1024
+    tls: TlsOverride = msgspec.field(default_factory=TlsOverride)  # TCP only; UDP stays plain
 
 
 class MultilineRule(Section, frozen=True):
@@ -147,6 +178,7 @@ class QueryConfig(Section, frozen=True):
     regex_max_program: PositiveInt = 5000  # RE2 instructions: a search costs up to this x text
     max_keyword_bytes: PositiveInt = 1024  # one keyword's size
     max_keywords: PositiveInt = 64  # keywords in one query
+    tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
 
 
 class StoreConfig(Section, frozen=True):
@@ -166,10 +198,19 @@ class StoreConfig(Section, frozen=True):
 class ForwardSinkConfig(Section, frozen=True):
     """One destination of a forward group (sinks/forward/transports.py)."""
 
-    url: str  # tcp://HOST:PORT, tcp://HOST:PORT?ack=1 (another LogCaster), http(s)://... (NDJSON)
+    # tcp://HOST:PORT, tcp://HOST:PORT?ack=1 (another LogCaster), tls://HOST:PORT[?ack=1]
+    # (the same over TLS), http(s)://... (NDJSON)
+    url: str
     name: str | None = None  # in logs; the URL when null
     write_timeout: PositiveFloat = 5.0  # seconds one attempt may take (connect, send, acks)
     health_url: str | None = None  # HTTP: GET answering 2xx = healthy; else a TCP connect
+    # tls:// and https:// targets: the server's certificate is checked against ca_file
+    # (null: the system's CAs) unless verify is false; cert_file and key_file are our
+    # client certificate, for a receiver that asks for one (mTLS).
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
 
 
 class ForwardGroupConfig(Section, frozen=True):
@@ -229,6 +270,7 @@ class HttpConfig(Section, frozen=True):
     tail_max_subscribers: PositiveInt = 256
     tail_queue_events: Annotated[int, msgspec.Meta(ge=100)] = 10_000
     tail_heartbeat_s: PositiveFloat = 15.0
+    tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
 
 
 class MetricsConfig(Section, frozen=True):

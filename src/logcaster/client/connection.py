@@ -21,6 +21,11 @@ lines wait. (What a hung peer's socket buffers took in plain mode is lost, a
 TCP limit, once.) Any other answer means the port is not a LogCaster ingest
 port: the connection is dropped and retried later, never written to.
 
+`tls=True` (or a CA, certificate or key file) connects with TLS, verifying the
+server against `ca_file` (else the system's CAs) and its name; `tls=` an
+`ssl.SSLContext` uses that. TLS cannot half-close, so `close()` waits for the
+server's idle flush (multiline.idle_timeout) to ack a last held line.
+
 No call blocks past its timeout: connects, the handshake, sends and ack reads
 all run in slices of `SLICE` seconds, and none runs past `stop_at` (a
 monotonic time another thread may set to cut a shutdown short). Failures never
@@ -32,25 +37,27 @@ reports what stayed unconfirmed. Not thread-safe: one owner thread.
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
-import os
 import random
-import selectors
 import socket
+import ssl
 import time
 from collections import deque
-from collections.abc import Callable
 from types import TracebackType
 
 from logcaster import exceptions
+from logcaster.client.dial import SLICE
+from logcaster.client.dial import Failed as _Failed
+from logcaster.client.dial import connect as _connect
+from logcaster.client.dial import reason as _reason
+from logcaster.client.dial import tls_handshake as _handshake
+from logcaster.security.tls_client import wanted
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
 BACKOFF_START = 0.05
 BACKOFF_MAX = 5.0
 MAX_REPLY_LINE = 64  # "ACK <20 digits>\n" and the handshake reply are shorter
-SLICE = 0.1  # the longest a blocking call runs before deadlines are checked again
 
 
 class LogCasterError(exceptions.LogCasterError):
@@ -76,10 +83,6 @@ class DeliveryError(LogCasterError):
     """`close()` (leaving a `with` block) found lines that were never confirmed."""
 
 
-class _Failed(Exception):
-    """One connection attempt or operation failed; its message is the reason."""
-
-
 class _Stalled(_Failed):
     """The peer took no data for the whole send timeout."""
 
@@ -97,10 +100,15 @@ class LogCasterClient:
         timeout: float = 5.0,
         connect_timeout: float = 1.0,
         handshake_timeout: float = 1.0,
+        tls: bool | ssl.SSLContext = False,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         if max_pending_lines < 1:
             raise ValueError("max_pending_lines must be >= 1")
         self._address = (host, port)
+        self._ssl = wanted(tls, ca_file, cert_file, key_file)
         self.ack = ack
         self.max_pending_lines = max_pending_lines
         self.timeout = timeout  # send: wait for room; flush and close: their default
@@ -219,7 +227,7 @@ class LogCasterClient:
     def half_close(self) -> None:
         """End the stream: the server releases a held last event and acks it at once."""
         self._closing = True
-        if self._sock is not None:
+        if self._sock is not None and self._ssl is None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_WR)
 
@@ -261,6 +269,10 @@ class LogCasterClient:
     def _open(self) -> None:
         """Connect, handshake, write what is unconfirmed; _Failed with the reason."""
         self._sock = _connect(self._address, self.connect_timeout, self._budget)
+        if self._ssl is not None:
+            self._sock = _handshake(
+                self._sock, self._ssl, self._address[0], self._budget(self.connect_timeout)
+            )
         self._replies = b""
         self._conn_acked = 0
         self.acking = False
@@ -290,7 +302,7 @@ class LogCasterClient:
             self._sock.settimeout(min(left, SLICE))
             try:
                 chunk = self._sock.recv(4096)
-            except TimeoutError:
+            except (TimeoutError, ssl.SSLWantReadError):
                 continue
             except OSError as exc:
                 raise _Failed(f"handshake: {_reason(exc)}") from exc
@@ -390,7 +402,7 @@ class LogCasterClient:
         try:
             sock.settimeout(max(0.0, self._budget(wait)))
             chunk = sock.recv(65536)
-        except (BlockingIOError, TimeoutError):
+        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
             return
         except OSError as exc:
             self._broken(f"receive: {_reason(exc)}")
@@ -442,50 +454,3 @@ class LogCasterClient:
                     cut = chunk.index(b"\n", cut + 1)
                 pending[0] = (chunk[cut + 1 :], lines - newly)
                 newly = 0
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _connect(
-    address: tuple[str, int], timeout: float, budget: Callable[[float], float]
-) -> socket.socket:
-    """A connected blocking socket; _Failed after `timeout` or the budget, with the reason.
-
-    Non-blocking connect polled in slices: `socket.create_connection` could not
-    be cut short by `stop_at`. (Name resolution itself cannot be bounded: use an
-    address or a name the resolver answers at once.)
-    """
-    host, port = address
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise _Failed(f"cannot resolve {host}: {_reason(exc)}") from exc
-    deadline = time.monotonic() + timeout
-    reason = "no address"
-    for family, kind, proto, _, addr in infos:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            err = sock.connect_ex(addr)
-            if err not in (0, errno.EINPROGRESS):
-                reason = f"connect: {os.strerror(err)}"
-                sock.close()
-                continue
-            with selectors.DefaultSelector() as sel:
-                sel.register(sock, selectors.EVENT_WRITE)
-                while not sel.select(min(max(budget(deadline - time.monotonic()), 0), SLICE)):
-                    if budget(deadline - time.monotonic()) <= 0:
-                        raise _Failed(f"connect timed out after {timeout} s")
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                reason = f"connect: {os.strerror(err)}"
-                sock.close()
-                continue
-            sock.setblocking(True)
-            return sock
-        except BaseException:
-            sock.close()
-            raise
-    raise _Failed(reason)

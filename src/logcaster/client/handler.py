@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import queue
+import ssl
 import sys
 import threading
 import time
@@ -94,7 +95,13 @@ class LogCasterHandler(logging.Handler):
         send_timeout: float = 2.0,
         fallback_path: str | os.PathLike[str] | None = None,
         fallback_max_bytes: int = 64 * 1024 * 1024,
+        tls: bool | ssl.SSLContext = False,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
+        """`tls`, `ca_file`, `cert_file`, `key_file`: as `LogCasterClient`'s (TLS,
+        the server verified; a client certificate for mTLS)."""
         super().__init__(level)
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be >= 1")
@@ -111,6 +118,10 @@ class LogCasterHandler(logging.Handler):
             timeout=send_timeout,
             connect_timeout=connect_timeout,
             handshake_timeout=connect_timeout,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
         )
         self._queue: queue.Queue[bytes | _Marker] = queue.Queue(queue_size)
         self._drops = _Drops()

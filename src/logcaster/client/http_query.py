@@ -10,6 +10,7 @@ document. QUERY, FILTER, SEARCH, REGEX and RECENT become a
 
 from __future__ import annotations
 
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +23,7 @@ from logcaster.exceptions import QuerySyntaxError
 from logcaster.frontends.answers import answer_from_json, answer_text, stats_text
 from logcaster.query.parser import RECENT_DEFAULT, parse_params, unquote
 from logcaster.security.neutralize import json_safe, neutral, neutral_lines
+from logcaster.security.tls_client import client_context
 
 QUERY_PATH = "/api/v1/query"
 STATS_PATH = "/api/v1/stats"
@@ -95,11 +97,18 @@ def _recent_count(text: str) -> int:
 
 
 def run(
-    base_url: str, line: str, *, as_json: bool, timeout: float, out: TextIO, err: TextIO
+    base_url: str,
+    line: str,
+    *,
+    as_json: bool,
+    timeout: float,
+    out: TextIO,
+    err: TextIO,
+    tls: ssl.SSLContext | None = None,
 ) -> int:
     """Ask, print the answer to `out` as the query port's would read: 0, or 1
     for an error answer (on `out`, as the query port gives it) or no answer
-    (on `err`)."""
+    (on `err`). `tls`: for an https URL (None: verified against the system's CAs)."""
     try:
         command = to_http(line)
     except QuerySyntaxError as exc:
@@ -110,7 +119,7 @@ def run(
     if command.params:
         url += "?" + urllib.parse.urlencode(command.params)
     try:
-        status, body = _get(url, timeout)
+        status, body = _get(url, timeout, tls)
     except (OSError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         err.write(f"logcaster: cannot query {base_url}: {reason}\n")
@@ -140,13 +149,14 @@ def run(
     return 0
 
 
-def _get(url: str, timeout: float) -> tuple[int, bytes]:
+def _get(url: str, timeout: float, tls: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     """Status and body of a GET; HTTP error statuses are answers too."""
     if not url.startswith(("http://", "https://")):
         raise ValueError("the URL must start with http:// or https://")
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        context = (tls or client_context()) if url.startswith("https://") else None
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, response.read(MAX_ANSWER_BYTES)
     except urllib.error.HTTPError as exc:
         with exc:

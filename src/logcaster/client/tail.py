@@ -24,6 +24,7 @@ import contextlib
 import http.client
 import os
 import random
+import ssl
 import sys
 import time
 import urllib.parse
@@ -36,6 +37,7 @@ import orjson
 from logcaster.event import Event
 from logcaster.frontends.rows import format_row
 from logcaster.security.neutralize import json_safe, neutral
+from logcaster.security.tls_client import client_context, wanted
 
 TAIL_PATH = "/api/v1/tail"
 IDLE_TIMEOUT_S = 60.0  # 4 heartbeats at the server's default http.tail_heartbeat_s
@@ -90,12 +92,16 @@ class TailStream:
         follow: bool,
         backlog: int = 10,
         idle_timeout: float = IDLE_TIMEOUT_S,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: for an https URL, how the server is checked and which client
+        certificate is shown (security/tls_client.py); None: the system's CAs."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TailError(f"not an http(s) URL: {url!r}")
         self._parts = parts
         self.params = params
+        self._ssl = tls
         self.follow = follow
         self.backlog = backlog
         self.idle_timeout = idle_timeout
@@ -143,10 +149,18 @@ class TailStream:
     def _connect_and_read(self) -> Iterator[TailEvent | TailNotice]:
         self.close()
         parts = self._parts
-        kind = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = kind(parts.hostname or "", parts.port, timeout=self.idle_timeout)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.hostname or "",
+                parts.port,
+                timeout=self.idle_timeout,
+                context=self._ssl or client_context(),
+            )
+        else:
+            conn = http.client.HTTPConnection(
+                parts.hostname or "", parts.port, timeout=self.idle_timeout
+            )
         self._conn = conn
         params = list(self.params)
         headers = {"Accept": "text/event-stream"}
@@ -243,15 +257,21 @@ def run(
     as_json: bool,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
 ) -> int:
-    """The `logcaster tail` command: 0 done, 1 the server failed us, 2 refused, 130 Ctrl-C."""
+    """The `logcaster tail` command: 0 done, 1 the server failed us, 2 refused, 130 Ctrl-C.
+
+    `ca_file`, `cert_file`, `key_file`: for an https URL (the server verified)."""
     out = out or sys.stdout
     err = err or sys.stderr
     if lines < 0:
         print("logcaster tail: -n must be 0 or more", file=err)
         return EXIT_USAGE
     try:
-        stream = TailStream(url, filter_params(words), follow=follow, backlog=lines)
+        tls = wanted(False, ca_file, cert_file, key_file)
+        stream = TailStream(url, filter_params(words), follow=follow, backlog=lines, tls=tls)
         for item in stream:
             if isinstance(item, TailEvent):
                 # Rows and JSON made safe here too, not trusting the server to have.
@@ -268,6 +288,9 @@ def run(
     except TailError as exc:
         print(f"logcaster tail: {neutral(str(exc))}", file=err)
         return EXIT_USAGE if 400 <= exc.status < 500 else 1
+    except OSError as exc:  # a CA, certificate or key file that cannot be used
+        print(f"logcaster tail: TLS: {exc}", file=err)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, pars
 from logcaster.query.planner import Answer, Planner
 from logcaster.security.guard import Guard, Peer, open_guard
 from logcaster.security.roles import ANONYMOUS
+from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.service import Store
 
@@ -223,11 +225,13 @@ class LineQueryServer:
         guard: Guard | None = None,
         reload: Callable[[], str | None] | None = None,
         audit_dir: Path | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`guard`: authentication, roles, audit and rate limits (security/guard.py);
         `reload`: RELOAD's action (the server's, returning a failure or None);
-        `audit_dir`: where AUDIT reads from."""
+        `audit_dir`: where AUDIT reads from; `tls`: serve TLS with this context."""
         self.host = host
+        self.ssl = tls
         self.port = port
         self.hosts: list[str] = []  # the addresses bound, after start
         self._service = service
@@ -240,7 +244,13 @@ class LineQueryServer:
     async def start(self) -> None:
         with listening(self.option, self.host, self.port):
             self._server = await asyncio.start_server(
-                self._handle, self.host, self.port, limit=MAX_COMMAND_BYTES, reuse_address=True
+                self._handle,
+                self.host,
+                self.port,
+                limit=MAX_COMMAND_BYTES,
+                reuse_address=True,
+                ssl=self.ssl,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
             )
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from logcaster.options import CertificateRole, RoleName
 from logcaster.security import audit
 from logcaster.security.ratelimit import FailureLimiter, RateLimits
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
+from logcaster.security.tls import TlsContexts
 from logcaster.security.tokens import TokenError, TokenStore
 
 logger = logging.getLogger("logcaster.security")
@@ -71,6 +73,8 @@ class Security:
         directory = audit_dir(config)
         self.audit = audit.AuditLog(directory, config.audit) if directory is not None else None
         self.limits = RateLimits(config.rate_limit)
+        # Each listener's TLS context (security/tls.py), reloaded on SIGHUP.
+        self.tls = TlsContexts(config.tls, config.tls_listeners())
         self.failures = FailureLimiter(config.auth)
         self._window = config.auth.failure_window_s
         self._cert_roles = config.auth.certificate_roles
@@ -149,6 +153,11 @@ class Guard:
         self.limits = security.limits
 
     @property
+    def ssl(self) -> ssl.SSLContext | None:
+        """The listener's TLS context; None: plain TCP."""
+        return self.security.tls.server(self.listener)
+
+    @property
     def required(self) -> bool:
         """Whether clients must authenticate."""
         return self.security.enabled
@@ -190,6 +199,10 @@ class Guard:
         if record:
             security.record(principal, "auth", "allowed", peer, self.listener)
         return principal
+
+    def maps(self, subject: str | None) -> bool:
+        """Whether a certificate subject maps to a role (auth.certificate_roles)."""
+        return subject is not None and _cert_role(self.security._cert_roles, subject) is not None
 
     def certificate(self, subject: str | None, peer: Peer) -> Principal | None:
         """The principal a verified client certificate's subject maps to, or None."""

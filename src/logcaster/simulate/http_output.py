@@ -44,6 +44,7 @@ import contextlib
 import email.utils
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -77,8 +78,11 @@ Notify = Callable[[str], None]
 class HttpOutput:
     """POSTs batches to one URL; `sent`, `unsent` and `reconnects` as the other outputs."""
 
-    def __init__(self, url: str, target: str, fmt: str, notify: Notify) -> None:
+    def __init__(
+        self, url: str, target: str, fmt: str, notify: Notify, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._url = url
+        self._ssl = tls  # https: how the server is verified (None: aiohttp's default)
         self._target = target  # as the user wrote it, for messages
         self._format = FORMATS[fmt]
         self._headers = {"Content-Type": CONTENT_TYPES[fmt]}
@@ -109,7 +113,7 @@ class HttpOutput:
 
     async def _open(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
+            connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, ssl=self._ssl or True),
             timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT),
         )
 

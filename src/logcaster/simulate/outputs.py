@@ -8,12 +8,16 @@
     tcp://HOST:PORT?ack=1      the same with acknowledged delivery: lines are kept
                                until the server confirms them and resent after a
                                reconnect (logcaster.client)
+    tls://HOST:PORT[?ack=1]    the same two over TLS (the server verified: --ca-file,
+                               else the system's CAs; --cert/--key for mTLS)
     syslog://HOST:PORT         RFC 5424 over UDP, one datagram per event
     syslog+tcp://HOST:PORT     RFC 5424 over TCP with RFC 6587 octet counting
                                (also syslog://HOST:PORT?proto=tcp)
+    syslog+tls://HOST:PORT     the same over TLS (RFC 5425)
     http://HOST:PORT[/PATH]    batches POSTed to LogCaster's /api/v1/logs (the
                                default path), NDJSON by default; ?ack=1 answers
-                               once durable (simulate/http_output.py)
+                               once durable (simulate/http_output.py); https://
+                               verifies the server as tls:// does
 
 A network output never ends the run: when its server goes away it drops what it
 cannot send, counts it (`unsent`), and reconnects with exponential backoff and
@@ -33,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
+import ssl
 import sys
 import time
 from collections import deque
@@ -41,6 +46,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from logcaster.client import BufferFull, LogCasterClient
+from logcaster.security.tls_client import client_context
 from logcaster.simulate.formats import FORMATS, Stamps, syslog_message
 from logcaster.simulate.generator import SimEvent
 from logcaster.simulate.http_output import DEFAULT_PATH, HttpOutput
@@ -166,23 +172,40 @@ class _Connection:
     def close(self) -> None:
         if self._sock is not None:
             # Half-close first: the server sees the end of the stream and
-            # releases the last (possibly multi-line) event at once.
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_WR)
+            # releases the last (possibly multi-line) event at once. TLS has no
+            # half-close: its close_notify ends the stream the same way.
+            with contextlib.suppress(OSError, ValueError):
+                if isinstance(self._sock, ssl.SSLSocket):
+                    self._sock.settimeout(CONNECT_TIMEOUT)
+                    self._sock.unwrap()
+                else:
+                    self._sock.shutdown(socket.SHUT_WR)
             self._sock.close()
             self._sock = None
+
+
+def _dial(host: str, port: int, tls: ssl.SSLContext | None) -> socket.socket:
+    """A connected socket; with `tls`, after a verified handshake."""
+    sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    if tls is None:
+        return sock
+    try:
+        return tls.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
 
 
 class TcpLinesOutput:
     """Newline-delimited events over one TCP connection."""
 
-    def __init__(self, host: str, port: int, fmt: str, notify: Notify) -> None:
+    def __init__(
+        self, host: str, port: int, fmt: str, notify: Notify, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._format = FORMATS[fmt]
         self._stamps = Stamps()
         self._conn = _Connection(
-            f"tcp://{host}:{port}",
-            lambda: socket.create_connection((host, port), timeout=CONNECT_TIMEOUT),
-            notify,
+            f"{'tls' if tls else 'tcp'}://{host}:{port}", lambda: _dial(host, port, tls), notify
         )
         self.sent = self.unsent = 0
 
@@ -210,12 +233,16 @@ class AckedTcpOutput:
     client's buffer).
     """
 
-    def __init__(self, host: str, port: int, fmt: str, notify: Notify) -> None:
+    def __init__(
+        self, host: str, port: int, fmt: str, notify: Notify, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._format = FORMATS[fmt]
         self._stamps = Stamps()
-        self._target = f"tcp://{host}:{port}?ack=1"
+        self._target = f"{'tls' if tls else 'tcp'}://{host}:{port}?ack=1"
         self._notify = notify
-        self._client = LogCasterClient(host, port, ack=True, timeout=SEND_TIMEOUT)
+        self._client = LogCasterClient(
+            host, port, ack=True, timeout=SEND_TIMEOUT, tls=tls if tls is not None else False
+        )
         self._waiting: deque[tuple[int, int]] = deque()  # (last line number, events)
         self._was_connected = False
         self.sent = self.unsent = 0
@@ -262,15 +289,23 @@ class AckedTcpOutput:
 class SyslogOutput:
     """RFC 5424 messages; over TCP octet-counted, so a multi-line trace is one message."""
 
-    def __init__(self, host: str, port: int, tcp: bool, fmt: str, notify: Notify) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tcp: bool,
+        fmt: str,
+        notify: Notify,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._fmt = fmt
         self._stamps = Stamps()
-        self._tcp = tcp
-        scheme = "syslog+tcp" if tcp else "syslog"
+        self._tcp = tcp = tcp or tls is not None
+        scheme = "syslog+tls" if tls else "syslog+tcp" if tcp else "syslog"
 
         def connect() -> socket.socket:
             if tcp:
-                return socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+                return _dial(host, port, tls)
             # A connected UDP socket reports ICMP port-unreachable as an error on a
             # later send: the only sign UDP gives that nobody is listening.
             family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
@@ -343,19 +378,36 @@ def default_format(target: str) -> str:
     return "json" if scheme in ("http", "https") else "text"
 
 
-def open_output(target: str, fmt: str, notify: Notify) -> Output:
-    """The output for an `--output` target; OutputError if it cannot be used."""
+def open_output(
+    target: str,
+    fmt: str,
+    notify: Notify,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+) -> Output:
+    """The output for an `--output` target; OutputError if it cannot be used.
+
+    `ca_file`, `cert_file`, `key_file`: for tls://, syslog+tls:// and https://."""
     if target in ("-", "stdout"):
         return StreamOutput(sys.stdout.buffer, fmt, owned=False)
     scheme = target.split("://", 1)[0].lower() if "://" in target else ""
-    if scheme == "tcp":
+    tls: ssl.SSLContext | None = None
+    if scheme in ("tls", "syslog+tls", "https"):
+        try:
+            tls = client_context(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"TLS: {exc}") from exc
+    if scheme in ("tcp", "tls"):
         query = parse_qs(urlsplit(target).query)
         ack = query.get("ack", ["0"])[0].lower()
         if ack not in ("0", "1", "false", "true"):
             raise OutputError(f"{target}: ack must be 0 or 1, not {ack!r}")
         if ack in ("1", "true"):
-            return AckedTcpOutput(*_host_port(target), fmt, notify)
-        return TcpLinesOutput(*_host_port(target), fmt, notify)
+            return AckedTcpOutput(*_host_port(target), fmt, notify, tls)
+        return TcpLinesOutput(*_host_port(target), fmt, notify, tls)
+    if scheme == "syslog+tls":
+        return SyslogOutput(*_host_port(target), True, fmt, notify, tls)
     if scheme in ("syslog", "syslog+tcp", "syslog+udp"):
         query = parse_qs(urlsplit(target).query)
         proto = query.get("proto", ["tcp" if scheme == "syslog+tcp" else "udp"])[0].lower()
@@ -363,7 +415,7 @@ def open_output(target: str, fmt: str, notify: Notify) -> Output:
             raise OutputError(f"{target}: proto must be tcp or udp, not {proto!r}")
         return SyslogOutput(*_host_port(target), proto == "tcp", fmt, notify)
     if scheme in ("http", "https"):
-        return HttpOutput(_http_url(target), target, fmt, notify)
+        return HttpOutput(_http_url(target), target, fmt, notify, tls)
     if scheme not in ("", "file"):
         raise OutputError(f"{target}: unknown output scheme {scheme!r}")
     path = target[len("file://") :] if scheme == "file" else target

@@ -74,6 +74,9 @@ class Options:
     format: str = "text"
     output: str = "-"
     progress: bool = False
+    ca_file: str | None = None  # tls://, syslog+tls://, https://: the server's CA
+    cert_file: str | None = None  # a client certificate (mTLS)
+    key_file: str | None = None
 
     def problems(self) -> list[str]:
         out = []
@@ -152,7 +155,9 @@ def run(opts: Options, stderr: TextIO | None = None) -> int:
     def notify(message: str) -> None:
         tqdm.write(message, file=err)
 
-    output = open_output(opts.output, opts.format, notify)
+    output = open_output(
+        opts.output, opts.format, notify, opts.ca_file, opts.cert_file, opts.key_file
+    )
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         _Stop.signum = None

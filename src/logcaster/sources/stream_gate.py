@@ -24,10 +24,6 @@ AUTH_PREFIX = b"#LOGCASTER AUTH "
 AUTH_ACCEPTED = b"#OK AUTH\n"
 UNAUTHORIZED = b"ERROR: unauthorized\n"
 MAX_AUTH_LINE = 256
-# After a refusal (NACK, unauthorized): input read and dropped before closing, at
-# most this much, this long, so the client reads the answer rather than a reset.
-DISCARD_MAX_BYTES = 16 * 1024 * 1024
-DISCARD_WITHIN_S = 2.0
 
 
 class StreamGate:
@@ -49,6 +45,9 @@ class StreamGate:
         raise NotImplementedError
 
     def _process(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _answer_and_close(self, answer: bytes) -> None:
         raise NotImplementedError
 
     def _authenticate(self, data: bytes) -> bytes:
@@ -109,21 +108,10 @@ class StreamGate:
         return False
 
     def _refuse_unauthorized(self) -> None:
-        """`ERROR: unauthorized`, then close as after a NACK (`_send_nack`): what the
-        client still sends is read and dropped, so it reads the answer, not a reset."""
+        """`ERROR: unauthorized`, then a clean close; nothing of the stream is taken."""
         self._auth_head = None
-        self._refused_at = 0  # nothing of this stream is taken
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        transport.write(UNAUTHORIZED)
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()
-        self._discard_left = DISCARD_MAX_BYTES
-        transport.resume_reading()
-        asyncio.get_running_loop().call_later(DISCARD_WITHIN_S, transport.close)
+        self._refused_at = 0
+        self._answer_and_close(UNAUTHORIZED)
 
     def _limit(self, texts: list[bytes]) -> None:
         """Count a read against this client's rate limits; hold reading while in debt."""

@@ -7,6 +7,7 @@ and syslog over TCP; each connection is a `StreamConnection` (tcp.py).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.security.guard import Guard, open_guard
+from logcaster.security.tls import HANDSHAKE_TIMEOUT, peer_subject
 from logcaster.sources.connections import CONNECTIONS, ConnectionLimits
 from logcaster.sources.tcp import StreamConnection
 from logcaster.stats import Stats
@@ -39,11 +41,13 @@ class StreamIngestServer:
         guard: Guard,
         acks: bool = False,
         tokens: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`acks`: connections may ask for acknowledged delivery (line framing only);
         `tokens`: with auth on, a connection may authenticate with an AUTH line
         (else only with a client certificate); `option`: the config key of the
-        port (named when it cannot be bound)."""
+        port (named when it cannot be bound); `tls`: serve TLS with this context
+        (security/tls.py)."""
         self.name = name
         self.option = option
         self.host = host
@@ -53,6 +57,7 @@ class StreamIngestServer:
         self.stats = stats
         self.make_framer = make_framer
         self.acks = acks
+        self.ssl = tls
         self.guard = guard
         self.tokens = tokens
         self.checks: set[asyncio.Task[None]] = set()  # AUTH lines being checked
@@ -73,6 +78,8 @@ class StreamIngestServer:
                 self.port,
                 reuse_address=True,
                 backlog=1024,
+                ssl=self.ssl,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
             )
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts
@@ -99,7 +106,7 @@ class StreamIngestServer:
 
     def peer_subject(self, transport: asyncio.BaseTransport) -> str | None:
         """The verified client certificate's subject, if any (TLS with client_auth)."""
-        return None
+        return peer_subject(transport) if self.ssl is not None else None
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -127,7 +134,11 @@ class StreamIngestServer:
 
 
 def line_ingest(
-    config: Config, pipeline: Pipeline, stats: Stats, guard: Guard | None = None
+    config: Config,
+    pipeline: Pipeline,
+    stats: Stats,
+    guard: Guard | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> StreamIngestServer:
     max_line = config.ingest.max_line_bytes
     multiline = config.multiline
@@ -145,4 +156,5 @@ def line_ingest(
         guard=guard or open_guard("ingest"),
         acks=True,
         tokens=True,
+        tls=tls,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 
 from logcaster.component import Endpoint, listening
 from logcaster.config import Config
@@ -188,7 +189,15 @@ class SyslogListener:
 
     option = "syslog.port"
 
-    def __init__(self, config: Config, pipeline: Pipeline, stats: Stats, guard: Guard) -> None:
+    def __init__(
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        stats: Stats,
+        guard: Guard,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """`tls`: the TCP side serves TLS (RFC 5425) with it; UDP stays plain."""
         assert config.syslog.port is not None
         self.host = config.syslog.host
         self.max_bytes = config.syslog.max_message_bytes
@@ -204,6 +213,7 @@ class SyslogListener:
             lambda: SyslogStreamFramer(self.max_bytes),
             option=self.option,
             guard=guard,
+            tls=tls,
         )
         self.guard = guard
         self._udp: asyncio.DatagramTransport | None = None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 from logcaster.log import log_event
 from logcaster.security.guard import Peer
 from logcaster.security.roles import ANONYMOUS, Principal
-from logcaster.sources.stream_gate import DISCARD_MAX_BYTES, DISCARD_WITHIN_S, StreamGate
+from logcaster.sources.stream_gate import StreamGate
 
 if TYPE_CHECKING:
     from logcaster.sources.stream_listener import StreamIngestServer
@@ -27,6 +27,10 @@ logger = logging.getLogger("logcaster.sources.tcp")
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
+# After a last answer (NACK, unauthorized): input read and dropped before closing,
+# at most this much, this long, so the client reads the answer rather than a reset.
+DISCARD_MAX_BYTES = 16 * 1024 * 1024
+DISCARD_WITHIN_S = 2.0
 
 
 class _Acks:
@@ -83,6 +87,7 @@ class StreamConnection(StreamGate, asyncio.Protocol):
         self._auth_head: bytes | None = b"" if self._principal is None else None
         self._checking = False  # the AUTH line's token is being checked
         self._limited = False  # held back by a rate limit (rate_limit.*)
+        self._tls = server.ssl is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -97,9 +102,13 @@ class StreamConnection(StreamGate, asyncio.Protocol):
             self._source = f"{server.name}:{peer[0]}:{peer[1]}"
         self._peer = Peer.of(peer)
         server.connections.add(self)
-        if self._principal is None and not server.tokens:
-            # Syslog takes no token: a verified client certificate or nothing.
-            self._admit(server.guard.certificate(server.peer_subject(self._transport), self._peer))
+        if self._principal is None:
+            # A verified client certificate mapped to a role (auth.certificate_roles)
+            # authenticates; without one, TCP ingest waits for its AUTH line and
+            # syslog (which takes no token) is refused.
+            subject = server.peer_subject(self._transport)
+            if not server.tokens or server.guard.maps(subject):
+                self._admit(server.guard.certificate(subject, self._peer))
         log_event(logger, logging.DEBUG, "connection_opened", peer=self._source)
 
     def data_received(self, data: bytes) -> None:
@@ -236,17 +245,20 @@ class StreamConnection(StreamGate, asyncio.Protocol):
             self._send_nack()
 
     def _send_nack(self) -> None:
-        """Write `NACK <n>`, half-close, and drop what the client still sends until its
-        EOF (bounded in bytes and time): closing with unread input would reset the
-        connection, and the client could lose the NACK."""
+        self._answer_and_close(b"NACK %d\n" % (self._refused_at or 0))
+
+    def _answer_and_close(self, answer: bytes) -> None:
+        """Write a last answer (`NACK <n>`, `ERROR: unauthorized`), half-close, and
+        drop what the client still sends until its EOF (bounded in bytes and time):
+        closing with unread input would reset the connection, and the client could
+        lose the answer. (TLS cannot half-close: the client, having read it, closes
+        first.)"""
         transport = self._transport
         if transport is None or transport.is_closing() or self._discard_left is not None:
             return
-        transport.write(b"NACK %d\n" % (self._refused_at or 0))
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
         self._discard_left = DISCARD_MAX_BYTES
         transport.resume_reading()
         asyncio.get_running_loop().call_later(DISCARD_WITHIN_S, transport.close)
@@ -339,8 +351,10 @@ class StreamConnection(StreamGate, asyncio.Protocol):
         the last ack is written, so a client ending its stream need not wait for
         the idle flush or resend anything.
         """
-        if self._acks is None or self._discard_left is not None:
-            return False  # (after a NACK: the client read it and ended, close)
+        if self._acks is None or self._discard_left is not None or self._tls:
+            # After a NACK: the client read it and ended, close. TLS: the peer's
+            # close_notify ends both directions (connection_lost flushes).
+            return False
         self.finish(linger=True)
         return True
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from logcaster.options import HttpConfig
 from logcaster.security.guard import Guard, Peer, open_guard
 from logcaster.security.ratelimit import Client
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
+from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sources.connections import CONNECTIONS, REFUSED, SLOW_CLOSED
 
 logger = logging.getLogger("logcaster.frontends.http")
@@ -259,8 +261,13 @@ class HttpServer:
 
     option = "http.port"
 
-    def __init__(self, config: HttpConfig, guard: Guard | None = None) -> None:
+    def __init__(
+        self, config: HttpConfig, guard: Guard | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """`guard`: authentication, roles, audit, limits (security/guard.py); `tls`:
+        serve HTTPS with this context (security/tls.py)."""
         self.config = config
+        self.ssl = tls
         self.guard = guard or open_guard(LISTENER)
         self._access: dict[str, Access] = {}  # route path -> what it needs
         self.port = config.port
@@ -317,7 +324,13 @@ class HttpServer:
         loop = asyncio.get_running_loop()
         with listening(self.option, config.host, self.port):
             self._server = await loop.create_server(
-                self._protocol, config.host, self.port, reuse_address=True, backlog=1024
+                self._protocol,
+                config.host,
+                self.port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=self.ssl,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
             )
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts

@@ -21,7 +21,7 @@ from logcaster.metrics.registry import Metric, Readings
 from logcaster.options import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.sinks.forward.chunks import Chunk
 from logcaster.sinks.forward.resilience import BREAKER_STATES, Breaker
-from logcaster.sinks.forward.transports import ForwardSink, Rejection, open_forward
+from logcaster.sinks.forward.transports import ForwardSink, Rejection, TlsClient, open_forward
 
 # A group's events keep the group's logger, whichever of its modules logs them.
 logger = logging.getLogger("logcaster.sinks.group")
@@ -90,8 +90,13 @@ class Members:
 
     def _member(self, cfg: ForwardSinkConfig, primary: bool) -> Member:
         c = self.config
+        tls = TlsClient(cfg.ca_file, cfg.cert_file, cfg.key_file, cfg.verify)
         sink = open_forward(
-            cfg.url, name=cfg.name or cfg.url, timeout=cfg.write_timeout, health_url=cfg.health_url
+            cfg.url,
+            name=cfg.name or cfg.url,
+            timeout=cfg.write_timeout,
+            health_url=cfg.health_url,
+            tls=tls,
         )
         return Member(sink, Breaker(c.failure_threshold, c.open_s, c.max_open_s), primary)
 

@@ -13,6 +13,11 @@ failover and the spool. Sinks by URL:
   while the previous one waits for its acks (the receiver holds each burst's
   last line until the next line shows it is not a stack trace, so waiting
   for each chunk alone would cost its idle timeout every time).
+- `tls://HOST:PORT[?ack=1]`: the same two over TLS. The receiver's
+  certificate is verified (`TlsClient`: a CA file or the system's CAs, and
+  its name) unless the sink says `verify: false`; a client certificate is
+  presented when the sink has one. TLS cannot half-close: the receiver
+  releases a held last line after its idle flush, as it does without EOF.
 - `http://...` / `https://...`: NDJSON POST, one JSON event per line (the
   file sink's JSON form: the parsed event and its text). 2xx accepts the
   chunk; 408, 429, 5xx and transport errors are retried; 401, 403, 404,
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,6 +42,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from logcaster.pipeline.batch import Batch
+from logcaster.security.tls_client import client_context
 from logcaster.segments.blocks import encode_json_payload
 from logcaster.sinks.forward.target import parse_target
 
@@ -81,20 +88,45 @@ class ForwardSink(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class TlsClient:
+    """How a sink checks its receiver and proves itself (a forward sink's options)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+
+    def context(self) -> ssl.SSLContext:
+        return client_context(
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            verify=self.verify,
+        )
+
+
 def open_forward(
-    url: str, *, name: str | None = None, timeout: float = 5.0, health_url: str | None = None
+    url: str,
+    *,
+    name: str | None = None,
+    timeout: float = 5.0,
+    health_url: str | None = None,
+    tls: TlsClient | None = None,
 ) -> ForwardSink:
     """The forward sink for `url`; ValueError names what is wrong with it.
 
     `health_url` (HTTP only): a GET answering 2xx means healthy; without it the
-    health check is a TCP connect."""
+    health check is a TCP connect. `tls`: for tls:// and https:// (default: verify
+    against the system's CAs)."""
     target = parse_target(url)
-    if target.scheme == "tcp":
+    ctx = (tls or TlsClient()).context() if target.tls else None
+    if target.scheme in ("tcp", "tls"):
         assert target.port is not None
         return TcpForward(
-            name or url, url, target.host, target.port, ack=target.ack, timeout=timeout
+            name or url, url, target.host, target.port, ack=target.ack, timeout=timeout, tls=ctx
         )
-    return HttpForward(name or url, url, timeout=timeout, health_url=health_url)
+    return HttpForward(name or url, url, timeout=timeout, health_url=health_url, tls=ctx)
 
 
 def chunk_lines(chunk: list[Batch]) -> bytes:
@@ -106,10 +138,19 @@ class TcpForward:
     """Lines over TCP, plain or with LogCaster acks (see the module docstring)."""
 
     def __init__(
-        self, name: str, url: str, host: str, port: int, *, ack: bool, timeout: float
+        self,
+        name: str,
+        url: str,
+        host: str,
+        port: int,
+        *,
+        ack: bool,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
         self.url = url
+        self._ssl = tls
         self._host = host
         self._port = port
         self._ack = ack
@@ -129,7 +170,13 @@ class TcpForward:
         self._drop(SendError(f"{self.url}: connection closed"))
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self._host, self._port), self._timeout
+                asyncio.open_connection(
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._host if self._ssl is not None else None,
+                ),
+                self._timeout,
             )
             if self._ack:
                 writer.write(ACK_HANDSHAKE)
@@ -234,10 +281,17 @@ class HttpForward:
     """NDJSON POST (see the module docstring); one request in flight, in call order."""
 
     def __init__(
-        self, name: str, url: str, *, timeout: float, health_url: str | None = None
+        self,
+        name: str,
+        url: str,
+        *,
+        timeout: float,
+        health_url: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
         self.url = url
+        self._ssl = tls  # https: the receiver checked with it (aiohttp's default otherwise)
         self._health_url = health_url
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -247,7 +301,8 @@ class HttpForward:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self._session
 
     async def deliver(self, chunk: list[Batch]) -> list[Rejection]:
