@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from logcaster.component import Component, Counters, Endpoint, starting
-from logcaster.config import Config, forward_dir
+from logcaster.config import Config, field_keys_path, forward_dir
+from logcaster.exceptions import StartupError
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.observe import ObserveEndpoints
 from logcaster.frontends.http.openapi import OpenApiEndpoints
@@ -40,6 +41,9 @@ from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
+from logcaster.security import keys as field_keys
+from logcaster.security.fields import FieldEncryptor
+from logcaster.security.reveal import FieldQueries
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
 from logcaster.sinks.forward.group import SinkGroup
@@ -112,6 +116,16 @@ class Server:
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
         if config.tail_sampling.enabled:
             self.pipeline.tail_sampler = TailSampler(config.tail_sampling, self.stats)
+        # Field encryption: after redaction (a rewriter added before it), so what
+        # it seals is what would have been stored.
+        self.field_queries: FieldQueries | None = None
+        self.field_encryptor: FieldEncryptor | None = None
+        keys = _field_keys(config)
+        if keys is not None:
+            self.field_queries = FieldQueries(config.encrypt.fields, keys)
+            if config.encrypt.fields:
+                self.field_encryptor = FieldEncryptor(config.encrypt.fields, keys)
+                self.pipeline.rewriters.append(self.field_encryptor)
         if self.store is not None:
             self.pipeline.on_durable(self.store.durable_moved)
         # The live fan-out (live tail; later IRC and the dashboard): replays from memory.
@@ -122,6 +136,7 @@ class Server:
         if config.syslog.port is not None:
             c.sources["syslog"] = SyslogListener(config, self.pipeline, self.stats)
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
+        self.queries.fields = self.field_queries
         c.frontends["query"] = LineQueryServer(config.query.host, config.query.port, self.queries)
         self.health = Health(
             stats=self.stats,
@@ -180,10 +195,12 @@ class Server:
         """SIGHUP: apply what can change while running; name what needs a restart.
 
         Live: the tail sampler's thresholds, routes and rates (it reads its config
-        at each decision). Everything else, `tail_sampling.enabled` included, is
-        logged as needing a restart and keeps its running value.
+        at each decision), and the field-encryption keys file read again (after
+        `logcaster keys rotate`). Everything else, `tail_sampling.enabled`
+        included, is logged as needing a restart and keeps its running value.
         """
         old = self.config
+        self._reload_field_keys()
         applied: list[str] = []
         sampler = self.pipeline.tail_sampler
         if sampler is not None and new.tail_sampling.enabled:
@@ -202,6 +219,41 @@ class Server:
             always=True,
             applied=applied,
             needs_restart=restart,
+        )
+
+    def _reload_field_keys(self) -> None:
+        """Read the keys file again; a bad one keeps the running keys (logged)."""
+        if self.field_queries is None:
+            return
+        path = field_keys_path(self.config)
+        assert path is not None
+        try:
+            keys = field_keys.load(path)
+        except field_keys.KeyFileError as exc:
+            log_event(
+                logger, logging.ERROR, "field_keys_reload_failed", always=True, error=str(exc)
+            )
+            return
+        if keys.hmac_key != self.field_queries.cipher.keys.hmac_key:
+            # A new index key: equality queries would miss every earlier event.
+            log_event(
+                logger,
+                logging.ERROR,
+                "field_keys_reload_failed",
+                always=True,
+                error=f"{path}: its HMAC key changed; restart to use it",
+            )
+            return
+        self.field_queries.use_keys(keys)
+        if self.field_encryptor is not None:
+            self.field_encryptor.use_keys(keys)
+        log_event(
+            logger,
+            logging.INFO,
+            "field_keys_loaded",
+            always=True,
+            primary=keys.primary_id,
+            keys=len(keys.keys),
         )
 
     async def start(self) -> None:
@@ -310,6 +362,32 @@ class Server:
             dropped=self.stats.drops,
         )
         return drained
+
+
+def _field_keys(config: Config) -> field_keys.FieldKeys | None:
+    """The field-encryption keys, created when fields are set and there is no
+    file yet; None when the server holds none. StartupError naming the option."""
+    if not config.encrypt.fields and config.encrypt.keys_file is None:
+        return None
+    path = field_keys_path(config)
+    if path is None:  # config.validate refused this already
+        raise StartupError("encrypt.keys_file", "not set, and there is no persist.dir")
+    try:
+        if not config.encrypt.fields:
+            return field_keys.load(path)
+        keys, created = field_keys.load_or_create(path)
+    except field_keys.KeyFileError as exc:
+        raise StartupError("encrypt.keys_file", str(exc)) from None
+    if created:
+        log_event(
+            logger,
+            logging.WARNING,
+            "field_keys_created",
+            always=True,
+            path=str(path),
+            advice="back this file up: without it the encrypted fields cannot be read",
+        )
+    return keys
 
 
 def _loopback(host: str) -> bool:

@@ -1,4 +1,4 @@
-"""The `logcaster` command: serve, query, tail, config check, simulate, data, dlq."""
+"""The `logcaster` command: serve, query, tail, config check, simulate, data, dlq, keys."""
 
 from __future__ import annotations
 
@@ -149,6 +149,18 @@ def _parser() -> argparse.ArgumentParser:
         "--to", required=True, help="destination URL: tcp://HOST:PORT[?ack=1] or http(s)://..."
     )
     dlq_replay.add_argument("--timeout", type=float, default=10.0, help="seconds per send")
+
+    keys = sub.add_parser("keys", help="field-encryption keys (encrypt.keys_file)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    for name, text in (
+        ("create", "write a new keys file (one Fernet key, one HMAC key), mode 0600"),
+        ("rotate", "add a new primary Fernet key; old data stays readable (then SIGHUP)"),
+        ("list", "the keys' ids and dates (no secrets)"),
+    ):
+        cmd = keys_sub.add_parser(name, help=text)
+        cmd.add_argument("--file", help="the keys file (default: from the configuration)")
+        cmd.add_argument("--config", help="YAML configuration file (default: $LOGCASTER_CONFIG)")
+        cmd.add_argument("-P", "--persist", metavar="DIR", help="persist.dir, as for serve")
     return parser
 
 
@@ -164,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         return _data(args)
     if args.command == "dlq":
         return _dlq(args)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "tail":
         from logcaster.client import tail
 
@@ -242,6 +256,26 @@ def _dlq(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     print(f"delivered {delivered}, left {left} in {path}")
     return 0 if left == 0 else 1
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """`keys create | rotate | list`: 0, or 2 with one line saying what is wrong."""
+    from logcaster.config import field_keys_path
+    from logcaster.security import keys_cli
+
+    where = f"logcaster keys {args.keys_command}"
+    if args.file is not None:
+        path = Path(args.file)
+    else:
+        config = _load(args.config, {"persist.dir": args.persist})
+        if config is None:
+            return EXIT_CONFIG
+        found = field_keys_path(config)
+        if found is None:
+            print(f"{where}: no keys file: give --file, encrypt.keys_file or -P", file=sys.stderr)
+            return EXIT_CONFIG
+        path = found
+    return keys_cli.run(args.keys_command, path)
 
 
 def _data_cat(args: argparse.Namespace, segments: list[Path]) -> int:
