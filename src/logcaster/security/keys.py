@@ -138,8 +138,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise
     except OSError as exc:
         raise KeyFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode
+    try:
+        mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise KeyFileError(f"{path} is not a regular file")
         if mode & 0o077:
@@ -147,7 +147,11 @@ def _read(path: Path) -> dict[str, Any]:
             raise KeyFileError(
                 f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it"
             )
-        data = f.read(MAX_FILE_BYTES + 1)
+        data = os.read(fd, MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         raise KeyFileError(f"{path} is larger than {MAX_FILE_BYTES} bytes: not a keys file")
     try:
