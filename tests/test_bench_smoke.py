@@ -36,6 +36,7 @@ FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscriber
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
+    "ingest-encrypt": ("ingest", [*SMOKE["ingest"], "--encrypt", "user_id,email"]),
     "http-fanout": ("http", [*SMOKE["http"], *FANOUT]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
