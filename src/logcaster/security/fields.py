@@ -25,7 +25,6 @@ configured name are passed over with one C-level test each.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hmac
 import re
 from collections.abc import Sequence
@@ -73,31 +72,48 @@ def b64(data: bytes) -> bytes:
 class FieldCipher:
     """Values to markers and back with one set of keys (replaced whole on reload).
 
-    Sealing caches value -> marker (bounded): equal values get the same
-    marker, which tells no more than their equal indexes do already, and
-    saves a Fernet encryption (~7 us) per repeated user id or address.
+    Sealing caches text -> marker (bounded, one cache per kind of text, as a
+    logfmt `true` and a JSON `true` are read as different values): equal
+    values get the same marker, which tells no more than their equal indexes
+    do already, and a repeated user id or address costs a dict lookup instead
+    of a Fernet encryption (~7 us).
     """
 
     def __init__(self, keys: FieldKeys) -> None:
         self.keys = keys
-        self._cache: dict[tuple[str, bytes], bytes] = {}
+        self._pairs: dict[bytes, bytes] = {}  # a logfmt value as written -> marker
+        self._json: dict[bytes, bytes] = {}  # a JSON value as written -> marker
 
     def index(self, value: str) -> bytes:
         """The marker prefix every sealing of `value` starts with."""
         mac = hmac.digest(self.keys.hmac_key, value.encode(), "sha256")[:INDEX_BYTES]
         return MARK + b64(mac) + b":"
 
-    def seal(self, value: str, span: bytes) -> bytes:
-        """The marker for `value` (what queries compare), replacing text `span`."""
-        key = (value, span)
-        marker = self._cache.get(key)
+    def _seal(self, value: str, span: bytes) -> bytes:
+        # A Fernet token is base64url already: only its padding goes.
+        return self.index(value) + self.keys.fernet.encrypt(span).rstrip(b"=")
+
+    def seal_pair(self, raw: bytes) -> bytes:
+        """The marker for a logfmt value as written (`alice`, `"a b"`, `'a b'`)."""
+        marker = self._pairs.get(raw)
         if marker is None:
-            # A Fernet token is base64url already: only its padding goes.
-            marker = self.index(value) + self.keys.fernet.encrypt(span).rstrip(b"=")
-            if len(span) <= CACHE_SPAN_BYTES:
-                if len(self._cache) >= CACHE_VALUES:
-                    self._cache.clear()
-                self._cache[key] = marker
+            head = raw[:1]
+            if head == b'"' or head == b"'":
+                value = raw[1:-1].decode("utf-8", "replace")
+                if head == b'"' and "\\" in value:
+                    value = _ESCAPE.sub(r"\1", value)  # as the parser unescapes it
+            else:
+                value = raw.decode("utf-8", "replace")
+            marker = self._seal(value, raw)
+            _remember(self._pairs, raw, marker)
+        return marker
+
+    def seal_json(self, raw: bytes, value: str) -> bytes:
+        """The marker for a JSON value written `raw`, compared as `value`."""
+        marker = self._json.get(raw)
+        if marker is None:
+            marker = self._seal(value, raw)
+            _remember(self._json, raw, marker)
         return marker
 
     def open(self, token: bytes) -> bytes | None:
@@ -108,6 +124,55 @@ class FieldCipher:
             return None
 
 
+def _remember(cache: dict[bytes, bytes], raw: bytes, marker: bytes) -> None:
+    if len(raw) <= CACHE_SPAN_BYTES:
+        if len(cache) >= CACHE_VALUES:
+            cache.clear()
+        cache[raw] = marker
+
+
+# The bytes a logfmt key cannot follow (the parser's `(?<![\w.-])`, ASCII: a
+# non-ASCII letter there makes the parser skip the pair, and sealing it anyway
+# hides more, never less).
+_KEY_PART = bytes(
+    1 if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.-") else 0 for c in range(256)
+)
+# A logfmt value as the parser reads it (parsing/parse.py _LOGFMT).
+_PAIR_VALUE = re.compile(rb""""(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;"']+""")
+# A JSON string as written, escapes and all.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_SPACE = frozenset(b" \t\r\n")
+_JSON_SCALAR = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null")
+# A value's place in a text: start, end, and its JSON value's string (None: a pair's).
+Span = tuple[int, int, str | None]
+
+
+def _skip_space(data: bytes, pos: int) -> int:
+    n = len(data)
+    while pos < n and data[pos] in _JSON_SPACE:
+        pos += 1
+    return pos
+
+
+def _escaped(data: bytes, quote: int) -> bool:
+    """Whether the quote at `quote` follows an odd run of backslashes (inside a string)."""
+    run = 0
+    while quote - run - 1 >= 0 and data[quote - run - 1] == 0x5C:
+        run += 1
+    return run % 2 == 1
+
+
+def _json_text(token: bytes) -> str | None:
+    """The string a JSON string token stands for."""
+    if b"\\" not in token:
+        return token[1:-1].decode("utf-8", "replace")
+    try:
+        value = orjson.loads(token)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, str) else None
+
+
 class FieldEncryptor:
     """The `Rewriter` (pipeline/pipeline.py) that seals configured fields."""
 
@@ -115,15 +180,9 @@ class FieldEncryptor:
         self.names = tuple(names)
         self._names_set = frozenset(names)
         self._names_b = tuple(n.encode() for n in names)
+        self._pair_keys = tuple(n + b"=" for n in self._names_b)
+        self._json_keys = tuple(b'"' + n + b'"' for n in self._names_b)
         self.cipher = FieldCipher(keys)
-        alternation = b"|".join(re.escape(n) for n in self._names_b)
-        # The parser's logfmt pair (parsing/parse.py _LOGFMT), for these names only.
-        # ASCII \w before the name: a non-ASCII letter there makes the parser skip
-        # the pair, and sealing it anyway hides more, never less.
-        self._pairs = re.compile(
-            rb"(?<![\w.-])(" + alternation + rb""")=("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;"']+)"""
-        )
-        self._probe = re.compile(alternation)
         self.sealed = 0  # values sealed, all time
         self.unsealed = 0  # JSON lines orjson could not write back
 
@@ -132,10 +191,13 @@ class FieldEncryptor:
         self.cipher = FieldCipher(keys)
 
     def rewrite(self, texts: list[bytes]) -> list[bytes]:
-        probe = self._probe.search
+        names = self._names_b
         out: list[bytes] | None = None
         for i, text in enumerate(texts):
-            if probe(text) is None:
+            for name in names:  # bytes.find in C: most texts stop here
+                if name in text:
+                    break
+            else:
                 continue
             sealed = self.seal_text(text)
             if sealed is not text:
@@ -150,39 +212,123 @@ class FieldEncryptor:
 
     # ---- sealing -------------------------------------------------------------------
     def seal_text(self, text: bytes) -> bytes:
-        """`text` with every configured field's value sealed (`text` itself if none)."""
-        if text[:1] == b"{":
-            nl = text.find(b"\n")
-            first = text if nl < 0 else text[:nl]
-            sealed_first = self._seal_json(first)
-            if sealed_first is not None:
-                if nl < 0:
-                    return sealed_first
-                return sealed_first + self._seal_pairs(text[nl:])
-        return self._seal_pairs(text)
+        """`text` with every configured field's value sealed (`text` itself if none).
 
-    def _seal_pairs(self, data: bytes) -> bytes:
-        if self._probe.search(data) is None:
-            return data
-        return self._pairs.sub(self._seal_pair, data)
-
-    def _seal_pair(self, m: re.Match[bytes]) -> bytes:
-        raw = m.group(2)
-        if MARKER.fullmatch(raw):
-            return m.group(0)
-        head = raw[:1]
-        if head == b'"' or head == b"'":
-            value = raw[1:-1].decode("utf-8", "replace")
-            if head == b'"' and "\\" in value:
-                value = _ESCAPE.sub(r"\1", value)  # as the parser unescapes it
-            sealed = b'"' + self.cipher.seal(value, raw) + b'"'
+        Values are replaced where they are written: the rest of the text stays
+        byte for byte. A JSON line whose value is an object or array, or with a
+        pair whose value holds a JSON escape, is parsed and written again whole.
+        """
+        if text[:1] != b"{":
+            return self._apply(text, self._pair_spans(text, in_json=False))
+        nl = text.find(b"\n")
+        first = text if nl < 0 else text[:nl]
+        spans = self._json_spans(first)
+        if spans is not None:
+            sealed = self._apply(first, spans)
         else:
-            sealed = self.cipher.seal(raw.decode("utf-8", "replace"), raw)
-        self.sealed += 1
-        return m.group(1) + b"=" + sealed
+            whole = self._seal_json_whole(first)
+            if whole is None:  # not a JSON object: text, as the parser reads it
+                return self._apply(text, self._pair_spans(text, in_json=False))
+            sealed = whole
+        if nl < 0:
+            return sealed
+        rest = text[nl:]
+        sealed_rest = self._apply(rest, self._pair_spans(rest, in_json=False))
+        if sealed is first and sealed_rest is rest:
+            return text
+        return sealed + sealed_rest
 
-    def _seal_json(self, first: bytes) -> bytes | None:
-        """The JSON line sealed, or None if it is no JSON object (then it is text)."""
+    def _pair_spans(self, data: bytes, *, in_json: bool) -> list[Span] | None:
+        """Where the values of `name=value` pairs are; None (in a JSON line) when
+        one holds a backslash (replacing it could cut a JSON escape in two) or is
+        quoted (its marker would be, breaking the string it is in)."""
+        spans: list[Span] = []
+        for key in self._pair_keys:
+            pos = data.find(key)
+            while pos >= 0:
+                start = pos + len(key)
+                if pos == 0 or not _KEY_PART[data[pos - 1]]:
+                    m = _PAIR_VALUE.match(data, start)
+                    if m is not None:
+                        if in_json and (b"\\" in m.group() or m.group()[:1] == b"'"):
+                            return None  # quotes of its own to write: parse the line
+                        spans.append((start, m.end(), None))
+                pos = data.find(key, start)
+        return spans
+
+    def _json_spans(self, first: bytes) -> list[Span] | None:
+        """Where the values of configured keys are in a JSON line (nested ones
+        too: hidden, though not fields), and its pairs'; None for the whole
+        treatment. No parse: a quote after an even run of backslashes is a
+        real one, and a real quote before `name"` and a colon opens a key."""
+        spans = self._pair_spans(first, in_json=True)
+        if spans is None:
+            return None
+        for quoted in self._json_keys:
+            at = first.find(quoted)
+            while at >= 0:
+                after = at + len(quoted)
+                if _escaped(first, at):
+                    at = first.find(quoted, after)
+                    continue
+                pos = _skip_space(first, after)
+                if first[pos : pos + 1] == b":":
+                    pos = _skip_space(first, pos + 1)
+                    head = first[pos : pos + 1]
+                    if head == b'"':
+                        m = _JSON_STRING.match(first, pos)
+                        if m is None:
+                            return None
+                        text = _json_text(m.group())
+                        if text is None:
+                            return None
+                        spans.append((pos, m.end(), text))
+                    elif head in (b"{", b"["):
+                        return None  # an object or array: parse it
+                    else:
+                        m = _JSON_SCALAR.match(first, pos)
+                        if m is None:
+                            return None
+                        if m.group() != b"null":  # nothing to hide
+                            # The query compares str(value) (query/model.py _field_test).
+                            spans.append((pos, m.end(), str(orjson.loads(m.group()))))
+                at = first.find(quoted, after)
+        return spans
+
+    def _apply(self, data: bytes, spans: list[Span] | None) -> bytes:
+        """`data` with each span's value replaced by its marker (`data` if none)."""
+        if not spans:
+            return data
+        if len(spans) > 1:
+            spans.sort()
+        cipher = self.cipher
+        parts: list[bytes] = []
+        last = 0
+        for start, end, value in spans:
+            if start < last:
+                continue  # inside the value before it (`user_id=email=x`): the parser's view
+            raw = data[start:end]
+            if value is None:  # a pair's value
+                if MARKER.fullmatch(raw):
+                    continue  # sealed already (a forwarded copy)
+                marker = cipher.seal_pair(raw)
+                if raw[:1] in b"\"'":
+                    marker = b'"' + marker + b'"'
+            else:  # a JSON value
+                if _MARKER_STR.fullmatch(value):
+                    continue
+                marker = b'"' + cipher.seal_json(raw, value) + b'"'
+            parts += (data[last:start], marker)
+            last = end
+            self.sealed += 1
+        if not parts:
+            return data
+        parts.append(data[last:])
+        return b"".join(parts)
+
+    def _seal_json_whole(self, first: bytes) -> bytes | None:
+        """The JSON line parsed, its top-level configured values and the pairs in
+        its strings sealed, written again; None if it is no JSON object."""
         try:
             obj = orjson.loads(first)
         except orjson.JSONDecodeError:
@@ -194,20 +340,19 @@ class FieldEncryptor:
             if key in names:
                 if value is None or (isinstance(value, str) and _MARKER_STR.fullmatch(value)):
                     continue
-                # The query compares str(value) for a number (query/model.py _field_test).
                 shown = value if isinstance(value, str) else str(value)
-                obj[key] = self.cipher.seal(shown, orjson.dumps(value)).decode()
+                obj[key] = self.cipher.seal_json(orjson.dumps(value), shown).decode()
                 self.sealed += 1
             elif isinstance(value, str) and "=" in value:
                 data = value.encode()
-                sealed = self._seal_pairs(data)
+                sealed = self._apply(data, self._pair_spans(data, in_json=False))
                 if sealed is not data:
                     obj[key] = sealed.decode()
         try:
             return orjson.dumps(obj)
         except orjson.JSONEncodeError:
             self.unsealed += 1
-            return self._seal_pairs(first)
+            return None
 
     # ---- reading back ----------------------------------------------------------------
     def reveal_text(self, text: bytes) -> bytes:
@@ -241,25 +386,39 @@ def _reveal_pairs(cipher: FieldCipher, data: bytes) -> bytes:
 
 
 def _reveal_json(cipher: FieldCipher, first: bytes) -> bytes | None:
+    """A JSON line with its markers opened at any depth, written again; None if
+    it is no JSON object."""
     try:
         obj: Any = orjson.loads(first)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(obj, dict):
         return None
-    for key, value in obj.items():
-        if not isinstance(value, str) or SEALED_PREFIX not in value:
-            continue
-        whole = _MARKER_STR.fullmatch(value)
-        if whole is not None:
-            span = cipher.open(whole.group(1).encode())
-            if span is not None:
-                # A span that is no JSON value was not sealed here: leave the marker.
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    obj[key] = orjson.loads(span)
-        else:
-            obj[key] = _reveal_pairs(cipher, value.encode()).decode("utf-8", "replace")
+    stack: list[Any] = [obj]
+    while stack:  # no recursion: JSON may nest deeper than Python's stack
+        node = stack.pop()
+        keys = node.keys() if isinstance(node, dict) else range(len(node))
+        for key in list(keys):
+            value = node[key]
+            if isinstance(value, dict | list):
+                stack.append(value)
+            elif isinstance(value, str) and SEALED_PREFIX in value:
+                node[key] = _reveal_string(cipher, value)
     try:
         return orjson.dumps(obj)
     except orjson.JSONEncodeError:
         return None
+
+
+def _reveal_string(cipher: FieldCipher, value: str) -> Any:
+    """A JSON string value with its markers opened: a whole marker gives back the
+    JSON value it sealed, markers of pairs in it their text."""
+    whole = _MARKER_STR.fullmatch(value)
+    if whole is not None:
+        span = cipher.open(whole.group(1).encode())
+        if span is not None:
+            try:
+                return orjson.loads(span)
+            except orjson.JSONDecodeError:
+                pass  # a pair's text (`user_id=` sealed it): opened below
+    return _reveal_pairs(cipher, value.encode()).decode("utf-8", "replace")
