@@ -22,6 +22,7 @@ from logcaster.security import keys as field_keys
 from logcaster.testing import ServerProcess, start_server, wait_for
 from tests.http_query_helpers import get, http_query
 from tests.store_server_helpers import wait_indexed
+from tests.tail_helpers import Message, SseParser, events
 from tests.test_cli import clean_env, run_cli
 from tests.test_operator_errors import assert_one_line_failure, serve
 
@@ -143,6 +144,26 @@ def test_decrypt_shows_clear_values_over_both_protocols(server: ServerProcess) -
     plain = http_query(server, [("email", "alice@example.com")]).json()
     assert all(ev["fields"]["email"].startswith("enc:v1:") for ev in plain["events"])
     assert get(server, "/api/v1/query", [("decrypt", "maybe")]).status == 400
+
+
+def test_a_live_tail_filters_on_an_encrypted_field(server: ServerProcess) -> None:
+    send_all(server)
+    url = f"http://127.0.0.1:{server.ports['http']}/api/v1/tail"
+
+    async def replay() -> list[Message]:
+        parser = SseParser()
+        params = {"since": "0", "user_id": "alice"}
+        async with aiohttp.ClientSession() as session, session.get(url, params=params) as r:
+            assert r.status == 200
+            async for chunk in r.content.iter_any():
+                if any(m.event == "live" for m in parser.feed(chunk)):
+                    return parser.messages
+        raise AssertionError("the tail ended before its replay did")
+
+    found = events(asyncio.run(asyncio.wait_for(replay(), 20)))
+    assert len(found) == 5
+    assert all(ev["fields"]["user_id"].startswith("enc:v1:") for ev in found)
+    assert get(server, "/api/v1/tail", [("decrypt", "1")]).status == 400
 
 
 def test_equality_is_answered_by_the_store(server: ServerProcess, data: Path) -> None:

@@ -155,7 +155,9 @@ class Server:
             # drains) and answers queries; later endpoints mount on it too.
             self.http = c.sources["http"] = HttpServer(config.http)
             self.http.mount(IngestEndpoints(config, self.pipeline, self.stats, self.http))
-            self.http.mount(TailEndpoints(config, self.broker), streams=(TAIL_PATH,))
+            tail = TailEndpoints(config, self.broker)
+            tail.fields = self.field_queries
+            self.http.mount(tail, streams=(TAIL_PATH,))
             self.http.mount(ObserveEndpoints(self.readings, self.health))
             self.http.mount(QueryEndpoints(self.queries, config.http), streams=(QUERY_PATH,))
             self.http.mount(OpenApiEndpoints())
