@@ -276,9 +276,12 @@ def run_logcaster(
     ack: bool = False,
     store: bool = True,
     tls: BenchTls | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> RunResult:
-    """`tls`: the ingest listener serves TLS and the senders use it (bench/_tls.py)."""
-    server = start_logcaster(server_cmd, persist, store, tls.server_env() if tls else None)
+    """`tls`: the ingest listener serves TLS and the senders use it (bench/_tls.py);
+    `env_extra`: more server environment (the --encrypt run's settings)."""
+    env = {**(tls.server_env() if tls else {}), **(env_extra or {})}
+    server = start_logcaster(server_cmd, persist, store, env or None)
     failed = True
     try:
         expected = corpus.events

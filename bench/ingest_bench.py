@@ -32,8 +32,10 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -161,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         "senders (a throwaway certificate); the table adds TLS lines/s and TLS/plain",
     )
     parser.add_argument(
+        "--encrypt",
+        metavar="FIELDS",
+        help='encrypt these fields before storage, e.g. "user_id,email" (encrypt.fields, '
+        "with a keys file made in bench/out for the run)",
+    )
+    parser.add_argument(
         "--keep-corpus",
         action="store_true",
         help="keep a corpus this run generated in bench/out for later runs "
@@ -238,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["ack"] = args.ack
     doc["store"] = args.persist is not None and not args.no_store
     doc["tls"] = args.tls
+    doc["encrypt"] = args.encrypt
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -269,6 +278,22 @@ def _bench(
     data = memoryview(corpus.path.read_bytes())
     if len(data) != corpus.nbytes:
         raise BenchError(f"{corpus.path} changed size while in use")
+    args.env_extra = _encrypt_env(args.encrypt, server_cmd)
+    try:
+        return _bench_all(args, corpus, server_cmd, socat, rsyslogd, data)
+    finally:
+        if args.env_extra:  # the run's keys file: nothing it sealed is kept
+            Path(args.env_extra["LOGCASTER_ENCRYPT__KEYS_FILE"]).unlink(missing_ok=True)
+
+
+def _bench_all(
+    args: argparse.Namespace,
+    corpus: _corpus.CorpusInfo,
+    server_cmd: Sequence[str],
+    socat: str | None,
+    rsyslogd: str | None,
+    data: memoryview,
+) -> list[Summary]:
     timeout_s = max(120.0, corpus.lines / 20_000)
     summaries: list[Summary] = []
     for conns in args.connections:
@@ -299,13 +324,28 @@ def _bench_config(
     tls = make_tls(OUT_DIR / "tls") if args.tls else None
     for i in range(args.runs):
         r = run_logcaster(
-            server_cmd, corpus, parts, timeout_s, args.persist, args.ack, not args.no_store
+            server_cmd,
+            corpus,
+            parts,
+            timeout_s,
+            args.persist,
+            args.ack,
+            not args.no_store,
+            env_extra=args.env_extra,
         )
         summary.runs.append(r)
         tls_msg = ""
         if tls is not None:
             t = run_logcaster(
-                server_cmd, corpus, parts, timeout_s, args.persist, args.ack, not args.no_store, tls
+                server_cmd,
+                corpus,
+                parts,
+                timeout_s,
+                args.persist,
+                args.ack,
+                not args.no_store,
+                tls=tls,
+                env_extra=args.env_extra,
             )
             summary.tls_runs.append(t)
             tls_msg = f"; over TLS: {t.lines_per_s:,.0f} lines/s ({t.seconds:.3f} s)"
@@ -330,6 +370,28 @@ def _bench_config(
                 f"sent in {rs.sent_s:.3f} s), peak RSS {rs_rss}, {rs.total:,} lines written"
             )
         log(msg)
+
+
+def _encrypt_env(fields: str | None, server_cmd: Sequence[str]) -> dict[str, str]:
+    """The LOGCASTER_ENCRYPT__* settings for `--encrypt`, with a fresh keys file."""
+    if not fields:
+        return {}
+    names = [name.strip() for name in fields.split(",") if name.strip()]
+    keys_file = OUT_DIR / f"field-keys-{os.getpid()}.json"
+    keys_file.unlink(missing_ok=True)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        [*server_cmd, "keys", "create", "--file", str(keys_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise BenchError(f"cannot make a keys file: {made.stderr.strip()}")
+    return {
+        "LOGCASTER_ENCRYPT__FIELDS": json.dumps(names),
+        "LOGCASTER_ENCRYPT__KEYS_FILE": str(keys_file),
+    }
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscriber
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
     "ingest-tls": ("ingest", [*SMOKE["ingest"], "--tls", "--no-rsyslog", "--no-reference"]),
+    "ingest-encrypt": ("ingest", [*SMOKE["ingest"], "--encrypt", "user_id,email"]),
     "http-fanout": ("http", [*SMOKE["http"], *FANOUT]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS

@@ -43,7 +43,16 @@ from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
+from logcaster.reloading import (
+    changed_keys,
+    is_tls_key,
+    load_field_keys,
+    reload_field_keys,
+    reload_tls,
+)
+from logcaster.security.fields import FieldEncryptor
 from logcaster.security.guard import Security
+from logcaster.security.reveal import FieldQueries
 from logcaster.security.roles import Permission
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
@@ -121,6 +130,16 @@ class Server:
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
         if config.tail_sampling.enabled:
             self.pipeline.tail_sampler = TailSampler(config.tail_sampling, self.stats)
+        # Field encryption: after redaction (a rewriter added before it), so what
+        # it seals is what would have been stored.
+        self.field_queries: FieldQueries | None = None
+        self.field_encryptor: FieldEncryptor | None = None
+        keys = load_field_keys(config)
+        if keys is not None:
+            self.field_queries = FieldQueries(config.encrypt.fields, keys)
+            if config.encrypt.fields:
+                self.field_encryptor = FieldEncryptor(config.encrypt.fields, keys)
+                self.pipeline.rewriters.append(self.field_encryptor)
         if self.store is not None:
             self.pipeline.on_durable(self.store.durable_moved)
         # The live fan-out (live tail; later IRC and the dashboard): replays from memory.
@@ -139,6 +158,7 @@ class Server:
                 config, self.pipeline, self.stats, syslog, syslog.ssl
             )
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
+        self.queries.fields = self.field_queries
         c.frontends["query"] = LineQueryServer(
             config.query.host,
             config.query.port,
@@ -171,8 +191,10 @@ class Server:
                 IngestEndpoints(config, self.pipeline, self.stats, http_server),
                 Access(Permission.SEND, "ingest", summarized=True),
             )
+            tail = TailEndpoints(config, self.broker)
+            tail.fields = self.field_queries
             http_server.mount(
-                TailEndpoints(config, self.broker),
+                tail,
                 Access(Permission.READ_LOGS, "tail", audited=True, query_rate=True),
                 streams=(TAIL_PATH,),
             )
@@ -251,7 +273,8 @@ class Server:
         """SIGHUP: apply what can change while running; name what needs a restart.
 
         Live: the tail sampler's thresholds, routes and rates (it reads its config
-        at each decision); TLS certificates, keys, CAs, client_auth and min_version,
+        at each decision); the field-encryption keys file (after `logcaster keys
+        rotate`); TLS certificates, keys, CAs, client_auth and min_version,
         re-read from their files even when the config names the same ones (new
         handshakes use them, open connections keep theirs). Everything else,
         `tail_sampling.enabled` and turning TLS on or off included, is logged as
@@ -259,12 +282,13 @@ class Server:
         """
         old = self.config
         self.security.reload()  # the token file, now (it is also re-read on change)
-        changed = _changed(old.to_dict(), new.to_dict())
-        tls_keys = [k for k in changed if _is_tls_key(k) and not k.endswith(".enabled")]
-        applied = tls_keys if self._reload_tls(new) else []
+        reload_field_keys(self.config, self.field_queries, self.field_encryptor)
+        changed = changed_keys(old.to_dict(), new.to_dict())
+        tls_keys = [k for k in changed if is_tls_key(k) and not k.endswith(".enabled")]
+        applied = tls_keys if reload_tls(self.tls, new) else []
         sampler = self.pipeline.tail_sampler
         if sampler is not None and new.tail_sampling.enabled:
-            applied += _changed(
+            applied += changed_keys(
                 msgspec.to_builtins(old.tail_sampling),
                 msgspec.to_builtins(new.tail_sampling),
                 "tail_sampling.",
@@ -281,24 +305,6 @@ class Server:
             applied=applied,
             needs_restart=restart,
         )
-
-    def _reload_tls(self, new: Config) -> bool:
-        """Re-read every TLS listener's files (security/tls.py); False if one failed
-        (it keeps its running certificate)."""
-        reloaded, failed = self.tls.reload(new.tls, new.tls_listeners())
-        for name, reason in failed.items():
-            log_event(
-                logger,
-                logging.ERROR,
-                "tls_reload_failed",
-                always=True,
-                listener=name,
-                error=reason,
-                kept="the running certificate",
-            )
-        if reloaded:
-            log_event(logger, logging.INFO, "tls_reloaded", always=True, listeners=reloaded)
-        return not failed
 
     async def start(self) -> None:
         """Start every component; a failure is one StartupError naming the option.
@@ -424,19 +430,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.partition("%")[0]).is_loopback
     except ValueError:
         return False
-
-
-def _is_tls_key(dotted: str) -> bool:
-    return dotted.startswith("tls.") or ".tls." in dotted
-
-
-def _changed(old: dict[str, object], new: dict[str, object], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two config dicts."""
-    keys: list[str] = []
-    for key in sorted(old.keys() | new.keys()):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(prefix + key)
-    return keys

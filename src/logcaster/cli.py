@@ -1,4 +1,4 @@
-"""The `logcaster` command: serve, query, tail, config check, simulate, data, dlq."""
+"""The `logcaster` command: serve, query, tail, config check, simulate, data, dlq, keys."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         from logcaster.security import commands
 
         return commands.run(args)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "tail":
         from logcaster.client import tail
 
@@ -127,6 +129,26 @@ def _dlq(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     print(f"delivered {delivered}, left {left} in {path}")
     return 0 if left == 0 else 1
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """`keys create | rotate | list`: 0, or 2 with one line saying what is wrong."""
+    from logcaster.config import field_keys_path
+    from logcaster.security import keys_cli
+
+    where = f"logcaster keys {args.keys_command}"
+    if args.file is not None:
+        path = Path(args.file)
+    else:
+        config = _load(args.config, {"persist.dir": args.persist})
+        if config is None:
+            return EXIT_CONFIG
+        found = field_keys_path(config)
+        if found is None:
+            print(f"{where}: no keys file: give --file, encrypt.keys_file or -P", file=sys.stderr)
+            return EXIT_CONFIG
+        path = found
+    return keys_cli.run(args.keys_command, path)
 
 
 def _data_cat(args: argparse.Namespace, segments: list[Path]) -> int:

@@ -134,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     token_command.add_parser(sub)
 
+    keys = sub.add_parser("keys", help="field-encryption keys (encrypt.keys_file)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    for name, text in (
+        ("create", "write a new keys file (one Fernet key, one HMAC key), mode 0600"),
+        ("rotate", "add a new primary Fernet key; old data stays readable (then SIGHUP)"),
+        ("list", "the keys' ids and dates (no secrets)"),
+    ):
+        cmd = keys_sub.add_parser(name, help=text)
+        cmd.add_argument("--file", help="the keys file (default: from the configuration)")
+        cmd.add_argument("--config", help="YAML configuration file (default: $LOGCASTER_CONFIG)")
+        cmd.add_argument("-P", "--persist", metavar="DIR", help="persist.dir, as for serve")
+
     dlq = sub.add_parser("dlq", help="dead letters of a forward group (events a sink refused)")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_inspect = dlq_sub.add_parser("inspect", help="count the letters by reason, list the first")

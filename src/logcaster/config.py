@@ -26,6 +26,7 @@ from logcaster.options import (
     ENV_PREFIX,
     AuditConfig,
     AuthConfig,
+    EncryptConfig,
     ForwardGroupConfig,
     HttpConfig,
     IngestConfig,
@@ -86,6 +87,8 @@ class Config(Section, frozen=True):
                 continue
             out[name] = own
         return out
+
+    encrypt: EncryptConfig = msgspec.field(default_factory=EncryptConfig)
 
     @property
     def store_on(self) -> bool:
@@ -208,6 +211,7 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_multiline(config)
     _check_security(config)
     _check_tls(config)
+    _check_encrypt(config)
     return config
 
 
@@ -291,6 +295,36 @@ def _check_tls(config: Config) -> None:
                 tls.check_files(
                     sink.cert_file, sink.key_file, sink.ca_file, lambda k, p=prefix: p + k
                 )
+
+
+# Keys the parser reads into an event's own attributes, not its fields: an
+# equality query on them never reaches the field test an encrypted value needs.
+_NOT_FIELDS = frozenset(
+    {"ts", "time", "timestamp", "@timestamp", "message", "msg", "level", "severity", "lvl"}
+    | {"loglevel", "service", "version", "host", "hostname", "pod", "source"}
+)
+
+
+def field_keys_path(config: Config) -> Path | None:
+    """Where the field-encryption keys are (None: no keys file can be named)."""
+    if config.encrypt.keys_file is not None:
+        return Path(config.encrypt.keys_file)
+    if config.persist.dir is not None:
+        return Path(config.persist.dir) / "security" / "field-keys.json"
+    return None
+
+
+def _check_encrypt(config: Config) -> None:
+    names = config.encrypt.fields
+    for i, name in enumerate(names):
+        if name in _NOT_FIELDS:
+            raise ConfigError(f"encrypt.fields.{i}", f"{name!r} is an event attribute, not a field")
+        if name in names[:i]:
+            raise ConfigError(f"encrypt.fields.{i}", f"{name!r} is named twice")
+    if names and field_keys_path(config) is None:
+        raise ConfigError(
+            "encrypt.keys_file", "needed for encrypt.fields when persist.dir is not set"
+        )
 
 
 def _check_multiline(config: Config) -> None:

@@ -55,3 +55,13 @@ class StartupError(LogCasterError):
         super().__init__(f"{what}: {reason}")
         self.what = what
         self.reason = reason
+
+
+class DecryptRefused(LogCasterError):
+    """A query asked for `decrypt=1` and may not have it: the caller lacks the
+    DECRYPT permission (`forbidden`: HTTP 403), or the server holds no field
+    keys (400). Answered as `ERROR: ...` on the line protocol."""
+
+    def __init__(self, message: str, *, forbidden: bool) -> None:
+        super().__init__(message)
+        self.forbidden = forbidden

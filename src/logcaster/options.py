@@ -338,3 +338,18 @@ class RateLimitConfig(Section, frozen=True):
     queries_per_s: NonNegativeFloat = 0.0
     queries_burst: NonNegativeFloat = 0.0
     max_clients: PositiveInt = 10_000  # clients tracked; the least recent is forgotten
+
+
+# A field name as the parser reads it in key=value and as a JSON key.
+FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")]
+
+
+class EncryptConfig(Section, frozen=True):
+    """Field encryption (SPEC §9, docs/encryption.md): these fields' values are
+    stored encrypted, with a keyed HMAC index for equality queries."""
+
+    fields: Annotated[list[FieldName], msgspec.Meta(max_length=64)] = []
+    # Fernet and HMAC keys (0600); null: <persist.dir>/security/field-keys.json.
+    # Created on first start when missing. Set without fields, the server keeps
+    # reading (decrypt=1, equality) what it stored encrypted before.
+    keys_file: str | None = None

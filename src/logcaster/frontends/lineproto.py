@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from logcaster.component import Endpoint, listening, server_endpoint
-from logcaster.exceptions import QueryBusy, QueryLimitError, QuerySyntaxError
+from logcaster.exceptions import DecryptRefused, QueryBusy, QueryLimitError, QuerySyntaxError
 from logcaster.frontends import line_access
 from logcaster.frontends.answers import answer_json, answer_text, stats_text
 from logcaster.frontends.query_metrics import Outcome, QueryMetrics, outcome_of
@@ -30,9 +30,10 @@ from logcaster.metrics.registry import Readings
 from logcaster.options import QueryConfig
 from logcaster.query.model import Query
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
-from logcaster.query.planner import Answer, Planner
+from logcaster.query.planner import Answer, Planner, Snapshot
 from logcaster.security.guard import Guard, Peer, open_guard
-from logcaster.security.roles import ANONYMOUS
+from logcaster.security.reveal import FieldQueries, check_decrypt
+from logcaster.security.roles import ANONYMOUS, Principal
 from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.service import Store
@@ -52,6 +53,7 @@ HELP_LINES = (
     "      order: by event time, ties by id; desc (default) newest first; limit keeps the first N",
     "      source=memory|store|all (default all with the store on)",
     "      max_count=N  FOUND is exact up to N matches (default query.max_count), then N+",
+    "      decrypt=1  encrypted fields in clear (the DECRYPT permission; encrypt.fields)",
     '      quote values with spaces: keyword="pool exhausted"',
     "  SEARCH TEXT                 events containing TEXT",
     "  FILTER key=value ...        like QUERY",
@@ -92,6 +94,8 @@ class QueryService:
         self._pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="query")
         self._waiting = 0
         self.metrics = QueryMetrics()
+        # Field encryption's query side (security/reveal.py); None: no field keys.
+        self.fields: FieldQueries | None = None
 
     def observe(self, frontend: str, outcome: Outcome, seconds: float) -> None:
         """Count one answered query request: `frontend` "line" or "http", `outcome`
@@ -102,10 +106,10 @@ class QueryService:
     def readings(self, out: Readings) -> None:
         self.metrics.readings(out, self.planner.rows_memory, self.planner.rows_store)
 
-    async def answer(self, line: str) -> str:
+    async def answer(self, line: str, principal: Principal = ANONYMOUS) -> str:
         """The full reply to one command line, newline-terminated (logged at debug)."""
         started = time.perf_counter()
-        reply, outcome = await self._answer(line)
+        reply, outcome = await self._answer(line, principal)
         seconds = time.perf_counter() - started
         self.observe("line", outcome, seconds)
         log_event(
@@ -119,12 +123,12 @@ class QueryService:
         )
         return reply
 
-    async def _answer(self, line: str) -> tuple[str, Outcome]:
+    async def _answer(self, line: str, principal: Principal) -> tuple[str, Outcome]:
         try:
             command = parse_command(line, self.config)
             if command.query is None:
                 return self._execute(command), "ok"
-            return await self._search(command), "ok"
+            return await self._search(command, principal), "ok"
         except UnknownCommand as exc:
             empty = line.strip().upper() in ("", "JSON")
             message = f"{'Empty' if empty else 'Unknown'} command. Use HELP for usage."
@@ -132,7 +136,7 @@ class QueryService:
         except QuerySyntaxError as exc:
             message = f"Invalid query syntax: {exc}"
             failure = exc
-        except (QueryLimitError, QueryBusy) as exc:
+        except (QueryLimitError, QueryBusy, DecryptRefused) as exc:
             message = str(exc)
             failure = exc
         except Exception as exc:
@@ -142,25 +146,38 @@ class QueryService:
             failure = exc
         return error_answer(message, asks_json(line)), outcome_of(failure)
 
-    async def _search(self, cmd: Command) -> str:
+    async def _search(self, cmd: Command, principal: Principal) -> str:
         assert cmd.query is not None
-        return _render(cmd, await self.run(cmd.query))
+        return _render(cmd, await self.run(cmd.query, principal))
 
-    async def run(self, query: Query) -> Answer:
+    async def run(self, query: Query, principal: Principal = ANONYMOUS) -> Answer:
         """Run a parsed query in a query thread (every front end's searches go here).
 
         Raises QueryBusy when `query.max_concurrent` queries run and
         `query.max_waiting` more wait already; QueryLimitError past a time or
-        scan limit."""
+        scan limit; DecryptRefused for `decrypt=1` that `principal` may not
+        have. Equality on encrypted fields is asked by their index."""
+        fields = self.fields
+        if query.decrypt:
+            check_decrypt(principal, fields)
+        if fields is not None:
+            query = fields.seal_query(query)
         if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
             raise QueryBusy("busy: too many queries running; try again")
         snapshot = self.planner.prepare()
         self._waiting += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self.planner.run, query, snapshot)
+            return await loop.run_in_executor(self._pool, self._run, query, snapshot)
         finally:
             self._waiting -= 1
+
+    def _run(self, query: Query, snapshot: Snapshot) -> Answer:
+        answer = self.planner.run(query, snapshot)
+        fields = self.fields
+        if query.decrypt and fields is not None:
+            answer = fields.reveal(answer)  # in the query thread: Fernet per marker
+        return answer
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -328,7 +345,7 @@ class LineQueryServer:
             return line_access.audit_answer(self._audit_dir, rest, as_json)
         if verb == "RELOAD":
             return line_access.reload_answer(self._reload, as_json, guard, principal, peer)
-        return await self._service.answer(line)
+        return await self._service.answer(line, principal)
 
     async def stop(self, deadline: float | None = None) -> None:
         if self._server is not None:

@@ -6,6 +6,7 @@ any field=value), parsed by `build_query` within the same `query.` limits.
 Those about a result set, not a stream (time_from, time_to, limit, order,
 source, max_count, format), are refused: a tail has no time range, order or
 size, and a filter that silently ignored them would show what was not asked for.
+So is decrypt: a tail shows encrypted fields as stored (docs/encryption.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def live_filter(params: list[tuple[str, str]], config: QueryConfig) -> LiveFilte
     """The filter for `key=value` parameters; QuerySyntaxError or QueryLimitError
     for a bad one, as QUERY answers them."""
     for key, _ in params:
+        if key.lower() == "decrypt":
+            raise QuerySyntaxError("decrypt is not offered on a live tail (use a query)")
         if key.lower() in NOT_LIVE:
             raise QuerySyntaxError(
                 f"{key} is not a live filter (a tail has no time range, order or limit)"

@@ -20,6 +20,11 @@ from logcaster.options import REGEX_MAX_MEM
 # Event attributes `field=value` can also name; anything else is looked up in `fields`.
 ATTRIBUTES = ("host", "pod", "version", "source", "message")
 
+# An encrypted field's stored value starts so (security/fields.py): a field=value
+# whose value starts so compares as a prefix, the query for an encrypted field
+# being the prefix every sealing of the value shares (its keyed HMAC).
+SEALED_PREFIX = "enc:v1:"
+
 # RE2's own default budget for one compiled pattern (program and DFA caches).
 DEFAULT_REGEX_MAX_MEM = REGEX_MAX_MEM
 
@@ -40,6 +45,7 @@ class Query:
     source: Literal["memory", "store", "all"] | None = None
     max_count: int | None = None  # count matches exactly up to this (None: config)
     regex_max_mem: int = DEFAULT_REGEX_MAX_MEM  # RE2's budget per compile (query.regex_max_mem)
+    decrypt: bool = False  # show encrypted fields in clear (security/reveal.py decides)
 
     def matcher(self, *, text_tests: bool = True) -> Callable[[Event], bool]:
         """A function telling whether an event matches; cheap tests run first.
@@ -79,6 +85,13 @@ class Query:
 
 
 def _field_test(name: str, value: str) -> Callable[[Event], bool]:
+    if value.startswith(SEALED_PREFIX):
+
+        def sealed(ev: Event) -> bool:
+            have = ev.fields.get(name)
+            return isinstance(have, str) and have.startswith(value)
+
+        return sealed
     if name in ATTRIBUTES:
         return lambda ev: getattr(ev, name) == value
 

@@ -160,6 +160,11 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
             if source not in ("memory", "store", "all"):
                 raise QuerySyntaxError(f"source must be memory, store or all, not {value!r}")
             query = replace(query, source=source)  # type: ignore[arg-type]
+        elif name == "decrypt":
+            flag = value.lower()
+            if flag not in ("1", "0", "true", "false", "yes", "no"):
+                raise QuerySyntaxError(f"decrypt must be 1 or 0, not {value!r}")
+            query = replace(query, decrypt=flag in ("1", "true", "yes"))
         elif name == "max_count":
             max_count = _positive_int("max_count", value)
             if max_count > MAX_COUNT_VALUE:

@@ -9,8 +9,9 @@ the line protocol (its query threads, `query.max_concurrent` and
 (frontends/answers.py).
 
 Statuses: 400 for what the line protocol answers `ERROR:` (syntax, a
-`query.` limit, a time or scan limit reached while running), 429 with
-Retry-After for `busy`, 503 while draining or past `http.request_timeout`.
+`query.` limit, a time or scan limit reached while running, `decrypt=1`
+without field keys), 403 for `decrypt=1` without the DECRYPT permission, 429
+with Retry-After for `busy`, 503 while draining or past `http.request_timeout`.
 
 A large answer is written as it is serialized: the head, then the events a
 slice at a time (chunked), each write waiting while the client's socket is
@@ -30,15 +31,16 @@ import re
 from aiohttp import web
 from multidict import MultiMapping
 
-from logcaster.exceptions import QueryBusy, QueryLimitError, QuerySyntaxError
+from logcaster.exceptions import DecryptRefused, QueryBusy, QueryLimitError, QuerySyntaxError
 from logcaster.frontends.answers import SLICE_EVENTS, answer_json, json_chunks
-from logcaster.frontends.http.server import json_error
+from logcaster.frontends.http.server import json_error, principal_of
 from logcaster.frontends.lineproto import QueryService
 from logcaster.frontends.query_metrics import outcome_of
 from logcaster.options import HttpConfig
 from logcaster.query.model import Query
 from logcaster.query.parser import build_query
 from logcaster.query.planner import Answer
+from logcaster.security.roles import Principal
 
 QUERY_PATH = "/api/v1/query"
 RETRY_AFTER_S = "1"
@@ -69,7 +71,7 @@ class QueryEndpoints:
         deadline = started + self._timeout
         failure: Exception | None = None
         try:
-            answer = await self._run(request.query, deadline)
+            answer = await self._run(request.query, deadline, principal_of(request))
         except REFUSALS as exc:
             failure = exc
         # Every request is classified here, once (ok or the exception that ended it).
@@ -78,12 +80,14 @@ class QueryEndpoints:
             return error_response(failure)
         return await send_answer(request, answer, deadline)
 
-    async def _run(self, params: MultiMapping[str], deadline: float) -> Answer:
+    async def _run(
+        self, params: MultiMapping[str], deadline: float, principal: Principal
+    ) -> Answer:
         if self._draining:
             raise Draining("the server is shutting down")
         query = parse_query(params, self._service)
         async with asyncio.timeout_at(deadline):
-            return await self._service.run(query)
+            return await self._service.run(query, principal)
 
 
 class Draining(Exception):
@@ -92,7 +96,7 @@ class Draining(Exception):
 
 # What ends a query request with an error answer (error_response); anything
 # else is a bug, answered 500 by the server's middleware and logged.
-REFUSALS = (QueryBusy, QuerySyntaxError, QueryLimitError, TimeoutError, Draining)
+REFUSALS = (QueryBusy, QuerySyntaxError, QueryLimitError, DecryptRefused, TimeoutError, Draining)
 
 
 def error_response(exc: Exception) -> web.Response:
@@ -103,6 +107,8 @@ def error_response(exc: Exception) -> web.Response:
         return json_error(400, f"Invalid query syntax: {exc}")
     if isinstance(exc, QueryLimitError):  # time, scan and pattern limits
         return json_error(400, str(exc))
+    if isinstance(exc, DecryptRefused):
+        return json_error(403 if exc.forbidden else 400, str(exc))
     if isinstance(exc, TimeoutError):
         return json_error(503, "request timed out", {"Retry-After": RETRY_AFTER_S})
     return json_error(503, str(exc), {"Retry-After": RETRY_AFTER_S})

@@ -52,8 +52,9 @@ from logcaster.pipeline.broker import (
     Subscription,
     TooManySubscribers,
 )
-from logcaster.query.live import live_filter
+from logcaster.query.live import LiveFilter, live_filter
 from logcaster.security.neutralize import json_safe
+from logcaster.security.reveal import FieldQueries
 
 PATH = "/api/v1/tail"
 RETRY_MS = 2000  # the reconnect delay a browser's EventSource uses
@@ -82,6 +83,8 @@ class TailEndpoints:
         self._draining = False
         self._rendered = RenderedEvents(RENDERED_MAX_BYTES)
         self._ticker: asyncio.TimerHandle | None = None
+        # Field encryption: equality on an encrypted field by its index (security/reveal.py).
+        self.fields: FieldQueries | None = None
 
     def routes(self) -> list[web.RouteDef]:
         # No HEAD: aiohttp would open the stream and send its body to it.
@@ -124,6 +127,8 @@ class TailEndpoints:
             since, backlog = self._position(request)
             params = [(k, v) for k, v in request.query.items() if k.lower() not in POSITION]
             what = live_filter(params, self._query)
+            if self.fields is not None and what.query.fields:
+                what = LiveFilter(self.fields.seal_query(what.query))
         except (QuerySyntaxError, QueryLimitError) as exc:
             return json_error(400, str(exc))
         try:
