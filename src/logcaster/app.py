@@ -40,6 +40,7 @@ from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
+from logcaster.security.redact import Redactor
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
 from logcaster.sinks.forward.group import SinkGroup
@@ -114,6 +115,10 @@ class Server:
             self.pipeline.tail_sampler = TailSampler(config.tail_sampling, self.stats)
         if self.store is not None:
             self.pipeline.on_durable(self.store.durable_moved)
+        # Rewriters (security/): every sink, the live tail and forward groups see
+        # only what they leave. Redaction first: nothing else sees a secret.
+        if config.redact.enabled:
+            self.pipeline.rewriters.append(Redactor(config.redact))
         # The live fan-out (live tail; later IRC and the dashboard): replays from memory.
         http = config.http
         self.broker = Broker(self.memory, http.tail_max_subscribers, http.tail_queue_events)

@@ -21,6 +21,7 @@ import msgspec
 import yaml
 
 from logcaster.exceptions import ConfigError
+from logcaster.metrics.registry import stats_name
 from logcaster.options import (
     ENV_PREFIX,
     ForwardGroupConfig,
@@ -34,12 +35,14 @@ from logcaster.options import (
     PositiveFloat,
     QueryConfig,
     QueueConfig,
+    RedactConfig,
     Section,
     StoreConfig,
     SyslogConfig,
     TailSamplingConfig,
 )
 from logcaster.parsing import user_rules
+from logcaster.security import redact_rules
 from logcaster.sinks.forward.target import parse_target
 
 
@@ -60,6 +63,7 @@ class Config(Section, frozen=True):
     forward: list[ForwardGroupConfig] = msgspec.field(default_factory=list)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    redact: RedactConfig = msgspec.field(default_factory=RedactConfig)
 
     @property
     def store_on(self) -> bool:
@@ -179,6 +183,7 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_store(config)
     _check_forward(config)
     _check_multiline(config)
+    _check_redact(config)
     return config
 
 
@@ -198,6 +203,28 @@ def _check_multiline(config: Config) -> None:
                 user_rules.compile_pattern(pattern)
             except ValueError as exc:
                 raise ConfigError(f"multiline.rules.{i}.{key}", str(exc)) from exc
+
+
+def _check_redact(config: Config) -> None:
+    """Every operator rule compiles now: a bad one stops the start, naming its key."""
+    redact = config.redact
+    try:
+        marks = redact_rules.Marks(redact.marker)
+    except ValueError as exc:
+        raise ConfigError("redact.marker", str(exc)) from exc
+    seen: dict[str, str] = {stats_name("", b): b for b in redact_rules.BUILTINS}
+    for i, rule in enumerate(redact.rules):
+        key = f"redact.rules.{i}"
+        # Counted as Redacted<Name> in STATS: two names must not meet there.
+        other = seen.get(stats_name("", rule.name))
+        if other is not None:
+            raise ConfigError(f"{key}.name", f"{rule.name!r} is taken by rule {other!r}")
+        seen[stats_name("", rule.name)] = rule.name
+        try:
+            redact_rules.operator_rule(rule.name, rule.pattern, rule.replacement, marks)
+        except ValueError as exc:
+            field, _, reason = str(exc).partition(": ")
+            raise ConfigError(f"{key}.{field}", reason) from exc
 
 
 def _choices(dotted: str) -> str:
