@@ -269,8 +269,9 @@ def run_logcaster(
     persist: str | None = None,
     ack: bool = False,
     store: bool = True,
+    env_extra: dict[str, str] | None = None,
 ) -> RunResult:
-    server = start_logcaster(server_cmd, persist, store)
+    server = start_logcaster(server_cmd, persist, store, env_extra)
     failed = True
     try:
         expected = corpus.events

@@ -56,6 +56,9 @@ from _common import (
 from _ingest_report import Summary, render_table, result_doc
 from _ingest_run import run_logcaster
 
+# A run with redaction on: its built-ins by default (docs/redaction.md).
+REDACT_ENV = {"LOGCASTER_REDACT__ENABLED": "true"}
+
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
@@ -104,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  bench/ingest                                        1M lines, 1 and 8 connections\n"
             "  bench/ingest --lines 5M --keep-corpus               the peak-RSS target\n"
             "  bench/ingest --lines 100k --runs 1 --connections 1  a quick check\n"
-            "  bench/ingest --corpus traces                        stack traces of every language"
+            "  bench/ingest --corpus traces                        stack traces of every language\n"
+            "  bench/ingest --redact --corpus secrets              redaction's cost, many secrets"
         ),
     )
     parser.add_argument(
@@ -152,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send through logcaster.client with acknowledged delivery; time until every "
         "line is acked",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="also run each configuration with redaction on (redact.enabled, its default "
+        "built-ins), alternating with the plain runs; prints both and redacted/plain. "
+        "--corpus secrets puts a secret in ~10%% of the lines",
     )
     parser.add_argument(
         "--keep-corpus",
@@ -230,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["persist"] = args.persist  # the file sink's fsync setting, or None (memory only)
     doc["ack"] = args.ack
     doc["store"] = args.persist is not None and not args.no_store
+    doc["redact"] = args.redact
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -293,6 +305,23 @@ def _bench_config(
             server_cmd, corpus, parts, timeout_s, args.persist, args.ack, not args.no_store
         )
         summary.runs.append(r)
+        if args.redact:
+            red = run_logcaster(
+                server_cmd,
+                corpus,
+                parts,
+                timeout_s,
+                args.persist,
+                args.ack,
+                not args.no_store,
+                env_extra=REDACT_ENV,
+            )
+            summary.redact_runs.append(red)
+            log(
+                f"[{conns} conn, run {i + 1}/{args.runs}] logcaster, redaction on: "
+                f"{red.lines_per_s:,.0f} lines/s ({red.seconds:.3f} s), "
+                f"Redacted {red.stats.get('Redacted', '-')}, Total {red.total:,}"
+            )
         rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / MB:,.1f} MB"
         msg = (
             f"[{conns} conn, run {i + 1}/{args.runs}] logcaster: {r.lines_per_s:,.0f} lines/s "

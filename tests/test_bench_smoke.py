@@ -36,11 +36,15 @@ FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscriber
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
+    "ingest-redact": ("ingest", [*SMOKE["ingest"], "--redact", "--corpus", "secrets"]),
     "http-fanout": ("http", [*SMOKE["http"], *FANOUT]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 # Runs whose table is checked too: run name -> a heading its stdout must show.
-TABLES = {"http": "LogCaster HTTP ingest against TCP lines"}
+TABLES = {
+    "http": "LogCaster HTTP ingest against TCP lines",
+    "ingest-redact": "redaction on / plain",
+}
 
 
 def _entry_points() -> list[str]:

@@ -85,7 +85,6 @@ def check_marker(fmt: str) -> None:
 
 # ------------------------------------------------------------------- the built-ins
 
-_KEY_START = rb"(?<![A-Za-z0-9_.-])"
 _SCHEMES = rb"(?:[Bb]earer|BEARER|[Bb]asic|BASIC|[Dd]igest|[Tt]oken|[Nn]egotiate|NTLM)"
 _CRED = rb"[A-Za-z0-9._~+/=-]+"
 _JSON_STR = rb'"(?:[^"\\\n]|\\.)+"'  # a JSON string of one character or more
@@ -109,10 +108,11 @@ def _json_pair(keys: bytes) -> re.Pattern[bytes]:
 
 def _key_value(keys: bytes) -> re.Pattern[bytes]:
     """`key=value`, `key: value`, `key="quoted value"`; a scheme before the value
-    (`Authorization: Basic xyz`) is kept."""
+    (`Authorization: Basic xyz`) is kept. The match starts at the key word: what
+    comes before it (`client_` of `client_secret`) stays as it is anyway, and a
+    pattern that starts with a word is one `re` finds fast."""
     return re.compile(
-        _KEY_START
-        + rb"([A-Za-z0-9_.-]*?(?i:"
+        rb"((?i:"
         + keys
         + rb")[ \t]*[:=][ \t]*(?:"
         + _SCHEMES
@@ -124,24 +124,23 @@ def _key_value(keys: bytes) -> re.Pattern[bytes]:
 
 
 _AUTH_HEADER = re.compile(
-    _KEY_START
-    + rb"([A-Za-z0-9_.-]*(?i:authorization)\"?[ \t]*[:=][ \t]*\"?"
-    + _SCHEMES
-    + rb"[ \t]+)("
-    + _CRED
-    + b")"
+    rb"((?i:authorization)\"?[ \t]*[:=][ \t]*\"?" + _SCHEMES + rb"[ \t]+)(" + _CRED + b")"
 )
 # A `Bearer <token>` anywhere: 8 or more token characters, not all lower-case
 # letters (`Bearer credentials were refused` is prose).
+# (Patterns start with a character, not a look-behind: `re` then skips to where
+# that character is; the look-behind comes after it.)
 _BEARER = re.compile(
-    rb"(?<![A-Za-z0-9])((?:Bearer|BEARER|bearer)[ \t]+)(?![a-z]+(?![A-Za-z0-9._~+/=-]))"
-    rb"([A-Za-z0-9._~+/-]{8,}=*)"
+    rb"((?:Bearer|BEARER|bearer)(?<![A-Za-z0-9].{6})[ \t]+)(?![a-z]+(?![A-Za-z0-9._~+/=-]))"
+    rb"([A-Za-z0-9._~+/-]{8,}=*)",
+    re.S,
 )
-_AWS_ID = re.compile(rb"(?<![A-Za-z0-9])()(A[KS]IA[A-Z0-9]{16})(?![A-Za-z0-9])")
-_CARD = re.compile(rb"(?<![0-9])[2-6][0-9](?:[ -]?[0-9]){11,17}(?![0-9])")
+_AWS_ID = re.compile(rb"()(A(?<![A-Za-z0-9]A)[KS]IA[A-Z0-9]{16})(?![A-Za-z0-9])")
+_CARD = re.compile(rb"[2-6](?<![0-9][2-6])[0-9](?:[ -]?[0-9]){11,17}(?![0-9])")
 _EMAIL = re.compile(
-    rb"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-    rb"\.[A-Za-z]{2,}(?![A-Za-z0-9-])"
+    rb"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-].)[A-Za-z0-9._%+-]*@[A-Za-z0-9-]+"
+    rb"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])",
+    re.S,
 )
 _DIGIT_GROUP = re.compile(rb"[0-9]+")
 _SEPARATORS = re.compile(rb"[ -]")
@@ -196,7 +195,12 @@ def _in_json_string(text: bytes, pos: int) -> bool:
 Rewrite = Callable[[bytes, Marks, Count], bytes]
 
 
-def _pairs(name: str, *patterns: re.Pattern[bytes]) -> Rewrite:
+# A pattern, and the lower-case words one of which every match of it starts with
+# (None: the pattern starts with a character `re` skips to fast by itself).
+Finder = tuple[re.Pattern[bytes], tuple[bytes, ...] | None]
+
+
+def _pairs(name: str, *finders: Finder) -> Rewrite:
     """The rewrite of `(kept)(secret)` patterns: the secret becomes the marker (in
     its quotes; a JSON string where it was a JSON number); a marker stays."""
 
@@ -213,11 +217,51 @@ def _pairs(name: str, *patterns: re.Pattern[bytes]) -> Rewrite:
                 quote = b'"'
             return kept + quote + marker + quote
 
-        for pattern in patterns:
-            text = pattern.sub(one, text)
+        for pattern, words in finders:
+            if words is None:
+                text = pattern.sub(one, text)
+            else:
+                text = _sub_at(pattern, text, _starts(text.lower(), words), one)
         return text
 
     return rewrite
+
+
+def _starts(lowered: bytes, words: tuple[bytes, ...]) -> list[int]:
+    """Where each of `words` occurs in `lowered`, ascending."""
+    out: list[int] = []
+    for word in words:
+        i = lowered.find(word)
+        while i >= 0:
+            out.append(i)
+            i = lowered.find(word, i + 1)
+    out.sort()
+    return out
+
+
+def _sub_at(
+    pattern: re.Pattern[bytes],
+    text: bytes,
+    starts: list[int],
+    one: Callable[[re.Match[bytes]], bytes],
+) -> bytes:
+    """`pattern.sub(one, text)` for a pattern whose every match begins at one of
+    `starts`: a match tried only there (`re` scanning a whole line for a pattern
+    that begins with a case-insensitive word costs 5-10 µs; this, under 1)."""
+    parts: list[bytes] = []
+    pos = 0
+    for start in starts:
+        if start < pos:
+            continue
+        m = pattern.match(text, start)
+        if m is None:
+            continue
+        parts += (text[pos:start], one(m))
+        pos = m.end()
+    if not parts:
+        return text
+    parts.append(text[pos:])
+    return b"".join(parts)
 
 
 def _card(text: bytes, marks: Marks, count: Count) -> bytes:
@@ -251,10 +295,18 @@ def _email(text: bytes, marks: Marks, count: Count) -> bytes:
 
 # In the order they run on a text: the more specific first (an Authorization
 # header is `bearer`, not `password`; an AWS secret key is not a `password`).
+_PW_WORDS = (b"passw", b"secret", b"token", b"authorization", b"api")
 REWRITES: dict[str, Rewrite] = {
-    "bearer": _pairs("bearer", _AUTH_HEADER, _BEARER),
-    "aws_key": _pairs("aws_key", _json_pair(_AWS_KEYS), _key_value(_AWS_KEYS), _AWS_ID),
-    "password": _pairs("password", _json_pair(_KEYWORDS), _key_value(_KEYWORDS)),
+    "bearer": _pairs("bearer", (_AUTH_HEADER, (b"authorization",)), (_BEARER, (b"bearer",))),
+    "aws_key": _pairs(
+        "aws_key",
+        (_json_pair(_AWS_KEYS), None),
+        (_key_value(_AWS_KEYS), (b"secret", b"aws")),
+        (_AWS_ID, None),
+    ),
+    "password": _pairs(
+        "password", (_json_pair(_KEYWORDS), None), (_key_value(_KEYWORDS), _PW_WORDS)
+    ),
     "card": _card,
     "email": _email,
 }
