@@ -85,6 +85,7 @@ def grouped(card: str, sep: str) -> str:
 def test_card_numbers_are_redacted_plain_grouped_and_in_json(card: str) -> None:
     assert one(f"paid with {card} ok") == "paid with [REDACTED:card] ok"
     assert one(f"{card}") == "[REDACTED:card]"
+    assert one(f"[INFO] card {card}") == "[INFO] card [REDACTED:card]"  # `[` is no JSON
     assert one(f"card={grouped(card, ' ')}.") == "card=[REDACTED:card]."
     assert one(f"card {grouped(card, '-')}, thanks") == "card [REDACTED:card], thanks"
     doc = json.loads(one(json.dumps({"card": card, "n": int(card), "m": f"x {card} y"})))

@@ -143,19 +143,19 @@ _EMAIL = re.compile(
     re.S,
 )
 _DIGIT_GROUP = re.compile(rb"[0-9]+")
-_SEPARATORS = re.compile(rb"[ -]")
 _JSON_STRING_ANY = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
 def luhn(digits: bytes) -> bool:
-    """The Luhn check digit is right (`digits`: ASCII digits only)."""
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        n = d - 48
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
+    """The Luhn check digit is right (`digits`: ASCII digits only). Sums by slices
+    and a table, in C: it runs on every candidate number."""
+    odd = digits[-1::-2]
+    total = sum(odd) - 48 * len(odd) + sum(map(_DOUBLED.__getitem__, digits[-2::-2]))
     return total % 10 == 0
+
+
+# An ASCII digit's byte -> the Luhn sum of the doubled digit.
+_DOUBLED = tuple((2 * (b - 48)) - 9 * ((b - 48) > 4) if 48 <= b <= 57 else 0 for b in range(256))
 
 
 def _is_card(digits: bytes) -> bool:
@@ -168,7 +168,7 @@ def card_span(run: bytes) -> tuple[int, int] | None:
     whole digit groups that is (`order 2 4111 1111 1111 1111`). A card number has
     13 to 19 digits, starts with 2 to 6 (the card networks' ranges) and passes Luhn.
     """
-    if _is_card(_SEPARATORS.sub(b"", run)):
+    if _is_card(run.replace(b" ", b"").replace(b"-", b"")):
         return 0, len(run)
     groups = [m.span() for m in _DIGIT_GROUP.finditer(run)]
     best: tuple[int, int] | None = None
@@ -176,7 +176,7 @@ def card_span(run: bytes) -> tuple[int, int] | None:
     for i, (start, _) in enumerate(groups):
         for j in range(len(groups) - 1, i - 1, -1):
             end = groups[j][1]
-            digits = _SEPARATORS.sub(b"", run[start:end])
+            digits = run[start:end].replace(b" ", b"").replace(b"-", b"")
             if len(digits) > most and _is_card(digits):
                 best, most = (start, end), len(digits)
     return best
@@ -198,6 +198,7 @@ Rewrite = Callable[[bytes, Marks, Count], bytes]
 # A pattern, and the lower-case words one of which every match of it starts with
 # (None: the pattern starts with a character `re` skips to fast by itself).
 Finder = tuple[re.Pattern[bytes], tuple[bytes, ...] | None]
+_QUOTED = (b'"',)  # a JSON pair: tried on a text with a quote only
 
 
 def _pairs(name: str, *finders: Finder) -> Rewrite:
@@ -218,7 +219,10 @@ def _pairs(name: str, *finders: Finder) -> Rewrite:
             return kept + quote + marker + quote
 
         for pattern, words in finders:
-            if words is None:
+            if words == _QUOTED:
+                if b'"' in text:
+                    text = pattern.sub(one, text)
+            elif words is None:
                 text = pattern.sub(one, text)
             else:
                 text = _sub_at(pattern, text, _starts(text.lower(), words), one)
@@ -266,7 +270,7 @@ def _sub_at(
 
 def _card(text: bytes, marks: Marks, count: Count) -> bytes:
     marker = marks.of("card")
-    json_line = text.lstrip()[:1] in (b"{", b"[")
+    json_line = text.lstrip()[:1] == b"{"  # not `[`: `[INFO] ...` is no JSON
 
     def one(m: re.Match[bytes]) -> bytes:
         run = m.group(0)
@@ -300,12 +304,12 @@ REWRITES: dict[str, Rewrite] = {
     "bearer": _pairs("bearer", (_AUTH_HEADER, (b"authorization",)), (_BEARER, (b"bearer",))),
     "aws_key": _pairs(
         "aws_key",
-        (_json_pair(_AWS_KEYS), None),
+        (_json_pair(_AWS_KEYS), _QUOTED),
         (_key_value(_AWS_KEYS), (b"secret", b"aws")),
         (_AWS_ID, None),
     ),
     "password": _pairs(
-        "password", (_json_pair(_KEYWORDS), None), (_key_value(_KEYWORDS), _PW_WORDS)
+        "password", (_json_pair(_KEYWORDS), _QUOTED), (_key_value(_KEYWORDS), _PW_WORDS)
     ),
     "card": _card,
     "email": _email,
