@@ -18,6 +18,9 @@ only places the corpus may be split between connections).
 stack traces of every common language (Java, Python, Go, Node, Ruby, PHP, C#,
 Dart; about 20% of lines) and adds single lines that only look like part of a
 trace; its file is `corpus-traces-<lines>.log` and its sidecar says so.
+`--corpus secrets` (bench/_corpus_secrets.py) is the default corpus with a
+secret (card number, password, token, bearer header, AWS key) in ~10% of lines,
+for `--redact`.
 
 The line formats are in bench/_corpus_lines.py, the multi-line blocks in
 bench/_corpus_blocks.py and bench/_corpus_traces.py; this module owns the
@@ -40,6 +43,7 @@ from pathlib import Path
 
 from _corpus_blocks import Blocks, Pods, seed_blocks
 from _corpus_lines import POOL_BITS, SINGLE_SHARES, build_pools, make_pods
+from _corpus_secrets import secret_blocks
 from _corpus_traces import trace_blocks
 
 CORPUS_VERSION = 3
@@ -57,6 +61,7 @@ _MS3 = tuple(f"{i:03d}" for i in range(1000))
 CORPORA: dict[str, Callable[[random.Random, Pods, dict[str, list[str]]], Blocks]] = {
     "default": seed_blocks,
     "traces": trace_blocks,
+    "secrets": secret_blocks,
 }
 
 

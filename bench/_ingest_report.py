@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import _corpus
 from _common import MB, REPO, RunResult, fmt_1, fmt_2, fmt_int, reference_dir
 
+REDACT_HEADING = "redaction on / plain (median lines/s, each run alternating with a plain one):"
 TARGET_LINES_PER_S = 400_000  # on one connection
 TARGET_RSS_BYTES = 200_000_000  # peak RSS ...
 TARGET_RSS_LINES = 5_000_000  # ... when ingesting this many lines
@@ -49,6 +50,31 @@ class Summary:
         """TLS lines/s over plain lines/s (medians)."""
         tls = self.tls_lines_per_s
         return None if tls is None else tls / self.lines_per_s
+
+    redact_runs: list[RunResult] = field(default_factory=list)  # --redact
+
+    @property
+    def redact_lines_per_s(self) -> float | None:
+        return _median([r.lines_per_s for r in self.redact_runs])
+
+    @property
+    def redact_ratio(self) -> float | None:
+        """Redaction on / plain, of the medians: 0.80 is 20% slower."""
+        red = self.redact_lines_per_s
+        return red / self.lines_per_s if red is not None else None
+
+    @property
+    def redact_cpu_ratio(self) -> float | None:
+        """The server's CPU seconds over the timed part, redaction on / plain (medians):
+        steadier than lines/s on a machine shared with other work."""
+        plain = _median([r.cpu_s for r in self.runs if r.cpu_s is not None])
+        red = _median([r.cpu_s for r in self.redact_runs if r.cpu_s is not None])
+        return red / plain if red is not None and plain else None
+
+    @property
+    def redacted(self) -> list[int]:
+        """STATS Redacted per redaction run."""
+        return [int(float(r.stats.get("Redacted", "0"))) for r in self.redact_runs]
 
     @property
     def lines_per_s(self) -> float:
@@ -195,6 +221,18 @@ def render_table(summaries: Sequence[Summary], corpus: _corpus.CorpusInfo, runs:
             f"events = the server's final STATS Total per run; the corpus holds "
             f"{corpus.events:,}: the server grouped its multi-line events differently."
         )
+    if any(s.redact_runs for s in summaries):
+        lines.append(REDACT_HEADING)
+        for s in summaries:
+            red, ratio = s.redact_lines_per_s, s.redact_ratio
+            if red is None or ratio is None:
+                continue
+            lines.append(
+                f"  {s.connections} conn: plain {fmt_int(s.lines_per_s)} lines/s, redaction on "
+                f"{fmt_int(red)} lines/s, redacted/plain {ratio:.3f} ({(1 - ratio) * 100:.1f}% "
+                f"slower; target at most 25%), server CPU s redacted/plain "
+                f"{fmt_2(s.redact_cpu_ratio)}, STATS Redacted per run: {s.redacted}"
+            )
     if any(s.rsyslog_runs for s in summaries):
         lines.append(
             f"rsyslog = a standalone rsyslogd, imtcp -> omfile (the raw message per line, "
@@ -268,6 +306,11 @@ def result_doc(
                 "runs": [run_doc(r) for r in s.runs],
                 "raw_runs": [run_doc(r) for r in s.raw_runs],
                 "rsyslog_runs": [run_doc(r) for r in s.rsyslog_runs],
+                "redact_lines_per_s": rounded(s.redact_lines_per_s),
+                "redact_ratio": rounded(s.redact_ratio, 3),
+                "redact_cpu_ratio": rounded(s.redact_cpu_ratio, 3),
+                "redacted": s.redacted,
+                "redact_runs": [run_doc(r) for r in s.redact_runs],
             }
         )
     return {

@@ -59,6 +59,9 @@ from _ingest_report import Summary, render_table, result_doc
 from _ingest_run import run_logcaster
 from _tls import make_tls
 
+# A run with redaction on: its built-ins by default (docs/redaction.md).
+REDACT_ENV = {"LOGCASTER_REDACT__ENABLED": "true"}
+
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
@@ -107,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  bench/ingest                                        1M lines, 1 and 8 connections\n"
             "  bench/ingest --lines 5M --keep-corpus               the peak-RSS target\n"
             "  bench/ingest --lines 100k --runs 1 --connections 1  a quick check\n"
-            "  bench/ingest --corpus traces                        stack traces of every language"
+            "  bench/ingest --corpus traces                        stack traces of every language\n"
+            "  bench/ingest --redact --corpus secrets              redaction's cost, many secrets"
         ),
     )
     parser.add_argument(
@@ -167,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELDS",
         help='encrypt these fields before storage, e.g. "user_id,email" (encrypt.fields, '
         "with a keys file made in bench/out for the run)",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="also run each configuration with redaction on (redact.enabled, its default "
+        "built-ins), alternating with the plain runs; prints both and redacted/plain. "
+        "--corpus secrets puts a secret in ~10%% of the lines",
     )
     parser.add_argument(
         "--keep-corpus",
@@ -247,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["store"] = args.persist is not None and not args.no_store
     doc["tls"] = args.tls
     doc["encrypt"] = args.encrypt
+    doc["redact"] = args.redact
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = OUT_DIR / f"ingest-{stamp}.json"
@@ -349,6 +361,23 @@ def _bench_config(
             )
             summary.tls_runs.append(t)
             tls_msg = f"; over TLS: {t.lines_per_s:,.0f} lines/s ({t.seconds:.3f} s)"
+        if args.redact:
+            red = run_logcaster(
+                server_cmd,
+                corpus,
+                parts,
+                timeout_s,
+                args.persist,
+                args.ack,
+                not args.no_store,
+                env_extra=REDACT_ENV,
+            )
+            summary.redact_runs.append(red)
+            log(
+                f"[{conns} conn, run {i + 1}/{args.runs}] logcaster, redaction on: "
+                f"{red.lines_per_s:,.0f} lines/s ({red.seconds:.3f} s), "
+                f"Redacted {red.stats.get('Redacted', '-')}, Total {red.total:,}"
+            )
         rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / MB:,.1f} MB"
         msg = (
             f"[{conns} conn, run {i + 1}/{args.runs}] logcaster: {r.lines_per_s:,.0f} lines/s "

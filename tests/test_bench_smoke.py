@@ -38,11 +38,16 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-traces": ("ingest", [*SMOKE["ingest"], "--corpus", "traces"]),
     "ingest-tls": ("ingest", [*SMOKE["ingest"], "--tls", "--no-rsyslog", "--no-reference"]),
     "ingest-encrypt": ("ingest", [*SMOKE["ingest"], "--encrypt", "user_id,email"]),
+    "ingest-redact": ("ingest", [*SMOKE["ingest"], "--redact", "--corpus", "secrets"]),
     "http-fanout": ("http", [*SMOKE["http"], *FANOUT]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 # Runs whose table is checked too: run name -> a heading its stdout must show.
-TABLES = {"http": "LogCaster HTTP ingest against TCP lines", "ingest-tls": "TLS/plain"}
+TABLES = {
+    "http": "LogCaster HTTP ingest against TCP lines",
+    "ingest-tls": "TLS/plain",
+    "ingest-redact": "redaction on / plain",
+}
 
 
 def _entry_points() -> list[str]:

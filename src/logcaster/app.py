@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from logcaster.component import Component, Counters, Endpoint, starting
-from logcaster.config import Config, audit_dir, forward_dir
+from logcaster.config import Config, forward_dir
 from logcaster.exceptions import ConfigError
 from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
@@ -52,8 +52,10 @@ from logcaster.reloading import (
 )
 from logcaster.security.fields import FieldEncryptor
 from logcaster.security.guard import Security
+from logcaster.security.redact import Redactor
 from logcaster.security.reveal import FieldQueries
 from logcaster.security.roles import Permission
+from logcaster.security.settings import audit_dir
 from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
 from logcaster.sinks.forward.group import SinkGroup
@@ -130,8 +132,12 @@ class Server:
         self.pipeline.admission = Admission(self.queue, config.queue, self.stats)
         if config.tail_sampling.enabled:
             self.pipeline.tail_sampler = TailSampler(config.tail_sampling, self.stats)
-        # Field encryption: after redaction (a rewriter added before it), so what
-        # it seals is what would have been stored.
+        # Rewriters (security/): every sink, the live tail and forward groups see
+        # only what they leave. Redaction first: nothing else sees a secret.
+        if config.redact.enabled:
+            self.pipeline.rewriters.append(Redactor(config.redact))
+        # Field encryption: after redaction, so what it seals is what would have
+        # been stored.
         self.field_queries: FieldQueries | None = None
         self.field_encryptor: FieldEncryptor | None = None
         keys = load_field_keys(config)

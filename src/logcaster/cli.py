@@ -133,8 +133,8 @@ def _dlq(args: argparse.Namespace) -> int:
 
 def _keys(args: argparse.Namespace) -> int:
     """`keys create | rotate | list`: 0, or 2 with one line saying what is wrong."""
-    from logcaster.config import field_keys_path
     from logcaster.security import keys_cli
+    from logcaster.security.settings import field_keys_path
 
     where = f"logcaster keys {args.keys_command}"
     if args.file is not None:

@@ -353,3 +353,25 @@ class EncryptConfig(Section, frozen=True):
     # Created on first start when missing. Set without fields, the server keeps
     # reading (decrypt=1, equality) what it stored encrypted before.
     keys_file: str | None = None
+
+
+class RedactRule(Section, frozen=True):
+    """An operator's redaction rule (security/redact_rules.py): each match of an RE2
+    pattern is replaced, by default with the marker naming the rule."""
+
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    pattern: Annotated[str, msgspec.Meta(min_length=1)]  # at most 1024 bytes
+    # Literal text, \1..\9 for groups; no quotes (JSON lines stay JSON). Null: the marker.
+    replacement: str | None = None
+
+
+class RedactConfig(Section, frozen=True):
+    """Redaction before storage (SPEC §9, docs/redaction.md): secrets in event texts
+    are replaced before the events get ids; off by default."""
+
+    enabled: bool = False
+    builtins: list[Literal["card", "password", "bearer", "aws_key", "email"]] = msgspec.field(
+        default_factory=lambda: ["card", "password", "bearer", "aws_key"]
+    )
+    rules: Annotated[list[RedactRule], msgspec.Meta(max_length=32)] = []  # after the built-ins
+    marker: str = "[REDACTED:{rule}]"  # {rule}: the rule's name

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from logcaster.config import Config, field_keys_path
+from logcaster.config import Config
 from logcaster.exceptions import StartupError
 from logcaster.log import log_event
 from logcaster.security import keys as field_keys
 from logcaster.security.fields import FieldEncryptor
 from logcaster.security.reveal import FieldQueries
+from logcaster.security.settings import field_keys_path
 from logcaster.security.tls import TlsContexts
 
 logger = logging.getLogger("logcaster.app")

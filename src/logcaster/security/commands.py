@@ -17,9 +17,10 @@ from pathlib import Path
 
 import orjson
 
-from logcaster.config import Config, audit_dir, load_config, tokens_path
+from logcaster.config import Config, load_config
 from logcaster.exceptions import ConfigError
 from logcaster.security import audit
+from logcaster.security.settings import audit_dir, tokens_path
 from logcaster.security.tokens import TokenError, create_token, read_tokens, revoke_token
 
 EXIT_USAGE = 2

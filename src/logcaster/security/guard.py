@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from logcaster.config import Config, audit_dir, tokens_path
+from logcaster.config import Config
 from logcaster.exceptions import StartupError
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
@@ -31,6 +31,7 @@ from logcaster.options import CertificateRole, RoleName
 from logcaster.security import audit
 from logcaster.security.ratelimit import FailureLimiter, RateLimits
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
+from logcaster.security.settings import audit_dir, tokens_path
 from logcaster.security.tls import TlsContexts
 from logcaster.security.tokens import TokenError, TokenStore
 
