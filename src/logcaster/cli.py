@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             follow=args.follow,
             lines=args.lines,
             as_json=args.json,
+            token=args.token,
             ca_file=args.ca_file,
             cert_file=args.cert,
             key_file=args.key,
@@ -352,14 +353,22 @@ def _query(args: argparse.Namespace) -> int:
 
         out, err = sys.stdout, sys.stderr
         return http_query.run(
-            args.http, line, as_json=args.json, timeout=args.timeout, out=out, err=err, tls=tls
+            args.http,
+            line,
+            as_json=args.json,
+            timeout=args.timeout,
+            out=out,
+            err=err,
+            tls=tls,
+            token=args.token,
         )
     if args.json:
         line = "JSON " + line
     try:
         with socket.create_connection((args.host, args.port), timeout=args.timeout) as raw:
             sock = tls.wrap_socket(raw, server_hostname=args.host) if tls else raw
-            sock.sendall(line.encode() + b"\n")
+            auth = f"AUTH {args.token}\n" if args.token else ""
+            sock.sendall(f"{auth}{line}\n".encode())
             if tls is None:  # TLS cannot half-close; the server ends after one answer
                 sock.shutdown(socket.SHUT_WR)
             chunks = []

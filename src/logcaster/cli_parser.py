@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from logcaster import __version__
 from logcaster.security import commands as token_command
@@ -14,6 +15,14 @@ def _tls_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", help="TLS: the CA file that signed the server's certificate")
     parser.add_argument("--cert", help="TLS: a client certificate (PEM), for mTLS")
     parser.add_argument("--key", help="TLS: the client certificate's key (PEM)")
+
+
+def _token_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LOGCASTER_TOKEN"),
+        help="a token for a server with auth.enabled (default: $LOGCASTER_TOKEN)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--http", metavar="URL", help="ask the HTTP API (http(s)://HOST:8080)")
     query.add_argument("--tls", action="store_true", help="the query port serves TLS")
     _tls_options(query)
+    _token_option(query)
 
     tail = sub.add_parser("tail", help="print the newest events; -f follows new ones (HTTP API)")
     tail.add_argument("filters", nargs="*", help="QUERY's key=value filters; a bare word: keyword")
@@ -56,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="one JSON object per event")
     tail.add_argument("--url", default="http://127.0.0.1:8080", help="the server's HTTP API")
     _tls_options(tail)
+    _token_option(tail)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

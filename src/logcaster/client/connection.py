@@ -26,6 +26,10 @@ server against `ca_file` (else the system's CAs) and its name; `tls=` an
 `ssl.SSLContext` uses that. TLS cannot half-close, so `close()` waits for the
 server's idle flush (multiline.idle_timeout) to ack a last held line.
 
+`token`: sent first on every connection (`#LOGCASTER AUTH <token>`, for a server
+with auth.enabled; docs/security.md); a refused token fails the connection,
+retried with backoff like any other failure (`last_error` says why).
+
 No call blocks past its timeout: connects, the handshake, sends and ack reads
 all run in slices of `SLICE` seconds, and none runs past `stop_at` (a
 monotonic time another thread may set to cut a shutdown short). Failures never
@@ -54,6 +58,7 @@ from logcaster.client.dial import tls_handshake as _handshake
 from logcaster.security.tls_client import wanted
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
+AUTH_ACCEPTED = b"#OK AUTH\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
 BACKOFF_START = 0.05
 BACKOFF_MAX = 5.0
@@ -104,11 +109,13 @@ class LogCasterClient:
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        token: str | None = None,
     ) -> None:
         if max_pending_lines < 1:
             raise ValueError("max_pending_lines must be >= 1")
         self._address = (host, port)
         self._ssl = wanted(tls, ca_file, cert_file, key_file)
+        self._token = token
         self.ack = ack
         self.max_pending_lines = max_pending_lines
         self.timeout = timeout  # send: wait for room; flush and close: their default
@@ -276,6 +283,12 @@ class LogCasterClient:
         self._replies = b""
         self._conn_acked = 0
         self.acking = False
+        if self._token is not None:
+            self._write(b"#LOGCASTER AUTH %s\n" % self._token.encode())
+            reply = self._handshake_reply()
+            if reply != AUTH_ACCEPTED:
+                said = "no answer" if reply is None else f"it answered {reply[:40]!r}"
+                raise _Failed(f"the server did not accept the token ({said})")
         if self.ack is not False:
             self._write(ACK_HANDSHAKE)
             reply = self._handshake_reply()

@@ -99,9 +99,11 @@ class LogCasterHandler(logging.Handler):
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        token: str | None = None,
     ) -> None:
         """`tls`, `ca_file`, `cert_file`, `key_file`: as `LogCasterClient`'s (TLS,
-        the server verified; a client certificate for mTLS)."""
+        the server verified; a client certificate for mTLS); `token`: an ingest
+        token for a server with authentication on."""
         super().__init__(level)
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be >= 1")
@@ -122,6 +124,7 @@ class LogCasterHandler(logging.Handler):
             ca_file=ca_file,
             cert_file=cert_file,
             key_file=key_file,
+            token=token,
         )
         self._queue: queue.Queue[bytes | _Marker] = queue.Queue(queue_size)
         self._drops = _Drops()

@@ -105,10 +105,12 @@ def run(
     out: TextIO,
     err: TextIO,
     tls: ssl.SSLContext | None = None,
+    token: str | None = None,
 ) -> int:
     """Ask, print the answer to `out` as the query port's would read: 0, or 1
     for an error answer (on `out`, as the query port gives it) or no answer
-    (on `err`). `tls`: for an https URL (None: verified against the system's CAs)."""
+    (on `err`). `tls`: for an https URL (None: verified against the system's CAs);
+    `token`: sent as `Authorization: Bearer`."""
     try:
         command = to_http(line)
     except QuerySyntaxError as exc:
@@ -119,7 +121,7 @@ def run(
     if command.params:
         url += "?" + urllib.parse.urlencode(command.params)
     try:
-        status, body = _get(url, timeout, tls)
+        status, body = _get(url, timeout, tls, token)
     except (OSError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         err.write(f"logcaster: cannot query {base_url}: {reason}\n")
@@ -149,11 +151,16 @@ def run(
     return 0
 
 
-def _get(url: str, timeout: float, tls: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+def _get(
+    url: str, timeout: float, tls: ssl.SSLContext | None = None, token: str | None = None
+) -> tuple[int, bytes]:
     """Status and body of a GET; HTTP error statuses are answers too."""
     if not url.startswith(("http://", "https://")):
         raise ValueError("the URL must start with http:// or https://")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, headers=headers)
     try:
         context = (tls or client_context()) if url.startswith("https://") else None
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:

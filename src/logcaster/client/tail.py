@@ -93,15 +93,18 @@ class TailStream:
         backlog: int = 10,
         idle_timeout: float = IDLE_TIMEOUT_S,
         tls: ssl.SSLContext | None = None,
+        token: str | None = None,
     ) -> None:
         """`tls`: for an https URL, how the server is checked and which client
-        certificate is shown (security/tls_client.py); None: the system's CAs."""
+        certificate is shown (security/tls_client.py); None: the system's CAs.
+        `token`: sent as `Authorization: Bearer` (a server with auth on)."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TailError(f"not an http(s) URL: {url!r}")
         self._parts = parts
         self.params = params
         self._ssl = tls
+        self._token = token
         self.follow = follow
         self.backlog = backlog
         self.idle_timeout = idle_timeout
@@ -164,6 +167,8 @@ class TailStream:
         self._conn = conn
         params = list(self.params)
         headers = {"Accept": "text/event-stream"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         self.resumed_after = self.last_id
         if self.last_id is not None:
             headers["Last-Event-ID"] = str(self.last_id)
@@ -260,10 +265,12 @@ def run(
     ca_file: str | None = None,
     cert_file: str | None = None,
     key_file: str | None = None,
+    token: str | None = None,
 ) -> int:
     """The `logcaster tail` command: 0 done, 1 the server failed us, 2 refused, 130 Ctrl-C.
 
-    `ca_file`, `cert_file`, `key_file`: for an https URL (the server verified)."""
+    `ca_file`, `cert_file`, `key_file`: for an https URL (the server verified);
+    `token`: a viewer's token, for a server with authentication on."""
     out = out or sys.stdout
     err = err or sys.stderr
     if lines < 0:
@@ -271,7 +278,9 @@ def run(
         return EXIT_USAGE
     try:
         tls = wanted(False, ca_file, cert_file, key_file)
-        stream = TailStream(url, filter_params(words), follow=follow, backlog=lines, tls=tls)
+        stream = TailStream(
+            url, filter_params(words), follow=follow, backlog=lines, tls=tls, token=token
+        )
         for item in stream:
             if isinstance(item, TailEvent):
                 # Rows and JSON made safe here too, not trusting the server to have.
