@@ -60,6 +60,8 @@ CHECKS = (
 )
 EXAMPLES = int(os.environ.get("LOGCASTER_FUZZ_EXAMPLES", "50"))
 DOCUMENTED = {
+    "/api/v1/audit",
+    "/api/v1/reload",
     "/api/v1/logs",
     "/api/v1/query",
     "/api/v1/stats",

@@ -57,7 +57,7 @@ class AdminEndpoints:
         if not 1 <= limit <= audit.MAX_VIEW:
             return json_error(400, f"limit must be 1 to {audit.MAX_VIEW}")
         if self._audit_dir is None:
-            return json_error(404, "the audit log is off (set audit.dir or persist.dir)")
+            return json_error(409, "the audit log is off (set audit.dir or persist.dir)")
         entries = await asyncio.to_thread(
             audit.read_view, self._audit_dir, limit, query.get("action"), query.get("who")
         )
@@ -71,5 +71,5 @@ class AdminEndpoints:
             principal_of(request), "reload", result, peer_of(request), LISTENER, failure
         )
         if failure is not None:
-            return json_error(500, f"reload failed: {failure}")
+            return json_error(409, f"reload failed: {failure}")
         return json_response({"reloaded": True})
