@@ -106,6 +106,11 @@ def test_a_number_failing_luhn_stays(card: str) -> None:
         "trace 4111111111111111111111 end",  # 22 digits: no card
         "order 12345678901 ok",  # too short
         "uuid 550e8400-e29b-41d4-a716-446655440000",
+        # UUIDs whose digit runs pass Luhn (seen in the simulator's correlation ids)
+        "correlation_id=9d41fd56-6374-1293-4080-100f86d033d2",
+        "correlation_id=7e370812-4119-277a-9e7b-0123456789ab",
+        "id 12345678-1234-1234-1234-123456789012 all digits",
+        "build visa-4111111111111111 tag",  # part of a hyphenated token
         "call +1 415 555 2671 now",
         "ip 192.168.100.200 port 8080",
         "2026-01-19 08:00:00.123 [INFO] done in 45 ms",

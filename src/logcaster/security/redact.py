@@ -22,11 +22,10 @@ STATS `Redacted` and `Redacted<Rule>`.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import logging
 
 import hyperscan
+import numpy as np
 
 from logcaster.log import log_event
 from logcaster.metrics.registry import Metric, Readings
@@ -52,7 +51,6 @@ REDACTIONS = Metric(
 )
 
 _UNANCHORED = (r"\A", r"\z", r"\Z")
-_PLUS_ONE = (1).__add__  # a text's length and its `\n`, summed in C
 MAX_HITS_PER_TEXT = 8  # prefilter matches per text in a batch, on average, before a scan stops
 
 
@@ -122,18 +120,23 @@ class Redactor:
             # digit runs would report a card candidate at nearly every byte.
             hits = _Hits(MAX_HITS_PER_TEXT * len(texts) + 1024)
             stopped = False
+            joined = b"\n".join(texts)
             try:
-                self._db.scan(b"\n".join(texts), match_event_handler=_on_match, context=hits)
+                self._db.scan(joined, match_event_handler=_on_match, context=hits)
             except hyperscan.ScanTerminated:
                 stopped = True
             if hits:
-                # ends[i]: the offset just past text i's `\n` in the joined batch.
-                ends = list(itertools.accumulate(map(_PLUS_ONE, map(len, texts))))
-                for slot, end in hits:
-                    flagged.setdefault(bisect.bisect_left(ends, end), set()).add(slot)
+                # ends[i]: the offset just past text i's `\n` in the joined batch; a
+                # match belongs to the first text whose end is at or past its own
+                # (texts may hold `\n` themselves: lengths, not newlines, decide).
+                lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+                ends = np.cumsum(lengths + 1)
+                where = np.searchsorted(ends, [end for _, end in hits], side="left")
+                for (slot, _), index in zip(hits, where.tolist(), strict=True):
+                    flagged.setdefault(index, set()).add(slot)
                 if stopped:  # from where the scan stopped on, every rule on every text
                     every = set(range(self._slots))
-                    for i in range(bisect.bisect_left(ends, hits[-1][1]), len(texts)):
+                    for i in range(int(where[-1]), len(texts)):
                         flagged[i] = every
         for slot in self._per_text:
             regex = self.rules[slot - len(self.builtins)].regex

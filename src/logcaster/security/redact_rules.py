@@ -44,7 +44,9 @@ _KEYWORDS = rb"(?:password|passwd|secret|token|authorization|api[_-]?key)"
 _AWS_KEYS = rb"(?:secret_?access_?key|aws_?secret(?:_?access)?(?:_?key)?)"
 # rule -> its Hyperscan patterns; (?i) where the rule ignores case.
 PREFILTERS: dict[str, tuple[bytes, ...]] = {
-    "card": (rb"[2-6](?:[ -]?[0-9]){12}",),
+    # A superset of _CARD's matches: word boundaries where it wants no letter,
+    # digit or `_` (UUIDs and hex ids, frequent in logs, rarely reach the rewrite).
+    "card": (rb"\b[2-6](?:[ -]?[0-9]){12}",),
     "password": (rb"(?i)" + _KEYWORDS + rb"\"?\s*[:=]",),
     "bearer": (rb"(?i)authorization\"?[ \t]*[:=]", rb"(?i)bearer[ \t]"),
     "aws_key": (rb"A[KS]IA[A-Z0-9]{16}", rb"(?i)" + _AWS_KEYS + rb"\"?\s*[:=]"),
@@ -136,7 +138,14 @@ _BEARER = re.compile(
     re.S,
 )
 _AWS_ID = re.compile(rb"()(A(?<![A-Za-z0-9]A)[KS]IA[A-Z0-9]{16})(?![A-Za-z0-9])")
-_CARD = re.compile(rb"[2-6](?<![0-9][2-6])[0-9](?:[ -]?[0-9]){11,17}(?![0-9])")
+# A card number stands alone: no letter, digit or `_` right before or after it,
+# and it is no part of a hyphenated token (`9d41fd56-6374-1293-4080-100f86d033d2`,
+# a UUID, would otherwise lose digits that happen to pass Luhn).
+# A leading `-` is taken along (a negative JSON number is replaced whole).
+_CARD = re.compile(
+    rb"(?:(?<![0-9A-Za-z_-])-)?(?<![0-9A-Za-z_])(?<![0-9A-Za-z]-)[2-6][0-9](?:[ -]?[0-9]){11,17}"
+    rb"(?![0-9A-Za-z_])(?!-[0-9A-Za-z])"
+)
 _EMAIL = re.compile(
     rb"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-].)[A-Za-z0-9._%+-]*@[A-Za-z0-9-]+"
     rb"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])",
@@ -273,16 +282,20 @@ def _card(text: bytes, marks: Marks, count: Count) -> bytes:
     json_line = text.lstrip()[:1] == b"{"  # not `[`: `[INFO] ...` is no JSON
 
     def one(m: re.Match[bytes]) -> bytes:
-        run = m.group(0)
+        whole = m.group(0)
+        sign = whole[:1] == b"-"
+        run = whole[1:] if sign else whole
         span = card_span(run)
         if span is None:
-            return run
+            return whole
         count("card")
         start, end = span
         mark = marker
         if json_line and not _in_json_string(text, m.start()):
-            mark = b'"' + marker + b'"'  # it was a JSON number
-        return run[:start] + mark + run[end:]
+            mark = b'"' + marker + b'"'  # it was a JSON number: its sign goes too
+            if sign and start == 0:
+                return mark + run[end:]
+        return whole[: start + sign] + mark + run[end:]
 
     return _CARD.sub(one, text)
 
