@@ -144,3 +144,35 @@ def test_udp_over_its_rate_is_dropped_and_counted(tmp_path: Path) -> None:
         assert "DroppedRateLimited=15" in stats, stats
     finally:
         auth.server.kill()
+
+
+def test_connection_caps_per_address_on_the_query_port_and_http(tmp_path: Path) -> None:
+    env = {
+        "LOGCASTER_QUERY__MAX_CONNECTIONS_PER_IP": "2",
+        "LOGCASTER_HTTP__MAX_CONNECTIONS_PER_IP": "2",
+    }
+    auth = start_auth_server(tmp_path / "data", env=env)
+    try:
+        ports = {"query": auth.server.query_port, "http": auth.server.ports["http"]}
+        held = [socket.create_connection(("127.0.0.1", p), 5) for p in ports.values() for _ in "ab"]
+        try:
+            # The held ones are admitted (sent nothing yet); the third from this address is not.
+            time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", ports["query"]), 5) as sock:
+                sock.sendall(f"AUTH {auth.tokens['viewer']}\nCOUNT\n".encode())
+                assert sock.recv(1000) == b"ERROR: too many connections\n"
+            with socket.create_connection(("127.0.0.1", ports["http"]), 5) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(1000).startswith(b"HTTP/1.1 503 ")
+        finally:
+            for sock in held:
+                sock.close()
+        # Released: served again.
+        viewer = auth.tokens["viewer"]
+        wait_for("a slot", lambda: auth.query("COUNT", viewer), lambda r: r == "COUNT: 0\n")
+        stats = auth.query("STATS", viewer)
+        # (The first COUNT above may have come while the held ones were closing.)
+        assert "ConnectionsRefusedMaxConnectionsPerIp=" in stats, stats
+        assert "HttpConnectionsRefused=1," in stats, stats
+    finally:
+        auth.server.kill()

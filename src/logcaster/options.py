@@ -170,6 +170,10 @@ class QueryConfig(Section, frozen=True):
     # rows" cheap on a large history (docs/store-design.md, "FOUND cap").
     max_count: PositiveInt = 100
     max_concurrent: PositiveInt = 2  # queries running at once; more wait
+    # Connections open at once, and from one address (0: no per-address cap);
+    # past either a new one reads `ERROR: too many connections` and is closed.
+    max_connections: PositiveInt = 512
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 64
     max_waiting: Annotated[int, msgspec.Meta(ge=0)] = 32  # past this: "ERROR: busy"
     # What one query's text tests may cost, checked before compiling (query/limits.py).
     max_pattern_bytes: PositiveInt = 4096  # a regex's size
@@ -256,6 +260,8 @@ class HttpConfig(Section, frozen=True):
     # and for durability (?ack=1). Live-tail streams are not bounded by it.
     request_timeout: PositiveFloat = 30.0
     max_connections: PositiveInt = 1024  # open at once; past it a new one is closed at once
+    # From one address; past it its new connections get a 503 at once. 0: no cap.
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 256
     keepalive_timeout: PositiveFloat = 75.0  # an idle keep-alive connection closes after this
     # Seconds a request's line and headers may take, from the connection's start
     # or the request's first byte; past it the connection gets 408 and is closed

@@ -36,6 +36,7 @@ from logcaster.security.reveal import FieldQueries, check_decrypt
 from logcaster.security.roles import ANONYMOUS, Principal
 from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sinks.memory import MemorySink
+from logcaster.sources.connections import ConnectionLimits
 from logcaster.store.service import Store
 
 logger = logging.getLogger("logcaster.frontends.lineproto")
@@ -253,6 +254,10 @@ class LineQueryServer:
         self.hosts: list[str] = []  # the addresses bound, after start
         self._service = service
         self._guard = guard or open_guard("query")
+        config = service.config
+        self._limits = ConnectionLimits(
+            "query", config.max_connections, config.max_connections_per_ip
+        )
         self._reload = reload
         self._audit_dir = audit_dir
         self._server: asyncio.Server | None = None
@@ -277,7 +282,9 @@ class LineQueryServer:
         return Endpoint(self.port, self.hosts) if self._server is not None else None
 
     def readings(self, out: Readings) -> None:
-        return None  # the query service counts the queries (QueryService.readings)
+        # Refusals over the caps; the queries themselves: QueryService.readings.
+        # (Open query connections stay out of `Clients`, the seed's count of senders.)
+        self._limits.readings(out)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -287,10 +294,13 @@ class LineQueryServer:
         peer = _peer(writer)
         opened = time.monotonic()
         log_event(logger, logging.DEBUG, "connection_opened", peer=peer)
+        client = Peer.of(writer.get_extra_info("peername"))
+        admitted = self._limits.admit(client.address, len(self._tasks) - 1)
         try:
-            reply = await self._read_and_answer(
-                reader, timeout, Peer.of(writer.get_extra_info("peername"))
-            )
+            if admitted:
+                reply = await self._read_and_answer(reader, timeout, client)
+            else:
+                reply = "ERROR: too many connections\n"
             if writer.is_closing():
                 return  # the client reset the connection while its query ran
             writer.write(reply.encode())
@@ -309,6 +319,8 @@ class LineQueryServer:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             if task is not None:
                 self._tasks.discard(task)
+            if admitted:
+                self._limits.release(client.address)
             seconds = round(time.monotonic() - opened, 3)
             log_event(logger, logging.DEBUG, "connection_closed", peer=peer, seconds=seconds)
 

@@ -75,18 +75,36 @@ class ConnectionLimits:
         "slow_closed",
     )
 
-    def __init__(self, name: str, config: IngestConfig) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_total: int,
+        max_per_ip: int,
+        idle_timeout: float = 0.0,
+        line_timeout: float = 0.0,
+    ) -> None:
         self._name = name
         self.refused: dict[str, int] = {}  # connections refused, by reason
         self.idle_closed = 0
         self.slow_closed = 0
-        self.max_total = config.max_connections
-        self.max_per_ip = config.max_connections_per_ip  # 0: no per-address cap
-        self.idle_timeout = config.idle_timeout  # 0: never closed for idleness
-        self.line_timeout = config.line_timeout  # 0: a line may take forever
+        self.max_total = max_total
+        self.max_per_ip = max_per_ip  # 0: no per-address cap
+        self.idle_timeout = idle_timeout  # 0: never closed for idleness
+        self.line_timeout = line_timeout  # 0: a line may take forever
         self._per_ip: dict[str, int] = {}
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, name: str, config: IngestConfig) -> ConnectionLimits:
+        """A stream listener's limits (TCP ingest, syslog-tcp): ingest.*."""
+        return cls(
+            name,
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.idle_timeout,
+            config.line_timeout,
+        )
 
     def readings(self, out: Readings) -> None:
         out.each(REFUSED, dict(sorted(self.refused.items())), self._name)

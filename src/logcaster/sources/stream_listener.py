@@ -61,7 +61,7 @@ class StreamIngestServer:
         self.guard = guard
         self.tokens = tokens
         self.checks: set[asyncio.Task[None]] = set()  # AUTH lines being checked
-        self.limits = ConnectionLimits(name, config.ingest)
+        self.limits = ConnectionLimits.of(name, config.ingest)
         self._idle = config.multiline.idle_timeout
         self.connections: set[StreamConnection] = set()
         # Ack connections kept open after `stop` until `close`, for their last acks.

@@ -36,13 +36,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from math import ceil
-from typing import Protocol, cast
+from typing import Protocol
 
 import orjson
 from aiohttp import web
 
 from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.frontends.http.body import BODY_PACE
+from logcaster.frontends.http.connections import HeaderDeadline, Refused
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.options import HttpConfig
@@ -79,18 +80,11 @@ PUBLIC = Access(None)
 # A request the drain must not wait for (waiting for acks): the handler sets it.
 PARKED = "logcaster.parked"
 CLOSE_WAIT_S = 2.0  # close(): how long answered-but-unsent acks may take to go out
-REFUSED_LINGER_S = 1.0  # a refused connection is read and dropped at most this long
 LISTENER = "http"
 # The stream listeners' families, under the HTTP listener's own STATS names.
 HTTP_CONNECTIONS = CONNECTIONS.also("HttpConnections")
 HTTP_REFUSED = REFUSED.also("HttpConnectionsRefused")
 HTTP_SLOW_CLOSED = SLOW_CLOSED.also("HttpSlowClosed")
-_TIMED_OUT_BODY = b'{"error": "request headers not received within http.header_timeout"}'
-REQUEST_TIMEOUT_ANSWER = (
-    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
-    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(_TIMED_OUT_BODY), _TIMED_OUT_BODY)
-)
 
 
 class Endpoints(Protocol):
@@ -138,124 +132,6 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-class _Refused(asyncio.Protocol):
-    """A connection over `http.max_connections`: one 503, then closed.
-
-    The answer is followed by a half-close, and what the client sends is read
-    and dropped until it closes (at most REFUSED_LINGER_S): closing with its
-    request unread would make the kernel reset the connection, and the client
-    would see the reset instead of the 503.
-    """
-
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._transport = transport
-        body = b'{"error": "too many connections"}'
-        transport.write(
-            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        if transport.can_write_eof():
-            transport.write_eof()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(REFUSED_LINGER_S, transport.abort)
-
-    def data_received(self, data: bytes) -> None:
-        pass  # the request nobody will answer: dropped
-
-    def eof_received(self) -> bool:
-        return False  # the client is done: close
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-
-class _HeaderDeadline(asyncio.Protocol):
-    """aiohttp's protocol for one connection, wrapped to bound how long a request's
-    line and headers take (`http.header_timeout`).
-
-    aiohttp itself waits for headers until `http.keepalive_timeout`, however
-    slowly they come, so a client sending a byte every few seconds holds a
-    connection for minutes (slowloris). Here the deadline runs from the
-    connection's start, and on a kept-alive connection from the first byte of
-    the next request (the idle time before it is keepalive_timeout's); the
-    middleware stops it when the request reaches a handler (`started`) and
-    re-opens the wait when the handler is done (`finished`). Past the deadline
-    the connection gets a 408 (if nothing was answered on it yet, so the 408
-    cannot interleave with a response) and is closed.
-    """
-
-    __slots__ = ("_in_handler", "_inner", "_server", "_timer", "_transport", "_waiting", "answered")
-
-    def __init__(self, inner: asyncio.Protocol, server: HttpServer) -> None:
-        self._inner = inner
-        self._server = server
-        self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._waiting = True  # for a request's headers (the deadline runs)
-        self._in_handler = False  # a request of it is in a handler (else: idle or waiting)
-        self.answered = False  # a request of this connection reached a handler
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        self._server.guards[self._inner] = self
-        self._inner.connection_made(transport)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        if not self._waiting and not self._in_handler:
-            self._waiting = True  # idle, then the next request's first byte
-            self._arm()
-        self._inner.data_received(data)
-
-    def started(self) -> None:
-        self._in_handler = True
-        self._waiting = False
-        self.answered = True
-        self._cancel()
-
-    def finished(self) -> None:
-        self._in_handler = False
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel()
-        self._server.guards.pop(self._inner, None)
-        self._inner.connection_lost(exc)
-
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._server.config.header_timeout, self._expired)
-
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _expired(self) -> None:
-        self._timer = None
-        transport = self._transport
-        if not self._waiting or transport is None or transport.is_closing():
-            return
-        self._server.slow_closed += 1
-        if not self.answered:
-            transport.write(REQUEST_TIMEOUT_ANSWER)
-        transport.close()
-
-
 class HttpServer:
     """The HTTP listener: a `Component` (component.py) serving mounted `Endpoints`."""
 
@@ -274,9 +150,11 @@ class HttpServer:
         self.hosts: list[str] = []
         self.draining = False
         self.refused = 0  # connections closed at once over http.max_connections
+        self.refused_per_ip = 0  # ... over http.max_connections_per_ip
+        self._per_ip: dict[str, int] = {}  # open connections by address
         self.slow_closed = 0  # headers past http.header_timeout, bodies under min_body_rate
         # Each open connection's header deadline, by aiohttp's protocol (request.protocol).
-        self.guards: dict[object, _HeaderDeadline] = {}
+        self.guards: dict[object, HeaderDeadline] = {}
         self._endpoints: list[Endpoints] = []
         self._app = web.Application(
             middlewares=[self._middleware], client_max_size=config.max_body_bytes
@@ -335,13 +213,30 @@ class HttpServer:
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts
 
+    def admit(self, ip: str) -> bool:
+        """Take a slot for a connection from `ip` (http.max_connections_per_ip)."""
+        held = self._per_ip.get(ip, 0)
+        cap = self.config.max_connections_per_ip
+        if cap and held >= cap:
+            self.refused_per_ip += 1
+            return False
+        self._per_ip[ip] = held + 1
+        return True
+
+    def release(self, ip: str) -> None:
+        held = self._per_ip.get(ip, 0) - 1
+        if held > 0:
+            self._per_ip[ip] = held
+        else:
+            self._per_ip.pop(ip, None)
+
     def _protocol(self) -> asyncio.BaseProtocol:
         assert self._runner is not None and self._runner.server is not None
         server = self._runner.server
         if len(server.connections) >= self.config.max_connections:
             self.refused += 1
-            return _Refused()
-        return _HeaderDeadline(server(), self)
+            return Refused()
+        return HeaderDeadline(server(), self)
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -352,6 +247,7 @@ class HttpServer:
         open_now = len(runner.server.connections) if runner and runner.server else 0
         out.add(HTTP_CONNECTIONS, open_now, LISTENER)
         out.add(HTTP_REFUSED, self.refused, LISTENER, "max_connections")
+        out.add(HTTP_REFUSED, self.refused_per_ip, LISTENER, "max_connections_per_ip")
         out.add(HTTP_SLOW_CLOSED, self.slow_closed, LISTENER)
 
     @web.middleware
