@@ -4,6 +4,7 @@ line), `logcaster query` (AUTH line; Bearer with --http) and `logcaster tail`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from logcaster.client import LogCasterClient, LogCasterHandler
-from logcaster.testing import wait_for
+from logcaster.testing import start_server, wait_for
 from tests.security_helpers import AuthServer, start_auth_server
 
 
@@ -85,3 +86,19 @@ def test_the_cli_presents_tokens(auth: AuthServer, tmp_path: Path) -> None:
     refused = _cli("tail", "--url", http, "-n", "1")
     assert refused.returncode == 2 and "unauthorized" in refused.stderr
     assert _cli("tail", "--url", http, "-n", "1", "--token", viewer).returncode == 0
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "http"])
+def test_a_forward_sink_presents_its_token(auth: AuthServer, tmp_path: Path, scheme: str) -> None:
+    """Another LogCaster forwards to this one (auth on) with an ingest token."""
+    if scheme == "tcp":
+        url = f"tcp://127.0.0.1:{auth.server.ingest_port}?ack=1"
+    else:
+        url = f"{auth.http}/api/v1/logs"
+    group = {"name": "central", "primaries": [{"url": url, "token": auth.tokens["ingest"]}]}
+    env = {**os.environ, "LOGCASTER_FORWARD": json.dumps([group])}
+    word = f"forwarded{scheme}"
+    with start_server("-P", str(tmp_path / "edge"), env=env) as edge:
+        edge.send(b"".join(b"[INFO] %s %d\n" % (word.encode(), i) for i in range(20)))
+        edge.wait_total(20)
+        wait_for("the copies", lambda: _found(auth, word), lambda r: r.startswith("FOUND: 20"))

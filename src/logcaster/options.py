@@ -214,6 +214,9 @@ class ForwardSinkConfig(Section, frozen=True):
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    # For a receiver with authentication on (another LogCaster): an ingest token,
+    # sent as the AUTH line (tcp://, tls://) or `Authorization: Bearer` (http(s)://).
+    token: str | None = None
     verify: bool = True
 
 

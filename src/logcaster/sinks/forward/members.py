@@ -97,6 +97,7 @@ class Members:
             timeout=cfg.write_timeout,
             health_url=cfg.health_url,
             tls=tls,
+            token=cfg.token,
         )
         return Member(sink, Breaker(c.failure_threshold, c.open_s, c.max_open_s), primary)
 

@@ -47,6 +47,7 @@ from logcaster.segments.blocks import encode_json_payload
 from logcaster.sinks.forward.target import parse_target
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
+AUTH_OK = b"#OK AUTH\n"
 ACK_OK = b"#OK ACK 1\n"
 
 
@@ -113,20 +114,31 @@ def open_forward(
     timeout: float = 5.0,
     health_url: str | None = None,
     tls: TlsClient | None = None,
+    token: str | None = None,
 ) -> ForwardSink:
     """The forward sink for `url`; ValueError names what is wrong with it.
 
     `health_url` (HTTP only): a GET answering 2xx means healthy; without it the
     health check is a TCP connect. `tls`: for tls:// and https:// (default: verify
-    against the system's CAs)."""
+    against the system's CAs). `token`: for a receiver with authentication on
+    (another LogCaster): the AUTH line first (tcp, tls), or `Authorization: Bearer`."""
     target = parse_target(url)
     ctx = (tls or TlsClient()).context() if target.tls else None
     if target.scheme in ("tcp", "tls"):
         assert target.port is not None
         return TcpForward(
-            name or url, url, target.host, target.port, ack=target.ack, timeout=timeout, tls=ctx
+            name or url,
+            url,
+            target.host,
+            target.port,
+            ack=target.ack,
+            timeout=timeout,
+            tls=ctx,
+            token=token,
         )
-    return HttpForward(name or url, url, timeout=timeout, health_url=health_url, tls=ctx)
+    return HttpForward(
+        name or url, url, timeout=timeout, health_url=health_url, tls=ctx, token=token
+    )
 
 
 def chunk_lines(chunk: list[Batch]) -> bytes:
@@ -147,10 +159,12 @@ class TcpForward:
         ack: bool,
         timeout: float,
         tls: ssl.SSLContext | None = None,
+        token: str | None = None,
     ) -> None:
         self.name = name
         self.url = url
         self._ssl = tls
+        self._token = token
         self._host = host
         self._port = port
         self._ack = ack
@@ -178,6 +192,16 @@ class TcpForward:
                 ),
                 self._timeout,
             )
+            if self._token is not None:
+                writer.write(b"#LOGCASTER AUTH %s\n" % self._token.encode())
+                answer = await asyncio.wait_for(reader.readline(), self._timeout)
+                if answer != AUTH_OK:
+                    writer.close()
+                    raise SendError(
+                        f"{self.url}: the receiver did not accept the token "
+                        f"(answer {answer[:40]!r})",
+                        maybe_stored=False,
+                    )
             if self._ack:
                 writer.write(ACK_HANDSHAKE)
                 answer = await asyncio.wait_for(reader.readline(), self._timeout)
@@ -288,10 +312,14 @@ class HttpForward:
         timeout: float,
         health_url: str | None = None,
         tls: ssl.SSLContext | None = None,
+        token: str | None = None,
     ) -> None:
         self.name = name
         self.url = url
         self._ssl = tls  # https: the receiver checked with it (aiohttp's default otherwise)
+        self._headers = {"Content-Type": "application/x-ndjson"}
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers.update(self._auth)
         self._health_url = health_url
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -345,7 +373,7 @@ class HttpForward:
             # A file-like body is streamed in pieces (raw bytes past 1 MiB would
             # be written in one go, holding the event loop).
             async with self._client().post(
-                self.url, data=io.BytesIO(body), headers={"Content-Type": "application/x-ndjson"}
+                self.url, data=io.BytesIO(body), headers=self._headers
             ) as response:
                 status = response.status
                 reason = (await response.text(errors="replace"))[:200] or response.reason or ""
@@ -374,7 +402,7 @@ class HttpForward:
     async def check(self) -> None:
         if self._health_url is not None:
             try:
-                async with self._client().get(self._health_url) as response:
+                async with self._client().get(self._health_url, headers=self._auth) as response:
                     status = response.status
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise SendError(
