@@ -193,6 +193,8 @@ class Guard:
                     record_ = await asyncio.to_thread(tokens.verify, token, now)
             finally:
                 security._waiting -= 1
+            if record_ is not None:
+                tokens.cache.put(token, record_)
         if record_ is None:
             self._fail(peer, "bad token")
             return None

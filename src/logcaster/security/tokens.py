@@ -224,11 +224,10 @@ class TokenStore:
         return record
 
     def verify(self, token: str, now: float) -> TokenRecord | None:
-        """Check a token the slow way (call it in a thread) and remember a valid one."""
-        record = check(self.records, token, now)
-        if record is not None:
-            self.cache.put(token, record)
-        return record
+        """Check a token the slow way. Call it in a thread: it reads only the
+        records (replaced whole on reload, never changed in place); the caller
+        remembers a valid one (`cache.put`) back on the event loop."""
+        return check(self.records, token, now)
 
 
 class TokenCache:
