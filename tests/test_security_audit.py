@@ -4,6 +4,8 @@ decision, refusals included; its format, rotation and retention (SPEC §9)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import urllib.error
 import urllib.request
@@ -188,3 +190,10 @@ def test_audit_rotates_and_keeps_retention_files_apart_from_events(tmp_path: Pat
         assert reply.startswith("FOUND: 0")
     finally:
         auth.server.kill()
+
+
+def test_a_sighup_reload_is_audited(auth: AuthServer) -> None:
+    before = len(auth.audit())
+    os.kill(auth.server.pid, signal.SIGHUP)
+    (entry,) = auth.wait_audit(before + 1)[before:]
+    assert (entry["who"], entry["action"], entry["result"]) == ("signal:SIGHUP", "reload", "ok")

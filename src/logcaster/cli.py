@@ -331,7 +331,7 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
     server.config_loader = reload
 
     def on_reload() -> None:
-        server.reload_now()
+        server.security.record_local("signal:SIGHUP", "reload", server.reload_now())
 
     loop.add_signal_handler(signal.SIGHUP, on_reload)
     await server.start()

@@ -132,6 +132,15 @@ class Security:
             audit.entry(who, how, role, action, result, peer.source, listener, reason, detail)
         )
 
+    def record_local(self, who: str, action: str, failure: str | None) -> None:
+        """An action taken on the server's host, not over the network (SIGHUP's reload)."""
+        if self.audit is None:
+            return
+        result = "ok" if failure is None else "failed"
+        self.audit.write(
+            audit.entry(who, "signal", None, action, result, "local", "signal", failure)
+        )
+
     def quiet(self, key: tuple[str, str, str]) -> bool:
         """True if `key` was recorded within SUMMARY_EVERY_S (bounded table)."""
         now = time.monotonic()
