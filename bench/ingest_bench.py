@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import _corpus
 import _rsyslog
@@ -51,6 +52,7 @@ from _common import (
     OUT_DIR,
     REPO,
     BenchError,
+    RunResult,
     log,
     parse_count,
     positive_int,
@@ -334,44 +336,24 @@ def _bench_config(
 ) -> None:
     conns = len(parts)
     tls = make_tls(OUT_DIR / "tls") if args.tls else None
-    for i in range(args.runs):
-        r = run_logcaster(
-            server_cmd,
-            corpus,
-            parts,
-            timeout_s,
-            args.persist,
-            args.ack,
-            not args.no_store,
-            env_extra=args.env_extra,
+
+    def run(**extra: Any) -> RunResult:
+        """One LogCaster run of this configuration; `extra`: tls=, env_extra=."""
+        store = not args.no_store
+        return run_logcaster(
+            server_cmd, corpus, parts, timeout_s, args.persist, args.ack, store, **extra
         )
+
+    for i in range(args.runs):
+        r = run(env_extra=args.env_extra)
         summary.runs.append(r)
         tls_msg = ""
         if tls is not None:
-            t = run_logcaster(
-                server_cmd,
-                corpus,
-                parts,
-                timeout_s,
-                args.persist,
-                args.ack,
-                not args.no_store,
-                tls=tls,
-                env_extra=args.env_extra,
-            )
+            t = run(tls=tls, env_extra=args.env_extra)
             summary.tls_runs.append(t)
             tls_msg = f"; over TLS: {t.lines_per_s:,.0f} lines/s ({t.seconds:.3f} s)"
         if args.redact:
-            red = run_logcaster(
-                server_cmd,
-                corpus,
-                parts,
-                timeout_s,
-                args.persist,
-                args.ack,
-                not args.no_store,
-                env_extra=REDACT_ENV,
-            )
+            red = run(env_extra=REDACT_ENV)
             summary.redact_runs.append(red)
             log(
                 f"[{conns} conn, run {i + 1}/{args.runs}] logcaster, redaction on: "

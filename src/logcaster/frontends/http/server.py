@@ -51,7 +51,7 @@ from logcaster.security.guard import Guard, Peer, open_guard
 from logcaster.security.ratelimit import Client
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
 from logcaster.security.tls import HANDSHAKE_TIMEOUT
-from logcaster.sources.connections import CONNECTIONS, REFUSED, SLOW_CLOSED
+from logcaster.sources.connections import CONNECTIONS, REFUSED, SLOW_CLOSED, ConnectionLimits
 
 logger = logging.getLogger("logcaster.frontends.http")
 
@@ -150,8 +150,10 @@ class HttpServer:
         self.hosts: list[str] = []
         self.draining = False
         self.refused = 0  # connections closed at once over http.max_connections
-        self.refused_per_ip = 0  # ... over http.max_connections_per_ip
-        self._per_ip: dict[str, int] = {}  # open connections by address
+        # Per-address slots (the total is aiohttp's count, checked in `_protocol`).
+        self.limits = ConnectionLimits(
+            LISTENER, config.max_connections, config.max_connections_per_ip
+        )
         self.slow_closed = 0  # headers past http.header_timeout, bodies under min_body_rate
         # Each open connection's header deadline, by aiohttp's protocol (request.protocol).
         self.guards: dict[object, HeaderDeadline] = {}
@@ -214,21 +216,12 @@ class HttpServer:
         self.port, self.hosts = bound.port, bound.hosts
 
     def admit(self, ip: str) -> bool:
-        """Take a slot for a connection from `ip` (http.max_connections_per_ip)."""
-        held = self._per_ip.get(ip, 0)
-        cap = self.config.max_connections_per_ip
-        if cap and held >= cap:
-            self.refused_per_ip += 1
-            return False
-        self._per_ip[ip] = held + 1
-        return True
+        """Take a slot for a connection from `ip` (http.max_connections_per_ip; the
+        total is checked before, against aiohttp's own count)."""
+        return self.limits.admit(ip, 0)
 
     def release(self, ip: str) -> None:
-        held = self._per_ip.get(ip, 0) - 1
-        if held > 0:
-            self._per_ip[ip] = held
-        else:
-            self._per_ip.pop(ip, None)
+        self.limits.release(ip)
 
     def _protocol(self) -> asyncio.BaseProtocol:
         assert self._runner is not None and self._runner.server is not None
@@ -247,7 +240,8 @@ class HttpServer:
         open_now = len(runner.server.connections) if runner and runner.server else 0
         out.add(HTTP_CONNECTIONS, open_now, LISTENER)
         out.add(HTTP_REFUSED, self.refused, LISTENER, "max_connections")
-        out.add(HTTP_REFUSED, self.refused_per_ip, LISTENER, "max_connections_per_ip")
+        per_ip = self.limits.refused.get("max_connections_per_ip", 0)
+        out.add(HTTP_REFUSED, per_ip, LISTENER, "max_connections_per_ip")
         out.add(HTTP_SLOW_CLOSED, self.slow_closed, LISTENER)
 
     @web.middleware
