@@ -85,6 +85,16 @@ class Security:
         self._quiet: OrderedDict[tuple[str, str, str], float] = OrderedDict()
 
     def start(self) -> None:
+        if self.tokens is not None and not self.tokens.records:
+            log_event(
+                logger,
+                logging.WARNING,
+                "no_tokens",
+                always=True,
+                path=str(self.tokens.path),
+                hint="authentication is on and no token exists yet: every client is "
+                "refused; make one with `logcaster token create --name N --role R`",
+            )
         if self.audit is not None:
             try:
                 self.audit.open()
