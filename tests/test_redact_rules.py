@@ -106,6 +106,8 @@ def test_a_number_failing_luhn_stays(card: str) -> None:
         "trace 4111111111111111111111 end",  # 22 digits: no card
         "order 12345678901 ok",  # too short
         "uuid 550e8400-e29b-41d4-a716-446655440000",
+        '{"score": 0.4668009636693299}',  # a fraction's digits
+        "ratio 4111111111111111.5 and 1.4111111111111111",
         # UUIDs whose digit runs pass Luhn (seen in the simulator's correlation ids)
         "correlation_id=9d41fd56-6374-1293-4080-100f86d033d2",
         "correlation_id=7e370812-4119-277a-9e7b-0123456789ab",
@@ -185,9 +187,10 @@ def test_passwords_in_json_keep_it_json_with_its_other_fields() -> None:
         ("Proxy-Authorization: Digest x=1", "Proxy-Authorization: Digest [REDACTED:bearer]"),
         ("sent Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "sent Bearer [REDACTED:bearer]"),
         ("curl -H 'Bearer AbCdEfGhIj'", "curl -H 'Bearer [REDACTED:bearer]'"),
+        # The scheme stays, and the password rule leaves a value holding a marker.
         (
             '{"authorization": "Bearer tok-123456"}',
-            '{"authorization": "[REDACTED:password]"}',
+            '{"authorization": "Bearer [REDACTED:bearer]"}',
         ),
     ],
 )
@@ -435,3 +438,19 @@ def test_a_batch_of_long_digit_runs_stops_the_scan_and_stays_right() -> None:
 def test_marks_recognise_their_own() -> None:
     marks = Marks("[REDACTED:{rule}]")
     assert marks.holds(b"[REDACTED:aws_key]") and not marks.holds(b"[REDACTED:]")
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("{'password': 'hunter2'}", "{'password': '[REDACTED:password]'}"),  # a Python dict
+        ('{"msg": "conn password=\\"hunter2\\""}', '{"msg": "conn password=[REDACTED:password]"}'),
+        ("run --password hunter2 --verbose", "run --password [REDACTED:password] --verbose"),
+        (
+            "dsn postgres://app:S3cretPw@db:5432/x",
+            "dsn postgres://app:[REDACTED:password]@db:5432/x",
+        ),
+    ],
+)
+def test_more_password_forms(text: str, want: str) -> None:
+    assert one(text) == want

@@ -199,6 +199,7 @@ class Server:
             )
             tail = TailEndpoints(config, self.broker)
             tail.fields = self.field_queries
+            tail.valid = http_server.still_valid
             http_server.mount(
                 tail,
                 Access(Permission.READ_LOGS, "tail", audited=True, query_rate=True),

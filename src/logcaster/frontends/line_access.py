@@ -9,6 +9,7 @@ same `ERROR: unauthorized`. Searches, CLEAR, AUDIT and RELOAD are audited
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +18,13 @@ import orjson
 
 from logcaster.security import audit
 from logcaster.security.guard import Guard, Peer
+from logcaster.security.neutralize import json_safe, neutral
 from logcaster.security.roles import Permission, Principal
 
 UNAUTHORIZED = "unauthorized"
 AUTH_LINE = re.compile(r"^\s*AUTH\s+(\S+)\s*$", re.I)
+# decrypt=1 (the query parser's truthy values, quoted or not): DECRYPT, not READ_LOGS.
+ASKS_DECRYPT = re.compile(r"(?<!\S)decrypt=([\"']?)(?:1|true|yes)\1(?!\S)", re.I)
 
 # verb -> (permission, audit action; None: audited only when refused)
 ACCESS: dict[str, tuple[Permission, str | None]] = {
@@ -68,6 +72,8 @@ def permitted(guard: Guard, principal: Principal, line: str, peer: Peer) -> bool
     if access is None:
         return True
     permission, action = access
+    if action == "query" and ASKS_DECRYPT.search(line):
+        permission = Permission.DECRYPT  # recorded as a query, refused for non-admins
     return guard.allow(
         principal,
         permission,
@@ -78,8 +84,10 @@ def permitted(guard: Guard, principal: Principal, line: str, peer: Peer) -> bool
     )
 
 
-def audit_answer(directory: Path | None, rest: str, as_json: bool) -> str:
-    """AUDIT [limit=N] [action=A] [who=W]: the newest entries first, one JSON line each."""
+async def audit_answer(directory: Path | None, rest: str, as_json: bool) -> str:
+    """AUDIT [limit=N] [action=A] [who=W]: the newest entries first, one JSON line
+    each (terminal-safe: entries hold what other clients sent). The files are
+    read in a worker thread: up to retention_files x max_file_bytes."""
     params: dict[str, str] = {}
     for word in rest.split():
         key, eq, value = word.partition("=")
@@ -94,10 +102,12 @@ def audit_answer(directory: Path | None, rest: str, as_json: bool) -> str:
         return _error(f"limit must be 1 to {audit.MAX_VIEW}", as_json)
     if directory is None:
         return _error("the audit log is off (set audit.dir or persist.dir)", as_json)
-    entries = audit.read_view(directory, limit, params.get("action"), params.get("who"))
+    entries = await asyncio.to_thread(
+        audit.read_view, directory, limit, params.get("action"), params.get("who")
+    )
     if as_json:
-        return orjson.dumps({"entries": entries}).decode() + "\n"
-    lines = [orjson.dumps(e).decode() for e in entries]
+        return json_safe(orjson.dumps({"entries": entries})).decode() + "\n"
+    lines = [json_safe(orjson.dumps(e)).decode() for e in entries]
     return "".join(f"{line}\n" for line in [f"FOUND: {len(entries)} entries", *lines])
 
 
@@ -118,4 +128,6 @@ def reload_answer(
 
 
 def _error(message: str, as_json: bool) -> str:
-    return orjson.dumps({"error": message}).decode() + "\n" if as_json else f"ERROR: {message}\n"
+    if as_json:
+        return json_safe(orjson.dumps({"error": message})).decode() + "\n"
+    return f"ERROR: {neutral(message)}\n"

@@ -32,6 +32,7 @@ from logcaster.query.model import Query
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner, Snapshot
 from logcaster.security.guard import Guard, Peer, open_guard
+from logcaster.security.neutralize import json_safe, neutral
 from logcaster.security.reveal import FieldQueries, check_decrypt
 from logcaster.security.roles import ANONYMOUS, Principal
 from logcaster.security.tls import HANDSHAKE_TIMEOUT
@@ -218,7 +219,8 @@ def asks_json(line: str) -> bool:
 def error_answer(message: str, as_json: bool) -> str:
     """`ERROR: message`, or `{"error": "message"}` for a JSON client, which parses
     every answer it gets."""
-    return _json({"error": message}) if as_json else f"ERROR: {message}\n"
+    # Neutralised: a message may echo what the client sent (a regex, a value).
+    return _json({"error": message}) if as_json else f"ERROR: {neutral(message)}\n"
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -227,7 +229,7 @@ def _peer(writer: asyncio.StreamWriter) -> str:
 
 
 def _json(doc: dict[str, Any]) -> str:
-    return orjson.dumps(doc, default=str).decode() + "\n"
+    return json_safe(orjson.dumps(doc, default=str)).decode() + "\n"
 
 
 class LineQueryServer:
@@ -345,16 +347,18 @@ class LineQueryServer:
             if not isinstance(line, str):
                 return line.message
         elif guard.required:
-            guard.refuse(peer, "no token")
+            if line.strip():  # a connection that sent nothing (a health check) tried nothing
+                guard.refuse(peer, "no token")
             return error_answer(line_access.UNAUTHORIZED, asks_json(line))
-        if not line_access.permitted(guard, principal, line, peer):
-            return error_answer(line_access.UNAUTHORIZED, asks_json(line))
+        # The rate first: a refused command did not run, and is not audited as if.
         wait = guard.limits.query((peer.address, principal.name), "query")
         if wait > 0:
             return error_answer(f"rate limited: try again in {wait:.1f} s", asks_json(line))
+        if not line_access.permitted(guard, principal, line, peer):
+            return error_answer(line_access.UNAUTHORIZED, asks_json(line))
         verb, rest, as_json = line_access.verb_of(line)
         if verb == "AUDIT":
-            return line_access.audit_answer(self._audit_dir, rest, as_json)
+            return await line_access.audit_answer(self._audit_dir, rest, as_json)
         if verb == "RELOAD":
             return line_access.reload_answer(self._reload, as_json, guard, principal, peer)
         return await self._service.answer(line, principal)

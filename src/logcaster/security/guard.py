@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import ssl
 import time
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from logcaster.security.ratelimit import FailureLimiter, RateLimits
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
 from logcaster.security.settings import audit_dir, tokens_path
 from logcaster.security.tls import TlsContexts
-from logcaster.security.tokens import TokenError, TokenStore
+from logcaster.security.tokens import TokenError, TokenRecord, TokenStore
 
 logger = logging.getLogger("logcaster.security")
 
@@ -82,7 +83,11 @@ class Security:
         self._udp = [ipaddress.ip_network(n, strict=False) for n in config.auth.udp_networks]
         self._checks = asyncio.Semaphore(MAX_CHECKS)
         self._waiting = 0
+        self._checking: dict[bytes, asyncio.Task[TokenRecord | None]] = {}
         self._quiet: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        # Values of encrypted fields named in a command or path stay out of the
+        # audit log (`user_id=alice` is written `user_id=<hidden>`).
+        self._hidden = _hider(config.encrypt.fields)
 
     def start(self) -> None:
         if self.tokens is not None and not self.tokens.records:
@@ -138,6 +143,8 @@ class Security:
         who, how, role = ("unknown", "token", None)
         if principal is not None:
             who, how, role = principal.name, principal.how, principal.role
+        if detail is not None and self._hidden is not None:
+            detail = self._hidden.sub(r"\1=<hidden>", detail)
         self.audit.write(
             audit.entry(who, how, role, action, result, peer.source, listener, reason, detail)
         )
@@ -201,26 +208,62 @@ class Guard:
             self._fail(peer, "no token")
             return None
         now = time.time()
-        record_ = tokens.lookup_cached(token, now)
-        if record_ is None:
-            if security._waiting >= MAX_WAITING_CHECKS:
-                self._fail(peer, "busy", count=False)
-                return None
-            security._waiting += 1
-            try:
-                async with security._checks:
-                    record_ = await asyncio.to_thread(tokens.verify, token, now)
-            finally:
-                security._waiting -= 1
-            if record_ is not None:
-                tokens.cache.put(token, record_)
-        if record_ is None:
-            self._fail(peer, "bad token")
+        found = tokens.lookup_cached(token, now) or await self._check(token, now, peer)
+        if found is None:
             return None
-        principal = Principal(record_.name, record_.role, "token")
+        principal = Principal(found.name, found.role, "token", found.id)
         if record:
             security.record(principal, "auth", "allowed", peer, self.listener)
         return principal
+
+    async def _check(self, token: str, now: float, peer: Peer) -> TokenRecord | None:
+        """The slow check (scrypt in a worker thread), shared by every request that
+        presents the same token meanwhile (a fleet reconnecting after a restart
+        costs one check, not one each); None refused (recorded)."""
+        security = self.security
+        tokens = security.tokens
+        assert tokens is not None
+        key = tokens.cache.key(token)
+        pending = security._checking.get(key)
+        if pending is None:
+            if security._waiting >= MAX_WAITING_CHECKS:
+                self._fail(peer, "busy", count=False)
+                return None
+            pending = asyncio.get_running_loop().create_task(self._verify(token, now))
+            security._checking[key] = pending
+            pending.add_done_callback(lambda _: security._checking.pop(key, None))
+        record = await asyncio.shield(pending)
+        if record is None:
+            self._fail(peer, "bad token")
+        return record
+
+    async def _verify(self, token: str, now: float) -> TokenRecord | None:
+        security = self.security
+        tokens = security.tokens
+        assert tokens is not None
+        security._waiting += 1
+        try:
+            async with security._checks:
+                record = await asyncio.to_thread(tokens.verify, token, now)
+        finally:
+            security._waiting -= 1
+        if record is not None:
+            tokens.cache.put(token, record)
+        return record
+
+    def still_valid(self, principal: Principal) -> bool:
+        """Whether a principal authenticated earlier (an open connection, a live
+        tail) may go on: its token not revoked, not expired."""
+        tokens = self.security.tokens
+        if tokens is None or principal.token_id is None:
+            return True
+        return tokens.valid(principal.token_id, time.time())
+
+    def cut(self, principal: Principal, peer: Peer) -> None:
+        """A connection whose token was revoked or expired is being closed."""
+        self.security.record(
+            principal, "auth", "denied", peer, self.listener, "token revoked or expired"
+        )
 
     def maps(self, subject: str | None) -> bool:
         """Whether a certificate subject maps to a role (auth.certificate_roles)."""
@@ -271,9 +314,10 @@ class Guard:
         self._fail(peer, reason)
 
     def refuse_quietly(self, peer: Peer, reason: str) -> None:
-        """A refusal that can come at a high rate (datagrams): counted each time,
-        audited once a minute per address."""
-        self._fail(peer, reason, quiet=True)
+        """A refusal that can come at a high rate from forged addresses (datagrams):
+        counted each time, audited once a minute per listener and reason (per
+        address, spoofed sources could flood the audit log and rotate it away)."""
+        self._fail(peer, reason, quiet=True, per_address=False)
 
     def udp_allowed(self, address: str) -> bool:
         """Plain datagrams: with authentication on, only from auth.udp_networks."""
@@ -285,16 +329,34 @@ class Guard:
             return False
         return any(ip in net for net in self.security._udp)
 
-    def _fail(self, peer: Peer, reason: str, *, quiet: bool = False, count: bool = True) -> None:
+    def _fail(
+        self,
+        peer: Peer,
+        reason: str,
+        *,
+        quiet: bool = False,
+        count: bool = True,
+        per_address: bool = True,
+    ) -> None:
         security = self.security
         if count and not quiet:
             security.failures.failed(peer.address, self.listener, reason)
         elif quiet:
-            key = (peer.address, self.listener, reason)
-            security.failures.failures[key[1:]] = security.failures.failures.get(key[1:], 0) + 1
-            if security.quiet(key):
-                return  # refused unchecked: recorded once a minute per address
+            counts = security.failures.failures
+            counts[(self.listener, reason)] = counts.get((self.listener, reason), 0) + 1
+            if security.quiet((peer.address if per_address else "*", self.listener, reason)):
+                return  # recorded once a minute (per address, or per listener)
+            reason += " (further ones within 60 s are counted, not recorded)"
         security.record(None, "auth", "denied", peer, self.listener, reason)
+
+
+def _hider(fields: list[str]) -> re.Pattern[str] | None:
+    """A pattern for `name=value` of the encrypted fields (quoted values too; in a
+    URL's query, up to the next `&`)."""
+    if not fields:
+        return None
+    names = "|".join(re.escape(name) for name in fields)
+    return re.compile(rf"(?i)(?<![\w.])({names})=(?:\"[^\"]*\"|'[^']*'|[^\s&]*)")
 
 
 def open_guard(listener: str) -> Guard:

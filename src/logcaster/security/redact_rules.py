@@ -47,9 +47,13 @@ PREFILTERS: dict[str, tuple[bytes, ...]] = {
     # A superset of _CARD's matches: word boundaries where it wants no letter,
     # digit or `_` (UUIDs and hex ids, frequent in logs, rarely reach the rewrite).
     "card": (rb"\b[2-6](?:[ -]?[0-9]){12}",),
-    "password": (rb"(?i)" + _KEYWORDS + rb"\"?\s*[:=]",),
+    "password": (
+        rb"(?i)" + _KEYWORDS + rb"[\"']?\s*[:=]",
+        rb"(?i)--" + _KEYWORDS + rb"[ \t]",  # a command line's `--password secret`
+        rb"//[^\s:/@]+:[^\s@/]+@",  # a URL's `user:password@`
+    ),
     "bearer": (rb"(?i)authorization\"?[ \t]*[:=]", rb"(?i)bearer[ \t]"),
-    "aws_key": (rb"A[KS]IA[A-Z0-9]{16}", rb"(?i)" + _AWS_KEYS + rb"\"?\s*[:=]"),
+    "aws_key": (rb"A[KS]IA[A-Z0-9]{16}", rb"(?i)" + _AWS_KEYS + rb"[\"']?\s*[:=]"),
     "email": (rb"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2}",),
 }
 
@@ -72,6 +76,10 @@ class Marks:
         """`value` is a marker already (rewritten by an earlier rule)."""
         return self._any.fullmatch(value) is not None
 
+    def within(self, value: bytes) -> bool:
+        """`value` holds a marker (`Bearer [REDACTED:bearer]`: an earlier rule's)."""
+        return self._any.search(value) is not None
+
 
 def check_marker(fmt: str) -> None:
     """ValueError unless `fmt` is a marker format that keeps JSON and key=value intact."""
@@ -93,6 +101,11 @@ _JSON_STR = rb'"(?:[^"\\\n]|\\.)+"'  # a JSON string of one character or more
 _JSON_NUM = rb"-?[0-9][0-9.eE+-]*"
 # An unquoted value stops at white space, quotes, a backslash, `,`, `;` and `&`.
 _BARE = rb"[^\s\"'\\,;&]+"
+# A value in escaped quotes, inside a JSON string: `"msg": "password=\"x\""`.
+_ESCAPED_QUOTED = rb'\\"[^"\\\n]*\\"'
+# `--password secret` on a logged command line, and a URL's `//user:password@`.
+_FLAG = re.compile(rb"(--(?i:" + _KEYWORDS + rb")[ \t]+)(" + _BARE + b")")
+_URL_CRED = re.compile(rb"(//[^\s:/@]+:)([^\s@/]+)(?=@)")
 
 
 def _json_pair(keys: bytes) -> re.Pattern[bytes]:
@@ -109,17 +122,20 @@ def _json_pair(keys: bytes) -> re.Pattern[bytes]:
 
 
 def _key_value(keys: bytes) -> re.Pattern[bytes]:
-    """`key=value`, `key: value`, `key="quoted value"`; a scheme before the value
+    """`key=value`, `key: value`, `key="quoted value"`, a Python dict's
+    `'key': 'value'` (JSON's `"key":` is `_json_pair`'s); a scheme before the value
     (`Authorization: Basic xyz`) is kept. The match starts at the key word: what
     comes before it (`client_` of `client_secret`) stays as it is anyway, and a
     pattern that starts with a word is one `re` finds fast."""
     return re.compile(
         rb"((?i:"
         + keys
-        + rb")[ \t]*[:=][ \t]*(?:"
+        + rb")'?[ \t]*[:=][ \t]*(?:"
         + _SCHEMES
         + rb"[ \t]+)?)"
         + rb"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|"
+        + _ESCAPED_QUOTED
+        + b"|"
         + _BARE
         + b")"
     )
@@ -138,13 +154,14 @@ _BEARER = re.compile(
     re.S,
 )
 _AWS_ID = re.compile(rb"()(A(?<![A-Za-z0-9]A)[KS]IA[A-Z0-9]{16})(?![A-Za-z0-9])")
-# A card number stands alone: no letter, digit or `_` right before or after it,
-# and it is no part of a hyphenated token (`9d41fd56-6374-1293-4080-100f86d033d2`,
+# A card number stands alone: no letter, digit, `_` or `.` right before it (a
+# fraction's digits), no letter, digit, `_` or `.digit` after it, and it is no
+# part of a hyphenated token (`9d41fd56-6374-1293-4080-100f86d033d2`,
 # a UUID, would otherwise lose digits that happen to pass Luhn).
 # A leading `-` is taken along (a negative JSON number is replaced whole).
 _CARD = re.compile(
-    rb"(?:(?<![0-9A-Za-z_-])-)?(?<![0-9A-Za-z_])(?<![0-9A-Za-z]-)[2-6][0-9](?:[ -]?[0-9]){11,17}"
-    rb"(?![0-9A-Za-z_])(?!-[0-9A-Za-z])"
+    rb"(?:(?<![0-9A-Za-z_.-])-)?(?<![0-9A-Za-z_.])(?<![0-9A-Za-z]-)[2-6][0-9](?:[ -]?[0-9]){11,17}"
+    rb"(?![0-9A-Za-z_])(?!-[0-9A-Za-z])(?!\.[0-9])"
 )
 _EMAIL = re.compile(
     rb"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-].)[A-Za-z0-9._%+-]*@[A-Za-z0-9-]+"
@@ -220,7 +237,7 @@ def _pairs(name: str, *finders: Finder) -> Rewrite:
         def one(m: re.Match[bytes]) -> bytes:
             kept, value = m.group(1), m.group(2)
             quote = value[:1] if value[:1] in (b'"', b"'") else b""
-            if marks.holds(value[1:-1] if quote else value):
+            if marks.within(value):
                 return m.group(0)
             count(name)
             if not quote and kept.startswith(b'"'):  # a JSON number
@@ -322,7 +339,11 @@ REWRITES: dict[str, Rewrite] = {
         (_AWS_ID, None),
     ),
     "password": _pairs(
-        "password", (_json_pair(_KEYWORDS), _QUOTED), (_key_value(_KEYWORDS), _PW_WORDS)
+        "password",
+        (_json_pair(_KEYWORDS), _QUOTED),
+        (_key_value(_KEYWORDS), _PW_WORDS),
+        (_FLAG, (b"--",)),
+        (_URL_CRED, (b"//",)),
     ),
     "card": _card,
     "email": _email,

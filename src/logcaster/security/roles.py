@@ -45,6 +45,7 @@ class Principal:
     name: str
     role: RoleName
     how: Literal["token", "certificate", "anonymous", "network"] = "token"
+    token_id: str | None = None  # a token's id: checked again while a connection lasts
 
     def may(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]

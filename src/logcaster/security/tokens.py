@@ -19,20 +19,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 
+from logcaster.log import log_event
 from logcaster.options import RoleName
 from logcaster.security.roles import ROLES
+
+logger = logging.getLogger("logcaster.security")
 
 PREFIX = "lc_"
 _TOKEN = re.compile(r"^lc_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
@@ -191,29 +196,52 @@ class TokenStore:
         self.load()
 
     def load(self) -> None:
-        """Read the file now (start, SIGHUP); a bad file raises TokenError."""
+        """Read the file now (start, SIGHUP); a bad file raises TokenError and
+        changes nothing. Tokens remembered by the cache stay remembered while
+        their record is unchanged: a `token create` does not make every client
+        pay a scrypt check again."""
+        stamp = self._stat()
+        records = {r.id: r for r in read_tokens(self.path)}
+        self.records = records
+        self._stamp = stamp
+        self.cache.keep(lambda record: records.get(record.id) == record)
+
+    def _stat(self) -> tuple[int, int, int]:
         try:
             st = self.path.stat()
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except FileNotFoundError:
-            stamp = (0, 0, 0)
-        records = read_tokens(self.path)
-        self.records = {r.id: r for r in records}
-        self._stamp = stamp
-        self.cache.clear()
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def current(self, now: float) -> None:
-        """Reload if the file changed (looked at once a second at most)."""
+        """Reload if the file changed (looked at once a second at most). A file
+        that cannot be read now (half written by hand, broken) is logged once per
+        change and the last good records are kept."""
         if now - self._checked < RECHECK_S:
             return
         self._checked = now
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return
         try:
-            st = self.path.stat()
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            stamp = (0, 0, 0)
-        if stamp != self._stamp:
             self.load()
+        except TokenError as exc:
+            self._stamp = stamp  # not again until it changes
+            log_event(
+                logger,
+                logging.ERROR,
+                "tokens_reload_failed",
+                always=True,
+                error=str(exc),
+                kept="the last good tokens",
+            )
+
+    def valid(self, token_id: str, now: float) -> bool:
+        """Whether the token with this id still exists and has not expired (for
+        connections authenticated earlier: revoked or expired, they are cut)."""
+        self.current(time.monotonic())
+        record = self.records.get(token_id)
+        return record is not None and not record.expired(now)
 
     def lookup_cached(self, token: str, now: float) -> TokenRecord | None:
         """A token checked before and still valid, without scrypt."""
@@ -239,21 +267,27 @@ class TokenCache:
         self._entries = entries
         self._known: OrderedDict[bytes, TokenRecord] = OrderedDict()
 
-    def _digest(self, token: str) -> bytes:
+    def key(self, token: str) -> bytes:
+        """The token's keyed digest: what the cache (and the checks in flight) know it by."""
         return hmac.new(self._key, token.encode(), hashlib.sha256).digest()
 
     def get(self, token: str) -> TokenRecord | None:
-        digest = self._digest(token)
+        digest = self.key(token)
         record = self._known.get(digest)
         if record is not None:
             self._known.move_to_end(digest)
         return record
 
     def put(self, token: str, record: TokenRecord) -> None:
-        self._known[self._digest(token)] = record
-        self._known.move_to_end(self._digest(token))
+        self._known[self.key(token)] = record
+        self._known.move_to_end(self.key(token))
         while len(self._known) > self._entries:
             self._known.popitem(last=False)
 
     def clear(self) -> None:
         self._known.clear()
+
+    def keep(self, still: Callable[[TokenRecord], bool]) -> None:
+        """Forget the entries whose record no longer holds."""
+        for digest in [d for d, record in self._known.items() if not still(record)]:
+            del self._known[digest]

@@ -24,6 +24,8 @@ AUTH_PREFIX = b"#LOGCASTER AUTH "
 AUTH_ACCEPTED = b"#OK AUTH\n"
 UNAUTHORIZED = b"ERROR: unauthorized\n"
 MAX_AUTH_LINE = 256
+AUTH_DEADLINE_S = 10.0  # from connect to an accepted AUTH line (or certificate)
+REVALIDATE_S = 1.0  # how often an open connection's token is checked again
 
 
 class StreamGate:
@@ -40,6 +42,8 @@ class StreamGate:
     _refused_at: int | None
     _discard_left: int | None
     _active_at: float
+    _opened_at: float
+    _auth_checked: float
 
     def _update_reading(self) -> None:
         raise NotImplementedError
@@ -112,6 +116,28 @@ class StreamGate:
         self._auth_head = None
         self._refused_at = 0
         self._answer_and_close(UNAUTHORIZED)
+
+    def check_auth(self, now: float) -> None:
+        """From the listener's sweep: a connection that has not authenticated
+        within AUTH_DEADLINE_S is refused (a client trickling its AUTH line is a
+        slowloris); one whose token was revoked or has expired is cut, within
+        about a second (the token file is looked at once a second)."""
+        principal = self._principal
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._refused_at is not None:
+            return
+        if principal is None:
+            if not self._checking and now - self._opened_at >= AUTH_DEADLINE_S:
+                self._admit(None, "no token in time")
+            return
+        if principal.token_id is None or now - self._auth_checked < REVALIDATE_S:
+            return
+        self._auth_checked = now
+        guard = self._server.guard
+        if not guard.still_valid(principal):
+            guard.cut(principal, self._peer)
+            transport.write(UNAUTHORIZED)
+            transport.close()  # what was read before is kept (connection_lost flushes)
 
     def _limit(self, texts: list[bytes]) -> None:
         """Count a read against this client's rate limits; hold reading while in debt."""

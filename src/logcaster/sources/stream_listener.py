@@ -97,7 +97,10 @@ class StreamIngestServer:
         while True:
             await asyncio.sleep(every)
             now = time.monotonic()
+            gated = self.guard.required
             for conn in list(self.connections):
+                if gated:
+                    conn.check_auth(now)
                 conn.flush_idle(now, idle)
                 if close_after:
                     conn.close_if_idle(now, close_after)

@@ -86,6 +86,7 @@ class StreamConnection(StreamGate, asyncio.Protocol):
         self._principal: Principal | None = None if server.guard.required else ANONYMOUS
         self._auth_head: bytes | None = b"" if self._principal is None else None
         self._checking = False  # the AUTH line's token is being checked
+        self._auth_checked = self._opened_at  # its token last checked again (revocation)
         self._limited = False  # held back by a rate limit (rate_limit.*)
         self._tls = server.ssl is not None
 

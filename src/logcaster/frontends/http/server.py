@@ -48,6 +48,7 @@ from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.options import HttpConfig
 from logcaster.security.guard import Guard, Peer, open_guard
+from logcaster.security.neutralize import json_safe
 from logcaster.security.ratelimit import Client
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
 from logcaster.security.tls import HANDSHAKE_TIMEOUT
@@ -100,7 +101,9 @@ def json_response(
     doc: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        body=orjson.dumps(doc, default=str),
+        # Terminal- and bidi-safe (security/neutralize.py): errors echo what the
+        # client sent, the audit view what other clients did.
+        body=json_safe(orjson.dumps(doc, default=str)),
         status=status,
         content_type="application/json",
         headers=headers,
@@ -125,6 +128,13 @@ def principal_of(request: web.Request) -> Principal:
 def client_of(request: web.Request) -> Client:
     """The rate limits' key: the source address and the token's name."""
     return (peer_of(request).address, principal_of(request).name)
+
+
+def _asks_decrypt(request: web.Request) -> bool:
+    return any(
+        key.lower() == "decrypt" and value.lower() in ("1", "true", "yes")
+        for key, value in request.query.items()
+    )
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -294,18 +304,31 @@ class HttpServer:
         if principal is None:
             return json_error(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
         request[PRINCIPAL] = principal
-        detail = request.path_qs if access.audited else None
-        if not guard.allow(
-            principal, access.permission, access.action, peer, detail, record=access.audited
-        ):
-            return json_error(403, "forbidden")
-        if access.summarized:
-            guard.summarize(principal, access.action, peer)
+        # The rate first: a refused request did not run, and is not audited as if.
         if access.query_rate:
             wait = guard.limits.query((peer.address, principal.name), LISTENER)
             if wait > 0:
                 return json_error(429, "rate limited", {"Retry-After": str(max(1, ceil(wait)))})
+        permission = access.permission
+        if access.action == "query" and _asks_decrypt(request):
+            permission = Permission.DECRYPT  # recorded as a query, refused for non-admins
+        detail = request.path_qs if access.audited else None
+        if not guard.allow(
+            principal, permission, access.action, peer, detail, record=access.audited
+        ):
+            return json_error(403, "forbidden")
+        if access.summarized:
+            guard.summarize(principal, access.action, peer)
         return None
+
+    def still_valid(self, request: web.Request) -> bool:
+        """Whether a long request (a live tail) may go on: its token neither revoked
+        nor expired since it was checked; a refusal is audited."""
+        principal = principal_of(request)
+        if self.guard.still_valid(principal):
+            return True
+        self.guard.cut(principal, peer_of(request))
+        return False
 
     def _finished(self) -> None:
         self._active -= 1

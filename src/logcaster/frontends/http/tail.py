@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -85,6 +86,9 @@ class TailEndpoints:
         self._ticker: asyncio.TimerHandle | None = None
         # Field encryption: equality on an encrypted field by its index (security/reveal.py).
         self.fields: FieldQueries | None = None
+        # Whether a stream's request may go on (its token not revoked nor expired:
+        # HttpServer.still_valid); checked by the ticker, an invalid one is ended.
+        self.valid: Callable[[web.Request], bool] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         # No HEAD: aiohttp would open the stream and send its body to it.
@@ -109,9 +113,12 @@ class TailEndpoints:
         client a heartbeat or an id-only block (`Subscription.poke`)."""
         self._ticker = None
         now = time.monotonic()
+        valid = self.valid
         for sub, stream in list(self._streams.items()):
             if _gone(stream.request):
                 self._broker.unsubscribe(sub, "gone")
+            elif valid is not None and not valid(stream.request):
+                self._broker.unsubscribe(sub, "unauthorized")
             elif now - stream.last_write >= self._heartbeat or sub.position > stream.sent_id:
                 sub.poke()
         self._schedule_tick()
