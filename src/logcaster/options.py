@@ -314,6 +314,9 @@ class AuthConfig(Section, frozen=True):
     # attempts are refused unchecked, until the window has passed.
     max_failures: PositiveInt = 10
     failure_window_s: PositiveFloat = 60.0
+    # Seconds a stream connection (TCP ingest) has from connect to its accepted
+    # AUTH line; past it, refused (a client trickling its AUTH line holds a slot).
+    login_timeout: PositiveFloat = 10.0
     certificate_roles: list[CertificateRole] = []  # verified client certificates -> roles
     # With auth on, plain syslog over UDP (no token, no certificate) is taken only
     # from these networks.

@@ -79,6 +79,7 @@ class Security:
         self.tls = TlsContexts(config.tls, config.tls_listeners())
         self.failures = FailureLimiter(config.auth)
         self._window = config.auth.failure_window_s
+        self.login_timeout = config.auth.login_timeout
         self._cert_roles = config.auth.certificate_roles
         self._udp = [ipaddress.ip_network(n, strict=False) for n in config.auth.udp_networks]
         self._checks = asyncio.Semaphore(MAX_CHECKS)
