@@ -102,8 +102,8 @@ def read_tokens(path: Path) -> list[TokenRecord]:
                 id=t["id"],
                 name=t["name"],
                 role=cast(RoleName, t["role"]),
-                salt=base64.b64decode(t["salt"]),
-                digest=base64.b64decode(t["hash"]),
+                salt=base64.b64decode(t["salt"], validate=True),
+                digest=base64.b64decode(t["hash"], validate=True),
                 created=float(t["created"]),
                 expires=None if t.get("expires") is None else float(t["expires"]),
             )
