@@ -26,13 +26,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from math import ceil
 
 from aiohttp import web
 
 from logcaster.config import Config
 from logcaster.frontends.http.body import BodyError, read_body
-from logcaster.frontends.http.payload import decode
+from logcaster.frontends.http.payload import Texts, decode
 from logcaster.frontends.http.server import HttpServer, client_of, json_error, json_response
 from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import Framer, LineFramer
@@ -79,9 +80,41 @@ class IngestEndpoints:
                 waiter.set_exception(_Draining())
 
     async def post(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/logs`: JSON, NDJSON or text lines (payload.py)."""
+        if request.content_type.startswith("multipart/"):
+            return json_error(415, "multipart bodies are not taken: send the file itself")
+        max_line, framer = self._max_line, self._framer
+        taken = await self.take(
+            request,
+            lambda body: decode(body, request.content_type, max_line, framer),
+            ack=_asks_ack(request),
+        )
+        if taken.status != 200:
+            headers = {"Retry-After": str(taken.retry_after)} if taken.retry_after else None
+            if taken.status == 504:  # taken, not known durable
+                return json_response({"accepted": taken.kept, "error": taken.error}, 504)
+            return json_error(taken.status, taken.error or "refused", headers)
+        doc: dict[str, object] = {"accepted": taken.kept}
+        if taken.kept < taken.total:
+            doc["dropped"] = taken.total - taken.kept
+        return json_response(doc)
+
+    async def take(
+        self,
+        request: web.Request,
+        decoder: Callable[[bytes], Texts],
+        *,
+        ack: bool = False,
+    ) -> Taken:
+        """Read a request's body within its bounds, decode it into event texts and
+        offer them to the pipeline: every HTTP ingest protocol's intake (this
+        route's, and OTLP, Elasticsearch bulk, Loki push), with the rate limits,
+        the queue policy, the bounded body budget and, with `ack`, durability.
+        `decoder` raises BodyError for a body it cannot take. The caller renders
+        the `Taken` in its protocol's own format."""
         started = time.monotonic()
         if self._draining:
-            return _unavailable("the server is shutting down")
+            return _refusal(503, "the server is shutting down")
         limits = self._server.guard.limits
         client = client_of(request)
         if limits.ingest_on:
@@ -90,45 +123,40 @@ class IngestEndpoints:
             wait = limits.ingest_wait(client)
             if wait > 0:
                 limits.count(LISTENER, "ingest")
-                return json_error(429, "rate limited", {"Retry-After": str(max(1, ceil(wait)))})
-        if request.content_type.startswith("multipart/"):
-            return json_error(415, "multipart bodies are not taken: send the file itself")
-        ack = _asks_ack(request)
+                return Taken(status=429, error="rate limited", retry_after=max(1, ceil(wait)))
         try:
             await self._room(started)  # before reading: waiting senders cost no memory
             async with self._budget.hold(self._reserve(request), self._left(started)):
                 body = await read_body(request, self._max_body)
-                texts = decode(body, request.content_type, self._max_line, self._framer)
+                texts = decoder(body)
                 del body
                 # Woken together, waiters must not all pour into the queue at once.
                 await self._room(started)
                 if self._pipeline.queue.closed:
                     # Taken while the queue is open (the server's stop waits for a
                     # request begun before the drain); after that, not at all.
-                    return _unavailable("the server is shutting down")
+                    return _refusal(503, "the server is shutting down")
                 kept, refused = self._offer(texts.texts, _source(request))
         except BodyError as exc:
-            return json_error(exc.status, exc.reason)
+            return Taken(status=exc.status, error=exc.reason)
         except _Draining:
-            return _unavailable("the server is shutting down")
+            return _refusal(503, "the server is shutting down")
         except TimeoutError:
-            return _unavailable("the queue is full; try again")
+            return _refusal(503, "the queue is full; try again")
         except _BudgetFull:
-            return _unavailable("too many request bodies in flight (http.max_inflight_bytes)")
+            return _refusal(503, "too many request bodies in flight (http.max_inflight_bytes)")
+        total = len(texts.texts)
         if limits.ingest_on:
-            limits.ingest(client, len(texts.texts), sum(map(len, texts.texts)), LISTENER)
+            limits.ingest(client, total, sum(map(len, texts.texts)), LISTENER)
         if texts.truncated:
             self._stats.truncate(LISTENER, texts.truncated)
         if refused:
-            return _unavailable("the queue is full (queue.policy reject); try again")
-        doc: dict[str, object] = {"accepted": kept}
-        if kept < len(texts.texts):
-            doc["dropped"] = len(texts.texts) - kept
+            return _refusal(503, "the queue is full (queue.policy reject); try again")
         last_id = self._pipeline.last_id
         if ack and kept and not await self._durable(request, last_id, self._left(started)):
-            doc["error"] = "timed out waiting for durability: the events may be stored"
-            return json_response(doc, 504)
-        return json_response(doc)
+            error = "timed out waiting for durability: the events may be stored"
+            return Taken(kept, total, status=504, error=error)
+        return Taken(kept, total)
 
     def _offer(self, texts: list[bytes], source: str) -> tuple[int, bool]:
         """Offer the texts as batches of at most BATCH_EVENTS; (kept, refused).
@@ -195,6 +223,23 @@ class IngestEndpoints:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What `IngestEndpoints.take` made of a request: events kept of the total
+    decoded, or a refusal (`status` not 200, `error` saying why, `retry_after`
+    seconds for 429 and 503)."""
+
+    kept: int = 0
+    total: int = 0
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+
+
+def _refusal(status: int, error: str) -> Taken:
+    return Taken(status=status, error=error, retry_after=int(RETRY_AFTER_S))
+
+
 class _Draining(Exception):
     pass
 
@@ -251,7 +296,3 @@ def _asks_ack(request: web.Request) -> bool:
 def _source(request: web.Request) -> str:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     return f"{LISTENER}:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else LISTENER
-
-
-def _unavailable(reason: str) -> web.Response:
-    return json_error(503, reason, {"Retry-After": RETRY_AFTER_S})
