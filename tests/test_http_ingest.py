@@ -217,6 +217,30 @@ def test_acked_events_survive_a_kill(tmp_path: Path) -> None:
         again.kill()
 
 
+def test_ack_compat_makes_every_answer_wait_for_durability(tmp_path: Path) -> None:
+    """http.ack_compat: a request without ?ack=1 (a shipper cannot add one) is
+    answered once durable too: killed right after, nothing is lost."""
+    env = {
+        **os.environ,
+        "LOGCASTER_PERSIST__FSYNC": "interval",
+        "LOGCASTER_PERSIST__FSYNC_INTERVAL_MS": "1000",
+        "LOGCASTER_HTTP__ACK_COMPAT": "true",
+    }
+    data = str(tmp_path / "data")
+    server = start_server("-P", data, env=env)
+    try:
+        body = b"".join(b'{"message": "compat %d"}\n' % i for i in range(500))
+        status, answer, _ = post(url(server), body, NDJSON)
+        assert (status, answer) == (200, {"accepted": 500})
+    finally:
+        server.kill()
+    again = start_server("-P", data, env=env)
+    try:
+        assert again.query("COUNT") == "COUNT: 500\n"
+    finally:
+        again.kill()
+
+
 def test_sigterm_answers_ack_waiters_after_the_drain(tmp_path: Path) -> None:
     """A request waiting for its fsync when SIGTERM comes is answered 200 once the
     drain made it durable, and the server exits cleanly."""

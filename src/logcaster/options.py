@@ -262,6 +262,10 @@ class HttpConfig(Section, frozen=True):
     # Seconds a request may take: reading its body, waiting for queue room (block)
     # and for durability (?ack=1). Live-tail streams are not bounded by it.
     request_timeout: PositiveFloat = 30.0
+    # Every HTTP ingest request (the shippers' protocols too) is answered only once
+    # its events are durable, as with ?ack=1: a shipper's 2xx then means stored.
+    # Off by default: the answer comes when the events are queued.
+    ack_compat: bool = False
     max_connections: PositiveInt = 1024  # open at once; past it a new one is closed at once
     # From one address; past it its new connections get a 503 at once. 0: no cap.
     max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 256

@@ -58,6 +58,7 @@ class IngestEndpoints:
         self._max_body = config.http.max_body_bytes
         self._max_line = config.ingest.max_line_bytes
         self._timeout = config.http.request_timeout
+        self._ack_compat = config.http.ack_compat
         self._block = config.queue.policy == "block"
         grouper = Grouper.for_listener(config.multiline, "http")
         multiline = config.multiline
@@ -105,14 +106,19 @@ class IngestEndpoints:
         decoder: Callable[[bytes], Texts],
         *,
         ack: bool = False,
+        protocol: str = LISTENER,
     ) -> Taken:
         """Read a request's body within its bounds, decode it into event texts and
         offer them to the pipeline: every HTTP ingest protocol's intake (this
         route's, and OTLP, Elasticsearch bulk, Loki push), with the rate limits,
         the queue policy, the bounded body budget and, with `ack`, durability.
         `decoder` raises BodyError for a body it cannot take. The caller renders
-        the `Taken` in its protocol's own format."""
+        the `Taken` in its protocol's own format. `protocol` names the events'
+        source (`otlp:ADDR:PORT`): counted by it (STATS, /metrics by listener).
+        With `http.ack_compat` every request waits for durability (a shipper's 2xx
+        then means stored), as with `ack`."""
         started = time.monotonic()
+        ack = ack or self._ack_compat
         if self._draining:
             return _refusal(503, "the server is shutting down")
         limits = self._server.guard.limits
@@ -136,7 +142,7 @@ class IngestEndpoints:
                     # Taken while the queue is open (the server's stop waits for a
                     # request begun before the drain); after that, not at all.
                     return _refusal(503, "the server is shutting down")
-                kept, refused = self._offer(texts.texts, _source(request))
+                kept, refused = self._offer(texts.texts, _source(request, protocol))
         except BodyError as exc:
             return Taken(status=exc.status, error=exc.reason)
         except _Draining:
@@ -293,6 +299,6 @@ def _asks_ack(request: web.Request) -> bool:
     return flag.strip().lower() in ("1", "true", "yes")
 
 
-def _source(request: web.Request) -> str:
+def _source(request: web.Request, protocol: str = LISTENER) -> str:
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    return f"{LISTENER}:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else LISTENER
+    return f"{protocol}:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else protocol
