@@ -73,7 +73,7 @@ class Posted:
 
 
 async def _post_all(port: int, bodies: Bodies, clients: int, timeout_s: float) -> Posted:
-    url = f"http://127.0.0.1:{port}/api/v1/logs"
+    url = f"http://127.0.0.1:{port}{bodies.path}"
     headers = {"Content-Type": bodies.content_type}
     items = bodies.bodies
     state = {"next": 0, "accepted": 0, "requests": 0, "retried": 0}

@@ -33,7 +33,7 @@ from types import FrameType
 import _corpus
 import _http_report
 from _common import CHILDREN, MB, OUT_DIR, REPO, BenchError, log, parse_count, positive_int
-from _http_bodies import Bodies, frame_events, make_bodies
+from _http_bodies import KINDS, Bodies, frame_events, make_bodies
 from _http_report import CorpusSummary, FanoutSummary
 from _http_run import HttpRun, run_http
 from _ingest_run import run_logcaster
@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST", help='corpora, comma-separated (default "default,traces")',
     )  # fmt: skip
     parser.add_argument(
-        "--bodies", type=_names(("ndjson", "text")), default=["ndjson", "text"],
-        metavar="LIST", help='HTTP body kinds (default "ndjson,text")',
+        "--bodies", type=_names(KINDS), default=["ndjson", "text"],
+        metavar="LIST",
+        help=f'HTTP body kinds, of {", ".join(KINDS)} (default "ndjson,text")',
     )  # fmt: skip
     parser.add_argument(
         "--runs", type=positive_int, default=3, help="runs of each; medians (default 3)"
