@@ -70,6 +70,8 @@ DOCUMENTED = {
     "/healthz",
     "/readyz",
     "/api/v1/openapi.json",
+    "/loki/api/v1/push",
+    "/ready",
 }
 
 

@@ -26,6 +26,8 @@ from logcaster.config import Config, forward_dir
 from logcaster.exceptions import ConfigError
 from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
+from logcaster.frontends.http.loki import READY_PATH as LOKI_READY_PATH
+from logcaster.frontends.http.loki import LokiEndpoints
 from logcaster.frontends.http.observe import ObserveEndpoints
 from logcaster.frontends.http.openapi import OpenApiEndpoints
 from logcaster.frontends.http.query import QUERY_PATH, QueryEndpoints
@@ -193,9 +195,12 @@ class Server:
                 config.http, guards["http"], guards["http"].ssl
             )
             http_server = self.http
+            intake = IngestEndpoints(config, self.pipeline, self.stats, http_server)
+            http_server.mount(intake, Access(Permission.SEND, "ingest", summarized=True))
             http_server.mount(
-                IngestEndpoints(config, self.pipeline, self.stats, http_server),
+                LokiEndpoints(config, intake),
                 Access(Permission.SEND, "ingest", summarized=True),
+                paths={LOKI_READY_PATH: PUBLIC},
             )
             tail = TailEndpoints(config, self.broker)
             tail.fields = self.field_queries
