@@ -52,7 +52,7 @@ class LokiEndpoints:
         def decoder(body: bytes) -> Texts:
             return decode(body, content_type, max_line, max_body)
 
-        taken = await self._ingest.take(request, decoder, ack=_asks_ack(request))
+        taken = await self._ingest.take(request, decoder, ack=_asks_ack(request), protocol="loki")
         if taken.status == 200:
             return web.Response(status=204)
         headers = {"Retry-After": str(taken.retry_after)} if taken.retry_after else None
