@@ -28,6 +28,7 @@ from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.observe import ObserveEndpoints
 from logcaster.frontends.http.openapi import OpenApiEndpoints
+from logcaster.frontends.http.otlp import OtlpEndpoints
 from logcaster.frontends.http.query import QUERY_PATH, QueryEndpoints
 from logcaster.frontends.http.server import PUBLIC, Access, HttpServer
 from logcaster.frontends.http.tail import PATH as TAIL_PATH
@@ -193,10 +194,11 @@ class Server:
                 config.http, guards["http"], guards["http"].ssl
             )
             http_server = self.http
-            http_server.mount(
-                IngestEndpoints(config, self.pipeline, self.stats, http_server),
-                Access(Permission.SEND, "ingest", summarized=True),
-            )
+            ingest_endpoints = IngestEndpoints(config, self.pipeline, self.stats, http_server)
+            sending = Access(Permission.SEND, "ingest", summarized=True)
+            http_server.mount(ingest_endpoints, sending)
+            # The shippers' protocols (issue 19), through the same intake.
+            http_server.mount(OtlpEndpoints(config, ingest_endpoints), sending)
             tail = TailEndpoints(config, self.broker)
             tail.fields = self.field_queries
             tail.valid = http_server.still_valid
@@ -221,6 +223,20 @@ class Server:
                 Access(Permission.READ_AUDIT, "audit", audited=True),
                 # Audited by the endpoint, with the reload's result.
                 paths={RELOAD_PATH: Access(Permission.RELOAD, "reload")},
+            )
+        if config.otlp.enabled:
+            # OTLP's own port (4318 by convention): only /v1/logs, with the HTTP
+            # server's bounds, its own guard and TLS.
+            otlp = config.otlp
+            guard = security.guard("otlp")
+            bounds = msgspec.structs.replace(
+                config.http, enabled=True, host=otlp.host, port=otlp.port, tls=otlp.tls
+            )
+            otlp_server = c.sources["otlp"] = HttpServer(bounds, guard, guard.ssl, name="otlp")
+            otlp_ingest = IngestEndpoints(config, self.pipeline, self.stats, otlp_server)
+            otlp_server.mount(
+                OtlpEndpoints(config, otlp_ingest),
+                Access(Permission.SEND, "ingest", summarized=True),
             )
         # -----------------------------------------------------------------------------
         self.components = c
