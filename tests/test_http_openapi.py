@@ -70,6 +70,7 @@ DOCUMENTED = {
     "/healthz",
     "/readyz",
     "/api/v1/openapi.json",
+    "/v1/logs",
 }
 
 
