@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 import _corpus
 from _common import BENCH_DIR, CHILDREN, BenchError, cpu_seconds, vm_hwm
@@ -73,21 +74,22 @@ class Posted:
 
 
 async def _post_all(port: int, bodies: Bodies, clients: int, timeout_s: float) -> Posted:
-    url = f"http://127.0.0.1:{port}/api/v1/logs"
+    url = f"http://127.0.0.1:{port}{bodies.path}"
     headers = {"Content-Type": bodies.content_type}
     items = bodies.bodies
     state = {"next": 0, "accepted": 0, "requests": 0, "retried": 0}
 
     async def client(session: aiohttp.ClientSession) -> None:
         while state["next"] < len(items):
-            body = items[state["next"]]
+            index = state["next"]
+            body = items[index]
             state["next"] += 1
             while True:
                 async with session.post(url, data=body, headers=headers) as resp:
                     text = await resp.read()
                     state["requests"] += 1
                     if resp.status == 200:
-                        state["accepted"] += int(json.loads(text)["accepted"])
+                        state["accepted"] += _accepted(bodies, index, text)
                         break
                     if resp.status not in (429, 503):
                         raise BenchError(f"POST {url}: HTTP {resp.status} {text[:200]!r}")
@@ -104,6 +106,15 @@ async def _post_all(port: int, bodies: Bodies, clients: int, timeout_s: float) -
         await asyncio.gather(*(client(session) for _ in range(clients)))
         sent_s = time.perf_counter() - t0
     return Posted(t0, sent_s, state["accepted"], state["requests"], state["retried"])
+
+
+def _accepted(bodies: Bodies, index: int, answer: bytes) -> int:
+    """Events a 200 answer says were taken: LogCaster's `accepted`, or for OTLP
+    the body's records less its partialSuccess' rejectedLogRecords."""
+    if not bodies.counts:
+        return int(json.loads(answer)["accepted"])
+    reply = ExportLogsServiceResponse.FromString(answer)
+    return bodies.counts[index] - int(reply.partial_success.rejected_log_records)
 
 
 async def _touch(session: aiohttp.ClientSession, port: int) -> None:

@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST", help='corpora, comma-separated (default "default,traces")',
     )  # fmt: skip
     parser.add_argument(
-        "--bodies", type=_names(("ndjson", "text")), default=["ndjson", "text"],
-        metavar="LIST", help='HTTP body kinds (default "ndjson,text")',
+        "--bodies", type=_names(("ndjson", "text", "otlp")),
+        default=["ndjson", "text", "otlp"], metavar="LIST",
+        help='HTTP body kinds (default "ndjson,text,otlp"; otlp: protobuf to /v1/logs)',
     )  # fmt: skip
     parser.add_argument(
         "--runs", type=positive_int, default=3, help="runs of each; medians (default 3)"

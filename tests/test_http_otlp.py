@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -165,7 +165,7 @@ def sample_request() -> ExportLogsServiceRequest:
         [
             LogRecord(
                 time_unix_nano=1_700_000_000_500_000_000,
-                severity_number=17,
+                severity_number=SeverityNumber.SEVERITY_NUMBER_ERROR,
                 severity_text="Error",
                 body=AnyValue(string_value="pb one"),
                 attributes=[attr("region", AnyValue(string_value="us"))],

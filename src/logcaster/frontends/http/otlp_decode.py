@@ -34,6 +34,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from logcaster.frontends.http.body import BodyError
 from logcaster.frontends.http.payload import Texts
@@ -51,6 +52,9 @@ _RESOURCE_KEYS = {
     "k8s.pod.name": "pod",
 }
 _TRACE_LEN, _SPAN_LEN = 16, 8
+# The keys a record's line sets itself: no attribute overrides them.
+_RECORD_KEYS = frozenset(("ts", "level", "message", "body", "trace_id", "span_id", "event_name"))
+_HAS_EVENT_NAME = "event_name" in LogRecord.DESCRIPTOR.fields_by_name
 _BAD_ID = base64.b64encode(b"\x01").decode()  # a hex id that is not hex: rejected by length
 
 
@@ -119,6 +123,9 @@ def _hex_ids(record: dict[str, Any]) -> None:
 
 
 def _texts(request: ExportLogsServiceRequest, max_line: int, rejected: Rejected) -> Texts:
+    """Every record's line. What a scope's records share (resource and scope
+    attributes, service, host...) is serialized once and spliced after each
+    record's own object, unless the record's attributes name one of its keys."""
     texts: list[bytes] = []
     truncated = 0
     dumps = orjson.dumps
@@ -134,14 +141,24 @@ def _texts(request: ExportLogsServiceRequest, max_line: int, rejected: Rejected)
                 base[kv.key] = value
         for scope_logs in resource_logs.scope_logs:
             scope = scope_logs.scope
-            attrs = {**base, **_attributes(scope.attributes)}
+            common = {**base, **_attributes(scope.attributes)}
             if scope.name:
-                attrs["scope"] = scope.name
+                common["scope"] = scope.name
+            common.update(own)
+            for key in _RECORD_KEYS.intersection(common):
+                del common[key]  # the record's own keys win
+            shared = b"," + dumps(common, default=str)[1:] if common else b"}"
             for record in scope_logs.log_records:
-                line = _line(record, attrs, own, rejected)
+                line = _line(record, rejected)
                 if line is None:
                     continue
-                text = dumps(line, default=str)
+                if not common.keys().isdisjoint(line):
+                    # A record attribute named like a shared key: merged, the record's wins.
+                    merged = {**common, **line}
+                    merged.update(own)
+                    text = dumps(merged, default=str)
+                else:
+                    text = dumps(line, default=str)[:-1] + shared
                 if len(text) > max_line:
                     text = text[: max_line - len(ELLIPSIS)] + ELLIPSIS
                     truncated += 1
@@ -149,20 +166,23 @@ def _texts(request: ExportLogsServiceRequest, max_line: int, rejected: Rejected)
     return Texts(texts, truncated)
 
 
-def _line(
-    record: Any, attrs: dict[str, Any], own: dict[str, Any], rejected: Rejected
-) -> dict[str, Any] | None:
-    """One record's JSON object (module docstring); None if it is rejected."""
+def _line(record: Any, rejected: Rejected) -> dict[str, Any] | None:
+    """A record's own JSON object (module docstring), its attributes after its
+    _RECORD_KEYS; None if it is rejected."""
     trace_id: bytes = record.trace_id
     span_id: bytes = record.span_id
-    if len(trace_id) not in (0, _TRACE_LEN):
-        rejected.add("traceId must be 16 bytes (32 hex digits)")
-        return None
-    if len(span_id) not in (0, _SPAN_LEN):
-        rejected.add("spanId must be 8 bytes (16 hex digits)")
-        return None
-    line = {**attrs, **_attributes(record.attributes)} if record.attributes else dict(attrs)
-    line.update(own)
+    line: dict[str, Any] = {}
+    if trace_id or span_id:
+        if len(trace_id) not in (0, _TRACE_LEN):
+            rejected.add("traceId must be 16 bytes (32 hex digits)")
+            return None
+        if len(span_id) not in (0, _SPAN_LEN):
+            rejected.add("spanId must be 8 bytes (16 hex digits)")
+            return None
+        if trace_id.strip(b"\x00"):
+            line["trace_id"] = trace_id.hex()
+        if span_id.strip(b"\x00"):
+            line["span_id"] = span_id.hex()
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     if nanos:
         line["ts"] = nanos / 1e9
@@ -171,24 +191,24 @@ def _line(
         line["level"] = _LEVELS[(number - 1) // 4]
     elif record.severity_text:
         line["level"] = record.severity_text
-    if record.HasField("body"):
-        body = _value(record.body)
-        if isinstance(body, str):
-            line["message"] = body
-        elif isinstance(body, dict | list):
-            line["body"] = body
-            line["message"] = orjson.dumps(body, default=str).decode()
-        else:
-            line["message"] = "" if body is None else orjson.dumps(body).decode()
-    else:
+    body = record.body
+    kind = body.WhichOneof("value")
+    if kind == "string_value":
+        line["message"] = body.string_value
+    elif kind == "kvlist_value" or kind == "array_value":
+        value = _value(body)
+        line["body"] = value
+        line["message"] = orjson.dumps(value, default=str).decode()
+    elif kind is None:
         line["message"] = ""
-    if trace_id.strip(b"\x00"):
-        line["trace_id"] = trace_id.hex()
-    if span_id.strip(b"\x00"):
-        line["span_id"] = span_id.hex()
-    event_name = getattr(record, "event_name", "")
-    if event_name:
-        line["event_name"] = event_name
+    else:
+        line["message"] = orjson.dumps(_value(body)).decode()
+    if _HAS_EVENT_NAME and record.event_name:
+        line["event_name"] = record.event_name
+    if record.attributes:
+        for kv in record.attributes:
+            if kv.key not in line:
+                line[kv.key] = _value(kv.value)
     return line
 
 
