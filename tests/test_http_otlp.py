@@ -29,6 +29,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from logcaster.config import load_config
+from logcaster.exceptions import ConfigError
 from logcaster.testing import ServerProcess, start_server
 from tests.security_helpers import start_auth_server
 
@@ -327,3 +329,12 @@ def test_with_auth_an_ingest_token_is_needed(tmp_path: Path) -> None:
         assert {ev["service"] for ev in rows} == {"authed"} and len(rows) == 3
     finally:
         server.kill()
+
+
+def test_the_otlp_listener_is_a_tls_listener_with_its_own_port() -> None:
+    on = load_config(environ={}, overrides={"otlp.enabled": True})
+    assert "otlp" in on.tls_listeners() and on.otlp.port == 4318
+    assert "otlp" not in load_config(environ={}).tls_listeners()
+    with pytest.raises(ConfigError) as err:
+        load_config(environ={}, overrides={"otlp.enabled": True, "otlp.port": 8080})
+    assert err.value.key == "otlp.port"
