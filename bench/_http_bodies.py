@@ -14,23 +14,27 @@ make two kinds of bodies, `batch` events each:
 - text (`text/plain`): the event texts as they are, framed and grouped by the
   server exactly as on TCP: the same bytes as the TCP run, so its cost over
   TCP is HTTP's own (request parsing, the body read, one batch per request).
-
-The shippers' protocols carry the same events, `batch` records a request:
-
-- otlp: an OTLP `ExportLogsServiceRequest` (protobuf, `POST /v1/logs`), each
-  record's body the event text, one resource with `service.name`.
-- loki: a Loki push JSON body (`POST /loki/api/v1/push`), one stream with a
-  `job` label, each value `[<ns>, <text>]`.
-- esbulk: Elasticsearch `_bulk` NDJSON (`POST /_bulk`), `{"create":{}}` and a
-  `{"message": <text>}` source per event.
+- loki (`application/json` to `/loki/api/v1/push`): a Loki push body, one
+  stream with a `job` label, each value `[<ns>, <text>]`.
+- esbulk (`application/x-ndjson` to `/_bulk`): Elasticsearch bulk pairs, a
+  `{"create":{}}` action and a `{"message": <text>}` source per event.
+- otlp (`application/x-protobuf` to `/v1/logs`): an OTLP
+  `ExportLogsServiceRequest` per body, one resource (service.name) and scope,
+  each event a LogRecord with its text as the body and a time: what an
+  OpenTelemetry SDK or Collector sends, decoded with the generated classes
+  and rewritten as one JSON line per record by the server.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 
 from logcaster.options import IngestConfig, MultilineConfig
 from logcaster.pipeline.framing import LineFramer
@@ -43,9 +47,9 @@ CONTENT_TYPES = {
     "loki": "application/json",
     "esbulk": "application/x-ndjson",
 }
-PATHS = {"otlp": "/v1/logs", "loki": "/loki/api/v1/push", "esbulk": "/_bulk"}
+PATHS = {"otlp": "/v1/logs", "loki": "/loki/api/v1/push", "esbulk": "/_bulk"}  # else /api/v1/logs
+PROTOCOL_BODIES: dict[str, Callable[[list[bytes]], bytes]] = {}  # filled below
 KINDS = tuple(CONTENT_TYPES)
-BASE_NS = 1_768_809_600_000_000_000  # 2026-01-19T08:00:00Z
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Bodies:
     events: int  # in all bodies together
     nbytes: int  # of all bodies together
     path: str = "/api/v1/logs"
+    counts: tuple[int, ...] = ()  # events in each body (the protocols' answers do not say)
 
 
 def frame_events(data: bytes) -> list[bytes]:
@@ -83,42 +88,53 @@ def _ndjson_line(text: bytes) -> bytes:
 
 def make_bodies(texts: list[bytes], kind: str, batch: int) -> Bodies:
     """`texts` in bodies of `batch` events each (the last may hold fewer)."""
-    chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    if kind in PROTOCOL_BODIES:
+        chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+        bodies = [PROTOCOL_BODIES[kind](chunk) for chunk in chunks]
+        counts = tuple(map(len, chunks))
+        nbytes = sum(map(len, bodies))
+        return Bodies(kind, CONTENT_TYPES[kind], bodies, len(texts), nbytes, PATHS[kind], counts)
     if kind == "ndjson":
-        bodies = [b"\n".join(map(_ndjson_line, c)) + b"\n" for c in chunks]
+        lines = [_ndjson_line(t) for t in texts]
     elif kind == "text":
-        bodies = [b"\n".join(c) + b"\n" for c in chunks]
-    elif kind == "otlp":
-        bodies = [_otlp(c) for c in chunks]
-    elif kind == "loki":
-        bodies = [_loki(c) for c in chunks]
-    elif kind == "esbulk":
-        bodies = [_esbulk(c) for c in chunks]
+        lines = texts
     else:
         raise ValueError(f"unknown body kind {kind!r}")
-    path = PATHS.get(kind, "/api/v1/logs")
-    return Bodies(kind, CONTENT_TYPES[kind], bodies, len(texts), sum(map(len, bodies)), path)
+    bodies = [b"\n".join(lines[i : i + batch]) + b"\n" for i in range(0, len(lines), batch)]
+    return Bodies(kind, CONTENT_TYPES[kind], bodies, len(texts), sum(map(len, bodies)))
 
 
-def _otlp(texts: list[bytes]) -> bytes:
-    request = logs_service_pb2.ExportLogsServiceRequest()
+def _otlp_body(texts: list[bytes]) -> bytes:
+    request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
-    attribute = resource_logs.resource.attributes.add()
-    attribute.key = "service.name"
-    attribute.value.string_value = "bench"
-    records = resource_logs.scope_logs.add().log_records
-    for i, text in enumerate(texts):
-        record = records.add()
-        record.time_unix_nano = BASE_NS + i
-        record.body.string_value = text.decode("utf-8", "replace")
-    return bytes(request.SerializeToString())
+    service = AnyValue(string_value="bench")
+    resource_logs.resource.attributes.append(KeyValue(key="service.name", value=service))
+    scope_logs = resource_logs.scope_logs.add()
+    scope_logs.scope.name = "bench"
+    now = time.time_ns()
+    scope_logs.log_records.extend(
+        LogRecord(
+            time_unix_nano=now,
+            severity_number=SeverityNumber.SEVERITY_NUMBER_INFO,
+            body=AnyValue(string_value=t.decode("utf-8", "replace")),
+        )
+        for t in texts
+    )
+    body: bytes = request.SerializeToString()
+    return body
 
 
-def _loki(texts: list[bytes]) -> bytes:
-    values = [[str(BASE_NS + i), t.decode("utf-8", "replace")] for i, t in enumerate(texts)]
+def _loki_body(texts: list[bytes]) -> bytes:
+    """A Loki push JSON body: one stream (a `job` label), `[<ns>, <line>]` values."""
+    now = time.time_ns()
+    values = [[str(now + i), t.decode("utf-8", "replace")] for i, t in enumerate(texts)]
     return orjson.dumps({"streams": [{"stream": {"job": "bench"}, "values": values}]})
 
 
-def _esbulk(texts: list[bytes]) -> bytes:
+def _esbulk_body(texts: list[bytes]) -> bytes:
+    """Elasticsearch `_bulk` NDJSON: a `create` action and a source per event."""
     action = b'{"create":{}}\n'
     return b"".join(action + _ndjson_line(t) + b"\n" for t in texts)
+
+
+PROTOCOL_BODIES.update(otlp=_otlp_body, loki=_loki_body, esbulk=_esbulk_body)

@@ -72,6 +72,7 @@ DOCUMENTED = {
     "/api/v1/openapi.json",
     "/loki/api/v1/push",
     "/ready",
+    "/v1/logs",
 }
 
 

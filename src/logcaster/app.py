@@ -30,6 +30,7 @@ from logcaster.frontends.http.loki import READY_PATH as LOKI_READY_PATH
 from logcaster.frontends.http.loki import LokiEndpoints
 from logcaster.frontends.http.observe import ObserveEndpoints
 from logcaster.frontends.http.openapi import OpenApiEndpoints
+from logcaster.frontends.http.otlp import OtlpEndpoints
 from logcaster.frontends.http.query import QUERY_PATH, QueryEndpoints
 from logcaster.frontends.http.server import PUBLIC, Access, HttpServer
 from logcaster.frontends.http.tail import PATH as TAIL_PATH
@@ -196,11 +197,12 @@ class Server:
             )
             http_server = self.http
             intake = IngestEndpoints(config, self.pipeline, self.stats, http_server)
-            http_server.mount(intake, Access(Permission.SEND, "ingest", summarized=True))
+            sending = Access(Permission.SEND, "ingest", summarized=True)
+            http_server.mount(intake, sending)
+            # The shippers' protocols (issue 19), through the same intake.
+            http_server.mount(OtlpEndpoints(config, intake), sending)
             http_server.mount(
-                LokiEndpoints(config, intake),
-                Access(Permission.SEND, "ingest", summarized=True),
-                paths={LOKI_READY_PATH: PUBLIC},
+                LokiEndpoints(config, intake), sending, paths={LOKI_READY_PATH: PUBLIC}
             )
             tail = TailEndpoints(config, self.broker)
             tail.fields = self.field_queries
@@ -226,6 +228,20 @@ class Server:
                 Access(Permission.READ_AUDIT, "audit", audited=True),
                 # Audited by the endpoint, with the reload's result.
                 paths={RELOAD_PATH: Access(Permission.RELOAD, "reload")},
+            )
+        if config.otlp.enabled:
+            # OTLP's own port (4318 by convention): only /v1/logs, with the HTTP
+            # server's bounds, its own guard and TLS.
+            otlp = config.otlp
+            guard = security.guard("otlp")
+            bounds = msgspec.structs.replace(
+                config.http, enabled=True, host=otlp.host, port=otlp.port, tls=otlp.tls
+            )
+            otlp_server = c.sources["otlp"] = HttpServer(bounds, guard, guard.ssl, name="otlp")
+            otlp_ingest = IngestEndpoints(config, self.pipeline, self.stats, otlp_server)
+            otlp_server.mount(
+                OtlpEndpoints(config, otlp_ingest),
+                Access(Permission.SEND, "ingest", summarized=True),
             )
         # -----------------------------------------------------------------------------
         self.components = c

@@ -33,6 +33,7 @@ from logcaster.options import (
     MemoryConfig,
     MetricsConfig,
     MultilineConfig,
+    OtlpConfig,
     PersistConfig,
     PositiveFloat,
     QueryConfig,
@@ -67,6 +68,7 @@ class Config(Section, frozen=True):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     forward: list[ForwardGroupConfig] = msgspec.field(default_factory=list)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    otlp: OtlpConfig = msgspec.field(default_factory=OtlpConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
@@ -341,6 +343,8 @@ def _check_ports(config: Config) -> None:
         tcp["syslog.port"] = config.syslog.port
     if config.http.enabled:
         tcp["http.port"] = config.http.port
+    if config.otlp.enabled:
+        tcp["otlp.port"] = config.otlp.port
     seen: dict[int, str] = {}
     for key, port in tcp.items():
         if port and port in seen:

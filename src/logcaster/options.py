@@ -286,6 +286,17 @@ class HttpConfig(Section, frozen=True):
     tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
 
 
+class OtlpConfig(Section, frozen=True):
+    """OTLP/HTTP logs' own listener (frontends/http/otlp.py): `POST /v1/logs` only,
+    on the port OpenTelemetry SDKs send to by default. The route is on the HTTP
+    server (`http.port`) too; this listener takes its bounds from `http`."""
+
+    enabled: bool = False
+    host: Host = LOOPBACK
+    port: Port = 4318
+    tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
+
+
 class MetricsConfig(Section, frozen=True):
     """Prometheus metrics (SPEC §8): label bounds and the level/service tally."""
 

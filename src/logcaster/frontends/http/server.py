@@ -148,22 +148,28 @@ class HttpServer:
     option = "http.port"
 
     def __init__(
-        self, config: HttpConfig, guard: Guard | None = None, tls: ssl.SSLContext | None = None
+        self,
+        config: HttpConfig,
+        guard: Guard | None = None,
+        tls: ssl.SSLContext | None = None,
+        *,
+        name: str = LISTENER,
     ) -> None:
         """`guard`: authentication, roles, audit, limits (security/guard.py); `tls`:
-        serve HTTPS with this context (security/tls.py)."""
+        serve HTTPS with this context (security/tls.py); `name`: the listener's
+        config section and metrics label (`otlp` for OTLP's own listener)."""
         self.config = config
         self.ssl = tls
-        self.guard = guard or open_guard(LISTENER)
+        self.name = name
+        self.option = f"{name}.port"
+        self.guard = guard or open_guard(name)
         self._access: dict[str, Access] = {}  # route path -> what it needs
         self.port = config.port
         self.hosts: list[str] = []
         self.draining = False
         self.refused = 0  # connections closed at once over http.max_connections
         # Per-address slots (the total is aiohttp's count, checked in `_protocol`).
-        self.limits = ConnectionLimits(
-            LISTENER, config.max_connections, config.max_connections_per_ip
-        )
+        self.limits = ConnectionLimits(name, config.max_connections, config.max_connections_per_ip)
         self.slow_closed = 0  # headers past http.header_timeout, bodies under min_body_rate
         # Each open connection's header deadline, by aiohttp's protocol (request.protocol).
         self.guards: dict[object, HeaderDeadline] = {}
@@ -248,11 +254,12 @@ class HttpServer:
     def readings(self, out: Readings) -> None:
         runner = self._runner
         open_now = len(runner.server.connections) if runner and runner.server else 0
-        out.add(HTTP_CONNECTIONS, open_now, LISTENER)
-        out.add(HTTP_REFUSED, self.refused, LISTENER, "max_connections")
+        name = self.name
+        out.add(HTTP_CONNECTIONS, open_now, name)
+        out.add(HTTP_REFUSED, self.refused, name, "max_connections")
         per_ip = self.limits.refused.get("max_connections_per_ip", 0)
-        out.add(HTTP_REFUSED, per_ip, LISTENER, "max_connections_per_ip")
-        out.add(HTTP_SLOW_CLOSED, self.slow_closed, LISTENER)
+        out.add(HTTP_REFUSED, per_ip, name, "max_connections_per_ip")
+        out.add(HTTP_SLOW_CLOSED, self.slow_closed, name)
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
