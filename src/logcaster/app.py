@@ -25,6 +25,7 @@ from logcaster.component import Component, Counters, Endpoint, starting
 from logcaster.config import Config, forward_dir
 from logcaster.exceptions import ConfigError
 from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
+from logcaster.frontends.http.elastic import ElasticEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.observe import ObserveEndpoints
 from logcaster.frontends.http.openapi import OpenApiEndpoints
@@ -193,8 +194,11 @@ class Server:
                 config.http, guards["http"], guards["http"].ssl
             )
             http_server = self.http
+            intake = IngestEndpoints(config, self.pipeline, self.stats, http_server)
+            http_server.mount(intake, Access(Permission.SEND, "ingest", summarized=True))
+            # Every shipper sends its credentials with its probes too: all need SEND.
             http_server.mount(
-                IngestEndpoints(config, self.pipeline, self.stats, http_server),
+                ElasticEndpoints(config.elastic, intake, config.ingest.max_line_bytes),
                 Access(Permission.SEND, "ingest", summarized=True),
             )
             tail = TailEndpoints(config, self.broker)

@@ -25,6 +25,7 @@ from logcaster.options import (
     ENV_PREFIX,
     AuditConfig,
     AuthConfig,
+    ElasticConfig,
     EncryptConfig,
     ForwardGroupConfig,
     HttpConfig,
@@ -67,6 +68,7 @@ class Config(Section, frozen=True):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     forward: list[ForwardGroupConfig] = msgspec.field(default_factory=list)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    elastic: ElasticConfig = msgspec.field(default_factory=ElasticConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
