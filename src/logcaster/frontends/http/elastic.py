@@ -37,6 +37,7 @@ PROBE_PATHS = (
     "/",
     "/_license",
     "/_cluster/health",
+    "/_cat/health",
     "/_index_template/{name}",
     "/_template/{name}",
     "/_ilm/policy/{name}",
@@ -72,8 +73,9 @@ class ElasticEndpoints:
             web.get("/", self.root),
             web.get("/_license", self.license),
             web.get("/_cluster/health", self.health),
+            web.get("/_cat/health", self.cat_health),  # rsyslog's HEAD before it sends
         ]
-        for path in PROBE_PATHS[3:]:
+        for path in PROBE_PATHS[4:]:
             routes += [web.get(path, self.none_such), web.put(path, self.acknowledge)]
         return routes
 
@@ -149,6 +151,11 @@ class ElasticEndpoints:
             "number_of_data_nodes": 1,
         }
         return answer(request, doc)
+
+    async def cat_health(self, request: web.Request) -> web.Response:
+        now = time.time()
+        line = f"{int(now)} {time.strftime('%H:%M:%S', time.gmtime(now))} logcaster green 1 1\n"
+        return web.Response(text=line, content_type="text/plain", headers=PRODUCT)
 
     async def none_such(self, request: web.Request) -> web.Response:
         """A template, ILM policy or pipeline: LogCaster keeps none."""
