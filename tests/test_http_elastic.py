@@ -5,6 +5,7 @@ aiohttp requests for the bodies a client would not send."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,10 @@ def test_with_auth_a_bearer_token_sends_and_none_is_refused(tmp_path: Path) -> N
         with Elasticsearch(url) as anonymous, pytest.raises(AuthenticationException):
             helpers.bulk(anonymous, [{"_index": "s", "message": "nope"}])
         assert request("GET", url + "/")[0] == 401
+        # An Elasticsearch API key is not a LogCaster token scheme: only Bearer is.
+        keyed = Elasticsearch(url, api_key=auth.tokens["ingest"])
+        with keyed, pytest.raises(AuthenticationException):
+            keyed.info()
         with Elasticsearch(url, bearer_auth=auth.tokens["viewer"]) as viewer:
             refused = list(
                 helpers.streaming_bulk(
@@ -234,3 +239,35 @@ def test_with_auth_a_bearer_token_sends_and_none_is_refused(tmp_path: Path) -> N
         assert [ev["message"] for ev in answer["events"]] == ["secret"]
     finally:
         auth.server.kill()
+
+
+def test_a_gzip_body_as_beats_send_it_is_taken(server: ServerProcess) -> None:
+    body = b"".join(
+        b'{"create":{"_index":"filebeat"}}\n' + orjson.dumps({"message": f"l{i}"}) + b"\n"
+        for i in range(50)
+    )
+    status, answer, _ = request(
+        "POST",
+        base(server) + "/_bulk",
+        gzip.compress(body),
+        **{"Content-Type": "application/json; charset=UTF-8", "Content-Encoding": "gzip"},
+    )
+    assert (status, answer["errors"], len(answer["items"])) == (200, False, 50)
+    assert len(events(server, "index=filebeat")) == 50
+
+
+def test_a_gzip_bomb_is_refused_whole_with_413(server_factory: ServerFactory) -> None:
+    server = server_factory(env={"LOGCASTER_HTTP__MAX_BODY_BYTES": "65536"})
+    bomb = gzip.compress(b'{"index":{"_index":"b"}}\n{"message":"' + b"x" * 1_000_000 + b'"}\n')
+    status, answer, _ = request(
+        "POST",
+        base(server) + "/_bulk",
+        bomb,
+        **{"Content-Type": NDJSON, "Content-Encoding": "gzip"},
+    )
+    assert (status, answer["status"], answer["error"]["type"]) == (
+        413,
+        413,
+        "content_too_long_exception",
+    )
+    assert total(server) == 0

@@ -64,6 +64,22 @@ def module(what: str, path: Path | None) -> None:
         pytest.skip(why)
 
 
+SCL_ELASTIC = "usr/share/syslog-ng/include/scl/elasticsearch/elastic-http.conf"
+
+
+class SyslogNgScl(SyslogNg):
+    """syslog-ng with the SCL file defining elasticsearch-http() included by path
+    (the unpacked package has no system include directory)."""
+
+    def __init__(self, workdir: Path, destination: str) -> None:
+        super().__init__(workdir, destination)
+        found = [p for p in (SYSLOG_NG_PREFIX / SCL_ELASTIC, Path("/") / SCL_ELASTIC) if p.exists()]
+        module("syslog-ng's SCL (syslog-ng-scl)", found[0] if found else None)
+        conf = self.dir / "syslog-ng.conf"
+        version, rest = conf.read_text().split("\n", 1)
+        conf.write_text(f'{version}\n@include "{found[0]}"\n{rest}')
+
+
 def events(server: ServerProcess, params: str = "") -> list[dict[str, Any]]:
     answer = orjson.loads(server.query(f"JSON QUERY limit=1000 order=asc {params}"))
     rows: list[dict[str, Any]] = answer["events"]
@@ -122,3 +138,27 @@ def test_syslog_ng_elasticsearch_http_forwards_every_message_once(
     assert ev["fields"]["index"] == "ng-reportd"
     assert ev["fields"]["pid"] == "7"
     assert len(events(server, "index=ng-reportd level=WARN")) == 30
+
+
+def test_syslog_ng_elasticsearch_http_scl_destination_forwards_every_message_once(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    lib = SYSLOG_NG_PREFIX / "usr/lib/syslog-ng"
+    if lib.exists():
+        module(
+            "syslog-ng's http module (syslog-ng-mod-http)", lib / version_dir(lib) / "libhttp.so"
+        )
+    url = f"http://127.0.0.1:{server.ports['http']}/_bulk"
+    destination = (
+        f'elasticsearch-http(url("{url}") index("scl") type("") batch-lines(40) '
+        'batch-timeout(200) template("$(format-json @timestamp=${ISODATE} '
+        'service=${PROGRAM} level=${LEVEL} message=${MESSAGE} facility=${FACILITY})"))'
+    )
+    with SyslogNgScl(tmp_path / "syslog-ng", destination) as daemon:
+        daemon.send(
+            *(f"<{11 if i % 3 == 0 else 13}>Jan 19 08:00:00 billd: bill {i}" for i in range(90))
+        )
+        rows = wait_for("90 events", lambda: events(server), lambda r: len(r) >= 90)
+    assert sorted(int(ev["message"].split()[1]) for ev in rows) == list(range(90))
+    assert {ev["service"] for ev in rows} == {"billd"}
+    assert len(events(server, "index=scl level=ERROR facility=user")) == 30
