@@ -18,6 +18,7 @@ object) or an empty one is refused whole: BodyError(400).
 from __future__ import annotations
 
 import itertools
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ WITHOUT_SOURCE = ("delete",)
 ELLIPSIS = b"..."
 MAX_FLAT_DEPTH = 16  # nested objects are flattened this deep; deeper ones stay JSON values
 MAX_NAME = 256  # an index name or _id echoed back is cut to this
+# Ids for items without one: unique within this process, and across restarts by
+# a random prefix (Elasticsearch's own are random too); only echoed back.
+_ID_PREFIX = secrets.token_hex(4)
 _ids = itertools.count(1)
 
 
@@ -148,7 +152,7 @@ def _text(value: object) -> str | None:
 
 
 def _new_id() -> str:
-    return f"lc{next(_ids)}"
+    return f"{_ID_PREFIX}-{next(_ids)}"
 
 
 def event_text(source: bytes, index: str, given_id: str | None) -> bytes:
