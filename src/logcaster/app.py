@@ -25,6 +25,7 @@ from logcaster.component import Component, Counters, Endpoint, starting
 from logcaster.config import Config, forward_dir
 from logcaster.exceptions import ConfigError
 from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
+from logcaster.frontends.http.elastic import ElasticEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.loki import READY_PATH as LOKI_READY_PATH
 from logcaster.frontends.http.loki import LokiEndpoints
@@ -199,8 +200,12 @@ class Server:
             intake = IngestEndpoints(config, self.pipeline, self.stats, http_server)
             sending = Access(Permission.SEND, "ingest", summarized=True)
             http_server.mount(intake, sending)
-            # The shippers' protocols (issue 19), through the same intake.
+            # The shippers' protocols (issue 19), through the same intake. Every
+            # shipper sends its credentials with its probes too: all need SEND.
             http_server.mount(OtlpEndpoints(config, intake), sending)
+            http_server.mount(
+                ElasticEndpoints(config.elastic, intake, config.ingest.max_line_bytes), sending
+            )
             http_server.mount(
                 LokiEndpoints(config, intake), sending, paths={LOKI_READY_PATH: PUBLIC}
             )

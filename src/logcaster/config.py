@@ -25,6 +25,7 @@ from logcaster.options import (
     ENV_PREFIX,
     AuditConfig,
     AuthConfig,
+    ElasticConfig,
     EncryptConfig,
     ForwardGroupConfig,
     HttpConfig,
@@ -69,6 +70,7 @@ class Config(Section, frozen=True):
     forward: list[ForwardGroupConfig] = msgspec.field(default_factory=list)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     otlp: OtlpConfig = msgspec.field(default_factory=OtlpConfig)
+    elastic: ElasticConfig = msgspec.field(default_factory=ElasticConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)

@@ -297,6 +297,17 @@ class OtlpConfig(Section, frozen=True):
     tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
 
 
+VERSION_PATTERN = r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$"
+
+
+class ElasticConfig(Section, frozen=True):
+    """Elasticsearch's `_bulk` API on the HTTP server (frontends/http/elastic.py,
+    docs/shippers.md): the version `GET /` reports. Beats refuse a server older
+    than themselves, and clients pick their protocol by its major version."""
+
+    version: Annotated[str, msgspec.Meta(pattern=VERSION_PATTERN)] = "8.17.0"
+
+
 class MetricsConfig(Section, frozen=True):
     """Prometheus metrics (SPEC §8): label bounds and the level/service tally."""
 

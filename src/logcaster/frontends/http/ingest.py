@@ -88,7 +88,7 @@ class IngestEndpoints:
         taken = await self.take(
             request,
             lambda body: decode(body, request.content_type, max_line, framer),
-            ack=_asks_ack(request),
+            ack=asks_ack(request),
         )
         if taken.status != 200:
             headers = {"Retry-After": str(taken.retry_after)} if taken.retry_after else None
@@ -294,7 +294,8 @@ class BodyBudget:
             self._freed.set()
 
 
-def _asks_ack(request: web.Request) -> bool:
+def asks_ack(request: web.Request) -> bool:
+    """`?ack=1` or `X-LogCaster-Ack: 1` (every HTTP ingest protocol takes them)."""
     flag = request.query.get("ack") or request.headers.get("X-LogCaster-Ack") or ""
     return flag.strip().lower() in ("1", "true", "yes")
 

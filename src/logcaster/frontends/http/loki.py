@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from logcaster.config import Config
-from logcaster.frontends.http.ingest import IngestEndpoints
+from logcaster.frontends.http.ingest import IngestEndpoints, asks_ack
 from logcaster.frontends.http.loki_decode import decode
 from logcaster.frontends.http.payload import Texts
 
@@ -52,15 +52,10 @@ class LokiEndpoints:
         def decoder(body: bytes) -> Texts:
             return decode(body, content_type, max_line, max_body)
 
-        taken = await self._ingest.take(request, decoder, ack=_asks_ack(request), protocol="loki")
+        taken = await self._ingest.take(request, decoder, ack=asks_ack(request), protocol="loki")
         if taken.status == 200:
             return web.Response(status=204)
         headers = {"Retry-After": str(taken.retry_after)} if taken.retry_after else None
         return web.Response(
             status=taken.status, text=f"{taken.error or 'refused'}\n", headers=headers
         )
-
-
-def _asks_ack(request: web.Request) -> bool:
-    flag = request.query.get("ack") or request.headers.get("X-LogCaster-Ack") or ""
-    return flag.strip().lower() in ("1", "true", "yes")

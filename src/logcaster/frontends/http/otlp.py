@@ -24,7 +24,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from logcaster.config import Config
-from logcaster.frontends.http.ingest import IngestEndpoints
+from logcaster.frontends.http.ingest import IngestEndpoints, asks_ack
 from logcaster.frontends.http.otlp_decode import PROTOBUF_TYPES, Rejected, decode
 from logcaster.frontends.http.payload import Texts
 
@@ -63,7 +63,7 @@ class OtlpEndpoints:
         def decoder(body: bytes) -> Texts:
             return decode(body, content_type, max_line, rejected)
 
-        taken = await self._ingest.take(request, decoder, ack=_asks_ack(request), protocol="otlp")
+        taken = await self._ingest.take(request, decoder, ack=asks_ack(request), protocol="otlp")
         if taken.status != 200:
             return _status(taken.status, taken.error or "refused", protobuf=protobuf)
         answer = ExportLogsServiceResponse()
@@ -94,8 +94,3 @@ def _reply(
         return web.Response(body=body, status=status, content_type=PROTOBUF, headers=headers)
     text = json_format.MessageToJson(message, indent=None, ensure_ascii=True)
     return web.Response(text=text, status=status, content_type=JSON, headers=headers)
-
-
-def _asks_ack(request: web.Request) -> bool:
-    flag = request.query.get("ack") or request.headers.get("X-LogCaster-Ack") or ""
-    return flag.strip().lower() in ("1", "true", "yes")
