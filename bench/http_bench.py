@@ -92,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST", help='corpora, comma-separated (default "default,traces")',
     )  # fmt: skip
     parser.add_argument(
-        "--bodies", type=_names(KINDS), default=["ndjson", "text", "otlp", "loki"],
+        "--bodies", type=_names(KINDS), default=["ndjson", "text", "otlp", "loki", "esbulk"],
         metavar="LIST",
-        help=f'HTTP body kinds, of {", ".join(KINDS)} (default "ndjson,text,otlp,loki")',
+        help=f'HTTP body kinds, of {", ".join(KINDS)} (default "ndjson,text,otlp,loki,esbulk")',
     )  # fmt: skip
     parser.add_argument(
         "--runs", type=positive_int, default=3, help="runs of each; medians (default 3)"
