@@ -16,7 +16,8 @@ make two kinds of bodies, `batch` events each:
   TCP is HTTP's own (request parsing, the body read, one batch per request).
 - loki (`application/json` to `/loki/api/v1/push`): a Loki push body, one
   stream with a `job` label, each value `[<ns>, <text>]`.
-- esbulk (`application/x-ndjson` to `/_bulk`): Elasticsearch bulk pairs, a
+- esbulk (`application/x-ndjson` to `/bench/_bulk`, the index in the path):
+  Elasticsearch bulk pairs, a
   `{"create":{}}` action and a `{"message": <text>}` source per event.
 - otlp (`application/x-protobuf` to `/v1/logs`): an OTLP
   `ExportLogsServiceRequest` per body, one resource (service.name) and scope,
@@ -47,7 +48,11 @@ CONTENT_TYPES = {
     "loki": "application/json",
     "esbulk": "application/x-ndjson",
 }
-PATHS = {"otlp": "/v1/logs", "loki": "/loki/api/v1/push", "esbulk": "/_bulk"}  # else /api/v1/logs
+PATHS = {
+    "otlp": "/v1/logs",
+    "loki": "/loki/api/v1/push",
+    "esbulk": "/bench/_bulk",
+}  # else /api/v1/logs
 PROTOCOL_BODIES: dict[str, Callable[[list[bytes]], bytes]] = {}  # filled below
 KINDS = tuple(CONTENT_TYPES)
 

@@ -100,7 +100,7 @@ def _target(s: CorpusSummary, kind: str) -> str:
         return _verdict(s.ratio(kind))
     if kind in PROTOCOLS:
         ratio = s.ndjson_ratio(kind)
-        return "-" if ratio is None else f"{ratio:.2f}x ndjson " + _verdict(ratio)[4:]
+        return "-" if ratio is None else f"{ratio:.2f}x ndjson " + _verdict(ratio).split()[-1]
     return ""
 
 
