@@ -123,7 +123,20 @@ def _from_json(body: bytes, max_line: int) -> Texts:
         if not isinstance(given, dict) or not isinstance(values, list):
             raise BodyError(400, f'stream {i}: expected "stream": {{labels}}, "values": [...]')
         labels = _bounded(given.items(), f"stream {i}", len(given), MAX_LABELS, MAX_LABELS_BYTES)
+        add = out.add
         for j, value in enumerate(values):
+            # The common entry, checked and taken at once: ["<ns digits>", "line"].
+            if type(value) is list and len(value) == 2:
+                ns, line = value
+                if (
+                    type(ns) is str
+                    and type(line) is str
+                    and ns.isascii()
+                    and ns.isdigit()
+                    and len(ns) <= 19
+                ):
+                    add(line, int(ns), labels, None)
+                    continue
             what = f"stream {i}, entry {j}"
             if not isinstance(value, list) or len(value) not in (2, 3):
                 raise BodyError(400, f'{what}: expected ["<unix ns>", "line", {{metadata}}?]')
@@ -228,36 +241,40 @@ def _unescape(m: re.Match[bytes]) -> bytes:
 
 
 class _Out:
-    """The texts of a body's entries, one JSON object line each."""
+    """The texts of a body's entries, one JSON object line each. A stream's
+    fields are serialized once and spliced after each entry's own message and
+    ts (`_fields` renames the label names those would collide with)."""
 
-    __slots__ = ("_max_line", "_stream", "_stream_fields", "_texts", "truncated")
+    __slots__ = ("_max_line", "_shared", "_stream", "_texts", "truncated")
 
     def __init__(self, max_line: int) -> None:
         self._max_line = max_line
         self._texts: list[bytes] = []
         self.truncated = 0
         self._stream: dict[str, str] | None = None
-        self._stream_fields: dict[str, object] = {}
+        self._shared = b"}"  # `,"level":...}`: the stream's fields, closing the object
 
     def add(
         self, line: str, ns: int, labels: dict[str, str], metadata: dict[str, str] | None
     ) -> None:
-        if labels is not self._stream:  # once per stream, unless metadata changes them
+        if labels is not self._stream:  # once per stream
             self._stream = labels
-            self._stream_fields = _fields(labels)
-        fields = _fields({**labels, **metadata}) if metadata else self._stream_fields
+            self._shared = _splice(_fields(labels))
+        shared = _splice(_fields({**labels, **metadata})) if metadata else self._shared
         if len(line) > self._max_line // 4 and len(line.encode()) > self._max_line:
             cut = line.encode()[: self._max_line - len(ELLIPSIS)]
             line = cut.decode("utf-8", "ignore") + ELLIPSIS.decode()
             self.truncated += 1
-        doc: dict[str, object] = {"message": line}
-        if ns:
-            doc["ts"] = ns / 1e9
-        doc.update(fields)
-        self._texts.append(orjson.dumps(doc))
+        own = orjson.dumps({"message": line, "ts": ns / 1e9} if ns else {"message": line})
+        self._texts.append(own[:-1] + shared)
 
     def texts(self) -> Texts:
         return Texts(self._texts, self.truncated)
+
+
+def _splice(fields: dict[str, object]) -> bytes:
+    """`fields` as the tail of a JSON object: `,"k":v,...}` (or `}` alone)."""
+    return b"," + orjson.dumps(fields)[1:] if fields else b"}"
 
 
 def _fields(pairs: dict[str, str]) -> dict[str, object]:
