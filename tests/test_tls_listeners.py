@@ -5,8 +5,6 @@ plain-text clients to a TLS port fail cleanly and the listener goes on."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -19,17 +17,8 @@ import yaml
 
 from logcaster.client import LogCasterClient
 from logcaster.testing import ServerProcess, parse_stats, start_server, wait_for
+from tests.sender_helpers import tool
 from tests.tls_helpers import Pki, tls_query, tls_send
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        why = f"{name} is missing: run ./scripts/test-deps"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +65,7 @@ def test_ready_line_names_the_tls_listeners(tls_server: ServerProcess) -> None:
 
 
 def test_openssl_s_client_to_ingest_and_query(tls_server: ServerProcess, pki: Pki) -> None:
-    openssl = _tool("openssl")
+    openssl = tool("openssl")
     before = _stats(tls_server, pki)["Total"]
     base = [openssl, "s_client", "-CAfile", str(pki.ca_file), "-verify_return_error", "-quiet"]
     sent = subprocess.run(
@@ -196,7 +185,7 @@ def _refused(port: int, ctx: ssl.SSLContext) -> bool:
 
 def test_https_with_client_certificates_required(pki: Pki, tmp_path: Path) -> None:
     """HTTP alone serves TLS (the global files), and requires a client certificate."""
-    curl = _tool("curl")
+    curl = tool("curl")
     pair = pki.server("https")
     config = {
         "tls": {

@@ -78,10 +78,11 @@ class Security:
         # Each listener's TLS context (security/tls.py), reloaded on SIGHUP.
         self.tls = TlsContexts(config.tls, config.tls_listeners())
         self.failures = FailureLimiter(config.auth)
-        self._window = config.auth.failure_window_s
         self.login_timeout = config.auth.login_timeout
         self._cert_roles = config.auth.certificate_roles
-        self._udp = [ipaddress.ip_network(n, strict=False) for n in config.auth.udp_networks]
+        self.udp_networks = [
+            ipaddress.ip_network(n, strict=False) for n in config.auth.udp_networks
+        ]
         self._checks = asyncio.Semaphore(MAX_CHECKS)
         self._waiting = 0
         self._checking: dict[bytes, asyncio.Task[TokenRecord | None]] = {}
@@ -117,10 +118,7 @@ class Security:
     def reload(self) -> None:
         """SIGHUP: re-read the token file now."""
         if self.tokens is not None:
-            try:
-                self.tokens.load()
-            except TokenError as exc:
-                log_event(logger, logging.ERROR, "tokens_reload_failed", reason=str(exc))
+            self.tokens.reload()
 
     def guard(self, listener: str) -> Guard:
         return Guard(self, listener)
@@ -158,6 +156,42 @@ class Security:
         self.audit.write(
             audit.entry(who, "signal", None, action, result, "local", "signal", failure)
         )
+
+    async def check_token(self, token: str, now: float) -> tuple[TokenRecord | None, str]:
+        """A token's record the slow way (scrypt in a worker thread, at most
+        MAX_CHECKS at once), shared by every request that presents the same token
+        meanwhile (a fleet reconnecting after a restart costs one check, not one
+        each); (None, why) when refused: "bad token", or "busy" past
+        MAX_WAITING_CHECKS distinct tokens waiting."""
+        tokens = self.tokens
+        assert tokens is not None
+        key = tokens.cache.key(token)
+        pending = self._checking.get(key)
+        if pending is None:
+            if self._waiting >= MAX_WAITING_CHECKS:
+                return None, "busy"
+            pending = asyncio.get_running_loop().create_task(self._verify(token, now))
+            self._checking[key] = pending
+            pending.add_done_callback(lambda _: self._checking.pop(key, None))
+        record = await asyncio.shield(pending)
+        return record, "bad token"
+
+    async def _verify(self, token: str, now: float) -> TokenRecord | None:
+        tokens = self.tokens
+        assert tokens is not None
+        self._waiting += 1
+        try:
+            async with self._checks:
+                record = await asyncio.to_thread(tokens.verify, token, now)
+        finally:
+            self._waiting -= 1
+        if record is not None:
+            tokens.cache.put(token, record)  # back on the event loop
+        return record
+
+    def role_of(self, subject: str | None) -> RoleName | None:
+        """The role a verified certificate subject maps to (auth.certificate_roles)."""
+        return _cert_role(self._cert_roles, subject) if subject else None
 
     def quiet(self, key: tuple[str, str, str]) -> bool:
         """True if `key` was recorded within SUMMARY_EVERY_S (bounded table)."""
@@ -218,38 +252,10 @@ class Guard:
         return principal
 
     async def _check(self, token: str, now: float, peer: Peer) -> TokenRecord | None:
-        """The slow check (scrypt in a worker thread), shared by every request that
-        presents the same token meanwhile (a fleet reconnecting after a restart
-        costs one check, not one each); None refused (recorded)."""
-        security = self.security
-        tokens = security.tokens
-        assert tokens is not None
-        key = tokens.cache.key(token)
-        pending = security._checking.get(key)
-        if pending is None:
-            if security._waiting >= MAX_WAITING_CHECKS:
-                self._fail(peer, "busy", count=False)
-                return None
-            pending = asyncio.get_running_loop().create_task(self._verify(token, now))
-            security._checking[key] = pending
-            pending.add_done_callback(lambda _: security._checking.pop(key, None))
-        record = await asyncio.shield(pending)
+        """The slow check (Security.check_token); a refusal is recorded."""
+        record, reason = await self.security.check_token(token, now)
         if record is None:
-            self._fail(peer, "bad token")
-        return record
-
-    async def _verify(self, token: str, now: float) -> TokenRecord | None:
-        security = self.security
-        tokens = security.tokens
-        assert tokens is not None
-        security._waiting += 1
-        try:
-            async with security._checks:
-                record = await asyncio.to_thread(tokens.verify, token, now)
-        finally:
-            security._waiting -= 1
-        if record is not None:
-            tokens.cache.put(token, record)
+            self._fail(peer, reason, count=reason != "busy")
         return record
 
     def still_valid(self, principal: Principal) -> bool:
@@ -268,13 +274,13 @@ class Guard:
 
     def maps(self, subject: str | None) -> bool:
         """Whether a certificate subject maps to a role (auth.certificate_roles)."""
-        return subject is not None and _cert_role(self.security._cert_roles, subject) is not None
+        return self.security.role_of(subject) is not None
 
     def certificate(self, subject: str | None, peer: Peer) -> Principal | None:
         """The principal a verified client certificate's subject maps to, or None."""
         if not self.security.enabled:
             return ANONYMOUS
-        role = _cert_role(self.security._cert_roles, subject) if subject else None
+        role = self.security.role_of(subject)
         if subject is None or role is None:
             self._fail(peer, "no certificate" if subject is None else "certificate not mapped")
             return None
@@ -328,7 +334,7 @@ class Guard:
             ip = ipaddress.ip_address(address.partition("%")[0])
         except ValueError:
             return False
-        return any(ip in net for net in self.security._udp)
+        return any(ip in net for net in self.security.udp_networks)
 
     def _fail(
         self,
@@ -343,8 +349,7 @@ class Guard:
         if count and not quiet:
             security.failures.failed(peer.address, self.listener, reason)
         elif quiet:
-            counts = security.failures.failures
-            counts[(self.listener, reason)] = counts.get((self.listener, reason), 0) + 1
+            security.failures.count(self.listener, reason)
             if security.quiet((peer.address if per_address else "*", self.listener, reason)):
                 return  # recorded once a minute (per address, or per listener)
             reason += " (further ones within 60 s are counted, not recorded)"

@@ -159,8 +159,13 @@ class FailureLimiter:
         return self._buckets.get((address, ""), now).wait(now) > 0
 
     def failed(self, address: str, listener: str, reason: str) -> None:
+        """A failed attempt: counted, and toward the address' lockout."""
         now = time.monotonic()
         self._buckets.get((address, ""), now).take(1, now)
+        self.count(listener, reason)
+
+    def count(self, listener: str, reason: str) -> None:
+        """A refusal counted only (no attempt was checked: locked out, forged source)."""
         key = (listener, reason)
         self.failures[key] = self.failures.get(key, 0) + 1
 

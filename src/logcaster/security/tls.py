@@ -20,8 +20,9 @@ unreadable, not PEM, an encrypted key, a key of another certificate.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,19 @@ def peer_subject(conn: Any) -> str | None:
         return None
     subject: str = x509.load_der_x509_certificate(der).subject.rfc4514_string()
     return subject
+
+
+async def serve(
+    factory: Callable[[], asyncio.BaseProtocol], host: str, port: int, ctx: ssl.SSLContext | None
+) -> asyncio.Server:
+    """A listening server as every listener of ours binds one: address reuse, a
+    deep backlog, and with `ctx` TLS whose handshake must end in HANDSHAKE_TIMEOUT."""
+    return await asyncio.get_running_loop().create_server(
+        factory,
+        host,
+        port,
+        reuse_address=True,
+        backlog=1024,
+        ssl=ctx,
+        ssl_handshake_timeout=HANDSHAKE_TIMEOUT if ctx is not None else None,
+    )

@@ -214,19 +214,22 @@ class TokenStore:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def current(self, now: float) -> None:
-        """Reload if the file changed (looked at once a second at most). A file
-        that cannot be read now (half written by hand, broken) is logged once per
-        change and the last good records are kept."""
+        """Reload if the file changed (looked at once a second at most)."""
         if now - self._checked < RECHECK_S:
             return
         self._checked = now
         stamp = self._stat()
-        if stamp == self._stamp:
-            return
+        if stamp != self._stamp:
+            self.reload()
+            self._stamp = stamp  # a broken file: not again until it changes
+
+    def reload(self) -> None:
+        """Read the file again (a change seen, SIGHUP). A file that cannot be read
+        now (half written by hand, broken) is logged and the last good records
+        are kept."""
         try:
             self.load()
         except TokenError as exc:
-            self._stamp = stamp  # not again until it changes
             log_event(
                 logger,
                 logging.ERROR,

@@ -18,7 +18,7 @@ from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import Framer, LineFramer
 from logcaster.pipeline.pipeline import Pipeline
 from logcaster.security.guard import Guard, open_guard
-from logcaster.security.tls import HANDSHAKE_TIMEOUT, peer_subject
+from logcaster.security.tls import peer_subject, serve
 from logcaster.sources.connections import CONNECTIONS, ConnectionLimits
 from logcaster.sources.tcp import StreamConnection
 from logcaster.stats import Stats
@@ -70,16 +70,9 @@ class StreamIngestServer:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         with listening(self.option, self.host, self.port):
-            self._server = await loop.create_server(
-                lambda: StreamConnection(self),
-                self.host,
-                self.port,
-                reuse_address=True,
-                backlog=1024,
-                ssl=self.ssl,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
+            self._server = await serve(
+                lambda: StreamConnection(self), self.host, self.port, self.ssl
             )
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts

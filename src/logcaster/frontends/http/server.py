@@ -51,7 +51,7 @@ from logcaster.security.guard import Guard, Peer, open_guard
 from logcaster.security.neutralize import json_safe
 from logcaster.security.ratelimit import Client
 from logcaster.security.roles import ANONYMOUS, Permission, Principal
-from logcaster.security.tls import HANDSHAKE_TIMEOUT
+from logcaster.security.tls import serve
 from logcaster.sources.connections import CONNECTIONS, REFUSED, SLOW_CLOSED, ConnectionLimits
 
 logger = logging.getLogger("logcaster.frontends.http")
@@ -217,17 +217,8 @@ class HttpServer:
             shutdown_timeout=CLOSE_WAIT_S,
         )
         await self._runner.setup()
-        loop = asyncio.get_running_loop()
         with listening(self.option, config.host, self.port):
-            self._server = await loop.create_server(
-                self._protocol,
-                config.host,
-                self.port,
-                reuse_address=True,
-                backlog=1024,
-                ssl=self.ssl,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl is not None else None,
-            )
+            self._server = await serve(self._protocol, config.host, self.port, self.ssl)
         bound = server_endpoint(self._server)
         self.port, self.hosts = bound.port, bound.hosts
 
