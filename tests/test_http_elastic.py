@@ -192,6 +192,19 @@ def test_a_bad_body_is_refused_whole_in_elasticsearchs_error_format(
     assert total(server) == 0
 
 
+def test_filter_path_shrinks_the_answer_as_beats_and_logstash_ask(server: ServerProcess) -> None:
+    body = b'{"create":{}}\n{"message":"one","level":"warn"}\n' * 3 + b'{"create":{}}\n[1]\n'
+    target = base(server) + "/beats/_bulk?filter_path=errors,items.*.error,items.*.status"
+    status, answer, _ = request("POST", target, body, **{"Content-Type": NDJSON})
+    assert status == 200
+    assert answer["errors"] is True and set(answer) == {"errors", "items"}
+    assert answer["items"][:3] == [{"create": {"status": 201}}] * 3
+    assert answer["items"][3]["create"]["status"] == 400
+    wait_for("3 events", lambda: total(server), lambda n: n == 3)
+    status, answer, _ = request("GET", base(server) + "/?filter_path=version.number")
+    assert answer == {"version": {"number": "8.17.0"}}
+
+
 def test_probes_answer_as_elasticsearch_does(server_factory: ServerFactory) -> None:
     server = server_factory(env={"LOGCASTER_ELASTIC__VERSION": "9.1.2"})
     status, doc, headers = request("GET", base(server) + "/")

@@ -16,6 +16,30 @@ from tests.parse_helpers import RECEIVED, parse, utc
 # --- JSON objects -------------------------------------------------------------------
 
 
+def test_ecs_dotted_keys_fill_the_event_as_ecs_logging_writes_them() -> None:
+    # ecs-logging (Python, Java, Go) writes `log.level` and dotted service keys flat.
+    line = orjson.dumps(
+        {
+            "@timestamp": "2026-01-19T15:30:01.250Z",
+            "log.level": "error",
+            "message": "card declined",
+            "service.name": "payment-api",
+            "service.version": "2.3.1",
+            "host.name": "node-3",
+            "ecs.version": "1.6.0",
+        }
+    )
+    ev = parse(line)
+    assert ev.ts == utc(2026, 1, 19, 15, 30, 1, 250_000)
+    assert (ev.level, ev.service, ev.version, ev.host) == (
+        "ERROR",
+        "payment-api",
+        "2.3.1",
+        "node-3",
+    )
+    assert ev.fields == {"ecs.version": "1.6.0"}
+
+
 def test_json_object_fills_the_event_and_keeps_other_keys_as_fields() -> None:
     line = orjson.dumps(
         {

@@ -57,7 +57,11 @@ _THREAD_LINE = re.compile(
 # JSON keys that fill the event's own attributes rather than `fields`.
 _JSON_TS = ("timestamp", "time", "ts", "@timestamp")
 _JSON_MSG = ("message", "msg")
-_JSON_LEVEL = ("level", "severity", "lvl", "loglevel")
+_JSON_LEVEL = ("level", "severity", "lvl", "loglevel", "log.level")
+# ECS dotted keys (ecs-logging libraries, flattened Elasticsearch sources) too.
+_JSON_SERVICE = ("service", "service.name")
+_JSON_VERSION = ("version", "service.version")
+_JSON_HOST = ("host", "hostname", "host.name")
 # The event times a datetime can hold: 0001-01-01 to 9999-12-31 23:59:59 UTC.
 _MIN_TS = -62135596800.0
 _MAX_TS = 253402300799.0
@@ -116,11 +120,11 @@ def _parse_json(ev: Event, first: str) -> str | None:
             ev.level = normalize_level(value)
             if ev.level is None:
                 fields[key] = value
-        elif key == "service" and isinstance(value, str):
+        elif key in _JSON_SERVICE and isinstance(value, str):
             ev.service = value
-        elif key == "version" and isinstance(value, str):
+        elif key in _JSON_VERSION and isinstance(value, str):
             ev.version = value
-        elif key in ("host", "hostname") and isinstance(value, str):
+        elif key in _JSON_HOST and isinstance(value, str):
             ev.host = value
         elif key == "pod" and isinstance(value, str):
             ev.pod = value

@@ -26,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from logcaster.frontends.http.elastic_bulk import Bulk, decode_bulk, texts_of
+from logcaster.frontends.http.elastic_filter import parse_filter
 from logcaster.frontends.http.ingest import IngestEndpoints, asks_ack
 from logcaster.frontends.http.payload import Texts
 from logcaster.options import ElasticConfig
@@ -101,9 +102,8 @@ class ElasticEndpoints:
             headers = {"Retry-After": str(taken.retry_after)} if taken.retry_after else {}
             return error(request, taken.status, taken.error or "refused", headers)
         bulk = decoded[0]
-        items = [item.render(seq) for seq, item in enumerate(bulk.items)]
         took = int((time.monotonic() - started) * 1000)
-        return answer(request, {"took": took, "errors": bulk.errors, "items": items})
+        return answer(request, bulk.answer(took, parse_filter(request.query.get("filter_path"))))
 
     async def root(self, request: web.Request) -> web.Response:
         major = self._version.split(".")[0]
@@ -170,8 +170,15 @@ class ElasticEndpoints:
 def answer(
     request: web.Request, doc: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
+    """`doc` as an Elasticsearch answer, `filter_path` applied; as bytes, its JSON
+    already written with the filter applied (a bulk's: `Bulk.answer`)."""
+    if isinstance(doc, bytes):
+        data = doc
+    else:
+        keep = parse_filter(request.query.get("filter_path"))
+        data = orjson.dumps(doc if keep is None or not isinstance(doc, dict) else keep.apply(doc))
     return web.Response(
-        body=json_safe(orjson.dumps(doc)),
+        body=json_safe(data),
         status=status,
         headers={**PRODUCT, **(headers or {}), "Content-Type": _content_type(request)},
     )

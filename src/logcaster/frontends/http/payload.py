@@ -12,7 +12,7 @@
 An object becomes its JSON text on one line, parsed later like a JSON line
 on TCP (SPEC §3); NDJSON lines are kept as sent. Validation is one orjson call over the
 whole body where it can be: an NDJSON body is checked as one JSON array of
-raw elements (`_all_objects`), and only a failure walks it line by line to
+raw elements (`all_objects`), and only a failure walks it line by line to
 name the first bad line. A text over
 `ingest.max_line_bytes` is cut and marked `...`, as on TCP.
 """
@@ -71,7 +71,7 @@ def _json(body: bytes, max_line: int) -> Texts:
             return _ndjson(body, max_line)  # NDJSON sent as application/json
         raise BodyError(400, f"invalid JSON: {exc}") from exc
     if isinstance(doc, dict):
-        return _fit([_object_text(stripped, doc, "the object")], max_line)
+        return fit([_object_text(stripped, doc, "the object")], max_line)
     if not isinstance(doc, list):
         raise BodyError(400, "expected a JSON object or an array of objects and strings")
     raws = _raw_elements(stripped, len(doc))
@@ -85,7 +85,7 @@ def _json(body: bytes, max_line: int) -> Texts:
         else:
             kind = "null" if item is None else type(item).__name__
             raise BodyError(400, f"element {i}: expected an object or a string, got {kind}")
-    return _fit(texts, max_line)
+    return fit(texts, max_line)
 
 
 def _raw_elements(array: bytes, count: int) -> list[msgspec.Raw] | None:
@@ -116,15 +116,15 @@ def _ndjson(body: bytes, max_line: int) -> Texts:
     lines = body.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
-    if lines and _all_objects(body, lines):
-        return _fit(lines, max_line)  # the usual body: nothing to trim
+    if lines and all_objects(body, lines):
+        return fit(lines, max_line)  # the usual body: nothing to trim
     # Blank lines, CRLF endings or blanks around an object, or an error: trim, try again.
     lines = [line.strip() for line in lines]
     lines = [line for line in lines if line]
     if not lines:
         return Texts([])
-    if _all_objects(body, lines):
-        return _fit(lines, max_line)
+    if all_objects(body, lines):
+        return fit(lines, max_line)
     # Something is wrong: find the first bad line and name it (1-based, blank lines counted).
     for number, raw in enumerate(body.split(b"\n"), 1):
         line = raw.strip()
@@ -142,7 +142,7 @@ def _ndjson(body: bytes, max_line: int) -> Texts:
     )
 
 
-def _all_objects(body: bytes, lines: list[bytes]) -> bool:
+def all_objects(body: bytes, lines: list[bytes]) -> bool:
     """Whether every line is exactly one JSON object, checked in one C pass.
 
     The lines are decoded as one JSON array of raw elements (msgspec's `Raw`:
@@ -161,11 +161,11 @@ def _all_objects(body: bytes, lines: list[bytes]) -> bool:
         return False
     if len(elements) != len(lines):
         return False
-    sizes: list[int] = [memoryview(element).nbytes for element in elements]
-    return sizes == list(map(len, lines))
+    views: map[memoryview] = map(memoryview, elements)  # msgspec.Raw is a buffer
+    return list(map(len, views)) == list(map(len, lines))
 
 
-def _fit(texts: list[bytes], max_line: int) -> Texts:
+def fit(texts: list[bytes], max_line: int) -> Texts:
     """Cut texts over the line bound as TCP does (`...` marks the cut)."""
     if max(map(len, texts), default=0) <= max_line:
         return Texts(texts)  # the usual case, without a loop in Python
