@@ -284,6 +284,26 @@ def test_a_bad_body_is_a_400_status(
     assert error.code == 3 and error.message
 
 
+def test_a_huge_attribute_set_is_stored_cut_to_the_line_bound(otlp_server: ServerProcess) -> None:
+    request = sample_request()
+    record = request.resource_logs[0].scope_logs[0].log_records[0]
+    record.body.string_value = "many attributes"
+    record.attributes.extend(attr(f"a{i}", AnyValue(int_value=i)) for i in range(50_000))
+    status, raw, _ = post(endpoint(otlp_server), request.SerializeToString(), PROTOBUF)
+    assert status == 200, raw
+    [row] = wait_events(otlp_server, "keyword=attributes", 1)
+    assert (row["message"], row["service"], row["level"]) == ("many attributes", "pb-svc", "ERROR")
+    assert row["fields"]["dropped_attributes_count"] == 50_000 + 1  # and the sample's own
+    assert row["fields"]["trace_id"] == TRACE_HEX
+    record.attributes.clear()
+    record.body.string_value = "long message " + '"' * 100_000
+    status, raw, _ = post(endpoint(otlp_server), request.SerializeToString(), PROTOBUF)
+    assert status == 200, raw
+    [row] = wait_events(otlp_server, "keyword=long", 1)
+    assert row["message"].startswith('long message ""') and row["message"].endswith("...")
+    assert len(row["body"].encode()) <= 65536 and row["service"] == "pb-svc"
+
+
 def test_another_content_type_is_a_415_status(otlp_server: ServerProcess) -> None:
     status, raw, _ = post(endpoint(otlp_server), b"hello", "text/plain")
     assert status == 415

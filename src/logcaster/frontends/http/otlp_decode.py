@@ -18,14 +18,16 @@ scope and record attribute under its own dotted key (the record's win).
 
 A record is rejected (counted in the reply's partialSuccess) when its traceId
 is not 16 bytes or its spanId not 8 (OTLP/JSON: 32 and 16 hex digits); empty
-and all-zero ids mean none. A line over `ingest.max_line_bytes` is cut and
-marked `...`, as on every other intake.
+and all-zero ids mean none. A line over `ingest.max_line_bytes` stays JSON:
+its attributes are dropped (`dropped_attributes_count`), then its message is
+cut and marked `...` (`_shrunk`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,23 +154,59 @@ def _texts(request: ExportLogsServiceRequest, max_line: int, rejected: Rejected)
                 line = _line(record, rejected)
                 if line is None:
                     continue
-                if not common.keys().isdisjoint(line):
+                own_keys = len(line)
+                attributes = record.attributes
+                if attributes:
+                    for kv in attributes:
+                        if kv.key not in line:
+                            line[kv.key] = _value(kv.value)
+                # Without attributes, a line's keys are _RECORD_KEYS, none in `common`.
+                if attributes and not common.keys().isdisjoint(line):
                     # A record attribute named like a shared key: merged, the record's wins.
                     merged = {**common, **line}
                     merged.update(own)
                     text = dumps(merged, default=str)
                 else:
-                    text = dumps(line, default=str)[:-1] + shared
+                    text = dumps(line)[:-1] + shared  # plain JSON values only (_value)
                 if len(text) > max_line:
-                    text = text[: max_line - len(ELLIPSIS)] + ELLIPSIS
+                    text = _shrunk(line, own_keys, len(attributes), shared, max_line)
                     truncated += 1
                 texts.append(text)
     return Texts(texts, truncated)
 
 
+def _shrunk(
+    line: dict[str, Any], own_keys: int, attributes: int, shared: bytes, bound: int
+) -> bytes:
+    """A record's line cut to the line bound and still JSON, so level, service and
+    ids stay queryable: its attributes dropped (counted in
+    `dropped_attributes_count`, as OTLP itself counts them), then its message
+    cut and marked `...`. Only when the scope's shared keys alone pass the bound
+    is the text cut as bytes, like any other over-long line."""
+    core = dict(itertools.islice(line.items(), own_keys))
+    core.pop("body", None)  # a structured body is in the message too
+    if attributes:
+        core["dropped_attributes_count"] = attributes
+    text = orjson.dumps(core)[:-1] + shared
+    message = core.get("message")
+    for _ in range(4):  # JSON escapes can make a cut message longer than its bytes
+        if len(text) <= bound or not isinstance(message, str) or not message:
+            break
+        raw = message.encode()
+        written = len(orjson.dumps(message))  # its length escaped, as in `text`
+        room = written - (len(text) - bound) - len(ELLIPSIS)
+        keep = max(0, len(raw) * room // written)  # escapes spread evenly, or one more round
+        message = raw[:keep].decode("utf-8", "ignore")
+        core["message"] = message + "..."
+        text = orjson.dumps(core)[:-1] + shared
+    if len(text) > bound:
+        text = text[: bound - len(ELLIPSIS)] + ELLIPSIS
+    return text
+
+
 def _line(record: Any, rejected: Rejected) -> dict[str, Any] | None:
-    """A record's own JSON object (module docstring), its attributes after its
-    _RECORD_KEYS; None if it is rejected."""
+    """A record's own keys (_RECORD_KEYS, module docstring) as a JSON object;
+    None if it is rejected. Its attributes are added after them by `_texts`."""
     trace_id: bytes = record.trace_id
     span_id: bytes = record.span_id
     line: dict[str, Any] = {}
@@ -192,9 +230,10 @@ def _line(record: Any, rejected: Rejected) -> dict[str, Any] | None:
     elif record.severity_text:
         line["level"] = record.severity_text
     body = record.body
-    kind = body.WhichOneof("value")
+    text = body.string_value  # the usual body: read first, the oneof asked only if empty
+    kind = "string_value" if text else body.WhichOneof("value")
     if kind == "string_value":
-        line["message"] = body.string_value
+        line["message"] = text
     elif kind == "kvlist_value" or kind == "array_value":
         value = _value(body)
         line["body"] = value
@@ -203,12 +242,10 @@ def _line(record: Any, rejected: Rejected) -> dict[str, Any] | None:
         line["message"] = ""
     else:
         line["message"] = orjson.dumps(_value(body)).decode()
-    if _HAS_EVENT_NAME and record.event_name:
-        line["event_name"] = record.event_name
-    if record.attributes:
-        for kv in record.attributes:
-            if kv.key not in line:
-                line[kv.key] = _value(kv.value)
+    if _HAS_EVENT_NAME:
+        event_name = record.event_name
+        if event_name:
+            line["event_name"] = event_name
     return line
 
 
