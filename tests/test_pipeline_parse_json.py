@@ -40,6 +40,16 @@ def test_ecs_dotted_keys_fill_the_event_as_ecs_logging_writes_them() -> None:
     assert ev.fields == {"ecs.version": "1.6.0"}
 
 
+@pytest.mark.parametrize("dotted_first", [True, False])
+def test_a_plain_key_wins_over_its_ecs_dotted_key_in_any_order(dotted_first: bool) -> None:
+    pairs = [("service.name", "dotted-svc"), ("host.name", "dotted-host")]
+    plain = [("service", "plain-svc"), ("host", "plain-host")]
+    line = orjson.dumps(dict(pairs + plain if dotted_first else plain + pairs))
+    ev = parse(line)
+    assert (ev.service, ev.host) == ("plain-svc", "plain-host")
+    assert ev.fields == {"service.name": "dotted-svc", "host.name": "dotted-host"}
+
+
 def test_json_object_fills_the_event_and_keeps_other_keys_as_fields() -> None:
     line = orjson.dumps(
         {

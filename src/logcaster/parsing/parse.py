@@ -120,11 +120,13 @@ def _parse_json(ev: Event, first: str) -> str | None:
             ev.level = normalize_level(value)
             if ev.level is None:
                 fields[key] = value
-        elif key in _JSON_SERVICE and isinstance(value, str):
+        # A plain key wins over its ECS dotted one, in any order; the dotted
+        # one is then a field.
+        elif key in _JSON_SERVICE and isinstance(value, str) and _first(key, "service", obj):
             ev.service = value
-        elif key in _JSON_VERSION and isinstance(value, str):
+        elif key in _JSON_VERSION and isinstance(value, str) and _first(key, "version", obj):
             ev.version = value
-        elif key in _JSON_HOST and isinstance(value, str):
+        elif key in _JSON_HOST and isinstance(value, str) and _first(key, "host", obj):
             ev.host = value
         elif key == "pod" and isinstance(value, str):
             ev.pod = value
@@ -139,6 +141,14 @@ def _parse_json(ev: Event, first: str) -> str | None:
         return ""
     _set_message(ev, message)
     return message
+
+
+def _first(key: str, plain: str, obj: dict[str, Any]) -> bool:
+    """Whether `key` sets the attribute `plain`: it is a plain key, or the
+    object has no plain key for it (`host.name` yields to `host` and `hostname`)."""
+    if "." not in key:
+        return True
+    return plain not in obj and (plain != "host" or "hostname" not in obj)
 
 
 # A JSON field value nested deeper than this is replaced by TOO_DEEP (the body keeps it).

@@ -38,7 +38,7 @@ import orjson
 
 from logcaster.frontends.http.body import BodyError
 from logcaster.frontends.http.elastic_filter import FilterPath
-from logcaster.frontends.http.payload import Texts, all_objects, fit
+from logcaster.frontends.http.payload import Texts, all_objects
 
 STORED = ("index", "create")
 REFUSED = ("update", "delete")
@@ -203,9 +203,8 @@ def _uniform(body: bytes, lines: list[bytes], default: str | None, max_line: int
     if rewrite is None:
         return None
     plain = [source for i, source in enumerate(sources) if i not in rewrite] if rewrite else sources
-    # `{}` and `{ }` have nothing to splice after; a bad source is named item by item.
-    if plain and (min(map(len, plain)) < 8 or not all_objects(body, plain)):
-        return None
+    if plain and not all_objects(body, plain):
+        return None  # a bad source is named item by item
     tail = b',"index":' + orjson.dumps(index) + b"}"
     texts = [source[:-1] + tail for source in sources]
     for i in rewrite:
@@ -213,25 +212,30 @@ def _uniform(body: bytes, lines: list[bytes], default: str | None, max_line: int
             texts[i] = event_text(sources[i], index, None)
         except ValueError:
             return None  # its error is answered item by item
-    fitted = fit(texts, max_line)
+    if max(map(len, texts)) > max_line:
+        return None  # item by item: a source rewritten compactly may fit, else it is cut
     run = _Run(action, index, _take_ids(len(sources)), len(sources))
-    return Bulk(texts=fitted.texts, truncated=fitted.truncated, run=run)
+    return Bulk(texts=texts, run=run)
 
 
 def _to_rewrite(sources: list[bytes]) -> set[int] | None:
-    """The positions of the sources that may hold a nested object to flatten,
-    or None when there are too many for the fast path to pay.
+    """The positions of the sources the fast path must not store as sent, or
+    None when there are too many for it to pay. One Hyperscan pass over the
+    joined sources (a `bytes.find` loop or a regex cost ten times as much)
+    finds, each hit mapped to its source by its offset:
 
-    A nested object's `{` follows `:`, `[`, `,` or a space; one after anything
-    else (`Close({0xc0...`) is inside a string. One Hyperscan pass over the
-    joined sources finds them (a `bytes.find` loop or a regex over the batch
-    cost ten times as much), each hit mapped to its source by its offset."""
+    - a nested object to flatten: a `{` after `:`, `[`, `,` or a space (one
+      after anything else, `Close({0xc0...`, is inside a string);
+    - an empty object, `{ }`, which has no key to splice `"index"` after;
+    - a number orjson reads as infinity (`1e400`, 300 digits), which msgspec's
+      check lets through: the parser would then keep the source as plain text.
+
+    A flagged source goes through `event_text` (orjson), so a bad one gets its
+    per-item error. A hit inside a string only costs that item the slow way."""
     joined = b"\n".join(sources)
-    if joined.count(b"{") == len(sources):
-        return set()
     hits = _Hits(len(sources) // 8 + 16)
     try:
-        _nested_db().scan(joined, match_event_handler=_on_hit, context=hits)
+        _flags_db().scan(joined, match_event_handler=_on_hit, context=hits)
     except hyperscan.ScanTerminated:
         return None  # mostly nested (Filebeat's ECS documents): item by item
     if not hits:
@@ -254,10 +258,14 @@ def _on_hit(_id: int, _start: int, end: int, _flags: int, hits: object) -> bool:
     return len(hits) > hits.cap  # true stops the scan
 
 
+_FLAGS = (rb"[:\[, \t\r]\{", rb"^\{[ \t\r]*\}", rb"[eE]\+?[0-9]{3}", rb"[0-9]{300}")
+
+
 @functools.cache
-def _nested_db() -> hyperscan.Database:
+def _flags_db() -> hyperscan.Database:
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    db.compile(expressions=[rb"[:\[, \t\r]\{"], ids=[0], flags=[0])
+    flags = [0, hyperscan.HS_FLAG_MULTILINE, 0, 0]
+    db.compile(expressions=list(_FLAGS), ids=list(range(len(_FLAGS))), flags=flags)
     return db
 
 
