@@ -13,6 +13,11 @@ from tests.lineproto_helpers import CORPUS
 
 ServerFactory = Callable[..., ServerProcess]
 
+# Fixtures kept in their own module (tests/browser_helpers.py: browser, page,
+# color_scheme), shared with every test as a plugin rather than imported here, where
+# ruff would call the names unused.
+pytest_plugins = ["tests.browser_helpers"]
+
 # Every server a test starts (in-process or not) gets an ephemeral HTTP port unless
 # the test sets one: the default, 8080, would collide between servers and runs.
 os.environ.setdefault("LOGCASTER_HTTP__PORT", "0")
