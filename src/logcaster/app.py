@@ -25,6 +25,7 @@ from logcaster.component import Component, Counters, Endpoint, starting
 from logcaster.config import Config, forward_dir
 from logcaster.exceptions import ConfigError
 from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
+from logcaster.frontends.http.dashboard import DashboardEndpoints
 from logcaster.frontends.http.elastic import ElasticEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.loki import READY_PATH as LOKI_READY_PATH
@@ -228,6 +229,9 @@ class Server:
                 streams=(QUERY_PATH,),
             )
             http_server.mount(OpenApiEndpoints(), PUBLIC)
+            dashboard = DashboardEndpoints()
+            http_server.mount(dashboard, PUBLIC)  # its files hold no data: the API checks
+            http_server.page = dashboard.page
             http_server.mount(
                 AdminEndpoints(http_server, audit_dir(config), self.reload_now),
                 Access(Permission.READ_AUDIT, "audit", audited=True),

@@ -137,6 +137,10 @@ def _asks_decrypt(request: web.Request) -> bool:
     )
 
 
+def _browser_get(request: web.Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
 def _bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -181,6 +185,8 @@ class HttpServer:
         self._app[BODY_PACE] = (config.min_body_rate, config.header_timeout)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
+        # The dashboard (dashboard.py): what a browser's `GET /` gets, public.
+        self.page: Handler | None = None
         self._active = 0  # requests in flight, parked ones aside
         self._idle = asyncio.Event()
         self._idle.set()
@@ -260,6 +266,10 @@ class HttpServer:
         if guard is not None:
             guard.started()
         try:
+            if self.page is not None and request.path == "/" and _browser_get(request):
+                # A browser asks for the dashboard; any other `GET /` is routed
+                # (Elasticsearch's version probe, which needs its token).
+                return await self.page(request)
             refused = await self._check(request)
             if refused is not None:
                 return refused

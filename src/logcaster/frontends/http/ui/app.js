@@ -1,0 +1,89 @@
+// The dashboard's start: sign-in, the views and which one shows (the URL's
+// hash: #live, #search?..., #charts), and the detail panel they share.
+
+import { ApiError, getJson, setToken, token } from "./api.js";
+import { Detail } from "./detail.js";
+import { LiveView } from "./live.js";
+
+const $ = (id) => document.getElementById(id);
+
+function notice(text) {
+  const node = $("notice");
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+// Whether the API lets this tab read logs: 401 asks for a token, 403 says why not.
+async function canRead() {
+  try {
+    await getJson("/api/v1/stats");
+    return true;
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    authError(err);
+    return false;
+  }
+}
+
+function authError(err) {
+  if (err.status === 401) {
+    if (token()) notice("That token was refused (unknown, revoked or expired). Sign in again.");
+    setToken(null);
+    showSignIn();
+  } else if (err.status === 403) {
+    notice("This token may not read logs: it needs a role with READ_LOGS (viewer, operator or admin).");
+    for (const view of document.querySelectorAll(".view")) view.hidden = true;
+  } else {
+    notice(`The server answered ${err.status}: ${err.message}`);
+  }
+}
+
+function showSignIn() {
+  $("signin").hidden = false;
+  for (const view of document.querySelectorAll(".view")) view.hidden = true;
+  $("signout").hidden = true;
+  $("signin").elements.token.focus();
+}
+
+const views = {};
+
+function route() {
+  const name = (location.hash.slice(1).split("?")[0] || "live").toLowerCase();
+  const current = views[name] ? name : "live";
+  for (const [key, view] of Object.entries(views)) {
+    const section = $("view-" + key);
+    section.hidden = key !== current;
+    if (key === current) view.start();
+  }
+  for (const a of document.querySelectorAll(".tabs a")) {
+    a.setAttribute("aria-current", a.dataset.view === current ? "page" : "false");
+  }
+}
+
+async function main() {
+  const detail = new Detail($("detail"), (name, value) => views.live.filters.addField(name, value), () => {});
+  views.live = new LiveView($("view-live"), detail, authError);
+  $("signin").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    setToken($("signin").elements.token.value.trim());
+    $("signin").elements.token.value = "";
+    if (await canRead()) {
+      $("signin").hidden = true;
+      notice("");
+      $("signout").hidden = false;
+      route();
+    }
+  });
+  $("signout").addEventListener("click", () => {
+    setToken(null);
+    for (const view of Object.values(views)) view.stop();
+    location.reload();
+  });
+  window.addEventListener("hashchange", route);
+  if (await canRead()) {
+    $("signout").hidden = !token();
+    route();
+  }
+}
+
+main();

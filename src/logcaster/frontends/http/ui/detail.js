@@ -1,0 +1,68 @@
+// The event detail panel: every attribute and field, the whole body (a stack
+// trace stays readable), and a click on a value adds it as a filter.
+
+import { el, formatTime } from "./text.js";
+
+const ATTRIBUTES = ["level", "service", "version", "host", "pod"];
+const REQUEST_KEYS = ["request_id", "correlation_id", "trace_id"];
+
+export class Detail {
+  // addFilter(name, value); showRequest(name, value) lists one request's events.
+  constructor(node, addFilter, showRequest) {
+    this.node = node;
+    this.addFilter = addFilter;
+    this.showRequest = showRequest;
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") this.close();
+    });
+  }
+
+  close() {
+    this.node.hidden = true;
+    this.node.replaceChildren();
+  }
+
+  show(ev) {
+    const close = el("button", "close", "✕");
+    close.type = "button";
+    close.title = "close (Esc)";
+    close.addEventListener("click", () => this.close());
+    const head = el("h2", "", `Event ${ev.id}`);
+    const table = el("table", "fields");
+    const add = (name, value, clickable) => {
+      if (value === null || value === undefined || value === "") return;
+      const tr = el("tr");
+      tr.append(el("th", "", name));
+      const text = typeof value === "object" ? JSON.stringify(value) : String(value);
+      const td = el("td");
+      if (clickable && typeof value !== "object") {
+        const b = el("button", "value", text);
+        b.type = "button";
+        b.title = "filter on this value";
+        b.addEventListener("click", () => this.addFilter(name, text));
+        td.append(b);
+      } else {
+        td.append(el("span", "value", text));
+      }
+      tr.append(td);
+      table.append(tr);
+    };
+    add("time", formatTime(ev.ts), false);
+    add("received", formatTime(ev.received_at), false);
+    for (const name of ATTRIBUTES) add(name, ev[name], true);
+    add("source", ev.source, false);
+    const fields = ev.fields || {};
+    for (const name of Object.keys(fields).sort()) add(name, fields[name], true);
+    const actions = el("p", "actions");
+    for (const key of REQUEST_KEYS) {
+      if (fields[key] === undefined || typeof fields[key] === "object") continue;
+      const b = el("button", "request", `Show this request (${key})`);
+      b.type = "button";
+      b.addEventListener("click", () => this.showRequest(key, String(fields[key])));
+      actions.append(b);
+    }
+    const body = el("pre", "body", ev.body || ev.message || "");
+    this.node.replaceChildren(close, head, table, actions, el("h3", "", "Body"), body);
+    this.node.hidden = false;
+  }
+}
