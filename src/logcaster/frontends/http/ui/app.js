@@ -31,8 +31,10 @@ function authError(err) {
     setToken(null);
     showSignIn();
   } else if (err.status === 403) {
+    // Signed in, but not allowed to read: say so, and offer another token.
+    setToken(null);
+    showSignIn();
     notice("This token may not read logs: it needs a role with READ_LOGS (viewer, operator or admin).");
-    for (const view of document.querySelectorAll(".view")) view.hidden = true;
   } else {
     notice(`The server answered ${err.status}: ${err.message}`);
   }
