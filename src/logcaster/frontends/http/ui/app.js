@@ -63,7 +63,8 @@ function route() {
 }
 
 async function main() {
-  const detail = new Detail($("detail"), (name, value) => views.live.filters.addField(name, value), () => {});
+  const addFilter = (name, value) => views.live.filters.addField(name, value);
+  const detail = new Detail($("detail"), addFilter, null); // "show this request" comes with search
   views.live = new LiveView($("view-live"), detail, authError);
   $("signin").addEventListener("submit", async (e) => {
     e.preventDefault();

@@ -7,7 +7,8 @@ const ATTRIBUTES = ["level", "service", "version", "host", "pod"];
 const REQUEST_KEYS = ["request_id", "correlation_id", "trace_id"];
 
 export class Detail {
-  // addFilter(name, value); showRequest(name, value) lists one request's events.
+  // addFilter(name, value); showRequest(name, value) lists one request's events
+  // (null until a view can list them: then no such button is shown).
   constructor(node, addFilter, showRequest) {
     this.node = node;
     this.addFilter = addFilter;
@@ -54,7 +55,7 @@ export class Detail {
     const fields = ev.fields || {};
     for (const name of Object.keys(fields).sort()) add(name, fields[name], true);
     const actions = el("p", "actions");
-    for (const key of REQUEST_KEYS) {
+    for (const key of this.showRequest ? REQUEST_KEYS : []) {
       if (fields[key] === undefined || typeof fields[key] === "object") continue;
       const b = el("button", "request", `Show this request (${key})`);
       b.type = "button";
