@@ -52,7 +52,7 @@ def open_live(page: Page, server: ServerProcess) -> None:
 
 
 def rows(page: Page) -> list[str]:
-    return page.locator(".vlist .row").all_inner_texts()
+    return page.locator("#view-live .row").all_inner_texts()
 
 
 def test_events_sent_over_tcp_appear_within_a_second(dash: ServerProcess, page: Page) -> None:
@@ -75,7 +75,7 @@ def test_scrolling_up_pauses_and_resume_goes_on(dash: ServerProcess, page: Page)
     mark = uuid.uuid4().hex[:8]
     send(dash, [line("INFO", "api", f"first {mark} {i:03d}", i) for i in range(300)])
     page.wait_for_selector(f".row:has-text('first {mark} 299')")
-    page.locator(".vlist").evaluate("n => { n.scrollTop = 0; }")
+    page.locator("#view-live .vlist").evaluate("n => { n.scrollTop = 0; }")
     page.wait_for_selector(".badge:visible")
     top = rows(page)[:5]
     send(dash, [line("INFO", "api", f"later {mark} {i:03d}", i) for i in range(50)])
@@ -89,8 +89,8 @@ def test_scrolling_up_pauses_and_resume_goes_on(dash: ServerProcess, page: Page)
 
 def test_level_and_service_filters_apply_server_side(dash: ServerProcess, page: Page) -> None:
     open_live(page, dash)
-    page.click("button.level:text('ERROR')")
-    page.fill(".filter-service", "checkout")
+    page.click("#view-live button.level:text('ERROR')")
+    page.fill("#view-live .filter-service", "checkout")
     page.wait_for_timeout(400)  # the typing pause before a text filter applies
     page.wait_for_selector(".state:text('live')")
     mark = uuid.uuid4().hex[:8]
@@ -150,12 +150,12 @@ def test_hostile_event_text_is_shown_as_text_and_runs_nothing(
     ]
     send(dash, hostile)
     page.wait_for_selector(".row:has-text('xss-4')")
-    texts = page.locator(".vlist .c-message").all_inner_texts()
+    texts = page.locator("#view-live .c-message").all_inner_texts()
     assert any("<script>alert('script')</script> xss-1" in t for t in texts)
     assert any("<img src=x onerror=" in t for t in texts)
     assert any("\\x1b[31mred\\x1b[0m xss-3" in t for t in texts)
     assert any("\\u202eevil.exe xss-4" in t for t in texts)
-    assert page.locator(".vlist img, .vlist script").count() == 0
+    assert page.locator(".vlist img, .vlist script").count() == 0  # in any view
     page.click(".row:has-text('xss-2')")
     assert "onerror" in page.locator("#detail pre.body").inner_text()
     assert page.locator("#detail img").count() == 0

@@ -27,6 +27,7 @@ from logcaster.exceptions import ConfigError
 from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
 from logcaster.frontends.http.dashboard import DashboardEndpoints
 from logcaster.frontends.http.elastic import ElasticEndpoints
+from logcaster.frontends.http.export import EXPORT_PATH, ExportEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.loki import READY_PATH as LOKI_READY_PATH
 from logcaster.frontends.http.loki import LokiEndpoints
@@ -227,6 +228,11 @@ class Server:
                 QueryEndpoints(self.queries, config.http),
                 Access(Permission.READ_LOGS, "query", audited=True, query_rate=True),
                 streams=(QUERY_PATH,),
+            )
+            http_server.mount(
+                ExportEndpoints(self.queries, config.http),
+                Access(Permission.EXPORT_DATA, "export", audited=True, query_rate=True),
+                streams=(EXPORT_PATH,),
             )
             http_server.mount(OpenApiEndpoints(), PUBLIC)
             dashboard = DashboardEndpoints()

@@ -4,6 +4,7 @@
 import { ApiError, getJson, setToken, token } from "./api.js";
 import { Detail } from "./detail.js";
 import { LiveView } from "./live.js";
+import { SearchView } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -48,13 +49,16 @@ function showSignIn() {
 }
 
 const views = {};
+let current = "live";
 
 function route() {
   const name = (location.hash.slice(1).split("?")[0] || "live").toLowerCase();
-  const current = views[name] ? name : "live";
+  current = views[name] ? name : "live";
   for (const [key, view] of Object.entries(views)) {
     const section = $("view-" + key);
     section.hidden = key !== current;
+    // The live tail keeps streaming behind another view (it is cheap, and its
+    // events are there when one comes back); a search runs when shown.
     if (key === current) view.start();
   }
   for (const a of document.querySelectorAll(".tabs a")) {
@@ -63,9 +67,12 @@ function route() {
 }
 
 async function main() {
-  const addFilter = (name, value) => views.live.filters.addField(name, value);
-  const detail = new Detail($("detail"), addFilter, null); // "show this request" comes with search
+  // A click on a value in the detail filters the view it was opened from.
+  const addFilter = (name, value) => views[current].filters.addField(name, value);
+  const showRequest = (name, value) => views.search.showRequest(name, value);
+  const detail = new Detail($("detail"), addFilter, showRequest);
   views.live = new LiveView($("view-live"), detail, authError);
+  views.search = new SearchView($("view-search"), detail, authError, notice);
   $("signin").addEventListener("submit", async (e) => {
     e.preventDefault();
     setToken($("signin").elements.token.value.trim());

@@ -59,7 +59,10 @@ export class Detail {
       if (fields[key] === undefined || typeof fields[key] === "object") continue;
       const b = el("button", "request", `Show this request (${key})`);
       b.type = "button";
-      b.addEventListener("click", () => this.showRequest(key, String(fields[key])));
+      b.addEventListener("click", () => {
+        this.close();
+        this.showRequest(key, String(fields[key]));
+      });
       actions.append(b);
     }
     const body = el("pre", "body", ev.body || ev.message || "");
