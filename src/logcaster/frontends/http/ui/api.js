@@ -55,6 +55,13 @@ export async function getJson(path, params = [], signal = undefined) {
   return response.json();
 }
 
+// GET a text body (/metrics).
+export async function getText(path, params = [], signal = undefined) {
+  const response = await fetch(url(path, params), { headers: headers({ Accept: "text/plain" }), signal });
+  if (!response.ok) throw await failure(response);
+  return response.text();
+}
+
 // GET a body as a Blob (the NDJSON download).
 export async function getBlob(path, params = [], signal = undefined) {
   const response = await fetch(url(path, params), { headers: headers(), signal });

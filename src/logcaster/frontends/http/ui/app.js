@@ -2,6 +2,7 @@
 // hash: #live, #search?..., #charts), and the detail panel they share.
 
 import { ApiError, getJson, setToken, token } from "./api.js";
+import { ChartsView } from "./charts.js";
 import { Detail } from "./detail.js";
 import { LiveView } from "./live.js";
 import { SearchView } from "./search.js";
@@ -58,8 +59,10 @@ function route() {
     const section = $("view-" + key);
     section.hidden = key !== current;
     // The live tail keeps streaming behind another view (it is cheap, and its
-    // events are there when one comes back); a search runs when shown.
+    // events are there when one comes back); a search runs when shown; the
+    // charts poll only while shown.
     if (key === current) view.start();
+    else if (key === "charts") view.stop();
   }
   for (const a of document.querySelectorAll(".tabs a")) {
     a.setAttribute("aria-current", a.dataset.view === current ? "page" : "false");
@@ -73,6 +76,7 @@ async function main() {
   const detail = new Detail($("detail"), addFilter, showRequest);
   views.live = new LiveView($("view-live"), detail, authError);
   views.search = new SearchView($("view-search"), detail, authError, notice);
+  views.charts = new ChartsView($("view-charts"), authError);
   $("signin").addEventListener("submit", async (e) => {
     e.preventDefault();
     setToken($("signin").elements.token.value.trim());
