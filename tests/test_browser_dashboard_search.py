@@ -74,6 +74,21 @@ def test_a_time_range_is_counted_as_the_api_counts_it(searched: ServerProcess, p
         [("level", "ERROR,WARN"), ("time_from", since), ("max_count", "10000"), ("limit", "500")],
     )
     assert text.startswith(f"{expected['found']} found · {expected['returned']} shown")
+    histogram = api(
+        searched,
+        "/api/v1/histogram",
+        [("level", "ERROR,WARN"), ("time_from", since), ("buckets", "60")],
+    )
+    caption = page.locator(".histogram .caption")
+    caption.wait_for()
+    page.wait_for_function("document.querySelector('.histogram .caption').textContent.length")
+    assert caption.inner_text().startswith(f"{histogram['total']} events by level")
+    assert histogram["total"] == expected["found"]
+    painted = page.locator(".histogram canvas").evaluate(
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
+    )
+    assert painted > 500
     rows = page.locator("#view-search .row .c-level").all_inner_texts()
     assert set(rows) == {"ERROR", "WARN"}
     assert (
