@@ -74,6 +74,7 @@ export class SearchHistogram {
       this.plotNode,
     );
     const per = width >= 3600 ? `${(width / 3600).toFixed(1)} h` : width >= 60 ? `${Math.round(width / 60)} min` : `${Math.round(width)} s`;
-    this.caption.textContent = `${doc.total} events by level, ${per} a bar`;
+    const noun = doc.total === 1 ? "event" : "events";
+    this.caption.textContent = `${doc.total} ${noun} by level, ${per} a bar`;
   }
 }
