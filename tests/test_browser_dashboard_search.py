@@ -74,6 +74,21 @@ def test_a_time_range_is_counted_as_the_api_counts_it(searched: ServerProcess, p
         [("level", "ERROR,WARN"), ("time_from", since), ("max_count", "10000"), ("limit", "500")],
     )
     assert text.startswith(f"{expected['found']} found · {expected['returned']} shown")
+    histogram = api(
+        searched,
+        "/api/v1/histogram",
+        [("level", "ERROR,WARN"), ("time_from", since), ("buckets", "60")],
+    )
+    caption = page.locator(".histogram .caption")
+    caption.wait_for()
+    page.wait_for_function("document.querySelector('.histogram .caption').textContent.length")
+    assert caption.inner_text().startswith(f"{histogram['total']} events by level")
+    assert histogram["total"] == expected["found"]
+    painted = page.locator(".histogram canvas").evaluate(
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
+    )
+    assert painted > 500
     rows = page.locator("#view-search .row .c-level").all_inner_texts()
     assert set(rows) == {"ERROR", "WARN"}
     assert (
@@ -129,3 +144,20 @@ def test_a_viewer_searches_but_may_not_download(tmp_path: Path, page: Page) -> N
         page.wait_for_selector("#notice:has-text('EXPORT_DATA')")
     finally:
         auth.server.kill()
+
+
+def test_the_context_is_the_events_around_one_from_its_source(
+    searched: ServerProcess, page: Page
+) -> None:
+    # Another sender's events at the same times must not show in the context.
+    other = "\n".join(record(i, 14_000 - i * 20, "intruder") for i in range(295, 306))
+    searched.send((other + "\n").encode())
+    page.goto(base(searched) + "#search?keyword=order 300 processed&service=checkout&range=all")
+    summary(page)
+    page.click("#view-search .row:has-text('order 300 processed')")
+    page.click("button.show-context")
+    page.wait_for_selector(".context-list .row.current")
+    messages = page.locator(".context-list .c-message").all_inner_texts()
+    assert messages == [f"order {i} processed" for i in range(290, 311)]
+    assert "intruder" not in " ".join(page.locator(".context-list").all_inner_texts())
+    save_screenshot(page, "dashboard-context")

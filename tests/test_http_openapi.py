@@ -64,6 +64,7 @@ DOCUMENTED = {
     "/api/v1/reload",
     "/api/v1/logs",
     "/api/v1/query",
+    "/api/v1/histogram",
     "/api/v1/export",
     "/api/v1/stats",
     "/api/v1/tail",

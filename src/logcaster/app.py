@@ -28,6 +28,7 @@ from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
 from logcaster.frontends.http.dashboard import DashboardEndpoints
 from logcaster.frontends.http.elastic import ElasticEndpoints
 from logcaster.frontends.http.export import EXPORT_PATH, ExportEndpoints
+from logcaster.frontends.http.histogram import HistogramEndpoints
 from logcaster.frontends.http.ingest import IngestEndpoints
 from logcaster.frontends.http.loki import READY_PATH as LOKI_READY_PATH
 from logcaster.frontends.http.loki import LokiEndpoints
@@ -233,6 +234,10 @@ class Server:
                 ExportEndpoints(self.queries, config.http),
                 Access(Permission.EXPORT_DATA, "export", audited=True, query_rate=True),
                 streams=(EXPORT_PATH,),
+            )
+            http_server.mount(
+                HistogramEndpoints(self.queries, config.http),
+                Access(Permission.READ_LOGS, "query", audited=True, query_rate=True),
             )
             http_server.mount(OpenApiEndpoints(), PUBLIC)
             dashboard = DashboardEndpoints()

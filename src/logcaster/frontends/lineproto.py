@@ -28,6 +28,7 @@ from logcaster.frontends.query_metrics import Outcome, QueryMetrics, outcome_of
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.options import QueryConfig
+from logcaster.query.histogram import Histogram, histogram
 from logcaster.query.model import Query
 from logcaster.query.parser import RECENT_DEFAULT, Command, UnknownCommand, parse_command
 from logcaster.query.planner import Answer, Planner, Snapshot
@@ -171,6 +172,25 @@ class QueryService:
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, self._run, query, snapshot)
+        finally:
+            self._waiting -= 1
+
+    async def histogram(
+        self, query: Query, buckets: int, principal: Principal = ANONYMOUS
+    ) -> Histogram:
+        """Count a query's matches by time bucket and level (query/histogram.py), in a
+        query thread under the same bounds as `run` (busy, limits, sealed fields)."""
+        if self.fields is not None:
+            query = self.fields.seal_query(query)
+        if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
+            raise QueryBusy("busy: too many queries running; try again")
+        snapshot = self.planner.prepare()
+        self._waiting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._pool, histogram, self.planner, query, snapshot, buckets
+            )
         finally:
             self._waiting -= 1
 

@@ -160,6 +160,10 @@ def build_query(params: list[tuple[str, str]], config: QueryConfig) -> tuple[Que
             if source not in ("memory", "store", "all"):
                 raise QuerySyntaxError(f"source must be memory, store or all, not {value!r}")
             query = replace(query, source=source)  # type: ignore[arg-type]
+        elif name == "origin":
+            # The event's own source (`tcp:10.0.0.7:51234`, `http:...`): what
+            # `source=` would say if it did not choose memory or the store.
+            fields.append(("source", value))
         elif name == "decrypt":
             flag = value.lower()
             if flag not in ("1", "0", "true", "false", "yes", "no"):

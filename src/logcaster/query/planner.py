@@ -112,7 +112,7 @@ class Planner:
         # Memory first (small, always scanned whole): its rows are the bar the
         # store's rows must beat, so the store stops as soon as they are settled.
         if use_memory:
-            text_test = _text_test(query)
+            text_test = raw_text_test(query)
             events = memory_events(
                 snap.batches,
                 snap.skip,
@@ -166,7 +166,7 @@ class Planner:
         return answer
 
 
-def _text_test(query: Query) -> Callable[[bytes], bool] | None:
+def raw_text_test(query: Query) -> Callable[[bytes], bool] | None:
     """The query's keyword/regex tests on raw event text, or None if it has none.
 
     Exact like the parsed body's tests (Scanner.matches_text), so memory skips

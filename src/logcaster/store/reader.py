@@ -75,7 +75,7 @@ class StoreResult:
     scanned: int = 0  # events in the chunks scanned or filtered row by row
 
 
-class _Plan:
+class Plan:
     """A query's store-side parts: text scanner, row filter, confirmation test."""
 
     def __init__(self, query: Query, services: ServiceCodes, stats: ByteStats | None) -> None:
@@ -217,7 +217,7 @@ class StoreReader:
             self._services_stamp = stamp
         return self._services
 
-    def _byte_stats(self, segments: list[SegmentView]) -> ByteStats | None:
+    def byte_stats(self, segments: list[SegmentView]) -> ByteStats | None:
         """Byte-pair statistics of recent text, so a query's scanner picks its rarest
         literal (one chunk of the newest segment, refreshed every few minutes)."""
         now = time.monotonic()
@@ -252,7 +252,7 @@ class StoreReader:
         are returned, so the store stops as soon as it cannot beat them.
         """
         segments, services = self.snapshot(high_water)
-        plan = _Plan(query, services, self._byte_stats(segments))
+        plan = Plan(query, services, self.byte_stats(segments))
         result = StoreResult()
         if plan.empty or not segments:
             return result
@@ -260,7 +260,7 @@ class StoreReader:
         top = TopRows.empty(limit, newest_first)
         if seed is not None:
             top.add(seed[0], seed[1], -1, np.zeros(len(seed[0]), np.int64))
-        walk = _Walk(plan, segments, newest_first)
+        walk = Walk(plan, segments, newest_first)
         # Growing groups exist to stop early; when the whole store holds no more
         # events than there are matches to count, and counting means reading
         # rows (a text test), all of it is one step. Structured filters count
@@ -285,7 +285,7 @@ class StoreReader:
             # held at its start is read only for the count (below).
             size = min(size * 4, _MAX_GROUP)
             if time.monotonic() >= deadline:
-                raise _time_limit()
+                raise time_limit_error()
             takes = top.can_take(walk.keys[group], walk.best_ids[group])
             need_count = result.count < max_count
             for part in np.unique(walk.parts[group]).tolist():
@@ -306,17 +306,17 @@ class StoreReader:
                 seg = segments[part]
                 result.scanned += int(seg.index.chunks["count"][chunks].sum())
                 if result.scanned > max_scan:
-                    raise _scan_limit(max_scan)
-                rows = self._match_rows(plan, seg, chunks.tolist(), deadline)
+                    raise scan_limit_error(max_scan)
+                rows = self.match_rows(plan, seg, chunks.tolist(), deadline)
                 if plan.confirm is not None:
-                    rows = _confirmed(plan.confirm, seg, rows, deadline)
+                    rows = confirmed(plan.confirm, seg, rows, deadline)
                 result.count += len(rows)
                 index = seg.index
                 top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
         result.rows = top_events(segments, top)
         return result
 
-    def _match_rows(self, plan: _Plan, seg: SegmentView, group: list[int], deadline: float) -> I64:
+    def match_rows(self, plan: Plan, seg: SegmentView, group: list[int], deadline: float) -> I64:
         index = seg.index
         cols = index.cols
         chunks = index.chunks
@@ -358,11 +358,11 @@ class StoreReader:
             ]
             results = [f.result() for f in futures]
         if any(r.stopped == "deadline" for r in results):
-            raise _time_limit()
+            raise time_limit_error()
         return [offset for r in results for offset in r.offsets]
 
 
-class _Walk:
+class Walk:
     """The chunks a query may need, over every segment, best event time first.
 
     `parts`/`chunks`: segment number and chunk number of each chunk the
@@ -370,7 +370,7 @@ class _Walk:
     its match count from the summary (-1: the rows decide); `order`: the walk,
     ties by position (the newer chunk first when newest first)."""
 
-    def __init__(self, plan: _Plan, segments: list[SegmentView], newest_first: bool) -> None:
+    def __init__(self, plan: Plan, segments: list[SegmentView], newest_first: bool) -> None:
         parts: list[I64] = []
         chunks: list[I64] = []
         keys: list[F64] = []
@@ -400,7 +400,7 @@ class _Walk:
         self.order: I64 = order[::-1] if newest_first else order
 
 
-def _confirmed(
+def confirmed(
     confirm: Callable[[Event], bool], seg: SegmentView, rows: I64, deadline: float
 ) -> I64:
     """The rows whose parsed event passes `confirm` (field=value tests)."""
@@ -408,7 +408,7 @@ def _confirmed(
     for n, event in enumerate(events_at_rows(seg, rows)):
         # Each: a parse and maybe a regex (milliseconds on a long event).
         if time.monotonic() >= deadline:
-            raise _time_limit()
+            raise time_limit_error()
         keep[n] = confirm(event)
     return rows[keep]
 
@@ -441,12 +441,12 @@ def _spans(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return spans
 
 
-def _scan_limit(max_scan: int) -> QueryLimitError:
+def scan_limit_error(max_scan: int) -> QueryLimitError:
     return QueryLimitError(
         f"query would scan more than {max_scan} stored events (query.max_scan); "
         "narrow it with time_from/time_to, level or service"
     )
 
 
-def _time_limit() -> QueryTimeout:
+def time_limit_error() -> QueryTimeout:
     return QueryTimeout("query exceeded its time limit")

@@ -2,6 +2,24 @@
 // hash: #live, #search?..., #charts), and the detail panel they share.
 
 import { ApiError, getJson, setToken, token } from "./api.js";
+
+const CONTEXT = 10; // events shown before and after one, from its source
+
+// The events around `ev` from the same source, oldest first: two queries by
+// event time from it, one back and one forward, joined at it.
+async function contextOf(ev) {
+  const origin = ["origin", ev.source];
+  const limit = ["limit", String(CONTEXT + 1)];
+  const [before, after] = await Promise.all([
+    getJson("/api/v1/query", [origin, ["time_to", String(ev.ts)], ["order", "desc"], limit]),
+    getJson("/api/v1/query", [origin, ["time_from", String(ev.ts)], ["order", "asc"], limit]),
+  ]);
+  const byId = new Map();
+  for (const other of [...before.events, ...after.events]) byId.set(other.id, other);
+  const all = [...byId.values()].sort((a, b) => a.ts - b.ts || a.id - b.id);
+  const at = all.findIndex((other) => other.id === ev.id);
+  return at < 0 ? all : all.slice(Math.max(0, at - CONTEXT), at + CONTEXT + 1);
+}
 import { ChartsView } from "./charts.js";
 import { Detail } from "./detail.js";
 import { LiveView } from "./live.js";
@@ -73,7 +91,7 @@ async function main() {
   // A click on a value in the detail filters the view it was opened from.
   const addFilter = (name, value) => views[current].filters.addField(name, value);
   const showRequest = (name, value) => views.search.showRequest(name, value);
-  const detail = new Detail($("detail"), addFilter, showRequest);
+  const detail = new Detail($("detail"), addFilter, showRequest, contextOf);
   views.live = new LiveView($("view-live"), detail, authError);
   views.search = new SearchView($("view-search"), detail, authError, notice);
   views.charts = new ChartsView($("view-charts"), authError);

@@ -1,6 +1,7 @@
 // The event detail panel: every attribute and field, the whole body (a stack
 // trace stays readable), and a click on a value adds it as a filter.
 
+import { eventRow } from "./rows.js";
 import { el, formatTime } from "./text.js";
 
 const ATTRIBUTES = ["level", "service", "version", "host", "pod"];
@@ -8,11 +9,13 @@ const REQUEST_KEYS = ["request_id", "correlation_id", "trace_id"];
 
 export class Detail {
   // addFilter(name, value); showRequest(name, value) lists one request's events
-  // (null until a view can list them: then no such button is shown).
-  constructor(node, addFilter, showRequest) {
+  // (null until a view can list them: then no such button is shown);
+  // context(ev) -> a promise of the events around `ev` from its source, in order.
+  constructor(node, addFilter, showRequest, context) {
     this.node = node;
     this.addFilter = addFilter;
     this.showRequest = showRequest;
+    this.context = context;
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape") this.close();
     });
@@ -66,7 +69,34 @@ export class Detail {
       actions.append(b);
     }
     const body = el("pre", "body", ev.body || ev.message || "");
-    this.node.replaceChildren(close, head, table, actions, el("h3", "", "Body"), body);
+    const around = el("div", "context");
+    if (this.context && ev.source) {
+      const b = el("button", "show-context", "Show the events around it (same source)");
+      b.type = "button";
+      b.addEventListener("click", () => this._context(ev, around));
+      around.append(b);
+    }
+    this.node.replaceChildren(close, head, table, actions, el("h3", "", "Body"), body, around);
     this.node.hidden = false;
+  }
+
+  async _context(ev, into) {
+    into.replaceChildren(el("p", "muted", "loading…"));
+    let events;
+    try {
+      events = await this.context(ev);
+    } catch (err) {
+      into.replaceChildren(el("p", "muted", `No context: ${err.message}`));
+      return;
+    }
+    const list = el("div", "context-list");
+    for (const other of events) {
+      const row = eventRow(other);
+      row.classList.add("static");
+      if (other.id === ev.id) row.classList.add("current");
+      else row.addEventListener("click", () => this.show(other));
+      list.append(row);
+    }
+    into.replaceChildren(el("h3", "", `Context: ${ev.source}`), list);
   }
 }

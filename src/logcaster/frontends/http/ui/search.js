@@ -5,6 +5,7 @@
 
 import { ApiError, getBlob, getJson } from "./api.js";
 import { Filters } from "./filters.js";
+import { SearchHistogram } from "./histo.js";
 import { eventRow } from "./rows.js";
 import { el } from "./text.js";
 import { VirtualList } from "./vlist.js";
@@ -59,7 +60,9 @@ export class SearchView {
     bar.append(this.filters.node, this.range, this.from, this.to, go, this.summary, this.download);
     const foot = el("div", "foot");
     foot.append(this.more);
-    node.append(bar, this.list.node, foot);
+    node.append(bar);
+    this.histogram = new SearchHistogram(node);
+    node.append(this.list.node, foot);
     this._showCustom();
   }
 
@@ -148,7 +151,13 @@ export class SearchView {
     this.summary.textContent = "searching…";
     try {
       const params = [...this.params(), ["limit", String(PAGE)], ["max_count", String(MAX_COUNT)]];
-      const answer = await getJson("/api/v1/query", params, this.abort.signal);
+      const signal = this.abort.signal;
+      // The counts by time and level come beside the rows; a failure of theirs
+      // (a scan limit over a long range) is said in their place only.
+      this.histogram.load(this.params(), signal).catch((err) => {
+        if (err.name !== "AbortError") this.histogram.failed(`No histogram: ${err.message}`);
+      });
+      const answer = await getJson("/api/v1/query", params, signal);
       this.found = answer;
       this.list.setItems(answer.events);
       this.list.node.scrollTop = 0;
