@@ -31,6 +31,7 @@ SMOKE: dict[str, list[str]] = {
     "forward": ["--lines", LINES, "--runs", "1"],
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
     "http": ["--lines", LINES, "--runs", "1", "--clients", "2"],
+    "dashboard": ["--lines", LINES, "--runs", "1", "--pages", "1"],
 }
 FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscribers", "0,2"]
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
@@ -45,6 +46,7 @@ RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 # Runs whose table is checked too: run name -> a heading its stdout must show.
 TABLES = {
     "http": "LogCaster HTTP ingest against TCP lines",
+    "dashboard": "dashboards open on the live tail against none",
     "ingest-tls": "TLS/plain",
     "ingest-redact": "redaction on / plain",
 }
