@@ -159,6 +159,9 @@ def read_view(context: BrowserContext) -> dict[str, Any]:
     return doc
 
 
+SETTLE_S = 1.0  # after the pages read `live`, before the clock
+
+
 def _tree_cpu(root: int, exclude: int) -> float | None:
     """CPU seconds of every live process under `root` (not `root` itself), leaving out
     `exclude` and what is under it: here Playwright's driver and the Chromium it
@@ -232,6 +235,9 @@ def run_dashboard(
         if pages:
             contexts = dashboards.open(server.http_port, pages)
             _wait_subscribers(server.query_port, pages, server.check)
+            # Open dashboards, not opening ones: a page's own start (modules,
+            # layout, fonts) is over before the clock starts.
+            time.sleep(SETTLE_S)
         expected = corpus.events
         warnings: list[str] = []
         me = os.getpid()

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -327,3 +328,27 @@ def test_one_line_sent_is_one_event_with_the_query_shape(
     tail.read_until("the live marker", lambda m: bool(kinds(m, "live")))
     assert events(tail.messages) == json_query(corpus_server, "")
     tail.close()
+
+
+def test_max_rate_sends_at_most_that_and_says_what_it_left_out(
+    server: ServerProcess, open_tail: OpenTail
+) -> None:
+    tail = open_tail(server.ports["http"], "max_rate=200")
+    tail.read_until("live", lambda m: any(x.event == "live" for x in m))
+    total = 20_000
+    started = time.monotonic()
+    server.send(lines(0, total))
+
+    def reached(messages: list[Message]) -> bool:
+        return bool(messages) and messages[-1].id == total
+
+    tail.read_until("the last id", reached)
+    seconds = time.monotonic() - started
+    got = [ev["id"] for ev in events(tail.messages)]
+    told = skipped(tail.messages)  # `rate`, and `slow` if the flood filled its queue first
+    assert any(s["reason"] == "rate" for s in told)
+    assert len(got) + sum(s["count"] for s in told) == total
+    assert len(got) <= 200 * (seconds + 1) + 1  # one second saved up, then the rate
+    covered = sorted(got + [i for s in told for i in range(s["first_id"], s["last_id"] + 1)])
+    assert covered == list(range(1, total + 1))  # every id sent or told, once
+    assert open_tail(server.ports["http"], "max_rate=x").status == 400

@@ -52,6 +52,7 @@ from logcaster.event import Event
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.share import LoopShare
+from logcaster.pipeline.tail_rate import RateCap
 
 # Events a subscriber scans per step, between checks of the loop share.
 STEP_EVENTS = 1024
@@ -81,6 +82,8 @@ class EventFilter(Protocol):
 
 class AllEvents:
     """The filter that passes every event."""
+
+    selects_all = True  # a rate cap may skip its steps unparsed (tail_rate.py)
 
     def select(self, batch: Batch, start: int, stop: int) -> list[Event]:
         return batch.events_between(start, stop, PARSE_WHOLE_MAX)
@@ -200,11 +203,17 @@ class Broker:
             sub.offer(batches, events)
 
     def subscribe(
-        self, what: EventFilter | None = None, *, since: int | None = None, backlog: int = 0
+        self,
+        what: EventFilter | None = None,
+        *,
+        since: int | None = None,
+        backlog: int = 0,
+        max_rate: int = 0,
     ) -> Subscription:
         """A new subscription: with `since`, the events after that id still in
         memory first; else with `backlog`, the newest `backlog` passing events in
-        memory; then live ones. TooManySubscribers past the bound."""
+        memory; then live ones; with `max_rate`, at most that many events a
+        second (tail_rate.py). TooManySubscribers past the bound."""
         if len(self.subscribers) >= self.max_subscribers:
             raise TooManySubscribers(
                 f"{len(self.subscribers)} subscribers, the most allowed (http.tail_max_subscribers)"
@@ -233,6 +242,8 @@ class Broker:
             after = start
         units.append(Live(last))
         sub = Subscription(self, what or AllEvents(), units, after, last)
+        if max_rate:
+            sub.cap = RateCap(max_rate)
         self.subscribers.add(sub)
         return sub
 
@@ -275,6 +286,8 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._poked = False
         self.ended: str | None = None
+        self.cap: RateCap | None = None  # max_rate (tail_rate.py); None: every event
+        self._all = bool(getattr(what, "selects_all", False))
 
     @property
     def position(self) -> int:
@@ -399,6 +412,10 @@ class Subscription:
 
     def _read(self, batches: list[Batch]) -> Iterator[list[Item]]:
         """The passing events of `batches` after the last id covered."""
+        cap = self.cap
+        if cap is not None and self._all:
+            yield from self._read_capped(batches, cap)
+            return
         out: list[Item] = []
         scanned = 0
         select = self._filter.select
@@ -407,13 +424,45 @@ class Subscription:
             start = max(0, self._after - first + 1)
             while start < len(batch):
                 stop = min(len(batch), start + STEP_EVENTS - scanned)
-                out.extend(select(batch, start, stop))
+                if cap is None:
+                    out.extend(select(batch, start, stop))
+                else:
+                    passed = select(batch, start, stop)
+                    kept = cap.take(len(passed))
+                    out.extend(passed[:kept])
+                    if kept < len(passed):
+                        _rate_skip(out, len(passed) - kept, passed[kept].id, passed[-1].id)
                 scanned += stop - start
                 self._after = first + stop - 1
                 start = stop
                 if scanned >= STEP_EVENTS:
                     yield out
                     out, scanned = [], 0
+        if out:
+            yield out
+
+    def _read_capped(self, batches: list[Batch], cap: RateCap) -> Iterator[list[Item]]:
+        """`_read` for a subscriber of every event under a max_rate: the budget
+        decides before anything is parsed, for the whole delivered list at once
+        (one step, not one per STEP_EVENTS), and only the kept events are parsed
+        (not their whole batch, as a reader of everything would, to share it)."""
+        spans = []  # (batch, first index not read yet)
+        waiting = 0
+        for batch in batches:
+            start = max(0, self._after - batch.first_id + 1)
+            if start < len(batch):
+                spans.append((batch, start))
+                waiting += len(batch) - start
+        budget = cap.take(waiting)
+        out: list[Item] = []
+        for batch, start in spans:
+            kept = start + min(budget, len(batch) - start)
+            budget -= kept - start
+            if kept > start:
+                out.extend(batch.events_between(start, kept, 0))
+            if kept < len(batch):
+                _rate_skip(out, len(batch) - kept, batch.first_id + kept, batch.last_id)
+            self._after = batch.last_id
         if out:
             yield out
 
@@ -440,3 +489,12 @@ class Subscription:
                 break
         events = [ev for part in reversed(found) for ev in part]
         yield list(events[-unit.n :])
+
+
+def _rate_skip(out: list[Item], count: int, first_id: int, last_id: int) -> None:
+    """Events past a subscriber's max_rate, told in their place: one notice per run."""
+    tail = out[-1] if out else None
+    if isinstance(tail, Skipped) and tail.reason == "rate":
+        out[-1] = Skipped(tail.count + count, tail.first_id, last_id, "rate")
+    else:
+        out.append(Skipped(count, first_id, last_id, "rate"))

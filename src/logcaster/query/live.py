@@ -48,10 +48,14 @@ class LiveFilter:
     to parse in one step (`Batch.events_between`).
     """
 
-    __slots__ = ("_any_word", "_match", "_text", "_words", "query")
+    __slots__ = ("_any_word", "_match", "_text", "_words", "query", "selects_all")
 
     def __init__(self, query: Query) -> None:
         self.query = query
+        # No test at all: a rate cap may skip its steps unparsed (pipeline/tail_rate.py).
+        self.selects_all = not (
+            query.keywords or query.regex or query.levels or query.services or query.fields
+        )
         self._text = None
         if query.keywords or query.regex is not None:
             self._text = TextTest(

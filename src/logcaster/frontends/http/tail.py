@@ -8,7 +8,8 @@ QUERY's filters (query/live.py). What a stream says (`text/event-stream`):
   is exact, DEL, C1, line separators and bidi controls spelled `\\uXXXX`;
 - `event: skipped` with `{"count", "first_id", "last_id", "reason"}`: events
   this stream does not get (`slow`: it fell behind its queue;
-  `not_in_memory`: too old to replay);
+  `not_in_memory`: too old to replay; `rate`: past the stream's `max_rate`,
+  pipeline/tail_rate.py);
 - `event: live` with `{"after_id"}` once the replay (or backlog) is over;
   `event: reset` when `since` is above every id the server delivered;
 - `event: end` with `{"reason"}` last, when the server drains; then EOF;
@@ -53,6 +54,7 @@ from logcaster.pipeline.broker import (
     Subscription,
     TooManySubscribers,
 )
+from logcaster.pipeline.tail_rate import MAX_RATE
 from logcaster.query.live import LiveFilter, live_filter
 from logcaster.security.neutralize import json_safe
 from logcaster.security.reveal import FieldQueries
@@ -69,7 +71,7 @@ WRITE_COST_S_PER_BYTE = 0.5e-9
 DRAIN_GRACE_S = 1.0  # on drain, a stream still stuck writing after this is cut
 RENDERED_MAX_BYTES = 16 * 1024 * 1024  # the shared cache of rendered events
 # Parameters about the stream's position, not its filter.
-POSITION = ("since", "backlog")
+POSITION = ("since", "backlog", "max_rate")
 
 
 class TailEndpoints:
@@ -132,6 +134,9 @@ class TailEndpoints:
             return json_error(503, "the server is shutting down", {"Retry-After": "1"})
         try:
             since, backlog = self._position(request)
+            rate = _count("max_rate", request.query.get("max_rate", "0"))
+            if rate > MAX_RATE:
+                raise QuerySyntaxError(f"max_rate={rate} is over {MAX_RATE} events a second")
             params = [(k, v) for k, v in request.query.items() if k.lower() not in POSITION]
             what = live_filter(params, self._query)
             if self.fields is not None and what.query.fields:
@@ -139,7 +144,7 @@ class TailEndpoints:
         except (QuerySyntaxError, QueryLimitError) as exc:
             return json_error(400, str(exc))
         try:
-            sub = self._broker.subscribe(what, since=since, backlog=backlog)
+            sub = self._broker.subscribe(what, since=since, backlog=backlog, max_rate=rate)
         except TooManySubscribers as exc:
             return json_error(503, f"too many live tails: {exc}", {"Retry-After": "5"})
         stream = self._streams[sub] = _Stream(request)

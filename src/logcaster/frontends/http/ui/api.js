@@ -77,16 +77,16 @@ export async function readEvents(path, params, onItem, signal, lastId = null) {
   const response = await fetch(url(path, params), { headers: headers(extra), signal });
   if (!response.ok) throw await failure(response);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
+  let rest = ""; // a line not ended yet, from the last read
   let item = { type: "message", id: null, data: [] };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += value;
-    let nl;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, nl).replace(/\r$/, "");
-      buffer = buffer.slice(nl + 1);
+    // One split per read, not a slice per line: a read holds hundreds of lines.
+    const lines = (rest + value).split("\n");
+    rest = lines.pop();
+    for (let line of lines) {
+      if (line.endsWith("\r")) line = line.slice(0, -1);
       if (line === "") {
         // A blank line ends an item (SSE): dispatch what it held.
         if (item.data.length || item.id !== null) {
@@ -98,11 +98,11 @@ export async function readEvents(path, params, onItem, signal, lastId = null) {
       if (line.startsWith(":")) continue; // a heartbeat comment
       const colon = line.indexOf(":");
       const field = colon < 0 ? line : line.slice(0, colon);
-      let value2 = colon < 0 ? "" : line.slice(colon + 1);
-      if (value2.startsWith(" ")) value2 = value2.slice(1);
-      if (field === "data") item.data.push(value2);
-      else if (field === "event") item.type = value2;
-      else if (field === "id") item.id = value2;
+      let text = colon < 0 ? "" : line.slice(colon + 1);
+      if (text.startsWith(" ")) text = text.slice(1);
+      if (field === "data") item.data.push(text);
+      else if (field === "event") item.type = text;
+      else if (field === "id") item.id = text;
     }
   }
 }

@@ -11,6 +11,11 @@ import { VirtualList } from "./vlist.js";
 const MAX_ROWS = 20000; // events the view keeps; older ones go
 const MAX_WAITING = 20000; // events held while paused; past it, the oldest go (counted)
 const RETRY_MS = 2000;
+// Events a second the server sends this view at most; the rest it counts as
+// skipped (reason "rate"). Nobody reads faster, and past it the browser and the
+// server would work for nothing (docs/dashboard.md).
+const MAX_RATE = 2000;
+const FLUSH_MS = 100;
 
 export class LiveView {
   constructor(node, detail, onAuthError) {
@@ -23,6 +28,7 @@ export class LiveView {
     this.waiting = [];
     this.waitingDropped = 0;
     this.incoming = [];
+    this._flushing = false;
     this.lastId = null;
     this.abort = null;
     this.running = false;
@@ -99,7 +105,8 @@ export class LiveView {
     while (this.running && this.abort === abort) {
       try {
         this.state.textContent = "connecting…";
-        await readEvents("/api/v1/tail", this.filters.params(), (item) => this._item(item), abort.signal, this.lastId);
+        const params = [...this.filters.params(), ["max_rate", String(MAX_RATE)]];
+        await readEvents("/api/v1/tail", params, (item) => this._item(item), abort.signal, this.lastId);
         this.state.textContent = "ended";
       } catch (err) {
         if (abort.signal.aborted) return;
@@ -120,18 +127,26 @@ export class LiveView {
     if (item.type === "message") {
       this.incoming.push(JSON.parse(item.data));
     } else if (item.type === "skipped") {
+      // One row per run of skips within a frame, not one per notice.
       const s = JSON.parse(item.data);
-      this.incoming.push({ skipped: s.count, reason: s.reason });
+      const last = this.incoming[this.incoming.length - 1];
+      if (last && last.skipped && last.reason === s.reason) last.skipped += s.count;
+      else this.incoming.push({ skipped: s.count, reason: s.reason });
     } else if (item.type === "live") {
       this.state.textContent = "live";
     } else if (item.type === "end") {
       this.state.textContent = "the server is stopping";
     }
-    if (this.incoming.length === 1) requestAnimationFrame(() => this._flush());
+    if (!this._flushing) {
+      this._flushing = true;
+      setTimeout(() => this._flush(), FLUSH_MS);
+    }
   }
 
-  // Once a frame: the events that came since, into the view or the waiting room.
+  // Ten times a second: the events that came since, into the view or the
+  // waiting room. Smooth to read, and a tenth of the drawing of every frame.
   _flush() {
+    this._flushing = false;
     const batch = this.incoming;
     this.incoming = [];
     if (!batch.length) return;

@@ -2,11 +2,18 @@
 
 import { el, firstLine, formatTime, levelClass } from "./text.js";
 
+// Why the server did not send events (the tail's `skipped` reasons), in words.
+const WHY = {
+  rate: "more than this view shows a second",
+  slow: "this view fell behind",
+  not_in_memory: "too old to replay",
+};
+
 export function eventRow(ev) {
   if (ev.skipped) {
-    // The server's own account of events this view did not get (a slow reader).
-    const row = el("div", "row skipped", `⋯ ${ev.skipped} events skipped (${ev.reason})`);
-    return row;
+    // The server's own account of events this view did not get.
+    const why = WHY[ev.reason] || ev.reason;
+    return el("div", "row skipped", `⋯ ${ev.skipped.toLocaleString()} events not shown: ${why}`);
   }
   const row = el("div", "row " + levelClass(ev.level));
   row.append(
