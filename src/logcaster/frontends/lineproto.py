@@ -15,8 +15,9 @@ import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -75,6 +76,9 @@ DISCARD_MAX_BYTES = 16 * 1024 * 1024
 DISCARD_WITHIN_S = 2.0
 
 StatsProvider = Callable[[], dict[str, int | float]]
+
+
+T = TypeVar("T")  # what a query thread returns (QueryService._in_thread)
 
 
 class QueryService:
@@ -165,15 +169,7 @@ class QueryService:
             check_decrypt(principal, fields)
         if fields is not None:
             query = fields.seal_query(query)
-        if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
-            raise QueryBusy("busy: too many queries running; try again")
-        snapshot = self.planner.prepare()
-        self._waiting += 1
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._run, query, snapshot)
-        finally:
-            self._waiting -= 1
+        return await self._in_thread(partial(self._run, query))
 
     async def histogram(
         self, query: Query, buckets: int, principal: Principal = ANONYMOUS
@@ -182,15 +178,18 @@ class QueryService:
         query thread under the same bounds as `run` (busy, limits, sealed fields)."""
         if self.fields is not None:
             query = self.fields.seal_query(query)
+        return await self._in_thread(partial(histogram, self.planner, query, buckets=buckets))
+
+    async def _in_thread(self, work: Callable[[Snapshot], T]) -> T:
+        """`work` on a snapshot taken now, in a query thread; QueryBusy when
+        `query.max_concurrent` run and `query.max_waiting` more wait already."""
         if self._waiting >= self.config.max_concurrent + self.config.max_waiting:
             raise QueryBusy("busy: too many queries running; try again")
         snapshot = self.planner.prepare()
         self._waiting += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._pool, histogram, self.planner, query, snapshot, buckets
-            )
+            return await loop.run_in_executor(self._pool, work, snapshot)
         finally:
             self._waiting -= 1
 

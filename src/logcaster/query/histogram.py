@@ -45,7 +45,7 @@ class Histogram:
         return {"total": self.total, "edges": self.edges, "levels": self.counts}
 
 
-def histogram(planner: Planner, query: Query, snap: Snapshot, buckets: int) -> Histogram:
+def histogram(planner: Planner, query: Query, snap: Snapshot, *, buckets: int) -> Histogram:
     """In a query thread: every match of `query` in `snap`, bucketed; QueryLimitError
     past a limit (QueryTimeout past the time limit)."""
     cfg = planner.config

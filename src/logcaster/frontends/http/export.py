@@ -20,54 +20,32 @@ import time
 
 import orjson
 from aiohttp import web
-from multidict import MultiDict
+from multidict import MultiDict, MultiMapping
 
 from logcaster.frontends.answers import SLICE_EVENTS
-from logcaster.frontends.http.query import REFUSALS, Draining, error_response, parse_query
-from logcaster.frontends.http.server import principal_of
-from logcaster.frontends.lineproto import QueryService
-from logcaster.frontends.query_metrics import outcome_of
-from logcaster.options import HttpConfig
+from logcaster.frontends.http.query import QueryEndpoints
 from logcaster.query.planner import Answer
 from logcaster.security.neutralize import json_safe
 
 EXPORT_PATH = "/api/v1/export"
 
 
-class ExportEndpoints:
-    """The export route; `Endpoints` for `HttpServer.mount` (mount it with
+class ExportEndpoints(QueryEndpoints):
+    """The export route: the query route's path to an answer, another default
+    limit and another answer (`Endpoints` for `HttpServer.mount`, with
     `streams=(EXPORT_PATH,)`: it bounds its own time, as the query route does)."""
 
-    def __init__(self, service: QueryService, config: HttpConfig) -> None:
-        self._service = service
-        self._timeout = config.request_timeout
-        self._draining = False
+    path = EXPORT_PATH
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get(EXPORT_PATH, self.get, allow_head=False)]
-
-    def drain(self) -> None:
-        self._draining = True
-
-    async def get(self, request: web.Request) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + self._timeout
+    def params(self, request: web.Request) -> MultiMapping[str]:
         params = MultiDict(request.query)
         if "limit" not in {key.lower() for key in params}:
             params["limit"] = str(self._service.config.max_limit)
-        failure: Exception | None = None
-        try:
-            if self._draining:
-                raise Draining("the server is shutting down")
-            query = parse_query(params, self._service)
-            async with asyncio.timeout_at(deadline):
-                answer = await self._service.run(query, principal_of(request))
-        except REFUSALS as exc:
-            failure = exc
-        self._service.observe("http", outcome_of(failure), loop.time() - started)
-        if failure is not None:
-            return error_response(failure)
+        return params
+
+    async def send(
+        self, request: web.Request, answer: Answer, deadline: float
+    ) -> web.StreamResponse:
         return await _send(request, answer, deadline)
 
 

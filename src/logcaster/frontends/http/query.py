@@ -58,9 +58,11 @@ class QueryEndpoints:
         self._timeout = config.request_timeout
         self._draining = False
 
+    path = QUERY_PATH
+
     def routes(self) -> list[web.RouteDef]:
         # No HEAD: aiohttp would send a streamed answer's body to it.
-        return [web.get(QUERY_PATH, self.get, allow_head=False)]
+        return [web.get(self.path, self.get, allow_head=False)]
 
     def drain(self) -> None:
         self._draining = True
@@ -71,13 +73,22 @@ class QueryEndpoints:
         deadline = started + self._timeout
         failure: Exception | None = None
         try:
-            answer = await self._run(request.query, deadline, principal_of(request))
+            answer = await self._run(self.params(request), deadline, principal_of(request))
         except REFUSALS as exc:
             failure = exc
         # Every request is classified here, once (ok or the exception that ended it).
         self._service.observe("http", outcome_of(failure), loop.time() - started)
         if failure is not None:
             return error_response(failure)
+        return await self.send(request, answer, deadline)
+
+    def params(self, request: web.Request) -> MultiMapping[str]:
+        """The query's parameters (the export's default its limit otherwise)."""
+        return request.query
+
+    async def send(
+        self, request: web.Request, answer: Answer, deadline: float
+    ) -> web.StreamResponse:
         return await send_answer(request, answer, deadline)
 
     async def _run(
