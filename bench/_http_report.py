@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import _corpus
-from _common import MB, RunResult, fmt_1, fmt_2, fmt_int
+from _common import MB, RunResult, aligned_table, fmt_1, fmt_2, fmt_int
 from _http_run import HttpRun
 from _ingest_report import git_rev
 
@@ -104,21 +104,6 @@ def _target(s: CorpusSummary, kind: str) -> str:
     return ""
 
 
-def _table(rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
-    """Aligned columns; the first `left` ones are text (left-aligned), the rest figures."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        cells = [
-            c.ljust(w) if k < left else c.rjust(w)
-            for k, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
-
-
 def render_table(summaries: Sequence[CorpusSummary], clients: int, batch: int, runs: int) -> str:
     header = ("corpus", "transport", "events/s", "lines/s", "MB/s", "peak RSS", "vs TCP")
     rows: list[tuple[str, ...]] = [(*header, "target", "server CPU s", "CPU vs TCP")]
@@ -165,7 +150,7 @@ def render_table(summaries: Sequence[CorpusSummary], clients: int, batch: int, r
     lines = [
         f"LogCaster HTTP ingest against TCP lines: {clients} HTTP clients and {clients} TCP "
         f"connections, {batch:,} events per POST, median of {runs} runs",
-        *_table(rows, left=2),
+        *aligned_table(rows, left=2),
         f"corpora: {sizes}.",
         "events/s and lines/s: the corpus' events and lines over the seconds from the first "
         "byte sent to the STATS reply showing every event delivered. MB/s: the bytes sent "
@@ -201,7 +186,7 @@ def render_fanout(f: FanoutSummary, clients: int, runs: int) -> str:
             f"({f.corpus.events:,} events) with N live-tail streams (GET /api/v1/tail, no "
             f"filter, read as fast as they come in one process), {clients} clients, median "
             f"of {runs} runs",
-            *_table(rows),
+            *aligned_table(rows),
             "per stream: the mean over streams of the events received, the events the "
             "server's `skipped` notices counted, and the notices; received + skipped = every "
             "event when nothing was lost.",

@@ -36,6 +36,7 @@ from _common import (
     OUT_DIR,
     REPO,
     BenchError,
+    aligned_table,
     fmt_1,
     fmt_2,
     fmt_int,
@@ -175,21 +176,6 @@ def _verdict(ratio: float | None) -> str:
     return f">={TARGET_RATIO:.2f} {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
 
 
-def _table(rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
-    """Aligned columns; the first `left` ones are text (left-aligned), the rest figures."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        cells = [
-            c.ljust(w) if k < left else c.rjust(w)
-            for k, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
-
-
 def render_table(summaries: Sequence[Summary], connections: int, runs: int) -> str:
     rows: list[tuple[str, ...]] = [
         ("corpus", "pages", "events/s", "vs 0 pages", "target", "server CPU s",
@@ -224,7 +210,7 @@ def render_table(summaries: Sequence[Summary], connections: int, runs: int) -> s
         [
             f"LogCaster ingest with {pages} dashboards open on the live tail against none: "
             f"{connections} TCP connections, median of {runs} runs",
-            *_table(rows, left=1),
+            *aligned_table(rows, left=1),
             f"corpora: {sizes}.",
             "events/s: the corpus' events over the seconds from the first byte sent to the "
             "STATS reply showing every event delivered (bench/ingest's rule). target: with "
