@@ -185,3 +185,17 @@ def test_sign_in_takes_a_viewer_token_and_refuses_others(tmp_path: Path, page: P
         page.wait_for_selector(f".row:has-text('seen {mark}')")
     finally:
         auth.server.kill()
+
+
+def test_a_phone_screen_shows_every_view_without_sideways_scrolling(
+    dash: ServerProcess, page: Page
+) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    send(dash, [line("ERROR", "phone", "a long message " * 20)])
+    for view in ("live", "search", "charts"):
+        page.goto(url(dash) + f"#{view}")
+        page.wait_for_selector(f"#view-{view}:visible")
+        page.wait_for_timeout(300)
+        overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (view, overflow)
+        save_screenshot(page, f"dashboard-phone-{view}")
