@@ -30,7 +30,7 @@ SMOKE: dict[str, list[str]] = {
     "query": ["--lines", LINES, "--runs", "1"],
     "forward": ["--lines", LINES, "--runs", "1"],
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
-    "http": ["--lines", LINES, "--runs", "1", "--clients", "2"],
+    "http": ["--lines", LINES, "--runs", "1", "--clients", "2", "--corpus", "default"],
     "dashboard": ["--lines", LINES, "--runs", "1", "--pages", "1"],
 }
 FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscribers", "0,2"]

@@ -22,7 +22,7 @@ server keeps a data directory, so queries reach the store as well as memory.
 - One worker: with several, Hypothesis' lambda-source cache parses Python
   source from more than one thread and CPython 3.11's AST constructor fails
   (`AST constructor recursion depth mismatch`), an error of the tool.
-- Bounded: `LOGCASTER_FUZZ_EXAMPLES` examples per operation (default 50), so
+- Bounded: `LOGCASTER_FUZZ_EXAMPLES` examples per operation (default 30), so
   the run takes seconds. A failure prints schemathesis' report: the request
   (as a curl command), the answer and the seed to replay it.
 """
@@ -58,7 +58,7 @@ CHECKS = (
     "response_headers_conformance",
     "response_schema_conformance",
 )
-EXAMPLES = int(os.environ.get("LOGCASTER_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("LOGCASTER_FUZZ_EXAMPLES", "30"))
 DOCUMENTED = {
     "/api/v1/audit",
     "/api/v1/reload",
