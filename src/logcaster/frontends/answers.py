@@ -67,6 +67,14 @@ def json_chunks(answer: Answer, per_chunk: int = SLICE_EVENTS) -> Iterator[bytes
     yield b"]}"
 
 
+def ndjson_chunks(answer: Answer, per_chunk: int = SLICE_EVENTS) -> Iterator[bytes]:
+    """The rows as NDJSON (one `answer_json` event a line), `per_chunk` at a time."""
+    rows = answer.rows
+    for start in range(0, len(rows), per_chunk):
+        lines = [orjson.dumps(ev.to_dict(), default=str) for ev in rows[start : start + per_chunk]]
+        yield json_safe(b"\n".join(lines) + b"\n")
+
+
 def answer_text(answer: Answer) -> str:
     """`FOUND: n matches` (with its notes), then one row per event."""
     found = f"{answer.total}+" if answer.capped else str(answer.total)

@@ -15,17 +15,14 @@ for the client, within `http.request_timeout` (query.py's `send_answer` rules).
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-import orjson
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
-from logcaster.frontends.answers import SLICE_EVENTS
-from logcaster.frontends.http.query import QueryEndpoints
+from logcaster.frontends.answers import ndjson_chunks
+from logcaster.frontends.http.query import QueryEndpoints, stream_chunks
 from logcaster.query.planner import Answer
-from logcaster.security.neutralize import json_safe
 
 EXPORT_PATH = "/api/v1/export"
 
@@ -60,27 +57,4 @@ async def _send(request: web.Request, answer: Answer, deadline: float) -> web.St
             "X-LogCaster-Returned": str(len(answer.rows)),
         }
     )
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    rows = answer.rows
-    try:
-        async with asyncio.timeout_at(deadline):
-            for start in range(0, len(rows), SLICE_EVENTS):
-                part = rows[start : start + SLICE_EVENTS]
-                lines = [orjson.dumps(ev.to_dict(), default=str) for ev in part]
-                await response.write(json_safe(b"\n".join(lines) + b"\n"))
-                await asyncio.sleep(0)  # other requests run between slices
-            await response.write_eof()
-    except TimeoutError:
-        _cut_off(request)
-    except BaseException:
-        _cut_off(request)
-        raise
-    return response
-
-
-def _cut_off(request: web.Request) -> None:
-    """A started download cannot become an error answer: cut it off, so the
-    client sees an incomplete body, never a short valid one."""
-    if request.transport is not None:
-        request.transport.abort()
+    return await stream_chunks(request, response, ndjson_chunks(answer), deadline)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -141,11 +142,23 @@ async def send_answer(request: web.Request, answer: Answer, deadline: float) -> 
     if len(answer.rows) <= SLICE_EVENTS:
         return web.Response(body=answer_json(answer), content_type="application/json")
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    return await stream_chunks(request, response, json_chunks(answer), deadline)
+
+
+async def stream_chunks(
+    request: web.Request,
+    response: web.StreamResponse,
+    chunks: Iterable[bytes],
+    deadline: float,
+) -> web.StreamResponse:
+    """Send `chunks` as `response`'s chunked body, each write waiting for the
+    client, all within `deadline`; past it (or on any error) the started body
+    is cut off (the query answer here, the export's NDJSON)."""
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
         async with asyncio.timeout_at(deadline):
-            for chunk in json_chunks(answer):
+            for chunk in chunks:
                 await response.write(chunk)  # waits while the client's socket is full
                 await asyncio.sleep(0)  # other requests run between slices
             await response.write_eof()
