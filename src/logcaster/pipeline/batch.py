@@ -25,7 +25,7 @@ class Batch:
     event joined by b"\\n"). `nbytes` is what the batch weighs in the queue.
     """
 
-    __slots__ = ("_events", "first_id", "nbytes", "received_at", "source", "texts")
+    __slots__ = ("_events", "_head", "first_id", "nbytes", "received_at", "source", "texts")
 
     def __init__(self, first_id: int, received_at: float, source: str, texts: list[bytes]) -> None:
         self.first_id = first_id
@@ -34,6 +34,8 @@ class Batch:
         self.texts = texts
         self.nbytes = sum(map(len, texts)) + EVENT_OVERHEAD * len(texts)
         self._events: list[Event] | None = None
+        # The parsed first events, before the whole batch is (see events_between).
+        self._head: list[Event] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -59,21 +61,41 @@ class Batch:
     def events_between(self, start: int, stop: int, whole_max: int) -> list[Event]:
         """The parsed events `start..stop-1`: from the cache; else by parsing the
         whole batch (cached) when it holds at most `whole_max` events; else only
-        these, uncached. A reader on the event loop (the live tail) thus never
-        parses much more than it asked for, even from a 100,000-event HTTP batch."""
+        these. A reader on the event loop (the live tail) thus never parses much
+        more than it asked for, even from a 100,000-event HTTP batch.
+
+        Events read from the batch's start on are kept as its parsed head, which
+        grows as readers ask for more: rate-capped tails all keep the first events
+        of each delivered batch (pipeline/tail_rate.py), so five dashboards parse
+        one head, not five. The head only ever grows, so a thread reading it for
+        `events()` sees a consistent prefix."""
         events = self._events
         if events is None and len(self.texts) <= whole_max:
             events = self.events()
         if events is not None:
             return events[start:stop]
-        first, received, source, texts = self.first_id, self.received_at, self.source, self.texts
-        return [parse_event(first + i, received, source, texts[i]) for i in range(start, stop)]
+        head = self._head
+        done = 0 if head is None else len(head)
+        if start > done:  # not contiguous with the head: parse just these
+            return self._parse(start, stop)
+        if stop > done:
+            more = self._parse(done, stop)
+            if head is None:
+                self._head = head = more
+            else:
+                head.extend(more)
+        return [] if head is None else head[start:stop]
 
     def events(self) -> list[Event]:
-        """The parsed events, parsed on first call and cached."""
+        """The parsed events, parsed on first call (past any parsed head) and cached."""
         if self._events is None:
-            first, received, source = self.first_id, self.received_at, self.source
-            self._events = [
-                parse_event(first + i, received, source, text) for i, text in enumerate(self.texts)
-            ]
+            head = self._head
+            done = head[:] if head is not None else []
+            done.extend(self._parse(len(done), len(self.texts)))
+            self._events = done
+            self._head = None  # the whole list holds them now
         return self._events
+
+    def _parse(self, start: int, stop: int) -> list[Event]:
+        first, received, source, texts = self.first_id, self.received_at, self.source, self.texts
+        return [parse_event(first + i, received, source, texts[i]) for i in range(start, stop)]

@@ -158,13 +158,15 @@ class _SkipRun:
 
 
 class _Delivery:
-    """A delivered list queued for one subscriber, and its events (the queue's bound)."""
+    """A delivered list queued for one subscriber, and its events (the queue's bound);
+    for a rate-capped reader of everything, how many of its first events it keeps."""
 
-    __slots__ = ("batches", "events")
+    __slots__ = ("batches", "events", "keep")
 
-    def __init__(self, batches: list[Batch], events: int) -> None:
+    def __init__(self, batches: list[Batch], events: int, keep: int | None) -> None:
         self.batches = batches
         self.events = events
+        self.keep = keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +198,23 @@ class Broker:
         self.subscribers: set[Subscription] = set()
         self.skipped = 0  # events skipped for slow subscribers, all of them together
         self.share = LoopShare()  # of the event loop, for all subscribers together
+        # One bucket per max_rate of capped readers of everything, spent once per
+        # delivered list: readers with the same cap keep the same first events of
+        # each list, so they share one parse of them (Batch.events_between).
+        self._rate_caps: dict[int, RateCap] = {}
 
     def publish(self, batches: list[Batch], events: int) -> None:
         """The worker delivered `batches` (`events` events) to every sink. Never waits."""
+        granted: dict[int, int] = {}
         for sub in self.subscribers:
-            sub.offer(batches, events)
+            rate = sub.shared_rate
+            if rate:
+                keep = granted.get(rate)
+                if keep is None:
+                    keep = granted[rate] = self._rate_caps[rate].take(events)
+                sub.offer(batches, events, keep)
+            else:
+                sub.offer(batches, events)
 
     def subscribe(
         self,
@@ -243,13 +257,18 @@ class Broker:
         units.append(Live(last))
         sub = Subscription(self, what or AllEvents(), units, after, last)
         if max_rate:
-            sub.cap = RateCap(max_rate)
+            sub.cap = RateCap(max_rate)  # its own, for what `since` or `backlog` replay
+            if sub.shared_rate and max_rate not in self._rate_caps:
+                self._rate_caps[max_rate] = RateCap(max_rate)
         self.subscribers.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription, reason: str = "unsubscribed") -> None:
         self.subscribers.discard(sub)
         sub.close(reason)
+        rate = sub.shared_rate
+        if rate and not any(other.shared_rate == rate for other in self.subscribers):
+            self._rate_caps.pop(rate, None)
 
     def close_all(self, reason: str) -> None:
         for sub in list(self.subscribers):
@@ -290,16 +309,23 @@ class Subscription:
         self._all = bool(getattr(what, "selects_all", False))
 
     @property
+    def shared_rate(self) -> int:
+        """The max_rate of a capped reader of everything (whose live lists the
+        broker's shared bucket cuts), else 0."""
+        return self.cap.rate if self.cap is not None and self._all else 0
+
+    @property
     def position(self) -> int:
         """The last id read (passed on or left out by the filter) or skipped."""
         return self._after
 
-    def offer(self, batches: list[Batch], events: int) -> None:
-        """Queue a delivered list, or skip what does not fit (the worker calls this)."""
+    def offer(self, batches: list[Batch], events: int, keep: int | None = None) -> None:
+        """Queue a delivered list, or skip what does not fit (the worker calls this);
+        `keep`: how many of its first events a capped reader of everything keeps."""
         if self.ended is not None or not batches or batches[-1].last_id <= self._floor:
             return
         if self.queued == 0 or self.queued + events <= self._limit:
-            self._units.append(_Delivery(batches, events))
+            self._units.append(_Delivery(batches, events, keep))
             self.queued += events
         elif self.queued >= self._limit:
             self._skip(batches[0].first_id, batches[-1].last_id, events)
@@ -312,7 +338,7 @@ class Subscription:
                 taken += len(batches[fit])
                 fit += 1
             if fit:
-                self._units.append(_Delivery(batches[:fit], taken))
+                self._units.append(_Delivery(batches[:fit], taken, keep))
                 self.queued += taken
             self._skip(batches[fit].first_id, batches[-1].last_id, events - taken)
         self._wake()
@@ -396,9 +422,9 @@ class Subscription:
         """The items of one queued unit, a step (at most STEP_EVENTS scanned) at a time."""
         if isinstance(unit, _Delivery):
             self.queued -= unit.events  # its room is free: the reference moves here
-            yield from self._read(unit.batches)
+            yield from self._read(unit.batches, unit.keep)
         elif isinstance(unit, _Replay):
-            yield from self._read(unit.batches)
+            yield from self._read(unit.batches, None)
         elif isinstance(unit, _SkipRun):
             first = max(unit.first_id, self._after + 1)
             self._after = max(self._after, unit.last_id)
@@ -410,11 +436,11 @@ class Subscription:
                 self._after = max(self._after, unit.after_id)
             yield [unit]
 
-    def _read(self, batches: list[Batch]) -> Iterator[list[Item]]:
+    def _read(self, batches: list[Batch], keep: int | None) -> Iterator[list[Item]]:
         """The passing events of `batches` after the last id covered."""
         cap = self.cap
         if cap is not None and self._all:
-            yield from self._read_capped(batches, cap)
+            yield from self._read_capped(batches, cap, keep)
             return
         out: list[Item] = []
         scanned = 0
@@ -441,23 +467,30 @@ class Subscription:
         if out:
             yield out
 
-    def _read_capped(self, batches: list[Batch], cap: RateCap) -> Iterator[list[Item]]:
+    def _read_capped(
+        self, batches: list[Batch], cap: RateCap, keep: int | None
+    ) -> Iterator[list[Item]]:
         """`_read` for a subscriber of every event under a max_rate: the budget
-        decides before anything is parsed, for the whole delivered list at once
-        (one step, not one per STEP_EVENTS), and only the kept events are parsed
-        (not their whole batch, as a reader of everything would, to share it)."""
-        spans = []  # (batch, first index not read yet)
-        waiting = 0
+        decides before anything is parsed, for the whole list at once (one step,
+        not one per STEP_EVENTS), and only the kept events are parsed. A live
+        list comes with `keep`, the first events the broker's shared bucket let
+        through; a replay spends the subscriber's own bucket."""
+        spans = []  # (batch, first index not read yet, index past the kept ones)
+        if keep is None:
+            waiting = sum(max(0, len(b) - max(0, self._after - b.first_id + 1)) for b in batches)
+            budget = cap.take(waiting)
         for batch in batches:
             start = max(0, self._after - batch.first_id + 1)
+            if keep is None:
+                kept = start + max(0, min(budget, len(batch) - start))
+                budget -= kept - start
+            else:
+                kept = max(start, min(len(batch), keep))
+                keep = max(0, keep - len(batch))
             if start < len(batch):
-                spans.append((batch, start))
-                waiting += len(batch) - start
-        budget = cap.take(waiting)
+                spans.append((batch, start, kept))
         out: list[Item] = []
-        for batch, start in spans:
-            kept = start + min(budget, len(batch) - start)
-            budget -= kept - start
+        for batch, start, kept in spans:
             if kept > start:
                 out.extend(batch.events_between(start, kept, 0))
             if kept < len(batch):

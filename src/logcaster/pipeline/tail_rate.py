@@ -9,6 +9,12 @@ subscriber that takes every event, *before* parsing (a step past the budget is
 counted, never parsed); for a filtered one, after its filter (the filter needs
 the parsed events; the cap then spares the rendering and writing). A token
 bucket: up to one second's worth saved, then N a second.
+
+For readers of everything the broker spends one bucket per rate as each list
+is delivered, and tells each such reader how many of the list's first events
+it keeps: five dashboards on the same cap keep the same events, so the server
+parses and renders them once, not five times. A replay (`since=`, `backlog=`)
+spends the reader's own bucket.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ class RateCap:
         self._rate = float(rate)
         self._tokens = float(rate)
         self._last = time.monotonic()
+
+    @property
+    def rate(self) -> int:
+        return int(self._rate)
 
     def take(self, wanted: int) -> int:
         """How many of `wanted` events may go now (all, some or none), taken."""
