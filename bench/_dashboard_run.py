@@ -162,8 +162,8 @@ def read_view(context: BrowserContext) -> dict[str, Any]:
 SETTLE_S = 1.0  # after the pages read `live`, before the clock
 
 
-def _tree_cpu(root: int, exclude: int) -> float | None:
-    """CPU seconds of every live process under `root` (not `root` itself), leaving out
+def _tree_cpu(root: int, exclude: int) -> dict[int, float]:
+    """CPU seconds of each live process under `root` (not `root` itself), leaving out
     `exclude` and what is under it: here Playwright's driver and the Chromium it
     started, without the server."""
     parents: dict[int, int] = {}
@@ -179,7 +179,8 @@ def _tree_cpu(root: int, exclude: int) -> float | None:
     children: dict[int, list[int]] = {}
     for pid, ppid in parents.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo, seen = 0.0, list(children.get(root, [])), False
+    found: dict[int, float] = {}
+    todo = list(children.get(root, []))
     while todo:
         pid = todo.pop()
         if pid == exclude:
@@ -187,8 +188,17 @@ def _tree_cpu(root: int, exclude: int) -> float | None:
         todo.extend(children.get(pid, []))
         cpu = cpu_seconds(pid)
         if cpu is not None:
-            total, seen = total + cpu, True
-    return total if seen else None
+            found[pid] = cpu
+    return found
+
+
+def _cpu_between(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """The CPU the processes alive at the end used since `before` (one started
+    since, all of its own). Not the difference of sums: a process that ended in
+    between (a closed page's renderer) would take its whole life off the total."""
+    if not after:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _wait_subscribers(query_port: int, n: int, check: Any) -> None:
@@ -270,7 +280,7 @@ def run_dashboard(
         contexts = []
         code = stop_logcaster(server, warnings)
         failed = False
-        bcpu = None if bcpu0 is None or bcpu1 is None else bcpu1 - bcpu0
+        bcpu = _cpu_between(bcpu0, bcpu1)
         return DashboardRun(
             pages=pages,
             seconds=seconds,

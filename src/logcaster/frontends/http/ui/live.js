@@ -15,7 +15,12 @@ const RETRY_MS = 2000;
 // skipped (reason "rate"). Nobody reads faster, and past it the browser and the
 // server would work for nothing (docs/dashboard.md).
 const MAX_RATE = 2000;
+// How often arrived events are drawn: ten times a second, or four once each draw
+// brings a screenful or more. Then every draw replaces the whole screen, which
+// nobody reads between draws, and each draw is most of a page's CPU (style,
+// layout, paint; on the server's machine it is taken from ingest).
 const FLUSH_MS = 100;
+const BUSY_FLUSH_MS = 250;
 
 export class LiveView {
   constructor(node, detail, onAuthError) {
@@ -29,6 +34,7 @@ export class LiveView {
     this.waitingDropped = 0;
     this.incoming = [];
     this._flushing = false;
+    this._busy = false; // the last draw brought a screenful
     this.lastId = null;
     this.abort = null;
     this.running = false;
@@ -139,16 +145,17 @@ export class LiveView {
     }
     if (!this._flushing) {
       this._flushing = true;
-      setTimeout(() => this._flush(), FLUSH_MS);
+      setTimeout(() => this._flush(), this._busy ? BUSY_FLUSH_MS : FLUSH_MS);
     }
   }
 
-  // Ten times a second: the events that came since, into the view or the
-  // waiting room. Smooth to read, and a tenth of the drawing of every frame.
+  // Four to ten times a second: the events that came since, into the view or
+  // the waiting room. Smooth to read, and a tenth of the drawing of every frame.
   _flush() {
     this._flushing = false;
     const batch = this.incoming;
     this.incoming = [];
+    this._busy = batch.length >= this.list.rowsOnScreen();
     if (!batch.length) return;
     if (this.paused) {
       this.waiting.push(...batch);

@@ -36,6 +36,11 @@ export class VirtualList {
     return n.scrollTop + n.clientHeight >= n.scrollHeight - ROW_PX;
   }
 
+  // How many rows the view shows at once.
+  rowsOnScreen() {
+    return Math.ceil(this.node.clientHeight / ROW_PX);
+  }
+
   scrollToBottom() {
     this.node.scrollTop = this.node.scrollHeight;
     this.draw();
