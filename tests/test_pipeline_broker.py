@@ -132,7 +132,9 @@ def test_capped_subscribers_share_the_parse_of_what_they_keep() -> None:
 
     async def test() -> None:
         feed = Feed(queue=100_000)
-        subs = [feed.broker.subscribe(max_rate=30) for _ in range(3)]
+        subs = [
+            feed.broker.subscribe(max_rate=120) for _ in range(3)
+        ]  # saves 30 (tail_rate.BURST_S)
         (batch,) = feed.deliver(100)
         seen = [[i for i in await drain(sub) if isinstance(i, Event)] for sub in subs]
         assert [ev.id for ev in seen[0]] == list(range(1, 31))
@@ -149,8 +151,8 @@ def test_capped_subscribers_share_the_parse_of_what_they_keep() -> None:
 def test_each_rate_has_its_bucket_spent_once_per_delivered_list() -> None:
     async def test() -> None:
         feed = Feed(queue=100_000)
-        low = [feed.broker.subscribe(max_rate=30) for _ in range(2)]
-        high = feed.broker.subscribe(max_rate=50)
+        low = [feed.broker.subscribe(max_rate=120) for _ in range(2)]
+        high = feed.broker.subscribe(max_rate=200)
         feed.deliver(40, 40)  # one list of two batches: the cap counts from its start
         seen = [await drain(sub) for sub in (*low, high)]
         assert ids(seen[0]) == ids(seen[1]) == list(range(1, 31))
