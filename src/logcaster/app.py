@@ -39,6 +39,7 @@ from logcaster.frontends.http.query import QUERY_PATH, QueryEndpoints
 from logcaster.frontends.http.server import PUBLIC, Access, HttpServer
 from logcaster.frontends.http.tail import PATH as TAIL_PATH
 from logcaster.frontends.http.tail import TailEndpoints
+from logcaster.frontends.irc.server import IrcServer
 from logcaster.frontends.lineproto import LineQueryServer, QueryService
 from logcaster.log import log_event
 from logcaster.metrics.health import Health
@@ -262,6 +263,12 @@ class Server:
             otlp_server.mount(
                 OtlpEndpoints(config, otlp_ingest),
                 Access(Permission.SEND, "ingest", summarized=True),
+            )
+        if config.irc.enabled:
+            # Live log channels and LogBot (SPEC §7): the broker's streams, the
+            # query service's searches, the IRC guard's tokens and TLS.
+            c.frontends["irc"] = IrcServer(
+                config.irc, self.broker, self.queries, security.guard("irc"), self.stats_snapshot
             )
         # -----------------------------------------------------------------------------
         self.components = c

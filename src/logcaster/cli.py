@@ -257,6 +257,8 @@ def _serve(args: argparse.Namespace) -> int:
         "http.port": args.http_port,
         "log_level": args.log_level,
         "persist.dir": args.persist,
+        "irc.enabled": True if args.irc or args.irc_port is not None else None,
+        "irc.port": args.irc_port,
     }
     unknown: list[str] = []
     config = _load(args.config, overrides, unknown)

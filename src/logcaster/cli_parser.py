@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--buffer-size", type=int, help="memory buffer capacity (default 10000)")
     serve.add_argument("--syslog-port", type=int, help="syslog UDP+TCP port (default off)")
     serve.add_argument("--http-port", type=int, help="HTTP API port (default 8080)")
+    serve.add_argument(
+        "-i", "--irc", action="store_true", help="run the IRC server on port 6667 (default off)"
+    )
+    serve.add_argument(
+        "-I", "--irc-port", type=int, metavar="PORT", help="run the IRC server on PORT"
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "-P", "--persist", metavar="DIR", help="keep events in segment files in DIR (default off)"

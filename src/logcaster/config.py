@@ -30,6 +30,7 @@ from logcaster.options import (
     ForwardGroupConfig,
     HttpConfig,
     IngestConfig,
+    IrcConfig,
     LogLevel,
     MemoryConfig,
     MetricsConfig,
@@ -70,6 +71,7 @@ class Config(Section, frozen=True):
     forward: list[ForwardGroupConfig] = msgspec.field(default_factory=list)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     otlp: OtlpConfig = msgspec.field(default_factory=OtlpConfig)
+    irc: IrcConfig = msgspec.field(default_factory=IrcConfig)
     elastic: ElasticConfig = msgspec.field(default_factory=ElasticConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)

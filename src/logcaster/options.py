@@ -297,6 +297,47 @@ class OtlpConfig(Section, frozen=True):
     tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
 
 
+class IrcConfig(Section, frozen=True):
+    """The IRC server (SPEC §7, frontends/irc/, docs/irc.md): live log channels
+    and LogBot's commands for real IRC clients. Off unless enabled (`-i`,
+    `-I PORT`)."""
+
+    enabled: bool = False
+    host: Host = LOOPBACK
+    port: Port = 6667  # 6697 is the usual port for TLS (irc.tls or the shared tls)
+    tls: TlsOverride = msgspec.field(default_factory=TlsOverride)
+    server_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")] = (
+        "logcaster"
+    )
+    network: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "LogCaster"
+    motd: list[Annotated[str, msgspec.Meta(max_length=400, pattern=r"^[^\x00-\x1f]*$")]] = (
+        msgspec.field(
+            default_factory=lambda: [
+                "LogCaster: live logs in #logs-all, #logs-error, #logs-warning, #logs-info",
+                "and #logs-debug. Say !help in a channel for LogBot's commands.",
+            ]
+        )
+    )
+    colors: bool = True  # the level in mIRC colour codes
+    # Lines a second to each client, and a burst: every line the server sends a
+    # client, and the most a log channel streams (the rest is counted as skipped).
+    rate: PositiveFloat = 20.0
+    burst: PositiveInt = 60
+    sendq_lines: Annotated[int, msgspec.Meta(ge=10)] = 500  # log lines queued per client
+    # Protocol replies queued for a client that does not read; past it, it is cut.
+    max_replies: Annotated[int, msgspec.Meta(ge=100)] = 2000
+    stuck_timeout: PositiveFloat = 60.0  # a client that reads nothing this long is cut
+    ping_interval: PositiveFloat = 90.0  # an idle client is pinged after this
+    ping_timeout: PositiveFloat = 60.0  # and cut when no answer comes within this
+    register_timeout: PositiveFloat = 30.0  # to finish NICK/USER (and CAP END)
+    max_clients: PositiveInt = 500
+    max_clients_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 50  # 0: no per-address cap
+    max_channels: PositiveInt = 200  # channels on the server, the log channels included
+    max_joined: PositiveInt = 30  # channels one client may be in
+    query_rows: PositiveInt = 5  # rows `!query` shows in a channel; more with limit= (up to 50)
+    show_lines: PositiveInt = 200  # `!show` prints at most this many lines of a body
+
+
 VERSION_PATTERN = r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$"
 
 

@@ -1,0 +1,92 @@
+"""IRC channels: members, operators, topic, modes; and the server's table of them.
+
+Names are compared in ASCII case (ISUPPORT `CASEMAPPING=ascii`). The log
+channels (`RESERVED`) exist from the start, held by LogBot, and stay when
+empty; a channel a client creates is gone when its last member leaves, and
+the first client to join it is its operator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logcaster.frontends.irc.connection import IrcClient
+    from logcaster.frontends.irc.logstream import LogStream
+
+CHANNEL_LEN = 50
+# The log channels and the levels each streams (`level=` of the query syntax).
+RESERVED: dict[str, str | None] = {
+    "#logs-all": None,
+    "#logs-error": "ERROR,FATAL",
+    "#logs-warning": "WARN",
+    "#logs-info": "INFO",
+    "#logs-debug": "DEBUG,TRACE",
+}
+CHANNEL_MODES = "nt"  # no messages from outside, topic set by operators
+
+
+def fold(name: str) -> str:
+    return name.lower()
+
+
+def valid_channel(name: str) -> bool:
+    return (
+        1 < len(name) <= CHANNEL_LEN
+        and name.startswith("#")
+        and not any(c in name for c in " ,:\x07")
+        and all(ord(c) > 32 for c in name)
+    )
+
+
+class Channel:
+    """One channel. `members` maps each client to whether it is an operator."""
+
+    def __init__(self, name: str, reserved: bool = False) -> None:
+        self.name = name
+        self.reserved = reserved
+        self.members: dict[IrcClient, bool] = {}
+        self.created_at = int(time.time())
+        self.topic = ""
+        self.topic_by = ""
+        self.topic_at = 0
+        self.modes = set(CHANNEL_MODES)
+        self.stream: LogStream | None = None  # the log stream, while one runs
+
+    def prefix_of(self, client: IrcClient) -> str:
+        return "@" if self.members.get(client) else ""
+
+    def names(self) -> list[str]:
+        """Members with their prefix, LogBot first on a streaming channel."""
+        shown = [self.prefix_of(c) + c.nick for c in self.members]
+        if self.stream is not None:
+            shown.insert(0, "@" + self.stream.bot_nick)
+        return shown
+
+
+class Channels:
+    """Every channel on the server, by folded name; bounded by `irc.max_channels`."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self._by_name: dict[str, Channel] = {}
+
+    def get(self, name: str) -> Channel | None:
+        return self._by_name.get(fold(name))
+
+    def add(self, channel: Channel) -> None:
+        self._by_name[fold(channel.name)] = channel
+
+    def full(self) -> bool:
+        return len(self._by_name) >= self.most
+
+    def remove(self, channel: Channel) -> None:
+        self._by_name.pop(fold(channel.name), None)
+
+    def __iter__(self) -> Iterator[Channel]:
+        return iter(list(self._by_name.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
