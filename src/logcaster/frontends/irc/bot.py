@@ -63,7 +63,7 @@ class LogBot:
                 self._say(client, channel, line.format(rows=self.server.config.query_rows))
         elif verb == "stats":
             stats = self.server.stats()
-            shown = [f"{k}={stats[k]:g}" for k in STATS_SHOWN if k in stats]
+            shown = [f"{k}={round(stats[k]):,}" for k in STATS_SHOWN if k in stats]
             self._say(client, channel, "STATS: " + " ".join(shown))
         elif verb in ("query", "show"):
             if client in self._busy:
@@ -186,30 +186,26 @@ class LogBot:
         if not self._may_steer(client, channel):
             return
         assert channel is not None
-        if channel.stream is None and rest.lower() != "off":
+        if channel.filter is None:
             self._say(client, channel, "this channel does not stream: !logstream on [filter]")
             return
-        if rest.lower() in ("", "off"):
-            params: list[tuple[str, str]] = []
-        else:
-            try:
-                params = parse_params(rest)
-            except QuerySyntaxError as exc:
-                self._say(client, channel, f"error: {exc}")
-                return
-        self._restart(client, channel, params)
+        try:
+            params = [] if rest.lower() in ("", "off") else parse_params(rest)
+        except QuerySyntaxError as exc:
+            self._say(client, channel, f"error: {exc}")
+            return
+        self._set(client, channel, params)
 
     def _logstream(self, client: IrcClient, channel: Channel | None, rest: str) -> None:
         if not self._may_steer(client, channel):
             return
         assert channel is not None
+        server = self.server
         word, _, filters = rest.partition(" ")
         if word.lower() == "off":
-            if channel.stream is not None:
-                self.server.stop_stream(channel)
-                self.server.to_channel(
-                    channel, build(self.server.bot_mask, "PART", channel.name, "stream off")
-                )
+            if channel.filter is not None:
+                server.set_filter(channel, None)
+                server.to_channel(channel, build(server.bot_mask, "PART", channel.name, "off"))
             self._say(client, channel, f"{channel.name} no longer streams logs")
         elif word.lower() == "on":
             try:
@@ -217,13 +213,12 @@ class LogBot:
             except QuerySyntaxError as exc:
                 self._say(client, channel, f"error: {exc}")
                 return
-            joining = channel.stream is None
-            if self._restart(client, channel, params) and joining:
-                self.server.to_channel(channel, build(self.server.bot_mask, "JOIN", channel.name))
+            self._set(client, channel, params)
         else:
             self._say(client, channel, "usage: !logstream on [key=value ...] | off")
 
-    def _restart(self, client: IrcClient, channel: Channel, params: list[tuple[str, str]]) -> bool:
+    def _set(self, client: IrcClient, channel: Channel, params: list[tuple[str, str]]) -> bool:
+        """Make `channel` stream `params` (a log channel keeps its levels)."""
         base = RESERVED.get(fold(channel.name)) if channel.reserved else None
         if base is not None:
             own = [v for k, v in params if k.lower() == "level"]
@@ -232,17 +227,19 @@ class LogBot:
                 return False
             if not own:
                 params = [("level", base), *params]
+        joining = channel.filter is None
         try:
-            self.server.start_stream(channel, params)
+            self.server.set_filter(channel, params)
         except (QuerySyntaxError, QueryLimitError) as exc:
             self._say(client, channel, f"error: {exc}")
             return False
         except TooManySubscribers as exc:
             self._say(client, channel, f"error: too many live streams ({exc})")
             return False
-        stream = channel.stream
-        assert stream is not None
-        self._say(client, channel, f"{channel.name} now streams: {stream.describe()}")
+        if joining:  # LogBot comes in to stream
+            self.server.to_channel(channel, build(self.server.bot_mask, "JOIN", channel.name))
+        shown = " ".join(f"{k}={v}" for k, v in params) or "every event"
+        self._say(client, channel, f"{channel.name} now streams: {shown}")
         return True
 
     # --- replies ----------------------------------------------------------------------

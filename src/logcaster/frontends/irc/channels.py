@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from logcaster.frontends.irc.logstream import LogStream
 
 CHANNEL_LEN = 50
+BOT_NICK = "LogBot"
 # The log channels and the levels each streams (`level=` of the query syntax).
 RESERVED: dict[str, str | None] = {
     "#logs-all": None,
@@ -53,7 +54,10 @@ class Channel:
         self.topic_by = ""
         self.topic_at = 0
         self.modes = set(CHANNEL_MODES)
-        self.stream: LogStream | None = None  # the log stream, while one runs
+        # What the channel streams (`key=value` filters of the query syntax), None:
+        # no logs; and the stream that runs it, only while someone is in the channel.
+        self.filter: list[tuple[str, str]] | None = None
+        self.stream: LogStream | None = None
 
     def prefix_of(self, client: IrcClient) -> str:
         return "@" if self.members.get(client) else ""
@@ -61,8 +65,8 @@ class Channel:
     def names(self) -> list[str]:
         """Members with their prefix, LogBot first on a streaming channel."""
         shown = [self.prefix_of(c) + c.nick for c in self.members]
-        if self.stream is not None:
-            shown.insert(0, "@" + self.stream.bot_nick)
+        if self.filter is not None:
+            shown.insert(0, "@" + BOT_NICK)
         return shown
 
 

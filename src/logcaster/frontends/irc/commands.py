@@ -15,6 +15,7 @@ from logcaster.frontends.irc import numerics as N
 from logcaster.frontends.irc.channels import Channel, fold, valid_channel
 from logcaster.frontends.irc.message import MAX_LINE_BYTES, Message, build
 from logcaster.frontends.irc.registration import TOPIC_LEN
+from logcaster.pipeline.broker import TooManySubscribers
 
 if TYPE_CHECKING:
     from logcaster.frontends.irc.connection import IrcClient
@@ -50,8 +51,12 @@ def join(server: IrcServer, client: IrcClient, msg: Message) -> None:
             server.channels.add(found)
             operator = True  # the first to join a channel it creates runs it
         channel = found
-        channel.members[client] = operator
-        client.channels.add(channel)
+        try:
+            server.join(client, channel, operator)
+        except TooManySubscribers:
+            server.leave(client, channel)
+            client.numeric(N.ERR_CHANNELISFULL, name, "Cannot join channel (too many live streams)")
+            continue
         server.to_channel(channel, build(client.mask, "JOIN", channel.name))
         if channel.topic:
             client.numeric(N.RPL_TOPIC, channel.name, channel.topic)

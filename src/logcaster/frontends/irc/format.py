@@ -74,7 +74,7 @@ def event_line(ev: Event, colors: bool) -> str:
         parts.append(neutral(ev.service))
     parts.append(neutral(first.rstrip("\r")))
     request = request_of(ev)
-    if request:
+    if request and request not in first:
         parts.append(f"[req={neutral(request)}]")
     extra = ev.body.count("\n")
     if extra:

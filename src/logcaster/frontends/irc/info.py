@@ -55,7 +55,7 @@ def list_(server: IrcServer, client: IrcClient, msg: Message) -> None:
     client.numeric(N.RPL_LISTSTART, "Channel", "Users  Name")
     for channel in server.channels:
         if wanted is None or fold(channel.name) in wanted:
-            count = len(channel.members) + (channel.stream is not None)
+            count = len(channel.members) + (channel.filter is not None)
             client.numeric(N.RPL_LIST, channel.name, str(count), channel.topic or "")
     client.numeric(N.RPL_LISTEND, "End of /LIST")
 
@@ -64,7 +64,7 @@ def who(server: IrcServer, client: IrcClient, msg: Message) -> None:
     mask = msg.arg(0, "*")
     channel = server.channels.get(mask) if mask.startswith("#") else None
     if channel is not None:
-        if channel.stream is not None:
+        if channel.filter is not None:
             _who_bot(server, client, channel.name)
         for member in channel.members:
             _who_line(server, client, member, channel.name, channel.prefix_of(member))

@@ -57,7 +57,6 @@ class LogStream:
         self.server = server
         self.channel = channel
         self.params = params
-        self.bot_nick = server.bot_nick
         # Raises the parser's QuerySyntaxError / QueryLimitError for a bad filter.
         self.filter = live_filter(params, server.queries.config)
         self._sub: Subscription | None = None
@@ -68,9 +67,6 @@ class LogStream:
             f":{server.bot_mask} PRIVMSG {channel.name} :".encode(),
             len(f":{server.bot_mask} PRIVMSG {channel.name} :\r\n".encode()),
         )
-
-    def describe(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.params) or "every event"
 
     def start(self) -> None:
         """Subscribe (TooManySubscribers past the broker's bound) and run."""

@@ -113,7 +113,7 @@ class Output:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            want = min(waiting, max(1.0, self._rate * WRITE_SHARE))
+            want = min(waiting, max(1.0, self._rate * WRITE_SHARE), self._burst)
             tokens = self._refill()
             if tokens < want:
                 await asyncio.sleep((want - tokens) / self._rate)

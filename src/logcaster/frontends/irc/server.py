@@ -24,7 +24,7 @@ from logcaster.component import Endpoint, listening, server_endpoint
 from logcaster.frontends.irc import commands, info, registration
 from logcaster.frontends.irc import numerics as N
 from logcaster.frontends.irc.bot import LogBot
-from logcaster.frontends.irc.channels import RESERVED, Channel, Channels, fold
+from logcaster.frontends.irc.channels import BOT_NICK, RESERVED, Channel, Channels, fold
 from logcaster.frontends.irc.connection import IrcClient
 from logcaster.frontends.irc.logstream import LogStream, Recent
 from logcaster.frontends.irc.message import Message, build
@@ -33,13 +33,13 @@ from logcaster.log import log_event
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.options import IrcConfig
 from logcaster.pipeline.broker import Broker
+from logcaster.query.live import live_filter
 from logcaster.security.guard import Guard
 from logcaster.security.tls import HANDSHAKE_TIMEOUT
 from logcaster.sources.connections import ConnectionLimits
 
 logger = logging.getLogger("logcaster.irc")
 
-BOT_NICK = "LogBot"
 TICK_S = 1.0
 
 IRC_CLIENTS = Metric("irc_clients", "gauge", "Connected IRC clients", stats="IrcClients")
@@ -112,8 +112,7 @@ class IrcServer:
             channel.topic = f"Live {levels or 'all'} events: say !help for LogBot's commands"
             channel.topic_by, channel.topic_at = self.bot_nick, channel.created_at
             self.channels.add(channel)
-            params = [] if levels is None else [("level", levels)]
-            self.start_stream(channel, params)
+            channel.filter = [] if levels is None else [("level", levels)]
         loop = asyncio.get_running_loop()
         tls = self.guard.ssl
         with listening(self.option, self.config.host, self.config.port):
@@ -135,7 +134,7 @@ class IrcServer:
         if self._ticker is not None:
             self._ticker.cancel()
         for channel in self.channels:
-            self.stop_stream(channel)
+            self._stop_stream(channel)
         for client in list(self.clients):
             client.close("Server shutting down")
 
@@ -218,22 +217,46 @@ class IrcServer:
 
     # --- channels ---------------------------------------------------------------------
 
+    def join(self, client: IrcClient, channel: Channel, operator: bool) -> None:
+        channel.members[client] = operator
+        client.channels.add(channel)
+        self._sync_stream(channel)
+
     def leave(self, client: IrcClient, channel: Channel) -> None:
         channel.members.pop(client, None)
         client.channels.discard(channel)
+        self._sync_stream(channel)
         if not channel.members and not channel.reserved:
-            self.stop_stream(channel)
             self.channels.remove(channel)
 
-    def start_stream(self, channel: Channel, params: list[tuple[str, str]]) -> None:
-        """(Re)start `channel`'s log stream with the filter `params` (query syntax);
-        raises the query parser's errors for a bad filter."""
-        stream = LogStream(self, channel, params)
-        self.stop_stream(channel)
-        channel.stream = stream
-        stream.start()
+    def set_filter(self, channel: Channel, params: list[tuple[str, str]] | None) -> None:
+        """What `channel` streams from now on (None: nothing). A bad filter raises
+        the query parser's errors, a stream past the broker's bound
+        TooManySubscribers; the channel's filter is then left as it was."""
+        if params is not None:
+            live_filter(params, self.queries.config)  # checked before anything changes
+        old, channel.filter = channel.filter, params
+        self._stop_stream(channel)
+        try:
+            self._sync_stream(channel)
+        except Exception:
+            channel.filter = old
+            self._sync_stream(channel)
+            raise
 
-    def stop_stream(self, channel: Channel) -> None:
+    def _sync_stream(self, channel: Channel) -> None:
+        """A stream runs while the channel streams and has members: a log channel
+        nobody reads costs nothing (a level filter needs every event parsed)."""
+        wanted = channel.filter is not None and bool(channel.members)
+        if wanted and channel.stream is None:
+            assert channel.filter is not None
+            stream = LogStream(self, channel, channel.filter)
+            stream.start()
+            channel.stream = stream
+        elif not wanted:
+            self._stop_stream(channel)
+
+    def _stop_stream(self, channel: Channel) -> None:
         if channel.stream is not None:
             channel.stream.stop()
             channel.stream = None
@@ -263,12 +286,12 @@ class IrcServer:
                 elif client.pinged_at is not None:
                     if now - client.pinged_at > config.ping_timeout:
                         self.drop(client, "ping_timeout")
-                elif now - client.last_heard > config.ping_interval:
-                    client.pinged_at = now
-                    client.send(build(None, "PING", self.name))
                 elif not self.guard.still_valid(client.principal):
                     self.guard.cut(client.principal, client.peer)
                     self.drop(client, "token")
+                elif now - client.last_heard > config.ping_interval:
+                    client.pinged_at = now
+                    client.send(build(None, "PING", self.name))
 
 
 HANDLERS: dict[str, Handler] = {
