@@ -15,7 +15,7 @@ from irctokens.line import tokenise
 
 from logcaster.event import Event
 from logcaster.frontends.irc.format import MARK, body_lines, event_line, fit, split
-from logcaster.frontends.irc.message import MAX_LINE_BYTES, ParseError, build, parse
+from logcaster.frontends.irc.message import MAX_LINE_BYTES, ParseError, build, parse, too_long
 
 CASES = [
     ("PING", None, "PING", []),
@@ -168,3 +168,12 @@ def test_body_lines_are_bounded() -> None:
     assert left > 0
     whole, none_left = body_lines(ev, 400, 100)
     assert len(whole) == 30 and none_left == 0
+
+
+def test_input_limits_count_tags_apart() -> None:
+    assert not too_long(b"PRIVMSG #c :" + b"x" * 498)  # 510 bytes
+    assert not too_long(b"PRIVMSG #c :" + b"x" * 498 + b"\r")
+    assert too_long(b"PRIVMSG #c :" + b"x" * 499)
+    tags = b"@k=" + b"v" * 8000
+    assert not too_long(tags + b" PRIVMSG #c :" + b"x" * 498)
+    assert too_long(b"@k=" + b"v" * 8190 + b" PING x")

@@ -55,6 +55,8 @@ class LogBot:
         self._busy: set[IrcClient] = set()  # clients with a query running
 
     def command(self, client: IrcClient, channel: Channel | None, text: str) -> None:
+        if text.startswith("\x01"):
+            return  # CTCP (VERSION, PING, ACTION): not a command, and never answered
         word, _, rest = text.strip().partition(" ")
         verb = word.lstrip("!").lower()
         rest = rest.strip()

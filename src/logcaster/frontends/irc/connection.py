@@ -14,7 +14,13 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from logcaster.frontends.irc import numerics as N
-from logcaster.frontends.irc.message import MAX_INPUT_BYTES, ParseError, build, parse
+from logcaster.frontends.irc.message import (
+    MAX_INPUT_BYTES,
+    ParseError,
+    build,
+    parse,
+    too_long,
+)
 from logcaster.frontends.irc.sendq import Output
 from logcaster.security.guard import Peer
 from logcaster.security.roles import ANONYMOUS, Principal
@@ -126,7 +132,7 @@ class IrcClient(asyncio.Protocol):
             if self._discarding:
                 self._discarding = False  # the rest of the over-long line
                 continue
-            if len(raw) > MAX_INPUT_BYTES:
+            if too_long(raw):
                 self.numeric(N.ERR_INPUTTOOLONG, "Input line was too long")
                 continue
             if not self._spend_input():

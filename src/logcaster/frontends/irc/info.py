@@ -196,10 +196,11 @@ def _channel_mode(server: IrcServer, client: IrcClient, msg: Message) -> None:
             (channel.modes.add if sign == "+" else channel.modes.discard)(ch)
             done.append(sign + ch)
         elif ch == "o" and args:
-            target = server.nicks.get(fold(args.pop(0)))
+            wanted = args.pop(0)
+            target = server.nicks.get(fold(wanted))
             if target is None or target not in channel.members:
                 client.numeric(
-                    N.ERR_USERNOTINCHANNEL, "*", channel.name, "They aren't on that channel"
+                    N.ERR_USERNOTINCHANNEL, wanted[:60], channel.name, "They aren't on that channel"
                 )
                 continue
             channel.members[target] = sign == "+"

@@ -19,6 +19,17 @@ MAX_LINE_BYTES = 512  # with CR LF, tags aside
 MAX_TAGS_BYTES = 8191  # with the leading @ and the space after
 MAX_INPUT_BYTES = MAX_LINE_BYTES + MAX_TAGS_BYTES
 
+
+def too_long(raw: bytes) -> bool:
+    """Whether a received line (without its LF) is over the limits: 510 bytes
+    and CR for the message, 8191 more for tags."""
+    if raw.startswith(b"@"):
+        tags, _, raw = raw.partition(b" ")
+        if len(tags) + 1 > MAX_TAGS_BYTES:
+            return True
+    return len(raw.rstrip(b"\r")) > MAX_LINE_BYTES - 2
+
+
 _TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
 
