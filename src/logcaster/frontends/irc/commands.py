@@ -1,4 +1,4 @@
-"""Channel and message commands: JOIN, PART, PRIVMSG, NOTICE, TOPIC, KICK, AWAY.
+"""Channel and message commands: JOIN, PART, PRIVMSG, NOTICE, TOPIC, KICK, AWAY, INVITE.
 
 Messages starting with `!` in a channel, or sent to LogBot, are LogBot's
 commands (bot.py); they are passed on to the channel like any message too,
@@ -197,6 +197,27 @@ def kick(server: IrcServer, client: IrcClient, msg: Message) -> None:
         server.leave(target, channel)
 
 
+def invite(server: IrcServer, client: IrcClient, msg: Message) -> None:
+    """Channels have no invite-only mode: an invitation is a message to its target."""
+    if len(msg.params) < 2:
+        client.numeric(N.ERR_NEEDMOREPARAMS, "INVITE", "Not enough parameters")
+        return
+    name, where = msg.params[0], msg.params[1]
+    target = server.nicks.get(fold(name))
+    channel = server.channels.get(where)
+    if target is None or not target.registered:
+        client.numeric(N.ERR_NOSUCHNICK, name[:60], "No such nick/channel")
+    elif channel is None:
+        client.numeric(N.ERR_NOSUCHCHANNEL, where[:60], "No such channel")
+    elif client not in channel.members:
+        client.numeric(N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+    elif target in channel.members:
+        client.numeric(N.ERR_USERONCHANNEL, target.nick, channel.name, "is already on channel")
+    else:
+        client.numeric(N.RPL_INVITING, target.nick, channel.name)
+        target.send(build(client.mask, "INVITE", target.nick, channel.name))
+
+
 def away(server: IrcServer, client: IrcClient, msg: Message) -> None:
     if msg.arg(0):
         client.away = msg.params[0][:200]
@@ -214,4 +235,5 @@ HANDLERS: dict[str, Handler] = {
     "TOPIC": topic,
     "KICK": kick,
     "AWAY": away,
+    "INVITE": invite,
 }

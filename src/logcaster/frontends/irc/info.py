@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from logcaster.frontends.irc import numerics as N
 from logcaster.frontends.irc.channels import Channel, fold
 from logcaster.frontends.irc.message import MAX_LINE_BYTES, Message, build
-from logcaster.frontends.irc.registration import VERSION, send_motd
 
 if TYPE_CHECKING:
     from logcaster.frontends.irc.connection import IrcClient
@@ -214,13 +213,11 @@ def _channel_mode(server: IrcServer, client: IrcClient, msg: Message) -> None:
         server.to_channel(channel, _mode_line(client.mask, channel.name, "".join(done), *done_args))
 
 
-def motd(server: IrcServer, client: IrcClient, msg: Message) -> None:
-    send_motd(server, client)
-
-
 def userhost(server: IrcServer, client: IrcClient, msg: Message) -> None:
     found = []
     for name in msg.params[:5]:
+        if fold(name) == fold(server.bot_nick):
+            found.append(f"{server.bot_nick}=+logbot@{server.name}")
         other = server.nicks.get(fold(name))
         if other is not None:
             found.append(f"{other.nick}={'-' if other.away else '+'}{other.user}@{other.host}")
@@ -230,11 +227,9 @@ def userhost(server: IrcServer, client: IrcClient, msg: Message) -> None:
 def ison(server: IrcServer, client: IrcClient, msg: Message) -> None:
     words = " ".join(msg.params).split()[:20]
     online = [server.nicks[fold(w)].nick for w in words if fold(w) in server.nicks]
+    if any(fold(w) == fold(server.bot_nick) for w in words):
+        online.insert(0, server.bot_nick)
     client.numeric(N.RPL_ISON, " ".join(online))
-
-
-def version(server: IrcServer, client: IrcClient, msg: Message) -> None:
-    client.numeric(N.RPL_VERSION, VERSION, server.name, "LogCaster IRC")
 
 
 HANDLERS: dict[str, Handler] = {
@@ -243,8 +238,6 @@ HANDLERS: dict[str, Handler] = {
     "WHO": who,
     "WHOIS": whois,
     "MODE": mode,
-    "MOTD": motd,
     "USERHOST": userhost,
     "ISON": ison,
-    "VERSION": version,
 }

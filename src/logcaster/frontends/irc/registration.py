@@ -3,8 +3,8 @@
 Modern clients open with `CAP LS 302`. The server offers no capabilities: it
 answers `CAP * LS :`, holds registration until `CAP END`, NAKs every `REQ`
 and answers an unknown subcommand with 410. With `auth.enabled` the token is
-the connection password (`PASS <token>`, `/connect -password` in irssi,
-`-password=` in WeeChat); a role without READ_LOGS is refused like a wrong
+the connection password (`PASS <token>`: irssi's `/connect HOST PORT TOKEN`,
+WeeChat's `-password=`); a role without READ_LOGS is refused like a wrong
 token (464), and both are audited.
 """
 
@@ -182,6 +182,7 @@ def welcome(server: IrcServer, client: IrcClient) -> None:
     client.numeric(N.RPL_CREATED, f"This server was created {server.created}")
     client.numeric(N.RPL_MYINFO, server.name, VERSION, "i", "bnot")
     client.numeric(N.RPL_ISUPPORT, *isupport(server), "are supported by this server")
+    # LUSERS and MOTD, as every ircd sends them after the welcome.
     client.numeric(
         N.RPL_LUSERCLIENT, f"There are {len(server.clients)} users and 0 services on 1 server"
     )

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from logcaster.component import Endpoint, listening, server_endpoint
-from logcaster.frontends.irc import commands, info, registration
+from logcaster.frontends.irc import commands, info, registration, serverinfo
 from logcaster.frontends.irc import numerics as N
 from logcaster.frontends.irc.bot import LogBot
 from logcaster.frontends.irc.channels import BOT_NICK, RESERVED, Channel, Channels, fold
@@ -298,4 +298,5 @@ HANDLERS: dict[str, Handler] = {
     **registration.HANDLERS,
     **commands.HANDLERS,
     **info.HANDLERS,
+    **serverinfo.HANDLERS,
 }
