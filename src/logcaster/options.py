@@ -319,13 +319,15 @@ class IrcConfig(Section, frozen=True):
         )
     )
     colors: bool = True  # the level in mIRC colour codes
-    # Lines a second to each client, and a burst: every line the server sends a
-    # client, and the most a log channel streams (the rest is counted as skipped).
-    rate: PositiveFloat = 20.0
-    burst: PositiveInt = 60
+    # Events a second a log channel streams at most (the rest is counted as skipped).
+    channel_rate: PositiveFloat = 10.0
+    # Lines a second the server sends each client, and a burst: enough for a few
+    # busy channels, within what clients and slow links keep up with.
+    rate: PositiveFloat = 50.0
+    burst: PositiveInt = 100
     sendq_lines: Annotated[int, msgspec.Meta(ge=10)] = 500  # log lines queued per client
     # Protocol replies queued for a client that does not read; past it, it is cut.
-    max_replies: Annotated[int, msgspec.Meta(ge=100)] = 2000
+    max_replies: Annotated[int, msgspec.Meta(ge=100)] = 5000
     stuck_timeout: PositiveFloat = 60.0  # a client that reads nothing this long is cut
     ping_interval: PositiveFloat = 90.0  # an idle client is pinged after this
     ping_timeout: PositiveFloat = 60.0  # and cut when no answer comes within this

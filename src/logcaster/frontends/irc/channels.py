@@ -29,8 +29,12 @@ RESERVED: dict[str, str | None] = {
 CHANNEL_MODES = "nt"  # no messages from outside, topic set by operators
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def fold(name: str) -> str:
-    return name.lower()
+    """A nick's or channel's name for comparing: `CASEMAPPING=ascii`, A-Z only."""
+    return name.translate(_ASCII_LOWER)
 
 
 def valid_channel(name: str) -> bool:

@@ -163,8 +163,9 @@ class IrcClient(asyncio.Protocol):
             self._take_lines()
 
     def _handle(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace")
-        if not text.strip("\r "):
+        # NUL and a CR inside the line are not IRC: dropped, so nothing echoes them.
+        text = raw.decode("utf-8", "replace").replace("\0", "").replace("\r", "")
+        if not text.strip(" "):
             return  # an empty line: ignored
         try:
             message = parse(text)
@@ -186,8 +187,12 @@ class IrcClient(asyncio.Protocol):
         self.output.reply(line)
 
     def numeric(self, code: str, *params: str) -> None:
-        """A numeric reply from the server, addressed to this client's nick."""
-        self.output.reply(build(self.server.name, code, self.nick, *params))
+        """A numeric reply from the server, addressed to this client's nick. Middle
+        parameters may echo what the client sent (`NICK :a b` gets 432): one that
+        is not a word is shown as one."""
+        *middle, last = params if params else ("",)
+        words = [_word(p) for p in middle]
+        self.output.reply(build(self.server.name, code, self.nick, *words, last))
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -198,7 +203,8 @@ class IrcClient(asyncio.Protocol):
             self.server.bot_mask,
             "NOTICE",
             self.nick,
-            f"{count:,} log lines were skipped: your client read more slowly than they came",
+            f"{count:,} log lines were skipped: they came faster than this connection "
+            "took them (irc.rate, or your client reading slowly)",
         )
 
     def close(self, reason: str, *, abort: bool = False) -> None:
@@ -216,3 +222,10 @@ class IrcClient(asyncio.Protocol):
             closing = build(None, "ERROR", f"Closing Link: {self.host} ({reason})")
             self.transport.write(b"".join([*replies, closing]))
         self.transport.close()
+
+
+def _word(param: str) -> str:
+    """`param` as a middle parameter: no spaces, not empty, no leading colon."""
+    if param and " " not in param and not param.startswith(":"):
+        return param
+    return param.replace(" ", "_").lstrip(":") or "*"

@@ -194,7 +194,9 @@ def _channel_mode(server: IrcServer, client: IrcClient, msg: Message) -> None:
         elif ch in "nt":
             (channel.modes.add if sign == "+" else channel.modes.discard)(ch)
             done.append(sign + ch)
-        elif ch == "o" and args:
+        elif ch == "o" and not args:
+            client.numeric(N.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+        elif ch == "o":
             wanted = args.pop(0)
             target = server.nicks.get(fold(wanted))
             if target is None or target not in channel.members:
@@ -206,6 +208,8 @@ def _channel_mode(server: IrcServer, client: IrcClient, msg: Message) -> None:
             done.append(sign + "o")
             done_args.append(target.nick)
         elif ch == "b":
+            if args:
+                args.pop(0)  # a ban mask: bans are not kept, the mask is passed over
             continue
         else:
             client.numeric(N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")

@@ -1,8 +1,8 @@
 """A channel's live log stream: one broker subscription, fanned out to its members.
 
 The stream subscribes to the pipeline's broker (pipeline/broker.py) with the
-channel's filter and a rate cap of `irc.rate` events a second: no client is
-sent more than that, so the server neither parses nor formats the rest (a
+channel's filter and a rate cap of `irc.channel_rate` events a second: no
+channel streams more than a person reads, so the server neither parses nor formats the rest (a
 reader of every event is capped before parsing; tail_rate.py). Each kept
 event is formatted once (format.py) and appended to every member's log queue
 (sendq.py): a slow member skips lines alone, never holding the stream up.
@@ -70,7 +70,7 @@ class LogStream:
 
     def start(self) -> None:
         """Subscribe (TooManySubscribers past the broker's bound) and run."""
-        rate = max(1, int(self.server.config.rate))
+        rate = max(1, int(self.server.config.channel_rate))
         self._sub = self.server.broker.subscribe(self.filter, max_rate=rate)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -118,7 +118,7 @@ class LogStream:
             return
         if now - self._said_at < SKIP_NOTICE_S:
             return
-        rate = self.server.config.rate
+        rate = self.server.config.channel_rate
         text = (
             f"{self._unsaid:,} events not shown in the last {now - self._said_at:.0f} s "
             f"(this channel streams at most {rate:g} a second): narrow it with !logfilter"

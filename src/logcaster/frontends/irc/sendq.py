@@ -109,6 +109,12 @@ class Output:
         """Write until closed: replies first, at the rate, while the socket takes it."""
         while not self.closed:
             waiting = len(self._replies) + len(self._logs)
+            if not waiting and self.unreported:
+                # Drained: the count of what was skipped goes now, not with the
+                # next line (which may be long in coming).
+                self._replies.append(self._notice(self.unreported))
+                self.unreported = 0
+                continue
             if not waiting or self._blocked_at is not None:
                 self._wake.clear()
                 await self._wake.wait()

@@ -213,7 +213,12 @@ class IrcServer:
         if handler is None:
             client.numeric(N.ERR_UNKNOWNCOMMAND, command, "Unknown command")
             return
-        handler(self, client, message)
+        try:
+            handler(self, client, message)
+        except Exception:
+            # A bug in one command must not cut the client (the transport's
+            # callback would close it): logged, and the client goes on.
+            logger.exception("irc_command_failed", extra={"fields": {"command": command}})
 
     # --- channels ---------------------------------------------------------------------
 
