@@ -45,10 +45,11 @@ def test_replies_go_before_log_lines_at_the_rate() -> None:
         task.cancel()
         lines = _lines(written)
         assert lines[0] == b"reply\r\n"
-        assert lines[1:] == [b"log %d\r\n" % i for i in range(20)]  # 10 skipped past max_logs
+        assert lines[1:21] == [b"log %d\r\n" % i for i in range(20)]  # 10 skipped past max_logs
+        assert lines[21:] == [b"NOTICE skipped 10\r\n"]  # told once drained
         # 10 at once (the burst), the other 11 at 200 a second: about 55 ms.
         assert took >= 0.04
-        assert out.sent == 21
+        assert out.sent == 22
 
     asyncio.run(test())
 
