@@ -85,6 +85,23 @@ class Children:
 CHILDREN = Children()
 
 
+def add_run_options(parser: argparse.ArgumentParser, seed: int, tables: str = "tables") -> None:
+    """The options every server benchmark shares: --keep-corpus, --json, --server,
+    and the hidden --seed (the corpus generator's, `seed` by default)."""
+    parser.add_argument(
+        "--keep-corpus", action="store_true",
+        help="keep a corpus this run generated in bench/out (as bench/ingest)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json", action="store_true", help=f"print only the JSON line on stdout ({tables}: stderr)"
+    )
+    parser.add_argument(
+        "--server", default=str(REPO / ".venv" / "bin" / "logcaster"), metavar="PATH",
+        help="the logcaster command (default: .venv/bin/logcaster of this repo)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=seed, help=argparse.SUPPRESS)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) `pid` has used so far, from /proc/PID/stat. Less
     sensitive than wall time to other work on the machine."""

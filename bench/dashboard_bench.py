@@ -34,8 +34,8 @@ from _common import (
     CHILDREN,
     MB,
     OUT_DIR,
-    REPO,
     BenchError,
+    add_run_options,
     aligned_table,
     fmt_1,
     fmt_2,
@@ -116,18 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chromium", default=str(CHROMIUM), metavar="PATH",
         help=f"the Chromium to drive (default {CHROMIUM}, Debian's)",
     )  # fmt: skip
-    parser.add_argument(
-        "--keep-corpus", action="store_true",
-        help="keep a corpus this run generated in bench/out (as bench/ingest)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--json", action="store_true", help="print only the JSON line on stdout (table: stderr)"
-    )
-    parser.add_argument(
-        "--server", default=str(REPO / ".venv" / "bin" / "logcaster"), metavar="PATH",
-        help="the logcaster command (default: .venv/bin/logcaster of this repo)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=_corpus.DEFAULT_SEED, help=argparse.SUPPRESS)
+    add_run_options(parser, _corpus.DEFAULT_SEED, tables="table")
     return parser
 
 

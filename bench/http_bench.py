@@ -32,7 +32,16 @@ from types import FrameType
 
 import _corpus
 import _http_report
-from _common import CHILDREN, MB, OUT_DIR, REPO, BenchError, log, parse_count, positive_int
+from _common import (
+    CHILDREN,
+    MB,
+    OUT_DIR,
+    BenchError,
+    add_run_options,
+    log,
+    parse_count,
+    positive_int,
+)
 from _http_bodies import KINDS, Bodies, frame_events, make_bodies
 from _http_report import CorpusSummary, FanoutSummary
 from _http_run import HttpRun, run_http
@@ -114,18 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--subscribers", type=_counts, default=[0, 10, 100], metavar="LIST",
         help='subscriber counts for --fanout (default "0,10,100")',
     )  # fmt: skip
-    parser.add_argument(
-        "--keep-corpus", action="store_true",
-        help="keep a corpus this run generated in bench/out (as bench/ingest)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--json", action="store_true", help="print only the JSON line on stdout (tables: stderr)"
-    )
-    parser.add_argument(
-        "--server", default=str(REPO / ".venv" / "bin" / "logcaster"), metavar="PATH",
-        help="the logcaster command (default: .venv/bin/logcaster of this repo)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=_corpus.DEFAULT_SEED, help=argparse.SUPPRESS)
+    add_run_options(parser, _corpus.DEFAULT_SEED)
     return parser
 
 

@@ -32,6 +32,7 @@ SMOKE: dict[str, list[str]] = {
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
     "http": ["--lines", LINES, "--runs", "1", "--clients", "2", "--corpus", "default"],
     "dashboard": ["--lines", LINES, "--runs", "1", "--pages", "1"],
+    "irc": ["--lines", LINES, "--runs", "1", "--clients", "2", "--stalled", "1", "--seconds", "1"],
 }
 FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscribers", "0,2"]
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
@@ -47,6 +48,7 @@ RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 TABLES = {
     "http": "LogCaster HTTP ingest against TCP lines",
     "dashboard": "dashboards open on the live tail against none",
+    "irc": "LogCaster ingest at full speed with IRC on",
     "ingest-tls": "TLS/plain",
     "ingest-redact": "redaction on / plain",
 }
