@@ -44,6 +44,8 @@ ENV = {
     "LOGCASTER_IRC__RATE": str(RATE),
     "LOGCASTER_IRC__CHANNEL_RATE": str(RATE),
     "LOGCASTER_IRC__BURST": "200",
+    "LOGCASTER_IRC__COMMANDS_PER_S": "100",
+    "LOGCASTER_IRC__COMMANDS_BURST": "100",
 }
 # The control characters an event may carry, and how the server must show them.
 CONTROLS = {

@@ -68,13 +68,21 @@ def test_build_puts_a_colon_only_where_needed() -> None:
     assert build("n!u@h", "PRIVMSG", "#c", ":-)") == b":n!u@h PRIVMSG #c ::-)\r\n"
 
 
+def test_build_cuts_what_would_be_too_long() -> None:
+    line = build("srv", "PRIVMSG", "#c", "x" * 600)
+    assert len(line) == MAX_LINE_BYTES - 1 and line.endswith("…\r\n".encode())
+    echoed = build("srv", "421", "nick", "A" * 600, "Unknown command")  # an echoed argument
+    assert len(echoed) <= MAX_LINE_BYTES and echoed.endswith(b" :Unknown command\r\n")
+    wide = build("srv", "332", "nick", "#" + "\U0001f600" * 49, "\u65e5" * 300)  # 4 and 3 bytes
+    assert len(wide) <= MAX_LINE_BYTES
+    wide.decode()  # cut at character boundaries
+
+
 def test_build_refuses_what_would_break_the_protocol() -> None:
     with pytest.raises(ValueError, match="CR, LF or NUL"):
         build("srv", "PRIVMSG", "#c", "two\r\nPRIVMSG #c :lines")
     with pytest.raises(ValueError, match="one word"):
         build("srv", "MODE", "#c has space", "+o")
-    with pytest.raises(ValueError, match="over 512"):
-        build("srv", "PRIVMSG", "#c", "x" * 600)
     assert len(build("srv", "PRIVMSG", "#c", "x" * (MAX_LINE_BYTES - 18))) == MAX_LINE_BYTES
 
 

@@ -5,6 +5,9 @@ The client harness and the module's server: tests/irc_client_helpers.py."""
 from __future__ import annotations
 
 import os
+import socket
+import struct
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +22,7 @@ from tests.irc_client_helpers import (
     join,
     serving,
 )
-from tests.irc_helpers import RawIrc, command_of
+from tests.irc_helpers import MAX_LINE, RawIrc, command_of
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +265,49 @@ def test_odd_arguments_get_a_numeric_not_a_disconnect(
         else:
             assert numerics == set(), (line, replies)
         assert not client.eof
+
+
+# --- found by a fault probe ---------------------------------------------------------
+
+
+def test_lines_left_when_a_client_is_gone_are_not_handled(server: ServerProcess) -> None:
+    """A client whose reading was paused (input rate) with a JOIN still buffered
+    resets its connection: the JOIN must not run for a client the server forgot
+    (it would leave a member no one can see or remove)."""
+    ghost = RawIrc(server.ports["irc"])
+    ghost.register("ghost")
+    burst = b"".join([b"X" * 600 + b"\r\n"] * 150 + [b"PING x\r\n"] * 45 + [b"JOIN #ghosts\r\n"])
+    ghost.sock.sendall(burst)
+    time.sleep(0.03)
+    ghost.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ghost.close()
+    with RawIrc(server.ports["irc"]) as watcher:
+        watcher.register("watcher")
+        wait_for("the ghost gone", lambda: server.stats()["IrcClients"], lambda n: n == 1)
+        time.sleep(1.0)  # its reading would have resumed by now
+        watcher.send("NAMES #ghosts")
+        end = watcher.expect(lambda line: command_of(line) == "366", "366")
+        assert "#ghosts" in end
+        assert not [x for x in watcher.lines() if command_of(x) == "353" and "ghost" in x]
+
+
+def test_what_echoes_a_long_or_wide_argument_still_fits(server: ServerProcess) -> None:
+    """Lengths are in bytes: a 500-character unknown command, a channel named in
+    4-byte characters with a 300-byte topic of 3-byte ones, and every reply to
+    them fits 512 bytes and comes, to the end of the list."""
+    with RawIrc(server.ports["irc"]) as raw:
+        raw.register("wide")
+        raw.send("A" * 500)
+        raw.expect(lambda line: command_of(line) == "421", "421")
+        raw.send(
+            "JOIN #" + "\U0001f600" * 12, "TOPIC #" + "\U0001f600" * 12 + " :" + "\u65e5" * 100
+        )
+        raw.expect(lambda line: command_of(line) == "TOPIC", "the topic set")
+        raw.send("JOIN #" + "\U0001f600" * 49)  # 197 bytes: over CHANNELLEN
+        raw.expect(lambda line: command_of(line) == "403", "403 for a name over 50 bytes")
+        raw.send("LIST", "PRIVMSG #" + "x" * 480 + " :hi")
+        raw.expect(lambda line: command_of(line) == "323", "the end of LIST")
+        raw.expect(lambda line: command_of(line) == "403", "403 for a long unknown channel")
+        raw.send("PING :alive")
+        raw.expect(lambda line: "alive" in line, "still connected")
+        assert all(len(line.encode()) + 2 <= MAX_LINE for line in raw.lines())

@@ -336,6 +336,10 @@ class IrcConfig(Section, frozen=True):
     max_clients_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 50  # 0: no per-address cap
     max_channels: PositiveInt = 200  # channels on the server, the log channels included
     max_joined: PositiveInt = 30  # channels one client may be in
+    # LogBot's commands a client may give a second, and at once: an answer goes to
+    # the whole channel, so one member must not make it flood the others.
+    commands_per_s: PositiveFloat = 1.0
+    commands_burst: PositiveInt = 5
     query_rows: PositiveInt = 5  # rows `!query` shows in a channel; more with limit= (up to 50)
     show_lines: PositiveInt = 200  # `!show` prints at most this many lines of a body
 

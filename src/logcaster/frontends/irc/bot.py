@@ -17,7 +17,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
-from typing import TYPE_CHECKING
+import logging
+import time
+import weakref
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from logcaster.event import Event
 from logcaster.exceptions import DecryptRefused, QueryBusy, QueryLimitError, QuerySyntaxError
@@ -32,7 +36,11 @@ if TYPE_CHECKING:
     from logcaster.frontends.irc.connection import IrcClient
     from logcaster.frontends.irc.server import IrcServer
 
+logger = logging.getLogger("logcaster.irc")
+
 MAX_ROWS = 50  # `!query … limit=N` in a channel: at most this
+# The commands a client's budget (irc.commands_per_s, irc.commands_burst) counts.
+BOT_VERBS = frozenset({"help", "stats", "query", "show", "logfilter", "logstream"})
 STATS_SHOWN = (
     "Total", "Current", "Dropped", "Delivered", "QueueEvents", "Clients",
     "TailSubscribers", "IrcClients", "StoreLag", "Uptime",
@@ -53,6 +61,10 @@ class LogBot:
     def __init__(self, server: IrcServer) -> None:
         self.server = server
         self._busy: set[IrcClient] = set()  # clients with a query running
+        # Per client: (commands it may still give, when last counted, told to slow down)
+        self._budget: weakref.WeakKeyDictionary[IrcClient, list[float]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def command(self, client: IrcClient, channel: Channel | None, text: str) -> None:
         if text.startswith("\x01"):
@@ -60,6 +72,8 @@ class LogBot:
         word, _, rest = text.strip().partition(" ")
         verb = word.lstrip("!").lower()
         rest = rest.strip()
+        if verb in BOT_VERBS and not self._allowed(client):
+            return
         if verb == "help":
             for line in HELP:
                 self._say(client, channel, line.format(rows=self.server.config.query_rows))
@@ -83,7 +97,7 @@ class LogBot:
                 if verb == "query"
                 else self._show(client, channel, rest)
             )
-            task = asyncio.get_running_loop().create_task(work)
+            task = asyncio.get_running_loop().create_task(self._guarded(client, channel, work))
             task.add_done_callback(lambda _: self._busy.discard(client))
         elif verb == "logfilter":
             self._logfilter(client, channel, rest)
@@ -92,6 +106,34 @@ class LogBot:
         elif channel is None:
             self._say(client, None, f"unknown command {word[:40]!r}: say !help")
         # In a channel, other `!words` are chat, left alone.
+
+    def _allowed(self, client: IrcClient) -> bool:
+        """Spend one of the client's commands; past its budget, one private notice."""
+        now = time.monotonic()
+        rate, burst = self.server.config.commands_per_s, float(self.server.config.commands_burst)
+        budget = self._budget.setdefault(client, [burst, now, 0.0])
+        budget[0] = min(burst, budget[0] + (now - budget[1]) * rate)
+        budget[1] = now
+        if budget[0] >= 1:
+            budget[0] -= 1
+            budget[2] = 0.0
+            return True
+        if not budget[2]:
+            budget[2] = 1.0
+            self._notice(
+                client, f"LogBot takes {rate:g} commands a second from you (irc.commands_per_s)"
+            )
+        return False
+
+    async def _guarded(
+        self, client: IrcClient, channel: Channel | None, work: Coroutine[Any, Any, None]
+    ) -> None:
+        """A search's task: an unexpected failure is logged and said, never lost."""
+        try:
+            await work
+        except Exception:
+            logger.exception("irc_bot_failed", extra={"fields": {"nick": client.nick}})
+            self._say(client, channel, "internal error while answering (see the server log)")
 
     # --- searches ---------------------------------------------------------------------
 
@@ -121,7 +163,7 @@ class LogBot:
         self._say(client, channel, f"FOUND: {found} matches")
         for ev in answer.rows:
             server.recent.add(ev)
-            self._say(client, channel, event_line(ev, server.config.colors))
+            self._say(client, channel, event_line(ev, server.config.colors, 400))
         more = answer.total - len(answer.rows)
         if more > 0:
             hint = (
@@ -134,7 +176,7 @@ class LogBot:
     async def _show(self, client: IrcClient, channel: Channel | None, rest: str) -> None:
         server = self.server
         word = rest.split()[0] if rest.split() else ""
-        if not word.lstrip("#").isdigit():
+        if not (word.lstrip("#").isascii() and word.lstrip("#").isdigit()):
             self._say(client, channel, "usage: !show ID (the number a log line ends with)")
             return
         event_id = int(word.lstrip("#"))
@@ -149,7 +191,8 @@ class LogBot:
             return
         room = MAX_LINE_BYTES - len(f":{server.bot_mask} NOTICE {client.nick} :\r\n".encode())
         lines, left = body_lines(ev, room, server.config.show_lines)
-        self._notice(client, fit(f"event {ev.id}: {event_line(ev, server.config.colors)}", room))
+        line = event_line(ev, server.config.colors, room - 20)
+        self._notice(client, fit(f"event {ev.id}: {line}", room))
         for line in lines:
             self._notice(client, line)
         if left:

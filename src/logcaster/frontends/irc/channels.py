@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from logcaster.security.neutralize import needs_neutralizing
+
 if TYPE_CHECKING:
     from logcaster.frontends.irc.connection import IrcClient
     from logcaster.frontends.irc.logstream import LogStream
@@ -38,11 +40,14 @@ def fold(name: str) -> str:
 
 
 def valid_channel(name: str) -> bool:
+    """`#` and up to CHANNEL_LEN bytes in all; no space, comma, colon, control,
+    bidi or line-separator character (a name is shown as it is)."""
     return (
-        1 < len(name) <= CHANNEL_LEN
+        1 < len(name.encode()) <= CHANNEL_LEN
         and name.startswith("#")
-        and not any(c in name for c in " ,:\x07")
+        and not any(c in name for c in " ,:\ufffd")
         and all(ord(c) > 32 for c in name)
+        and not needs_neutralizing(name)
     )
 
 

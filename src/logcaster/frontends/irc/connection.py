@@ -81,7 +81,8 @@ class IrcClient(asyncio.Protocol):
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.peer = Peer.of(transport.get_extra_info("peername"))
-        self.host = self.peer.address or "unknown"
+        host = self.peer.address or "unknown"
+        self.host = "0" + host if host.startswith(":") else host  # ::1 -> 0::1, a word
         self._writer = asyncio.get_running_loop().create_task(self.output.run())
         self.server.connected(self)
 
@@ -93,6 +94,10 @@ class IrcClient(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Closing for good: lines still buffered (waiting for the input rate or a
+        # token check) must not be handled after the server forgot the client.
+        self.closing = True
+        self._buffer.clear()
         self.output.close()
         if self._writer is not None:
             self._writer.cancel()

@@ -61,27 +61,27 @@ def request_of(ev: Event) -> str | None:
     return None if value is None else str(value)
 
 
-def event_line(ev: Event, colors: bool) -> str:
-    """The one line a log channel shows for `ev` (not yet cut to fit)."""
+def event_line(ev: Event, colors: bool, room: int = 100_000) -> str:
+    """The one line a log channel shows for `ev`, in at most about `room` bytes:
+    the message is what gets cut, so the id `!show` takes stays at the end."""
     stamp = time.strftime("%H:%M:%S", time.gmtime(ev.ts))
     level = ev.level or "-"
     color = _COLORS.get(level) if colors else None
     shown = f"{_C}{color}{level}{_C}" if color else level
     message = ev.message.strip() or ev.first_line.strip()
     first = message.partition("\n")[0]
-    parts = [stamp, shown]
+    head = [stamp, shown]
     if ev.service:
-        parts.append(neutral(ev.service))
-    parts.append(neutral(first.rstrip("\r")))
+        head.append(fit(neutral(ev.service), 60))
+    tail = []
     request = request_of(ev)
     if request and request not in first:
-        parts.append(f"[req={neutral(request)}]")
+        tail.append(f"[req={fit(neutral(request), 80)}]")
     extra = ev.body.count("\n")
-    if extra:
-        parts.append(f"(+{extra} lines: !show {ev.id})")
-    else:
-        parts.append(f"#{ev.id}")
-    return " ".join(parts)
+    tail.append(f"(+{extra} lines: !show {ev.id})" if extra else f"#{ev.id}")
+    fixed = len(" ".join(head + tail).encode()) + 1
+    text = fit(neutral(first.rstrip("\r")), max(20, room - fixed))
+    return " ".join([*head, text, *tail])
 
 
 def body_lines(ev: Event, room: int, most: int) -> tuple[list[str], int]:

@@ -103,15 +103,19 @@ class LogStream:
                         log = member.output.log
                         for line in lines:
                             log(line)
-                self._maybe_tell()
+                self.tell_skips()
 
     def _line(self, ev: Event) -> bytes:
         self.server.recent.add(ev)
         head, overhead = self._head
-        text = fit(event_line(ev, self.server.config.colors), MAX_LINE_BYTES - overhead)
+        room = MAX_LINE_BYTES - overhead
+        text = fit(event_line(ev, self.server.config.colors, room), room)
         return head + text.encode("utf-8", "replace") + b"\r\n"
 
-    def _maybe_tell(self) -> None:
+    def tell_skips(self) -> None:
+        """Tell the channel what was left out, at most every SKIP_NOTICE_S (called
+        as items come, and by the server's ticker, so a burst's count is told
+        even when nothing follows it)."""
         now = time.monotonic()
         if not self._unsaid:
             self._said_at = now  # a quiet spell: the next notice counts from here

@@ -104,24 +104,54 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
+MIDDLE_MAX_BYTES = 100  # a middle parameter past this is cut when a line is too long
+_MARK = "…".encode()
+
+
 def build(source: str | None, command: str, *params: str) -> bytes:
-    """One line to send, CR LF included. Every parameter but the last must be a
-    non-empty word not starting with `:`; the last is sent as trailing when it
-    needs to be (empty, spaces, a leading `:`). Raises ValueError for a line
-    over MAX_LINE_BYTES or a parameter holding CR, LF or NUL: callers cut and
+    """One line to send, CR LF included, never over MAX_LINE_BYTES: the last
+    parameter is cut to fit (ending in `…`), and middle ones to
+    MIDDLE_MAX_BYTES if even that is not enough (names, echoed arguments:
+    lengths in characters can be four times as many bytes). Every parameter
+    but the last must be a non-empty word not starting with `:`; the last is
+    sent as trailing when it needs to be. Raises ValueError for a parameter
+    holding CR, LF or NUL, or a middle one that is not a word: callers
     neutralise text first."""
-    parts = [f":{source} {command}" if source else command]
-    last = len(params) - 1
-    for i, param in enumerate(params):
+    head = [f":{source} {command}" if source else command]
+    middle, trailing = list(params[:-1]), params[-1] if params else None
+    for param in params:
         if "\r" in param or "\n" in param or "\0" in param:
             raise ValueError(f"{command}: a parameter holds CR, LF or NUL")
-        if i == last and (not param or " " in param or param.startswith(":")):
-            parts.append(":" + param)
-        elif not param or " " in param or param.startswith(":"):
+    for param in middle:
+        if not param or " " in param or param.startswith(":"):
             raise ValueError(f"{command}: middle parameter {param!r} is not one word")
-        else:
-            parts.append(param)
-    data = (" ".join(parts) + "\r\n").encode("utf-8", "replace")
-    if len(data) > MAX_LINE_BYTES:
-        raise ValueError(f"{command}: {len(data)} bytes, over {MAX_LINE_BYTES}")
+    data = _join(head, middle, trailing)
+    if len(data) > MAX_LINE_BYTES and trailing is not None:
+        room = MAX_LINE_BYTES - len(_join(head, middle, ""))
+        if room < 40:  # the middle parameters themselves are too long
+            middle = [_cut(p.encode(), MIDDLE_MAX_BYTES).decode() for p in middle]
+            room = MAX_LINE_BYTES - len(_join(head, middle, ""))
+        trailing = _cut(trailing.encode(), max(0, room)).decode()
+        data = _join(head, middle, trailing)
+    if len(data) > MAX_LINE_BYTES:  # no trailing: a middle parameter is huge
+        middle = [_cut(p.encode(), MIDDLE_MAX_BYTES).decode() for p in middle]
+        data = _join(head, middle, trailing)
     return data
+
+
+def _join(head: list[str], middle: list[str], trailing: str | None) -> bytes:
+    parts = head + middle
+    if trailing is not None:
+        needs_colon = not trailing or " " in trailing or trailing.startswith(":")
+        parts.append(":" + trailing if needs_colon else trailing)
+    return (" ".join(parts) + "\r\n").encode("utf-8", "replace")
+
+
+def _cut(data: bytes, room: int) -> bytes:
+    """`data` in at most `room` bytes at a character boundary, ending in `…` if cut."""
+    if len(data) <= room:
+        return data
+    end = max(0, room - len(_MARK))
+    while end > 0 and (data[end] & 0xC0) == 0x80:
+        end -= 1
+    return data[:end] + _MARK

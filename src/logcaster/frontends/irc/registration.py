@@ -11,6 +11,7 @@ token (464), and both are audited.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ from logcaster.security.roles import Permission
 if TYPE_CHECKING:
     from logcaster.frontends.irc.connection import IrcClient
     from logcaster.frontends.irc.server import Handler, IrcServer
+
+logger = logging.getLogger("logcaster.irc")
 
 NICK_LEN = 30
 TOPIC_LEN = 300
@@ -157,6 +160,15 @@ def _try_register(server: IrcServer, client: IrcClient) -> None:
 
 
 async def _register(server: IrcServer, client: IrcClient) -> None:
+    try:
+        await _check_token(server, client)
+    except Exception:
+        # Never leave a client waiting with its reading paused: logged, cut.
+        logger.exception("irc_register_failed", extra={"fields": {"nick": client.nick}})
+        server.drop(client, "internal error")
+
+
+async def _check_token(server: IrcServer, client: IrcClient) -> None:
     guard = server.guard
     principal = await guard.authenticate(client.password, client.peer)
     allowed = principal is not None and guard.allow(

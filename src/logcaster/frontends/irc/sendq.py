@@ -8,10 +8,12 @@ and once its queue has drained to a quarter the client gets one NOTICE saying
 how many it missed. Publishing a log line is one append: the channel's stream
 never waits for a client.
 
-The writer sends at most `irc.rate` lines a second (with `irc.burst` saved
-up), replies first, several lines per write. While the socket's buffer is full
-(the client does not read) it waits; `stuck_for` tells the server's ticker how
-long, and past `irc.stuck_timeout` the client is cut.
+The writer sends log lines at most `irc.rate` a second (with `irc.burst` saved
+up), several per write; replies go first and as fast as the client reads
+them, so a client that reads is never cut for what others made the server
+send it (chat, LogBot's answers in its channels). While the socket's buffer is
+full (the client does not read) it waits; `stuck_for` tells the server's
+ticker how long, and past `irc.stuck_timeout` the client is cut.
 """
 
 from __future__ import annotations
@@ -108,7 +110,10 @@ class Output:
     async def run(self) -> None:
         """Write until closed: replies first, at the rate, while the socket takes it."""
         while not self.closed:
-            waiting = len(self._replies) + len(self._logs)
+            if self._replies and self._blocked_at is None:
+                self._send_replies()
+                continue
+            waiting = len(self._logs)
             if not waiting and self.unreported:
                 # Drained: the count of what was skipped goes now, not with the
                 # next line (which may be long in coming).
@@ -135,11 +140,15 @@ class Output:
     def _logs_drained(self) -> bool:
         return len(self._logs) <= self._max_logs // 4
 
+    def _send_replies(self) -> None:
+        out = list(self._replies)
+        self._replies.clear()
+        self.sent += len(out)
+        self._write(b"".join(out))
+
     def _send(self, most: int) -> None:
         out: list[bytes] = []
-        replies, logs = self._replies, self._logs
-        while replies and len(out) < most:
-            out.append(replies.popleft())
+        logs = self._logs
         while logs and len(out) < most:
             out.append(logs.popleft())
         if self.unreported and self._logs_drained() and len(out) < most:

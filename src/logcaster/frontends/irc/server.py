@@ -205,6 +205,8 @@ class IrcServer:
     # --- commands ---------------------------------------------------------------------
 
     def dispatch(self, client: IrcClient, message: Message) -> None:
+        if client.closing or client not in self.clients:
+            return  # gone (its last lines are not handled after it left)
         command = message.command
         if not client.registered and command not in registration.BEFORE_REGISTRATION:
             client.numeric(N.ERR_NOTREGISTERED, "You have not registered")
@@ -274,29 +276,38 @@ class IrcServer:
     # --- the ticker -------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        config = self.config
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
             for client in list(self.clients):
-                if client.closing:
-                    continue
-                if client.output.overflowed:
-                    self.drop(client, "sendq", abort=True)
-                elif client.output.stuck_for(now) > config.stuck_timeout:
-                    self.drop(client, "stuck", abort=True)
-                elif not client.registered:
-                    if now - client.connected_at > config.register_timeout:
-                        self.drop(client, "register_timeout")
-                elif client.pinged_at is not None:
-                    if now - client.pinged_at > config.ping_timeout:
-                        self.drop(client, "ping_timeout")
-                elif not self.guard.still_valid(client.principal):
-                    self.guard.cut(client.principal, client.peer)
-                    self.drop(client, "token")
-                elif now - client.last_heard > config.ping_interval:
-                    client.pinged_at = now
-                    client.send(build(None, "PING", self.name))
+                try:
+                    self._check(client, now)
+                except Exception:  # one client's trouble must not stop the ticker
+                    logger.exception("irc_tick_failed", extra={"fields": {"nick": client.nick}})
+            for channel in self.channels:
+                if channel.stream is not None:
+                    channel.stream.tell_skips()
+
+    def _check(self, client: IrcClient, now: float) -> None:
+        config = self.config
+        if client.closing:
+            return
+        if client.output.overflowed:
+            self.drop(client, "sendq", abort=True)
+        elif client.output.stuck_for(now) > config.stuck_timeout:
+            self.drop(client, "stuck", abort=True)
+        elif not client.registered:
+            if now - client.connected_at > config.register_timeout:
+                self.drop(client, "register_timeout")
+        elif not self.guard.still_valid(client.principal):
+            self.guard.cut(client.principal, client.peer)
+            self.drop(client, "token")
+        elif client.pinged_at is not None:
+            if now - client.pinged_at > config.ping_timeout:
+                self.drop(client, "ping_timeout")
+        elif now - client.last_heard > config.ping_interval:
+            client.pinged_at = now
+            client.send(build(None, "PING", self.name))
 
 
 HANDLERS: dict[str, Handler] = {
