@@ -102,8 +102,10 @@ def test_slow_sink_without_spool_pushes_back_on_the_queue_policy(
     if policy == "sample":
         errors = {t for t in receiver.texts() if t.startswith("ERROR")}
         assert len(errors) == n // 10  # every ERROR survived
-    # Bounded: the queue (2,000 events), the group's buffer and one read per connection.
-    assert stats["QueuePeakEvents"] <= 2000 + 2 * 5000
+    # Bounded: the queue (2,000 events), the group's buffer and one read per
+    # connection: a read is up to 256 KiB (uvloop's buffer), ~15,000 of these
+    # 17-byte lines (a loaded machine gets reads that full: 15,002 was seen).
+    assert stats["QueuePeakEvents"] <= 2000 + 2 * (256 * 1024 // len(lines[0]))
     assert peak[0] - start_rss < 64 * 1024 * 1024, (peak[0] - start_rss) / 1e6
 
 

@@ -52,6 +52,7 @@ from logcaster.event import Event
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.share import LoopShare
+from logcaster.pipeline.tail_items import Ended, Item, Live, Reset, Skipped
 from logcaster.pipeline.tail_rate import RateCap
 
 # Events a subscriber scans per step, between checks of the loop share.
@@ -105,41 +106,6 @@ class History(Protocol):
     def snapshot(self) -> tuple[list[Batch], int]:
         """The batches held, oldest first, and how many events of the first are gone."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """Events the subscriber does not get: `count` of them, ids first..last."""
-
-    count: int
-    first_id: int
-    last_id: int
-    reason: str  # "slow": its queue was full; "not_in_memory": too old to replay
-
-
-@dataclass(frozen=True, slots=True)
-class Live:
-    """Everything up to `after_id` was replayed or skipped: live events follow."""
-
-    after_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """`since` is above every delivered id (`last_id`): ids restarted."""
-
-    since: int
-    last_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ended:
-    """The last item: the subscription is over (`shutdown`, `unsubscribed`)."""
-
-    reason: str
-
-
-Item = Event | Skipped | Live | Reset | Ended
 
 
 class TooManySubscribers(Exception):

@@ -44,16 +44,8 @@ from logcaster.config import Config
 from logcaster.event import Event
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.frontends.http.server import json_error
-from logcaster.pipeline.broker import (
-    Broker,
-    Ended,
-    Item,
-    Live,
-    Reset,
-    Skipped,
-    Subscription,
-    TooManySubscribers,
-)
+from logcaster.pipeline.broker import Broker, Subscription, TooManySubscribers
+from logcaster.pipeline.tail_items import Ended, Item, Live, Reset, Skipped
 from logcaster.pipeline.tail_rate import MAX_RATE
 from logcaster.query.live import LiveFilter, live_filter
 from logcaster.security.neutralize import json_safe

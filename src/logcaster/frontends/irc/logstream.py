@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from logcaster.event import Event
 from logcaster.frontends.irc.format import event_line, fit
 from logcaster.frontends.irc.message import MAX_LINE_BYTES, build
-from logcaster.pipeline.broker import Ended, Skipped, Subscription
+from logcaster.pipeline.broker import Subscription
+from logcaster.pipeline.tail_items import Ended, Skipped
 from logcaster.query.live import live_filter
 
 if TYPE_CHECKING:
