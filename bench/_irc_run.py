@@ -3,39 +3,30 @@
 The server is started and stopped as bench/ingest does (bench/_ingest_run.py);
 with IRC on it also gets `irc.enabled` and `irc.port` 0 (the environment's
 LOGCASTER_IRC__*, as `-I 0` does), and the IRC port is read from its `ready`
-line. `IrcClients` are raw sockets: each registers (NICK, USER) and joins
-#logs-all, waits for the end of its NAMES list, and from then on either reads
-everything it is sent (one thread reads every reading client, counts lines and
-answers PING) or, a stalled client, never reads again.
+line. The clients are bench/_irc_clients.py's `IrcClients`, joined before the
+clock starts.
 
 Two kinds of run:
 - `run_max`: the corpus at full speed over TCP with bench/ingest's machinery
   (`send_parts`, `wait_total`), timed as bench/ingest times it;
-- `run_paced`: events at a fixed rate (the corpus, cycled if it is short, sent
-  over one connection in pieces cut at line ends, every few milliseconds as
-  the clock says) for a number of seconds, then how long the server took to
-  deliver the rest (the lag at the end), its CPU share, and its memory:
-  VmRSS sampled every `RSS_EVERY_S`, and VmHWM.
+- `run_paced`: events at a fixed rate for a number of seconds (bench/_irc_paced.py
+  sends them and samples VmRSS meanwhile), then how long the server took to
+  deliver the rest (the lag at the end), its CPU share, and its memory.
 
 Afterwards, untimed: the server's STATS (IrcLinesSent, IrcSkipped, IrcClients)
 and its `GET /metrics` (IrcSkipped by reason, irc_disconnects by reason). The
-clients close before the server is stopped.
+clients close before the server is stopped. This module holds the runs, their
+results (`MaxRun`, `PacedRun`, `IrcCounters`) and the server's IRC settings.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import re
-import selectors
-import socket
-import struct
-import termios
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import _corpus
@@ -48,21 +39,16 @@ from _ingest_run import (
     stop_logcaster,
     wait_total,
 )
+from _irc_clients import IrcClients
+from _irc_paced import RssSampler, send_paced, vm_rss, wait_delivered
 from _query_port import parse_stats, query, stat_int, total_of
 
-CHANNEL = "#logs-all"
-JOIN_TIMEOUT_S = 30.0  # for every client to be registered and in the channel
 PER_IP_DEFAULT = 50  # irc.max_clients_per_ip's default: more clients need it off
-PACE_TICK_S = 0.005  # the paced sender looks at the clock this often
-RSS_EVERY_S = 0.2
-PACED_DRAIN_S = 60.0  # after the paced sending, for every event to be delivered
 SETTLE_S = 0.5  # after the clients joined, before the clock
 
 _METRIC = re.compile(
     rb'^logcaster_irc_(skipped_lines|disconnects)_total\{reason="([^"]*)"\} (\S+)$', re.M
 )
-_PING = re.compile(rb"^PING( .*?)\r?$", re.M)
-_END_OF_NAMES = re.compile(rb"^:\S+ 366 \S+ " + re.escape(CHANNEL.encode()) + rb" .*\n", re.M)
 
 
 def irc_env(clients: int) -> dict[str, str]:
@@ -86,18 +72,6 @@ def irc_port(server: Server) -> int:
     raise BenchError("no ready line in logcaster's log")
 
 
-def vm_rss(pid: int) -> int | None:
-    """Resident set size of `pid` in bytes now (VmRSS)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def irc_metrics(http_port: int) -> dict[str, dict[str, int]]:
     """`GET /metrics`: {"skipped": {reason: n}, "disconnects": {reason: n}}."""
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
@@ -107,130 +81,6 @@ def irc_metrics(http_port: int) -> dict[str, dict[str, int]]:
         kind = "skipped" if name == b"skipped_lines" else "disconnects"
         out[kind][reason.decode()] = int(float(value))
     return out
-
-
-# --------------------------------------------------------------------------- the clients
-
-
-class IrcClients:
-    """`n` raw-socket IRC clients in #logs-all; the last `stalled` never read after joining."""
-
-    def __init__(self, port: int, n: int, stalled: int, check: Callable[[], None]) -> None:
-        self.socks: list[socket.socket] = []
-        self.n_reading = n - stalled
-        self.lines = [0] * n  # lines each client read (after joining)
-        self.channel_lines = [0] * n  # of those, PRIVMSGs to the channel (LogBot's log lines)
-        self.closed_by_server = 0  # reading clients the server closed
-        self._rest = [b""] * n
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        try:
-            for i in range(n):
-                sock = socket.create_connection(("127.0.0.1", port), timeout=JOIN_TIMEOUT_S)
-                self.socks.append(sock)
-                sock.sendall(f"NICK bench{i}\r\nUSER bench{i} 0 * :bench/irc\r\n".encode())
-                sock.sendall(f"JOIN {CHANNEL}\r\n".encode())
-            deadline = time.monotonic() + JOIN_TIMEOUT_S
-            for i, sock in enumerate(self.socks):
-                self._rest[i] = self._joined(sock, deadline, check)
-        except BaseException:
-            self.close()
-            raise
-
-    @staticmethod
-    def _joined(sock: socket.socket, deadline: float, check: Callable[[], None]) -> bytes:
-        """Read until the channel's end of NAMES (366): what came after it."""
-        buf = b""
-        while True:
-            names_end = _END_OF_NAMES.search(buf)
-            if names_end is not None:
-                return buf[names_end.end() :]
-            if buf.startswith(b"ERROR ") or b"\nERROR " in buf:
-                raise BenchError(f"the IRC server refused a client: {buf[-300:]!r}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"an IRC client was not in {CHANNEL} within {JOIN_TIMEOUT_S:g} s")
-            check()
-            sock.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                continue
-            if not data:
-                raise BenchError(f"the IRC server closed a client while joining: {buf[-300:]!r}")
-            buf += data
-
-    def start(self) -> None:
-        """Start reading: every reading client, on one thread."""
-        self._thread = threading.Thread(target=self._read_all, daemon=True, name="irc-readers")
-        self._thread.start()
-
-    def _read_all(self) -> None:
-        sel = selectors.DefaultSelector()
-        try:
-            for i in range(self.n_reading):
-                sock = self.socks[i]
-                sock.setblocking(False)
-                sel.register(sock, selectors.EVENT_READ, i)
-                if self._rest[i]:
-                    self._take(i, b"")
-            while not self._stop.is_set():
-                for key, _ in sel.select(0.1):
-                    i = key.data
-                    sock = self.socks[i]
-                    try:
-                        data = sock.recv(262144)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except OSError:
-                        data = b""
-                    if not data:
-                        sel.unregister(sock)
-                        self.closed_by_server += 1
-                        continue
-                    self._take(i, data)
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            sel.close()
-
-    def _take(self, i: int, data: bytes) -> None:
-        buf = self._rest[i] + data
-        cut = buf.rfind(b"\n") + 1
-        whole, self._rest[i] = buf[:cut], buf[cut:]
-        if not whole:
-            return
-        self.lines[i] += whole.count(b"\n")
-        self.channel_lines[i] += whole.count(b" PRIVMSG " + CHANNEL.encode() + b" :")
-        if b"PING" in whole:
-            for m in _PING.finditer(whole):
-                with contextlib.suppress(OSError):
-                    self.socks[i].sendall(b"PONG" + m.group(1) + b"\r\n")
-
-    def snapshot(self) -> tuple[int, int]:
-        """(lines, channel lines) the reading clients have read so far, summed."""
-        return sum(self.lines), sum(self.channel_lines)
-
-    def unread_bytes(self) -> int:
-        """Bytes waiting unread in the stalled clients' sockets (FIONREAD)."""
-        total = 0
-        for sock in self.socks[self.n_reading :]:
-            with contextlib.suppress(OSError):
-                raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-                total += struct.unpack("i", raw)[0]
-        return total
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        for sock in self.socks:
-            with contextlib.suppress(OSError):
-                sock.close()
-        self.socks = []
-        if self._error is not None:
-            raise BenchError(f"reading the IRC clients failed: {self._error!r}")
 
 
 # --------------------------------------------------------------------------- results
@@ -399,106 +249,6 @@ def _check_clients(irc: IrcClients, counters: IrcCounters, warnings: list[str]) 
         warnings.append(f"IRC disconnects: {counters.disconnects}")
 
 
-def paced_payload(data: bytes, bytes_needed: int) -> bytes:
-    """The corpus, cycled when it is shorter, up to the first line end past `bytes_needed`."""
-    if not data.endswith(b"\n"):
-        raise BenchError("the corpus does not end with a line end")
-    reps = bytes_needed // len(data) + 1
-    whole = data * reps if reps > 1 else data
-    cut = whole.find(b"\n", max(0, bytes_needed - 1))
-    return whole[: cut + 1] if cut >= 0 else whole
-
-
-@dataclass
-class _Paced:
-    t0: float
-    t_end: float  # after the last byte was handed to the kernel
-
-
-def _send_paced(port: int, payload: bytes, bytes_per_s: float, check: Callable[[], None]) -> _Paced:
-    """Send `payload` over one connection at `bytes_per_s`, in pieces cut at line ends;
-    a sender held up by the server catches up as fast as it can."""
-    sock = socket.create_connection(("127.0.0.1", port))
-    view = memoryview(payload)
-    try:
-        t0 = time.perf_counter()
-        off = 0
-        checked = t0
-        n = len(payload)
-        while off < n:
-            now = time.perf_counter()
-            target = min(n, int((now - t0) * bytes_per_s))
-            if target > off:
-                cut = payload.find(b"\n", max(off, target - 1))
-                end = n if cut < 0 else cut + 1
-                sock.sendall(view[off:end])
-                off = end
-            else:
-                time.sleep(PACE_TICK_S)
-            if now - checked > 0.5:
-                check()
-                checked = now
-        t_end = time.perf_counter()
-        sock.shutdown(socket.SHUT_WR)
-        return _Paced(t0, t_end)
-    finally:
-        sock.close()
-
-
-class _RssSampler:
-    """VmRSS of a process, every RSS_EVERY_S on a thread: the most seen, and one
-    sample a second (seconds since the start, bytes) to show its course."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.most: int | None = None
-        self.series: list[tuple[float, int]] = []
-        self._t0 = time.perf_counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="rss")
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            rss = vm_rss(self.pid)
-            if rss is not None and (self.most is None or rss > self.most):
-                self.most = rss
-            at = time.perf_counter() - self._t0
-            if rss is not None and (not self.series or at - self.series[-1][0] >= 1.0):
-                self.series.append((round(at, 1), rss))
-            if self._stop.wait(RSS_EVERY_S):
-                return
-
-    def stop(self) -> int | None:
-        self._stop.set()
-        self._thread.join(5)
-        rss = vm_rss(self.pid)
-        if rss is not None and (self.most is None or rss > self.most):
-            self.most = rss
-        return self.most
-
-
-def _wait_delivered(
-    query_port: int, t_end: float, check: Callable[[], None], warnings: list[str]
-) -> tuple[dict[str, str], float]:
-    """Poll STATS until the connection has ended and every event is delivered (the
-    paced sender's count is not known beforehand: a multi-line block is one event)."""
-    deadline = t_end + PACED_DRAIN_S
-    while True:
-        check()
-        stats = parse_stats(query(query_port, "STATS"))
-        now = time.perf_counter()
-        received = stat_int(stats, "Total") or 0
-        delivered = stat_int(stats, "Delivered")
-        done = delivered is None or delivered + (stat_int(stats, "Dropped") or 0) >= received
-        if not stat_int(stats, "Clients") and done:
-            return stats, now
-        if now > deadline:
-            warnings.append(f"not every event delivered {PACED_DRAIN_S:g} s after the last byte")
-            return stats, now
-        time.sleep(0.01)
-
-
 def run_paced(
     server_cmd: Sequence[str],
     payload: bytes,
@@ -519,11 +269,11 @@ def run_paced(
         pid = server.proc.pid
         read0 = irc.snapshot() if irc else (0, 0)
         rss0 = vm_rss(pid)
-        sampler = _RssSampler(pid)
+        sampler = RssSampler(pid)
         cpu0 = cpu_seconds(pid)
-        paced = _send_paced(server.ingest_port, payload, len(payload) / seconds, server.check)
+        paced = send_paced(server.ingest_port, payload, len(payload) / seconds, server.check)
         at_end = parse_stats(query(server.query_port, "STATS"))
-        stats, done = _wait_delivered(server.query_port, paced.t_end, server.check, warnings)
+        stats, done = wait_delivered(server.query_port, paced.t_end, server.check, warnings)
         cpu1 = cpu_seconds(pid)
         rss_max = sampler.stop()
         rss_end = vm_rss(pid)
