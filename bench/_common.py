@@ -85,6 +85,28 @@ class Children:
 CHILDREN = Children()
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM ends a benchmark as Ctrl-C does: `finally` blocks stop its servers."""
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def name_list(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of some of `allowed`, in order, once each."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in allowed]
+        if not names or bad:
+            raise argparse.ArgumentTypeError(f"expected some of {', '.join(allowed)}, not {text!r}")
+        return list(dict.fromkeys(names))
+
+    return parse
+
+
 def add_run_options(parser: argparse.ArgumentParser, seed: int, tables: str = "tables") -> None:
     """The options every server benchmark shares: --keep-corpus, --json, --server,
     and the hidden --seed (the corpus generator's, `seed` by default)."""

@@ -21,13 +21,11 @@ import datetime as dt
 import json
 import os
 import platform
-import signal
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import _corpus
 from _common import (
@@ -37,10 +35,12 @@ from _common import (
     BenchError,
     add_run_options,
     aligned_table,
+    exit_on_sigterm,
     fmt_1,
     fmt_2,
     fmt_int,
     log,
+    name_list,
     parse_count,
     positive_int,
 )
@@ -49,21 +49,6 @@ from _ingest_report import git_rev
 from ingest_bench import corpus_for
 
 TARGET_RATIO = 0.90  # events/s with the pages open against none: at most 10% slower
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _names(allowed: Sequence[str]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        bad = [n for n in names if n not in allowed]
-        if not names or bad:
-            raise argparse.ArgumentTypeError(f"expected some of {', '.join(allowed)}, not {text!r}")
-        return list(dict.fromkeys(names))
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="corpus size in lines, e.g. 100k, 1M (default 1M)",
     )  # fmt: skip
     parser.add_argument(
-        "--corpus", type=_names(sorted(_corpus.CORPORA)), default=["default"], metavar="LIST",
+        "--corpus", type=name_list(sorted(_corpus.CORPORA)), default=["default"], metavar="LIST",
         help=f'corpora, comma-separated, of {", ".join(sorted(_corpus.CORPORA))} '
         '(default "default")',
     )  # fmt: skip
@@ -256,7 +241,7 @@ def result_doc(summaries: Sequence[Summary], settings: dict[str, object]) -> dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    exit_on_sigterm()
     server_cmd = [args.server]
     if not Path(args.server).exists():
         log(f"error: no logcaster command at {args.server} (run `make install`)")

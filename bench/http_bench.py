@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import _corpus
 import _http_report
@@ -38,7 +36,9 @@ from _common import (
     OUT_DIR,
     BenchError,
     add_run_options,
+    exit_on_sigterm,
     log,
+    name_list,
     parse_count,
     positive_int,
 )
@@ -47,21 +47,6 @@ from _http_report import CorpusSummary, FanoutSummary
 from _http_run import HttpRun, run_http
 from _ingest_run import run_logcaster
 from ingest_bench import corpus_for
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _names(allowed: Sequence[str]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        bad = [n for n in names if n not in allowed]
-        if not names or bad:
-            raise argparse.ArgumentTypeError(f"expected some of {', '.join(allowed)}, not {text!r}")
-        return list(dict.fromkeys(names))
-
-    return parse
 
 
 def _counts(text: str) -> list[int]:
@@ -97,11 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="corpus size in lines, e.g. 100k, 1M (default 1M)",
     )  # fmt: skip
     parser.add_argument(
-        "--corpus", type=_names(sorted(_corpus.CORPORA)), default=["default", "traces"],
+        "--corpus", type=name_list(sorted(_corpus.CORPORA)), default=["default", "traces"],
         metavar="LIST", help='corpora, comma-separated (default "default,traces")',
     )  # fmt: skip
     parser.add_argument(
-        "--bodies", type=_names(KINDS), default=["ndjson", "text", "otlp", "loki", "esbulk"],
+        "--bodies", type=name_list(KINDS), default=["ndjson", "text", "otlp", "loki", "esbulk"],
         metavar="LIST",
         help=f'HTTP body kinds, of {", ".join(KINDS)} (default "ndjson,text,otlp,loki,esbulk")',
     )  # fmt: skip
@@ -129,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    exit_on_sigterm()
     server_cmd = [args.server]
     if not Path(args.server).exists():
         log(f"error: no logcaster command at {args.server} (run `make install`)")

@@ -34,13 +34,11 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import _corpus
@@ -53,6 +51,7 @@ from _common import (
     REPO,
     BenchError,
     RunResult,
+    exit_on_sigterm,
     log,
     parse_count,
     positive_int,
@@ -63,10 +62,6 @@ from _tls import make_tls
 
 # A run with redaction on: its built-ins by default (docs/redaction.md).
 REDACT_ENV = {"LOGCASTER_REDACT__ENABLED": "true"}
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _connections(text: str) -> list[int]:
@@ -223,7 +218,7 @@ def corpus_for(lines: int, seed: int, keep: bool, corpus: str) -> Iterator[_corp
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    exit_on_sigterm()
     server_cmd = [args.server]
     if not Path(args.server).exists() and shutil.which(args.server) is None:
         log(f"error: no logcaster command at {args.server} (run `make install`)")

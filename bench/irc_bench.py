@@ -34,11 +34,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import _corpus
 import _irc_report
@@ -47,7 +45,9 @@ from _common import (
     OUT_DIR,
     BenchError,
     add_run_options,
+    exit_on_sigterm,
     log,
+    name_list,
     parse_count,
     positive_int,
 )
@@ -56,21 +56,6 @@ from _irc_paced import paced_payload
 from _irc_report import IDLE, OFF, ON, STALL, Summary, fmt_mb
 from _irc_run import run_max, run_paced
 from ingest_bench import corpus_for
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _names(allowed: Sequence[str]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        bad = [n for n in names if n not in allowed]
-        if not names or bad:
-            raise argparse.ArgumentTypeError(f"expected some of {', '.join(allowed)}, not {text!r}")
-        return list(dict.fromkeys(names))
-
-    return parse
 
 
 def _non_negative(text: str) -> int:
@@ -128,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "few seconds, not half of one)",
     )  # fmt: skip
     parser.add_argument(
-        "--corpus", type=_names(sorted(_corpus.CORPORA)), default=["default"], metavar="LIST",
+        "--corpus", type=name_list(sorted(_corpus.CORPORA)), default=["default"], metavar="LIST",
         help=f'corpora, comma-separated, of {", ".join(sorted(_corpus.CORPORA))} '
         '(default "default")',
     )  # fmt: skip
@@ -165,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stalled >= args.clients:
         log(f"error: --stalled {args.stalled} leaves no reading client of {args.clients}")
         return 2
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    exit_on_sigterm()
     server_cmd = [args.server]
     if not Path(args.server).exists():
         log(f"error: no logcaster command at {args.server} (run `make install`)")

@@ -33,18 +33,17 @@ import contextlib
 import datetime as dt
 import json
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from _common import (
     CHILDREN,
     OUT_DIR,
     REPO,
     BenchError,
+    exit_on_sigterm,
     log,
     parse_count,
     positive_int,
@@ -61,10 +60,6 @@ from _overload_scenario import (
     QUEUE_EVENTS,
     make_corpus,
 )
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _ensure_venv() -> None:
@@ -159,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    exit_on_sigterm()
     try:
         _ensure_venv()
         corpus = make_corpus(args.lines)
