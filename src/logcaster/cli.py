@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return commands.run(args)
     if args.command == "keys":
         return _keys(args)
+    if args.command == "migrate":
+        return _migrate(args)
     if args.command == "tail":
         from logcaster.client import tail
 
@@ -241,6 +243,27 @@ def _config_check(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     sys.stdout.write(dump_yaml(config))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the scale-out schema; one line out, one line on failure."""
+    import psycopg
+
+    from logcaster.scaleout.schema import MIGRATIONS, migrate
+
+    if not 0 <= args.days_ahead <= 366:
+        print("logcaster: --days-ahead must be 0 to 366", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        with psycopg.connect(args.postgres, connect_timeout=10) as conn:
+            applied = migrate(conn, args.days_ahead)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"logcaster: cannot migrate: {reason}", file=sys.stderr)
+        return EXIT_CONFIG
+    done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+    print(f"schema version {len(MIGRATIONS)} ({done}); partitions to {args.days_ahead} days ahead")
     return 0
 
 

@@ -127,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _tls_options(sim)
 
+    migrate = sub.add_parser(
+        "migrate",
+        help="create or upgrade the scale-out PostgreSQL schema (docs/scaleout-design.md)",
+        epilog="exit status: 0 the schema is current, 2 the database cannot be reached or used",
+    )
+    migrate.add_argument(
+        "--postgres", required=True, metavar="URL", help="postgresql://USER@HOST:PORT/DB"
+    )
+    migrate.add_argument(
+        "--days-ahead", type=int, default=3, help="daily partitions made ahead of today (3)"
+    )
+
     data = sub.add_parser("data", help="offline tools for a persistence directory (-P DIR)")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     validate = data_sub.add_parser(

@@ -1,0 +1,2 @@
+"""Scale-out (SPEC §11, docs/scaleout-design.md): ingest nodes, Redis Streams,
+writers and PostgreSQL."""

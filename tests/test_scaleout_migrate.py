@@ -1,0 +1,85 @@
+"""`logcaster migrate` against the machine's PostgreSQL (127.0.0.1:5432, database
+`test`, trust auth), each test in a schema of its own, dropped after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+BASE = os.environ.get("LOGCASTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    """A fresh schema; the URL that works in it is `url(schema)`."""
+    name = "lc_test_" + secrets.token_hex(4)
+    try:
+        admin = psycopg.connect(BASE, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        why = f"PostgreSQL is not reachable at {BASE}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    with admin:
+        admin.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield name
+        finally:
+            admin.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def url(schema: str) -> str:
+    return f"{BASE}?options=-csearch_path%3D{schema}"
+
+
+def migrate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logcaster", "migrate", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_migrate_creates_the_schema_once_and_partitions_ahead(schema: str) -> None:
+    first = migrate("--postgres", url(schema), "--days-ahead", "2")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("schema version 1 (applied 1)")
+    again = migrate("--postgres", url(schema), "--days-ahead", "2")
+    assert again.returncode == 0 and "nothing to apply" in again.stdout
+    with psycopg.connect(url(schema)) as conn:
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+            )
+        }
+        today = dt.datetime.now(dt.UTC).date()
+        days = [today + dt.timedelta(days=i) for i in range(3)]
+        assert {"logcaster_schema", "seen", *(f"events_{d:%Y%m%d}" for d in days)} <= tables
+        assert conn.execute("SELECT version FROM logcaster_schema").fetchall() == [(1,)]
+        # The unique key holds the partition day: a redelivered event is stored once.
+        row = (7, 42, today, 1.0, 1.0, "tcp", "m", "m")
+        insert = (
+            "INSERT INTO events (node, event_id, day, ts, received_at, source, message, body)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        conn.execute(insert, row)
+        conn.execute(insert, row)
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+
+
+def test_migrate_failures_are_one_line_and_exit_2() -> None:
+    done = migrate("--postgres", "postgresql://postgres@127.0.0.1:1/test")
+    assert done.returncode == 2
+    assert done.stderr.startswith("logcaster: cannot migrate: ") and done.stderr.count("\n") == 1
+    bad = migrate("--postgres", BASE, "--days-ahead", "-1")
+    assert bad.returncode == 2 and "--days-ahead" in bad.stderr
