@@ -383,15 +383,31 @@ def parse_count(text: str) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
+def _number(
+    text: str, convert: Callable[[str], float], ok: Callable[[float], bool], need: str
+) -> float:
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {need}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    return int(_number(text, int, lambda v: v >= 1, ">= 1"))
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    return int(_number(text, int, lambda v: v >= 0, ">= 0"))
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    return _number(text, float, lambda v: v > 0, "> 0")
 
 
 def aligned_table(rows: list[tuple[str, ...]], left: int = 1) -> list[str]:

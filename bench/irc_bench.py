@@ -48,7 +48,9 @@ from _common import (
     exit_on_sigterm,
     log,
     name_list,
+    non_negative_int,
     parse_count,
+    positive_float,
     positive_int,
 )
 from _irc_clients import CHANNEL
@@ -56,26 +58,6 @@ from _irc_paced import paced_payload
 from _irc_report import IDLE, OFF, ON, STALL, Summary, fmt_mb
 from _irc_run import run_max, run_paced
 from ingest_bench import corpus_for
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,16 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"IRC clients in {CHANNEL} with IRC on (default 50)",
     )  # fmt: skip
     parser.add_argument(
-        "--stalled", type=_non_negative, default=10,
+        "--stalled", type=non_negative_int, default=10,
         help="of those, the clients that stop reading in the stalled paced case "
         "(default 10; 0: no stalled case)",
     )  # fmt: skip
     parser.add_argument(
-        "--rate", type=_positive_float, default=10_000.0,
+        "--rate", type=positive_float, default=10_000.0,
         help="paced: events a second (default 10000)",
     )  # fmt: skip
     parser.add_argument(
-        "--seconds", type=_positive_float, default=10.0,
+        "--seconds", type=positive_float, default=10.0,
         help="paced: seconds of sending (default 10)",
     )  # fmt: skip
     parser.add_argument(
