@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         return _keys(args)
     if args.command == "migrate":
         return _migrate(args)
+    if args.command == "writer":
+        from logcaster.scaleout import writer_cli
+
+        return writer_cli.run(args)
     if args.command == "tail":
         from logcaster.client import tail
 
@@ -282,6 +286,8 @@ def _serve(args: argparse.Namespace) -> int:
         "persist.dir": args.persist,
         "irc.enabled": True if args.irc or args.irc_port is not None else None,
         "irc.port": args.irc_port,
+        "scaleout.publish": args.publish,
+        "scaleout.history": args.history,
     }
     unknown: list[str] = []
     config = _load(args.config, overrides, unknown)

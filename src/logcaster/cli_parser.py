@@ -6,6 +6,7 @@ import argparse
 import os
 
 from logcaster import __version__
+from logcaster.scaleout import writer_cli
 from logcaster.security import commands as token_command
 
 
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "-P", "--persist", metavar="DIR", help="keep events in segment files in DIR (default off)"
+    )
+    serve.add_argument(
+        "--publish", metavar="URL", help="scale-out: publish batches to redis://HOST:PORT/DB"
+    )
+    serve.add_argument(
+        "--history", metavar="URL", help="scale-out: answer queries from postgresql://…"
     )
 
     query = sub.add_parser("query", help="send one command to a server's query port")
@@ -138,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--days-ahead", type=int, default=3, help="daily partitions made ahead of today (3)"
     )
+
+    writer_cli.add_parser(sub)
 
     data = sub.add_parser("data", help="offline tools for a persistence directory (-P DIR)")
     data_sub = data.add_subparsers(dest="data_command", required=True)

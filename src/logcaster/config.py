@@ -16,6 +16,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -50,6 +51,7 @@ from logcaster.options import (
     TlsOverride,
 )
 from logcaster.parsing import user_rules
+from logcaster.scaleout.options import PUBLISH_GROUP, ScaleoutConfig
 from logcaster.security import settings
 from logcaster.sinks.forward.target import parse_target
 
@@ -96,6 +98,7 @@ class Config(Section, frozen=True):
 
     encrypt: EncryptConfig = msgspec.field(default_factory=EncryptConfig)
     redact: RedactConfig = msgspec.field(default_factory=RedactConfig)
+    scaleout: ScaleoutConfig = msgspec.field(default_factory=ScaleoutConfig)
 
     @property
     def store_on(self) -> bool:
@@ -215,6 +218,7 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_ports(config)
     _check_store(config)
     _check_forward(config)
+    _check_scaleout(config)
     _check_multiline(config)
     settings.check_security(config)
     settings.check_tls(config)
@@ -302,6 +306,13 @@ def forward_dir(config: Config, group: ForwardGroupConfig) -> Path | None:
     return None
 
 
+def publish_dir(config: Config) -> Path | None:
+    """Where scale-out's publisher keeps its spool (None: no spool)."""
+    if config.persist.dir is None:
+        return None
+    return Path(config.persist.dir) / "forward" / PUBLISH_GROUP
+
+
 def _check_forward(config: Config) -> None:
     names: set[str] = set()
     for g, group in enumerate(config.forward):
@@ -320,6 +331,20 @@ def _check_forward(config: Config) -> None:
                     parse_target(sink.url)
                 except ValueError as exc:
                     raise ConfigError(f"{key}.{kind}.{i}.url", str(exc)) from exc
+
+
+def _check_scaleout(config: Config) -> None:
+    section = config.scaleout
+    if section.publish is not None and any(g.name == PUBLISH_GROUP for g in config.forward):
+        raise ConfigError(
+            "forward.name", f"{PUBLISH_GROUP!r} is scale-out's publisher (scaleout.publish)"
+        )
+    checks = (("publish", ("redis", "rediss")), ("history", ("postgresql", "postgres")))
+    for key, schemes in checks:
+        url = getattr(section, key)
+        if url is not None and urlsplit(url).scheme not in schemes:
+            example = f"{schemes[0]}://HOST:PORT/…"
+            raise ConfigError(f"scaleout.{key}", f"{url!r}: the URL must be {example}")
 
 
 # Line offsets in the store's index are 32-bit.

@@ -12,6 +12,11 @@ When the connection breaks it reconnects (exponential backoff with jitter) and
 sends the unconfirmed lines again, so delivery is at-least-once. `NACK <n>`
 (the server's queue policy `reject`) is handled the same way.
 
+Each client names its stream in the handshake (`SESSION <id> SEQ <n>`, a
+random id per client object, `n` the number of its first unconfirmed line):
+a LogCaster that publishes to scale-out's writers then stores a resent line
+once, whichever server took it first. `session=False` leaves the name out.
+
 `ack`: True requires the handshake; False sends plain lines; None (the
 default) asks and uses acks when the server answers `#OK ACK 1`. A peer that
 stays silent is taken for a plain line receiver (plain mode on that
@@ -46,6 +51,7 @@ import random
 import socket
 import ssl
 import time
+import uuid
 from collections import deque
 from types import TracebackType
 
@@ -110,6 +116,7 @@ class LogCasterClient:
         cert_file: str | None = None,
         key_file: str | None = None,
         token: str | None = None,
+        session: bool = True,
     ) -> None:
         if max_pending_lines < 1:
             raise ValueError("max_pending_lines must be >= 1")
@@ -123,6 +130,12 @@ class LogCasterClient:
         self.handshake_timeout = handshake_timeout
         self.stop_at = math.inf  # no network operation runs past this monotonic time
         self.acked = 0  # lines confirmed, over all connections
+        # The stream's name in the ack handshake, so that lines resent after a
+        # broken connection are stored once, by whichever server took them first
+        # (scale-out: docs/scaleout.md). Lines are numbered from 0 over the
+        # client's life; `_lines_done` is the number of the first pending one.
+        self.session = uuid.uuid4().hex if session else None
+        self._lines_done = 0  # lines confirmed or given up (take_pending)
         self.rejections = 0  # NACKs: the server refused lines (queue policy reject)
         self.connects = 0
         self.last_error: str | None = None  # why the last attempt or connection failed
@@ -228,6 +241,7 @@ class LogCasterClient:
         self._drop_connection()
         data = b"".join([chunk for chunk, _ in self._pending])
         self._pending.clear()
+        self._lines_done += self._pending_lines
         self._pending_lines = 0
         return data
 
@@ -290,7 +304,13 @@ class LogCasterClient:
                 said = "no answer" if reply is None else f"it answered {reply[:40]!r}"
                 raise _Failed(f"the server did not accept the token ({said})")
         if self.ack is not False:
-            self._write(ACK_HANDSHAKE)
+            if self.session is None:
+                self._write(ACK_HANDSHAKE)
+            else:
+                self._write(
+                    b"%s SESSION %s SEQ %d\n"
+                    % (ACK_HANDSHAKE[:-1], self.session.encode(), self._lines_done)
+                )
             reply = self._handshake_reply()
             if reply == ACK_ACCEPTED:
                 self.acking = self._silence_fails = True
@@ -453,6 +473,7 @@ class LogCasterClient:
         """The oldest `newly` pending lines are confirmed: forget them."""
         newly = min(newly, self._pending_lines)
         self.acked += newly
+        self._lines_done += newly
         self._pending_lines -= newly
         pending = self._pending
         while newly:

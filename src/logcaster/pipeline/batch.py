@@ -11,11 +11,42 @@ first read": it is the one that holds both the texts and the cache.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from logcaster.event import Event
 from logcaster.parsing.parse import parse_event
 
 # What one event weighs in the queue beyond its text (a list slot and a bytes header).
 EVENT_OVERHEAD = 40
+# Between a source label and its stream mark where a label is all a store keeps
+# (the forward spool's block header): a byte no source label holds.
+_MARK_SEP = "\x1e"
+
+
+class StreamMark(NamedTuple):
+    """Where a batch sits in a client's named stream (acknowledged delivery with a
+    session, docs/acknowledged-delivery.md): the session, and the number of the
+    line its first text starts on. The event of text i starts on line `seq` plus
+    the lines of the texts before it, so (session, that line) names the event
+    whichever connection or node carried it: scale-out's writers store it once."""
+
+    session: str  # 32 lower-case hex digits
+    seq: int
+
+
+def mark_label(source: str, mark: StreamMark) -> str:
+    """`source` with `mark` appended, for a store that keeps only a label; cut so the
+    block header's 128 bytes keep the mark whole."""
+    return f"{source[:60]}{_MARK_SEP}{mark.session}/{mark.seq}"
+
+
+def split_label(label: str) -> tuple[str, StreamMark | None]:
+    """`mark_label` undone; a label without a mark is returned as it is."""
+    source, sep, mark = label.rpartition(_MARK_SEP)
+    session, slash, seq = mark.partition("/")
+    if not sep or not slash or not seq.isdigit() or len(session) != 32:
+        return label, None
+    return source, StreamMark(session, int(seq))
 
 
 class Batch:
@@ -25,13 +56,30 @@ class Batch:
     event joined by b"\\n"). `nbytes` is what the batch weighs in the queue.
     """
 
-    __slots__ = ("_events", "_head", "first_id", "nbytes", "received_at", "source", "texts")
+    __slots__ = (
+        "_events",
+        "_head",
+        "first_id",
+        "nbytes",
+        "received_at",
+        "source",
+        "stream",
+        "texts",
+    )
 
-    def __init__(self, first_id: int, received_at: float, source: str, texts: list[bytes]) -> None:
+    def __init__(
+        self,
+        first_id: int,
+        received_at: float,
+        source: str,
+        texts: list[bytes],
+        stream: StreamMark | None = None,
+    ) -> None:
         self.first_id = first_id
         self.received_at = received_at
         self.source = source
         self.texts = texts
+        self.stream = stream
         self.nbytes = sum(map(len, texts)) + EVENT_OVERHEAD * len(texts)
         self._events: list[Event] | None = None
         # The parsed first events, before the whole batch is (see events_between).
@@ -43,6 +91,20 @@ class Batch:
     @property
     def last_id(self) -> int:
         return self.first_id + len(self.texts) - 1
+
+    def cut(self, start: int, stop: int | None = None) -> Batch:
+        """Events `start..stop-1` as a batch with their ids, stream mark and parsed
+        events (when cached)."""
+        texts = self.texts
+        stop = len(texts) if stop is None else stop
+        mark = self.stream
+        if mark is not None and start:
+            lines = start + sum(t.count(b"\n") for t in texts[:start])
+            mark = StreamMark(mark.session, mark.seq + lines)
+        part = Batch(self.first_id + start, self.received_at, self.source, texts[start:stop], mark)
+        if self._events is not None:
+            part._events = self._events[start:stop]
+        return part
 
     @property
     def cached_events(self) -> list[Event] | None:

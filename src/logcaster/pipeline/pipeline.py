@@ -22,7 +22,7 @@ from logcaster.log import log_event
 from logcaster.metrics.latency import DurableLatency
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.admission import Admission
-from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch
+from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch, StreamMark
 from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
@@ -89,16 +89,18 @@ class Pipeline:
         """
         return self.offer(texts, source).pause
 
-    def offer(self, texts: list[bytes], source: str) -> Offered:
+    def offer(self, texts: list[bytes], source: str, stream: StreamMark | None = None) -> Offered:
         """`submit`, also saying whether the `reject` policy refused the texts.
 
         Counted per call, by listener (stats.py): received, bytes, accepted.
+        `stream`: where the texts start in a client's named stream; kept only when
+        every text is (a policy that left some out would shift the lines after).
         """
         listener = listener_of(source)
         n = len(texts)
         admission = self.admission
         if admission is None:
-            batch = self._batch(self._rewrite(texts), source)
+            batch = self._batch(self._rewrite(texts), source, stream)
             nbytes = batch.nbytes - EVENT_OVERHEAD * n
             if self.rewriters:
                 nbytes = sum(map(len, texts))  # received: the texts as they came
@@ -108,7 +110,7 @@ class Pipeline:
         if not kept:
             self._stats.offered(listener, n, sum(map(len, texts)), 0)
             return Offered(False, refused=bool(texts) and admission.rejects)
-        batch = self._batch(self._rewrite(kept), source)
+        batch = self._batch(self._rewrite(kept), source, stream if kept is texts else None)
         # The batch summed its texts' sizes already; a policy that cut some, or a
         # rewriter, has to sum them again.
         k = len(kept)
@@ -153,10 +155,10 @@ class Pipeline:
         if self.broker is not None:
             self.broker.readings(out)
 
-    def _batch(self, texts: list[bytes], source: str) -> Batch:
+    def _batch(self, texts: list[bytes], source: str, stream: StreamMark | None) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed
         # batch gets back exactly this float.
-        batch = Batch(self._next_id, time.time_ns() // 1000 / 1e6, source, texts)
+        batch = Batch(self._next_id, time.time_ns() // 1000 / 1e6, source, texts, stream)
         self._next_id += len(texts)
         return batch
 

@@ -200,9 +200,7 @@ class TailSampler:
             j = i
             while j < n and keep[j]:
                 j += 1
-            run = Batch(batch.first_id + i, batch.received_at, batch.source, batch.texts[i:j])
-            run.set_events(events[i:j])
-            runs.append(run)
+            runs.append(batch.cut(i, j))
             i = j
         return runs
 

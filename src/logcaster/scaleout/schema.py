@@ -75,6 +75,15 @@ MIGRATIONS: list[list[Step]] = [
         )""",
         "CREATE INDEX seen_day ON seen (day)",
     ],
+    # Every attribute of an event has its column: the query node rebuilds events whole.
+    # `written_at`: when the writer inserted it (ingest-to-queryable = written_at -
+    # received_at, the latency bench/scaleout reports).
+    [
+        "ALTER TABLE events ADD COLUMN version text",
+        "ALTER TABLE events ADD COLUMN pod text",
+        "ALTER TABLE events ADD COLUMN written_at double precision"
+        " DEFAULT extract(epoch FROM clock_timestamp())",
+    ],
 ]
 
 
@@ -134,3 +143,21 @@ def ensure_partitions(conn: psycopg.Connection, first: dt.date, days_ahead: int)
                 cur.execute(statement)
                 made.append(name)
     return made
+
+
+def drop_partitions_before(conn: psycopg.Connection, first_kept: dt.date) -> list[str]:
+    """Drop the daily partitions of days before `first_kept` (retention); return their names."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'events'::regclass"
+    ).fetchall()
+    dropped: list[str] = []
+    for (name,) in rows:
+        try:
+            day = dt.datetime.strptime(name, "events_%Y%m%d").date()
+        except ValueError:
+            continue  # not one of ours
+        if day < first_kept:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+            dropped.append(name)
+    return sorted(dropped)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
 from logcaster.log import log_event
+from logcaster.pipeline.batch import StreamMark
 from logcaster.security.guard import Peer
 from logcaster.security.roles import ANONYMOUS, Principal
 from logcaster.sources.stream_gate import StreamGate
@@ -27,6 +29,10 @@ logger = logging.getLogger("logcaster.sources.tcp")
 
 ACK_HANDSHAKE = b"#LOGCASTER ACK 1\n"
 ACK_ACCEPTED = b"#OK ACK 1\n"
+# The handshake naming a stream: `#LOGCASTER ACK 1 SESSION <32 hex> SEQ <line>`.
+ACK_SESSION = b"#LOGCASTER ACK 1 SESSION "
+_SESSION_LINE = re.compile(rb"#LOGCASTER ACK 1 SESSION ([0-9a-f]{32}) SEQ (0|[1-9][0-9]{0,17})\r?")
+_SESSION_MAX = len(ACK_SESSION) + 32 + 5 + 18 + 2  # the longest such line
 # After a last answer (NACK, unauthorized): input read and dropped before closing,
 # at most this much, this long, so the client reads the answer rather than a reset.
 DISCARD_MAX_BYTES = 16 * 1024 * 1024
@@ -69,6 +75,7 @@ class StreamConnection(StreamGate, asyncio.Protocol):
         self._may_handshake = server.acks
         self._head = b""
         self._acks: _Acks | None = None
+        self._session: StreamMark | None = None  # the stream and the line acks count from
         self._refused_at: int | None = None  # lines accepted before a refusal (reject)
         self._deferred: bytes | None = None  # a read waiting for its turn (IntakeBudget)
         self._reading_held = False  # pause_reading is in effect (full queue or turn budget)
@@ -189,21 +196,39 @@ class StreamConnection(StreamGate, asyncio.Protocol):
             self._partial_since = self.last_data
 
     def _handshake(self, data: bytes) -> bytes:
-        """Strip the ack handshake if the stream starts with it; return the rest."""
+        """Strip the ack handshake if the stream starts with it; return the rest.
+
+        A line that only looks like one (a bad session id) is an ordinary line."""
         head = self._head + data
-        if len(head) < len(ACK_HANDSHAKE) and ACK_HANDSHAKE.startswith(head):
+        partial = len(head) < len(ACK_HANDSHAKE) and ACK_HANDSHAKE.startswith(head)
+        if partial or (
+            ACK_SESSION.startswith(head[: len(ACK_SESSION)])
+            and b"\n" not in head
+            and len(head) < _SESSION_MAX
+        ):
             self._head = head  # maybe the handshake, in pieces: wait for more
             return b""
         self._may_handshake = False
         self._head = b""
+        if head.startswith(ACK_SESSION):
+            line, _, rest = head.partition(b"\n")
+            m = _SESSION_LINE.fullmatch(line)
+            if m is None:
+                return head
+            self._session = StreamMark(m[1].decode(), int(m[2]))
+            self._start_acks()
+            return rest
         if not head.startswith(ACK_HANDSHAKE):
             return head
+        self._start_acks()
+        return head[len(ACK_HANDSHAKE) :]
+
+    def _start_acks(self) -> None:
         self._acks = _Acks()
         pipeline = self._server.pipeline
         pipeline.on_durable(self._on_durable)
         if self._transport is not None:
             self._transport.write(ACK_ACCEPTED)
-        return head[len(ACK_HANDSHAKE) :]
 
     def _submit(self, texts: list[bytes]) -> None:
         if self._server.guard.limits.ingest_on:
@@ -213,7 +238,11 @@ class StreamConnection(StreamGate, asyncio.Protocol):
             self._server.stats.truncate(self._server.name, framer.truncated - self._truncated)
             self._truncated = framer.truncated
         pipeline = self._server.pipeline
-        offered = pipeline.offer(texts, self._source)
+        session = self._session
+        if session is not None and self._acks is not None:
+            # Lines before these are all in submitted events (acks.covered).
+            session = StreamMark(session.session, session.seq + self._acks.covered)
+        offered = pipeline.offer(texts, self._source, session)
         pause = offered.pause
         if offered.refused and self._acks is not None:
             self._refuse()

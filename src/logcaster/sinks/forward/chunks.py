@@ -133,10 +133,4 @@ def batches_after(batches: list[Batch], written: int) -> tuple[list[Batch], int]
 
 def cut_batch(batch: Batch, k: int) -> tuple[Batch, Batch]:
     """The first `k` events of `batch` and the rest, as batches with their ids."""
-    head = Batch(batch.first_id, batch.received_at, batch.source, batch.texts[:k])
-    rest = Batch(batch.first_id + k, batch.received_at, batch.source, batch.texts[k:])
-    events = batch.cached_events
-    if events is not None:
-        head.set_events(events[:k])
-        rest.set_events(events[k:])
-    return head, rest
+    return batch.cut(0, k), batch.cut(k)

@@ -49,7 +49,7 @@ from pathlib import Path
 
 from logcaster.log import error_text, log_event
 from logcaster.metrics.registry import Metric, Readings
-from logcaster.options import ForwardGroupConfig
+from logcaster.options import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.sinks.forward.chunks import Outbox, batches_after
 from logcaster.sinks.forward.deadletter import DeadLetters
@@ -57,6 +57,7 @@ from logcaster.sinks.forward.group_spool import GroupSpool
 from logcaster.sinks.forward.members import Members
 from logcaster.sinks.forward.sender import Sender
 from logcaster.sinks.forward.spool import Spool
+from logcaster.sinks.forward.transports import ForwardSink
 
 logger = logging.getLogger("logcaster.sinks.group")
 
@@ -118,6 +119,7 @@ class SinkGroup:
         config: ForwardGroupConfig,
         directory: Path | None = None,
         on_durable: Callable[[], None] | None = None,
+        open_sink: Callable[[ForwardSinkConfig], ForwardSink] | None = None,
     ) -> None:
         self.config = config
         self.name = f"forward:{config.name}"
@@ -125,7 +127,7 @@ class SinkGroup:
         self.endpoint = None
         self._directory = directory
         self._on_durable = on_durable
-        self._members = Members(config)
+        self._members = Members(config, open_sink)
         self.members = self._members.all
         self._outbox = Outbox(config.buffer_events)
         # counters, for STATS (the sender counts)

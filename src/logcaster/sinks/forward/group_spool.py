@@ -46,7 +46,7 @@ class GroupSpool:
                 continue
             if batch.first_id <= after:
                 cut = after - batch.first_id + 1
-                batch = Batch(after + 1, batch.received_at, batch.source, batch.texts[cut:])
+                batch = batch.cut(cut)
             self._ahead.append(batch)
 
     def release_reads(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from logcaster.log import log_event
@@ -82,23 +83,32 @@ class Member:
 class Members:
     """The members of one group, in `all` (see the module docstring)."""
 
-    def __init__(self, config: ForwardGroupConfig) -> None:
+    def __init__(
+        self,
+        config: ForwardGroupConfig,
+        open_sink: Callable[[ForwardSinkConfig], ForwardSink] | None = None,
+    ) -> None:
+        """`open_sink`: makes a member's sink from its config (default: by URL,
+        `open_forward`); scale-out's publisher brings its Redis stream sink so."""
         self.config = config
+        self._open_sink = open_sink
         self.all = [self._member(s, True) for s in config.primaries] + [
             self._member(s, False) for s in config.backups
         ]
 
     def _member(self, cfg: ForwardSinkConfig, primary: bool) -> Member:
         c = self.config
-        tls = TlsClient(cfg.ca_file, cfg.cert_file, cfg.key_file, cfg.verify)
-        sink = open_forward(
-            cfg.url,
-            name=cfg.name or cfg.url,
-            timeout=cfg.write_timeout,
-            health_url=cfg.health_url,
-            tls=tls,
-            token=cfg.token,
-        )
+        if self._open_sink is not None:
+            sink = self._open_sink(cfg)
+        else:
+            sink = open_forward(
+                cfg.url,
+                name=cfg.name or cfg.url,
+                timeout=cfg.write_timeout,
+                health_url=cfg.health_url,
+                tls=TlsClient(cfg.ca_file, cfg.cert_file, cfg.key_file, cfg.verify),
+                token=cfg.token,
+            )
         return Member(sink, Breaker(c.failure_threshold, c.open_s, c.max_open_s), primary)
 
     def targets(self, chunk: Chunk) -> list[int]:

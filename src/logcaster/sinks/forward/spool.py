@@ -47,7 +47,7 @@ from typing import Literal, NamedTuple
 
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.pipeline.batch import Batch
+from logcaster.pipeline.batch import Batch, mark_label, split_label
 from logcaster.segments.blocks import decode_payload
 from logcaster.segments.lock import fsync_dir
 from logcaster.segments.names import list_rotated
@@ -81,6 +81,13 @@ class _Segment:
     done: int = 0  # of those, at or below the cursor (consumed)
     nbytes: int = 0
     read_at: int = 0  # offset after the last block read into memory
+
+
+def _labelled(batch: Batch) -> Batch:
+    if batch.stream is None:
+        return batch
+    label = mark_label(batch.source, batch.stream)
+    return Batch(batch.first_id, batch.received_at, label, batch.texts)
 
 
 def _estimate(batch: Batch) -> int:
@@ -272,7 +279,7 @@ class Spool:
                 room -= len(b.texts[n]) + 1
                 n += 1
             if n:
-                kept.append(Batch(b.first_id, b.received_at, b.source, b.texts[:n]))
+                kept.append(b.cut(0, n))
             return kept, len(b.texts) - n + sum(map(len, batches[i + 1 :]))
         return kept, 0
 
@@ -281,7 +288,8 @@ class Spool:
             return
         seg = self._active
         try:
-            self._writer.write_many(group)
+            # A stream mark (session, line) lives in the block's source label.
+            self._writer.write_many([_labelled(b) for b in group])
         finally:
             # After an error, what reached the file is what the writer counted.
             written = self.written_id
@@ -355,8 +363,9 @@ class Spool:
                     skip = min(max(self._cursor - h.first_id + 1, 0), h.count)
                     seg.done += skip
                     if skip < h.count:
-                        texts = decode_payload(raw.payload, h.count, h.mode)[skip:]
-                        batch = Batch(h.first_id + skip, h.received, h.source, texts)
+                        texts = decode_payload(raw.payload, h.count, h.mode)
+                        source, mark = split_label(h.source)
+                        batch = Batch(h.first_id, h.received, source, texts, mark).cut(skip)
                         self._loaded.append((batch, seg))
                         self._loaded_events += len(texts)
                         if self._loaded_events >= want:
@@ -389,8 +398,7 @@ class Spool:
             if n == len(batch.texts):
                 self._loaded.popleft()
             else:
-                cut = Batch(through_id + 1, batch.received_at, batch.source, batch.texts[n:])
-                self._loaded[0] = (cut, seg)
+                self._loaded[0] = (batch.cut(n), seg)
         # The cursor moved: the caller counts the chunk delivered. Freeing space and
         # saving the cursor are retried (the next commit, `maybe_sync`), so an error
         # here is logged rather than raised (raising would make the caller send

@@ -1,0 +1,62 @@
+"""The ingest node's id: half of every event's key in PostgreSQL (node, event id).
+
+Made once, at random, and kept in `<persist.dir>/node-id`, so a restarted node
+keeps its id and a redelivered batch has the same keys as the first delivery.
+A node without persist.dir gets a new id per run (its event ids restart too,
+so the pair stays unique) and says so at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from logcaster.exceptions import StorageError
+from logcaster.log import log_event
+from logcaster.segments.lock import fsync_dir
+
+logger = logging.getLogger("logcaster.scaleout")
+NODE_FILE = "node-id"
+
+
+def new_id() -> int:
+    """1 .. 2**63-1: a positive PostgreSQL bigint."""
+    return secrets.randbits(63) or 1
+
+
+def node_id(directory: str | None) -> int:
+    """The node's id, read from `directory` or made and saved there; StorageError
+    when the file cannot be read or written, or holds something else."""
+    if directory is None:
+        node = new_id()
+        log_event(logger, logging.WARNING, "node_id_per_run", node=node, why="no persist.dir")
+        return node
+    path = Path(directory) / NODE_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return _create(path)
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}", path=str(path)) from exc
+    if not text.isdigit() or not 0 < int(text) < 1 << 63:
+        raise StorageError(f"{path} does not hold a node id: {text[:40]!r}", path=str(path))
+    return int(text)
+
+
+def _create(path: Path) -> int:
+    node = new_id()
+    tmp = path.with_suffix(".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            f.write(f"{node}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}", path=str(path)) from exc
+    fsync_dir(path.parent)
+    log_event(logger, logging.INFO, "node_id_created", node=node, path=str(path))
+    return node
