@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from logcaster.component import Component, Counters, Endpoint, starting
-from logcaster.config import Config, forward_dir, publish_dir
+from logcaster.config import Config, forward_dir
 from logcaster.exceptions import ConfigError
 from logcaster.frontends.http.admin import RELOAD_PATH, AdminEndpoints
 from logcaster.frontends.http.dashboard import DashboardEndpoints
@@ -58,8 +58,8 @@ from logcaster.reloading import (
     reload_field_keys,
     reload_tls,
 )
-from logcaster.scaleout.node import node_id
-from logcaster.scaleout.publish import publish_group
+from logcaster.scaleout.history_service import HistoryService
+from logcaster.scaleout.publish import publisher
 from logcaster.security.fields import FieldEncryptor
 from logcaster.security.guard import Security
 from logcaster.security.redact import Redactor
@@ -134,14 +134,8 @@ class Server:
         c.sinks["memory"] = self.memory
         # Forward groups last: they take batches into their own bounded buffer.
         groups = [SinkGroup(g, forward_dir(config, g), self._durable_moved) for g in config.forward]
-        if config.scaleout.publish is not None:
-            # Scale-out's ingest node: one more group, publishing to a Redis stream.
-            with starting("persist.dir"):
-                node = node_id(config.persist.dir)
-            publisher = publish_group(
-                config.scaleout, node, publish_dir(config), self._durable_moved
-            )
-            groups.append(publisher)
+        if config.scaleout.publish is not None:  # scale-out's ingest node
+            groups.append(publisher(config, self._durable_moved))
         for group in groups:
             c.sinks[group.name] = group
         # Events by level and service, from what memory received (metrics/tally.py).
@@ -182,6 +176,9 @@ class Server:
                 config, self.pipeline, self.stats, syslog, syslog.ssl
             )
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
+        if (history := config.scaleout.history) is not None:
+            n = config.scaleout.history_connections
+            c.services["history"] = HistoryService(history, self.queries.planner, connections=n)
         self.queries.fields = self.field_queries
         c.frontends["query"] = LineQueryServer(
             config.query.host,

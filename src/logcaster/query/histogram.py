@@ -50,6 +50,11 @@ def histogram(planner: Planner, query: Query, snap: Snapshot, *, buckets: int) -
     past a limit (QueryTimeout past the time limit)."""
     cfg = planner.config
     query = apply_limits(query, cfg)
+    if planner.history is not None and query.source != "memory":
+        found = planner.history.matches(query, max_rows=cfg.max_scan, timeout=cfg.timeout)
+        ts = np.fromiter((t for t, _ in found), np.float64, len(found))
+        codes = np.fromiter((LEVEL_CODES.get(lv, 0) for _, lv in found), np.uint8, len(found))
+        return _bucket(ts, codes, query, buckets)
     deadline = time.monotonic() + cfg.timeout
     source = query.source or ("all" if planner.store is not None else "memory")
     if source == "store" and planner.store is None:

@@ -39,6 +39,7 @@ from logcaster.query.engine import memory_events, run_query
 from logcaster.query.limits import apply_limits
 from logcaster.query.model import Query
 from logcaster.query.order import sort_events
+from logcaster.scaleout.history import History
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.service import Store
 from logcaster.store.text_match import TextTest
@@ -69,6 +70,9 @@ class Planner:
         self.config = config
         self.memory = memory
         self.store = store
+        # Scale-out's query node (scaleout.history): PostgreSQL answers in the store's
+        # place; only source=memory still reads this node's own ring.
+        self.history: History | None = None
         self.rows_memory = 0  # rows returned from the memory ring, all time
         self.rows_store = 0  # rows returned from the store
         self._rows_lock = threading.Lock()  # queries run in several threads
@@ -96,6 +100,8 @@ class Planner:
 
     def _run(self, query: Query, snap: Snapshot) -> Answer:
         cfg = self.config
+        if self.history is not None and query.source != "memory":
+            return self._run_history(self.history, query)
         deadline = time.monotonic() + cfg.timeout
         source = query.source or ("all" if self.store is not None else "memory")
         if source == "store" and self.store is None:
@@ -163,6 +169,16 @@ class Planner:
         with self._rows_lock:
             self.rows_memory += from_memory
             self.rows_store += len(answer.rows) - from_memory
+        return answer
+
+    def _run_history(self, history: History, query: Query) -> Answer:
+        max_count = query.max_count or self.config.max_count
+        found = history.search(
+            query, limit=query.limit, max_count=max_count, timeout=self.config.timeout
+        )
+        answer = Answer(min(found.count, max_count), found.rows, found.count > max_count, max_count)
+        with self._rows_lock:
+            self.rows_store += len(found.rows)
         return answer
 
 

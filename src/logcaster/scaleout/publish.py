@@ -32,10 +32,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from logcaster.component import starting
+from logcaster.config import Config, publish_dir
 from logcaster.log import error_text, log_event
 from logcaster.options import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.scaleout import entry
+from logcaster.scaleout.node import node_id
 from logcaster.scaleout.options import PUBLISH_GROUP, ScaleoutConfig
 from logcaster.sinks.forward.group import SinkGroup
 from logcaster.sinks.forward.transports import Rejection, SendError
@@ -173,3 +176,10 @@ def publish_group(
         )
 
     return SinkGroup(config, directory, on_durable, open_sink)
+
+
+def publisher(config: Config, on_durable: Callable[[], None] | None) -> SinkGroup:
+    """The ingest node's publisher, with the node's id (made and kept in persist.dir)."""
+    with starting("persist.dir"):
+        node = node_id(config.persist.dir)
+    return publish_group(config.scaleout, node, publish_dir(config), on_durable)
