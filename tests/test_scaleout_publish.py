@@ -1,0 +1,318 @@
+"""Scale-out over real processes: `serve --publish` against a redis-server of the test's
+own (free port, AOF on), and a writer into a PostgreSQL schema of the test's own.
+
+The fault runs (1,000,000 lines, kill -9s) are in test_scaleout_faults.py; these
+check one behaviour each: the session handshake's numbering, Redis down (spool,
+/readyz, drain in order), the persistence warning, resends stored once, and
+poison entries in the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import cast
+
+import psycopg
+import pytest
+import redis
+
+from logcaster.client.connection import LogCasterClient
+from logcaster.pipeline.batch import Batch
+from logcaster.scaleout import entry
+from logcaster.scaleout.rows import COLUMNS, batch_rows
+from logcaster.testing import ServerProcess, start_server
+
+PG = os.environ.get("LOGCASTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+STREAM = "logcaster:events"
+
+
+def _missing(why: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of the test's own; `stop` and `start` keep its port and AOF."""
+
+    def __init__(self, directory: Path, appendonly: str = "yes") -> None:
+        self.port = _free_port()
+        self.dir = directory
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", self.appendonly, "--appendfsync", "always", "--dir", str(self.dir)]
+        self.proc = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
+        client = self.client()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        _missing("redis-server is not installed (scripts/test-deps installs it)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    name = "lc_test_" + secrets.token_hex(4)
+    try:
+        admin = psycopg.connect(PG, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _missing(f"PostgreSQL is not reachable at {PG}: {exc}")
+    with admin:
+        admin.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield f"{PG}?options=-csearch_path%3D{name}"
+        finally:
+            admin.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture
+def writers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(redis_url: str, pg: str, *extra: str) -> subprocess.Popen[bytes]:
+        args = ["--redis", redis_url, "--postgres", pg, "--claim-idle-ms", "300", *extra]
+        with open(tmp_path / f"writer-{len(started)}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "logcaster", "writer", *args], stdout=log, stderr=log
+            )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _xrange(r: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], r.xrange(stream))
+
+
+def _entries(r: redis.Redis) -> list[tuple[int, Batch]]:
+    return [entry.decode(fields) for _, fields in _xrange(r, STREAM)]
+
+
+def _wait(what: str, test: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not test():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _count(pg: str, sql: str = "SELECT count(*) FROM events") -> int:
+    try:
+        with psycopg.connect(pg) as conn:
+            row = conn.execute(sql).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def test_session_handshake_numbers_each_event_by_its_first_line(
+    redis_server: RedisServer,
+) -> None:
+    server = start_server("--publish", redis_server.url)
+    try:
+        session = secrets.token_hex(16)
+        hello = b"#LOGCASTER ACK 1 SESSION %s SEQ 100\n" % session.encode()
+        with socket.create_connection(("127.0.0.1", server.ingest_port)) as sock:
+            for i in range(0, len(hello), 7):  # in pieces
+                sock.sendall(hello[i : i + 7])
+                time.sleep(0.002)
+            sock.sendall(b"one\ntwo failed\n  at a.b(C.java:1)\nthree\n")
+            sock.shutdown(socket.SHUT_WR)
+            replies = b""
+            while not replies.endswith(b"ACK 4\n"):
+                chunk = sock.recv(100)
+                assert chunk, replies
+                replies += chunk
+        assert replies.startswith(b"#OK ACK 1\n")
+        rows = [
+            dict(zip(COLUMNS, row, strict=True))
+            for node, batch in _entries(redis_server.client())
+            for row in batch_rows(node, batch)
+        ]
+        assert [(r["body"], r["seq"]) for r in rows] == [
+            ("one", 100),
+            ("two failed\n  at a.b(C.java:1)", 101),
+            ("three", 103),
+        ]
+        assert {str(r["session"]).replace("-", "") for r in rows} == {session}
+        # A session line that is not one (a bad id) is an ordinary line, unanswered.
+        with socket.create_connection(("127.0.0.1", server.ingest_port)) as sock:
+            sock.sendall(b"#LOGCASTER ACK 1 SESSION nothex SEQ 1\nafter\n")
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(5)
+            assert sock.recv(100) == b""
+
+        def texts() -> list[bytes]:
+            return [t for _, b in _entries(redis_server.client()) for t in b.texts]
+
+        _wait("the lookalike", lambda: b"after" in texts())
+        assert b"#LOGCASTER ACK 1 SESSION nothex SEQ 1" in texts()
+    finally:
+        server.stop()
+
+
+def _ready(server: ServerProcess) -> int:
+    url = f"http://127.0.0.1:{server.ports['http']}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _get(server: ServerProcess, path: str) -> str:
+    url = f"http://127.0.0.1:{server.ports['http']}{path}"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def _stderr(server: ServerProcess) -> str:
+    return b"".join(server.raw_stderr).decode(errors="replace")
+
+
+def test_redis_down_spools_acks_and_drains_in_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    server = start_server("-P", str(tmp_path / "node"), "--publish", redis_server.url)
+    try:
+        redis_server.stop()
+        with LogCasterClient("127.0.0.1", server.ingest_port, ack=True) as client:
+            for i in range(50):
+                client.send(b"".join(b"spooled %05d\n" % (i * 100 + j) for j in range(100)))
+            assert client.flush(30), client.last_error  # acked: the spool fsynced them
+        _wait("not ready", lambda: _ready(server) == 503)
+        assert 'logcaster_forward_spool_events{group="publish"} 5000' in _get(server, "/metrics")
+        redis_server.start()
+        _wait(
+            "the drain",
+            lambda: sum(len(b.texts) for _, b in _entries(redis_server.client())) == 5000,
+        )
+        batches = [b for _, b in _entries(redis_server.client())]
+        texts = [t for b in batches for t in b.texts]
+        assert texts == [b"spooled %05d" % i for i in range(5000)]
+        _wait("ready again", lambda: _ready(server) == 200)
+    finally:
+        server.stop()
+
+
+def test_a_redis_without_aof_is_warned_about(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        _missing("redis-server is not installed")
+    weak = RedisServer(tmp_path, appendonly="no")
+    weak.start()
+    try:
+        server = start_server("--publish", weak.url)
+        try:
+            server.send(b"hello\n")
+            _wait("the warning", lambda: "redis_persistence_risk" in _stderr(server))
+            assert "appendonly is off" in _stderr(server)
+        finally:
+            server.stop()
+    finally:
+        weak.stop()
+
+
+def test_resent_lines_are_stored_once_whichever_node_took_them(
+    redis_server: RedisServer, pg_url: str, writers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    a = start_server("--publish", redis_server.url)
+    b = start_server("--publish", redis_server.url)
+    try:
+        writers(redis_server.url, pg_url)
+        session = secrets.token_hex(16).encode()
+        lines = [b"line %04d" % i for i in range(200)]
+        # Node a takes lines 0-149; the client "lost" the acks of 100-149 and resends
+        # them, with 150-199, to node b, numbering from line 100.
+        for port, first, last in ((a.ingest_port, 0, 150), (b.ingest_port, 100, 200)):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"#LOGCASTER ACK 1 SESSION %s SEQ %d\n" % (session, first))
+                sock.sendall(b"".join(t + b"\n" for t in lines[first:last]))
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(4096):
+                    pass
+        _wait(
+            "every line", lambda: _count(pg_url, "SELECT count(DISTINCT body) FROM events") == 200
+        )
+        time.sleep(0.5)  # a duplicate would come with the same commit or the next
+        assert _count(pg_url) == 200
+        # Without a session, a resend is a second copy: at-least-once, as documented.
+        with socket.create_connection(("127.0.0.1", a.ingest_port)) as sock:
+            sock.sendall(b"#LOGCASTER ACK 1\nline 0000\n")
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(4096):
+                pass
+        _wait("the copy", lambda: _count(pg_url) == 201)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_poison_entries_go_to_the_dead_letter_stream(
+    redis_server: RedisServer, pg_url: str, writers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    r = redis_server.client()
+    r.xadd(STREAM, {b"v": b"9", b"what": b"poison"})
+    torn = {b"v": b"1", b"node": b"1", b"first": b"1", b"n": b"2", b"recv": b"1", b"texts": b"x\n"}
+    r.xadd(STREAM, torn)  # type: ignore[arg-type]
+    server = start_server("--publish", redis_server.url)
+    try:
+        server.send(b"good one\ngood two\n")
+        writers(redis_server.url, pg_url, "--max-deliveries", "2")
+        _wait("the good lines", lambda: _count(pg_url) == 2)
+        _wait("two dead letters", lambda: r.xlen(STREAM + ":dead") == 2)
+        _wait("nothing pending", lambda: r.xpending(STREAM, "writers")["pending"] == 0)
+        letters = [fields for _, fields in _xrange(r, STREAM + ":dead")]
+        assert letters[0][b"what"] == b"poison" and b"entry format" in letters[0][b"error"]
+        assert b"texts" in letters[1][b"error"] and int(letters[1][b"deliveries"]) > 2
+    finally:
+        server.stop()
