@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(args)
     if args.command == "writer":
-        from logcaster.scaleout import writer_cli
+        from logcaster.scaleout import writer_main
 
-        return writer_cli.run(args)
+        return writer_main.run(args)
     if args.command == "tail":
         from logcaster.client import tail
 

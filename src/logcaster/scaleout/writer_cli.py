@@ -1,17 +1,13 @@
-"""`logcaster writer`: the flags, one writer process, its signals and exit status."""
+"""`logcaster writer`'s flags and their checks (light: every CLI start imports this);
+the process itself is scaleout/writer_main.py."""
 
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from logcaster.log import setup_logging
-from logcaster.scaleout.options import DEFAULT_STREAM, WriterConfig
-
-EXIT_CONFIG = 2
+from logcaster.scaleout.options import DEFAULT_STREAM
 
 
 def add_parser(sub: Any) -> None:
@@ -43,7 +39,7 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
 
-def _check(args: argparse.Namespace) -> str | None:
+def check(args: argparse.Namespace) -> str | None:
     if urlsplit(args.redis).scheme not in ("redis", "rediss", "unix"):
         return f"--redis {args.redis!r}: the URL must be redis://HOST:PORT/DB"
     if urlsplit(args.postgres).scheme not in ("postgresql", "postgres"):
@@ -63,45 +59,3 @@ def _check(args: argparse.Namespace) -> str | None:
     if port is not None and not 0 <= port <= 65535:
         return f"--metrics-port must be 0 to 65535, not {port}"
     return None
-
-
-def run(args: argparse.Namespace) -> int:
-    problem = _check(args)
-    if problem is not None:
-        print(f"logcaster: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    from logcaster.scaleout.writer import StreamWriter
-    from logcaster.scaleout.writer_metrics import WriterMetrics
-
-    setup_logging(args.log_level)
-    config = WriterConfig(
-        redis=args.redis,
-        postgres=args.postgres,
-        stream=args.stream,
-        group=args.group,
-        consumer=args.consumer,
-        batch_entries=args.batch_entries,
-        claim_idle_ms=args.claim_idle_ms,
-        max_deliveries=args.max_deliveries,
-        dead_stream=args.dead_stream,
-        days_ahead=args.days_ahead,
-        retention_days=args.retention_days,
-        dedup_days=args.dedup_days,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-    )
-    metrics = WriterMetrics()
-    if config.metrics_port is not None:
-        try:
-            port = metrics.serve(config.metrics_host, config.metrics_port)
-        except OSError as exc:
-            where = f"{config.metrics_host}:{config.metrics_port}"
-            print(f"logcaster: cannot start: --metrics-port: {where}: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        print(f"logcaster writer: metrics on http://{config.metrics_host}:{port}/metrics")
-        sys.stdout.flush()
-    writer = StreamWriter(config, metrics)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: writer.stop())
-    writer.run()
-    return 0
