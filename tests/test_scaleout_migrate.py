@@ -65,9 +65,10 @@ def test_migrate_creates_the_schema_once_and_partitions_ahead(schema: str) -> No
         today = dt.datetime.now(dt.UTC).date()
         days = [today + dt.timedelta(days=i) for i in range(3)]
         assert {"logcaster_schema", "seen", *(f"events_{d:%Y%m%d}" for d in days)} <= tables
-        assert conn.execute(
-            "SELECT version FROM logcaster_schema ORDER BY version"
-        ).fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM logcaster_schema ORDER BY version").fetchall() == [
+            (1,),
+            (2,),
+        ]
         # The unique key holds the partition day: a redelivered event is stored once.
         row = (7, 42, today, 1.0, 1.0, "tcp", "m", "m")
         insert = (
@@ -85,3 +86,24 @@ def test_migrate_failures_are_one_line_and_exit_2() -> None:
     assert done.stderr.startswith("logcaster: cannot migrate: ") and done.stderr.count("\n") == 1
     bad = migrate("--postgres", BASE, "--days-ahead", "-1")
     assert bad.returncode == 2 and "--days-ahead" in bad.stderr
+
+
+def test_retention_drops_whole_old_partitions(schema: str) -> None:
+    assert migrate("--postgres", url(schema), "--days-ahead", "0").returncode == 0
+    old = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10)
+    with psycopg.connect(url(schema), autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE events_{old:%Y%m%d} PARTITION OF events"
+            f" FOR VALUES FROM ('{old}') TO ('{old + dt.timedelta(days=1)}')"
+        )
+    done = migrate("--postgres", url(schema), "--days-ahead", "0", "--retention-days", "5")
+    assert done.returncode == 0, done.stderr
+    assert f"dropped 1 partitions: events_{old:%Y%m%d}" in done.stdout
+    with psycopg.connect(url(schema)) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"events_{old:%Y%m%d}",)).fetchone() == (
+            None,
+        )
+        today = dt.datetime.now(dt.UTC).date()
+        assert conn.execute("SELECT to_regclass(%s)", (f"events_{today:%Y%m%d}",)).fetchone() != (
+            None,
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -254,20 +255,31 @@ def _migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the scale-out schema; one line out, one line on failure."""
     import psycopg
 
-    from logcaster.scaleout.schema import MIGRATIONS, migrate
+    from logcaster.scaleout.schema import MIGRATIONS, drop_partitions_before, migrate
 
     if not 0 <= args.days_ahead <= 366:
         print("logcaster: --days-ahead must be 0 to 366", file=sys.stderr)
         return EXIT_CONFIG
+    if args.retention_days < 0:
+        print("logcaster: --retention-days must be 0 or more", file=sys.stderr)
+        return EXIT_CONFIG
+    dropped: list[str] = []
     try:
         with psycopg.connect(args.postgres, connect_timeout=10) as conn:
             applied = migrate(conn, args.days_ahead)
+            if args.retention_days:
+                today = dt.datetime.now(dt.UTC).date()
+                with conn.transaction():
+                    first_kept = today - dt.timedelta(days=args.retention_days)
+                    dropped = drop_partitions_before(conn, first_kept)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"logcaster: cannot migrate: {reason}", file=sys.stderr)
         return EXIT_CONFIG
     done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
     print(f"schema version {len(MIGRATIONS)} ({done}); partitions to {args.days_ahead} days ahead")
+    if dropped:
+        print(f"dropped {len(dropped)} partitions: {', '.join(dropped)}")
     return 0
 
 

@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--days-ahead", type=int, default=3, help="daily partitions made ahead of today (3)"
     )
+    migrate.add_argument(
+        "--retention-days",
+        type=int,
+        default=0,
+        help="drop the partitions of days older than this (0: keep all; writers take it too)",
+    )
 
     writer_cli.add_parser(sub)
 
