@@ -90,8 +90,9 @@ class StreamSink:
         try:
             await asyncio.wait_for(pipe.execute(), self._timeout)
         except ResponseError as exc:
-            # An answer that refuses (OOM, READONLY, NOAUTH): Redis took nothing.
-            raise SendError(f"{self.url}: {exc}", maybe_stored=False) from exc
+            # An answer that refuses (OOM, READONLY, NOAUTH): Redis took nothing of the
+            # entry it refused, but may have taken those before it in the pipeline.
+            raise SendError(f"{self.url}: {exc}", maybe_stored=len(chunk) > 1) from exc
         except (RedisError, OSError, TimeoutError) as exc:
             raise SendError(f"{self.url}: {error_text(exc) or 'timeout'}") from exc
         await self._persistence_once()

@@ -187,12 +187,20 @@ class StreamWriter:
         self.metrics.pending.set(int(pending["pending"]))
 
     def _deliveries(self, entries: list[Entry]) -> dict[bytes, int]:
+        """Each entry's delivery count, one exact XPENDING range per id (pipelined).
+
+        Not one range from the smallest id to the largest: ids compare as numbers
+        (`5-10` comes after `5-9`, not before as bytes), and a wide range may hold
+        more of this consumer's entries than any count asked for."""
         c = self.config
-        ids = [eid for eid, _ in entries]
-        info = self._redis.xpending_range(
-            c.stream, c.group, min(ids), max(ids), len(ids) * 2 + 10, consumername=self.consumer
-        )
-        return {cast(bytes, i["message_id"]): int(i["times_delivered"]) for i in info}
+        pipe = self._redis.pipeline(transaction=False)
+        for eid, _ in entries:
+            pipe.xpending_range(c.stream, c.group, eid, eid, 1, consumername=self.consumer)
+        out: dict[bytes, int] = {}
+        for info in pipe.execute():
+            for i in info:
+                out[cast(bytes, i["message_id"])] = int(i["times_delivered"])
+        return out
 
     def _trimmed(self, ids: list[bytes]) -> None:
         self.metrics.trimmed.inc(len(ids))
