@@ -69,9 +69,10 @@ def _reap(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 class RedisServer:
-    """A private redis-server: AOF on, fsync on every write, no RDB snapshots."""
+    """A private redis-server: AOF on (unless `appendonly="no"`), fsync on every
+    write, no RDB snapshots."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, appendonly: str = "yes") -> None:
         if not os.access(REDIS_SERVER, os.X_OK):
             missing(f"{REDIS_SERVER} is missing: install redis-server (./scripts/test-deps)")
         self.dir = directory
@@ -80,6 +81,7 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.appendonly = appendonly
 
     def start(self) -> None:
         """Start (or start again, on the same port and AOF directory) and wait for PING."""
@@ -88,7 +90,7 @@ class RedisServer:
             REDIS_SERVER,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
-            "--appendonly", "yes",
+            "--appendonly", self.appendonly,
             "--appendfsync", "always",
             "--save", "",
             "--dir", str(self.dir),

@@ -6,8 +6,6 @@ against the embedded store's matcher (Query.matcher) over the same events."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -30,8 +28,8 @@ from logcaster.scaleout.history import (
     where_clause,
 )
 from logcaster.scaleout.schema import migrate
+from tests.scaleout_helpers import BASE, pg_schema, schema_url
 
-BASE = os.environ.get("LOGCASTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TODAY = dt.datetime.now(dt.UTC).date()
 
 Row = tuple[
@@ -60,23 +58,11 @@ NODES = {5: -2}  # a node id past 2**63, stored as a negative bigint
 def url() -> Iterator[str]:
     """A fresh, migrated schema; the URL that works in it (its application_name is
     the schema's name, to find its connections in pg_stat_activity)."""
-    name = "lc_test_" + secrets.token_hex(4)
-    try:
-        admin = psycopg.connect(BASE, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        why = f"PostgreSQL is not reachable at {BASE}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    with admin:
-        admin.execute(f"CREATE SCHEMA {name}")
-        try:
-            there = f"{BASE}?options=-csearch_path%3D{name}&application_name={name}"
-            with psycopg.connect(there) as conn:
-                migrate(conn, 1)
-            yield there
-        finally:
-            admin.execute(f"DROP SCHEMA {name} CASCADE")
+    with pg_schema() as name:
+        there = schema_url(name, app=name)
+        with psycopg.connect(there) as conn:
+            migrate(conn, 1)
+        yield there
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,30 +11,18 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-BASE = os.environ.get("LOGCASTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.scaleout_helpers import BASE, pg_schema, schema_url
 
 
 @pytest.fixture
 def schema() -> Iterator[str]:
     """A fresh schema; the URL that works in it is `url(schema)`."""
-    name = "lc_test_" + secrets.token_hex(4)
-    try:
-        admin = psycopg.connect(BASE, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        why = f"PostgreSQL is not reachable at {BASE}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    with admin:
-        admin.execute(f"CREATE SCHEMA {name}")
-        try:
-            yield name
-        finally:
-            admin.execute(f"DROP SCHEMA {name} CASCADE")
+    with pg_schema() as name:
+        yield name
 
 
 def url(schema: str) -> str:
-    return f"{BASE}?options=-csearch_path%3D{schema}"
+    return schema_url(schema)
 
 
 def migrate(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,9 +9,7 @@ poison entries in the dead-letter stream.
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,81 +29,21 @@ from logcaster.pipeline.batch import Batch
 from logcaster.scaleout import entry
 from logcaster.scaleout.rows import COLUMNS, batch_rows
 from logcaster.testing import ServerProcess, start_server
-
-PG = os.environ.get("LOGCASTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-STREAM = "logcaster:events"
-
-
-def _missing(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server of the test's own; `stop` and `start` keep its port and AOF."""
-
-    def __init__(self, directory: Path, appendonly: str = "yes") -> None:
-        self.port = _free_port()
-        self.dir = directory
-        self.appendonly = appendonly
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", self.appendonly, "--appendfsync", "always", "--dir", str(self.dir)]
-        self.proc = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
-        client = self.client()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+from tests.scaleout_helpers import STREAM, RedisServer, pg_schema, schema_url
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        _missing("redis-server is not installed (scripts/test-deps installs it)")
-    server = RedisServer(tmp_path)
+    server = RedisServer(tmp_path / "redis")
     server.start()
     yield server
-    server.stop()
+    server.kill9()
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    name = "lc_test_" + secrets.token_hex(4)
-    try:
-        admin = psycopg.connect(PG, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        _missing(f"PostgreSQL is not reachable at {PG}: {exc}")
-    with admin:
-        admin.execute(f"CREATE SCHEMA {name}")
-        try:
-            yield f"{PG}?options=-csearch_path%3D{name}"
-        finally:
-            admin.execute(f"DROP SCHEMA {name} CASCADE")
+    with pg_schema() as name:
+        yield schema_url(name)
 
 
 @pytest.fixture
@@ -225,7 +163,7 @@ def test_redis_down_spools_acks_and_drains_in_order(
 ) -> None:
     server = start_server("-P", str(tmp_path / "node"), "--publish", redis_server.url)
     try:
-        redis_server.stop()
+        redis_server.kill9()
         with LogCasterClient("127.0.0.1", server.ingest_port, ack=True) as client:
             for i in range(50):
                 client.send(b"".join(b"spooled %05d\n" % (i * 100 + j) for j in range(100)))
@@ -246,9 +184,7 @@ def test_redis_down_spools_acks_and_drains_in_order(
 
 
 def test_a_redis_without_aof_is_warned_about(tmp_path: Path) -> None:
-    if shutil.which("redis-server") is None:
-        _missing("redis-server is not installed")
-    weak = RedisServer(tmp_path, appendonly="no")
+    weak = RedisServer(tmp_path / "redis", appendonly="no")
     weak.start()
     try:
         server = start_server("--publish", weak.url)
@@ -259,7 +195,7 @@ def test_a_redis_without_aof_is_warned_about(tmp_path: Path) -> None:
         finally:
             server.stop()
     finally:
-        weak.stop()
+        weak.kill9()
 
 
 def test_resent_lines_are_stored_once_whichever_node_took_them(

@@ -73,7 +73,6 @@ class StreamWriter:
         )
         self._pg = PgWriter(config.postgres, days_ahead=config.days_ahead)
         self._stop = threading.Event()
-        self._errors: dict[bytes, str] = {}  # entry id -> why it failed last
         self._claim_at = 0.0
         self._claim_from = b"0-0"
         self._housekeep_at = 0.0
@@ -263,9 +262,8 @@ class StreamWriter:
                 return out
         self._delay = BACKOFF_START
         now = time.time()
-        for eid, _, received in decoded:
+        for _, _, received in decoded:
             self.metrics.queryable.observe(max(0.0, now - received))
-            self._errors.pop(eid, None)
         self.metrics.events.inc(inserted)
         self.metrics.duplicates.inc(len(rows) - inserted)
         return [eid for eid, _, _ in decoded]
@@ -274,7 +272,6 @@ class StreamWriter:
         self, eid: bytes, fields: dict[bytes, bytes], error: str, deliveries: dict[bytes, int]
     ) -> None:
         self.metrics.errors.labels("entry").inc()
-        self._errors[eid] = error
         count = deliveries.get(eid, 1)
         if count > self.config.max_deliveries:
             self._dead_letter(eid, fields, error, count)
@@ -291,7 +288,6 @@ class StreamWriter:
         )
         self._redis.xadd(c.dead, letter, maxlen=DEAD_MAX_LEN, approximate=True)  # type: ignore[arg-type]
         self._redis.xack(c.stream, c.group, eid)
-        self._errors.pop(eid, None)
         self.metrics.dead_letters.inc()
         log_event(
             logger,
