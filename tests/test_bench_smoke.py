@@ -33,6 +33,7 @@ SMOKE: dict[str, list[str]] = {
     "http": ["--lines", LINES, "--runs", "1", "--clients", "2", "--corpus", "default"],
     "dashboard": ["--lines", LINES, "--runs", "1", "--pages", "1"],
     "irc": ["--lines", LINES, "--runs", "1", "--clients", "2", "--stalled", "1", "--seconds", "1"],
+    "scaleout": ["--lines", LINES, "--runs", "1", "--writers", "1", "--nodes", "1"],
 }
 FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscribers", "0,2"]
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
@@ -49,6 +50,7 @@ TABLES = {
     "http": "LogCaster HTTP ingest against TCP lines",
     "dashboard": "dashboards open on the live tail against none",
     "irc": "LogCaster ingest at full speed with IRC on",
+    "scaleout": "LogCaster scale-out: lines/s into PostgreSQL",
     "ingest-tls": "TLS/plain",
     "ingest-redact": "redaction on / plain",
 }
