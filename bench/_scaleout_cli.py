@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the ingest nodes' own store (default on: what -P turns on)",
     )  # fmt: skip
     parser.add_argument(
+        "--keyword-index", choices=["on", "off"], default="on",
+        help="the pg_trgm index on the text (off: `migrate --keyword-index off` first)",
+    )  # fmt: skip
+    parser.add_argument(
         "--paced-rate", type=non_negative_int, default=0, metavar="LINES_PER_S",
         help=f"paced runs' rate (default 0: {PACED_SHARE:g} of the first setup's median)",
     )  # fmt: skip
@@ -165,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = {
         k: getattr(args, k)
         for k in ("lines", "corpus", "nodes", "writers", "runs", "connections", "node_store",
-                  "paced_rate", "paced_seconds", "server")
+                  "keyword_index", "paced_rate", "paced_seconds", "server")
     }  # fmt: skip
     doc = result_doc(res, settings)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -179,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def bench(args: argparse.Namespace, corpus: _corpus.CorpusInfo, tools: dict[str, str]) -> Results:
     work = OUT_DIR / f"scaleout-{os.getpid()}"
-    pg = PgAdmin(args.postgres)
+    pg = PgAdmin(args.postgres, keyword_index=args.keyword_index == "on")
     redis = RedisServer(tools["redis-server"], work / "redis")
     res = Results(corpus)
     keep: list[Proc] = []

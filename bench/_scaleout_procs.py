@@ -47,6 +47,7 @@ from _common import (
     tail,
 )
 from _ingest_run import _ready_ports
+from logcaster.scaleout.schema import migrate, set_keyword_index
 
 APP = "lcbench"  # application_name prefix of the bench's processes' PostgreSQL connections
 STOP_TIMEOUT_S = 60.0
@@ -236,8 +237,9 @@ class RedisServer:
 class PgAdmin:
     """Schemas of the bench's runs (see the module docstring)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, *, keyword_index: bool = True) -> None:
         self.base = base
+        self.keyword_index = keyword_index  # off: migrated here without the pg_trgm index
         self.schemas: set[str] = set()
         try:
             self.conn = psycopg.connect(base, autocommit=True, connect_timeout=5)
@@ -250,6 +252,10 @@ class PgAdmin:
         name = "lcb_" + secrets.token_hex(4)
         self.conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
         self.schemas.add(name)
+        if not self.keyword_index:
+            with self.connect(name) as conn:
+                migrate(conn, 2)
+                set_keyword_index(conn, False)
         return name
 
     def url(self, schema: str, role: str) -> str:

@@ -93,3 +93,17 @@ def test_retention_drops_whole_old_partitions(schema: str) -> None:
         assert conn.execute("SELECT to_regclass(%s)", (f"events_{today:%Y%m%d}",)).fetchone() != (
             None,
         )
+
+
+def test_the_keyword_index_can_be_dropped_and_made_again(schema: str) -> None:
+    def indexed() -> bool:
+        with psycopg.connect(url(schema)) as conn:
+            row = conn.execute("SELECT to_regclass('events_body_trgm')").fetchone()
+        return row is not None and row[0] is not None
+
+    assert migrate("--postgres", url(schema)).returncode == 0 and indexed()
+    assert migrate("--postgres", url(schema), "--keyword-index", "off").returncode == 0
+    assert not indexed()
+    assert migrate("--postgres", url(schema)).returncode == 0 and not indexed()  # left alone
+    assert migrate("--postgres", url(schema), "--keyword-index", "on").returncode == 0
+    assert indexed()

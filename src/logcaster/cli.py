@@ -255,7 +255,12 @@ def _migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the scale-out schema; one line out, one line on failure."""
     import psycopg
 
-    from logcaster.scaleout.schema import MIGRATIONS, drop_partitions_before, migrate
+    from logcaster.scaleout.schema import (
+        MIGRATIONS,
+        drop_partitions_before,
+        migrate,
+        set_keyword_index,
+    )
 
     if not 0 <= args.days_ahead <= 366:
         print("logcaster: --days-ahead must be 0 to 366", file=sys.stderr)
@@ -267,6 +272,8 @@ def _migrate(args: argparse.Namespace) -> int:
     try:
         with psycopg.connect(args.postgres, connect_timeout=10) as conn:
             applied = migrate(conn, args.days_ahead)
+            if args.keyword_index is not None:
+                set_keyword_index(conn, args.keyword_index == "on")
             if args.retention_days:
                 today = dt.datetime.now(dt.UTC).date()
                 with conn.transaction():

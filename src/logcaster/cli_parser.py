@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="drop the partitions of days older than this (0: keep all; writers take it too)",
     )
+    migrate.add_argument(
+        "--keyword-index",
+        choices=["on", "off"],
+        help="make or drop the pg_trgm index on the text (default: leave it; made at first)",
+    )
 
     writer_cli.add_parser(sub)
 

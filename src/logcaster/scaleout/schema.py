@@ -34,7 +34,7 @@ def _trigram_index(conn: psycopg.Connection) -> None:
     ).fetchone()
     home = row[0] if row is not None else "public"
     conn.execute(
-        sql.SQL("CREATE INDEX events_body_trgm ON events USING gin (body {})").format(
+        sql.SQL("CREATE INDEX IF NOT EXISTS events_body_trgm ON events USING gin (body {})").format(
             sql.Identifier(home, "gin_trgm_ops")
         )
     )
@@ -161,3 +161,17 @@ def drop_partitions_before(conn: psycopg.Connection, first_kept: dt.date) -> lis
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
             dropped.append(name)
     return sorted(dropped)
+
+
+def set_keyword_index(conn: psycopg.Connection, on: bool) -> None:
+    """Make or drop the trigram index on `body` (`migrate --keyword-index`).
+
+    It serves keyword and regex searches on the query node, and it is most of
+    PostgreSQL's cost per inserted row (docs/scaleout.md, "Measured"): without it
+    the writers insert about three times as fast and keyword searches scan."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        if on:
+            _trigram_index(conn)
+        else:
+            conn.execute("DROP INDEX IF EXISTS events_body_trgm")
