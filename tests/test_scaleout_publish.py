@@ -9,6 +9,7 @@ poison entries in the dead-letter stream.
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -240,15 +241,51 @@ def test_poison_entries_go_to_the_dead_letter_stream(
     r.xadd(STREAM, {b"v": b"9", b"what": b"poison"})
     torn = {b"v": b"1", b"node": b"1", b"first": b"1", b"n": b"2", b"recv": b"1", b"texts": b"x\n"}
     r.xadd(STREAM, torn)  # type: ignore[arg-type]
+    # A receive time past year 9999 has no date, so no partition: poison, not a crash.
+    far = dict(torn)
+    far.update({b"n": b"1", b"recv": b"9000000000000000000"})
+    r.xadd(STREAM, far)  # type: ignore[arg-type]
     server = start_server("--publish", redis_server.url)
     try:
         server.send(b"good one\ngood two\n")
         writers(redis_server.url, pg_url, "--max-deliveries", "2")
         _wait("the good lines", lambda: _count(pg_url) == 2)
-        _wait("two dead letters", lambda: r.xlen(STREAM + ":dead") == 2)
+        _wait("three dead letters", lambda: r.xlen(STREAM + ":dead") == 3)
         _wait("nothing pending", lambda: r.xpending(STREAM, "writers")["pending"] == 0)
         letters = [fields for _, fields in _xrange(r, STREAM + ":dead")]
         assert letters[0][b"what"] == b"poison" and b"entry format" in letters[0][b"error"]
         assert b"texts" in letters[1][b"error"] and int(letters[1][b"deliveries"]) > 2
+        assert b"recv" in letters[2][b"error"]
+    finally:
+        server.stop()
+
+
+def test_a_cut_over_long_line_keeps_its_own_line_number(redis_server: RedisServer) -> None:
+    """The framer hands out a line cut at max_line_bytes before its newline is read:
+    the next line must still get the next number (a shared one loses an event)."""
+    env = {**os.environ, "LOGCASTER_INGEST__MAX_LINE_BYTES": "100"}
+    server = start_server("--publish", redis_server.url, env=env)
+    try:
+        session = secrets.token_hex(16).encode()
+        with socket.create_connection(("127.0.0.1", server.ingest_port)) as sock:
+            sock.sendall(b"#LOGCASTER ACK 1 SESSION %s SEQ 0\n" % session)
+            sock.sendall(b"line-a\n" + b"x" * 300)
+            time.sleep(0.5)  # the cut line is handed out (held) before its newline
+            sock.sendall(b"yyyy\nline-b\nline-c\n")
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(4096):
+                pass
+        _wait("4 events", lambda: sum(len(b) for _, b in _entries(redis_server.client())) == 4)
+        rows = [
+            dict(zip(COLUMNS, row, strict=True))
+            for node, batch in _entries(redis_server.client())
+            for row in batch_rows(node, batch)
+        ]
+        assert [(r["body"][:6], r["seq"]) for r in rows] == [
+            ("line-a", 0),
+            ("xxxxxx", 1),
+            ("line-b", 2),
+            ("line-c", 3),
+        ]
     finally:
         server.stop()

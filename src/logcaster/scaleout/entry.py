@@ -25,6 +25,9 @@ from __future__ import annotations
 from logcaster.pipeline.batch import Batch, StreamMark
 from logcaster.segments.blocks import BlockFormatError, decode_payload, encode_payload, received_us
 
+# The last microsecond of 9999-12-31: a receive time must have a date (its partition).
+MAX_RECEIVED_US = 253_402_300_799_999_999
+
 VERSION = b"1"
 Fields = dict[bytes, bytes]
 
@@ -50,12 +53,12 @@ def encode(batch: Batch, node: int) -> Fields:
     return fields
 
 
-def _number(fields: Fields, key: bytes, low: int = 0) -> int:
+def _number(fields: Fields, key: bytes, low: int = 0, high: int = (1 << 63) - 1) -> int:
     raw = fields.get(key)
     if raw is None or not raw.isdigit() or len(raw) > 19:
         raise EntryError(f"field {key.decode()!r} is missing or not a number: {raw!r:.40}")
     value = int(raw)
-    if value < low or value >= 1 << 63:
+    if value < low or value > high:
         raise EntryError(f"field {key.decode()!r} is out of range: {value}")
     return value
 
@@ -68,7 +71,7 @@ def decode(fields: Fields) -> tuple[int, Batch]:
     node = _number(fields, b"node", 1)
     first = _number(fields, b"first")
     count = _number(fields, b"n", 1)
-    received = _number(fields, b"recv") / 1e6
+    received = _number(fields, b"recv", high=MAX_RECEIVED_US) / 1e6
     source = fields.get(b"src", b"").decode("utf-8", "replace")
     try:
         texts = decode_payload(fields.get(b"texts", b""), count)

@@ -107,13 +107,18 @@ class PgWriter:
         days = {row[2] for row in rows} - self._days
         if days:
             self._make_partitions(conn, days)
-        with conn.transaction(), conn.cursor() as cur:
-            with cur.copy(_COPY) as copy:
-                copy.set_types(COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(INSERT)
-            return cur.rowcount
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(_COPY) as copy:
+                    copy.set_types(COPY_TYPES)
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(INSERT)
+                return cur.rowcount
+        except psycopg.Error:
+            # A partition another writer's retention dropped: make it again next time.
+            self._days.clear()
+            raise
 
     def _make_partitions(self, conn: psycopg.Connection, days: Iterable[dt.date]) -> None:
         with conn.transaction():
@@ -127,6 +132,9 @@ class PgWriter:
         conn = self.connect()
         today = dt.datetime.now(dt.UTC).date()
         with conn.transaction():
+            # DROP TABLE waits for the queries on `events` and every insert waits
+            # behind it: give up quickly and try at the next round instead.
+            conn.execute("SET LOCAL lock_timeout = '2s'")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (schema.LOCK_KEY,))
             schema.ensure_partitions(conn, today, self.days_ahead)
             dropped: list[str] = []
@@ -135,7 +143,7 @@ class PgWriter:
                     conn, today - dt.timedelta(days=retention_days)
                 )
             conn.execute(
-                "DELETE FROM seen WHERE day < %s", (today - dt.timedelta(days=dedup_days),)
+                "DELETE FROM seen WHERE written < %s", (today - dt.timedelta(days=dedup_days),)
             )
         self._days.clear()  # some may be gone now
         return dropped

@@ -83,6 +83,10 @@ MIGRATIONS: list[list[Step]] = [
         "ALTER TABLE events ADD COLUMN pod text",
         "ALTER TABLE events ADD COLUMN written_at double precision"
         " DEFAULT extract(epoch FROM clock_timestamp())",
+        # `seen` is pruned by when a line was claimed, not by when a node received
+        # it: writers days behind must still catch the resends of what they write.
+        "ALTER TABLE seen ADD COLUMN written date NOT NULL DEFAULT current_date",
+        "CREATE INDEX seen_written ON seen (written)",
     ],
 ]
 

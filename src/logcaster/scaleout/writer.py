@@ -221,8 +221,8 @@ class StreamWriter:
             try:
                 node, batch = entry.decode(fields)
                 decoded.append((eid, list(batch_rows(node, batch)), batch.received_at))
-            except entry.EntryError as exc:
-                self._entry_failed(eid, fields, str(exc), deliveries)
+            except Exception as exc:  # an entry no code path expected: poison, not a crash
+                self._entry_failed(eid, fields, error_text(exc), deliveries)
         if not decoded:
             return
         done = self._store(decoded, deliveries, dict(entries))

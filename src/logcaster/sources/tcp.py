@@ -75,7 +75,10 @@ class StreamConnection(StreamGate, asyncio.Protocol):
         self._may_handshake = server.acks
         self._head = b""
         self._acks: _Acks | None = None
-        self._session: StreamMark | None = None  # the stream and the line acks count from
+        # A named stream (the session handshake): its id and the number of the next
+        # line handed out in an event. Counted from the texts, not from the newlines
+        # read: a line cut at max_line_bytes is handed out before its newline comes.
+        self._session: StreamMark | None = None
         self._refused_at: int | None = None  # lines accepted before a refusal (reject)
         self._deferred: bytes | None = None  # a read waiting for its turn (IntakeBudget)
         self._reading_held = False  # pause_reading is in effect (full queue or turn budget)
@@ -239,9 +242,9 @@ class StreamConnection(StreamGate, asyncio.Protocol):
             self._truncated = framer.truncated
         pipeline = self._server.pipeline
         session = self._session
-        if session is not None and self._acks is not None:
-            # Lines before these are all in submitted events (acks.covered).
-            session = StreamMark(session.session, session.seq + self._acks.covered)
+        if session is not None and texts:
+            lines = b"\n".join(texts).count(b"\n") + 1  # every text's lines
+            self._session = StreamMark(session.session, session.seq + lines)
         offered = pipeline.offer(texts, self._source, session)
         pause = offered.pause
         if offered.refused and self._acks is not None:
