@@ -12,8 +12,9 @@ from logcaster.config import load_config
 from logcaster.exceptions import ConfigError, StorageError
 from logcaster.pipeline.batch import Batch, StreamMark, mark_label, split_label
 from logcaster.scaleout import entry
+from logcaster.scaleout.id_reserve import RESERVE_IDS, IdReservation
 from logcaster.scaleout.node import NODE_FILE, node_id
-from logcaster.scaleout.publish import persistence_risk, safe_url
+from logcaster.scaleout.publish import persistence_risk, publisher, safe_url
 from logcaster.scaleout.rows import COLUMNS, batch_rows
 from logcaster.sinks.forward.spool import Spool
 
@@ -120,3 +121,19 @@ def test_config_checks_the_urls_and_the_publisher_name() -> None:
             environ={},
             overrides={"scaleout.publish": "redis://127.0.0.1:1/0", "forward": [group]},
         )
+
+
+def test_ids_are_reserved_before_they_are_published(tmp_path: Path) -> None:
+    ids = IdReservation(tmp_path / "publish")
+    assert ids.through == 0
+    ids.cover(10)
+    assert ids.through == 10 + RESERVE_IDS
+    ids.cover(500)  # inside the reservation: no write
+    assert IdReservation(tmp_path / "publish").through == 10 + RESERVE_IDS
+    config = load_config(
+        environ={},
+        overrides={"persist.dir": str(tmp_path), "scaleout.publish": "redis://127.0.0.1:1/0"},
+    )
+    (tmp_path / "forward" / "publish").mkdir(parents=True)
+    (tmp_path / "forward" / "publish" / "reserved-ids").write_text("4242\n")
+    assert publisher(config, None).last_id == 4242  # a restart continues above it

@@ -34,10 +34,12 @@ from redis.exceptions import RedisError, ResponseError
 
 from logcaster.component import starting
 from logcaster.config import Config, publish_dir
+from logcaster.exceptions import StorageError
 from logcaster.log import error_text, log_event
 from logcaster.options import ForwardGroupConfig, ForwardSinkConfig
 from logcaster.pipeline.batch import Batch
 from logcaster.scaleout import entry
+from logcaster.scaleout.id_reserve import IdReservation
 from logcaster.scaleout.node import node_id
 from logcaster.scaleout.options import PUBLISH_GROUP, ScaleoutConfig
 from logcaster.sinks.forward.group import SinkGroup
@@ -70,7 +72,15 @@ class StreamSink:
     """One forward sink: XADD each batch of a chunk (see the module docstring)."""
 
     def __init__(
-        self, url: str, *, stream: str, max_len: int, node: int, timeout: float, check: bool
+        self,
+        url: str,
+        *,
+        stream: str,
+        max_len: int,
+        node: int,
+        timeout: float,
+        check: bool,
+        ids: IdReservation | None = None,
     ) -> None:
         self.url = safe_url(url)
         self.name = f"redis-stream:{stream}"
@@ -80,8 +90,16 @@ class StreamSink:
         self._timeout = timeout
         self._redis = redis_client(url, timeout)
         self._check_persistence = check
+        self._ids = ids
 
     async def deliver(self, chunk: list[Batch]) -> list[Rejection]:
+        ids = self._ids
+        last = max(batch.last_id for batch in chunk)
+        if ids is not None and last > ids.through:
+            try:
+                await asyncio.to_thread(ids.cover, last)
+            except StorageError as exc:
+                raise SendError(str(exc), maybe_stored=False) from exc
         pipe = self._redis.pipeline(transaction=False)
         for batch in chunk:
             if batch.texts:
@@ -166,6 +184,8 @@ def publish_group(
         spool_policy=section.spool_policy,
     )
 
+    ids = IdReservation(directory) if directory is not None else None
+
     def open_sink(cfg: ForwardSinkConfig) -> StreamSink:
         return StreamSink(
             cfg.url,
@@ -174,13 +194,27 @@ def publish_group(
             node=node,
             timeout=cfg.write_timeout,
             check=section.check_persistence,
+            ids=ids,
         )
 
-    return SinkGroup(config, directory, on_durable, open_sink)
+    return PublishGroup(config, directory, on_durable, open_sink, ids=ids)
+
+
+class PublishGroup(SinkGroup):
+    """The publisher's forward group: new ids continue above the reserved ones too."""
+
+    def __init__(self, *args: Any, ids: IdReservation | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ids = ids
+
+    @property
+    def last_id(self) -> int:
+        reserved = self._ids.through if self._ids is not None else 0
+        return max(super().last_id, reserved)
 
 
 def publisher(config: Config, on_durable: Callable[[], None] | None) -> SinkGroup:
     """The ingest node's publisher, with the node's id (made and kept in persist.dir)."""
     with starting("persist.dir"):
         node = node_id(config.persist.dir)
-    return publish_group(config.scaleout, node, publish_dir(config), on_durable)
+        return publish_group(config.scaleout, node, publish_dir(config), on_durable)
