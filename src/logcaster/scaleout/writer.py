@@ -184,6 +184,9 @@ class StreamWriter:
         self._claim_from = b"0-0" if start in (b"0-0", "0-0") else start
         pending = self._redis.xpending(c.stream, c.group)
         self.metrics.pending.set(int(pending["pending"]))
+        for group in self._redis.xinfo_groups(c.stream):
+            if group["name"] in (c.group, c.group.encode()) and group.get("lag") is not None:
+                self.metrics.lag.set(int(group["lag"]))
 
     def _deliveries(self, entries: list[Entry]) -> dict[bytes, int]:
         """Each entry's delivery count, one exact XPENDING range per id (pipelined).

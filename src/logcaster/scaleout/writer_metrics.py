@@ -35,6 +35,11 @@ class WriterMetrics:
             p + "errors", "Failures, by kind (redis, postgres, entry)", ["kind"], registry=r
         )
         self.pending = Gauge(p + "pending_entries", "The group's pending entries", registry=r)
+        self.lag = Gauge(
+            p + "lag_entries",
+            "Entries the group has not read yet (XINFO GROUPS lag): keep it below MAXLEN",
+            registry=r,
+        )
         self.commit = Histogram(
             p + "commit_seconds", "One transaction: COPY, INSERT, COMMIT", registry=r
         )
