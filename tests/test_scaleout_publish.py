@@ -73,8 +73,9 @@ def _xrange(r: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]
     return cast(list[tuple[bytes, dict[bytes, bytes]]], r.xrange(stream))
 
 
-def _entries(r: redis.Redis) -> list[tuple[int, Batch]]:
-    return [entry.decode(fields) for _, fields in _xrange(r, STREAM)]
+def _entries(server: RedisServer) -> list[tuple[int, Batch]]:
+    with server.client() as r:  # closed: a socket left to the GC fails a later test
+        return [entry.decode(fields) for _, fields in _xrange(r, STREAM)]
 
 
 def _wait(what: str, test: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -115,7 +116,7 @@ def test_session_handshake_numbers_each_event_by_its_first_line(
         assert replies.startswith(b"#OK ACK 1\n")
         rows = [
             dict(zip(COLUMNS, row, strict=True))
-            for node, batch in _entries(redis_server.client())
+            for node, batch in _entries(redis_server)
             for row in batch_rows(node, batch)
         ]
         assert [(r["body"], r["seq"]) for r in rows] == [
@@ -132,7 +133,7 @@ def test_session_handshake_numbers_each_event_by_its_first_line(
             assert sock.recv(100) == b""
 
         def texts() -> list[bytes]:
-            return [t for _, b in _entries(redis_server.client()) for t in b.texts]
+            return [t for _, b in _entries(redis_server) for t in b.texts]
 
         _wait("the lookalike", lambda: b"after" in texts())
         assert b"#LOGCASTER ACK 1 SESSION nothex SEQ 1" in texts()
@@ -174,9 +175,9 @@ def test_redis_down_spools_acks_and_drains_in_order(
         redis_server.start()
         _wait(
             "the drain",
-            lambda: sum(len(b.texts) for _, b in _entries(redis_server.client())) == 5000,
+            lambda: sum(len(b.texts) for _, b in _entries(redis_server)) == 5000,
         )
-        batches = [b for _, b in _entries(redis_server.client())]
+        batches = [b for _, b in _entries(redis_server)]
         texts = [t for b in batches for t in b.texts]
         assert texts == [b"spooled %05d" % i for i in range(5000)]
         _wait("ready again", lambda: _ready(server) == 200)
@@ -189,8 +190,8 @@ def test_redis_down_spools_acks_and_drains_in_order(
     again = start_server("-P", str(tmp_path / "node"), "--publish", redis_server.url)
     try:
         again.send(b"after the restart\n")
-        _wait("the new entry", lambda: len(_entries(redis_server.client())) > len(batches))
-        assert _entries(redis_server.client())[-1][1].first_id == reserved + 1
+        _wait("the new entry", lambda: len(_entries(redis_server)) > len(batches))
+        assert _entries(redis_server)[-1][1].first_id == reserved + 1
     finally:
         again.stop()
 
@@ -246,9 +247,13 @@ def test_resent_lines_are_stored_once_whichever_node_took_them(
 
 
 def test_poison_entries_go_to_the_dead_letter_stream(
-    redis_server: RedisServer, pg_url: str, writers: Callable[..., subprocess.Popen[bytes]]
+    redis_server: RedisServer,
+    pg_url: str,
+    writers: Callable[..., subprocess.Popen[bytes]],
+    request: pytest.FixtureRequest,
 ) -> None:
     r = redis_server.client()
+    request.addfinalizer(r.close)
     r.xadd(STREAM, {b"v": b"9", b"what": b"poison"})
     torn = {b"v": b"1", b"node": b"1", b"first": b"1", b"n": b"2", b"recv": b"1", b"texts": b"x\n"}
     r.xadd(STREAM, torn)  # type: ignore[arg-type]
@@ -286,10 +291,10 @@ def test_a_cut_over_long_line_keeps_its_own_line_number(redis_server: RedisServe
             sock.shutdown(socket.SHUT_WR)
             while sock.recv(4096):
                 pass
-        _wait("4 events", lambda: sum(len(b) for _, b in _entries(redis_server.client())) == 4)
+        _wait("4 events", lambda: sum(len(b) for _, b in _entries(redis_server)) == 4)
         rows = [
             dict(zip(COLUMNS, row, strict=True))
-            for node, batch in _entries(redis_server.client())
+            for node, batch in _entries(redis_server)
             for row in batch_rows(node, batch)
         ]
         assert [(r["body"][:6], r["seq"]) for r in rows] == [
