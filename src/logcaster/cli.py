@@ -20,6 +20,7 @@ from logcaster.cli_parser import build_parser
 from logcaster.config import Config, dump_yaml, load_config
 from logcaster.exceptions import ConfigError, StartupError
 from logcaster.log import log_event, setup_logging
+from logcaster.notify import notify, watchdog, watchdog_interval
 from logcaster.security.neutralize import json_safe, neutral, neutral_lines
 
 EXIT_CONFIG = 2
@@ -381,12 +382,23 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
     server.config_loader = reload
 
     def on_reload() -> None:
+        notify("RELOADING=1")
         server.security.record_local("signal:SIGHUP", "reload", server.reload_now())
+        notify("READY=1")
 
     loop.add_signal_handler(signal.SIGHUP, on_reload)
     await server.start()
+    # systemd (Type=notify): the listeners are bound; the watchdog pings from the loop.
+    notify("READY=1", f"MAINPID={os.getpid()}", "STATUS=serving")
+    interval = watchdog_interval()
+    pinger = asyncio.create_task(watchdog(interval)) if interval is not None else None
     await stop.wait()
-    return await server.stop()
+    notify("STOPPING=1", "STATUS=draining")
+    try:
+        return await server.stop()
+    finally:
+        if pinger is not None:
+            pinger.cancel()
 
 
 def _query(args: argparse.Namespace) -> int:
