@@ -123,3 +123,23 @@ def test_the_server_tells_systemd_ready_watchdog_reload_and_stop(tmp_path: Path)
     finally:
         server.stop()
         listener.sock.close()
+
+
+def test_the_logrotate_file_is_read_without_error(tmp_path: Path) -> None:
+    logrotate = _tool("logrotate")
+    text = (ROOT / "deploy" / "logrotate" / "logcaster").read_text()
+    logs = tmp_path / "log"
+    logs.mkdir()
+    (logs / "logcaster.log").write_text('{"event":"ready"}\n')
+    config = tmp_path / "logcaster"
+    config.write_text(text.replace("/var/log/logcaster", str(logs)))
+    done = subprocess.run(
+        [logrotate, "-d", "-s", str(tmp_path / "state"), str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "error" not in out.lower(), out
+    assert "Handling 1 logs" in out, out

@@ -8,6 +8,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import yaml
+from prometheus_client import generate_latest
+
+from logcaster.scaleout.writer_metrics import WriterMetrics
 from tests.conftest import ServerFactory
 from tests.forward_helpers import HttpReceiver, group, write_config
 from tests.metrics_helpers import PROMETHEUS_PREFIX, metrics_text, served_names
@@ -51,6 +55,18 @@ def dashboard_exprs() -> list[str]:
     return exprs
 
 
+def alert_exprs() -> list[str]:
+    doc = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    return [rule["expr"] for g in doc["groups"] for rule in g["rules"]]
+
+
+def _alert_names(writer: bool) -> set[str]:
+    """The metric names the alert rules read: the writers' or the server's
+    (`up` is Prometheus's own)."""
+    names = set().union(*(promql_metrics(e) for e in alert_exprs())) - {"up"}
+    return {n for n in names if n.startswith("logcaster_writer_") == writer}
+
+
 def test_promql_names_are_found() -> None:
     expr = (
         "histogram_quantile(0.95, sum by (le, frontend) (rate(logcaster_query_duration_"
@@ -74,6 +90,20 @@ def test_every_dashboard_metric_is_served(
     wanted = set().union(*(promql_metrics(e) for e in dashboard_exprs()))
     assert len(wanted) > 20
     assert sorted(wanted - served) == []
+    assert sorted(_alert_names(writer=False) - served) == []
+
+
+def test_the_alert_rules_are_valid_and_read_what_is_served() -> None:
+    binary = tool("promtool", PROMETHEUS_PREFIX / "usr/bin/promtool")
+    checked = subprocess.run(
+        [binary, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    writer = generate_latest(WriterMetrics().registry).decode()
+    assert sorted(_alert_names(writer=True) - served_names(writer)) == []
 
 
 def test_the_scrape_config_is_valid() -> None:
