@@ -9,11 +9,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from logcaster.config import load_config
 from logcaster.testing import start_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,3 +146,53 @@ def test_the_logrotate_file_is_read_without_error(tmp_path: Path) -> None:
     out = done.stdout + done.stderr
     assert done.returncode == 0 and "error" not in out.lower(), out
     assert "Handling 1 logs" in out, out
+
+
+def _venv_tool(name: str) -> str:
+    """A checker the dev lock file installs next to this interpreter."""
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{path}: run `make install-dev`"
+    return str(path)
+
+
+def test_the_dockerfile_lints_clean_and_runs_as_a_user_with_a_healthcheck() -> None:
+    dockerfile = ROOT / "Dockerfile"
+    linted = subprocess.run(
+        [_venv_tool("hadolint"), "--no-color", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    text = dockerfile.read_text()
+    assert text.count("\nFROM ") + text.startswith("FROM ") >= 2  # multi-stage
+    assert "--require-hashes -r requirements.lock" in text  # from the lock file only
+    assert re.search(r"^USER 10001:10001$", text, re.M)
+    assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.M)
+    assert 'VOLUME ["/var/lib/logcaster"]' in text
+
+
+def test_the_kubernetes_manifests_validate_against_the_openapi_schemas() -> None:
+    files = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+    assert {f.name for f in files} >= {"statefulset.yaml", "service.yaml", "configmap.yaml"}
+    checked = subprocess.run(
+        [_venv_tool("kubernetes-validate"), "--strict", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    docs = {f.stem: yaml.safe_load(f.read_text()) for f in files}
+    pod = docs["statefulset"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert docs["statefulset"]["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    assert pod["terminationGracePeriodSeconds"] > 10  # above shutdown_timeout
+    # The ConfigMap holds a configuration the server accepts.
+    config = load_config(
+        environ={}, overrides=yaml.safe_load(docs["configmap"]["data"]["logcaster.yaml"])
+    )
+    assert config.persist.dir == "/var/lib/logcaster" and config.http.host == "0.0.0.0"
