@@ -116,10 +116,6 @@ class Batch:
         """
         return self._events
 
-    def set_events(self, events: list[Event]) -> None:
-        """Give a batch cut from another its already parsed events (tail sampling)."""
-        self._events = events
-
     def events_between(self, start: int, stop: int, whole_max: int) -> list[Event]:
         """The parsed events `start..stop-1`: from the cache; else by parsing the
         whole batch (cached) when it holds at most `whole_max` events; else only

@@ -9,13 +9,12 @@ so the pair stays unique) and says so at start.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
-from logcaster.segments.lock import fsync_dir
+from logcaster.scaleout.number_file import read_number, save_number
 
 logger = logging.getLogger("logcaster.scaleout")
 NODE_FILE = "node-id"
@@ -34,29 +33,12 @@ def node_id(directory: str | None) -> int:
         log_event(logger, logging.WARNING, "node_id_per_run", node=node, why="no persist.dir")
         return node
     path = Path(directory) / NODE_FILE
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return _create(path)
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}", path=str(path)) from exc
-    if not text.isdigit() or not 0 < int(text) < 1 << 63:
-        raise StorageError(f"{path} does not hold a node id: {text[:40]!r}", path=str(path))
-    return int(text)
-
-
-def _create(path: Path) -> int:
-    node = new_id()
-    tmp = path.with_suffix(".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w") as f:
-            f.write(f"{node}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}", path=str(path)) from exc
-    fsync_dir(path.parent)
-    log_event(logger, logging.INFO, "node_id_created", node=node, path=str(path))
-    return node
+    saved = read_number(path, "a node id")
+    if saved is None:
+        made = new_id()
+        save_number(path, made)
+        log_event(logger, logging.INFO, "node_id_created", node=made, path=str(path))
+        return made
+    if not 0 < saved < 1 << 63:
+        raise StorageError(f"{path} does not hold a node id: {saved}", path=str(path))
+    return saved

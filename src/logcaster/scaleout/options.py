@@ -45,10 +45,6 @@ class ScaleoutConfig(Section, frozen=True):
     history: str | None = None
     history_connections: PositiveInt = 4  # PostgreSQL connections the queries share
 
-    @property
-    def publishing(self) -> bool:
-        return self.publish is not None
-
 
 class WriterConfig(msgspec.Struct, frozen=True, kw_only=True):
     """One writer (`logcaster writer`): Redis stream → PostgreSQL."""
