@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -423,3 +424,12 @@ def aligned_table(rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return out
+
+
+def host_info() -> dict[str, object]:
+    """The machine a JSON report was measured on."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

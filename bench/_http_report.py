@@ -9,14 +9,12 @@ run's seconds on both transports, so the ratio is also the lines/s ratio.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import _corpus
-from _common import MB, RunResult, aligned_table, fmt_1, fmt_2, fmt_int
+from _common import MB, RunResult, aligned_table, fmt_1, fmt_2, fmt_int, host_info
 from _http_run import HttpRun
 from _ingest_report import git_rev
 
@@ -234,11 +232,7 @@ def result_doc(
         "git": git_rev(),
         "settings": settings,
         "target_ratio": TARGET_RATIO,
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "host": host_info(),
         "results": results,
     }
     if fanout is not None:

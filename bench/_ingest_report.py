@@ -8,15 +8,13 @@ their medians and ratios; `render_table` prints them next to the targets and
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
 import statistics
 import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import _corpus
-from _common import MB, REPO, RunResult, fmt_1, fmt_2, fmt_int, reference_dir
+from _common import MB, REPO, RunResult, fmt_1, fmt_2, fmt_int, host_info, reference_dir
 
 REDACT_HEADING = "redaction on / plain (median lines/s, each run alternating with a plain one):"
 TARGET_LINES_PER_S = 400_000  # on one connection
@@ -336,10 +334,6 @@ def result_doc(
             "peak_rss_bytes": TARGET_RSS_BYTES,
             "peak_rss_at_lines": TARGET_RSS_LINES,
         },
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "host": host_info(),
         "results": results,
     }

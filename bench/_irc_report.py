@@ -14,13 +14,12 @@ import argparse
 import datetime as dt
 import functools
 import os
-import platform
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import _corpus
-from _common import MB, aligned_table, fmt_1, fmt_2, fmt_int
+from _common import MB, aligned_table, fmt_1, fmt_2, fmt_int, host_info
 from _ingest_report import git_rev
 from _irc_clients import CHANNEL
 from _irc_run import MaxRun, PacedRun
@@ -283,10 +282,6 @@ def result_doc(summaries: Sequence[Summary], settings: dict[str, object]) -> dic
         "git": git_rev(),
         "settings": settings,
         "target_ratio": TARGET_RATIO,
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "host": host_info(),
         "results": results,
     }

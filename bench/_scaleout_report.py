@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 import _corpus
-from _common import MB, aligned_table, fmt_1, fmt_2, fmt_int
+from _common import MB, aligned_table, fmt_1, fmt_2, fmt_int, host_info
 from _ingest_report import git_rev
 from _scaleout_procs import CpuUse
 from _scaleout_queries import QueryRow
@@ -297,11 +296,7 @@ def result_doc(res: Results, settings: dict[str, object]) -> dict[str, object]:
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": git_rev(),
         "settings": settings,
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "host": host_info(),
         "corpus": {"name": c.corpus, "lines": c.lines, "events": c.events, "bytes": c.nbytes},
         "embedded_lines_per_s": rounded(res.ref_rate),
         "medians": medians,

@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from _common import (
     fmt_1,
     fmt_2,
     fmt_int,
+    host_info,
     log,
     name_list,
     parse_count,
@@ -230,11 +230,7 @@ def result_doc(summaries: Sequence[Summary], settings: dict[str, object]) -> dic
         "git": git_rev(),
         "settings": settings,
         "target_ratio": TARGET_RATIO,
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "host": host_info(),
         "results": results,
     }
 
