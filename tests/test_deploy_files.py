@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,25 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from logcaster.config import load_config
 from logcaster.testing import start_server
+from tests.deploy_helpers import ROOT, require_tool
 
-ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "logcaster.service"
 VENV_LOGCASTER = ROOT / ".venv" / "bin" / "logcaster"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        why = f"{name} is missing (./scripts/test-deps installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    return path
 
 
 def _directives(text: str) -> dict[str, list[str]]:
@@ -44,7 +32,7 @@ def _directives(text: str) -> dict[str, list[str]]:
 
 
 def test_the_unit_verifies_and_its_exposure_is_ok(tmp_path: Path) -> None:
-    analyze = _tool("systemd-analyze")
+    analyze = require_tool("systemd-analyze")
     # verify needs ExecStart's program to exist: this checkout's stands in for /opt's.
     unit = tmp_path / "logcaster.service"
     unit.write_text(
@@ -129,7 +117,7 @@ def test_the_server_tells_systemd_ready_watchdog_reload_and_stop(tmp_path: Path)
 
 
 def test_the_logrotate_file_is_read_without_error(tmp_path: Path) -> None:
-    logrotate = _tool("logrotate")
+    logrotate = require_tool("logrotate")
     text = (ROOT / "deploy" / "logrotate" / "logcaster").read_text()
     logs = tmp_path / "log"
     logs.mkdir()
