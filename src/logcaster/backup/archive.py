@@ -9,6 +9,7 @@ then. With zstd the whole tar is one zstd frame with its content checksum.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import sys
@@ -137,6 +138,12 @@ class ArchiveWriter:
     def add_all(self, members: Iterable[Member]) -> None:
         for member in members:
             self.add(member)
+
+    def abort(self) -> None:
+        """End the tar stream object after a failure, before its output is closed
+        (else it tries to write its end when garbage-collected)."""
+        with contextlib.suppress(Exception):
+            self._tar.close()
 
     def finish(self, header: dict[str, Any]) -> dict[str, Any]:
         """Write the manifest last and end the stream; returns the manifest."""

@@ -105,6 +105,7 @@ def backup(args: argparse.Namespace) -> int:
     trees, loose = find_sources(config, data)
     out = _Output(args.out, data)
     stagings: list[Staging] = []
+    writer: ArchiveWriter | None = None
     started = time.monotonic()
     try:
         plans: list[TreePlan] = []
@@ -129,6 +130,8 @@ def backup(args: argparse.Namespace) -> int:
         out.commit()
         progress.finish()
     finally:
+        if writer is not None:
+            writer.abort()  # a no-op after finish()
         for staging in stagings:
             staging.close()
         out.discard()

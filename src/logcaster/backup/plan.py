@@ -228,7 +228,9 @@ class TreePlan:
                 p = self.pinned.get(f"{INDEX_DIR}/{name}{suffix}")
                 if p is None or size == 0:
                     continue
-                if p.size < size:
+                # The pinned size may predate the chunk records read since; the rows
+                # they commit were written before them, into the same inode.
+                if os.stat(p.link).st_size < size:
                     raise BackupError(f"{self.tree.root / p.rel} shrank during the backup")
                 yield Member(prefix + p.rel, size, p.mode, p.mtime, link=p.link)
 

@@ -38,7 +38,7 @@ from logcaster.exceptions import LogCasterError
 from logcaster.segments.lock import LOCK_NAME, DataDirLock, fsync_dir, lock_holder
 
 RESTORED_DIR = "restored"
-MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # ~150 bytes a file: 400,000 files
 
 
 @dataclass(slots=True)
