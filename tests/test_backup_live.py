@@ -5,6 +5,7 @@ segments rotate every quarter second and retention deletes the oldest."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from tests.backup_helpers import (
     Load,
     events,
     line,
+    logcaster,
+    manifest_of,
     run_backup,
     run_restore,
     validate,
@@ -94,3 +97,22 @@ def test_backup_while_segments_rotate_and_retention_deletes(
     assert first > 1  # retention had deleted the oldest before the backup
     # A run without a gap from the oldest segment kept to the snapshot.
     assert got == [(i, line(i).decode()) for i in range(first, snapshot + 1)]
+
+
+def test_backup_while_rotated_segments_are_compressed(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Without the store, housekeeping gzips each rotated segment (new file, old
+    one unlinked) while the backup lists and links them."""
+    data, restored, archive = tmp_path / "data", tmp_path / "restored", tmp_path / "b.tar"
+    source = server_factory("-P", str(data), env=env(store__enabled="false"))
+    snapshot, _ = backup_under_load(source, data, archive, start=8000)
+    names = [f["name"] for f in manifest_of(archive.read_bytes())["files"]]
+    assert any(n.endswith(".log.gz") for n in names), names
+
+    run_restore(archive, restored)
+    validate(restored)
+    cat = logcaster("data", "cat", "--json", str(restored))
+    assert cat.returncode == 0, cat.stderr
+    got = [(doc["id"], doc["text"]) for doc in map(json.loads, cat.stdout.splitlines())]
+    assert got == [(i, line(i).decode()) for i in range(1, snapshot + 1)]
