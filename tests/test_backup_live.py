@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from logcaster.store.index import load_index
 from logcaster.testing import ServerProcess, wait_for
 from tests.backup_helpers import (
     ALL_ROWS,
@@ -69,6 +70,11 @@ def test_backup_under_load_restores_every_event_up_to_the_snapshot(
 
     run_restore(archive, restored)
     validate(restored)
+    # The index came cut at the snapshot: no chunk claims an event past it.
+    cut = [
+        load_index(base.with_suffix("")).last_id for base in (restored / "index").glob("*.chunks")
+    ]
+    assert cut and all(last is not None and last <= snapshot for last in cut), cut
     copy = server_factory("-P", str(restored), env=env())
     assert events(copy) == expected  # nothing missing, nothing extra
     # The index came cut at the snapshot: the restored store indexes the rest and
