@@ -49,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         name = f" {exc.filename}" if exc.filename else ""
         print(f"{where}: {exc.strerror or exc}{name}", file=sys.stderr)
+    except ValueError as exc:  # a malformed value deep down: still one line
+        print(f"{where}: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
-        print(f"{where}: interrupted; nothing was written", file=sys.stderr)
+        print(f"{where}: interrupted", file=sys.stderr)
         return 130
     return EXIT_FAILED
 
@@ -166,7 +168,9 @@ def _header(
 
 
 def restore_command(args: argparse.Namespace) -> int:
-    target = Path(args.dir)
+    target = Path(args.dir).resolve()
+    if not target.name:
+        raise BackupError(f"cannot restore into {target}: name a directory below it")
     if args.archive == "-":
         done = restore(sys.stdin.buffer, target, force=args.force)
     else:
