@@ -177,3 +177,25 @@ def test_progress_only_on_a_terminal(source: Path, tmp_path: Path) -> None:
     assert re.search(rb"\rbackup: [\d.]+ / [\d.]+ MiB \(100%\)", shown), shown
     quiet = logcaster("backup", str(source), str(tmp_path / "q.tar"))  # stderr: a pipe
     assert b"MiB" not in quiet.stderr and quiet.stderr.count(b"\n") == 1
+
+
+def test_a_killed_backups_staging_is_removed_by_the_next(source: Path, tmp_path: Path) -> None:
+    """kill -9 leaves `.logcaster-backup-<pid>/` (hard links, and a lock its process
+    held); the next backup finds the lock free and removes it, and copies none of it."""
+    backup = subprocess.Popen(
+        [sys.executable, "-m", "logcaster", "backup", str(source), "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert backup.stdout is not None
+    # The stream began, so the links are made; the archive (~400 KB) is larger than
+    # the pipe's buffer, so the backup waits for this reader, its staging in place.
+    backup.stdout.read(512)
+    backup.kill()
+    backup.wait(10)
+    backup.stdout.close()
+    left = list(source.glob(".logcaster-backup-*"))
+    assert len(left) == 1 and list(left[0].rglob("active.log")), left
+    manifest = run_backup(source, tmp_path / "next.tar")
+    assert not list(source.glob(".logcaster-backup-*"))
+    assert all(".logcaster-backup-" not in f["name"] for f in manifest["files"])
