@@ -34,6 +34,7 @@ SMOKE: dict[str, list[str]] = {
     "dashboard": ["--lines", LINES, "--runs", "1", "--pages", "1"],
     "irc": ["--lines", LINES, "--runs", "1", "--clients", "2", "--stalled", "1", "--seconds", "1"],
     "scaleout": ["--lines", LINES, "--runs", "1", "--writers", "1", "--nodes", "1"],
+    "backup": ["--mb", "2", "--seconds", "0.5", "--rate", "2000"],
 }
 FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscribers", "0,2"]
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).

@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return _keys(args)
     if args.command == "migrate":
         return _migrate(args)
+    if args.command in ("backup", "restore"):
+        from logcaster.backup import commands as backup_commands
+
+        return backup_commands.run(args)
     if args.command == "writer":
         from logcaster.scaleout import writer_main
 

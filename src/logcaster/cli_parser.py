@@ -6,6 +6,7 @@ import argparse
 import os
 
 from logcaster import __version__
+from logcaster.backup import cli as backup_cli
 from logcaster.scaleout import writer_cli
 from logcaster.security import commands as token_command
 
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     writer_cli.add_parser(sub)
+    backup_cli.add_parsers(sub)
 
     data = sub.add_parser("data", help="offline tools for a persistence directory (-P DIR)")
     data_sub = data.add_subparsers(dest="data_command", required=True)
