@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return _keys(args)
     if args.command == "migrate":
-        from logcaster.datadir import migrate_cli
+        from logcaster.datadir import migrate_main
 
-        return migrate_cli.run(args)
+        return migrate_main.run(args)
     if args.command == "writer":
         from logcaster.scaleout import writer_main
 

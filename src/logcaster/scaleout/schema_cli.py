@@ -1,7 +1,7 @@
 """`logcaster migrate --postgres URL`: create or upgrade the scale-out schema.
 
 One line out on success, one line on stderr and exit 2 on failure. Called by
-`logcaster.datadir.migrate_cli`, which owns the `migrate` command.
+`logcaster.datadir.migrate_main`, which runs the `migrate` command.
 """
 
 from __future__ import annotations
