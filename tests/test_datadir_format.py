@@ -204,3 +204,20 @@ def test_a_large_lc1_segment_streams_in_bounded_memory(tmp_path: Path) -> None:
     assert "1500 blocks, 840000 events" in out
     grown = (peak - small_peak) * 1024
     assert grown < 16 * 1024 * 1024, f"peak RSS {small_peak} -> {peak} KiB for {total} bytes"
+
+
+def test_a_truncated_gzipped_segment_is_named_and_nothing_is_left_half_done(
+    tmp_path: Path,
+) -> None:
+    data = copy_fixture("v1", tmp_path)
+    rotated = segment_files(data)[0]
+    Path(f"{rotated}.gz").write_bytes(gzip.compress(rotated.read_bytes())[:300])
+    rotated.unlink()
+    before = snapshot(data)
+    done = logcaster("migrate", str(data))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"logcaster migrate: cannot read {rotated}.gz: ")
+    assert done.stderr.count("\n") == 1
+    after = snapshot(data)
+    assert after.pop("lock") == b""  # the migration held it, and released it
+    assert after == before

@@ -21,10 +21,12 @@ import contextlib
 import gzip
 import io
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from logcaster.datadir.lc1 import Damage, iter_blocks
+from logcaster.exceptions import StorageError
 from logcaster.segments.blocks import encode_block
 from logcaster.segments.lock import fsync_dir
 from logcaster.segments.names import QUARANTINE_DIR
@@ -71,10 +73,12 @@ def convert_segment(path: Path, *, dry_run: bool = False) -> Converted:
                     out.close()  # the gzip trailer, before the fsync
                 raw.flush()
                 os.fsync(raw.fileno())
-        except BaseException:
+        except BaseException as exc:
             if not dry_run:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
+            if isinstance(exc, EOFError | zlib.error):  # a .gz cut short or corrupt
+                raise StorageError(f"cannot read {path}: {exc}", path=str(path)) from exc
             raise
     kept = None
     if damage.regions:

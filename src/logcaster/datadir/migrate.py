@@ -71,14 +71,14 @@ def migrate(directory: Path, *, dry_run: bool, say: Say) -> None:
             f"{directory}: not a LogCaster data directory (no segments, index or spool); "
             "a server marks a new directory itself"
         )
-    if dry_run:
-        holder = lock_holder(directory)
-        if holder is not None:
-            raise MigrateError(str(DataDirLocked(directory, holder or None)))
-        _run(directory, found, dry_run=True, say=say)
-        return
     locks: list[DataDirLock] = []
     try:
+        if dry_run:
+            holder = lock_holder(directory)  # a probe: the dry run writes no lock file
+            if holder is not None:
+                raise DataDirLocked(directory, holder or None)
+            _run(directory, found, dry_run=True, say=say)
+            return
         locks.append(DataDirLock(directory).acquire())
         if (directory / "index").is_dir():
             locks.append(DataDirLock(directory / "index").acquire())
@@ -91,7 +91,7 @@ def migrate(directory: Path, *, dry_run: bool, say: Say) -> None:
         raise MigrateError(f"{exc}: stop the server first") from None
     except MigrateError:
         raise
-    except LogCasterError as exc:  # StorageError: a marker, a lock file
+    except LogCasterError as exc:  # StorageError: a marker, a lock file, a segment
         raise MigrateError(str(exc)) from None
     except OSError as exc:
         raise MigrateError(f"{exc.filename or directory}: {exc.strerror or exc}") from None
