@@ -32,12 +32,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     migrate_parser.add_argument(
         "--days-ahead",
         type=int,
+        metavar="N",
         help="--postgres: daily partitions made ahead of today (default 3)",
     )
     migrate_parser.add_argument(
         "--retention-days",
         type=int,
-        help="--postgres: drop the partitions of days older than this (0: keep all)",
+        metavar="N",
+        help="--postgres: drop the partitions of days older than N (0: keep all)",
     )
     migrate_parser.add_argument(
         "--keyword-index",
