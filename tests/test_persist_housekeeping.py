@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from logcaster.datadir.marker import write_marker
+from logcaster.datadir.versions import CURRENT, FORMAT_KEY
 from logcaster.segments import SegmentWriter, read_blocks, scan_segment
 from logcaster.segments.names import list_rotated
 from logcaster.testing import ServerProcess, wait_for
@@ -49,7 +51,10 @@ def all_texts(data: Path) -> list[bytes]:
 
 def make_dir(data: Path, files: int, per_file: int = 30) -> list[Path]:
     """Rotated segments of `per_file` events in 3 blocks each (bodies "old line N"),
-    then 10 events in active.log; the rotated paths."""
+    then 10 events in active.log; the rotated paths. Marked as the current
+    format, as a server of this version would have (docs/data-format.md)."""
+    data.mkdir(parents=True, exist_ok=True)
+    write_marker(data, FORMAT_KEY, CURRENT)
     with SegmentWriter(data, fsync="never") as writer:
         next_id = 1
         for _ in range(files):

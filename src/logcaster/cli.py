@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import signal
@@ -46,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return _keys(args)
     if args.command == "migrate":
-        return _migrate(args)
+        from logcaster.datadir import migrate_main
+
+        return migrate_main.run(args)
     if args.command in ("backup", "restore"):
         from logcaster.backup import commands as backup_commands
 
@@ -256,45 +257,6 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _migrate(args: argparse.Namespace) -> int:
-    """Create or upgrade the scale-out schema; one line out, one line on failure."""
-    import psycopg
-
-    from logcaster.scaleout.schema import (
-        MIGRATIONS,
-        drop_partitions_before,
-        migrate,
-        set_keyword_index,
-    )
-
-    if not 0 <= args.days_ahead <= 366:
-        print("logcaster: --days-ahead must be 0 to 366", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.retention_days < 0:
-        print("logcaster: --retention-days must be 0 or more", file=sys.stderr)
-        return EXIT_CONFIG
-    dropped: list[str] = []
-    try:
-        with psycopg.connect(args.postgres, connect_timeout=10) as conn:
-            applied = migrate(conn, args.days_ahead)
-            if args.keyword_index is not None:
-                set_keyword_index(conn, args.keyword_index == "on")
-            if args.retention_days:
-                today = dt.datetime.now(dt.UTC).date()
-                with conn.transaction():
-                    first_kept = today - dt.timedelta(days=args.retention_days)
-                    dropped = drop_partitions_before(conn, first_kept)
-    except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"logcaster: cannot migrate: {reason}", file=sys.stderr)
-        return EXIT_CONFIG
-    done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
-    print(f"schema version {len(MIGRATIONS)} ({done}); partitions to {args.days_ahead} days ahead")
-    if dropped:
-        print(f"dropped {len(dropped)} partitions: {', '.join(dropped)}")
-    return 0
-
-
 def _serve(args: argparse.Namespace) -> int:
     overrides = {
         "ingest.host": args.host,
@@ -323,9 +285,15 @@ def _serve(args: argparse.Namespace) -> int:
         log_event(logger, logging.WARNING, "unknown_env_variable", variable=name, action="ignored")
     import uvloop
 
+    from logcaster.datadir.versions import mark_new, refusal
     from logcaster.exceptions import StorageError
     from logcaster.segments.lock import DataDirLocked, lock_all
 
+    # An older (or newer) format is refused before the lock file is written:
+    # the directory stays byte for byte as it was (docs/data-format.md).
+    if (refused := refusal(config.persist.dir)) is not None:
+        print(f"logcaster: {refused}", file=sys.stderr)
+        return EXIT_CONFIG
     # One owner per directory the server writes, taken before anything in it is
     # touched and released on every way out (a kill -9 releases it too: a flock).
     try:
@@ -337,6 +305,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"logcaster: cannot start: persist.dir: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
+        mark_new(config.persist.dir)  # a new directory: FORMAT, now that it is ours
         drained = uvloop.run(_run(config, lambda: load_config(args.config, overrides=overrides)))
     except StartupError as exc:
         # One line for the operator, not a traceback: the reason names the option.

@@ -7,6 +7,7 @@ import os
 
 from logcaster import __version__
 from logcaster.backup import cli as backup_cli
+from logcaster.datadir import migrate_cli
 from logcaster.scaleout import writer_cli
 from logcaster.security import commands as token_command
 
@@ -135,29 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _tls_options(sim)
 
-    migrate = sub.add_parser(
-        "migrate",
-        help="create or upgrade the scale-out PostgreSQL schema (docs/scaleout-design.md)",
-        epilog="exit status: 0 the schema is current, 2 the database cannot be reached or used",
-    )
-    migrate.add_argument(
-        "--postgres", required=True, metavar="URL", help="postgresql://USER@HOST:PORT/DB"
-    )
-    migrate.add_argument(
-        "--days-ahead", type=int, default=3, help="daily partitions made ahead of today (3)"
-    )
-    migrate.add_argument(
-        "--retention-days",
-        type=int,
-        default=0,
-        help="drop the partitions of days older than this (0: keep all; writers take it too)",
-    )
-    migrate.add_argument(
-        "--keyword-index",
-        choices=["on", "off"],
-        help="make or drop the pg_trgm index on the text (default: leave it; made at first)",
-    )
-
+    migrate_cli.add_parser(sub)
     writer_cli.add_parser(sub)
     backup_cli.add_parsers(sub)
 

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from logcaster.datadir.versions import CURRENT, detect
+from logcaster.exceptions import LogCasterError
 from logcaster.segments.blocks import MODES
 from logcaster.segments.names import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
 from logcaster.segments.repair import parse_damaged_name
@@ -121,6 +123,9 @@ class Validation:
     segments: list[FileReport]
     quarantined: list[FileReport]
     id_issues: list[IdIssue]
+    # The directory's format (datadir/versions.py): one line, and its parts for --json.
+    format_line: str = ""
+    format: dict[str, Any] = field(default_factory=dict)
 
     @property
     def problem_count(self) -> int:
@@ -158,6 +163,7 @@ class Validation:
             "segments": [_file_dict(f) for f in self.segments],
             "quarantined": [_file_dict(f) for f in self.quarantined],
             "id_issues": [asdict(i) for i in self.id_issues],
+            "format": self.format,
         }
 
 
@@ -276,12 +282,21 @@ def validate(directory: str | os.PathLike[str]) -> Validation:
             elif report.first_id > prev.last_id + 1:
                 issues.append(IdIssue("gap", prev.path, report.path, prev.last_id, report.first_id))
         prev = report
-    return Validation(str(d), segments, quarantined, issues)
+    validation = Validation(str(d), segments, quarantined, issues)
+    try:
+        found = detect(d)
+        validation.format_line, validation.format = found.describe(), found.to_dict()
+    except (LogCasterError, OSError) as exc:
+        validation.format_line = f"format: unknown ({exc})"
+        validation.format = {"version": None, "current": CURRENT, "error": str(exc)}
+    return validation
 
 
 def format_validation(v: Validation) -> str:
     """Human-readable report: one line per file, then its problems indented."""
     lines = [f"data dir {v.directory}"]
+    if v.format_line:
+        lines.append(f"  {v.format_line}")
     width = max((len(f.path) for f in v.segments + v.quarantined), default=0)
 
     def file_line(f: FileReport) -> None:

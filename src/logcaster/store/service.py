@@ -31,6 +31,8 @@ from collections import deque
 from pathlib import Path
 
 from logcaster.config import Config
+from logcaster.datadir.marker import ensure_marker
+from logcaster.datadir.versions import INDEX_FORMAT
 from logcaster.log import log_event
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.segments.lock import DataDirLock, DataDirLocked
@@ -121,6 +123,8 @@ class Store:
     def load(self, durable_id: int) -> None:
         """At start (in a thread): the high-water id the index on disk supports."""
         index_dir(self.directory).mkdir(parents=True, exist_ok=True)
+        # The index's own version (docs/data-format.md): marked when it is made.
+        ensure_marker(index_dir(self.directory), "index", INDEX_FORMAT, "index")
         self.high_water = indexed_on_disk(self.directory)
         self._durable = durable_id
 

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from logcaster.datadir.marker import ensure_marker
+from logcaster.datadir.versions import SPOOL_FORMAT
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.pipeline.batch import Batch, mark_label, split_label
@@ -123,6 +125,9 @@ class Spool:
         self._writer = SegmentWriter(
             self.directory, max_bytes=_NO_ROTATION, fsync=fsync, fsync_interval=fsync_interval
         )
+        # The spool's own version (docs/data-format.md): its segments say theirs,
+        # the cursor file does not.
+        ensure_marker(self.directory, "spool", SPOOL_FORMAT, "spool")
         self._recover()
         self._cursor_path = self.directory / CURSOR_NAME
         # Ids at or below the cursor were delivered. A cursor above everything on
