@@ -372,10 +372,7 @@ class Spool:
                         source, mark = split_label(h.source)
                         batch = Batch(h.first_id, h.received, source, texts, mark).cut(skip)
                         self._loaded.append((batch, seg))
-                        # The batch as cut: counting the skipped head too made
-                        # `_load` stop early with nothing loaded, so `read` came
-                        # back empty while events were pending.
-                        self._loaded_events += len(batch.texts)
+                        self._loaded_events += len(batch.texts)  # as cut: not the skipped
                         if self._loaded_events >= want:
                             return
             if not active and seg.read_at < end:
