@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,9 @@ def test_lines_of_present_and_new_files(server_factory: ServerFactory, tmp_path:
     assert all(s.startswith("file:shop\x1e") for s in stored_sources(data))
     stats = server.stats()
     assert stats["FilesWatched"] == 3 and stats["FileLines"] == 2000
+    # The source binds no port: readiness does not wait for one.
+    ready = urllib.request.urlopen(f"http://127.0.0.1:{server.ports['http']}/readyz", timeout=5)
+    assert ready.status == 200
     assert stats["FileReadBytes"] == sum(p.stat().st_size for p in logs.glob("[abc].log"))
 
 
@@ -104,6 +108,8 @@ def test_file_deleted_while_being_read(server_factory: ServerFactory, tmp_path: 
     assert_exactly_once(texts, n)
     stats = wait_for("closed", server.stats, lambda s: s["FilesWatched"] == 0)
     assert stats["FileRotations"] == 1
+    # Backpressure: the queue filled and the source waited instead of dropping.
+    assert stats["Dropped"] == 0 and stats["HighWatermark"] >= 1
 
 
 def test_too_many_files_warns_naming_the_glob(
@@ -152,3 +158,60 @@ def test_bad_config_names_the_key(
     config = tmp_path / "c.yaml"
     config.write_text(json.dumps({"sources": {"files": files}}))
     assert_one_line_failure(serve("--config", str(config)), *words)
+
+
+def test_damaged_positions_file_stops_the_start(tmp_path: Path) -> None:
+    """A positions file that is not one is not guessed around: one line naming it."""
+    data = tmp_path / "data"
+    (data / "sources").mkdir(parents=True)
+    positions = data / "sources" / "file-positions.json"
+    positions.write_text("{not json")
+    inputs = [{"paths": [f"{tmp_path}/*.log"], "service": "a"}]
+    config = write_config(tmp_path / "c.yaml", inputs)
+    result = serve("--config", str(config), "-P", str(data), "--log-level", "warning")
+    assert_one_line_failure(result, "sources.files", str(positions), "not a positions file")
+
+
+def test_restart_resumes_and_reads_what_came_meanwhile(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A clean stop saves the positions; lines appended while the server is down and a
+    file created meanwhile are read at the next start, nothing twice. An unfinished
+    last line waits for its newline across the restart."""
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    logs.mkdir()
+    log = logs / "a.log"
+    log.write_bytes(numbered(0, 500) + b"line 500 unfinis")
+    inputs = [{"paths": [f"{logs}/*.log"], "service": "a", "multiline": False}]
+    config = write_config(tmp_path / "c.yaml", inputs)
+    server = start(server_factory, config, data)
+    wait_stored(data, 500)
+    assert server.stop() == 0
+    saved = json.loads((data / "sources" / "file-positions.json").read_text())
+    assert [e["offset"] for e in saved["files"].values()] == [len(numbered(0, 500))]
+    with open(log, "ab") as f:
+        f.write(b"hed\n" + numbered(501, 800))
+    (logs / "b.log").write_bytes(numbered(800, 1000))
+    start(server_factory, config, data)
+    texts = wait_stored(data, 1000)
+    assert b"line 500 unfinished" in texts
+    assert_exactly_once(texts, 1000)
+
+
+def test_long_lines_are_cut_as_on_tcp(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """A line past ingest.max_line_bytes, read over several chunks, is stored cut and
+    marked, counted in Truncated; the lines around it are whole."""
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    logs.mkdir()
+    long = b"line 1 " + b"y" * 300_000
+    (logs / "a.log").write_bytes(numbered(0, 1) + long + b"\n" + numbered(2, 3))
+    inputs = [{"paths": [f"{logs}/*.log"], "service": "a", "multiline": False}]
+    config = write_config(tmp_path / "c.yaml", inputs, read_bytes=65536)
+    env = {"LOGCASTER_INGEST__MAX_LINE_BYTES": "1024"}
+    server = start(server_factory, config, data, env=env)
+    texts = wait_stored(data, 3)
+    assert texts[0] == b"line 0 " and texts[2] == b"line 2 "
+    assert (
+        len(texts[1]) == 1024 and texts[1].startswith(b"line 1 yyy") and texts[1].endswith(b"...")
+    )
+    assert server.stats()["Truncated"] == 1

@@ -39,9 +39,10 @@ logger = logging.getLogger("logcaster.sources.files")
 
 LISTENER = "file"
 IDLE_READ_S = 0.25  # at the end of every file: look again this often (at most poll_interval)
-SAVE_EVERY_S = 1.0
+SAVE_EVERY_S = 1.0  # the positions file, when a position moved
 # Chunks read from one file before the next gets its turn (and the scans theirs).
-ROUND_CHUNKS = 16  # the positions file, when a position moved
+ROUND_CHUNKS = 16
+MAX_UNREADABLE = 10_000  # paths remembered as warned about; past it, warned again
 
 
 class FileSource:
@@ -70,6 +71,7 @@ class FileSource:
         self._saved_at = 0.0
         self._waiting = 0
         self._warned: dict[str, int] = {}  # glob -> count last warned about
+        self._unreadable: set[str] = set()  # paths warned about (bounded: MAX_UNREADABLE)
         self._bytes = 0
         self._rotations = 0
         self._truncations = 0
@@ -155,6 +157,9 @@ class FileSource:
         for ident, tailer in list(self._tailers.items()):
             for _ in range(ROUND_CHUNKS):
                 if tailer.id is None and not self._reidentify(tailer):
+                    break
+                # A file that did not grow costs one fstat, not a thread's round trip.
+                if os.fstat(tailer.fd).st_size <= tailer.read_to:
                     break
                 data = await asyncio.to_thread(os.pread, tailer.fd, chunk, tailer.read_to)
                 if not data:
@@ -299,8 +304,15 @@ class FileSource:
         try:
             fd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            log_event(logger, logging.WARNING, "file_unreadable", path=cand.path, error=str(exc))
+            if cand.path not in self._unreadable:  # once per path, not every scan
+                if len(self._unreadable) >= MAX_UNREADABLE:
+                    self._unreadable.clear()
+                self._unreadable.add(cand.path)
+                log_event(
+                    logger, logging.WARNING, "file_unreadable", path=cand.path, error=str(exc)
+                )
             return
+        self._unreadable.discard(cand.path)
         try:
             st = os.fstat(fd)
             fid = identify(fd) if (st.st_dev, st.st_ino) == (cand.dev, cand.ino) else None
