@@ -67,6 +67,9 @@ def wait_stored(data: Path, n: int, timeout: float = 60.0) -> list[bytes]:
     )
 
 
+TRACE = b'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x\n'
+
+
 def at_least(k: int) -> Callable[[int], bool]:
     """A `wait_for` condition: the value is `k` or more."""
     return lambda value: value >= k
@@ -103,7 +106,17 @@ class Writer:
     """Appends numbered lines to a file in a thread (a logging application: open
     for append, write, flush), reopening it when it was renamed away. `stop` ends it."""
 
-    def __init__(self, path: Path, total: int, per_write: int = 50, pause: float = 0.002) -> None:
+    def __init__(
+        self,
+        path: Path,
+        total: int,
+        per_write: int = 50,
+        pause: float = 0.002,
+        trace_every: int = 0,
+    ) -> None:
+        """`trace_every`: after every that many lines, a Python stack trace (three lines
+        a multi-line framer groups into one event)."""
+        self.trace_every = trace_every
         self.path = path
         self.total = total
         self.per_write = per_write
@@ -126,6 +139,8 @@ class Writer:
                     f = open(self.path, "ab")  # noqa: SIM115
                 stop = min(self.total, self.written + self.per_write)
                 f.write(numbered(self.written, stop))
+                if self.trace_every and stop % self.trace_every == 0:
+                    f.write(TRACE)
                 f.flush()
                 self.written = stop
                 time.sleep(self.pause)

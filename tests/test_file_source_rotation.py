@@ -14,11 +14,11 @@ from pathlib import Path
 from logcaster.testing import wait_for
 from tests.conftest import ServerFactory
 from tests.file_source_helpers import (
+    TRACE,
     Writer,
     assert_exactly_once,
     at_least,
     line_numbers,
-    numbered,
     start,
     stored_texts,
     wait_stored,
@@ -99,37 +99,34 @@ def test_logrotate_copytruncate_during_writes(
 
 
 def test_kill_9_mid_file_then_restart(server_factory: ServerFactory, tmp_path: Path) -> None:
-    """kill -9 twice while a large file with multi-line events is being read, restart
-    each time: every line is stored exactly once (the positions in the blocks'
-    labels and the positions file together are exact)."""
+    """kill -9 twice while lines (with multi-line stack traces among them) are being
+    appended and read; the writer goes on while the server is down; restart each
+    time: every line is stored exactly once (the positions in the blocks' labels
+    and the positions file together are exact), every trace whole and once."""
     logs, data = tmp_path / "logs", tmp_path / "data"
     logs.mkdir()
-    n = 300_000
+    n = 200_000
     log = logs / "app.log"
-    with open(log, "wb") as f:
-        for start_at in range(0, n, 1000):
-            f.write(numbered(start_at, start_at + 1000, width=30))
-            # A stack trace: held by the framer until the next line shows it ended.
-            f.write(b'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x\n')
+    log.touch()
     inputs = [{"paths": [str(log)], "service": "app"}]
     config = write_config(tmp_path / "c.yaml", inputs, read_bytes=65536)
     env = {"LOGCASTER_QUEUE__MAX_EVENTS": "5000"}  # reading proceeds in many batches
-    stored_before = 0
-    for round_ in range(2):
+    writer = Writer(log, n, trace_every=1000).start()
+    for at in (n // 5, n // 2):
         server = start(server_factory, config, data, env=env)
-        wait_for("progress", lambda: len(stored_texts(data)), at_least(stored_before + 1000))
+        wait_for("lines written", lambda: writer.written, at_least(at))
         server.stop(signal.SIGKILL)
-        stored_before = len(stored_texts(data))
-        assert sum(line_numbers(stored_texts(data)).values()) < n, f"round {round_}: all read"
+        assert writer.written < n  # killed in the middle of the file
     server = start(server_factory, config, data, env=env)
-    wait_for(
+    writer.join()
+    counted = wait_for(
         "every line",
         lambda: sum(line_numbers(stored_texts(data)).values()),
-        lambda k: k >= n,
+        at_least(n),
         timeout=120,
     )
+    assert counted == n
     texts = stored_texts(data)
     assert_exactly_once(texts, n)
-    traces = sum(t.startswith(b"Traceback") and t.endswith(b"ValueError: x") for t in texts)
-    assert traces == n // 1000  # each grouped, whole, once
-    del server
+    traces = [t for t in texts if t.startswith(b"Traceback")]
+    assert len(traces) == n // 1000 and set(traces) == {TRACE.rstrip(b"\n")}
