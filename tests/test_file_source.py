@@ -36,7 +36,8 @@ def test_lines_of_present_and_new_files(server_factory: ServerFactory, tmp_path:
     (logs / "a.log").write_bytes(numbered(0, 1000))
     (logs / "skip.log").write_bytes(b"excluded\n")
     inputs = [{"paths": [f"{logs}/*.log"], "exclude": ["*/skip.log"], "service": "shop"}]
-    server = start(server_factory, write_config(tmp_path / "c.yaml", inputs), data)
+    env = {"LOGCASTER_STORE__INDEX_DELAY_MS": "50"}
+    server = start(server_factory, write_config(tmp_path / "c.yaml", inputs), data, env=env)
     wait_stored(data, 1000)
     (logs / "b.log").write_bytes(numbered(1000, 1500))
     with open(logs / "c.log", "ab") as f:  # appears empty, written later
@@ -49,6 +50,11 @@ def test_lines_of_present_and_new_files(server_factory: ServerFactory, tmp_path:
     doc = json.loads(server.query("JSON QUERY limit=5"))
     assert {ev["service"] for ev in doc["events"]} == {"shop"}
     assert {ev["source"] for ev in doc["events"]} == {"file:shop"}
+    # The store indexes the input's service too (its texts name none).
+    wait_for("indexed", server.stats, lambda s: s["StoreIndexed"] >= 2000)
+    for where in ("store", "memory"):
+        found = json.loads(server.query(f"JSON QUERY source={where} service=shop max_count=5000"))
+        assert found["found"] == 2000, where
     # On disk each block's label carries the file's key and the offset it ends at.
     assert all(s.startswith("file:shop\x1e") for s in stored_sources(data))
     stats = server.stats()

@@ -15,8 +15,7 @@ from pathlib import Path
 from logcaster.pipeline.batch import split_label
 from logcaster.segments import read_batches
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
-
-SOURCE_PREFIX = "file:"
+from logcaster.sources.files.labels import PREFIX
 
 
 def stored_offsets(directory: Path, after_id: int) -> dict[str, int]:
@@ -44,7 +43,7 @@ def _scan(directory: Path, after_id: int) -> dict[str, int]:
     found: dict[str, int] = {}
     for path in paths:
         for batch in read_batches(path):
-            if not batch.source.startswith(SOURCE_PREFIX):
+            if not batch.source.startswith(PREFIX):
                 continue
             if batch.first_id + len(batch.texts) - 1 <= after_id:
                 continue
