@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from tests.file_source_helpers import (
     wait_stored,
     write_config,
 )
+from tests.metrics_helpers import http_get, metrics_text, samples, value
 from tests.test_operator_errors import assert_one_line_failure, serve
 
 
@@ -55,13 +55,20 @@ def test_lines_of_present_and_new_files(server_factory: ServerFactory, tmp_path:
     for where in ("store", "memory"):
         found = json.loads(server.query(f"JSON QUERY source={where} service=shop max_count=5000"))
         assert found["found"] == 2000, where
+    # /metrics: the source's families, and the level tally by the input's service.
+    entries = wait_for(
+        "tallied",
+        lambda: samples(metrics_text(server.ports["http"])),
+        lambda found: value(found, "logcaster_logging_entries_total", component="shop") >= 2000,
+    )
+    assert value(entries, "logcaster_files_watched") == 3
+    assert value(entries, "logcaster_file_lines_total") == 2000
     # On disk each block's label carries the file's key and the offset it ends at.
     assert all(s.startswith("file:shop\x1e") for s in stored_sources(data))
     stats = server.stats()
     assert stats["FilesWatched"] == 3 and stats["FileLines"] == 2000
     # The source binds no port: readiness does not wait for one.
-    ready = urllib.request.urlopen(f"http://127.0.0.1:{server.ports['http']}/readyz", timeout=5)
-    assert ready.status == 200
+    assert http_get(server.ports["http"], "/readyz")[0] == 200
     assert stats["FileReadBytes"] == sum(p.stat().st_size for p in logs.glob("[abc].log"))
 
 
