@@ -228,3 +228,30 @@ def test_long_lines_are_cut_as_on_tcp(server_factory: ServerFactory, tmp_path: P
         len(texts[1]) == 1024 and texts[1].startswith(b"line 1 yyy") and texts[1].endswith(b"...")
     )
     assert server.stats()["Truncated"] == 1
+
+
+def test_read_from_end_skips_what_was_there_at_the_first_start(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """read_from: end: a file present at the very first start is read from after its
+    last complete line (an unfinished one is read once it ends); a file that appears
+    later is read whole; after a restart the saved positions rule, not `end`."""
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    logs.mkdir()
+    old = logs / "old.log"
+    old.write_bytes(b"history 1\nhistory 2\nline 0 ")
+    inputs = [{"paths": [f"{logs}/*.log"], "service": "a", "multiline": False}]
+    config = write_config(tmp_path / "c.yaml", inputs, read_from="end")
+    server = start(server_factory, config, data)
+    wait_for("followed", server.stats, lambda s: s["FilesWatched"] == 1)
+    with open(old, "ab") as f:
+        f.write(b"\n" + numbered(1, 100))
+    (logs / "new.log").write_bytes(numbered(100, 200))
+    wait_stored(data, 200)
+    assert server.stop() == 0
+    with open(old, "ab") as f:
+        f.write(numbered(200, 300))
+    start(server_factory, config, data)
+    texts = wait_stored(data, 300)
+    assert not any(t.startswith(b"history") for t in texts)
+    assert_exactly_once(texts, 300)

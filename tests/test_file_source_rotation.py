@@ -11,6 +11,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from logcaster.testing import wait_for
 from tests.conftest import ServerFactory
 from tests.file_source_helpers import (
@@ -36,16 +38,20 @@ def logrotate(tmp_path: Path, log: Path, how: str) -> None:
     subprocess.run([LOGROTATE, "-f", "-s", str(state), str(conf)], check=True, timeout=30)
 
 
-def test_logrotate_rename_during_writes(server_factory: ServerFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("glob", ["app.log", "app.log*"])
+def test_logrotate_rename_during_writes(
+    server_factory: ServerFactory, tmp_path: Path, glob: str
+) -> None:
     """logrotate renames app.log away twice while lines are appended; the writer
-    reopens after each (as an application does on SIGHUP). The glob names only
-    app.log: the renamed files are read to their end through the open descriptor.
-    Every line stored exactly once."""
+    reopens after each (as an application does on SIGHUP). With the glob naming
+    only app.log the renamed files are read to their end through the open
+    descriptor; with `app.log*` they are also matched under their new names and
+    known by their identity, not read again. Every line stored exactly once."""
     logs, data = tmp_path / "logs", tmp_path / "data"
     logs.mkdir()
     log = logs / "app.log"
     log.touch()
-    inputs = [{"paths": [str(log)], "service": "app"}]
+    inputs = [{"paths": [str(logs / glob)], "service": "app"}]
     server = start(server_factory, write_config(tmp_path / "c.yaml", inputs), data)
     n = 60_000
     writer = Writer(log, n).start()
