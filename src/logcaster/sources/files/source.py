@@ -166,13 +166,26 @@ class FileSource:
                     break
                 progressed = True
                 self._bytes += len(data)
-                await self._wait(tailer.take(data, self._pipeline))
+                await self._wait(self._process(tailer, data))
                 self._count_truncated(tailer)
                 if len(data) < chunk:
                     break
             if tailer.gone and self._done_with(tailer):
                 self._finish(ident, tailer)
         return progressed
+
+    def _process(self, tailer: Tailer, data: bytes) -> Offered | None:
+        """Frame and submit one read, its time counted in this turn's intake budget
+        (pipeline/turns.py): TCP reads after it in the same turn wait for the next.
+        Between two reads the task awaits the thread's `pread`, so queries get
+        the loop at least once per `read_bytes` processed."""
+        answer: list[Offered | None] = [None]
+
+        def process(chunk: bytes) -> None:
+            answer[0] = tailer.take(chunk, self._pipeline)
+
+        self._pipeline.intake.run(process, data)
+        return answer[0]
 
     def _done_with(self, tailer: Tailer) -> bool:
         """A rotated file at its end is closed once no byte came for rotate_wait."""
@@ -365,6 +378,8 @@ class FileSource:
         """Positions of files neither followed nor matched by a glob any more go."""
         keep = {t.id.key for t in [*self._tailers.values(), *self._closing] if t.id is not None}
         for key, entry in list(self._offsets.items()):
+            if entry.dev < 0 and self._waiting:
+                continue  # known from the blocks only: maybe a file still waiting for a slot
             if key not in keep and (entry.dev, entry.ino) not in present:
                 del self._offsets[key]
                 self._consumed.pop(key, None)
@@ -375,7 +390,7 @@ class FileSource:
     def _durable_moved(self, durable_id: int) -> None:
         for tailer in [*self._tailers.values(), *self._closing]:
             fid = tailer.id
-            if tailer.durable_moved(durable_id) and fid is not None:
+            if tailer.pending and tailer.durable_moved(durable_id) and fid is not None:
                 entry = self._offsets.get(fid.key)
                 if entry is not None and entry.offset != tailer.durable:
                     self._offsets[fid.key] = msgspec.structs.replace(entry, offset=tailer.durable)
