@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from logcaster.pipeline.batch import split_label
+from logcaster.sources.files.labels import file_label, file_position, service_of
 from logcaster.testing import wait_for
 from tests.conftest import ServerFactory
 from tests.file_source_helpers import (
@@ -64,7 +66,7 @@ def test_lines_of_present_and_new_files(server_factory: ServerFactory, tmp_path:
     assert value(entries, "logcaster_files_watched") == 3
     assert value(entries, "logcaster_file_lines_total") == 2000
     # On disk each block's label carries the file's key and the offset it ends at.
-    assert all(s.startswith("file:shop\x1e") for s in stored_sources(data))
+    assert all(s.startswith("file:shop\x1f") for s in stored_sources(data))
     stats = server.stats()
     assert stats["FilesWatched"] == 3 and stats["FileLines"] == 2000
     # The source binds no port: readiness does not wait for one.
@@ -255,3 +257,12 @@ def test_read_from_end_skips_what_was_there_at_the_first_start(
     texts = wait_stored(data, 300)
     assert not any(t.startswith(b"history") for t in texts)
     assert_exactly_once(texts, 300)
+
+
+def test_a_file_position_is_no_client_session() -> None:
+    """The forward spool and scale-out's writers read a `mark_label` mark as a client
+    session and deduplicate on its line numbers: a file's label must not be one."""
+    label = file_label("shop", "0123456789abcdef0123456789abcdef", 4096)
+    assert split_label(label) == (label, None)
+    assert file_position(label) == ("0123456789abcdef0123456789abcdef", 4096)
+    assert service_of(label) == "shop" and file_position("tcp:1.2.3.4:5") is None

@@ -1,7 +1,7 @@
 """At start: how far the segments say each file was stored.
 
 Each batch read from a file carries the file's key and the offset its texts end
-at in its source label (`mark_label`), so the file sink's blocks record the
+at in its source label (labels.py), so the file sink's blocks record the
 progress together with the lines, in one write. The positions file was saved
 with the durable id of its moment; only blocks after that id can hold newer
 offsets, so only the segments that may hold them are read: the last rotated
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from logcaster.pipeline.batch import split_label
 from logcaster.segments import read_batches
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
-from logcaster.sources.files.labels import PREFIX
+from logcaster.sources.files.labels import file_position
 
 
 def stored_offsets(directory: Path, after_id: int) -> dict[str, int]:
@@ -43,11 +42,9 @@ def _scan(directory: Path, after_id: int) -> dict[str, int]:
     found: dict[str, int] = {}
     for path in paths:
         for batch in read_batches(path):
-            if not batch.source.startswith(PREFIX):
-                continue
             if batch.first_id + len(batch.texts) - 1 <= after_id:
                 continue
-            _, mark = split_label(batch.source)
-            if mark is not None and mark.seq > found.get(mark.session, -1):
-                found[mark.session] = mark.seq
+            position = file_position(batch.source)
+            if position is not None and position[1] > found.get(position[0], -1):
+                found[position[0]] = position[1]
     return found

@@ -13,7 +13,7 @@ truncation starts a new one):
 The framer is fed whole lines only (the unfinished one stays here), so the
 framer's `held_lines` alone tells where its held event starts: the position
 after a batch is exact, and it travels in the batch's source label
-(`mark_label`): the file sink stores it in the block with the lines.
+(labels.py): the file sink stores it in the block with the lines.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import os
 import time
 from collections import deque
 
-from logcaster.pipeline.batch import StreamMark, mark_label
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.pipeline import Offered, Pipeline
 from logcaster.sources.files.identity import FileId
+from logcaster.sources.files.labels import PREFIX, file_label
 
 
 class Tailer:
@@ -48,7 +48,8 @@ class Tailer:
         self.read_to = offset
         self.consumed = offset
         self.durable = offset
-        self.source = f"file:{service}"
+        self.service = service
+        self.source = PREFIX + service
         self._framer = framer
         self._max_line = max_line
         self._tail = b""  # the unfinished last line (its head only, past max_line)
@@ -121,9 +122,7 @@ class Tailer:
         if not texts:
             return None
         fid = self.id
-        label = (
-            self.source if fid is None else mark_label(self.source, StreamMark(fid.key, consumed))
-        )
+        label = self.source if fid is None else file_label(self.service, fid.key, consumed)
         offered = pipeline.offer(texts, label)
         self.pending.append((pipeline.last_id, self.consumed))
         return offered
