@@ -56,6 +56,7 @@ from _common import (
     parse_count,
     positive_int,
 )
+from _file_run import bench_file
 from _ingest_report import Summary, render_table, result_doc
 from _ingest_run import run_logcaster
 from _tls import make_tls
@@ -142,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-rsyslog", action="store_true", help="skip the rsyslog reference")
     parser.add_argument(
+        "--source",
+        choices=["tcp", "file"],
+        default="tcp",
+        help="file: LogCaster's file-tail source reads the corpus from a file, beside "
+        "rsyslog's imfile reading the same file (bench/_file_run.py); --connections, "
+        "--ack, --tls, --encrypt, --redact and socat do not apply",
+    )
+    parser.add_argument(
         "--persist",
         choices=["always", "interval", "never"],
         help="run LogCaster with its file sink (-P in bench/out) and this fsync setting",
@@ -223,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.server).exists() and shutil.which(args.server) is None:
         log(f"error: no logcaster command at {args.server} (run `make install`)")
         return 2
+    if args.source == "file":
+        return _file_main(args, server_cmd)
     socat = None if args.no_reference else _socat.ensure_socat()
     if not args.no_reference and socat is None:
         log("warning: socat is not available: running without the raw reference")
@@ -261,6 +272,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_path = OUT_DIR / f"ingest-{stamp}.json"
     out_path.write_text(json.dumps(doc, indent=2) + "\n")
     log(f"results written to {out_path}")
+    print(json.dumps(doc, separators=(",", ":")), flush=True)
+    return 0
+
+
+def _file_main(args: argparse.Namespace, server_cmd: list[str]) -> int:
+    """`--source file`: the file-tail source against rsyslog's imfile (bench/_file_run.py)."""
+    rsyslogd = None if args.no_rsyslog else _rsyslog.ensure_rsyslogd()
+    try:
+        with corpus_for(args.lines, args.seed, args.keep_corpus, args.corpus) as corpus:
+            doc = bench_file(args, corpus, server_cmd, rsyslogd)
+    except BenchError as exc:
+        log(f"error: {exc}")
+        return 1
+    finally:
+        CHILDREN.kill_all()
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    (OUT_DIR / f"ingest-file-{stamp}.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, separators=(",", ":")), flush=True)
     return 0
 

@@ -44,6 +44,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-encrypt": ("ingest", [*SMOKE["ingest"], "--encrypt", "user_id,email"]),
     "ingest-redact": ("ingest", [*SMOKE["ingest"], "--redact", "--corpus", "secrets"]),
     "http-fanout": ("http", [*SMOKE["http"], *FANOUT]),
+    "ingest-file": ("ingest", ["--lines", LINES, "--runs", "1", "--source", "file"]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 # Runs whose table is checked too: run name -> a heading its stdout must show.

@@ -34,6 +34,8 @@ def _config(tmp_path: Path, receiver: HttpReceiver) -> Server:
         "persist.dir": str(tmp_path / "data"),
         "store.index_delay_ms": 50,
         "forward": [group("copy", [receiver.url])],
+        # The file-tail source's metrics too (docs/file-source.md): no file matches.
+        "sources.files.inputs": [{"paths": [str(tmp_path / "*.log")], "service": "f"}],
     }
     return Server(load_config(None, environ={}, overrides=overrides))
 

@@ -70,6 +70,7 @@ from logcaster.sinks.base import Sink
 from logcaster.sinks.file import FileSink
 from logcaster.sinks.forward.group import SinkGroup
 from logcaster.sinks.memory import MemorySink
+from logcaster.sources.files.source import FileSource
 from logcaster.sources.stream_listener import line_ingest
 from logcaster.sources.syslog import SyslogListener
 from logcaster.stats import Stats
@@ -170,6 +171,8 @@ class Server:
         guards = {name: security.guard(name) for name in ("ingest", "syslog", "query", "http")}
         ingest = guards["ingest"]
         c.sources["ingest"] = line_ingest(config, self.pipeline, self.stats, ingest, ingest.ssl)
+        if config.sources.files.inputs:  # the file-tail source (docs/file-source.md)
+            c.sources["files"] = FileSource(config, self.pipeline, self.stats)
         if config.syslog.port is not None:
             syslog = guards["syslog"]
             c.sources["syslog"] = SyslogListener(
@@ -197,7 +200,10 @@ class Server:
             failing_sinks=self.pipeline.failing,
             groups=groups,
             store=self.store,
-            unbound=lambda: [n for n, p in c.listeners().items() if p.endpoint is None],
+            # The file source binds nothing: it is never "unbound".
+            unbound=lambda: [
+                n for n, p in c.listeners().items() if p.endpoint is None and n != "files"
+            ],
             draining=lambda: self.draining,
         )
         self.http: HttpServer | None = None

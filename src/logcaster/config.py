@@ -54,6 +54,7 @@ from logcaster.parsing import user_rules
 from logcaster.scaleout.options import PUBLISH_GROUP, ScaleoutConfig
 from logcaster.security import settings
 from logcaster.sinks.forward.target import parse_target
+from logcaster.sources.files.options import SourcesConfig, check_files
 
 
 class Config(Section, frozen=True):
@@ -99,6 +100,7 @@ class Config(Section, frozen=True):
     encrypt: EncryptConfig = msgspec.field(default_factory=EncryptConfig)
     redact: RedactConfig = msgspec.field(default_factory=RedactConfig)
     scaleout: ScaleoutConfig = msgspec.field(default_factory=ScaleoutConfig)
+    sources: SourcesConfig = msgspec.field(default_factory=SourcesConfig)  # docs/file-source.md
 
     @property
     def store_on(self) -> bool:
@@ -220,6 +222,7 @@ def validate(data: Mapping[str, Any]) -> Config:
     _check_forward(config)
     _check_scaleout(config)
     _check_multiline(config)
+    check_files(config.sources.files, config.multiline)
     settings.check_security(config)
     settings.check_tls(config)
     settings.check_encrypt(config)

@@ -32,6 +32,7 @@ from logcaster.parsing.codes import LEVEL_NAMES, ServiceCodes
 from logcaster.parsing.extract import Extractor
 from logcaster.pipeline.batch import Batch
 from logcaster.sinks.memory import MemorySink
+from logcaster.sources.files.labels import fill_services
 
 EVERY_S = 1.0
 MAX_PER_RUN = 10_000  # 20-45 ms of extraction (2-4.5 µs an event): a few % of a core
@@ -79,11 +80,12 @@ class LevelTally:
         batches, skip = memory.snapshot()
         new = memory.received - self._written  # on the loop, with the snapshot: consistent
         self._written = memory.received
-        texts, received = _newest(batches, skip, self._through, MAX_PER_RUN)
+        texts, received, sources = _newest(batches, skip, self._through, MAX_PER_RUN)
         if batches:
             self._through = max(self._through, batches[-1].last_id)
         if texts:
             fields = await asyncio.to_thread(self._extractor.extract_texts, texts, received)
+            fill_services(fields.service, sources, self._services)  # file inputs' service
             self._count(fields.level, fields.service)
         if new > len(texts):
             self._add((UNTALLIED, UNTALLIED), new - len(texts))
@@ -118,10 +120,11 @@ class LevelTally:
 
 def _newest(
     batches: list[Batch], skip: int, after_id: int, cap: int
-) -> tuple[list[bytes], np.ndarray]:
+) -> tuple[list[bytes], np.ndarray, list[tuple[int, str]]]:
     """Up to `cap` texts of events with ids above `after_id` still in the ring,
-    the newest ones, oldest first, and their receive times."""
-    picked: list[tuple[list[bytes], float]] = []
+    the newest ones, oldest first, their receive times, and (index of the first
+    text, source label) per batch."""
+    picked: list[tuple[list[bytes], float, str]] = []
     left = cap
     for index in range(len(batches) - 1, -1, -1):
         batch = batches[index]
@@ -129,12 +132,17 @@ def _newest(
             break
         low = max(skip if index == 0 else 0, after_id - batch.first_id + 1)
         texts = batch.texts[max(low, len(batch) - left) :]
-        picked.append((texts, batch.received_at))
+        picked.append((texts, batch.received_at, batch.source))
         left -= len(texts)
     picked.reverse()
-    texts = [t for part, _ in picked for t in part]
-    received = np.repeat([r for _, r in picked], [len(p) for p, _ in picked])
-    return texts, received.astype(np.float64)
+    texts = [t for part, _, _ in picked for t in part]
+    received = np.repeat([r for _, r, _ in picked], [len(p) for p, _, _ in picked])
+    sources: list[tuple[int, str]] = []
+    at = 0
+    for part, _, source in picked:
+        sources.append((at, source))
+        at += len(part)
+    return texts, received.astype(np.float64), sources
 
 
 def _level(code: int) -> str:

@@ -64,10 +64,18 @@ _JSON_VERSION = ("version", "service.version")
 _JSON_HOST = ("host", "hostname", "host.name")
 # The event times a datetime can hold: 0001-01-01 to 9999-12-31 23:59:59 UTC.
 _MIN_TS = -62135596800.0
+# The file-tail source's labels: file:<service>, then this and the file's position
+# (sources/files/labels.py, which parsing does not import).
+_FILE_SOURCE = "file:"
+_FILE_POSITION = "\x1f"
 _MAX_TS = 253402300799.0
 
 
 def parse_event(id: int, received_at: float, source: str, text: bytes) -> Event:
+    if _FILE_POSITION in source:
+        # A file's batches carry their position in the label (sources/files/labels.py):
+        # stored with the block, not part of the source.
+        source = source[: source.index(_FILE_POSITION)]
     body = text.decode("utf-8", "replace")
     nl = body.find("\n")
     first = body if nl < 0 else body[:nl]
@@ -94,6 +102,8 @@ def parse_event(id: int, received_at: float, source: str, text: bytes) -> Event:
             _add_logfmt(ev, body)
     if "ID:" in body or "Thread:" in body:
         _add_seed_ids(ev, body)
+    if ev.service is None and source.startswith(_FILE_SOURCE):
+        ev.service = source[len(_FILE_SOURCE) :]  # sources.files.inputs[].service
     return ev
 
 

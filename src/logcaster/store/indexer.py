@@ -22,6 +22,7 @@ from logcaster.parsing.codes import ServiceCodes
 from logcaster.parsing.extract import Extractor
 from logcaster.segments.lock import fsync_dir
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
+from logcaster.sources.files.labels import fill_services
 from logcaster.store.catalog import (
     SegmentRef,
     active_first_id,
@@ -130,6 +131,7 @@ class SegmentIndexer:
                 continue  # the open chunk, not grown yet
             known = len(services)
             fields = self.extractor.extract(b"".join(chunk.payloads), chunk.received)
+            fill_services(fields.service, chunk.sources, services)  # file inputs' service
             if len(services) != known:
                 save_services(self.services_dir, services)
             put = writer.extend_last if extend else writer.append
