@@ -86,8 +86,14 @@ class FileSource:
             if doc is not None:
                 self._first_start = False
                 self._offsets = dict(doc.files)
+                after = doc.durable_id
+                if after > self._pipeline.last_id:
+                    # Saved after events the segments lack (a restored backup cut
+                    # below it): trusting it would skip those lines. The blocks say it.
+                    log_event(logger, logging.WARNING, "positions_ahead_of_data", saved=after)
+                    self._offsets, after = {}, 0
                 # The blocks stored after that save may name later offsets: take them.
-                stored = await asyncio.to_thread(stored_offsets, self._data, doc.durable_id)
+                stored = await asyncio.to_thread(stored_offsets, self._data, after)
                 for key, offset in stored.items():
                     entry = self._offsets.get(key)
                     if entry is not None and offset > entry.offset:
