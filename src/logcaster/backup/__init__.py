@@ -12,6 +12,7 @@ beside the target before anything reaches it.
 - `index_cut.py`: a segment's index cut at the snapshot id.
 - `sources.py`: the trees and files a configuration names.
 - `archive.py`: writing the tar stream (hashes, progress, zstd).
+- `manifest.py`: the manifest's structure, and where each member is restored.
 - `restore.py`: reading, verifying and placing an archive.
 - `cli.py`: the two subcommands' flags and their one-line errors.
 """

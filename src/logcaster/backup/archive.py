@@ -23,12 +23,11 @@ import orjson
 import zstandard
 
 from logcaster import __version__
+from logcaster.backup.manifest import FORMAT, FORMAT_VERSION
 from logcaster.backup.pin import BackupError
 from logcaster.backup.plan import Member
 
 MANIFEST_NAME = "MANIFEST.json"
-FORMAT = "logcaster-backup"
-FORMAT_VERSION = 1
 COPY_BYTES = 1 << 20
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 

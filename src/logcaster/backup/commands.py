@@ -18,11 +18,13 @@ from types import FrameType
 from typing import Any, BinaryIO
 
 from logcaster.backup.archive import ArchiveWriter, Progress
+from logcaster.backup.manifest import RESTORED_DIR, check_restorable
 from logcaster.backup.pin import BackupError, Staging
 from logcaster.backup.plan import Member, TreePlan
 from logcaster.backup.restore import restore
 from logcaster.backup.sources import find_sources, read_loose
 from logcaster.config import dump_yaml, load_config
+from logcaster.datadir.versions import CURRENT, detect, migrate_command
 from logcaster.exceptions import ConfigError, LogCasterError
 from logcaster.segments.inspect import DataDirError, find_segments
 from logcaster.segments.lock import fsync_dir
@@ -100,6 +102,7 @@ def backup(args: argparse.Namespace) -> int:
         find_segments(data)  # a data directory, not a typo
     except DataDirError as exc:
         raise BackupError(str(exc)) from exc
+    _check_format(data)
     config = load_config(args.config, overrides={"persist.dir": str(data)})
     zstd = args.zstd or args.out.endswith(".zst")
     if zstd and not 1 <= args.level <= 19:
@@ -128,6 +131,7 @@ def backup(args: argparse.Namespace) -> int:
             writer.add(Member(item.name, len(content), mode, mtime, data=content))
         effective = dump_yaml(config).encode()
         writer.add(Member(CONFIG_NAME, len(effective), 0o600, time.time(), data=effective))
+        check_restorable(writer.files)
         manifest = writer.finish(_header(data, plans, trees[1:], loose))
         out.commit()
         progress.finish()
@@ -142,10 +146,34 @@ def backup(args: argparse.Namespace) -> int:
     print(
         f"logcaster backup: {len(manifest['files'])} files, {mb:.1f} MB in {took:.1f} s "
         f"({mb / max(took, 1e-6):.0f} MB/s; pinned in {pinned_s * 1000:.0f} ms), "
-        f"snapshot id {manifest['snapshot_id']} -> {args.out}",
+        f"snapshot id {manifest['snapshot_id']} -> {args.out}{_left_out(data)}",
         file=sys.stderr,
     )
     return 0
+
+
+def _check_format(data: Path) -> None:
+    """Only v2 and the current format can be cut (their #LC2 blocks); an older or
+    newer directory has no server running on it, so a plain copy is consistent."""
+    found = detect(data)
+    if found.version in (None, 2, CURRENT):
+        return
+    copy = f"copy it as it is while nothing runs on it (`tar -C {data} -cf OUT .`)"
+    if found.version < CURRENT:
+        raise BackupError(
+            f"{data} is format v{found.version} ({found.detail}), which a backup cannot cut: "
+            f"{copy}, or `{migrate_command(data)}` first"
+        )
+    raise BackupError(
+        f"{data} is format v{found.version}, newer than v{CURRENT} which this version reads: "
+        f"{copy}, or back it up with the release that wrote it"
+    )
+
+
+def _left_out(data: Path) -> str:
+    if not (data / RESTORED_DIR).exists():
+        return ""
+    return f"; left out {data / RESTORED_DIR}/ (a restore's by-products: move them out of DIR)"
 
 
 def _header(

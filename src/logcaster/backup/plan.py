@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logcaster.backup.index_cut import cut_index
+from logcaster.backup.manifest import RESTORED_DIR
 from logcaster.backup.pin import BackupError, Pinned, Staging, walk
 from logcaster.backup.sources import Tree
 from logcaster.segments.names import ACTIVE_NAME, parse_segment_name, segment_time
@@ -117,9 +118,16 @@ class TreePlan:
         self.pinned: dict[str, Pinned] = {}
         self.snapshot_ids: dict[str, int | None] = {}  # per segment directory
 
+    def _walk(self) -> list[str]:
+        """The tree's files; of the data directory, without `restored/`: a restore's
+        by-products, which would be restored onto the next restore's own."""
+        listed = walk(self.tree.root)
+        if self.tree.name != "data":
+            return listed
+        return [rel for rel in listed if not rel.startswith(RESTORED_DIR + "/")]
+
     def pin(self) -> None:
-        root = self.tree.root
-        first = walk(root)
+        first = self._walk()
         dirs: set[str] = set()
         if self.tree.segments:
             dirs = {""} | {
@@ -130,7 +138,7 @@ class TreePlan:
         for d in sorted(dirs):
             at = time.time()
             self.actives[d] = cut_active(self.staging.pin(_join(d, ACTIVE_NAME)), at)
-        for listing in (first, walk(root), walk(root)):
+        for listing in (first, self._walk(), self._walk()):
             for rel in listing:
                 if rel in self.pinned or (_base(rel) == ACTIVE_NAME and _parent(rel) in dirs):
                     continue

@@ -7,14 +7,16 @@ DIR is a mount point that cannot be renamed — with its SHA-256 computed on
 the way. Only when the manifest (the last member) lists exactly those files
 with those sizes and hashes does anything reach DIR: the staging directory is
 renamed to DIR (an existing DIR, with `--force`, is renamed aside first and
-removed after). A damaged or truncated archive, or any mismatch, removes the
-staging directory and leaves DIR as it was. An interrupted restore leaves
-`DIR.partial`, which says what it is; the next restore removes it.
+removed after). A damaged or truncated archive, a malformed manifest, or any
+mismatch, removes the staging directory and leaves DIR as it was. An
+interrupted restore leaves `DIR.partial` holding a marker file, which says
+what it is; the next restore empties only a `DIR.partial` holding it, and
+refuses while `DIR.replaced` (what an interrupted `--force` moved aside) is
+there. Members keep their mode and mtime (retention and migration read the
+mtime); an existing DIR's owner, group and mode carry over to what replaces it.
 
-Where members go: `data/X` to `DIR/X`; files that lived outside the data
-directory, `external/<label>/X`, to `DIR/restored/<label>/X`, and the
-effective configuration to `DIR/restored/config/effective.yaml`: a restore
-never writes outside DIR.
+Where members go: manifest.py. A restore creates nothing outside DIR beyond
+the staging directory (DIR's parent must exist).
 """
 
 from __future__ import annotations
@@ -24,21 +26,26 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 import zstandard
 
-from logcaster.backup.archive import COPY_BYTES, FORMAT, FORMAT_VERSION, MANIFEST_NAME, ZSTD_MAGIC
+from logcaster.backup.archive import COPY_BYTES, MANIFEST_NAME, ZSTD_MAGIC
+from logcaster.backup.manifest import RESTORED_DIR, check_manifest, target_of
 from logcaster.backup.pin import RESTORE_PARTIAL, BackupError
 from logcaster.exceptions import LogCasterError
 from logcaster.segments.lock import LOCK_NAME, DataDirLock, fsync_dir, lock_holder
 
-RESTORED_DIR = "restored"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # ~150 bytes a file: 400,000 files
+STAGING_MARKER = ".logcaster-restore-staging"  # in DIR.partial: made by a restore
+# The test seam for restoring into a volume: a path named here counts as a mount
+# point (a test cannot mount one). Nothing else reads it.
+MOUNT_POINT_TEST_ENV = "LOGCASTER_TEST_MOUNT_POINT"
 
 
 @dataclass(slots=True)
@@ -49,26 +56,37 @@ class Restored:
     outside: dict[str, str] = field(default_factory=dict)  # label -> where it is now
 
 
-def target_of(name: str) -> str:
-    """Where archive member `name` goes, relative to DIR; BackupError if it may not."""
-    parts = PurePosixPath(name).parts
-    if not parts or name.startswith("/") or any(p in ("", ".", "..") or "\\" in p for p in parts):
-        raise BackupError(f"the archive holds an unsafe name {name!r}")
-    if parts[0] == "data" and len(parts) > 1:
-        return "/".join(parts[1:])
-    if parts[0] == "external" and len(parts) > 2:
-        return "/".join((RESTORED_DIR, *parts[1:]))
-    if parts[0] == "config" and len(parts) > 1:
-        return "/".join((RESTORED_DIR, *parts))
-    raise BackupError(f"the archive holds {name!r}, which is no LogCaster backup member")
-
-
 def _entries(directory: Path) -> list[str]:
-    return [n for n in os.listdir(directory) if n != LOCK_NAME]
+    """What a directory holds, besides its lock and a restore's staging inside it."""
+    return [n for n in os.listdir(directory) if n not in (LOCK_NAME, RESTORE_PARTIAL)]
+
+
+def is_mount_point(path: Path) -> bool:
+    return os.path.ismount(path) or os.environ.get(MOUNT_POINT_TEST_ENV) == str(path)
+
+
+def _beside(target: Path, suffix: str) -> Path:
+    return target.with_name(target.name + suffix)
 
 
 def check_target(target: Path, force: bool) -> None:
-    """Refuse a DIR a server holds, and a non-empty one without --force."""
+    """Refuse a DIR a server holds, a non-empty one without --force, and anything
+    beside DIR a restore did not make or must not remove."""
+    if not target.parent.is_dir():
+        raise BackupError(f"{target.parent} does not exist: create it (a restore makes only DIR)")
+    aside = _beside(target, ".replaced")
+    if os.path.lexists(aside):
+        raise BackupError(
+            f"{aside} exists: it holds what an interrupted `restore --force` moved aside "
+            f"(the former {target.name}); move it back or away, then restore again"
+        )
+    partial = _beside(target, ".partial")
+    if partial.is_dir() and not is_mount_point(target) and not _ours(partial):
+        raise BackupError(
+            f"{partial} exists and no restore made it (no {STAGING_MARKER}): move it away"
+        )
+    if os.path.lexists(partial) and not partial.is_dir():
+        raise BackupError(f"{partial} exists and is not a directory: move it away")
     if not target.exists():
         return
     if not target.is_dir():
@@ -81,19 +99,31 @@ def check_target(target: Path, force: bool) -> None:
         raise BackupError(f"{target} is not empty (give --force to replace what it holds)")
 
 
+def _ours(staging: Path) -> bool:
+    """A staging directory a restore made (its marker), or one holding nothing."""
+    return (staging / STAGING_MARKER).is_file() or not _entries(staging)
+
+
 class _Staging:
     def __init__(self, target: Path) -> None:
         self.target = target
-        self.inside = target.is_dir() and os.path.ismount(target)
+        self.inside = target.is_dir() and is_mount_point(target)
         if self.inside:
             self.dir = target / RESTORE_PARTIAL
         else:
-            self.dir = target.with_name(target.name + ".partial")
+            self.dir = _beside(target, ".partial")
         try:
             self._lock = DataDirLock(self.dir).acquire()
         except LogCasterError as exc:
             raise BackupError(f"cannot restore through {self.dir}: {exc}") from exc
+        if not self.inside and not _ours(self.dir):  # made since check_target
+            self._lock.release()
+            raise BackupError(f"{self.dir} exists and no restore made it: move it away")
+        marker = self.dir / STAGING_MARKER
+        marker.write_text("a `logcaster restore` staging directory: the next restore empties it\n")
         for name in _entries(self.dir):  # what an interrupted restore left
+            if name == STAGING_MARKER:
+                continue
             path = self.dir / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -126,22 +156,23 @@ class _Staging:
             self._lock.release()
 
     def _place_beside(self, target: Path) -> None:
-        aside = target.with_name(target.name + ".replaced")
+        aside = _beside(target, ".replaced")
         if target.exists():
-            shutil.rmtree(aside, ignore_errors=True)
+            if os.path.lexists(aside):
+                raise BackupError(f"{aside} exists: move it back or away, then restore again")
             os.rename(target, aside)
+        (self.dir / STAGING_MARKER).unlink()  # it becomes DIR: no staging any more
         os.rename(self.dir, target)
         fsync_dir(target.parent)
         shutil.rmtree(aside, ignore_errors=True)
 
     def _place_inside(self, target: Path) -> None:
         for name in _entries(target):
-            if name == RESTORE_PARTIAL:
-                continue
             path = target / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         for name in _entries(self.dir):
-            os.rename(self.dir / name, target / name)
+            if name != STAGING_MARKER:
+                os.rename(self.dir / name, target / name)
         fsync_dir(target)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -198,11 +229,11 @@ class _Prepend(io.RawIOBase):
         return len(data)
 
 
-Written = dict[str, tuple[int, str, int]]  # archive name -> (size, sha256, mode)
+Written = dict[str, tuple[int, str, int, int]]  # archive name -> (size, sha256, mode, mtime)
 
 
 def _read_all(tar: tarfile.TarFile, staging: Path) -> tuple[dict[str, Any], Written]:
-    """Every member into `staging`; (the manifest, name -> (size, sha256, mode))."""
+    """Every member into `staging`; (the manifest, name -> (size, sha256, mode, mtime))."""
     written: Written = {}
     targets: set[str] = set()
     manifest: dict[str, Any] | None = None
@@ -225,21 +256,17 @@ def _read_all(tar: tarfile.TarFile, staging: Path) -> tuple[dict[str, Any], Writ
         if rel in targets or member.name in written:
             raise BackupError(f"the archive holds {member.name!r} twice")
         targets.add(rel)
-        written[member.name] = (member.size, _write_member(tar, member, staging / rel), member.mode)
+        sha = _write_member(tar, member, staging / rel)
+        written[member.name] = (member.size, sha, member.mode, int(member.mtime))
     if not isinstance(manifest, dict):
         raise BackupError("the archive ends before its manifest: it is truncated")
     return manifest, written
 
 
-def verify(manifest: dict[str, Any], written: Written) -> None:
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise BackupError(
-            f"not a LogCaster backup of format version {FORMAT_VERSION} "
-            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r})"
-        )
-    listed: dict[str, tuple[int, str]] = {}
-    for entry in manifest.get("files", []):
-        listed[str(entry["name"])] = (int(entry["size"]), str(entry["sha256"]))
+def verify(manifest: dict[str, Any], written: Written) -> dict[str, str]:
+    """The manifest well formed and listing exactly what was written (BackupError
+    if not); its outside files, label -> original path."""
+    listed, outside = check_manifest(manifest)
     for name, (size, sha) in listed.items():
         got = written.get(name)
         if got is None:
@@ -249,12 +276,27 @@ def verify(manifest: dict[str, Any], written: Written) -> None:
     extra = sorted(written.keys() - listed.keys())
     if extra:
         raise BackupError(f"{extra[0]} is in the archive but not in its manifest")
+    return outside
+
+
+def _adopt(staging: Path, owner: os.stat_result, inside: bool) -> None:
+    """Give what replaces DIR its owner and group (as root; another user owns what
+    it writes already) and, when the staging directory becomes DIR, DIR's mode:
+    the service user must still open DIR and its lock file."""
+    if os.geteuid() == 0:
+        for top, dirs, files in os.walk(staging):
+            for name in (*dirs, *files):
+                os.chown(Path(top, name), owner.st_uid, owner.st_gid, follow_symlinks=False)
+        if not inside:
+            os.chown(staging, owner.st_uid, owner.st_gid)
+    if not inside:
+        os.chmod(staging, stat.S_IMODE(owner.st_mode))
 
 
 def restore(raw: BinaryIO, target: Path, *, force: bool) -> Restored:
     """Verify the archive read from `raw`, then place it at `target` (BackupError if not)."""
     check_target(target, force)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    owner = os.stat(target) if target.is_dir() else None
     staging = _Staging(target)
     try:
         try:
@@ -262,19 +304,22 @@ def restore(raw: BinaryIO, target: Path, *, force: bool) -> Restored:
                 manifest, written = _read_all(tar, staging.dir)
         except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
             raise BackupError(f"the archive is damaged or truncated: {exc}") from exc
-        verify(manifest, written)
-        for name, (_, _, mode) in written.items():
-            os.chmod(staging.dir / target_of(name), mode & 0o777)
+        outside = verify(manifest, written)
+        for name, (_, _, mode, mtime) in written.items():
+            path = staging.dir / target_of(name)
+            os.chmod(path, mode & 0o777)
+            os.utime(path, (mtime, mtime))  # retention and migration read it
+        if owner is not None:
+            _adopt(staging.dir, owner, staging.inside)
         for top, _, _ in os.walk(staging.dir):
             fsync_dir(Path(top))  # the new names are durable before the rename
         staging.place(force)
     except BaseException:
         staging.discard()
         raise
-    done = Restored(len(written), sum(size for size, _, _ in written.values()), manifest)
-    for item in manifest.get("external", []):
-        label = str(item["name"]).removeprefix("external/")
-        done.outside[label] = f"{target / RESTORED_DIR / label} (was {item['original']})"
+    done = Restored(len(written), sum(size for size, *_ in written.values()), manifest)
+    for label, original in outside.items():
+        done.outside[label] = f"{target / RESTORED_DIR / label} (was {original})"
     with contextlib.suppress(OSError):
         fsync_dir(target)
     return done

@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from logcaster.datadir.marker import MARKER_NAME, read_marker, write_marker
+from logcaster.datadir.marker import MARKER_NAME, MarkerError, read_marker, write_marker
 from logcaster.exceptions import LogCasterError, StartupError
 from logcaster.segments.blocks import MAGIC
 from logcaster.segments.lock import LOCK_NAME
@@ -113,6 +113,25 @@ def detect(directory: Path) -> Found:
     ):
         return Found(directory, 2, False, "#LC2 segments, no FORMAT marker")
     return Found(directory, None, False, "no LogCaster data")
+
+
+def validation_format(directory: Path) -> tuple[str, dict[str, object]]:
+    """`data validate`'s format line and its --json part. A forward spool directory
+    (validated like a data directory: same segments) has its own marker,
+    `{"spool": N}`, which is no data directory's format."""
+    try:
+        spool = read_marker(directory, "spool")
+    except MarkerError:
+        spool = None  # not a spool's marker: detect() says what it is
+    if spool is None:
+        found = detect(directory)
+        return found.describe(), found.to_dict()
+    said = f"format: spool v{spool} ({MARKER_NAME} marker: a forward spool directory)"
+    if spool != SPOOL_FORMAT:
+        said += f": this version reads spool v{SPOOL_FORMAT}"
+    else:
+        said += ": current"
+    return said, {"spool": spool, "current": SPOOL_FORMAT, "marked": True, "detail": said}
 
 
 def _holds_data(path: Path) -> bool:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from logcaster.datadir.versions import CURRENT, detect
+from logcaster.datadir.versions import CURRENT, validation_format
 from logcaster.exceptions import LogCasterError
 from logcaster.segments.blocks import MODES
 from logcaster.segments.names import ACTIVE_NAME, QUARANTINE_DIR, SEGMENT_NAME_RE, list_rotated
@@ -284,8 +284,7 @@ def validate(directory: str | os.PathLike[str]) -> Validation:
         prev = report
     validation = Validation(str(d), segments, quarantined, issues)
     try:
-        found = detect(d)
-        validation.format_line, validation.format = found.describe(), found.to_dict()
+        validation.format_line, validation.format = validation_format(d)
     except (LogCasterError, OSError) as exc:
         validation.format_line = f"format: unknown ({exc})"
         validation.format = {"version": None, "current": CURRENT, "error": str(exc)}
