@@ -17,13 +17,17 @@ import numpy as np
 from logcaster.log import log_event
 from logcaster.options import QueueConfig
 from logcaster.parsing.levels import LevelReader
-from logcaster.pipeline.batch import EVENT_OVERHEAD
+from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.stats import Stats, listener_of
 
 logger = logging.getLogger("logcaster.pipeline.admission")
 
 _LOG_EVERY_S = 1.0
+# Sources that always wait for room, whatever the policy: a file has no sender to
+# push back on and its lines stay in it, so nothing of it is dropped, rejected or
+# sampled, and drop_oldest does not evict it (docs/file-source.md).
+ALWAYS_WAIT = frozenset({"file"})
 # The watermark warning re-arms once the fill is this far below it.
 _REARM = 0.9
 
@@ -59,7 +63,7 @@ class Admission:
         Batch); the others weigh the read against the room left.
         """
         policy = self.policy
-        if policy == "block":
+        if policy == "block" or listener in ALWAYS_WAIT:
             return texts, True
         n = len(texts)
         size = sum(map(len, texts)) + EVENT_OVERHEAD * n
@@ -77,7 +81,7 @@ class Admission:
             return [], False
         if policy == "drop_oldest":
             # Evicted events count against the listener they came from.
-            for batch in self.queue.evict_oldest(n, size):
+            for batch in self.queue.evict_oldest(n, size, _spared):
                 self.drop(listener_of(batch.source), "queue_full_oldest", len(batch))
             if self.fill(n, size) > 1.0:  # one read larger than the whole queue
                 kept = _fitting(texts[::-1], self._room())[::-1]
@@ -167,3 +171,8 @@ def _fitting(texts: list[bytes], room: tuple[int, int]) -> list[bytes]:
             break
         kept += 1
     return texts[:kept]
+
+
+def _spared(batch: Batch) -> bool:
+    """drop_oldest leaves the batches of sources that wait for room in the queue."""
+    return listener_of(batch.source) in ALWAYS_WAIT

@@ -99,21 +99,28 @@ class BatchQueue:
         self._nonempty.set()
         return self.full
 
-    def evict_oldest(self, events: int, nbytes: int) -> list[Batch]:
+    def evict_oldest(
+        self, events: int, nbytes: int, spared: Callable[[Batch], bool] | None = None
+    ) -> list[Batch]:
         """Drop the oldest queued batches until `events`/`nbytes` more fit (drop_oldest).
 
-        Only batches the worker has not taken yet; returns the batches evicted
-        (their ids become gaps).
+        Only batches the worker has not taken yet, and none `spared` says to keep
+        (they stay, in order); returns the batches evicted (their ids become gaps).
         """
         evicted: list[Batch] = []
+        kept: list[Batch] = []
         ring = self._batches
         while ring and (
             self.events + events > self.max_events or self.nbytes + nbytes > self.max_bytes
         ):
             batch = ring.popleft()
+            if spared is not None and spared(batch):
+                kept.append(batch)
+                continue
             self.events -= len(batch)
             self.nbytes -= batch.nbytes
             evicted.append(batch)
+        ring.extendleft(reversed(kept))
         return evicted
 
     def on_space(self, callback: Callable[[], None]) -> None:

@@ -22,6 +22,7 @@ class Candidate(NamedTuple):
     dev: int
     ino: int
     size: int
+    mtime_ns: int
 
 
 class Found(NamedTuple):
@@ -52,6 +53,6 @@ def scan(inputs: list[FileInput]) -> Found:
                 if ident in seen:
                     continue
                 seen.add(ident)
-                out.append(Candidate(i, path, st.st_dev, st.st_ino, st.st_size))
+                out.append(Candidate(i, path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
             per_glob[pattern] = matched
     return Found(out, per_glob)

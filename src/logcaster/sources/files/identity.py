@@ -22,6 +22,7 @@ class FileId(NamedTuple):
     dev: int
     ino: int
     key: str  # 32 hex digits: (dev, ino, fingerprint) hashed; names the file in block labels
+    head: bytes  # the fingerprint itself: a file whose first bytes changed was rewritten
 
 
 def fingerprint(head: bytes) -> bytes | None:
@@ -43,4 +44,24 @@ def identify(fd: int) -> FileId | None:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(b"%d:%d:" % (st.st_dev, st.st_ino))
     digest.update(fp)
-    return FileId(st.st_dev, st.st_ino, digest.hexdigest())
+    return FileId(st.st_dev, st.st_ino, digest.hexdigest(), fp)
+
+
+def rewritten(fd: int, fid: FileId) -> bool:
+    """Whether the open file no longer starts with the bytes it was identified by
+    (truncated and written again, `cp other app.log`): one pread of the head."""
+    return fingerprint(os.pread(fd, FINGERPRINT_BYTES, 0)) != fid.head
+
+
+def identify_path(path: str) -> FileId | None:
+    """`identify` for a file not open (None: gone, unreadable or too short)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return identify(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

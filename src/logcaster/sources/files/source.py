@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -23,16 +22,17 @@ import msgspec
 from logcaster.config import Config
 from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
-from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import LineFramer
 from logcaster.pipeline.pipeline import Offered, Pipeline
 from logcaster.sources.files import metrics as m
 from logcaster.sources.files import positions
 from logcaster.sources.files.discovery import Candidate, Found, scan
-from logcaster.sources.files.identity import FileId, identify
-from logcaster.sources.files.positions import Entry
+from logcaster.sources.files.framers import framer_maker
+from logcaster.sources.files.identity import FileId, identify, identify_path, rewritten
+from logcaster.sources.files.positions import MAX_ENTRIES, Entry
 from logcaster.sources.files.recovery import stored_offsets
 from logcaster.sources.files.tailer import Tailer
+from logcaster.sources.files.waiting import turn_s, warn_limit
 from logcaster.stats import Stats
 
 logger = logging.getLogger("logcaster.sources.files")
@@ -55,7 +55,7 @@ class FileSource:
         self._stats = stats
         self._max_line = config.ingest.max_line_bytes
         self._idle = config.multiline.idle_timeout
-        self._framers = [_framer_maker(config, i) for i in range(len(self._cfg.inputs))]
+        self._framers = [framer_maker(config, i) for i in range(len(self._cfg.inputs))]
         data = config.persist.dir
         self._data = Path(data) if data is not None else None
         self._dir = self._data / "sources" if self._data is not None else None
@@ -65,6 +65,13 @@ class FileSource:
         # Key -> where a file closed in this run was consumed to (ahead of its durable
         # offset): found again by a glob (app.log.1), it goes on from there.
         self._consumed: dict[str, int] = {}
+        # Key -> how far a file closed in this run was read (past `consumed` by an
+        # unfinished line): at that size it has nothing new, it is not opened again.
+        self._ends: dict[str, int] = {}
+        # (dev, ino) -> (size, mtime_ns, key) of files matched and not open: whether
+        # a saved position is this file's is known without reading it at every scan.
+        self._keys: dict[tuple[int, int], tuple[int, int, str | None]] = {}
+        self._since: dict[tuple[int, int], float] = {}  # waiting for a slot since
         self._first_start = True
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
@@ -108,16 +115,14 @@ class FileSource:
         self._task = asyncio.create_task(self._run(), name="file-source")
 
     async def stop(self, deadline: float | None = None) -> None:
-        """Stop reading; hand on what the framers hold (an unfinished line stays in
-        the file: the next start reads it whole)."""
+        """Stop reading. What the framers hold (an event waiting for continuation
+        lines, an unfinished line) is not sent: the durable position is before it,
+        so the next start reads it whole, continuation lines and all."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for tailer in self._tailers.values():
-            if tailer.holding:
-                tailer.flush_held(self._pipeline)
 
     async def close(self) -> None:
         """After the drain: save the positions of everything durable, close the files."""
@@ -166,7 +171,15 @@ class FileSource:
                     break
                 # A file that did not grow costs one fstat, not a thread's round trip.
                 if os.fstat(tailer.fd).st_size <= tailer.read_to:
+                    tailer.at_end = True
                     break
+                if tailer.at_end:
+                    # Grew after a pause: maybe truncated and written past the old
+                    # offset since the last check. Its head tells.
+                    tailer.at_end = False
+                    if tailer.id is not None and rewritten(tailer.fd, tailer.id):
+                        self._restart(tailer)
+                        continue
                 data = await asyncio.to_thread(os.pread, tailer.fd, chunk, tailer.read_to)
                 if not data:
                     break
@@ -232,15 +245,10 @@ class FileSource:
             except OSError:
                 tailer.gone, tailer.gone_at = True, time.monotonic()
                 continue
-            if st.st_size < tailer.read_to:
-                self._truncations += 1
-                log_event(logger, logging.INFO, "file_truncated", path=tailer.path)
-                if tailer.holding:
-                    tailer.flush_held(self._pipeline)
-                if tailer.id is not None:
-                    self._offsets.pop(tailer.id.key, None)  # the old content's position
-                    self._dirty = True
-                tailer.restart(self._framer_of(tailer))
+            if st.st_size < tailer.read_to or (
+                tailer.id is not None and rewritten(tailer.fd, tailer.id)
+            ):
+                self._restart(tailer)
                 continue
             try:
                 at_path = os.stat(tailer.path)
@@ -252,6 +260,18 @@ class FileSource:
                 self._rotations += 1
                 why = "deleted" if st.st_nlink == 0 else "renamed"
                 log_event(logger, logging.INFO, "file_rotated", path=tailer.path, how=why)
+
+    def _restart(self, tailer: Tailer) -> None:
+        """Truncated (shorter than read, or its first bytes changed): from 0 again."""
+        self._truncations += 1
+        log_event(logger, logging.INFO, "file_truncated", path=tailer.path)
+        if tailer.holding:
+            tailer.flush_held(self._pipeline)
+        self._count_truncated(tailer)
+        if tailer.id is not None:
+            self._offsets.pop(tailer.id.key, None)  # the old content's position
+            self._dirty = True
+        tailer.restart(self._framer_of(tailer))
 
     def _framer_of(self, tailer: Tailer) -> LineFramer:
         return self._framers[tailer.input]()
@@ -267,57 +287,91 @@ class FileSource:
         return True
 
     def _open_new(self, found: Found) -> None:
-        """Open the files not followed yet, up to max_open_files; warn past it."""
+        """Open the files not followed yet, up to max_open_files: past it they take
+        turns (waiting.py) and are warned about."""
         limit = self._cfg.max_open_files
-        present = {(c.dev, c.ino) for c in found.candidates}
-        done = {(e.dev, e.ino): self._consumed.get(k, e.offset) for k, e in self._offsets.items()}
-        waiting = 0
+        now = time.monotonic()
+        known = {(e.dev, e.ino) for e in self._offsets.values()}
+        keys: dict[tuple[int, int], tuple[int, int, str | None]] = {}
+        new: list[Candidate] = []
         for cand in found.candidates:
             ident = (cand.dev, cand.ino)
-            if ident in self._tailers or done.get(ident) == cand.size:
-                continue  # followed, or closed after it was read to its end
-            if len(self._tailers) >= limit:
-                waiting += 1
+            if ident in self._tailers:
                 continue
-            self._open(cand)
-        self._waiting = waiting
-        if waiting:
-            self._warn_limit(found)
+            if ident in known and self._read_whole(cand, keys):
+                continue  # closed after it was read to its end, and still the same
+            new.append(cand)
+        self._keys = keys  # only files matched now: bounded by the globs
+        self._touch()
+        if len(new) > limit - len(self._tailers):
+            self._take_turns(now, len(new) - (limit - len(self._tailers)))
+        new.sort(key=lambda c: self._since.get((c.dev, c.ino), now))  # longest first
+        since: dict[tuple[int, int], float] = {}
+        for cand in new:
+            if len(self._tailers) >= limit:
+                since[(cand.dev, cand.ino)] = self._since.get((cand.dev, cand.ino), now)
+            else:
+                self._open(cand)
+        self._since = since
+        self._waiting = len(since)
+        if since:
+            warn_limit(found, limit, self._waiting, self._warned)
         else:
             self._warned.clear()
-        self._prune(present)
 
-    def _warn_limit(self, found: Found) -> None:
-        """Name each glob that matches more files than may be open, once per count."""
-        limit = self._cfg.max_open_files
-        for pattern, count in found.per_glob.items():
-            if count > limit and self._warned.get(pattern) != count:
-                self._warned[pattern] = count
-                log_event(
-                    logger,
-                    logging.WARNING,
-                    "too_many_files",
-                    glob=pattern,
-                    matched=count,
-                    max_open_files=limit,
-                    waiting=self._waiting,
-                    reason=f"{pattern} matches {count} files, more than "
-                    f"sources.files.max_open_files ({limit}): the rest wait for a slot",
-                )
-        if self._waiting and not self._warned:
-            # No single glob is over the limit, all of them together are.
-            self._warned["*"] = self._waiting
-            log_event(
-                logger,
-                logging.WARNING,
-                "too_many_files",
-                glob="(all inputs)",
-                matched=sum(found.per_glob.values()),
-                max_open_files=limit,
-                waiting=self._waiting,
-                reason=f"the globs match more files than sources.files.max_open_files "
-                f"({limit}): {self._waiting} wait for a slot",
-            )
+    def _read_whole(
+        self, cand: Candidate, keys: dict[tuple[int, int], tuple[int, int, str | None]]
+    ) -> bool:
+        """Whether this file (same dev, inode AND first line as a saved position) was
+        read to its end: a file rewritten to the same size is new content."""
+        ident = (cand.dev, cand.ino)
+        cached = self._keys.get(ident)
+        if cached is not None and cached[:2] == (cand.size, cand.mtime_ns):
+            key = cached[2]
+        else:
+            fid = identify_path(cand.path)
+            key = fid.key if fid is not None and (fid.dev, fid.ino) == ident else None
+        keys[ident] = (cand.size, cand.mtime_ns, key)
+        entry = self._offsets.get(key) if key is not None else None
+        if key is None or entry is None:
+            return False
+        return self._ends.get(key, self._consumed.get(key, entry.offset)) == cand.size
+
+    def _take_turns(self, now: float, wanted: int) -> None:
+        """Close up to `wanted` open files read to their end that held a slot for a
+        turn, longest open first; their position stays in memory (waiting.py)."""
+        turn = turn_s(self._cfg.rotate_wait, self._cfg.poll_interval)
+        ready = [
+            (ident, t)
+            for ident, t in self._tailers.items()
+            if not t.gone and t.id is not None and now - t.opened_at >= turn
+        ]
+        ready.sort(key=lambda item: item[1].opened_at)
+        for ident, tailer in ready[:wanted]:
+            try:
+                at_end = os.fstat(tailer.fd).st_size <= tailer.read_to
+            except OSError:
+                continue
+            if at_end:
+                self._park(ident, tailer)
+
+    def _touch(self) -> None:
+        """Positions of files matched now move to the end (most recently seen); past
+        MAX_ENTRIES the least recently seen go. A file that stops matching keeps its
+        position (a log dir moved away and back, a symlink switched back)."""
+        seen = [t.id.key for t in self._tailers.values() if t.id is not None]
+        seen += [k for _, _, k in self._keys.values() if k is not None]
+        for key in seen:
+            entry = self._offsets.pop(key, None)
+            if entry is not None:
+                self._offsets[key] = entry
+        keep = {t.id.key for t in self._closing if t.id is not None}
+        for key in list(self._offsets)[: max(0, len(self._offsets) - MAX_ENTRIES)]:
+            if key not in keep:
+                del self._offsets[key]
+                self._consumed.pop(key, None)
+                self._ends.pop(key, None)
+                self._dirty = True
 
     def _open(self, cand: Candidate) -> None:
         try:
@@ -357,6 +411,7 @@ class FileSource:
         if entry is not None:
             # Closed earlier in this run: on from where it was consumed, not durable.
             offset = self._consumed.pop(fid.key, entry.offset)
+            self._ends.pop(fid.key, None)
             if offset > size:
                 self._truncations += 1  # shorter than read: truncated meanwhile
                 return 0
@@ -370,35 +425,31 @@ class FileSource:
     def _finish(self, ident: tuple[int, int], tailer: Tailer) -> None:
         """A rotated or deleted file read to its end: its last line goes, it closes."""
         tailer.finish(self._pipeline)
+        self._park(ident, tailer)
+
+    def _park(self, ident: tuple[int, int], tailer: Tailer) -> None:
+        """Close a file, remembering where it was consumed (what a framer held is
+        read again from there if it is opened again)."""
         self._count_truncated(tailer)
         tailer.close()
         del self._tailers[ident]
         self._lines_closed += tailer.lines
         if tailer.id is not None:
             self._consumed[tailer.id.key] = tailer.consumed
+            self._ends[tailer.id.key] = tailer.read_to
         if tailer.pending:
             self._closing.append(tailer)  # its position still moves as events turn durable
         log_event(logger, logging.DEBUG, "file_closed", path=tailer.path, offset=tailer.read_to)
 
-    def _prune(self, present: set[tuple[int, int]]) -> None:
-        """Positions of files neither followed nor matched by a glob any more go."""
-        keep = {t.id.key for t in [*self._tailers.values(), *self._closing] if t.id is not None}
-        for key, entry in list(self._offsets.items()):
-            if entry.dev < 0 and self._waiting:
-                continue  # known from the blocks only: maybe a file still waiting for a slot
-            if key not in keep and (entry.dev, entry.ino) not in present:
-                del self._offsets[key]
-                self._consumed.pop(key, None)
-                self._dirty = True
-
     # --- positions -----------------------------------------------------------------
 
     def _durable_moved(self, durable_id: int) -> None:
-        for tailer in [*self._tailers.values(), *self._closing]:
+        # Closed files first: one opened again in this run is further on.
+        for tailer in [*self._closing, *self._tailers.values()]:
             fid = tailer.id
             if tailer.pending and tailer.durable_moved(durable_id) and fid is not None:
                 entry = self._offsets.get(fid.key)
-                if entry is not None and entry.offset != tailer.durable:
+                if entry is not None and entry.offset < tailer.durable:
                     self._offsets[fid.key] = msgspec.structs.replace(entry, offset=tailer.durable)
                     self._dirty = True
         if self._closing:
@@ -419,19 +470,3 @@ class FileSource:
         except OSError as exc:
             self._dirty = True
             log_event(logger, logging.ERROR, "positions_not_saved", error=str(exc))
-
-
-def _framer_maker(config: Config, i: int) -> Callable[[], LineFramer]:
-    """The framer of input `i`: its multi-line grouping (true, false or a rule's name)."""
-    entry = config.sources.files.inputs[i]
-    max_line = config.ingest.max_line_bytes
-    multiline = config.multiline
-    rule = entry.multiline
-    if rule is False:
-        return lambda: LineFramer(max_line, None)
-    if isinstance(rule, str):
-        multiline = msgspec.structs.replace(multiline, enabled=True)
-        grouper = Grouper([r for r in multiline.rules if r.name == rule])
-    else:
-        grouper = Grouper([r for r in multiline.rules if not r.listeners])
-    return lambda: LineFramer(max_line, multiline, grouper)

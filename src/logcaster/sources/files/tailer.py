@@ -61,6 +61,8 @@ class Tailer:
         self.last_data = time.monotonic()
         self.lines = 0  # newlines read, for the metrics
         self.truncated_lines = 0  # lines cut at max_line_bytes already counted
+        self.opened_at = time.monotonic()  # for the turns when files wait for a slot
+        self.at_end = False  # the last look found nothing new: check the head first
 
     @property
     def holding(self) -> bool:
@@ -147,6 +149,7 @@ class Tailer:
         self._framer = framer
         self.pending.clear()  # positions of the old content: its key is gone with it
         self.id = None
+        self.truncated_lines = 0  # the new framer counts from 0 (the source counted the old)
 
     def durable_moved(self, durable_id: int) -> bool:
         """Advance `durable` past the events now durable; True if it moved."""
