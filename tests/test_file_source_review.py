@@ -86,6 +86,37 @@ def test_positions_kept_while_the_log_dir_is_missing(
     assert len(texts) >= 150
 
 
+def test_symlink_switched_back_resumes_the_file(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """`current` -> rel1, then rel2 (a deploy), then rel1 again (a rollback): rel1's
+    file resumes where it was, its first lines are not stored again."""
+    rel1, rel2, cur, data = tmp_path / "rel1", tmp_path / "rel2", tmp_path / "cur", tmp_path / "d"
+    rel1.mkdir()
+    rel2.mkdir()
+    (rel1 / "app.log").write_bytes(numbered(0, 50))
+    (rel2 / "app.log").write_bytes(numbered(50, 60))
+
+    def switch(to: Path) -> None:
+        (tmp_path / "cur.new").symlink_to(to)
+        (tmp_path / "cur.new").replace(cur)
+
+    switch(rel1)
+    inputs = [{"paths": [f"{cur}/*.log"], "service": "a", "multiline": False}]
+    start(server_factory, write_config(tmp_path / "c.yaml", inputs), data)
+    wait_stored(data, 50)
+    switch(rel2)
+    wait_stored(data, 60)
+    _wait_scans()  # rel1's file is no longer matched for several scans
+    switch(rel1)
+    with open(rel1 / "app.log", "ab") as f:
+        f.write(numbered(60, 70))
+    texts = wait_stored(data, 70)
+    _wait_scans()
+    assert_exactly_once(stored_texts(data), 70)
+    assert len(texts) >= 70
+
+
 def _wait_scans() -> None:
     """A few poll intervals (0.2 s) pass: the source scanned the globs several times."""
     time.sleep(1.0)
