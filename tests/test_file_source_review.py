@@ -229,3 +229,30 @@ def test_file_lines_wait_for_room_whatever_the_policy(
     texts = wait_stored(data, n, timeout=120)
     assert_exactly_once(texts, n)
     assert server.stats().get("Dropped", 0) == 0
+
+
+def test_crash_right_after_a_rename_rotation_finishes_the_renamed_file(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """kill -9, lines written, app.log renamed to app.log.1 (which no glob matches)
+    and a new app.log: the next start finds app.log.1 by its identity in the same
+    directory and reads its unread end; nothing lost, nothing twice."""
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.write_bytes(numbered(0, 100))
+    inputs = [{"paths": [f"{logs}/*.log"], "service": "a", "multiline": False}]
+    config = write_config(tmp_path / "c.yaml", inputs)
+    server = start(server_factory, config, data)
+    wait_stored(data, 100)
+    time.sleep(1.2)  # the positions file names app.log at its end
+    server.kill()
+    with open(log, "ab") as f:
+        f.write(numbered(100, 110))
+    log.rename(logs / "app.log.1")
+    log.write_bytes(numbered(110, 115))
+    start(server_factory, config, data)
+    texts = wait_stored(data, 115)
+    _wait_scans()
+    assert_exactly_once(stored_texts(data), 115)
+    assert len(texts) >= 115

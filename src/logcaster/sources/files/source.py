@@ -31,6 +31,7 @@ from logcaster.sources.files.framers import framer_maker
 from logcaster.sources.files.identity import FileId, identify, identify_path, rewritten
 from logcaster.sources.files.positions import MAX_ENTRIES, Entry
 from logcaster.sources.files.recovery import stored_offsets
+from logcaster.sources.files.rescue import rotated_away
 from logcaster.sources.files.tailer import Tailer
 from logcaster.sources.files.waiting import turn_s, warn_limit
 from logcaster.stats import Stats
@@ -147,6 +148,8 @@ class FileSource:
     async def _run(self) -> None:
         poll = self._cfg.poll_interval
         next_scan = 0.0
+        if not self._first_start:
+            await self._finish_rotated_away()
         while True:
             now = time.monotonic()
             if now >= next_scan:
@@ -318,6 +321,17 @@ class FileSource:
             warn_limit(found, limit, self._waiting, self._warned)
         else:
             self._warned.clear()
+
+    async def _finish_rotated_away(self) -> None:
+        """Files renamed away while down with an unread end: read it, then close
+        them as after a rotation (rescue.py)."""
+        found = await asyncio.to_thread(rotated_away, dict(self._offsets), self._cfg.inputs)
+        for cand in found[: self._cfg.max_open_files]:
+            self._open(cand)
+            tailer = self._tailers.get((cand.dev, cand.ino))
+            if tailer is not None:
+                tailer.gone, tailer.gone_at = True, time.monotonic()
+                log_event(logger, logging.INFO, "file_rotated", path=cand.path, how="while down")
 
     def _read_whole(
         self, cand: Candidate, keys: dict[tuple[int, int], tuple[int, int, str | None]]
