@@ -6,7 +6,9 @@ source takes the larger of this file's offset and the newest blocks'
 (recovery.py). This file saves that scan in the common case and keeps the
 position of files whose blocks were all rotated away by retention. Written as
 temp + fsync + rename + fsync of the directory, so a crash leaves the old
-version or the new one, never half of one. Entries are pruned for files gone.
+version or the new one, never half of one. Entries of files no glob matches are
+kept (a log directory moved away and back resumes); the source keeps them in
+order of last seen and drops the least recently seen past MAX_ENTRIES.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from logcaster.exceptions import StorageError
 
 VERSION = 1
 NAME = "file-positions.json"
-# Entries kept at most: files gone are pruned at each save; this bounds the rest.
+# Entries kept at most (the least recently seen go first: the dict is in that order).
 MAX_ENTRIES = 100_000
 
 

@@ -4,7 +4,8 @@ the pipeline, as TCP ingest does with a connection (docs/file-source.md).
 One task owns every `Tailer`: it scans the globs every `poll_interval`, checks
 each open file for rotation and truncation, reads whatever grew in chunks of
 `read_bytes` (in a thread: a read may block on a slow disk), and waits for room
-whenever the queue is full (backpressure: the file simply stays unread).
+whenever the queue is full, whatever the queue policy (backpressure: the file
+simply stays unread). Past `max_open_files` files take turns (waiting.py).
 Positions: see tailer.py, positions.py and recovery.py.
 """
 
