@@ -448,7 +448,8 @@ class FileSource:
         self._count_truncated(tailer)
         tailer.close()
         del self._tailers[ident]
-        self._lines_closed += tailer.lines
+        # Lines of an event still held are read again if the file is opened again.
+        self._lines_closed += tailer.lines - tailer.held_lines
         if tailer.id is not None:
             self._consumed[tailer.id.key] = tailer.consumed
             self._ends[tailer.id.key] = tailer.read_to

@@ -68,6 +68,11 @@ class Tailer:
     def holding(self) -> bool:
         return self._framer.holding
 
+    @property
+    def held_lines(self) -> int:
+        """Whole lines in the event the framer holds (0 after `finish`)."""
+        return self._framer.held_lines
+
     def take(self, data: bytes, pipeline: Pipeline) -> Offered | None:
         """Process the bytes read at `read_to`; the last offer's answer (None: none made)."""
         start = self.read_to
