@@ -75,6 +75,27 @@ def test_drop_oldest_evicts_queued_batches_for_new_ones() -> None:
     assert stats.drops == {"queue_full_oldest": 6 + 4 + 15}
 
 
+@pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest", "reject", "sample"])
+def test_file_reads_wait_for_room_whatever_the_policy(policy: str) -> None:
+    """The file source has no sender to push back on: admitted whole, asked to pause."""
+    _, admission, stats = setup(policy)
+    kept, pause = admission.admit(lines("f", 15), "file")
+    assert kept == lines("f", 15) and pause
+    assert stats.dropped == 0
+
+
+def test_drop_oldest_spares_file_batches() -> None:
+    from logcaster.pipeline.batch import Batch
+
+    queue, admission, stats = setup("drop_oldest")
+    queue.put(Batch(1, 0.0, "file:app", lines("file", 4)))
+    put(queue, lines("tcp", 6), 5)
+    kept, _ = admission.admit(lines("new", 5), "tcp")
+    assert kept == lines("new", 5)
+    assert stats.drops == {"queue_full_oldest": 6}
+    assert [b.first_id for b in queue._batches] == [1]  # the file's batch stays, first
+
+
 def test_reject_refuses_a_read_that_does_not_fit() -> None:
     queue, admission, stats = setup("reject")
     put(queue, lines("a", 8))
