@@ -11,13 +11,12 @@ refusal message.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 
+from logcaster.durable_file import replace_durably
 from logcaster.exceptions import StorageError
-from logcaster.segments.lock import fsync_dir
 
 MARKER_NAME = "FORMAT"
 _MAX_MARKER_BYTES = 4096  # a marker is a few dozen bytes; more is not ours
@@ -55,16 +54,10 @@ def read_marker(directory: Path, key: str) -> int | None:
 def write_marker(directory: Path, key: str, version: int) -> None:
     """Replace `directory/FORMAT` with `{key: version}`, durably; StorageError on failure."""
     path = directory / MARKER_NAME
-    tmp = directory / (MARKER_NAME + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps({key: version}) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_durably(path, orjson.dumps({key: version}) + b"\n")
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}", path=str(path)) from exc
-    fsync_dir(directory)
 
 
 def ensure_marker(directory: Path, key: str, version: int, what: str) -> None:

@@ -3,11 +3,10 @@ fsync, rename, fsync of the directory): the node id, the reserved event ids."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from logcaster.durable_file import replace_durably
 from logcaster.exceptions import StorageError
-from logcaster.segments.lock import fsync_dir
 
 
 def read_number(path: Path, what: str) -> int | None:
@@ -26,14 +25,8 @@ def read_number(path: Path, what: str) -> int | None:
 
 def save_number(path: Path, value: int) -> None:
     """Replace `path` with `value`, durably; StorageError on failure."""
-    tmp = path.with_suffix(".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w") as f:
-            f.write(f"{value}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        replace_durably(path, b"%d\n" % value)
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}", path=str(path)) from exc

@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from logcaster.durable_file import replace_durably
 from logcaster.log import log_event
 from logcaster.parsing.codes import ServiceCodes
 from logcaster.parsing.extract import Extractor
-from logcaster.segments.lock import fsync_dir
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
 from logcaster.sources.files.labels import fill_services
 from logcaster.store.catalog import (
@@ -50,17 +50,7 @@ def load_services(directory: Path) -> ServiceCodes:
 
 def save_services(directory: Path, services: ServiceCodes) -> None:
     """Write the dictionary atomically: temp file, fsync, rename, fsync the directory."""
-    path = directory / SERVICES_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    data = services.to_json().encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    fsync_dir(directory)
+    replace_durably(directory / SERVICES_NAME, services.to_json().encode())
 
 
 class SegmentIndexer:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -47,11 +46,11 @@ from typing import Literal, NamedTuple
 
 from logcaster.datadir.marker import ensure_marker
 from logcaster.datadir.versions import SPOOL_FORMAT
+from logcaster.durable_file import replace_durably
 from logcaster.exceptions import StorageError
 from logcaster.log import log_event
 from logcaster.pipeline.batch import Batch, mark_label, split_label
 from logcaster.segments.blocks import decode_payload
-from logcaster.segments.lock import fsync_dir
 from logcaster.segments.names import list_rotated
 from logcaster.segments.segment import iter_raw_blocks, scan_segment
 from logcaster.segments.writer import FsyncPolicy, SegmentWriter
@@ -451,19 +450,11 @@ class Spool:
             self._load(1)
 
     def _persist_cursor(self) -> None:
-        tmp = self.directory / (CURSOR_NAME + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, b"%d\n" % self._cursor)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self._cursor_path)
+            replace_durably(self._cursor_path, b"%d\n" % self._cursor)
         except OSError as exc:
             msg = f"cannot save the spool cursor {self._cursor_path}: {exc.strerror or exc}"
             raise StorageError(msg, path=str(self._cursor_path), errno=exc.errno) from exc
-        fsync_dir(self.directory)
         self._persisted = self._cursor
         self._persisted_at = time.monotonic()
 

@@ -14,11 +14,11 @@ order of last seen and drops the least recently seen past MAX_ENTRIES.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import msgspec
 
+from logcaster.durable_file import replace_durably
 from logcaster.exceptions import StorageError
 
 VERSION = 1
@@ -68,19 +68,7 @@ def save(directory: Path, durable_id: int, files: dict[str, Entry]) -> None:
     if len(files) > MAX_ENTRIES:
         files = dict(list(files.items())[-MAX_ENTRIES:])
     data = msgspec.json.encode(PositionsDoc(VERSION, durable_id, files))
-    tmp = directory / (NAME + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, directory / NAME)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_durably(directory / NAME, data, 0o600)
 
 
 def remove_leftover(directory: Path) -> None:
