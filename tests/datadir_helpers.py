@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import google_crc32c
@@ -16,6 +15,7 @@ import google_crc32c
 from logcaster.datadir.versions import segment_files
 from logcaster.segments import read_batches
 from logcaster.segments.blocks import encode_payload
+from tests.test_cli import run_cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "datadir"
 # Every directory format before the current one, as the code of its time wrote it.
@@ -60,15 +60,8 @@ def snapshot(directory: Path) -> dict[str, bytes | None]:
 def logcaster(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m logcaster ARGS` to its end, output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "logcaster", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    """`python -m logcaster ARGS` to its end, output captured (migrations get longer)."""
+    return run_cli(*args, env=env, timeout=timeout)
 
 
 def serve_args(directory: Path) -> list[str]:

