@@ -20,7 +20,10 @@ Dart; about 20% of lines) and adds single lines that only look like part of a
 trace; its file is `corpus-traces-<lines>.log` and its sidecar says so.
 `--corpus secrets` (bench/_corpus_secrets.py) is the default corpus with a
 secret (card number, password, token, bearer header, AWS key) in ~10% of lines,
-for `--redact`.
+for `--redact`. `--corpus frequent` (bench/_corpus_frequent.py) is single-line
+web and app logs (nginx access, slog text, JSON) where common words are common
+(`timeout` in ~13% of events) and every event has request and trace ids; it has
+no blocks, so it has its own line loop and shares only the file writing here.
 
 The line formats are in bench/_corpus_lines.py, the multi-line blocks in
 bench/_corpus_blocks.py and bench/_corpus_traces.py; this module owns the
@@ -37,11 +40,12 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from _corpus_blocks import Blocks, Pods, seed_blocks
+from _corpus_frequent import frequent_chunks
 from _corpus_lines import POOL_BITS, SINGLE_SHARES, build_pools, make_pods
 from _corpus_secrets import secret_blocks
 from _corpus_traces import trace_blocks
@@ -63,6 +67,9 @@ CORPORA: dict[str, Callable[[random.Random, Pods, dict[str, list[str]]], Blocks]
     "traces": trace_blocks,
     "secrets": secret_blocks,
 }
+# Every --corpus name: the seed-style ones above and `frequent`
+# (bench/_corpus_frequent.py: single-line web and app logs, no blocks).
+NAMES: tuple[str, ...] = (*CORPORA, "frequent")
 
 
 @dataclass(frozen=True)
@@ -107,17 +114,69 @@ def _event_weights(blocks: Blocks) -> tuple[list[str], list[float]]:
     return kinds, weights
 
 
+# One chunk of text as a corpus makes it: (text, lines, events, blocks, block lines).
+Chunk = tuple[bytes, int, int, int, int]
+
+
 def generate(
     path: Path, lines: int, seed: int = DEFAULT_SEED, corpus: str = "default"
 ) -> CorpusInfo:
     """Write a corpus of exactly `lines` lines to `path` (and its `.json` sidecar)."""
     if lines < 1:
         raise ValueError("a corpus needs at least one line")
+    if corpus not in NAMES:
+        raise ValueError(f"no corpus {corpus!r}: one of {', '.join(NAMES)}")
     started = time.perf_counter()
     rnd = random.Random(seed)
+    if corpus == "frequent":
+        chunks: Iterator[Chunk] = (
+            (data, n, events, 0, 0)
+            for data, n, events in frequent_chunks(rnd, lines, _START, _CHUNK_EVENTS)
+        )
+    else:
+        chunks = _seed_style_chunks(rnd, lines, CORPORA[corpus])
+    written = events = n_blocks = block_lines = 0
+    nbytes = 0
+    split_points: list[int] = []
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("wb") as f:
+        for data, n_lines, n_events, n_chunk_blocks, n_block_lines in chunks:
+            split_points.append(nbytes)
+            f.write(data)
+            nbytes += len(data)
+            written += n_lines
+            events += n_events
+            n_blocks += n_chunk_blocks
+            block_lines += n_block_lines
+    info = CorpusInfo(
+        path=path,
+        lines=written,
+        events=events,
+        nbytes=nbytes,
+        blocks=n_blocks,
+        block_lines=block_lines,
+        seed=seed,
+        split_points=tuple(split_points),
+        generate_s=time.perf_counter() - started,
+        corpus=corpus,
+    )
+    assert written == lines, (written, lines)
+    os.replace(tmp, path)
+    _meta_path(path).write_text(json.dumps(info.to_json()) + "\n")
+    return info
+
+
+def _seed_style_chunks(
+    rnd: random.Random,
+    lines: int,
+    make_blocks: Callable[[random.Random, Pods, dict[str, list[str]]], Blocks],
+) -> Iterator[Chunk]:
+    """The seed-style corpora (default, traces, secrets): single lines from the pools
+    of bench/_corpus_lines.py and multi-line blocks, `lines` in all."""
     pods = make_pods(rnd)
     pools = build_pools(rnd, pods)
-    blocks = CORPORA[corpus](rnd, pods, pools)
+    blocks = make_blocks(rnd, pods, pools)
     make_block = blocks.make
     joins = blocks.joins
     last = ""  # the line written before, for `joins`
@@ -142,84 +201,59 @@ def generate(
     sec_space = sec_t = sec_bsd = ""
     rid = 100_000
     written = 0
-    events = n_blocks = block_lines = 0
-    nbytes = 0
-    split_points: list[int] = []
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("wb") as f:
-        while written < lines:
-            # Near the end, fewer events than lines left, so blocks still fit.
-            n_events = min(_CHUNK_EVENTS, max(1, (lines - written) * 9 // 10))
-            # Lines a block may add beyond its own one, without overshooting `lines`.
-            budget = lines - written - n_events
-            out: list[str] = []
-            append = out.append
-            for kind in choices(kind_ids, cum_weights=cum, k=n_events):
-                clock_ms += getrandbits(2)
-                sec = clock_ms // 1000
-                if sec != cur_sec:
-                    cur_sec = sec
-                    when = dt.datetime.fromtimestamp(sec, dt.UTC)
-                    day = f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
-                    hms = f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
-                    sec_space = f"{day} {hms}"
-                    sec_t = f"{day}T{hms}"
-                    sec_bsd = f"{_MONTHS[when.month - 1]} {when.day:>2} {hms}"
-                ms = _MS3[clock_ms % 1000]
-                rid += 1
-                if kind == k_info:
+    while written < lines:
+        # Near the end, fewer events than lines left, so blocks still fit.
+        n_events = min(_CHUNK_EVENTS, max(1, (lines - written) * 9 // 10))
+        # Lines a block may add beyond its own one, without overshooting `lines`.
+        budget = lines - written - n_events
+        out: list[str] = []
+        append = out.append
+        joined = n_blocks = block_lines = 0
+        for kind in choices(kind_ids, cum_weights=cum, k=n_events):
+            clock_ms += getrandbits(2)
+            sec = clock_ms // 1000
+            if sec != cur_sec:
+                cur_sec = sec
+                when = dt.datetime.fromtimestamp(sec, dt.UTC)
+                day = f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
+                hms = f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
+                sec_space = f"{day} {hms}"
+                sec_t = f"{day}T{hms}"
+                sec_bsd = f"{_MONTHS[when.month - 1]} {when.day:>2} {hms}"
+            ms = _MS3[clock_ms % 1000]
+            rid += 1
+            if kind == k_info:
+                append(p_info[getrandbits(POOL_BITS)] % (sec_space, ms, rid))
+            elif kind == k_json:
+                append(p_json[getrandbits(POOL_BITS)] % (sec_t, ms, rid))
+            elif kind == k_warn:
+                append(p_warn[getrandbits(POOL_BITS)] % (sec_space, ms))
+            elif kind == k_logfmt:
+                append(p_logfmt[getrandbits(POOL_BITS)] % (sec_t, ms, rid))
+            elif kind == k_plain:
+                append(p_plain[getrandbits(POOL_BITS)] % (sec_space,))
+            elif kind == k_s5424:
+                append(p_s5424[getrandbits(POOL_BITS)] % (sec_t, ms))
+            elif kind == k_debug:
+                append(p_debug[getrandbits(POOL_BITS)] % (sec_space, ms, rid))
+            elif kind == k_s3164:
+                append(p_s3164[getrandbits(POOL_BITS)] % (sec_bsd,))
+            else:
+                block = make_block(rnd, budget, f"{sec_space}.{ms}", rid)
+                if block is None:  # no room left: a plain INFO line
                     append(p_info[getrandbits(POOL_BITS)] % (sec_space, ms, rid))
-                elif kind == k_json:
-                    append(p_json[getrandbits(POOL_BITS)] % (sec_t, ms, rid))
-                elif kind == k_warn:
-                    append(p_warn[getrandbits(POOL_BITS)] % (sec_space, ms))
-                elif kind == k_logfmt:
-                    append(p_logfmt[getrandbits(POOL_BITS)] % (sec_t, ms, rid))
-                elif kind == k_plain:
-                    append(p_plain[getrandbits(POOL_BITS)] % (sec_space,))
-                elif kind == k_s5424:
-                    append(p_s5424[getrandbits(POOL_BITS)] % (sec_t, ms))
-                elif kind == k_debug:
-                    append(p_debug[getrandbits(POOL_BITS)] % (sec_space, ms, rid))
-                elif kind == k_s3164:
-                    append(p_s3164[getrandbits(POOL_BITS)] % (sec_bsd,))
-                else:
-                    block = make_block(rnd, budget, f"{sec_space}.{ms}", rid)
-                    if block is None:  # no room left: a plain INFO line
-                        append(p_info[getrandbits(POOL_BITS)] % (sec_space, ms, rid))
-                        continue
-                    size = len(block)
-                    budget -= size - 1
-                    if joins is not None and joins(out[-1] if out else last, block):
-                        events -= 1  # one event with the line before it
-                    out.extend(block)
-                    n_blocks += 1
-                    block_lines += size
-            last = out[-1] if out else last
-            out.append("")  # trailing newline
-            data = "\n".join(out).encode()
-            split_points.append(nbytes)
-            f.write(data)
-            nbytes += len(data)
-            written += len(out) - 1
-            events += n_events
-    info = CorpusInfo(
-        path=path,
-        lines=written,
-        events=events,
-        nbytes=nbytes,
-        blocks=n_blocks,
-        block_lines=block_lines,
-        seed=seed,
-        split_points=tuple(split_points),
-        generate_s=time.perf_counter() - started,
-        corpus=corpus,
-    )
-    assert written == lines, (written, lines)
-    os.replace(tmp, path)
-    _meta_path(path).write_text(json.dumps(info.to_json()) + "\n")
-    return info
+                    continue
+                size = len(block)
+                budget -= size - 1
+                if joins is not None and joins(out[-1] if out else last, block):
+                    joined += 1  # one event with the line before it
+                out.extend(block)
+                n_blocks += 1
+                block_lines += size
+        last = out[-1] if out else last
+        out.append("")  # trailing newline
+        written += len(out) - 1
+        yield "\n".join(out).encode(), len(out) - 1, n_events - joined, n_blocks, block_lines
 
 
 def _meta_path(path: Path) -> Path:

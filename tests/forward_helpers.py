@@ -115,13 +115,6 @@ def stored_lines(data_dir: Path) -> list[bytes]:
     return out.stdout.splitlines()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def paced_send(port: int, lines: list[bytes], seconds: float, connections: int = 1) -> None:
     """Send `lines` spread over `seconds`; connection c sends lines[c::connections], in order."""
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]

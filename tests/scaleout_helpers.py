@@ -13,7 +13,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ import pytest
 import redis
 
 from logcaster.client.connection import BufferFull, LogCasterClient
-from logcaster.testing import ServerProcess, start_server
+from logcaster.testing import ServerProcess, free_port, start_server
 
 BASE = os.environ.get("LOGCASTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_SERVER = os.environ.get("LOGCASTER_TEST_REDIS_SERVER", "/usr/bin/redis-server")
@@ -41,12 +40,6 @@ def missing(why: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(why)
     pytest.skip(why)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(what: str, ok: Callable[[], bool], timeout: float, step: float = 0.05) -> None:

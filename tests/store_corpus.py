@@ -203,6 +203,8 @@ class Shape:
 # Window bounds half a millisecond off: no event time (whole milliseconds) is near them.
 LO, HI = MID + 300.0005, MID + 700.0005
 TIMEOUT_RE = re.compile(r"timeout after [0-9]{3,}ms")
+_BOUNDARY = re.compile(r"\bheck|\bcart\b")  # `heck` only inside `checkout`
+_ANY = re.compile(r"caf. |Caused by")
 SHAPES = [
     Shape("everything", "", lambda ev: True),
     Shape("keyword", "keyword=timeout", lambda ev: "timeout" in ev.text),
@@ -258,6 +260,20 @@ SHAPES = [
     Shape("asc_level", "level=FATAL", lambda ev: ev.level == "FATAL", order="asc"),
     Shape("small_limit", "level=INFO", lambda ev: ev.level == "INFO", limit=3),
     Shape("nothing", "keyword=no-such-word-anywhere", lambda ev: False),
+    # The token index (store/terms.py): a keyword inside a longer term, one with
+    # a space, and one that only the escaped text holds (`\\n` + `Caused`).
+    Shape("inside_term", "keyword=imeou", lambda ev: "imeou" in ev.text),
+    Shape("phrase", 'keyword="timeout after"', lambda ev: "timeout after" in ev.text),
+    Shape("escape_letter", "keyword=nCaused", lambda ev: "nCaused" in ev.text),
+    Shape("caused", "keyword=Caused", lambda ev: "Caused" in ev.text),
+    # Regexes answered in bulk (store/bulk_rows.py): plain lines are not confirmed
+    # unless a word boundary was dropped from the translation.
+    Shape(
+        "regex_boundary",
+        'regex="\\bheck|\\bcart\\b"',
+        lambda ev: bool(_BOUNDARY.search(ev.text)),
+    ),
+    Shape("regex_any", 'regex="caf. |Caused by"', lambda ev: bool(_ANY.search(ev.text))),
 ]
 SHAPE = {shape.name: shape for shape in SHAPES}
 

@@ -22,7 +22,10 @@ import pytest
 
 from logcaster.segments import read_batches
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
+from logcaster.store.catalog import index_base
 from logcaster.store.chunks import CHUNK_BYTES
+from logcaster.store.index import load_index
+from logcaster.store.term_views import load_terms
 from logcaster.testing import ServerProcess, wait_for
 from tests.store_corpus import Known, Shape, expected
 
@@ -137,6 +140,25 @@ def wait_indexed(
         30,
     )
     return int(stats["StoreIndexed"])
+
+
+def wait_token_indexed(data: Path) -> int:
+    """Wait until every rotated segment's chunks have a token record (store/terms.py);
+    return how many records there are."""
+
+    def missing() -> tuple[int, int]:
+        records = absent = 0
+        for path in list_rotated(data):
+            first = parse_segment_name(path.name)
+            assert first is not None
+            base = index_base(data, first)
+            chunks = len(load_index(base).chunks)
+            have = len(load_terms(base).records)
+            records += have
+            absent += chunks - have
+        return absent, records
+
+    return wait_for("the token index", missing, lambda m: m[0] == 0, 30)[1]
 
 
 def memory_ids(server: ServerProcess, last_id: int) -> range:

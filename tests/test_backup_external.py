@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 
 from logcaster.segments import read_batches
-from logcaster.testing import parse_stats, query, wait_for
+from logcaster.testing import free_port, parse_stats, query, wait_for
 from tests.backup_helpers import run_backup, run_restore, validate
 from tests.conftest import ServerFactory
-from tests.forward_helpers import HttpReceiver, free_port, group
+from tests.forward_helpers import HttpReceiver, group
 from tests.security_helpers import token_command
 from tests.store_server_helpers import segments
 

@@ -27,7 +27,9 @@ SMOKE: dict[str, list[str]] = {
     "parse": ["--corpus", "CORPUS", "--events", "200", "--runs", "1"],
     "scan": ["--corpus", "CORPUS", "--runs", "1"],
     "ingest": ["--lines", LINES, "--runs", "1", "--connections", "1,2"],
-    "query": ["--lines", LINES, "--runs", "1"],
+    "query": ["--lines", LINES, "--runs", "1", "--rsyslog"],
+    "memory": ["--lines", LINES, "--runs", "1", "--set", "queue.max_events=50000"],
+    "query_history": ["--sizes", "1000,2000", "--runs", "1", "--corpus", "frequent"],
     "forward": ["--lines", LINES, "--runs", "1"],
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
     "http": ["--lines", LINES, "--runs", "1", "--clients", "2", "--corpus", "default"],
@@ -35,6 +37,8 @@ SMOKE: dict[str, list[str]] = {
     "irc": ["--lines", LINES, "--runs", "1", "--clients", "2", "--stalled", "1", "--seconds", "1"],
     "scaleout": ["--lines", LINES, "--runs", "1", "--writers", "1", "--nodes", "1"],
     "backup": ["--mb", "2", "--seconds", "0.5", "--rate", "2000"],
+    # 1% of the maximum rate: the markers must not go missing on a busy CI machine
+    "latency": ["--lines", LINES, "--max-seconds", "0.5", "--fraction", "0.01", "--seconds", "1"],
 }
 FANOUT = ["--corpus", "default", "--bodies", "ndjson", "--fanout", "--subscribers", "0,2"]
 # More smoke runs of an entry point, with other options: run name -> (entry point, arguments).
@@ -45,6 +49,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ingest-redact": ("ingest", [*SMOKE["ingest"], "--redact", "--corpus", "secrets"]),
     "http-fanout": ("http", [*SMOKE["http"], *FANOUT]),
     "ingest-file": ("ingest", ["--lines", LINES, "--runs", "1", "--source", "file"]),
+    "query-frequent": ("query", [*SMOKE["query"], "--corpus", "frequent"]),
+    "extract-frequent": ("extract", [*SMOKE["extract"], "--corpus", "frequent", "--check"]),
+    "latency-rates": ("latency", ["--lines", LINES, "--rates", "2k,4k", "--seconds", "0.5"]),
 }
 RUNS = {name: (name, args) for name, args in SMOKE.items()} | VARIANTS
 # Runs whose table is checked too: run name -> a heading its stdout must show.
@@ -55,6 +62,11 @@ TABLES = {
     "scaleout": "LogCaster scale-out: lines/s into PostgreSQL",
     "ingest-tls": "TLS/plain",
     "ingest-redact": "redaction on / plain",
+    "query": "LogCaster until indexed / rsyslog",
+    "query-frequent": "trace_id lookup",
+    "query_history": "median ms (ratio to rg) by events in the history",
+    "latency": "latency (ms) from send to the first answer holding the marker",
+    "memory": "settings: queue.max_events=50000",
 }
 
 
@@ -102,3 +114,23 @@ def test_bench_runs(name: str, corpus: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, f"bench/{entry} exited {done.returncode}:\n{out[-4000:]}"
     if name in TABLES:
         assert TABLES[name] in done.stdout.decode(errors="replace"), out[-4000:]
+
+
+@pytest.mark.timeout(120)
+def test_latency_reports_a_lost_marker() -> None:
+    """A marker that never arrives (every 4th is recorded but not sent) is counted as
+    missing in every source, named, and fails the run: never dropped silently."""
+    args = ["--lines", LINES, "--rate", "2000", "--seconds", "1", "--lose-marker", "4"]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "latency"), *args, "--marker-timeout", "3"],
+        capture_output=True,
+        timeout=100,
+        cwd=BENCH.parent,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    out = done.stdout.decode(errors="replace")
+    assert done.returncode == 1, out + done.stderr.decode(errors="replace")[-2000:]
+    assert "5 MISSING" in out  # 20 markers, every 4th lost: in source=all and source=store
+    assert out.count("m000004") == 2 and out.count("m000020") == 2, out
+    assert "m000003" not in out, out

@@ -28,7 +28,7 @@ import orjson
 import pytest
 
 from logcaster.client import DeliveryError, FallbackFile, LogCasterClient, LogCasterHandler
-from logcaster.testing import ServerProcess, wait_for
+from logcaster.testing import ServerProcess, free_port, wait_for
 from tests.conftest import ServerFactory
 from tests.test_acks import _on_disk
 
@@ -43,10 +43,11 @@ APP = textwrap.dedent(
     import json, logging, sys, time
     from logcaster.client import LogCasterHandler
 
-    port, count, fallback, ack, size = sys.argv[1:6]
+    port, count, fallback, ack, size, patience = sys.argv[1:7]
     handler = LogCasterHandler(
-        "127.0.0.1", int(port), service="app", close_timeout=1.0, fallback_path=fallback,
-        ack=json.loads(ack), queue_size=100_000,
+        "127.0.0.1", int(port), service="app", close_timeout=float(patience),
+        connect_timeout=float(patience), fallback_path=fallback, ack=json.loads(ack),
+        queue_size=100_000,
     )
     log = logging.getLogger("app")
     log.setLevel(logging.INFO)
@@ -71,9 +72,18 @@ class App:
     """A finished application run: its stderr, slowest emit, and exit duration."""
 
     def __init__(
-        self, port: int, count: int, fallback: Path, ack: bool | None = None, size: int = 10
+        self,
+        port: int,
+        count: int,
+        fallback: Path,
+        ack: bool | None = None,
+        size: int = 10,
+        patience: float = 1.0,
     ) -> None:
+        """`patience`: the handler's connect (and handshake) and close timeouts."""
         args = [str(port), str(count), str(fallback), orjson.dumps(ack).decode(), str(size)]
+        args.append(str(patience))
+        self.patience = patience
         proc = subprocess.Popen(
             [sys.executable, "-c", APP, *args],
             stdout=subprocess.PIPE,
@@ -97,7 +107,7 @@ class App:
     def assert_harmless(self) -> None:
         assert "Logging error" not in self.stderr and "Traceback" not in self.stderr, self.stderr
         assert self.slowest_emit < EMIT_MAX, self.slowest_emit
-        assert self.exit_seconds < 1.0 + EXIT_MARGIN, (self.exit_seconds, self.stderr)
+        assert self.exit_seconds < self.patience + EXIT_MARGIN, (self.exit_seconds, self.stderr)
 
 
 def _seqs(lines: list[bytes]) -> list[int]:
@@ -117,10 +127,7 @@ def _first_occurrences_in_order(seqs: list[int], count: int) -> None:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens here
+    return free_port()  # nothing listens here
 
 
 @pytest.fixture
@@ -234,7 +241,10 @@ def test_black_hole_app_exits_in_time(black_hole: int, tmp_path: Path, ack: bool
 
 def test_a_peer_that_is_no_logcaster_never_gets_records(garbage: int, tmp_path: Path) -> None:
     fallback = tmp_path / "fallback.log"
-    app = App(garbage, 50, fallback)
+    # The peer thread's answer must come within the handshake timeout: a loaded CI
+    # machine stalled it past the default 1 s (the handler then took it for a
+    # plain receiver).
+    app = App(garbage, 50, fallback, patience=5.0)
     app.assert_harmless()
     assert "not a LogCaster ingest port" in app.stderr
     assert _seqs(fallback.read_bytes().splitlines()) == list(range(50))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from logcaster.segments.lock import LOCK_NAME, DataDirLock, DataDirLocked, lock_holder
-from logcaster.testing import ServerProcess, wait_for
+from logcaster.testing import ServerProcess, free_port, wait_for
 from tests.conftest import ServerFactory
 from tests.test_data_cli import run_data
 
@@ -171,7 +171,7 @@ def test_a_forward_group_dir_has_one_owner_too(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     """A group's own `dir` (its spool, outside any -P) is locked like a data dir."""
-    from tests.forward_helpers import free_port, group, write_config
+    from tests.forward_helpers import group, write_config
 
     spool_dir = tmp_path / "g"
     cfg = write_config(

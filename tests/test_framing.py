@@ -169,6 +169,27 @@ def test_overlong_line_without_newline_never_grows_the_buffer() -> None:
     assert framer.truncated == 1
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_long_lines_are_found_wherever_they_sit_in_a_large_read(seed: int) -> None:
+    """Large reads are checked by windows of half the limit (_may_hold_long_line)."""
+    limit = 600
+    rng = random.Random(seed)
+    lines = [b"a" * rng.choice([0, 1, 80, 299, 300, 301, 599, 600]) for _ in range(200)]
+    pos = rng.randrange(len(lines))
+    lines.insert(pos, b"L" * (limit + 1))
+    framer = LineFramer(limit, None)
+    out = framer.feed(b"\n".join(lines) + b"\n")
+    expected = [
+        line if len(line) <= limit else b"L" * (limit - 3) + TRUNCATION_MARK for line in lines
+    ]
+    assert out == expected
+    assert framer.truncated == 1
+    del lines[pos]
+    framer = LineFramer(limit, None)
+    assert framer.feed(b"\n".join(lines) + b"\n") == lines
+    assert framer.truncated == 0
+
+
 def test_line_of_exactly_max_bytes_is_not_truncated() -> None:
     framer = LineFramer(16, None)
     assert feed_all(framer, [b"q" * 16 + b"\n", b"r" * 16]) == [b"q" * 16, b"r" * 16]

@@ -280,6 +280,9 @@ def test_the_subscriber_cap_answers_503_and_a_disconnect_frees_a_place(
         "keyword=",
         "since=-1",
         "since=abc",
+        "since=20000000000000000000",  # past 64 bits (found by schemathesis)
+        "since=1_0",
+        "max_rate=99999999999999999999999",
         "backlog=99999999",
         "keywords=" + ",".join(["w"] * 100),
     ],

@@ -91,7 +91,13 @@ def test_a_token_file_broken_while_running_keeps_the_last_good_tokens(tmp_path: 
         status.request("GET", "/api/v1/stats", headers={"Authorization": f"Bearer {viewer}"})
         assert status.getresponse().status == 200
         status.close()
-        failed = [d for d in auth.server.logs if d.get("event") == "tokens_reload_failed"]
+        # the log line crosses a pipe and a reader thread: wait for it, not a race
+        failed = wait_for(
+            "tokens_reload_failed logged",
+            lambda: [d for d in auth.server.logs if d.get("event") == "tokens_reload_failed"],
+            lambda found: len(found) > 0,
+            timeout=10,
+        )
         assert len(failed) == 1 and "kept" in failed[0]
         assert not any(
             d.get("level") == "error" and "Traceback" in str(d) for d in auth.server.logs

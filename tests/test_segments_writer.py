@@ -22,7 +22,7 @@ from logcaster.segments.names import (
     segment_name,
 )
 from logcaster.segments.segment import StoredBatch, read_batches, read_blocks, scan_segment
-from logcaster.segments.writer import SegmentWriter
+from logcaster.segments.writer import IOV_MAX, SegmentWriter, write_all
 
 
 class FakeClock:
@@ -448,3 +448,35 @@ def test_microsecond_receive_times_round_trip_exactly(us: int) -> None:
     """The pipeline stamps batches with whole microseconds (until 2106 a float holds
     them exactly), so a replayed batch gets back the very same float."""
     assert received_us(us / 1e6) == us
+
+
+@pytest.mark.parametrize("limit", [None, 1, 1000])
+def test_write_all_writes_every_part_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None
+) -> None:
+    """More parts than one writev takes, empty ones among them; with `limit` the
+    kernel takes at most that many bytes per call (a short write), and the rest
+    is written by the next calls."""
+    parts = [b"%d:" % i + b"x" * (i % 7) if i % 5 else b"" for i in range(3 * IOV_MAX + 5)]
+    real = os.writev
+
+    def short(fd: int, buffers: list[bytes]) -> int:
+        assert limit is not None
+        taken: list[bytes] = []
+        left = limit
+        for buf in buffers:
+            if left <= 0:
+                break
+            taken.append(bytes(buf[:left]))
+            left -= len(taken[-1])
+        return real(fd, taken)
+
+    if limit is not None:
+        monkeypatch.setattr(os, "writev", short)
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        write_all(fd, parts)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(parts)

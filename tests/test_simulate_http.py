@@ -8,24 +8,17 @@ simulator, and refusals and unreachable targets counted as unsent.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import orjson
 import pytest
 
-from logcaster.testing import wait_for
+from logcaster.testing import free_port, wait_for
 from tests.conftest import ServerFactory
 from tests.forward_helpers import HttpReceiver, group, stored_lines, write_config
 from tests.test_simulate import run_sim, simulate_cmd, summary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
@@ -119,13 +112,23 @@ def test_a_server_that_starts_later_gets_the_retried_batches(
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(proc.stderr or ()), daemon=True)
+    reader.start()
     try:
+        # The server starts once the simulator has been refused (started together,
+        # the server was sometimes up before the simulator's first try).
+        wait_for("a refused batch", lambda: "".join(said), lambda s: "unreachable" in s, 30)
         server = server_factory("--http-port", str(port), "--buffer-size", "100000")
-        _, stderr = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(10)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
+        proc.stderr.close()
+    stderr = "".join(said)
     assert "unreachable (Connection refused)" in stderr, stderr
     assert f"connected to {url}" in stderr
     stats = summary(stderr)

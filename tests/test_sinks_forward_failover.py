@@ -12,9 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-from logcaster.testing import wait_for
+from logcaster.testing import free_port, wait_for
 from tests.conftest import ServerFactory
-from tests.forward_helpers import free_port, group, paced_send, settled, stored_lines, write_config
+from tests.forward_helpers import group, paced_send, settled, stored_lines, write_config
 
 
 def test_forward_to_logcaster_with_acks_in_order_once(

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from logcaster.testing import wait_for
+from logcaster.testing import free_port, wait_for
 from tests.conftest import ServerFactory
 from tests.forward_helpers import (
     HttpReceiver,
-    free_port,
     group,
     paced_send,
     settled,

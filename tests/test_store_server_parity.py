@@ -30,6 +30,7 @@ from tests.store_server_helpers import (
     memory_ids,
     store_env,
     wait_indexed,
+    wait_token_indexed,
 )
 
 # ---- parity ------------------------------------------------------------------------
@@ -66,6 +67,10 @@ def loaded(
     try:
         server.send(corpus_bytes(events))
         high_water = wait_indexed(server, data, len(events))
+        if capacity == 4000:
+            # Queries then read the token index (built after the event index, while
+            # the indexer is idle); "pinned" queries whatever part of it is built.
+            wait_token_indexed(data)
         memory = memory_ids(server, len(events))
         yield Loaded(server, data, events, capacity, high_water, memory)
     finally:

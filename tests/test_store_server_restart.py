@@ -33,6 +33,7 @@ from tests.store_server_helpers import (
     segments,
     store_env,
     wait_indexed,
+    wait_token_indexed,
 )
 
 # ---- restart -------------------------------------------------------------------------
@@ -156,6 +157,26 @@ def indexer_pids(server: ServerProcess) -> list[int]:
     return [int(log["pid"]) for log in server.logs if log.get("event") == "indexer_started"]
 
 
+def children(pid: int) -> list[int]:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (not zombies: an orphan is reaped by init)."""
+    out = []
+    for p in pids:
+        try:
+            if Path(f"/proc/{p}/stat").read_text().split(") ")[1][0] != "Z":
+                out.append(p)
+        except (OSError, IndexError):
+            pass
+    return out
+
+
 def test_indexer_killed_mid_load(server_factory: ServerFactory, tmp_path: Path) -> None:
     """kill -9 of the indexer process mid-load: the server logs `indexer_exited`,
     starts a new one (IndexerRestarts), memory holds the events meanwhile, and
@@ -170,6 +191,7 @@ def test_indexer_killed_mid_load(server_factory: ServerFactory, tmp_path: Path) 
         for chunk in sends[:half]:
             sock.sendall(chunk)
         wait_for("indexing", server.stats, lambda s: s["StoreIndexed"] > 0)
+        terms = wait_for("the token-index process", lambda: children(pid), bool)
         os.kill(pid, signal.SIGKILL)
         for chunk in sends[half:]:  # while the indexer is down, then restarting
             sock.sendall(chunk)
@@ -182,10 +204,14 @@ def test_indexer_killed_mid_load(server_factory: ServerFactory, tmp_path: Path) 
     assert exited[0]["returncode"] == -signal.SIGKILL
     pids = wait_for("a new indexer", lambda: indexer_pids(server), lambda p: len(p) >= 2)
     assert pids[1] != pid
+    # The old token-index process sees its parent gone and exits; the new
+    # indexer's one takes the lock over and builds what is left.
+    wait_for("the old token-index process to exit", lambda: alive(terms), lambda a: not a)
     # Whatever the indexer did meanwhile, the split by S answers every event once.
     wait_for("delivery", server.stats, lambda s: s["Delivered"] == len(events))
     assert server.query(f"QUERY max_count={EXACT}").startswith(f"FOUND: {len(events)} matches")
     high_water = wait_indexed(server, data, len(events))
+    assert wait_token_indexed(data) > 0
     stats = server.stats()
     assert stats["IndexerRestarts"] >= 1 and stats["Dropped"] == 0
     all_ids = range(1, len(events) + 1)

@@ -16,7 +16,7 @@ from logcaster.segments.names import list_rotated, parse_segment_name
 from logcaster.segments.writer import SegmentWriter
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.catalog import active_first_id, delete_index, index_base
-from logcaster.store.index import index_paths
+from logcaster.store.index import index_paths, load_index
 from logcaster.store.indexer import StoreIndexer
 from logcaster.testing import ServerProcess
 
@@ -228,3 +228,42 @@ def test_indexer_moves_past_a_segment_deleted_under_it(tmp_path: Path) -> None:
     finally:
         fresh.close()
     assert not any(path.exists() for path in index_paths(index_base(tmp_path, 1)))
+
+
+@pytest.mark.parametrize("step", [1, 2, 7])
+def test_indexer_in_steps_reports_only_what_it_indexed(tmp_path: Path, step: int) -> None:
+    """The indexer process indexes a backlog in steps of `max_chunks` and tells the
+    server after each: across rotations, the high-water id never passes an event
+    that is not in an index, grows step by step, and ends where one pass ends."""
+    writer = SegmentWriter(tmp_path, max_bytes=16 * 1024, fsync="never")
+    ids = 1
+    for _ in range(150):
+        texts = [b"event %06d %s" % (ids + i, b"x" * 80) for i in range(10)]
+        writer.write(ids, texts, received=1.0, source="t")
+        ids += 10
+    writer.close()
+    last = ids - 1
+    assert len(list_rotated(tmp_path)) >= 5
+    indexer = StoreIndexer(tmp_path, fsync=False, chunk_bytes=4096)
+    marks = []
+    try:
+        for _ in range(1000):
+            indexer.catch_up(last, tail=True, max_chunks=step)
+            mark = indexer.indexed_to(last)
+            indexed = set()
+            for path in (tmp_path / "index").glob("*.chunks"):
+                base = index_base(tmp_path, int(path.stem))
+                indexed |= set(range(*_id_range(base)))
+            assert set(range(1, mark + 1)) <= indexed, f"high water {mark} passes the index"
+            marks.append(mark)
+            if not indexer.unfinished:
+                break
+    finally:
+        indexer.close()
+    assert marks == sorted(marks) and len(set(marks)) > 3 and marks[-1] == last
+
+
+def _id_range(base: Path) -> tuple[int, int]:
+    """The ids an index holds: [first, last + 1)."""
+    index = load_index(base)
+    return int(base.name), (index.last_id or int(base.name) - 1) + 1

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -448,3 +449,28 @@ def test_framer_overlong_unframed_message_is_cut_once(terminator: bytes) -> None
     out += framer.close()
     assert out == [(b"<13>head " + b"w" * limit)[: limit - 3] + b"...", b"<13>next"]
     assert framer.truncated == 1
+
+
+def _udp_receive_buffer(port: int) -> int:
+    """The kernel's receive buffer of the UDP socket bound to `port` (`ss -m`: rb)."""
+    out = subprocess.run(
+        ["ss", "-Hulnm", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out.split("rb", 1)[1].split(",", 1)[0])
+
+
+def test_udp_receive_buffer_is_sized_and_a_cap_is_reported(server_factory: ServerFactory) -> None:
+    """syslog.udp_receive_buffer sets SO_RCVBUF (Linux reports twice the size asked);
+    a size over net.core.rmem_max is capped by the kernel, and the log says so."""
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    wanted = min(1 << 20, rmem_max)
+    env = {**os.environ, "LOGCASTER_SYSLOG__UDP_RECEIVE_BUFFER": str(wanted)}
+    server = server_factory("--syslog-port", "0", env=env)
+    assert _udp_receive_buffer(server.ports["syslog"]) == 2 * wanted
+    assert not [d for d in server.logs if d.get("event") == "udp_receive_buffer_capped"]
+
+    env["LOGCASTER_SYSLOG__UDP_RECEIVE_BUFFER"] = str(rmem_max + 4096)
+    capped = server_factory("--syslog-port", "0", env=env)
+    assert _udp_receive_buffer(capped.ports["syslog"]) == 2 * rmem_max
+    (warning,) = [d for d in capped.logs if d.get("event") == "udp_receive_buffer_capped"]
+    assert (warning["wanted"], warning["got"]) == (rmem_max + 4096, rmem_max)

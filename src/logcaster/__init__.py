@@ -2,22 +2,12 @@
 
 Data flows sources -> pipeline (framing, queue) -> sinks -> query -> front ends;
 `logcaster.app` holds the component table that wires them.
-"""
 
-from logcaster.config import Config, load_config
-from logcaster.event import Event
-from logcaster.exceptions import ConfigError, LogCasterError, QuerySyntaxError
-from logcaster.pipeline.batch import Batch
+This package imports nothing: the indexer and token-index processes
+(`python -m logcaster.store...`) load only the modules they use
+(docs/memory.md).
+"""
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Batch",
-    "Config",
-    "ConfigError",
-    "Event",
-    "LogCasterError",
-    "QuerySyntaxError",
-    "__version__",
-    "load_config",
-]
+__all__ = ["__version__"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from logcaster.backends import NO_BACKENDS, Backends
 from logcaster.component import Component, Counters, Endpoint, starting
 from logcaster.config import Config, forward_dir
 from logcaster.exceptions import ConfigError
@@ -58,8 +59,6 @@ from logcaster.reloading import (
     reload_field_keys,
     reload_tls,
 )
-from logcaster.scaleout.history_service import HistoryService
-from logcaster.scaleout.publish import publisher
 from logcaster.security.fields import FieldEncryptor
 from logcaster.security.guard import Security
 from logcaster.security.redact import Redactor
@@ -100,7 +99,7 @@ class Components:
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, backends: Backends = NO_BACKENDS) -> None:
         self.config = config
         self.stats = Stats()
         self.draining = False  # Server.stop began: /readyz answers 503
@@ -136,7 +135,7 @@ class Server:
         # Forward groups last: they take batches into their own bounded buffer.
         groups = [SinkGroup(g, forward_dir(config, g), self._durable_moved) for g in config.forward]
         if config.scaleout.publish is not None:  # scale-out's ingest node
-            groups.append(publisher(config, self._durable_moved))
+            groups.append(backends.publish_group(config, self._durable_moved))
         for group in groups:
             c.sinks[group.name] = group
         # Events by level and service, from what memory received (metrics/tally.py).
@@ -181,7 +180,7 @@ class Server:
         self.queries = QueryService(config.query, self.memory, self.stats_snapshot, self.store)
         if (history := config.scaleout.history) is not None:
             n = config.scaleout.history_connections
-            c.services["history"] = HistoryService(history, self.queries.planner, connections=n)
+            c.services["history"] = backends.history_service(history, self.queries.planner, n)
         self.queries.fields = self.field_queries
         c.frontends["query"] = LineQueryServer(
             config.query.host,

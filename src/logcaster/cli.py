@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -13,7 +14,7 @@ import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logcaster.cli_parser import build_parser
 from logcaster.config import Config, dump_yaml, load_config
@@ -21,6 +22,11 @@ from logcaster.exceptions import ConfigError, StartupError
 from logcaster.log import log_event, setup_logging
 from logcaster.notify import notify, watchdog, watchdog_interval
 from logcaster.security.neutralize import json_safe, neutral, neutral_lines
+
+if TYPE_CHECKING:
+    from logcaster.backends import Backends
+    from logcaster.component import Component
+    from logcaster.query.planner import Planner
 
 EXIT_CONFIG = 2
 logger = logging.getLogger("logcaster.cli")
@@ -350,7 +356,7 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    server = Server(config)
+    server = Server(config, _backends(config))
 
     server.config_loader = reload
 
@@ -372,6 +378,26 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
     finally:
         if pinger is not None:
             pinger.cancel()
+
+
+def _backends(config: Config) -> Backends:
+    """Scale-out's parts, imported only when the configuration turns them on: their
+    client libraries (redis, psycopg) cost ~10 MB each (backends.py, docs/memory.md)."""
+    from logcaster.backends import Backends
+
+    backends = Backends()
+    if config.scaleout.publish is not None:
+        from logcaster.scaleout.publish import publisher
+
+        backends = dataclasses.replace(backends, publisher=publisher)
+    if config.scaleout.history is not None:
+        from logcaster.scaleout.history_service import HistoryService
+
+        def history(url: str, planner: Planner, connections: int) -> Component:
+            return HistoryService(url, planner, connections=connections)
+
+        backends = dataclasses.replace(backends, history=history)
+    return backends
 
 
 def _query(args: argparse.Namespace) -> int:

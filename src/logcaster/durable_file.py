@@ -1,5 +1,6 @@
 """Replacing a small file (a cursor, a marker, positions, an id) so that a crash
-leaves the old version or the new one, never a mix or nothing."""
+leaves the old version or the new one, never a mix or nothing; and `write_at`,
+the whole of a buffer at an offset, for the index writers."""
 
 from __future__ import annotations
 
@@ -24,3 +25,12 @@ def replace_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_at(fd: int, offset: int, data: bytes) -> None:
+    """All of `data` at `offset` (pwrite may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n

@@ -82,6 +82,10 @@ class SyslogConfig(Section, frozen=True):
     host: Host = LOOPBACK
     port: Port | None = None
     max_message_bytes: Annotated[int, msgspec.Meta(ge=480)] = 64 * 1024
+    # The UDP socket's kernel receive buffer (SO_RCVBUF): datagrams that arrive
+    # while the loop is busy wait there, and past it the kernel drops them
+    # unseen. The kernel caps it at net.core.rmem_max (a warning says so).
+    udp_receive_buffer: Annotated[int, msgspec.Meta(ge=4096, le=1 << 30)] = 4 << 20
     tls: TlsOverride = msgspec.field(default_factory=TlsOverride)  # TCP only; UDP stays plain
 
 
@@ -107,7 +111,10 @@ class MultilineConfig(Section, frozen=True):
 class QueueConfig(Section, frozen=True):
     """The bounded queue between sources and sinks (SPEC §4)."""
 
-    max_events: PositiveInt = 200_000
+    # 100,000 events (~18 MB at a 140-byte line, docs/memory.md): ~0.1 s at a full
+    # load, which is enough to keep the sinks busy (the 200,000 before added ~37 MB
+    # at peak and no throughput); rsyslog's main queue holds 50,000 messages.
+    max_events: PositiveInt = 100_000
     max_bytes: Annotated[int, msgspec.Meta(ge=64 * 1024)] = 64 * 1024 * 1024
     # What a full queue does: block (pause reading, lossless), drop_newest,
     # drop_oldest, reject, or sample (thin non-error events, then block).
@@ -193,7 +200,7 @@ class StoreConfig(Section, frozen=True):
     enabled: Literal["auto"] | bool = "auto"
     threads: PositiveInt = 2  # scan threads per query
     # Events not yet indexed are kept in memory beyond memory.capacity, up to this many.
-    max_unindexed: Annotated[int, msgspec.Meta(ge=0)] = 200_000
+    max_unindexed: Annotated[int, msgspec.Meta(ge=0)] = 100_000
     # A durable event waits at most about this long for the index, even while its
     # chunk of active.log is not full (the partial chunk is indexed, then extended).
     index_delay_ms: PositiveInt = 1000

@@ -8,6 +8,7 @@ bound ports — no sleeping, no port guessing.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -169,6 +170,36 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> Non
             raise TimeoutError("a thread did not finish")
     if errors:
         raise errors[0]
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for port-0 binds (Linux default 32768)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, for a test that needs a
+    closed port or one to start a server on later.
+
+    Picked below the kernel's ephemeral range: a port-0 bind anywhere (a parallel
+    test, a client's own end of a connection) never gets it, as it could a port
+    freed by a bind to 0 (a test then found its "closed" port answered).
+    """
+    low = _ephemeral_low()
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 def query(host: str, port: int, command: str, timeout: float = 10.0) -> str:

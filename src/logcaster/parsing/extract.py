@@ -12,10 +12,13 @@ for the common line shapes:
   a token without a backslash means the same bytes in the stored line and in the
   text. Callers that hold the texts instead use `Extractor.extract_texts`.
 - **One `re.findall` over the chunk, with one capture group.** Each alternative
-  matches the fixed prefix of one line shape (flat JSON, logfmt, RFC 5424, RFC 3164,
-  `YYYY-MM-DD HH:MM:SS LEVEL`, `LEVEL: service/version`) and proves the rest with
-  lookaheads; an empty alternative yields b"" for any other line starting with one
-  of `{ t < D E F I T W` or a digit, so the k-th result belongs to the k-th such line.
+  matches the fixed prefix of one line shape (flat JSON, zap JSON, logfmt, Go slog
+  text, RFC 5424, RFC 3164, `YYYY-MM-DD HH:MM:SS LEVEL`, `LEVEL: service/version`,
+  access lines) and proves the rest with lookaheads; an empty alternative yields b""
+  for any other line starting with one of `{ t < D E F I T W` or a digit, so the
+  k-th result belongs to the k-th such line. Shapes that must hold no pair naming
+  a column (zap JSON, access lines) are checked in numpy (`lines_naming`): a
+  lookahead over the whole line cost more than the rest of the pattern.
   Each capture group costs SRE more than all the validation, hence one group shared
   by all shapes. The pattern and the numpy field readers: parsing/line_shapes.py.
 - **The simulator header `[LEVEL] ts service/ver` (most events) is checked and
@@ -48,6 +51,7 @@ from logcaster.parsing.line_shapes import (
     U16,
     Bool,
     level_key,
+    lines_naming,
     parse_ts_rows,
     window_rows,
 )
@@ -61,7 +65,14 @@ _SYSLOG_LEVEL = np.array(
     [LEVEL_CODES[x] for x in SYSLOG_SEVERITY_LEVELS],
     np.uint8,
 )
-_LEVEL_WORD = {name.encode(): code for name, code in LEVEL_CODES.items() if name}
+# The level words the pattern captures: upper case (ts lines), lower case (zap JSON)
+_LEVEL_WORD = {
+    word: code
+    for name, code in LEVEL_CODES.items()
+    if name
+    for word in (name.encode(), name.lower().encode())
+}
+_ATTRIBUTE_KEYS = (b"level", b"service", b"ts", b"time", b"timestamp")
 _SIM_KEYS = [(b"TRACE", 1, 5), (b"DEBUG", 2, 5), (b"INFO]", 3, 4), (b"WARN]", 4, 4)]
 _SIM_KEYS += [(b"ERROR", 5, 5), (b"FATAL", 6, 5)]
 _WORD = np.zeros(256, np.bool_)  # str-mode [\w.-] restricted to ASCII
@@ -87,6 +98,7 @@ _HASH_K = np.array(
 # Bytes after the payload, so fixed-width rows of the last lines never leave the
 # buffer; zeros fail every shape check.
 _PAD = 128
+_PAD_BYTES = bytes(_PAD)
 _MAX_TOKENS = 1 << 16  # the token cache is reset past this many distinct tokens
 _MAX_BSD_MINUTES = 1 << 14
 
@@ -148,6 +160,7 @@ class Extractor:
         self._tokens: dict[bytes, int] = {}
         self._token_names: list[bytes] = []
         self._token_level = np.zeros(0, np.uint8)
+        self._token_length = np.zeros(0, np.int64)
         self._token_service = np.zeros(0, np.int32)
         self._bsd_minutes: dict[tuple[bytes, float], float] = {}
 
@@ -155,11 +168,14 @@ class Extractor:
 
     def extract(
         self,
-        payload: bytes,
+        payload: bytes | Sequence[bytes],
         received: float | F64,
         texts: Sequence[bytes] | None = None,
     ) -> Fields:
-        """The fields of the n events of a raw-mode payload (n = its newline count).
+        """The fields of the n events of a raw-mode payload (n = its newline count),
+        or of the payloads of consecutive blocks, in order (joined here, in the one
+        copy that frames them for the fast path: the indexer's 1 MiB chunks paid
+        two copies, ~15% of its time, when it joined them first).
 
         `received`: the receive time of every event (one block), or a float64 array
         of n (blocks concatenated: `np.repeat(block_times, block_counts)`). Events
@@ -167,12 +183,13 @@ class Extractor:
         caller has the decoded texts, saves decoding the fallback lines.
         Raises BlockFormatError if the payload is not escaped lines.
         """
-        end = len(payload) + 1
-        data = b"\n" + payload + bytes(_PAD)
+        parts = [payload] if isinstance(payload, bytes) else list(payload)
+        data = b"".join([b"\n", *parts, _PAD_BYTES])
+        end = len(data) - _PAD
         buf = np.frombuffer(data, np.uint8)
         nl = np.flatnonzero(buf[:end] == 10)
         n = len(nl) - 1
-        if payload and (not payload.endswith(b"\n") or payload.startswith(b"#")):
+        if end > 1 and (data[end - 1] != 10 or data[1] == ord("#")):
             raise BlockFormatError("payload is not newline-terminated escaped lines")
         if texts is not None and len(texts) != n:
             raise ValueError(f"{len(texts)} texts for a payload of {n} lines")
@@ -202,15 +219,35 @@ class Extractor:
             token[lined] = self._token_ids(col)
             hit = np.zeros(n, np.bool_)
             hit[lined] = np.fromiter(map(bool, col), np.bool_, len(col))
-            self._json(buf, starts, first, hit, token, out)
-            self._logfmt(buf, starts, first, hit, token, out)
+            second = buf[starts + 1]
+            third = buf[starts + 2]
+            brace, t = hit & (first == ord("{")), hit & (first == ord("t"))
+            # `YYYY-` (a ts line) or `N.N.N.N ` (an access line)
+            dated = buf[starts + 4] == ord("-")
+            zap, access = brace & (third == ord("l")), digit & hit & ~dated
+            if zap.any() or access.any():
+                # a pair naming one of these would set a column the shape leaves unset
+                plain = ~lines_naming(buf, end, nl, _ATTRIBUTE_KEYS)
+                zap &= plain
+                access &= plain
+            # {"timestamp":"<24>","level":"<level>","service":"<service>"
+            self._fixed_prefix(buf, starts, token, out, brace & (third == ord("t")), 14, 49)
+            # {"level":"<level word>","ts":"<24>", ; no service. The time is
+            # len('{"level":"') + len('","ts":"') = 18 bytes after the word's length.
+            self._word_level(buf, starts, zap, token, out, ts_after=18)
+            # ts=<24> level=<level> service=<service>
+            self._fixed_prefix(buf, starts, token, out, t & (second == ord("s")), 3, 34)
+            # time=<24> level=<level> msg=<msg> service=<service>
+            self._fixed_prefix(buf, starts, token, out, t & (second == ord("i")), 5, 36)
             self._syslog(buf, starts, first, hit, token, out)
-            self._ts_line(buf, starts, digit & hit, token, out)
+            # YYYY-MM-DD HH:MM:SS LEVEL[:] ; no service (no pair of the event names one)
+            self._word_level(buf, starts, digit & hit & dated, token, out, ts_after=None)
+            out.done[access] = True  # no time, level nor service of their own
             self._py_header(buf, starts, header & hit, token, out)
 
         rest = np.flatnonzero(~out.done)
         if len(rest):
-            self._fallback(rest.tolist(), payload, nl, texts, out)
+            self._fallback(rest.tolist(), data, nl, texts, out)
         return Fields(out.ts, out.level, out.service, len(rest))
 
     def extract_texts(self, texts: Sequence[bytes], received: float | F64) -> Fields:
@@ -256,15 +293,14 @@ class Extractor:
         self,
         buf: U8,
         starts: I64,
-        hit: Bool,
         token: I64,
         out: _Columns,
-        select: Bool,
+        lines: Bool,
         ts_at: int,
         level_at: int,
     ) -> None:
         """Lines whose time and level sit at fixed offsets (the regex proved the shape)."""
-        idx = np.flatnonzero(select & hit)
+        idx = np.flatnonzero(lines)
         if len(idx):
             st = starts[idx]
             t, ok = parse_ts_rows(window_rows(buf, st + ts_at, 23))
@@ -272,15 +308,20 @@ class Extractor:
             sv = self._service_codes(token[idx])
             out.accept(idx[ok], t[ok], lv[ok], sv[ok])
 
-    def _json(self, buf: U8, starts: I64, first: U8, hit: Bool, token: I64, out: _Columns) -> None:
-        # {"timestamp":"<24>","level":"<level>","service":"<service>"
-        self._fixed_prefix(buf, starts, hit, token, out, first == ord("{"), 14, 49)
-
-    def _logfmt(
-        self, buf: U8, starts: I64, first: U8, hit: Bool, token: I64, out: _Columns
+    def _word_level(
+        self, buf: U8, starts: I64, lines: Bool, token: I64, out: _Columns, ts_after: int | None
     ) -> None:
-        # ts=<24> level=<level> service=<service>
-        self._fixed_prefix(buf, starts, hit, token, out, first == ord("t"), 3, 34)
+        """Lines whose level is the captured word and that name no service: the time
+        starts the line (`ts_after` None) or `ts_after` bytes plus the word's length in."""
+        idx = np.flatnonzero(lines)
+        if len(idx):
+            tok = token[idx]
+            at = starts[idx]
+            if ts_after is not None:
+                at = at + ts_after + self._token_length[tok]
+            t, ok = parse_ts_rows(window_rows(buf, at, 23))
+            sv = np.zeros(len(idx), np.uint16)
+            out.accept(idx[ok], t[ok], self._token_level[tok][ok], sv[ok])
 
     def _syslog(
         self, buf: U8, starts: I64, first: U8, hit: Bool, token: I64, out: _Columns
@@ -321,25 +362,15 @@ class Extractor:
             ok = ~np.isnan(t)
             out.accept(i[ok], t[ok], lv[bsd][ok], sv[bsd][ok])
 
-    def _ts_line(self, buf: U8, starts: I64, lines: Bool, token: I64, out: _Columns) -> None:
-        # YYYY-MM-DD HH:MM:SS LEVEL[:] ; no service (none of the event's pairs names one)
-        idx = np.flatnonzero(lines)
-        if len(idx):
-            t, ok = parse_ts_rows(window_rows(buf, starts[idx], 23))
-            lv = self._token_level[token[idx]]
-            ok &= lv != 0
-            sv = np.zeros(len(idx), np.uint16)
-            out.accept(idx[ok], t[ok], lv[ok], sv[ok])
-
     def _fallback(
         self,
         rows: list[int],
-        payload: bytes,
+        data: bytes,
         nl: I64,
         texts: Sequence[bytes] | None,
         out: _Columns,
     ) -> None:
-        bounds = nl.tolist()  # bounds[k] is line k's start - 1 in the payload
+        bounds = (nl + 1).tolist()  # bounds[k]: line k's start in data (b"\n" + payload)
         received = out.recv.tolist()
         ts, level, service = out.ts, out.level, out.service
         code = self.services.code
@@ -347,7 +378,7 @@ class Extractor:
             if texts is not None:
                 text = texts[i]
             else:
-                line = payload[bounds[i] : bounds[i + 1]]
+                line = data[bounds[i] : bounds[i + 1]]  # with its newline
                 text = decode_payload(line, 1)[0] if b"\\" in line else line[:-1]
             ev = parse_event(0, received[i], "", text)
             ts[i] = ev.ts
@@ -395,6 +426,8 @@ class Extractor:
             added = self._token_names[base:]
             lv = np.array([_LEVEL_WORD.get(t, 0) for t in added], np.uint8)
             self._token_level = np.concatenate([self._token_level[:base], lv])
+            size = np.array([len(t) for t in added], np.int64)
+            self._token_length = np.concatenate([self._token_length[:base], size])
             self._token_service = np.concatenate(
                 [self._token_service[:base], np.full(len(added), -1, np.int32)]
             )

@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from logcaster.parsing.codes import LEVEL_CODES
 
@@ -47,10 +46,16 @@ _TAG_APP = rb"[!#-&(-.0-9;?-Z^-z|~]+"
 # with a leading zero (plain text for the parser).
 _PRI = rb"<\d{1,3}>"
 _JSTR = rb'"[ !#-\[\]-~]*"'  # a JSON string without escapes
+# A bare logfmt value the parser reads whole: printable ASCII without the bytes
+# that end it (quotes, ',', ';'), '=' or a backslash.
+_BARE = rb"[!#-&(-+\--:<>-\[\]-~]+"
 _JVAL = rb"(?:" + _JSTR + rb"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?|true|false|null)"
 
 LINE_SHAPES = re.compile(
-    rb"\n(?:(?:"
+    # Every alternative starts with one of these bytes: checked first, a line that
+    # starts otherwise (the simulator's '[') costs one test instead of one per
+    # alternative (findall 0.256 -> 0.215 us/line on the default corpus).
+    rb"\n(?=[{t<0-9DEFITW])(?:(?:"
     # Flat JSON: timestamp, level, service first and never again (orjson keeps the
     # last duplicate), valid JSON to the end of the first line (escaped newline: \n).
     rb'\{"timestamp":"' + _T24 + rb'","level":"' + _LN_ANY_CASE + rb'","service":"'
@@ -59,6 +64,33 @@ LINE_SHAPES = re.compile(
     + rb")*\}(?=\n|\\n))"
     # logfmt starting `ts= level= service=` (the first occurrence of a key wins).
     rb"|ts=" + _T24 + rb" level=" + _LN_ANY_CASE + rb" service=(?=[A-Za-z0-9_.-]+(?= |\n))"
+    # Go slog's text handler with a service attribute: `time= level= msg= service=`.
+    # The msg value is one the parser's pair regex reads whole (printable ASCII;
+    # quoted without escapes, or bare without the bytes that end or split a value),
+    # so the next pair is the first `service=`.
+    rb"|time="
+    + _T24
+    + rb" level="
+    + _LN_ANY_CASE
+    + rb" msg=(?:"
+    + _JSTR
+    + rb"|"
+    + _BARE
+    + rb") service=(?=[A-Za-z0-9_.-]+(?= |\n))"
+    # zap-style JSON `{"level":…,"ts":"<time>",…}`, flat, neither key again and
+    # no "service" key. Captures the level word. (A `service=` pair in the message
+    # would set the service: extract.py turns such lines away, see `lines_naming`.)
+    rb'|\{"level":"(?='
+    + _LN_ANY_CASE
+    + rb'","ts":"'
+    + _T24
+    + rb'"(?:,"(?!(?:level|ts|service)")[A-Za-z0-9_]+":'
+    + _JVAL
+    + rb")*\}(?=\n|\\n))"
+    # An access log line (nginx/Apache common or combined) from an IPv4 client: no
+    # format of the parser's applies, so only a pair naming a time, level or
+    # service could give it one (extract.py turns those away). Captures the day.
+    rb"|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3} [!-~]+ [!-~]+ \[(?=\d\d/[A-Z][a-z]{2}/\d{4}:)"
     # RFC 5424 with structured data '-' and an app other than '-' (which would
     # leave the service to a logfmt pair).
     rb"|"
@@ -88,9 +120,9 @@ LINE_SHAPES = re.compile(
     # Python-style header `LEVEL: service/version` (no time of its own: the receive
     # time, unless a ts=/time=/timestamp= pair anywhere in the event sets one).
     rb"|" + _LN + rb": (?=[A-Za-z0-9_.-]+/v?[0-9])(?![^\n]*(?:ts|time|timestamp)=)"
-    # The one group: the service, or the ts line's level word. Or nothing, for any
-    # other line starting with one of { t < D E F I T W or a digit, to keep results
-    # aligned with lines.
+    # The one group: the service, the level word (ts line, zap JSON) or the access
+    # line's day. Or nothing, for any other line starting with one of
+    # { t < D E F I T W or a digit, to keep results aligned with lines.
     rb')([^/" \n\[:]*)|(?=[{t<0-9DEFITW]))'
 )
 assert LINE_SHAPES.groups == 1
@@ -111,10 +143,50 @@ _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], n
 
 
 def window_rows(buf: U8, pos: I64, width: int) -> U8:
-    """Rows buf[p : p + width] for p in pos: a take on a sliding-window view, a row
-    memcpy each (~5x cheaper than fancy indexing with an (n, width) index matrix).
+    """Rows buf[p : p + width] for p in pos: a 1-D take of `width`-byte void items
+    from a view of the buffer at every byte offset, one memcpy each. (A take on a
+    2-D sliding-window view cost 2-5x more, half of it building the view.)
     The caller's buffer is padded, so rows never run past its end."""
-    return sliding_window_view(buf, width)[pos]
+    items = np.ndarray((len(buf) - width + 1,), f"V{width}", buffer=buf, strides=(1,))
+    rows: U8 = items[pos].view(np.uint8).reshape(len(pos), width)
+    return rows
+
+
+_KEY_BYTE = np.zeros(256, np.bool_)  # what may precede a pair's key inside a longer key
+_KEY_BYTE[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] = True
+_KEY_WINDOW = 11  # a key of up to 9 bytes, the byte before it and one more
+
+
+def lines_naming(buf: U8, end: int, nl: I64, keys: tuple[bytes, ...]) -> Bool:
+    """Which lines of an escaped payload may hold a `key=` pair for one of `keys`.
+
+    The parser's pairs start where the byte before the key is not [\\w.-] (str
+    mode: any Unicode word character). Seen from the escaped bytes this errs only
+    towards yes: a non-ASCII byte before the key, or a backslash two before it (the
+    key may follow an escaped newline), counts as a pair. `buf[:end]` is b"\\n" +
+    payload, `nl` its newline positions; the result has one entry per line.
+    """
+    if not all(2 <= len(key) <= _KEY_WINDOW - 2 for key in keys):
+        raise ValueError("keys of 2 to 9 bytes")
+    eq = np.flatnonzero(buf[:end] == ord("="))
+    # Only an '=' after one of the keys' last two bytes needs the full test (most
+    # pairs name other keys: request_id=, rt=, ...): a 16-bit compare first.
+    ends = np.array([(key[-2] << 8) | key[-1] for key in keys], np.uint16)
+    before = np.maximum(eq - 2, 0)
+    tail2 = (buf[before].astype(np.uint16) << 8) | buf[before + 1]
+    eq = eq[(eq < _KEY_WINDOW) | np.isin(tail2, ends)]
+    rows = window_rows(buf, np.maximum(eq - _KEY_WINDOW, 0), _KEY_WINDOW)
+    named = eq < _KEY_WINDOW  # too near the start to look at: say yes
+    for key in keys:
+        size = len(key)
+        at = _KEY_WINDOW - size
+        word = np.frombuffer(key, np.uint8)
+        hit = (rows[:, at:] == word).all(axis=1)
+        hit &= ~_KEY_BYTE[rows[:, at - 1]] | (rows[:, at - 2] == ord("\\"))
+        named |= hit
+    out = np.zeros(len(nl) - 1, np.bool_)
+    out[np.searchsorted(nl, eq[named], "right") - 1] = True
+    return out
 
 
 def level_key(rows: U8) -> U8:
@@ -134,7 +206,9 @@ def parse_ts_rows(rows: U8) -> tuple[F64, Bool]:
     for impossible dates and for 0.0 (`parse_timestamp(...) or ev.ts` keeps the
     receive time then).
     """
-    a = rows.astype(np.int64) - ord("0")
+    # int32 until the seconds: any row's bytes (0..255) keep every term below 2^31
+    # (the year at most 229,977, the days 84M); ~15% faster than int64 throughout.
+    a = rows.astype(np.int32) - ord("0")
     y = a[:, 0] * 1000 + a[:, 1] * 100 + a[:, 2] * 10 + a[:, 3]
     mo = a[:, 5] * 10 + a[:, 6]
     d = a[:, 8] * 10 + a[:, 9]
@@ -142,7 +216,7 @@ def parse_ts_rows(rows: U8) -> tuple[F64, Bool]:
     mi = a[:, 14] * 10 + a[:, 15]
     ss = a[:, 17] * 10 + a[:, 18]
     frac = a[:, 19] == ord(".") - ord("0")
-    ms = np.where(frac, a[:, 20] * 100 + a[:, 21] * 10 + a[:, 22], 0)
+    ms = (a[:, 20] * 100 + a[:, 21] * 10 + a[:, 22]) * frac
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
     mo_c = np.clip(mo, 0, 12)
     dim = _DAYS_IN_MONTH[mo_c] + ((mo_c == 2) & leap)
@@ -154,7 +228,7 @@ def parse_ts_rows(rows: U8) -> tuple[F64, Bool]:
     yoe = yy - era * 400
     doy = (153 * ((mo + 9) % 12) + 2) // 5 + d - 1
     days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    minute = (days * 86400 + hh * 3600 + mi * 60).astype(np.float64)
+    minute = (days.astype(np.int64) * 86400 + (hh * 3600 + mi * 60)).astype(np.float64)
     ts = minute + (ss * 1000 + ms).astype(np.float64) / 1000.0
     ok &= ts != 0.0
     return ts, ok

@@ -23,7 +23,7 @@ import numpy as np
 
 from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.parsing.codes import LEVEL_CODES, LEVEL_NAMES
-from logcaster.query.engine import memory_events
+from logcaster.query.engine import CappedScan, memory_events
 from logcaster.query.limits import apply_limits
 from logcaster.query.model import Query
 from logcaster.query.planner import Planner, Snapshot, raw_text_test
@@ -31,7 +31,6 @@ from logcaster.store.histogram import stored_matches
 
 MAX_BUCKETS = 1000
 DEFAULT_BUCKETS = 60
-_CLOCK_EVERY = 1024
 _NO_RANGE_S = 3600.0
 
 
@@ -92,19 +91,13 @@ def _memory_matches(
 ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.uint8]]]:
     text_test = raw_text_test(query)
     match = query.matcher(text_tests=text_test is None)
-    every = 1 if query.regex is not None else _CLOCK_EVERY
     ts: list[float] = []
     codes: list[int] = []
     events = memory_events(
         snap.batches, snap.skip, newest_first=False, after_id=after, text_test=text_test
     )
-    for scanned, ev in enumerate(events, 1):
-        if scanned % every == 0:
-            if time.monotonic() > deadline:
-                raise QueryTimeout(_timeout_text(timeout))
-            if scanned > max_scan:
-                raise QueryLimitError(f"query exceeded its scan limit of {max_scan} events")
-        if ev is not None and match(ev):
+    for ev in CappedScan(query, deadline, max_scan, _timeout_text(timeout)).events(events):
+        if match(ev):
             ts.append(ev.ts)
             codes.append(LEVEL_CODES.get(ev.level, 0))
     return np.array(ts, np.float64), np.array(codes, np.uint8)

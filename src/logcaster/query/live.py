@@ -48,7 +48,7 @@ class LiveFilter:
     to parse in one step (`Batch.events_between`).
     """
 
-    __slots__ = ("_any_word", "_match", "_text", "_words", "query", "selects_all")
+    __slots__ = ("_match", "_text", "query", "selects_all")
 
     def __init__(self, query: Query) -> None:
         self.query = query
@@ -60,15 +60,8 @@ class LiveFilter:
         if query.keywords or query.regex is not None:
             self._text = TextTest(
                 query.keywords, query.operator, query.regex, max_mem=query.regex_max_mem
-            ).matches_text
+            )
         self._match = query.matcher(text_tests=self._text is None)
-        # The keywords as bytes, to rule out a whole step with one search per word
-        # (TextTest's rules: "" drops out of an AND and makes an OR match all). A
-        # word with U+FFFD could match a replaced invalid byte: no shortcut then.
-        words = query.keywords
-        words = tuple(w for w in words if w) if query.operator == "AND" or "" not in words else ()
-        self._any_word = query.operator == "OR"
-        self._words = () if any("\ufffd" in w for w in words) else tuple(w.encode() for w in words)
 
     def select(self, batch: Batch, start: int, stop: int) -> list[Event]:
         match = self._match
@@ -77,17 +70,14 @@ class LiveFilter:
         if text is None:
             return [ev for ev in batch.events_between(start, stop, PARSE_WHOLE_MAX) if match(ev)]
         texts = batch.texts
-        if self._words and stop - start > 1:
-            # A keyword absent from the step's texts together is absent from each:
-            # one C-speed search instead of a Python call per event (rare matches
-            # are what a tail usually asks for).
-            joined = b"\n".join(texts[start:stop])
-            found = [w in joined for w in self._words]
-            if not (any(found) if self._any_word else all(found)):
-                return []
+        # A keyword rules the step's texts out together, one C-speed search of them
+        # joined instead of a Python call per event (rare matches are what a tail
+        # usually asks for); only its candidates take the exact test.
+        chosen = text.candidates(texts, start, stop)
+        passes = text.matches_text
         out: list[Event] = []
-        for i in range(start, stop):
-            if not text(texts[i]):
+        for i in range(start, stop) if chosen is None else chosen:
+            if not passes(texts[i]):
                 continue
             if events is not None:
                 ev = events[i]

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,10 +39,12 @@ from logcaster.query.engine import memory_events, run_query
 from logcaster.query.limits import apply_limits
 from logcaster.query.model import Query
 from logcaster.query.order import sort_events
-from logcaster.scaleout.history import History
 from logcaster.sinks.memory import MemorySink
 from logcaster.store.service import Store
 from logcaster.store.text_match import TextTest
+
+if TYPE_CHECKING:  # scale-out's query node only: psycopg stays out of a default server
+    from logcaster.scaleout.history import History
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,7 @@ class Planner:
         return answer
 
 
-def raw_text_test(query: Query) -> Callable[[bytes], bool] | None:
+def raw_text_test(query: Query) -> TextTest | None:
     """The query's keyword/regex tests on raw event text, or None if it has none.
 
     Exact like the parsed body's tests (Scanner.matches_text), so memory skips
@@ -190,6 +192,4 @@ def raw_text_test(query: Query) -> Callable[[bytes], bool] | None:
     """
     if not query.keywords and query.regex is None:
         return None
-    return TextTest(
-        query.keywords, query.operator, query.regex, max_mem=query.regex_max_mem
-    ).matches_text
+    return TextTest(query.keywords, query.operator, query.regex, max_mem=query.regex_max_mem)

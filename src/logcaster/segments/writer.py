@@ -4,11 +4,11 @@
 it (`logcaster-<UTC timestamp>-<first id, 20 digits>.log`). It is a plain,
 blocking library: the file sink will run it in its writer thread.
 
-- Writes go through a raw file descriptor (`os.open` with O_APPEND, `os.write`
+- Writes go through a raw file descriptor (`os.open` with O_APPEND, `os.writev`
   in a loop for partial writes): nothing is held in a user-space buffer.
-- `write_many` encodes all its blocks and writes them with one `os.write`
-  call per file (a rotation in between splits it), then fsyncs at most once
-  according to the policy. A block never spans two files.
+- `write_many` encodes all its blocks and writes them with one `os.writev`
+  call per file (per IOV_MAX buffers; a rotation in between splits it), then
+  fsyncs at most once according to the policy. A block never spans two files.
 - `durable_id` is the highest event id known durable: after an fsync, or with
   `fsync="never"` after the write itself.
 - Consistency after errors: the writer tracks the end offset of its last
@@ -55,6 +55,9 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 _PERIOD_SECONDS = {"hourly": 3600, "daily": 86400}
 
+# Buffers per writev call (the POSIX minimum of IOV_MAX is 16; Linux allows 1024).
+IOV_MAX = max(16, min(os.sysconf("SC_IOV_MAX"), 1024))
+
 
 def rotation_period(timestamp: float, interval: RotateInterval) -> int:
     """The number of the rotation period holding `timestamp`.
@@ -64,6 +67,25 @@ def rotation_period(timestamp: float, interval: RotateInterval) -> int:
     """
     seconds = _PERIOD_SECONDS[interval] if isinstance(interval, str) else interval
     return int(timestamp // seconds)
+
+
+def write_all(fd: int, parts: Sequence[bytes]) -> None:
+    """Write `parts` in order with `os.writev`, at most IOV_MAX buffers per call,
+    resuming after a short write: no joined copy of the group is made."""
+    i, n = 0, len(parts)
+    rest: bytes | memoryview | None = None  # what a short write left of parts[i]
+    while i < n:
+        chunk = [parts[i] if rest is None else rest, *parts[i + 1 : i + IOV_MAX]]
+        written = os.writev(fd, chunk)
+        if written <= 0:  # pragma: no cover - writev raises rather than return 0
+            raise OSError(errno_mod.EIO, "short write")
+        rest = None
+        for buf in chunk:
+            if written < len(buf):
+                rest = memoryview(buf)[written:]
+                break
+            written -= len(buf)
+            i += 1
 
 
 class SegmentWriter:
@@ -274,14 +296,8 @@ class SegmentWriter:
         self, parts: list[bytes], size: int, first_id: int | None, last_id: int | None
     ) -> None:
         fd = self._require_fd()
-        data = memoryview(b"".join(parts))
-        written = 0
         try:
-            while written < size:
-                n = os.write(fd, data[written:])
-                if n <= 0:  # pragma: no cover - os.write raises rather than return 0
-                    raise OSError(errno_mod.EIO, "short write")
-                written += n
+            write_all(fd, parts)
         except OSError as exc:
             # Cut the partial block off now if possible; _check_end catches it otherwise.
             with contextlib.suppress(OSError):

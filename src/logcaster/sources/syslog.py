@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import ssl
 
 from logcaster.component import Endpoint, listening
 from logcaster.config import Config
+from logcaster.log import log_event
 from logcaster.metrics.registry import Readings
 from logcaster.pipeline.framing import TRUNCATION_MARK
 from logcaster.pipeline.pipeline import Pipeline
@@ -201,6 +203,7 @@ class SyslogListener:
         assert config.syslog.port is not None
         self.host = config.syslog.host
         self.max_bytes = config.syslog.max_message_bytes
+        self._udp_buffer = config.syslog.udp_receive_buffer
         self.stats = stats
         self.pipeline = pipeline
         self.tcp = StreamIngestServer(
@@ -229,6 +232,23 @@ class SyslogListener:
         with listening(self.option, self.host, self.port):
             self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
                 lambda: _SyslogDatagrams(self), local_addr=(self.host, self.port)
+            )
+        self._size_receive_buffer(self._udp.get_extra_info("socket"))
+
+    def _size_receive_buffer(self, sock: socket.socket) -> None:
+        """Ask for syslog.udp_receive_buffer: bursts and loop stalls (a big query,
+        a GC pause) then wait in the kernel instead of being dropped by it."""
+        wanted = self._udp_buffer
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
+        if got < wanted:
+            log_event(
+                logger,
+                logging.WARNING,
+                "udp_receive_buffer_capped",
+                wanted=wanted,
+                got=got,
+                hint="raise net.core.rmem_max to give syslog.udp_receive_buffer",
             )
 
     @property

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from logcaster.segments.blocks import parse_header
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
+from logcaster.store.terms import TERM_SUFFIXES
 
 INDEX_DIR = "index"
 _FIRST_HEADER_BYTES = 512
@@ -77,6 +78,6 @@ def list_segments(directory: Path) -> list[SegmentRef]:
 def delete_index(directory: Path, first_id: int) -> None:
     """Remove one segment's index (retention, or a segment rewritten at start)."""
     base = index_base(directory, first_id)
-    for suffix in (".cols", ".chunks", ".blocks"):
+    for suffix in (".cols", ".chunks", ".blocks", *TERM_SUFFIXES):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(base.with_name(base.name + suffix))

@@ -21,8 +21,8 @@ from logcaster.store.reader import (
     Walk,
     confirmed,
     scan_limit_error,
-    time_limit_error,
 )
+from logcaster.store.scan_pool import time_limit_error
 
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]

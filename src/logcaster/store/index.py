@@ -38,6 +38,8 @@ import google_crc32c
 import numpy as np
 import numpy.typing as npt
 
+from logcaster.durable_file import write_at
+
 COLS_SUFFIX = ".cols"
 CHUNKS_SUFFIX = ".chunks"
 BLOCKS_SUFFIX = ".blocks"
@@ -339,14 +341,14 @@ class IndexWriter:
             blocks = np.empty(len(rows.block_ids), BLOCKS_DTYPE)
             blocks["first_id"] = rows.block_ids
             blocks["header_offset"] = rows.block_offsets
-            _write_at(self._blocks_fd, block_start * BLOCKS_DTYPE.itemsize, blocks.tobytes())
+            write_at(self._blocks_fd, block_start * BLOCKS_DTYPE.itemsize, blocks.tobytes())
             if self.fsync:
                 os.fsync(self._blocks_fd)
             blocks_end += len(blocks)
-        _write_at(self._cols_fd, row_start * COLS_DTYPE.itemsize, table.tobytes())
+        write_at(self._cols_fd, row_start * COLS_DTYPE.itemsize, table.tobytes())
         if self.fsync:
             os.fsync(self._cols_fd)
-        _write_at(self._chunks_fd, record_at * CHUNK_DTYPE.itemsize, record.tobytes())
+        write_at(self._chunks_fd, record_at * CHUNK_DTYPE.itemsize, record.tobytes())
         if self.fsync:
             os.fsync(self._chunks_fd)
         self._rows = row_start + n
@@ -372,11 +374,3 @@ class IndexWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _write_at(fd: int, offset: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
-        offset += n

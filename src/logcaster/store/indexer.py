@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,6 +54,16 @@ def save_services(directory: Path, services: ServiceCodes) -> None:
     replace_durably(directory / SERVICES_NAME, services.to_json().encode())
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What one catch_up did: events added, chunks written, and whether it
+    stopped at its `max_chunks` with more to index."""
+
+    added: int = 0
+    chunks: int = 0
+    stopped: bool = False
+
+
 class SegmentIndexer:
     """Indexes one segment incrementally; owns its IndexWriter.
 
@@ -89,8 +100,12 @@ class SegmentIndexer:
         max_id: int | None = None,
         partial_tail: bool = True,
         file: BinaryIO | None = None,
-    ) -> int:
-        """Index every whole block up to byte `end` / id `max_id`; events added.
+        max_chunks: int | None = None,
+    ) -> Progress:
+        """Index every whole block up to byte `end` / id `max_id`.
+
+        `max_chunks`: stop after writing that many chunks (`Progress.stopped`);
+        each chunk is committed on its own, so the next call goes on from there.
 
         `partial_tail=False` leaves a last chunk that is not full for later (see
         `iter_chunks`); `file` is the segment already open. A last chunk that
@@ -100,7 +115,7 @@ class SegmentIndexer:
         twice or skipped.
         """
         writer = self.writer
-        added = 0
+        added = written = 0
         services = self.extractor.services
         start = writer.byte_end
         header = writer.last_header_offset  # a block boundary: the last chunk's first header
@@ -119,8 +134,11 @@ class SegmentIndexer:
             extend = chunk.first_id == writer.last_first_id
             if extend and chunk.count == writer.last_count:
                 continue  # the open chunk, not grown yet
+            if max_chunks is not None and written >= max_chunks:
+                return Progress(added, written, stopped=True)
+            written += 1
             known = len(services)
-            fields = self.extractor.extract(b"".join(chunk.payloads), chunk.received)
+            fields = self.extractor.extract(chunk.payloads, chunk.received)
             fill_services(fields.service, chunk.sources, services)  # file inputs' service
             if len(services) != known:
                 save_services(self.services_dir, services)
@@ -140,7 +158,7 @@ class SegmentIndexer:
                     block_offsets=chunk.block_offsets,
                 )
             )
-        return added
+        return Progress(added, written)
 
     def _grown(self, file: BinaryIO | None) -> bool:
         """Whether the segment holds bytes past the indexed ones."""
@@ -174,6 +192,8 @@ class StoreIndexer:
         # Open segments a tail pass indexed completely, up to the durable id given.
         self._drained: dict[int, int] = {}
         self.indexed = 0  # events indexed by this process
+        self.unfinished = False  # the last catch_up stopped at its max_chunks
+        self._not_reached: int | None = None  # the first segment it left untouched
 
     def remove_orphans(self) -> list[int]:
         """Delete index files whose segment is gone (retention ran while we were down)."""
@@ -185,11 +205,18 @@ class StoreIndexer:
                 gone.append(int(path.stem))
         return gone
 
-    def catch_up(self, durable_id: int, *, tail: bool = False) -> int:
+    def catch_up(
+        self, durable_id: int, *, tail: bool = False, max_chunks: int | None = None
+    ) -> int:
         """Index what is durable up to `durable_id`; the events added.
 
-        `tail`: also active.log's last chunk while it is not full."""
-        added = 0
+        `tail`: also active.log's last chunk while it is not full. `max_chunks`:
+        stop after writing about that many chunks (`self.unfinished` then says
+        so), so a caller far behind reports its progress between calls instead
+        of after the whole backlog."""
+        added = written = 0
+        self.unfinished = False
+        self._not_reached = None
         refs = list_segments(self.directory)
         missing: set[int] = set()  # segments whose file was not found
         for ref in refs:
@@ -202,8 +229,18 @@ class StoreIndexer:
                 log_event(logger, logging.WARNING, "store_skips_compressed", path=str(ref.path))
                 self._complete.add(first)
                 continue
+            if max_chunks is not None and written >= max_chunks:
+                self.unfinished = True
+                self._not_reached = first  # indexed_to stays below it
+                break
+            left = None if max_chunks is None else max_chunks - written
             try:
-                added += self._catch_up_one(ref, durable_id, tail)
+                done = self._catch_up_one(ref, durable_id, tail, left)
+                added += done.added
+                written += done.chunks
+                if done.stopped:
+                    self.unfinished = True
+                    break
             except StoreFormatError as exc:
                 log_event(logger, logging.WARNING, "store_skips_segment", reason=str(exc))
                 self._finish(first)
@@ -229,11 +266,13 @@ class StoreIndexer:
             return False
         return all(parse_segment_name(p.name) != first for p in list_rotated(self.directory))
 
-    def _catch_up_one(self, ref: SegmentRef, durable_id: int, tail: bool) -> int:
+    def _catch_up_one(
+        self, ref: SegmentRef, durable_id: int, tail: bool, max_chunks: int | None
+    ) -> Progress:
         first = ref.first_id
         with open(ref.path, "rb") as f:
             if ref.active and active_first_id_of(f) != first:
-                return 0  # rotated, and a new active.log took the name: next call
+                return Progress()  # rotated, and a new active.log took the name: next call
             indexer = self._open.get(first)
             if indexer is None:
                 # Created with the segment open: a segment deleted before gets no index.
@@ -252,7 +291,11 @@ class StoreIndexer:
             # which may still lag behind the rotation.
             max_id = durable_id if ref.active else None
             partial = tail or not ref.active
-            added = indexer.catch_up(max_id=max_id, partial_tail=partial, file=f)
+            done = indexer.catch_up(
+                max_id=max_id, partial_tail=partial, file=f, max_chunks=max_chunks
+            )
+            if done.stopped:
+                return done  # neither drained nor finished: the next call goes on
             if partial:
                 # Every good block up to the durable id is indexed now.
                 self._drained[first] = durable_id
@@ -262,7 +305,7 @@ class StoreIndexer:
                 # Deleted while it was indexed; its index may have been created after
                 # the server deleted that: it goes too.
                 delete_index(self.directory, first)
-        return added
+        return done
 
     def indexed_to(self, durable_id: int) -> int:
         """The store's high-water id after `catch_up(durable_id)`: every event up
@@ -275,6 +318,8 @@ class StoreIndexer:
             for first, indexer in self._open.items()
             if self._drained.get(first, -1) < durable_id
         ]
+        if self._not_reached is not None:
+            waiting.append(self._not_reached - 1)
         return min(waiting, default=durable_id)
 
     def _finish(self, first: int) -> None:

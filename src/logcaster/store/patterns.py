@@ -60,12 +60,13 @@ _DIFFERENT_SYNTAX = ("[:", "{,")
 _ASCII = 128
 _NONASCII = rb"[\x80-\xff]{1,4}"  # any one non-ASCII code point, or invalid bytes (U+FFFD)
 _CATEGORIES: dict[object, frozenset[int]] = {
-    # RE2's Perl classes are ASCII-only; \s is [\t\n\f\r ] (+ \v here, harmless).
+    # RE2's Perl classes are ASCII-only; \s is [\t\n\f\r ], without \v: with it,
+    # \S (everything else) would leave out a \v that RE2's \S matches.
     sre_c.CATEGORY_DIGIT: frozenset(b"0123456789"),
     sre_c.CATEGORY_WORD: frozenset(
         b"0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
     ),
-    sre_c.CATEGORY_SPACE: frozenset(b"\t\n\x0b\x0c\r "),
+    sre_c.CATEGORY_SPACE: frozenset(b"\t\n\x0c\r "),
 }
 _NEGATED = {
     sre_c.CATEGORY_NOT_DIGIT: sre_c.CATEGORY_DIGIT,

@@ -29,24 +29,26 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from logcaster.event import Event
-from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.exceptions import QueryLimitError
 from logcaster.parsing.codes import LEVEL_CODES, ServiceCodes
 from logcaster.query.model import Query
+from logcaster.store.byte_stats import ByteStats
 from logcaster.store.catalog import index_base, index_dir, list_segments
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
 from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.order import TopRows, chunk_keys
-from logcaster.store.scan import ByteStats, Scanner
-from logcaster.store.search import ids_of_rows, rows_at_offsets, rows_in_chunks
+from logcaster.store.scan import Scanner
+from logcaster.store.scan_pool import ScanPool, time_limit_error
+from logcaster.store.search import ids_of_rows, in_chunks, rows_at_offsets, rows_in_chunks
 from logcaster.store.segment_view import (
     CachedIndex,
     SegmentView,
@@ -54,17 +56,17 @@ from logcaster.store.segment_view import (
     events_at_rows,
     top_events,
 )
+from logcaster.store.term_lookup import TermPlan
+from logcaster.store.term_views import TermViews, plain_rows
+from logcaster.store.text_plans import TextKey, TextPlans, text_plan
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 _MAX_GROUP = 64  # chunks in one scan step at most (~64 MiB)
+# A token-index decision over this many chunks that ruled none out and answered
+# none from bitmaps marks the segment fruitless for the query's plan (TermPlan).
+_LEARN_FROM = 16
 _STATS_TTL_S = 300.0  # byte statistics of recent text are this fresh
-_JOIN_GAP = 4096  # at most a block header line lies between adjacent chunks
-# A Hyperscan call cannot be interrupted and calls back only on candidates: a
-# pattern that never matches but keeps its automaton busy (long bounded repeats
-# over text of their letters) scans at ~10 MB/s. Spans stop at this size, so the
-# deadline is checked at least this often (0.2-0.4 s there; ~1 ms at usual speeds).
-_MAX_SPAN = 2 << 20
 
 
 @dataclass(slots=True)
@@ -78,7 +80,13 @@ class StoreResult:
 class Plan:
     """A query's store-side parts: text scanner, row filter, confirmation test."""
 
-    def __init__(self, query: Query, services: ServiceCodes, stats: ByteStats | None) -> None:
+    def __init__(
+        self,
+        query: Query,
+        services: ServiceCodes,
+        stats: ByteStats | None,
+        texts: TextPlans | None = None,
+    ) -> None:
         self.empty = False  # nothing in the store can match (an unknown service)
         levels = frozenset(LEVEL_CODES[name] for name in query.levels) if query.levels else None
         codes: frozenset[int] | None = None
@@ -106,14 +114,24 @@ class Plan:
         ]
         keywords = list(query.keywords)
         operator = query.operator
+        fields: list[str] = []  # values AND-ed with the rest: whole terms in the text
         if literals and (operator == "AND" or not keywords):
             keywords += literals
             operator = "AND"
+            fields = literals
         self.scanner: Scanner | None = None
+        self.terms: TermPlan | None = None  # what the token index can decide
         if keywords or query.regex is not None:
-            self.scanner = Scanner(
-                keywords, operator, query.regex, stats=stats, max_mem=query.regex_max_mem
+            key = TextKey(
+                tuple(keywords),
+                operator,
+                query.regex,
+                query.regex_max_mem,
+                tuple(query.keywords),
+                tuple(fields),
             )
+            made = texts.get(key, stats) if texts is not None else None
+            self.scanner, self.terms = made or text_plan(key, stats)
         self.confirm: Callable[[Event], bool] | None = None
         if query.fields or confirm_services:
             self.confirm = query.matcher()
@@ -133,12 +151,14 @@ class StoreReader:
         self._cache: dict[int, CachedIndex] = {}
         self._services = ServiceCodes()
         self._services_stamp: tuple[int, int] | None = None
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="store-scan")
+        self._scans = ScanPool(threads)
         self._stats: ByteStats | None = None
         self._stats_at = 0.0
+        self._terms = TermViews()
+        self._texts = TextPlans()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._scans.close()
 
     # ---- snapshots -----------------------------------------------------------------
     def snapshot(self, high_water: int) -> tuple[list[SegmentView], ServiceCodes]:
@@ -148,6 +168,7 @@ class StoreReader:
             present = {r.first_id for r in refs}
             for gone in set(self._cache) - present:
                 del self._cache[gone]  # retention: open mmaps stay valid for their users
+            self._terms.forget({index_base(self.directory, first) for first in present})
             segments = []
             head = max((r.first_id for r in refs if r.first_id <= high_water), default=None)
             for ref in refs:
@@ -227,7 +248,10 @@ class StoreReader:
             if not segments:
                 return None
             seg = segments[-1]
-            last = seg.index.chunks[-1]
+            # The largest of the newest chunks: the very last one may be a few
+            # events (an idle tail), and the estimates would follow their words.
+            tail = seg.index.chunks[-3:]
+            last = tail[int(np.argmax(tail["byte_end"] - tail["byte_start"]))]
             sample = bytes(seg.buf[int(last["byte_start"]) : int(last["byte_end"])])
             self._stats, self._stats_at = ByteStats(sample), now
             return self._stats
@@ -252,7 +276,7 @@ class StoreReader:
         are returned, so the store stops as soon as it cannot beat them.
         """
         segments, services = self.snapshot(high_water)
-        plan = Plan(query, services, self.byte_stats(segments))
+        plan = Plan(query, services, self.byte_stats(segments), self._texts)
         result = StoreResult()
         if plan.empty or not segments:
             return result
@@ -323,43 +347,49 @@ class StoreReader:
         where = plan.where
         if plan.scanner is None:
             return rows_in_chunks(index, group, where)
-        ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
-        found = self._scan(plan.scanner, seg.buf, ranges, deadline)
-        lo = int(chunks[group[0]]["row_start"])
-        last = group[-1]
-        hi = int(chunks[last]["row_start"]) + int(chunks[last]["count"])
-        kept = rows_at_offsets(cols, lo, hi, found)
+        answered: list[I64] = []
+        decided = False  # the token index took chunks out of the group
+        view = None
+        base = index_base(self.directory, seg.first_id)
+        if plan.terms is not None or plan.scanner.confirm == "unplain":
+            view = self._terms.get(base, chunks)
+        terms = plan.terms
+        if terms is not None and view is not None and base not in terms.fruitless:
+            terms.pool, terms.threads = self._scans.executor, self._scans.threads
+            split = terms.decide(view[0], view[1], chunks["row_start"], group)
+            decided = len(split.scan) < len(group)
+            indexed = all(c in view[1] for c in group)  # new chunks may wait for theirs
+            if not decided and indexed and len(group) >= _LEARN_FROM:
+                terms.fruitless.add(base)
+            group, answered = split.scan, split.rows
+        kept = np.zeros(0, np.int64)
+        if group:
+            ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
+            lo = int(chunks[group[0]]["row_start"])
+            last = group[-1]
+            hi = int(chunks[last]["row_start"]) + int(chunks[last]["count"])
+            if plan.scanner.confirm is not None and len(index.blocks):
+                plain = None
+                if plan.scanner.confirm == "unplain" and view is not None:
+                    files, record_of = view
+                    plain = partial(plain_rows, files, record_of, chunks)
+                rows = [
+                    (int(chunks[i]["row_start"]), int(chunks[i]["row_start"] + chunks[i]["count"]))
+                    for i in group
+                ]
+                kept = self._scans.bulk(plan.scanner, seg, ranges, rows, deadline, plain)
+            else:
+                found = self._scans.scan(plan.scanner, seg.buf, ranges, deadline)
+                kept = rows_at_offsets(cols, lo, hi, found)
+            if decided:
+                # Spans join chunks a few bytes apart: a chunk between two scanned
+                # ones may be one the token index answered or ruled out.
+                kept = kept[in_chunks(kept, chunks, group)]
+        if answered:
+            kept = np.sort(np.concatenate([kept, *answered]))
         if where.levels is not None or where.services is not None or where.timed:
             kept = kept[where.rows_mask(cols[kept])]
         return kept
-
-    def _scan(
-        self,
-        scanner: Scanner,
-        buf: mmap.mmap | bytes,
-        ranges: list[tuple[int, int]],
-        deadline: float,
-    ) -> list[int]:
-        """Line offsets matching in `ranges`, split over the reader's scan threads.
-
-        The threads live as long as the reader: starting two threads per group
-        cost more than a small group's scan (GIL hand-offs at start and join).
-        """
-        parts = min(self.threads, len(ranges))
-        if parts <= 1:
-            results = [scanner.scan(buf, _spans(ranges), deadline=deadline)]
-        else:
-            step = -(-len(ranges) // parts)
-            futures = [
-                self._pool.submit(
-                    scanner.scan, buf, _spans(ranges[i : i + step]), deadline=deadline
-                )
-                for i in range(0, len(ranges), step)
-            ]
-            results = [f.result() for f in futures]
-        if any(r.stopped == "deadline" for r in results):
-            raise time_limit_error()
-        return [offset for r in results for offset in r.offsets]
 
 
 class Walk:
@@ -425,28 +455,8 @@ def _reaches(index: SegmentIndex, need: int | None) -> bool:
     return need is None or (index.last_id is not None and index.last_id >= need)
 
 
-def _spans(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Adjacent chunk ranges joined into one: one Hyperscan call per run of chunks.
-
-    Between two adjacent chunks lies one block header line; scanning it is
-    harmless (a match there maps to no index row and is dropped) and far cheaper
-    than a call per 1 MiB chunk.
-    """
-    spans = [ranges[0]]
-    for lo, hi in ranges[1:]:
-        if lo - spans[-1][1] <= _JOIN_GAP and hi - spans[-1][0] <= _MAX_SPAN:
-            spans[-1] = (spans[-1][0], hi)
-        else:
-            spans.append((lo, hi))
-    return spans
-
-
 def scan_limit_error(max_scan: int) -> QueryLimitError:
     return QueryLimitError(
         f"query would scan more than {max_scan} stored events (query.max_scan); "
         "narrow it with time_from/time_to, level or service"
     )
-
-
-def time_limit_error() -> QueryTimeout:
-    return QueryTimeout("query exceeded its time limit")

@@ -34,6 +34,7 @@ import contextlib
 import mmap
 import threading
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -44,6 +45,7 @@ import numpy.typing as npt
 
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
+from logcaster.store.byte_stats import ByteStats
 from logcaster.store.patterns import (
     REPLACEMENT,
     Unsupported,
@@ -66,48 +68,13 @@ _MIB = 1 << 20
 # the Python cost of one candidate line (find its bounds, decode, confirm).
 _MS_PER_MIB = {"literal": 0.15, "literals": 0.32, "hyperscan-regex": 0.40}
 _MS_PER_CANDIDATE = 0.0015
-# A literal piece shorter than this gives Hyperscan's literal engine little to
-# work with; a suffix is only preferred while it keeps at least this many bytes.
-_MIN_PIECE = 3
+# A candidate of a literal a regex stands behind: decoded and RE2 confirmed (~4 us), where
+# the regex's own scan reports a plain line's match without Python work (bulk_rows.py).
+_MS_PER_RE2_CANDIDATE = 0.004
 # Bytes that follow an escape backslash; a keyword starting with one can match
 # in the middle of an escape (`n` inside `\\n`), so its escaped-bytes match
 # alone does not prove a body match.
 _MID_ESCAPE = frozenset(b"\\nr#")
-
-
-class ByteStats:
-    """Byte-pair counts of a sample of stored payload (one chunk is enough).
-
-    Estimates how many candidates a literal will produce per byte scanned; built
-    once per store or segment and shared by every query's Scanner.
-    """
-
-    def __init__(self, sample: bytes) -> None:
-        a = np.frombuffer(sample, np.uint8).astype(np.int32)
-        self.size = max(len(sample), 1)
-        self.pairs: npt.NDArray[np.int64] = np.bincount(
-            a[:-1] * 256 + a[1:], minlength=65536
-        ).astype(np.int64)
-
-    def pair(self, lit: bytes, i: int) -> int:
-        if i + 1 < len(lit):
-            return int(self.pairs[lit[i] * 256 + lit[i + 1]])
-        return int(self.pairs[lit[i] * 256 : lit[i] * 256 + 256].sum())
-
-    def estimate(self, lit: bytes) -> int:
-        """An upper bound of the literal's occurrences in the sample: its rarest pair's."""
-        return min(self.pair(lit, i) for i in range(len(lit)))
-
-    def rare_suffix(self, lit: bytes) -> int:
-        """Start of the suffix (>= _MIN_PIECE bytes) whose first byte pair is rarest.
-
-        Hyperscan's literal engine keys on a short prefix of each literal; a
-        common prefix (`timeout` shares `time` with `"timestamp"` on every JSON
-        line) means many false candidates, a rare one few. The suffix ends where
-        the literal ends, so the callback finds the literal's start without SOM.
-        """
-        last = max(0, len(lit) - _MIN_PIECE)
-        return min(range(last + 1), key=lambda i: (self.pair(lit, i), i))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +142,9 @@ class Scanner(TextTest):
                 # No sample: prefer exact keyword tests, then long literals.
                 return 1.0 + (1.0 if kind == "literals" else 0.0) - min(map(len, lits)) / 1000
             cands = sum(stats.estimate(escape_text(x.encode())) for x in lits)
-            return _MS_PER_MIB[kind] * stats.size / _MIB + cands * _MS_PER_CANDIDATE
+            # A regex behind the literal is confirmed by RE2 on each candidate line.
+            per = _MS_PER_RE2_CANDIDATE if self._search is not None else _MS_PER_CANDIDATE
+            return _MS_PER_MIB[kind] * stats.size / _MIB + cands * per
 
         if self._words:
             if self._or:
@@ -209,7 +178,7 @@ class Scanner(TextTest):
                 self.regex_path = "re2-fallback (Hyperscan rejected the translation)"
                 continue
             chosen = [self._literal(w, stats) for w in what]
-            if self._compile([_hs_literal(x.piece) for x in chosen]):
+            if self._compile([hs_literal(x.piece) for x in chosen]):
                 self._lits = chosen
                 # The escaped match is the whole answer only for keywords alone.
                 self._exact = self._search is None and all(x.exact for x in chosen)
@@ -344,6 +313,39 @@ class Scanner(TextTest):
             self._db_scan(view[lo:hi], on_match)
         return out, cands
 
+    @property
+    def confirm(self) -> Literal["none", "unplain", "all"] | None:
+        """Which lines a bulk scan (`hits`) must confirm with `matches_line`: none
+        (an exact keyword), those not plain (not ASCII or holding a backslash: a
+        regex alone, without word boundaries, whose translation is the pattern
+        itself on plain lines), or all. None: no bulk scan for this path."""
+        if self.path in ("literal", "literals"):
+            return "none" if self._exact else "all"
+        if self.path == "hyperscan-regex":
+            assert self.regex is not None
+            return "unplain" if not self._words and exact_on_plain(self.regex) else "all"
+        return None
+
+    def hits(self, buf: Buffer, lo: int, hi: int) -> npt.NDArray[np.int64]:
+        """Every Hyperscan report in buf[lo:hi], no per-line work: `id << 40 | end`
+        (end absolute; for a literal, the end of its piece). See store/bulk_rows.py.
+        A callback holds the GIL: the less it does, the less other scans wait."""
+        out = array("q")
+        append = out.append
+        many = len(self._lits) > 1  # else the one expression's id is 0
+
+        def on_match(i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            append(i << 40 | to if many else to)
+
+        with memoryview(buf) as view:
+            self._db_scan(view[lo:hi], on_match)
+        return np.frombuffer(out, np.int64) + lo if out else np.zeros(0, np.int64)
+
+    @property
+    def literals(self) -> list[bytes]:
+        """The escaped literal of each Hyperscan id (literal paths)."""
+        return [x.escaped for x in self._lits]
+
     def _db_scan(self, data: memoryview, on_match: _OnMatch) -> None:
         assert self._db is not None
         try:
@@ -466,6 +468,21 @@ class Scanner(TextTest):
         return result
 
 
+def exact_on_plain(regex: str) -> bool:
+    """Whether the store's translation of `regex` (store/patterns.py) matches a plain
+    line (ASCII, no backslash: the stored line is the body) exactly when RE2 does.
+
+    Conservative, on the pattern's text: word boundaries (dropped by the
+    translation), inline flags (`(?i)` widens non-ASCII members to any letter),
+    and a `$` before the pattern's end (the newline it consumes may join the
+    next line) all need RE2's confirmation."""
+    if "\\b" in regex or "\\B" in regex:
+        return False
+    if "(?" in regex.replace("(?:", ""):
+        return False
+    return "$" not in regex[:-1]
+
+
 def _line_starts(buf: Buffer, lo: int, hi: int) -> list[int]:
     starts: list[int] = []
     s = lo
@@ -478,5 +495,6 @@ def _line_starts(buf: Buffer, lo: int, hi: int) -> list[int]:
     return starts
 
 
-def _hs_literal(lit: bytes) -> bytes:
+def hs_literal(lit: bytes) -> bytes:
+    """A literal as a Hyperscan expression (each byte escaped)."""
     return b"".join(b"\\x%02x" % c for c in lit)

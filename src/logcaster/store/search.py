@@ -107,3 +107,12 @@ def rows_at_offsets(cols: npt.NDArray[np.void], lo: int, hi: int, offsets: list[
     rows, needles = rows[inside], needles[inside]
     found: I64 = rows[line_offsets[rows] == needles].astype(np.int64) + lo
     return found
+
+
+def in_chunks(rows: I64, chunks: npt.NDArray[np.void], group: list[int]) -> npt.NDArray[np.bool_]:
+    """Which of `rows` belong to the chunks numbered `group` (ascending)."""
+    starts = chunks["row_start"][group].astype(np.int64)
+    ends = starts + chunks["count"][group].astype(np.int64)
+    at = np.searchsorted(starts, rows, side="right") - 1
+    inside: npt.NDArray[np.bool_] = (at >= 0) & (rows < ends[np.maximum(at, 0)])
+    return inside

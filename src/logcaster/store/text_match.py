@@ -10,7 +10,9 @@ alone, after `stored_line_text` has turned the stored line back into the event's
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import AnyStr, Literal
 
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
@@ -63,6 +65,11 @@ class TextTest:
         self._words = words
         self._words_b = tuple(w.encode() for w in words)
         self._or = operator == "OR" and len(words) > 0
+        # The words that find candidates in bulk: none when a word holds U+FFFD
+        # (in the decoded body it can match a replaced invalid byte, which the raw
+        # bytes do not hold); for AND the longest word alone, likely the rarest.
+        bulk = () if any("\ufffd" in w for w in words) else self._words_b
+        self._bulk = bulk if self._or else tuple(sorted(bulk, key=len)[-1:])
 
     def matches_text(self, text: bytes) -> bool:
         """The query's text tests on one event's raw text (the memory buffer's form)."""
@@ -72,6 +79,30 @@ class TextTest:
             except UnicodeDecodeError:
                 return self.matches_body(text.decode("utf-8", "replace"))
         return self._passes(text, self._words_b)
+
+    def candidates(self, texts: Sequence[bytes], start: int, stop: int) -> list[int] | None:
+        """The indexes in [start, stop) of the texts that may pass `matches_text`, in
+        order, or None when no keyword can rule a text out (regex only, an OR with
+        "", a word with U+FFFD).
+
+        One C search of the texts joined per candidate found, instead of a call per
+        text: each hit names the text it starts in, and the search goes on at the
+        next text. A hit across a joint only adds a candidate; every text that
+        passes holds the word within its own bytes, so it is among them.
+        """
+        if not self._bulk or stop <= start:
+            return None
+        part = texts[start:stop]
+        joined = b"\n".join(part)
+        ends = list(accumulate(len(t) + 1 for t in part))  # one past each text's joint
+        found: set[int] = set()
+        for word in self._bulk:
+            at = joined.find(word)
+            while at >= 0:
+                k = bisect_right(ends, at)
+                found.add(k)
+                at = joined.find(word, ends[k]) if k + 1 < len(ends) else -1
+        return [start + k for k in sorted(found)]
 
     def matches_body(self, body: str) -> bool:
         """The query's text tests on one decoded body (Query.matcher's semantics)."""

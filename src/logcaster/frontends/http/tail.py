@@ -48,6 +48,7 @@ from logcaster.pipeline.broker import Broker, Subscription, TooManySubscribers
 from logcaster.pipeline.tail_items import Ended, Item, Live, Reset, Skipped
 from logcaster.pipeline.tail_rate import MAX_RATE
 from logcaster.query.live import LiveFilter, live_filter
+from logcaster.query.parser import MAX_COUNT_VALUE
 from logcaster.security.neutralize import json_safe
 from logcaster.security.reveal import FieldQueries
 
@@ -296,10 +297,11 @@ def _gone(request: web.Request) -> bool:
 
 
 def _count(name: str, value: str) -> int:
-    try:
-        n = int(value.strip())
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise QuerySyntaxError(f"{name} must be a non-negative integer, not {value!r}")
+    text = value.strip()
+    # ASCII digits only: int() would also take "1_000" and other scripts' digits.
+    n = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else -1
+    if not 0 <= n <= MAX_COUNT_VALUE:  # ids and counts are signed 64-bit
+        raise QuerySyntaxError(
+            f"{name} must be an integer from 0 to {MAX_COUNT_VALUE}, not {value!r}"
+        )
     return n

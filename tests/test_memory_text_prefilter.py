@@ -1,0 +1,80 @@
+"""TextTest.candidates: the memory buffer's bulk keyword prefilter (query/engine.py).
+
+A query over memory rules out, per batch, the events whose text cannot hold a
+keyword with one search of the texts joined; only the candidates take the
+exact per-event test. It must never rule out an event that passes: checked
+here against `matches_text` on texts built to cross every edge (a keyword
+across the joint of two texts, at a text's ends, inside invalid UTF-8, with
+newlines), and through a real server, whose memory answers must count what a
+brute-force test of each event counts.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logcaster.store.text_match import TextTest
+from logcaster.testing import start_server
+
+_PIECES = [b"time", b"out", b"timeout", b"\n", b"\xff", b"\xc3", b"\xc3\xa9", b"caf", b" ", b""]
+_WORDS = ["timeout", "out", "t\nt", "caf\u00e9", "\ufffd", "", "e", "meo"]
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> list[bytes]:
+    pieces = st.lists(st.sampled_from(_PIECES), max_size=6).map(b"".join)
+    return draw(st.lists(pieces, min_size=1, max_size=30))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    batch=texts(),
+    words=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=3),
+    operator=st.sampled_from(["AND", "OR"]),
+    bounds=st.tuples(st.integers(0, 30), st.integers(0, 30)),
+)
+def test_candidates_never_rule_out_a_passing_text(
+    batch: list[bytes], words: list[str], operator: str, bounds: tuple[int, int]
+) -> None:
+    test = TextTest(words, operator)  # type: ignore[arg-type]
+    start, stop = min(bounds[0], len(batch)), min(max(bounds), len(batch))
+    chosen = test.candidates(batch, start, stop)
+    passing = [i for i in range(start, stop) if test.matches_text(batch[i])]
+    if chosen is None:
+        # no bulk test: a word with U+FFFD, an OR with "", nothing to search
+        assert (
+            any("\ufffd" in w for w in words)
+            or (operator == "OR" and "" in words)
+            or (all(w == "" for w in words) or stop <= start)
+        )
+        return
+    assert chosen == sorted(set(chosen)) and all(start <= i < stop for i in chosen)
+    assert set(passing) <= set(chosen), (passing, chosen)
+
+
+def test_memory_answers_count_like_a_test_of_each_event() -> None:
+    """Batches in memory where the keyword is rare, common and absent, asked in
+    both orders: counts and rows as the per-event test gives them."""
+    lines = [
+        b"%d %s tail" % (i, b"timeout" if i % 7 == 0 else b"time out" if i % 5 == 0 else b"ok")
+        for i in range(3000)
+    ]
+    with start_server("--buffer-size", "10000") as server:
+        for at in range(0, 3000, 500):  # several batches
+            server.send(b"\n".join(lines[at : at + 500]) + b"\n")
+        server.wait_total(3000)
+        want = sum(1 for line in lines if b"timeout" in line)
+        for order in ("asc", "desc"):
+            ask = f"QUERY keyword=timeout limit=5 max_count=10000 order={order} source=memory"
+            reply = server.query(ask)
+            assert reply.startswith(f"FOUND: {want} matches"), reply
+            rows = reply.splitlines()[1:]
+            assert len(rows) == 5 and all("timeout" in r for r in rows), reply
+        reply = server.query("QUERY keyword=absent source=memory")
+        assert reply.startswith("FOUND: 0 matches"), reply
+        either = sum(1 for line in lines if b"timeout" in line or b"time out" in line)
+        reply = server.query(
+            'QUERY keyword=timeout keyword="time out" operator=OR max_count=10000 source=memory'
+        )
+        assert reply.startswith(f"FOUND: {either} matches"), reply
