@@ -140,6 +140,29 @@ def test_bulk_rows_over_batches_equal_re2(tmp_path: Path, regex: str, pick: str)
     assert got[in_chunks(got, table, group)].tolist() == wanted
 
 
+@pytest.mark.parametrize(("regex", "dense"), [("took", True), ("orders/1234 ", False)])
+def test_dense_reports_go_on_in_one_thread_with_the_same_rows(
+    tmp_path: Path, regex: str, dense: bool
+) -> None:
+    rnd = random.Random(regex)
+    chunks = [chunk_lines(rnd, 6_000) for _ in range(4)]  # 4 batches of 2 threads
+    seg, _ = segment(tmp_path, chunks)
+    table = seg.index.chunks
+    ranges = [(int(c["byte_start"]), int(c["byte_end"])) for c in table]
+    rows = [(int(c["row_start"]), int(c["row_start"] + c["count"])) for c in table]
+    every = [line for lines in chunks for line in lines]
+    pool = ScanPool(2)
+    try:
+        for start_dense in (False, True):
+            scanner = Scanner(regex=regex)
+            scanner.dense = start_dense
+            got = pool.bulk(scanner, seg, ranges, rows, time.monotonic() + 30)
+            assert got.tolist() == brute(regex, every)
+            assert scanner.dense == (dense or start_dense)
+    finally:
+        pool.close()
+
+
 def test_plain_rows_reads_the_bits_of_the_rows_asked(tmp_path: Path) -> None:
     rnd = random.Random(3)
     chunks = [chunk_lines(rnd, n) for n in (13, 200, 77)]

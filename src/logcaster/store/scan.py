@@ -130,6 +130,8 @@ class Scanner(TextTest):
         self._lits: list[_Literal] = []
         self._exact = False
         self._local = threading.local()
+        # Its scans report densely: one scan thread, not two (store/scan_pool.py).
+        self.dense = False
         self.path: ScanPath = self._plan(stats)
 
     # ---- planning --------------------------------------------------------------
