@@ -11,9 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import hyperscan
 import numpy as np
 import pytest
 import re2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from logcaster.event import Event
 from logcaster.options import MultilineConfig
@@ -21,11 +24,13 @@ from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
 from logcaster.query.model import Query
+from logcaster.segments.blocks import encode_payload
 from logcaster.segments.writer import SegmentWriter
 from logcaster.store.index import BLOCKS_DTYPE, CHUNK_DTYPE, COLS_DTYPE, SegmentIndex
 from logcaster.store.indexer import StoreIndexer, indexed_on_disk
+from logcaster.store.patterns import Unsupported, translate_regex
 from logcaster.store.reader import StoreReader
-from logcaster.store.scan import Scanner
+from logcaster.store.scan import Scanner, exact_on_plain
 from logcaster.store.scan_pool import ScanPool, _batches
 from logcaster.store.search import in_chunks
 from logcaster.store.segment_view import SegmentView
@@ -34,6 +39,7 @@ from logcaster.store.term_views import load_terms, plain_rows
 from logcaster.store.term_writer import TermWriter
 from logcaster.store.terms import build_terms
 from logcaster.store.text_match import stored_line_text
+from tests.test_store_scan import TEXTS, _regex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import _corpus
@@ -161,6 +167,64 @@ def test_dense_reports_go_on_in_one_thread_with_the_same_rows(
             assert scanner.dense == (dense or start_dense)
     finally:
         pool.close()
+
+
+# Unbounded repeats of one class, whose escaped encodings (2 bytes, 1-4 bytes for
+# non-ASCII) are where a translation could widen what a plain line matches.
+_CLASSES = [".", "[^a]", "[^ ]", "[a-z]", '[^"]', "\\S", "\\W", "\\s", "[^\\\\]", "[^r]"]
+_CLASSES += ["[\\nnr]", "[\\n]", "[#a]", "[é]", "[^é]", "(?i)[^k]", "(?i)[a-c]"]
+_REPEATS = st.tuples(
+    st.sampled_from(["", "^", "a", "n"]),
+    st.sampled_from(_CLASSES),
+    st.sampled_from(["*", "+", "{2,}", "*?"]),
+    st.sampled_from(["", "$", "b", "r", "#", "\\\\", "é"]),
+).map("".join)
+
+
+def check_translation(regex: str, texts: list[bytes]) -> None:
+    """What a bulk scan relies on: Hyperscan reports every stored line whose body the
+    regex matches, and on a plain line (ASCII without a backslash) only those,
+    where exact_on_plain says so (bulk_rows.py confirms no plain line then)."""
+    try:
+        expr, _ = translate_regex(regex)
+    except Unsupported:
+        return
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=[expr], ids=[0], flags=[hyperscan.HS_FLAG_MULTILINE])
+    payload = b"\n" + encode_payload(texts)
+    starts = np.flatnonzero(np.frombuffer(payload, np.uint8) == 10)[:-1] + 1
+    reported: set[int] = set()
+
+    def on_match(_i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+        reported.add(int(np.searchsorted(starts, to - 1, side="right")) - 1)
+
+    db.scan(payload, match_event_handler=on_match)
+    exact = exact_on_plain(regex)
+    search = re2.compile(regex).search
+    for i, text in enumerate(texts):
+        line = payload[starts[i] : payload.index(b"\n", starts[i])]
+        matches = search(text.decode("utf-8", "replace")) is not None
+        if matches:
+            assert i in reported, (line, expr)
+        elif exact and line.isascii() and b"\\" not in line:
+            assert i not in reported, (line, expr)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=TEXTS, regex=st.one_of(_REPEATS, _regex()))
+def test_the_translation_holds_every_match_and_only_them_on_plain_lines(
+    texts: list[bytes], regex: str
+) -> None:
+    check_translation(regex, texts)
+
+
+@pytest.mark.parametrize("cls", _CLASSES)
+def test_a_repeated_class_matches_each_body_of_one_or_two_characters_as_re2(cls: str) -> None:
+    chars = ["a", "b", "k", "n", "r", "x", " ", "\t", "#", '"', "\\", "\n", "\r", "é", "\u212a"]
+    bodies = chars + [a + b for a, b in itertools.product(chars, chars)]
+    texts = [("x" + body + "x").encode() for body in bodies]
+    for quantifier in ("+", "{2,}"):
+        check_translation(f"^x{cls}{quantifier}x$", texts)
 
 
 def test_plain_rows_reads_the_bits_of_the_rows_asked(tmp_path: Path) -> None:
