@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logcaster.store.text_match import TextTest
+from logcaster.store.word_finder import word_finder
 from logcaster.testing import start_server
 
 _PIECES = [b"time", b"out", b"timeout", b"\n", b"\xff", b"\xc3", b"\xc3\xa9", b"caf", b" ", b""]
@@ -78,3 +79,19 @@ def test_memory_answers_count_like_a_test_of_each_event() -> None:
             'QUERY keyword=timeout keyword="time out" operator=OR max_count=10000 source=memory'
         )
         assert reply.startswith(f"FOUND: {either} matches"), reply
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.lists(st.sampled_from(_PIECES), max_size=12).map(b"".join),
+    words=st.lists(
+        st.sampled_from([b"time", b"out", b"timeout", b"\n", b"\xc3", b"e"]), min_size=1
+    ),
+)
+def test_the_word_finder_reports_every_occurrence_of_every_word(
+    data: bytes, words: list[bytes]
+) -> None:
+    expected = sorted(
+        i for w in set(words) for i in range(len(data) - len(w) + 1) if data.startswith(w, i)
+    )
+    assert sorted(word_finder(tuple(words)).starts(data)) == expected

@@ -54,6 +54,7 @@ from logcaster.store.patterns import (
     translate_regex,
 )
 from logcaster.store.text_match import TextTest, stored_line_text, valid_utf8
+from logcaster.store.word_finder import hs_literal
 
 # What can be scanned: the mmap of a segment, or bytes (tests, small tails).
 Buffer = bytes | mmap.mmap
@@ -495,8 +496,3 @@ def _line_starts(buf: Buffer, lo: int, hi: int) -> list[int]:
         if s == 0:
             break
     return starts
-
-
-def hs_literal(lit: bytes) -> bytes:
-    """A literal as a Hyperscan expression (each byte escaped)."""
-    return b"".join(b"\\x%02x" % c for c in lit)

@@ -39,7 +39,6 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.store.patterns import Unsupported, translate_regex
-from logcaster.store.scan import hs_literal
 from logcaster.store.term_views import TermFiles
 from logcaster.store.terms import (
     ASCII_RUNS,
@@ -49,6 +48,7 @@ from logcaster.store.terms import (
     post_sections,
     term_hashes,
 )
+from logcaster.store.word_finder import hs_literal
 
 I64 = npt.NDArray[np.int64]
 MIN_PIECE = 3  # shorter pieces match too many terms to prune anything

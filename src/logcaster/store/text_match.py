@@ -17,6 +17,7 @@ from typing import AnyStr, Literal
 
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
 from logcaster.segments.blocks import unescape_line
+from logcaster.store.word_finder import word_finder
 
 
 def stored_line_text(line: bytes) -> bytes:
@@ -85,28 +86,20 @@ class TextTest:
         order, or None when no keyword can rule a text out (regex only, an OR with
         "", a word with U+FFFD).
 
-        One C search of the texts joined per candidate found, instead of a call per
-        text: each hit names the text it starts in, and the search goes on at the
-        next text. A hit across a joint only adds a candidate; every text that
-        passes holds the word within its own bytes, so it is among them. The
-        texts' ends are summed only once a word is found (a poll for a rare word
-        finds none in most batches; summing was half the cost).
+        One Hyperscan scan of the texts joined (store/word_finder.py), instead of
+        a call per text: each hit names the text it starts in. A hit across a
+        joint only adds a candidate; every text that passes holds the word within
+        its own bytes, so it is among them. The texts' ends are summed only when
+        a word is found (a poll for a rare word finds none in most batches).
         """
         if not self._bulk or stop <= start:
             return None
         part = texts[start:stop]
-        joined = b"".join(part)
-        ends: list[int] = []  # one past each text
-        found: set[int] = set()
-        for word in self._bulk:
-            at = joined.find(word)
-            if at >= 0 and not ends:
-                ends = list(accumulate(map(len, part)))
-            while at >= 0:
-                k = bisect_right(ends, at)
-                found.add(k)
-                at = joined.find(word, ends[k]) if k + 1 < len(ends) else -1
-        return [start + k for k in sorted(found)]
+        hits = word_finder(self._bulk).starts(b"".join(part))
+        if not hits:
+            return []
+        ends = list(accumulate(map(len, part)))  # one past each text
+        return [start + k for k in sorted({bisect_right(ends, at) for at in hits})]
 
     def matches_body(self, body: str) -> bool:
         """The query's text tests on one decoded body (Query.matcher's semantics)."""
