@@ -200,7 +200,7 @@ class StoreConfig(Section, frozen=True):
     enabled: Literal["auto"] | bool = "auto"
     threads: PositiveInt = 2  # scan threads per query
     # Events not yet indexed are kept in memory beyond memory.capacity, up to this many.
-    max_unindexed: Annotated[int, msgspec.Meta(ge=0)] = 100_000
+    max_unindexed: Annotated[int, msgspec.Meta(ge=0)] = 200_000
     # A durable event waits at most about this long for the index, even while its
     # chunk of active.log is not full (the partial chunk is indexed, then extended).
     index_delay_ms: PositiveInt = 1000
