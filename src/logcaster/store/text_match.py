@@ -90,14 +90,15 @@ class TextTest:
         a call per text: each hit names the text it starts in. A hit across a
         joint only adds a candidate; every text that passes holds the word within
         its own bytes, so it is among them. The texts' ends are summed only when
-        a word is found (a poll for a rare word finds none in most batches).
+        a word is found (a poll for a rare word finds none in most batches). More
+        hits than texts: None, every text is tested (a word like `e` is in all).
         """
         if not self._bulk or stop <= start:
             return None
         part = texts[start:stop]
-        hits = word_finder(self._bulk).starts(b"".join(part))
+        hits = word_finder(self._bulk).starts(b"".join(part), len(part))
         if not hits:
-            return []
+            return hits
         ends = list(accumulate(map(len, part)))  # one past each text
         return [start + k for k in sorted({bisect_right(ends, at) for at in hits})]
 

@@ -38,17 +38,23 @@ class WordFinder:
         self._lengths = [len(w) for w in words]
         self._local = threading.local()
 
-    def starts(self, data: bytes) -> list[int]:
+    def starts(self, data: bytes, most: int) -> list[int] | None:
+        """The starts, or None past `most` of them (the scan stops there: a word
+        on nearly every text rules nothing out, and each report is a callback)."""
         scratch: hyperscan.Scratch | None = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
         out: list[int] = []
         append, lengths = out.append, self._lengths
 
-        def on_match(i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+        def on_match(i: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
             append(to - lengths[i])
+            return len(out) > most
 
-        self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+        try:
+            self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+        except hyperscan.ScanTerminated:
+            return None
         return out
 
 
