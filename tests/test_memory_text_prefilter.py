@@ -105,5 +105,15 @@ def test_the_word_finder_reports_every_occurrence_of_every_word(
         i for w in set(words) for i in range(len(data) - len(w) + 1) if data.startswith(w, i)
     )
     finder = word_finder(tuple(words))
+    assert finder is not None
     assert sorted(finder.starts(data, len(data) + 1) or []) == expected
     assert finder.starts(data, len(expected) - 1) is None if expected else True
+
+
+def test_a_keyword_too_long_for_hyperscan_is_tested_text_by_text() -> None:
+    word = "a" * 20_000  # past Hyperscan's pattern length limit
+    test = TextTest([word])
+    texts = [b"x", word.encode(), b"y" + word.encode()]
+    assert word_finder((word.encode(),)) is None
+    assert test.candidates(texts, 0, 3) is None
+    assert [test.matches_text(t) for t in texts] == [False, True, True]

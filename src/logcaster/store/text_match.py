@@ -91,12 +91,15 @@ class TextTest:
         joint only adds a candidate; every text that passes holds the word within
         its own bytes, so it is among them. The texts' ends are summed only when
         a word is found (a poll for a rare word finds none in most batches). More
-        hits than texts: None, every text is tested (a word like `e` is in all).
+        hits than texts, or words Hyperscan refuses: None, every text is tested.
         """
         if not self._bulk or stop <= start:
             return None
+        finder = word_finder(self._bulk)
+        if finder is None:
+            return None
         part = texts[start:stop]
-        hits = word_finder(self._bulk).starts(b"".join(part), len(part))
+        hits = finder.starts(b"".join(part), len(part))
         if not hits:
             return hits
         ends = list(accumulate(map(len, part)))  # one past each text

@@ -59,5 +59,10 @@ class WordFinder:
 
 
 @lru_cache(maxsize=_CACHED_SETS)
-def word_finder(words: tuple[bytes, ...]) -> WordFinder:
-    return WordFinder(words)
+def word_finder(words: tuple[bytes, ...]) -> WordFinder | None:
+    """The finder of `words`, or None when Hyperscan will not compile them (a
+    keyword past its length limit, ~16 KB, where query.max_keyword_bytes allows)."""
+    try:
+        return WordFinder(words)
+    except hyperscan.error:
+        return None
