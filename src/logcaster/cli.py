@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -383,21 +382,19 @@ async def _run(config: Config, reload: Callable[[], Config] | None = None) -> bo
 def _backends(config: Config) -> Backends:
     """Scale-out's parts, imported only when the configuration turns them on: their
     client libraries (redis, psycopg) cost ~10 MB each (backends.py, docs/memory.md)."""
-    from logcaster.backends import Backends
+    from logcaster.backends import Backends, HistoryFactory, Publisher
 
-    backends = Backends()
+    publisher: Publisher | None = None
+    history: HistoryFactory | None = None
     if config.scaleout.publish is not None:
         from logcaster.scaleout.publish import publisher
-
-        backends = dataclasses.replace(backends, publisher=publisher)
     if config.scaleout.history is not None:
         from logcaster.scaleout.history_service import HistoryService
 
         def history(url: str, planner: Planner, connections: int) -> Component:
             return HistoryService(url, planner, connections=connections)
 
-        backends = dataclasses.replace(backends, history=history)
-    return backends
+    return Backends(publisher, history)
 
 
 def _query(args: argparse.Namespace) -> int:

@@ -355,8 +355,8 @@ class StoreReader:
             view = self._terms.get(base, chunks)
         terms = plan.terms
         if terms is not None and view is not None and base not in terms.fruitless:
-            terms.pool, terms.threads = self._scans.executor, self._scans.threads
-            split = terms.decide(view[0], view[1], chunks["row_start"], group)
+            pool, threads = self._scans.executor, self._scans.threads
+            split = terms.decide(view[0], view[1], chunks["row_start"], group, pool, threads)
             decided = len(split.scan) < len(group)
             indexed = all(c in view[1] for c in group)  # new chunks may wait for theirs
             if not decided and indexed and len(group) >= _LEARN_FROM:
@@ -365,9 +365,6 @@ class StoreReader:
         kept = np.zeros(0, np.int64)
         if group:
             ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
-            lo = int(chunks[group[0]]["row_start"])
-            last = group[-1]
-            hi = int(chunks[last]["row_start"]) + int(chunks[last]["count"])
             if plan.scanner.confirm is not None and len(index.blocks):
                 plain = None
                 if plan.scanner.confirm == "unplain" and view is not None:
@@ -380,6 +377,8 @@ class StoreReader:
                 kept = self._scans.bulk(plan.scanner, seg, ranges, rows, deadline, plain)
             else:
                 found = self._scans.scan(plan.scanner, seg.buf, ranges, deadline)
+                lo = int(chunks[group[0]]["row_start"])
+                hi = int(chunks[group[-1]]["row_start"]) + int(chunks[group[-1]]["count"])
                 kept = rows_at_offsets(cols, lo, hi, found)
             if decided:
                 # Spans join chunks a few bytes apart: a chunk between two scanned

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import hyperscan
@@ -103,13 +104,9 @@ class TermPlan:
         # Segments (token index bases) where a large group's decision left every
         # chunk to the scan: a later query with this plan scans them at once
         # (deciding costs a scan of a tenth of the text; skipping it is always exact).
-        self.fruitless: set[object] = set()
+        self.fruitless: set[Path] = set()
         self._local = threading.local()  # Hyperscan scratch per query thread
         self._holders: dict[bytes, list[int]] = {}  # common term -> pieces it holds
-        # The reader's scan threads (Hyperscan releases the GIL): large term lists
-        # are scanned in parts, in parallel.
-        self.pool: Executor | None = None
-        self.threads = 1
 
     @classmethod
     def make(
@@ -162,11 +159,15 @@ class TermPlan:
         record_of: dict[int, int],
         chunk_rows: npt.NDArray[np.uint64],
         group: Sequence[int],
+        pool: Executor | None = None,
+        threads: int = 1,
     ) -> Decision:
         """Split `group` (chunk numbers of one segment, ascending): chunks without a
         token record are scanned; the others are skipped, answered or scanned.
 
-        `record_of`: chunk number -> token record; `chunk_rows`: each chunk's first row."""
+        `record_of`: chunk number -> token record; `chunk_rows`: each chunk's first row.
+        `pool`, `threads`: the reader's scan threads (Hyperscan releases the GIL):
+        large term lists are scanned in that many parts, in parallel."""
         out = Decision()
         chunks = [c for c in group if c in record_of]
         out.scan.extend(c for c in group if c not in record_of)
@@ -174,7 +175,7 @@ class TermPlan:
             return out
         records = [record_of[c] for c in chunks]
         possible = self._wholes_present(files, records)
-        rare = self._rare_hits(files, records, possible)
+        rare = self._rare_hits(files, records, possible, pool, threads)
         holders = self._common_holders(files)
         if not holders:
             # No common term holds a piece: the term lists decide, for all at once.
@@ -219,7 +220,12 @@ class TermPlan:
         return ok
 
     def _rare_hits(
-        self, files: TermFiles, records: list[int], wanted: npt.NDArray[np.bool_]
+        self,
+        files: TermFiles,
+        records: list[int],
+        wanted: npt.NDArray[np.bool_],
+        pool: Executor | None,
+        threads: int,
     ) -> npt.NDArray[np.bool_]:
         """(records x pieces): whether a term of the record's list holds the piece.
 
@@ -254,7 +260,7 @@ class TermPlan:
         # A list's rest of one b"\n" has no term left to scan.
         wanted = wanted & (ends - lows > 1)
         total = int((ends - lows)[wanted].sum())
-        parts = _parts(lows, ends, wanted, max(total // max(self.threads, 1) + 1, _MIN_PART))
+        parts = _parts(lows, ends, wanted, max(total // max(threads, 1) + 1, _MIN_PART))
         buf = files.terms
         with memoryview(buf) as view:
 
@@ -267,7 +273,6 @@ class TermPlan:
                     self._everywhere.add(over)  # a set's add is atomic: threads share it
                 return []
 
-            pool = self.pool
             if pool is not None and len(parts) > 1:
                 results = list(pool.map(scan, parts))
             else:
