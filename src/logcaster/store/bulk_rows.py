@@ -67,21 +67,35 @@ def rows_from_hits(
         pos = pos[pos >= 0]
     else:
         pos = ends - 1  # a match's last byte is on its line (or is its newline)
-    # Needles of the haystack's dtype: else numpy converts all of it per call.
-    row = np.searchsorted(row_starts, pos.astype(row_starts.dtype), side="right") - 1
+    # The index column is strided (one field of 16-byte records): a binary search
+    # there misses the cache at each of its last steps; a packed copy of the batch's
+    # offsets costs less than those misses (status+path regex, 47 batches: the
+    # searches 17 -> 8 ms). Needles of the haystack's dtype: else numpy converts
+    # all of it per call.
+    packed = np.ascontiguousarray(row_starts)
+    row = np.searchsorted(packed, pos.astype(packed.dtype), side="right") - 1
     pos, row = pos[row >= 0], row[row >= 0]
     if len(headers):
         h = np.searchsorted(headers, pos, side="right") - 1
-        on_header = (h >= 0) & (headers[np.maximum(h, 0)] > row_starts[row].astype(np.int64))
+        on_header = (h >= 0) & (headers[np.maximum(h, 0)] > packed[row].astype(np.int64))
         row = row[~on_header]
     row = np.sort(row)  # nearly sorted already (reports come in offset order)
     rows: I64 = row[np.r_[True, row[1:] != row[:-1]]] if len(row) else row
     mode = scanner.confirm
     if mode == "none" or not len(rows):
         return rows
-    starts = row_starts[rows].astype(np.int64)
-    nxt = np.minimum(rows + 1, len(row_starts) - 1)
-    line_end = np.where(rows + 1 < len(row_starts), row_starts[nxt].astype(np.int64), span_end)
+    known = np.full(len(rows), -1, np.int8)
+    if mode == "unplain" and plain is not None:
+        known = plain(rows)
+    check = np.flatnonzero(known != 1) if mode == "unplain" else np.arange(len(rows))
+    keep = np.ones(len(rows), np.bool_)
+    if not len(check):
+        return rows  # every line plain: the translated pattern's reports are exact
+    # Where each line to test starts and ends (its newline, or a block header).
+    mine = rows[check]
+    starts = packed[mine].astype(np.int64)
+    nxt = np.minimum(mine + 1, len(packed) - 1)
+    line_end = np.where(mine + 1 < len(packed), packed[nxt].astype(np.int64), span_end)
     if len(headers):
         h = np.searchsorted(headers, starts, side="right")
         line_end = np.where(
@@ -89,15 +103,10 @@ def rows_from_hits(
             np.minimum(line_end, headers[np.minimum(h, len(headers) - 1)]),
             line_end,
         )
-    known = np.full(len(rows), -1, np.int8)
-    if mode == "unplain" and plain is not None:
-        known = plain(rows)
-    check = np.flatnonzero(known != 1) if mode == "unplain" else np.arange(len(rows))
-    keep = np.ones(len(rows), np.bool_)
     test = scanner.matches_line
     clock = time.monotonic
-    for k in check.tolist():
-        line = bytes(buf[int(starts[k]) : int(line_end[k]) - 1])
+    for j, k in enumerate(check.tolist()):
+        line = bytes(buf[int(starts[j]) : int(line_end[j]) - 1])
         if mode == "unplain" and known[k] < 0 and line.isascii() and b"\\" not in line:
             continue
         if clock() >= deadline:
