@@ -28,6 +28,7 @@ from tests.store_server_helpers import (
     memory_ids,
     store_env,
     wait_indexed,
+    wait_token_indexed,
 )
 
 # ---- retention ---------------------------------------------------------------------
@@ -142,7 +143,8 @@ def test_cost_limits_while_ingest_flows(server_factory: ServerFactory, tmp_path:
         timeout=40,
     )
     # query.max_scan: a query the store must read whole stops at the cap, at once.
-    reply, took = timed_query(server, f"QUERY keyword=no-such-word-anywhere max_count={EXACT}")
+    # (A keyword of two letters: no piece the token index could rule chunks out by.)
+    reply, took = timed_query(server, f"QUERY keyword=zq max_count={EXACT}")
     assert reply.startswith("ERROR: query would scan more than 150000 stored events"), reply
     assert took < 5
     # Bounded ones answer: structured counts come from the chunk summaries. (The
@@ -198,3 +200,30 @@ def test_cost_limits_while_ingest_flows(server_factory: ServerFactory, tmp_path:
     # lags tens of thousands of events behind, it alone can pass 0.3 s.)
     reply = server.query("QUERY level=ERROR keyword=timeout source=store limit=3")
     assert reply.startswith("FOUND: "), reply
+
+
+def test_lookups_are_charged_only_the_chunks_they_read(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """query.max_scan counts the events of the chunks a query reads: a lookup over a
+    store six times larger answers, its value found through the token index (the
+    bloom filters rule the other segments out before the walk), and so does a
+    keyword in no chunk's terms; a text the index cannot decide is still refused."""
+    data = tmp_path / "data"
+    server = server_factory("-P", str(data), env=store_env(query__max_scan="10000"))
+    lines = [
+        f'level=info msg="order step" request_id=req-{n:07d} step={n % 5} host=web-{n % 9}'
+        for n in range(60_000)
+    ]
+    server.send(("\n".join(lines) + "\n").encode())
+    wait_for("indexing", server.stats, lambda s: s["StoreIndexed"] > 55_000, timeout=40)
+    assert wait_token_indexed(data) > 10
+    for value in ("req-0000042", "req-0031337"):
+        reply = server.query(f"QUERY request_id={value} source=store max_count={EXACT}")
+        assert reply.splitlines()[0] == "FOUND: 1 matches", reply
+        assert f"request_id={value} " in reply.splitlines()[1]
+    reply = server.query(f"QUERY keyword=no-such-word-anywhere source=store max_count={EXACT}")
+    assert reply.strip() == "FOUND: 0 matches", reply
+    reply = server.query(f"QUERY keyword=zq source=store max_count={EXACT}")
+    assert reply.startswith("ERROR: query would scan more than 10000 stored events"), reply
+    assert server.stop() == 0

@@ -147,6 +147,11 @@ def test_whole_terms_are_found_through_the_bloom_filter(tmp_path: Path) -> None:
         split = plan.decide(files, {i: i for i in range(4)}, starts, range(4))
         assert chunk in split.scan and not split.rows
         assert split.skipped + len(split.scan) == 4 and split.skipped >= 2  # ~1% false hits
+        # The reader's walk asks the same of the blooms first (StoreReader._may_hold);
+        # a chunk without a token record (4 here) may hold anything.
+        held = plan.may_hold_wholes(files, {i: i for i in range(4)}, np.arange(5))
+        assert held[chunk] and held[4] and int(held.sum()) <= 3
+        assert set(np.flatnonzero(held[:4]).tolist()) >= set(split.scan)
     assert whole_term("v1.2") is None and whole_term("café") is None
     assert TermPlan.make([], "AND", None, ["a b"]) is None
 

@@ -15,14 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.query.model import Query
-from logcaster.store.reader import (
-    Plan,
-    StoreReader,
-    Walk,
-    confirmed,
-    scan_limit_error,
-)
+from logcaster.store.reader import Plan, StoreReader, confirmed
 from logcaster.store.scan_pool import time_limit_error
+from logcaster.store.search import ScanBudget
 
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
@@ -38,17 +33,14 @@ def stored_matches(
     levels: list[U8] = [np.empty(0, np.uint8)]
     if plan.empty or not segments:
         return times[0], levels[0]
-    walk = Walk(plan, segments, newest_first=True)
-    scanned = 0
+    walk = reader.walk(plan, segments, newest_first=True)
+    budget = ScanBudget(max_scan)
     for part in np.unique(walk.parts).tolist():
         chunks = np.sort(walk.chunks[walk.parts == part])
         seg = segments[part]
-        scanned += int(seg.index.chunks["count"][chunks].sum())
-        if scanned > max_scan:
-            raise scan_limit_error(max_scan)
         if time.monotonic() >= deadline:
             raise time_limit_error()
-        rows = reader.match_rows(plan, seg, chunks.tolist(), deadline)
+        rows = reader.match_rows(plan, seg, chunks.tolist(), deadline, budget)
         if plan.confirm is not None:
             rows = confirmed(plan.confirm, seg, rows, deadline)
         cols = seg.index.cols

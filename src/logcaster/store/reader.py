@@ -37,7 +37,6 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.event import Event
-from logcaster.exceptions import QueryLimitError
 from logcaster.parsing.codes import LEVEL_CODES, ServiceCodes
 from logcaster.query.model import Query
 from logcaster.store.byte_stats import ByteStats
@@ -48,7 +47,13 @@ from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.order import TopRows, chunk_keys
 from logcaster.store.scan import Scanner
 from logcaster.store.scan_pool import ScanPool, time_limit_error
-from logcaster.store.search import ids_of_rows, in_chunks, rows_at_offsets, rows_in_chunks
+from logcaster.store.search import (
+    ScanBudget,
+    ids_of_rows,
+    in_chunks,
+    rows_at_offsets,
+    rows_in_chunks,
+)
 from logcaster.store.segment_view import (
     CachedIndex,
     SegmentView,
@@ -62,6 +67,7 @@ from logcaster.store.text_plans import TextKey, TextPlans, text_plan
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+B1 = npt.NDArray[np.bool_]
 _MAX_GROUP = 64  # chunks in one scan step at most (~64 MiB)
 # A token-index decision over this many chunks that ruled none out and answered
 # none from bitmaps marks the segment fruitless for the query's plan (TermPlan).
@@ -284,7 +290,8 @@ class StoreReader:
         top = TopRows.empty(limit, newest_first)
         if seed is not None:
             top.add(seed[0], seed[1], -1, np.zeros(len(seed[0]), np.int64))
-        walk = Walk(plan, segments, newest_first)
+        walk = self.walk(plan, segments, newest_first)
+        budget = ScanBudget(max_scan)
         # Growing groups exist to stop early; when the whole store holds no more
         # events than there are matches to count, and counting means reading
         # rows (a text test), all of it is one step. Structured filters count
@@ -328,24 +335,46 @@ class StoreReader:
                 if not len(chunks):
                     continue
                 seg = segments[part]
-                result.scanned += int(seg.index.chunks["count"][chunks].sum())
-                if result.scanned > max_scan:
-                    raise scan_limit_error(max_scan)
-                rows = self.match_rows(plan, seg, chunks.tolist(), deadline)
+                rows = self.match_rows(plan, seg, chunks.tolist(), deadline, budget)
                 if plan.confirm is not None:
                     rows = confirmed(plan.confirm, seg, rows, deadline)
                 result.count += len(rows)
                 index = seg.index
                 top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
         result.rows = top_events(segments, top)
+        result.scanned = budget.scanned
         return result
 
-    def match_rows(self, plan: Plan, seg: SegmentView, group: list[int], deadline: float) -> I64:
+    def walk(self, plan: Plan, segments: list[SegmentView], newest_first: bool) -> Walk:
+        """The query's chunks in walk order; a lookup's whole terms (field values)
+        are asked of the bloom filters first."""
+        prune = None
+        if plan.terms is not None and plan.terms.wholes:
+            prune = partial(self._may_hold, plan.terms, segments)
+        return Walk(plan, segments, newest_first, prune)
+
+    def _may_hold(self, terms: TermPlan, segments: list[SegmentView], n: int, chunks: I64) -> B1:
+        """Which of segment n's `chunks` may hold the plan's whole terms (field values),
+        by their bloom filters: before the walk, so that a lookup visits only the
+        segments that may hold its value (a bloom probe per segment, ~1% false hits)
+        and the cost of the rest stays a few microseconds each."""
+        seg = segments[n]
+        view = self._terms.get(index_base(self.directory, seg.first_id), seg.index.chunks)
+        if view is None:
+            return np.ones(len(chunks), np.bool_)
+        return terms.may_hold_wholes(view[0], view[1], chunks)
+
+    def match_rows(
+        self, plan: Plan, seg: SegmentView, group: list[int], deadline: float, budget: ScanBudget
+    ) -> I64:
+        """The rows of `group` (chunk numbers, ascending) that match, ascending; the
+        chunks read are charged to `budget` before they are read."""
         index = seg.index
         cols = index.cols
         chunks = index.chunks
         where = plan.where
         if plan.scanner is None:
+            budget.charge(int(chunks["count"][group].sum()))
             return rows_in_chunks(index, group, where)
         answered: list[I64] = []
         decided = False  # the token index took chunks out of the group
@@ -364,6 +393,7 @@ class StoreReader:
             group, answered = split.scan, split.rows
         kept = np.zeros(0, np.int64)
         if group:
+            budget.charge(int(chunks["count"][group].sum()))
             ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
             if plan.scanner.confirm is not None and len(index.blocks):
                 plain = None
@@ -399,7 +429,15 @@ class Walk:
     its match count from the summary (-1: the rows decide); `order`: the walk,
     ties by position (the newer chunk first when newest first)."""
 
-    def __init__(self, plan: Plan, segments: list[SegmentView], newest_first: bool) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        segments: list[SegmentView],
+        newest_first: bool,
+        prune: Callable[[int, I64], npt.NDArray[np.bool_]] | None = None,
+    ) -> None:
+        """`prune(n, chunks)`: which of segment n's chunks may hold a match, beyond
+        what the summaries tell (the token index's bloom filters, StoreReader)."""
         parts: list[I64] = []
         chunks: list[I64] = []
         keys: list[F64] = []
@@ -411,6 +449,8 @@ class Walk:
             self.stored += int(table["count"].sum())
             counts = plan.where.chunk_counts(table)
             kept = np.flatnonzero(counts != 0)
+            if prune is not None and len(kept):
+                kept = kept[prune(n, kept)]
             parts.append(np.full(len(kept), n, np.int64))
             chunks.append(kept.astype(np.int64))
             keys.append(chunk_keys(table[kept], newest_first, plan.where))
@@ -452,10 +492,3 @@ def _map(path: Path) -> mmap.mmap | bytes:
 
 def _reaches(index: SegmentIndex, need: int | None) -> bool:
     return need is None or (index.last_id is not None and index.last_id >= need)
-
-
-def scan_limit_error(max_scan: int) -> QueryLimitError:
-    return QueryLimitError(
-        f"query would scan more than {max_scan} stored events (query.max_scan); "
-        "narrow it with time_from/time_to, level or service"
-    )

@@ -15,11 +15,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from logcaster.exceptions import QueryLimitError
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import SegmentIndex
 from logcaster.store.scan import Buffer, Scanner
 
 I64 = npt.NDArray[np.int64]
+
+
+class ScanBudget:
+    """`query.max_scan` of one query: the events of the chunks it reads (text scanned
+    or rows filtered one by one), charged before each read. Chunks that the summaries
+    or the token index rule out, or whose rows the bitmaps give, are not read."""
+
+    __slots__ = ("limit", "scanned")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.scanned = 0
+
+    def charge(self, events: int) -> None:
+        self.scanned += events
+        if self.scanned > self.limit:
+            raise scan_limit_error(self.limit)
+
+
+def scan_limit_error(max_scan: int) -> QueryLimitError:
+    return QueryLimitError(
+        f"query would scan more than {max_scan} stored events (query.max_scan); "
+        "narrow it with time_from/time_to, level or service"
+    )
 
 
 @dataclass(slots=True)

@@ -206,6 +206,19 @@ class TermPlan:
         out.scan.sort()
         return out
 
+    def may_hold_wholes(
+        self, files: TermFiles, record_of: dict[int, int], chunks: I64
+    ) -> npt.NDArray[np.bool_]:
+        """Per chunk number of `chunks`: False where its token record rules out one of
+        the whole terms (its common terms and bloom filter lack it); True without a
+        record (the scan decides there)."""
+        ok = np.ones(len(chunks), np.bool_)
+        records = [record_of.get(c, -1) for c in chunks.tolist()]
+        have = [k for k, r in enumerate(records) if r >= 0]
+        if have and self.wholes:
+            ok[have] = self._wholes_present(files, [records[k] for k in have])
+        return ok
+
     def _wholes_present(self, files: TermFiles, records: list[int]) -> npt.NDArray[np.bool_]:
         """Per record: whether it may hold every whole term (common list or bloom)."""
         ok = np.ones(len(records), np.bool_)
