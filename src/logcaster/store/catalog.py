@@ -11,6 +11,7 @@ becomes hold the same blocks, so they share one index.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,19 @@ def index_dir(directory: Path) -> Path:
     return directory / INDEX_DIR
 
 
+@functools.lru_cache(maxsize=4096)
 def index_base(directory: Path, first_id: int) -> Path:
-    """The path the index files of the segment starting at `first_id` extend."""
+    """The path the index files of the segment starting at `first_id` extend.
+
+    Cached: a query asks it of every segment (pathlib's joins cost more than the
+    stat that follows), and the answer depends on its arguments alone."""
     return index_dir(directory) / f"{first_id:020d}"
+
+
+@functools.lru_cache(maxsize=4096)
+def index_file(base: Path, suffix: str) -> str:
+    """One index file of the segment at `base` (index_base), as a string for os.stat."""
+    return f"{base}{suffix}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from logcaster.event import Event
 from logcaster.parsing.codes import LEVEL_CODES, ServiceCodes
 from logcaster.query.model import Query
 from logcaster.store.byte_stats import ByteStats
-from logcaster.store.catalog import index_base, index_dir, list_segments
+from logcaster.store.catalog import index_base, index_dir, index_file, list_segments
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
 from logcaster.store.indexer import SERVICES_NAME
@@ -197,7 +197,7 @@ class StoreReader:
         """The segment's index, read again when it grew or does not reach `need`."""
         base = index_base(self.directory, first_id)
         try:
-            size = base.with_name(base.name + CHUNKS_SUFFIX).stat().st_size
+            size = os.stat(index_file(base, CHUNKS_SUFFIX)).st_size
         except FileNotFoundError:
             return None  # not indexed yet
         cached = self._cache.get(first_id)

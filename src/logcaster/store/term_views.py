@@ -9,6 +9,7 @@ keeps them per segment for the reader, read again when records were added
 from __future__ import annotations
 
 import mmap
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from logcaster.store.catalog import index_file
 from logcaster.store.terms import (
     BODY_SIZE,
     TCHUNKS_SUFFIX,
@@ -138,7 +140,7 @@ class TermViews:
         """(token index, chunk number -> record) of the segment at `base` whose
         chunk table (as the query sees it) is `chunks`; None if it has none."""
         try:
-            st = base.with_name(base.name + TCHUNKS_SUFFIX).stat()
+            st = os.stat(index_file(base, TCHUNKS_SUFFIX))
         except FileNotFoundError:
             return None
         # Size alone would miss a torn tail cut and a record written in its place.
