@@ -95,6 +95,31 @@ def test_reopen_continues(tmp_path: Path) -> None:
     assert load_index(segment).last_id == 44
 
 
+def test_a_batch_writes_its_records_after_all_its_rows(tmp_path: Path) -> None:
+    """Inside `batch()` the rows are written at once and the records at its end (one
+    round of fsyncs): meanwhile a reader sees the rows as a torn tail, never a
+    record without its rows; an extended last chunk is rewritten, not added; and
+    a batch that fails commits the chunks it wrote whole."""
+    segment = tmp_path / "x.log"
+    write_chunks(segment, [10])
+    with IndexWriter(segment) as writer:
+        with writer.batch():
+            writer.append(rows_for(11, 5, writer.byte_end))
+            writer.append(rows_for(16, 7, writer.byte_end))
+            seen = load_index(segment)
+            assert len(seen.chunks) == 1 and seen.last_id == 10
+            assert len(seen.cols) == 10 and seen.torn_col_rows == 12
+            start = writer.last_byte_start
+            writer.extend_last(rows_for(16, 9, start))
+        index = load_index(segment)
+        assert list(index.chunks["count"]) == [10, 5, 9] and index.last_id == 24
+        assert index.torn_col_rows == 0
+        with pytest.raises(RuntimeError), writer.batch():
+            writer.append(rows_for(25, 4, writer.byte_end))
+            raise RuntimeError("the next chunk's extraction failed")
+    assert load_index(segment).last_id == 28
+
+
 @pytest.mark.parametrize("damage", ["cut_record", "cut_rows", "flip_record", "garbage"])
 def test_torn_tail_is_cut_at_open(tmp_path: Path, damage: str) -> None:
     segment = tmp_path / "x.log"

@@ -30,7 +30,9 @@ from the segment.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,7 +262,9 @@ class IndexWriter:
     Opening cuts a torn tail off the files. `append` writes the block table
     entries and the rows, then the chunk record, and fsyncs each in that order
     (with `fsync=True`), so a crash leaves at most a torn tail that the next
-    open removes.
+    open removes. Inside `batch()` the chunks appended share one round: all
+    their rows and block entries, one fsync each file, then all their records
+    and one fsync.
     """
 
     def __init__(self, segment: Path, *, fsync: bool = True) -> None:
@@ -292,6 +296,10 @@ class IndexWriter:
                 entry = index.blocks[self._last_block_start]
                 if int(entry["first_id"]) == self.last_first_id:
                     self.last_header_offset = int(entry["header_offset"])
+        # Records written by the next commit, by record number: their rows and
+        # block entries are written, not yet made durable.
+        self._pending: dict[int, bytes] = {}
+        self._batched = False
         self._cols_fd = os.open(self._cols_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._chunks_fd = os.open(self._chunks_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._blocks_fd = os.open(blocks_path(segment), os.O_RDWR | os.O_CREAT, 0o644)
@@ -342,15 +350,9 @@ class IndexWriter:
             blocks["first_id"] = rows.block_ids
             blocks["header_offset"] = rows.block_offsets
             write_at(self._blocks_fd, block_start * BLOCKS_DTYPE.itemsize, blocks.tobytes())
-            if self.fsync:
-                os.fsync(self._blocks_fd)
             blocks_end += len(blocks)
         write_at(self._cols_fd, row_start * COLS_DTYPE.itemsize, table.tobytes())
-        if self.fsync:
-            os.fsync(self._cols_fd)
-        write_at(self._chunks_fd, record_at * CHUNK_DTYPE.itemsize, record.tobytes())
-        if self.fsync:
-            os.fsync(self._chunks_fd)
+        self._pending[record_at] = record.tobytes()
         self._rows = row_start + n
         self._blocks = max(self._blocks, blocks_end)
         self._chunks = record_at + 1
@@ -364,6 +366,36 @@ class IndexWriter:
         self.last_count = n
         self._last_row_start = row_start
         self._last_block_start = block_start
+        if not self._batched:
+            self.commit()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Chunks appended or extended inside are committed together at its end
+        (also when it ends with an exception: each pending record's rows were
+        written whole before it was queued). Measured: 3 fsyncs per 16-chunk
+        indexer step instead of 48."""
+        self._batched = True
+        try:
+            yield
+        finally:
+            self._batched = False
+            self.commit()
+
+    def commit(self) -> None:
+        """Make the pending chunks' rows and block entries durable, then write their
+        records and make those durable: a record never reaches the disk before
+        what it describes."""
+        if not self._pending:
+            return
+        if self.fsync:
+            os.fsync(self._blocks_fd)
+            os.fsync(self._cols_fd)
+        for record_at in sorted(self._pending):
+            write_at(self._chunks_fd, record_at * CHUNK_DTYPE.itemsize, self._pending[record_at])
+        self._pending.clear()
+        if self.fsync:
+            os.fsync(self._chunks_fd)
 
     def close(self) -> None:
         for fd in (self._cols_fd, self._chunks_fd, self._blocks_fd):

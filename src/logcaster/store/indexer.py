@@ -105,7 +105,8 @@ class SegmentIndexer:
         """Index every whole block up to byte `end` / id `max_id`.
 
         `max_chunks`: stop after writing that many chunks (`Progress.stopped`);
-        each chunk is committed on its own, so the next call goes on from there.
+        the chunks written are committed together (IndexWriter.batch: one round
+        of fsyncs) before it returns, so the next call goes on from there.
 
         `partial_tail=False` leaves a last chunk that is not full for later (see
         `iter_chunks`); `file` is the segment already open. A last chunk that
@@ -115,13 +116,26 @@ class SegmentIndexer:
         twice or skipped.
         """
         writer = self.writer
-        added = written = 0
-        services = self.extractor.services
         start = writer.byte_end
         header = writer.last_header_offset  # a block boundary: the last chunk's first header
         small = writer.byte_end - writer.last_byte_start < self.chunk_bytes
         if header is not None and small and self._grown(file):
             start = header
+        with writer.batch():  # one round of fsyncs for the chunks of this call
+            return self._index_chunks(start, end, max_id, partial_tail, file, max_chunks)
+
+    def _index_chunks(
+        self,
+        start: int,
+        end: int | None,
+        max_id: int | None,
+        partial_tail: bool,
+        file: BinaryIO | None,
+        max_chunks: int | None,
+    ) -> Progress:
+        writer = self.writer
+        added = written = 0
+        services = self.extractor.services
         for chunk in iter_chunks(
             self.segment,
             start=start,
