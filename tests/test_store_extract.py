@@ -106,6 +106,30 @@ def test_parity_on_the_frequent_corpus(tmp_path: Path) -> None:
     assert set(x.services.names) >= {"checkout", "payments"}
 
 
+def test_pairs_inside_zap_and_access_lines_among_logfmt_lines() -> None:
+    """Zap JSON and access lines name no service or level of their own shape; a
+    `service=` / `level=` / `ts=` pair in their text sets one (parse_event), so
+    those lines leave the fast path, also when logfmt lines around them name the
+    same keys in every line (lines_naming looks at the shapes that ask)."""
+    stamp = "2026-01-19T08:00:00.003Z"
+    texts = [
+        f"time={stamp} level=INFO msg=ok service=checkout n=1".encode(),
+        f'{{"level":"info","ts":"{stamp}","msg":"a service=billing"}}'.encode(),
+        f'{{"level":"warn","ts":"{stamp}","msg":"plain"}}'.encode(),
+        b'10.0.0.1 - - [19/Jan/2026:08:00:00 +0000] "GET /a?level=error HTTP/1.1" 200 5',
+        b'10.0.0.2 - - [19/Jan/2026:08:00:00 +0000] "GET /b HTTP/1.1" 200 5 service=edge',
+        b'10.0.0.3 - - [19/Jan/2026:08:00:00 +0000] "GET /c HTTP/1.1" 200 5 rt=0.1',
+        f"ts={stamp} level=error service=payments msg=x".encode(),
+        f'{{"level":"error","ts":"{stamp}","msg":"x","ts=":"{stamp}"}}'.encode(),
+    ]
+    x = Extractor()
+    fields = x.extract(encode_payload(texts), RECEIVED)
+    assert_parity(x, texts, fields, [RECEIVED] * len(texts))
+    services = [x.services.name(c) for c in fields.service.tolist()]
+    assert services[1] == "billing" and services[4] == "edge"
+    assert LEVEL_NAMES[int(fields.level[3])] == "ERROR"
+
+
 def test_texts_input_equals_payload_input(corpus_texts: list[bytes]) -> None:
     texts = corpus_texts[:20_000]
     a = Extractor().extract(encode_payload(texts), RECEIVED)

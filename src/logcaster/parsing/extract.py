@@ -227,7 +227,7 @@ class Extractor:
             zap, access = brace & (third == ord("l")), digit & hit & ~dated
             if zap.any() or access.any():
                 # a pair naming one of these would set a column the shape leaves unset
-                plain = ~lines_naming(buf, end, nl, _ATTRIBUTE_KEYS)
+                plain = ~lines_naming(buf, end, nl, _ATTRIBUTE_KEYS, zap | access)
                 zap &= plain
                 access &= plain
             # {"timestamp":"<24>","level":"<level>","service":"<service>"

@@ -157,7 +157,9 @@ _KEY_BYTE[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_
 _KEY_WINDOW = 11  # a key of up to 9 bytes, the byte before it and one more
 
 
-def lines_naming(buf: U8, end: int, nl: I64, keys: tuple[bytes, ...]) -> Bool:
+def lines_naming(
+    buf: U8, end: int, nl: I64, keys: tuple[bytes, ...], wanted: Bool | None = None
+) -> Bool:
     """Which lines of an escaped payload may hold a `key=` pair for one of `keys`.
 
     The parser's pairs start where the byte before the key is not [\\w.-] (str
@@ -165,6 +167,9 @@ def lines_naming(buf: U8, end: int, nl: I64, keys: tuple[bytes, ...]) -> Bool:
     towards yes: a non-ASCII byte before the key, or a backslash two before it (the
     key may follow an escaped newline), counts as a pair. `buf[:end]` is b"\\n" +
     payload, `nl` its newline positions; the result has one entry per line.
+    `wanted` (one entry per line): only these lines are looked at, the others are
+    False (logfmt lines name `time=` and `level=` on every line; the caller asks
+    about a few shapes only).
     """
     if not all(2 <= len(key) <= _KEY_WINDOW - 2 for key in keys):
         raise ValueError("keys of 2 to 9 bytes")
@@ -175,6 +180,11 @@ def lines_naming(buf: U8, end: int, nl: I64, keys: tuple[bytes, ...]) -> Bool:
     before = np.maximum(eq - 2, 0)
     tail2 = (buf[before].astype(np.uint16) << 8) | buf[before + 1]
     eq = eq[(eq < _KEY_WINDOW) | np.isin(tail2, ends)]
+    if wanted is not None:
+        # Before the window test: on a chunk of logfmt lines with a few access lines
+        # among them, it would test the logfmt lines' own keys (this function 214 ->
+        # 110 ns/line, extraction 965 -> 904, on the frequent bench corpus).
+        eq = eq[wanted[np.searchsorted(nl, eq, "right") - 1]]
     rows = window_rows(buf, np.maximum(eq - _KEY_WINDOW, 0), _KEY_WINDOW)
     named = eq < _KEY_WINDOW  # too near the start to look at: say yes
     for key in keys:
