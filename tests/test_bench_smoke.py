@@ -28,7 +28,7 @@ SMOKE: dict[str, list[str]] = {
     "scan": ["--corpus", "CORPUS", "--runs", "1"],
     "ingest": ["--lines", LINES, "--runs", "1", "--connections", "1,2"],
     "query": ["--lines", LINES, "--runs", "1", "--rsyslog"],
-    "memory": ["--lines", LINES, "--runs", "1", "--set", "queue.max_events=50000"],
+    "memory": ["--lines", LINES, "--runs", "1", "--set", "queue.max_events=20000"],
     "query_history": ["--sizes", "1000,2000", "--runs", "1", "--corpus", "frequent"],
     "forward": ["--lines", LINES, "--runs", "1"],
     "overload": ["--lines", LINES, "--runs", "1", "--policies", "block,sample"],
@@ -66,7 +66,7 @@ TABLES = {
     "query-frequent": "trace_id lookup",
     "query_history": "median ms (ratio to rg) by events in the history",
     "latency": "latency (ms) from send to the first answer holding the marker",
-    "memory": "settings: queue.max_events=50000",
+    "memory": "settings: queue.max_events=20000",
 }
 
 

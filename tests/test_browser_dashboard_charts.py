@@ -76,7 +76,7 @@ def test_the_charts_draw_what_the_server_reports(flowing: ServerProcess, page: P
     error_pct = float(page.locator("[data-chart=errors] .now").inner_text().split()[0])
     assert abs(error_pct - 100 / 6) < 2
     queue, capacity = page.locator("[data-chart=queue] .now").inner_text().split(" / ")
-    assert int(capacity) == 100_000 and 0 <= int(queue) <= stats(flowing)["QueuePeakEvents"]
+    assert int(capacity) == 50_000 and 0 <= int(queue) <= stats(flowing)["QueuePeakEvents"]
     assert page.locator("[data-chart=sinks] td").all_inner_texts() == ["up", "up"]  # memory, file
     lag = page.locator("[data-chart=lag] .now").inner_text()
     assert lag.isdigit() and int(lag) <= stats(flowing)["Total"]

@@ -80,7 +80,7 @@ def test_events_by_listener_level_and_component(server_factory: ServerFactory) -
     duration = "logcaster_logging_processing_duration_seconds"
     assert value(found, duration + "_count") == total
     assert value(found, duration + "_bucket", le="+Inf") == total
-    assert value(found, "logcaster_queue_capacity_events") == 100_000
+    assert value(found, "logcaster_queue_capacity_events") == 50_000
     # One gauge family for every listener's connections.
     listeners = {labels["listener"] for labels, _ in found["logcaster_connections"]}
     assert listeners == {"tcp", "syslog-tcp", "http"}

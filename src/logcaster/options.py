@@ -111,10 +111,11 @@ class MultilineConfig(Section, frozen=True):
 class QueueConfig(Section, frozen=True):
     """The bounded queue between sources and sinks (SPEC §4)."""
 
-    # 100,000 events (~18 MB at a 140-byte line, docs/memory.md): ~0.1 s at a full
-    # load, which is enough to keep the sinks busy (the 200,000 before added ~37 MB
-    # at peak and no throughput); rsyslog's main queue holds 50,000 messages.
-    max_events: PositiveInt = 100_000
+    # 50,000 events (~9 MB at a 140-byte line, docs/memory.md): ~40 ms at a full
+    # load (1.1-1.5M lines/s here), enough to keep the sinks busy: 100,000 (and
+    # 200,000 before it) added ~10 (~37) MB at peak and no throughput. rsyslog's
+    # main queue holds 50,000 messages by default.
+    max_events: PositiveInt = 50_000
     max_bytes: Annotated[int, msgspec.Meta(ge=64 * 1024)] = 64 * 1024 * 1024
     # What a full queue does: block (pause reading, lossless), drop_newest,
     # drop_oldest, reject, or sample (thin non-error events, then block).
