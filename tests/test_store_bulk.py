@@ -134,7 +134,7 @@ def test_bulk_rows_over_batches_equal_re2(
     rows = [(a, a + int(table[i]["count"])) for a, i in zip(starts, group, strict=True)]
     files = load_terms(base)
     record_of = {n: n for n in range(len(files.records))}
-    stats = ByteStats(seg.buf) if confirm == "unplain" else None
+    stats = ByteStats(bytes(seg.buf)) if confirm == "unplain" else None
     scanner = Scanner(regex=regex, stats=stats)
     assert scanner.confirm == confirm
     pool = ScanPool(2)
