@@ -438,27 +438,35 @@ class Walk:
     ) -> None:
         """`prune(n, chunks)`: which of segment n's chunks may hold a match, beyond
         what the summaries tell (the token index's bloom filters, StoreReader)."""
-        parts: list[I64] = []
-        chunks: list[I64] = []
-        keys: list[F64] = []
-        known: list[I64] = []
-        best: list[I64] = []
+        none = np.zeros(0, np.int64)
+        parts: list[I64] = [none]
+        chunks: list[I64] = [none]
+        keys: list[F64] = [np.zeros(0, np.float64)]
+        known: list[I64] = [none]
+        best: list[I64] = [none]
         self.stored = 0
         for n, seg in enumerate(segments):
             table = seg.index.chunks
             self.stored += int(table["count"].sum())
-            counts = plan.where.chunk_counts(table)
-            kept = np.flatnonzero(counts != 0)
+            kept = np.arange(len(table))
             if prune is not None and len(kept):
+                # Before the summaries: a lookup's value is in no chunk of most
+                # segments, and those cost only their bloom probes.
                 kept = kept[prune(n, kept)]
+                if not len(kept):
+                    continue
+                table = table[kept]
+            counts = plan.where.chunk_counts(table)
+            left = counts != 0
+            kept, counts, table = kept[left], counts[left], table[left]
             parts.append(np.full(len(kept), n, np.int64))
-            chunks.append(kept.astype(np.int64))
-            keys.append(chunk_keys(table[kept], newest_first, plan.where))
-            known.append(counts[kept])
+            chunks.append(kept)
+            keys.append(chunk_keys(table, newest_first, plan.where))
+            known.append(counts)
             # The chunk's best id, for ties: its last newest first, its first oldest first.
-            ids = table["first_id"][kept].astype(np.int64)
+            ids = table["first_id"].astype(np.int64)
             if newest_first:
-                ids += table["count"][kept].astype(np.int64) - 1
+                ids += table["count"].astype(np.int64) - 1
             best.append(ids)
         self.parts: I64 = np.concatenate(parts)
         self.chunks: I64 = np.concatenate(chunks)
