@@ -224,6 +224,9 @@ def test_lookups_are_charged_only_the_chunks_they_read(
         assert f"request_id={value} " in reply.splitlines()[1]
     reply = server.query(f"QUERY keyword=no-such-word-anywhere source=store max_count={EXACT}")
     assert reply.strip() == "FOUND: 0 matches", reply
+    # A value no chunk holds: every segment leaves the walk at its bloom probes.
+    reply = server.query(f"QUERY request_id=req-9999999 source=store max_count={EXACT}")
+    assert reply.strip() == "FOUND: 0 matches", reply
     reply = server.query(f"QUERY keyword=zq source=store max_count={EXACT}")
     assert reply.startswith("ERROR: query would scan more than 10000 stored events"), reply
     assert server.stop() == 0
