@@ -44,7 +44,7 @@ from logcaster.store.catalog import index_base, index_dir, index_file, list_segm
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
 from logcaster.store.indexer import SERVICES_NAME
-from logcaster.store.order import TopRows, chunk_keys
+from logcaster.store.order import TopRows
 from logcaster.store.scan import Scanner
 from logcaster.store.scan_pool import ScanPool, time_limit_error
 from logcaster.store.search import (
@@ -64,6 +64,7 @@ from logcaster.store.segment_view import (
 from logcaster.store.term_lookup import TermPlan
 from logcaster.store.term_views import TermViews, plain_rows
 from logcaster.store.text_plans import TextKey, TextPlans, text_plan
+from logcaster.store.walk import Walk
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -351,7 +352,7 @@ class StoreReader:
         prune = None
         if plan.terms is not None and plan.terms.wholes:
             prune = partial(self._may_hold, plan.terms, segments)
-        return Walk(plan, segments, newest_first, prune)
+        return Walk(plan.where, segments, newest_first, prune)
 
     def _may_hold(self, terms: TermPlan, segments: list[SegmentView], n: int, chunks: I64) -> B1:
         """Which of segment n's `chunks` may hold the plan's whole terms (field values),
@@ -419,62 +420,6 @@ class StoreReader:
         if where.levels is not None or where.services is not None or where.timed:
             kept = kept[where.rows_mask(cols[kept])]
         return kept
-
-
-class Walk:
-    """The chunks a query may need, over every segment, best event time first.
-
-    `parts`/`chunks`: segment number and chunk number of each chunk the
-    summaries leave; `keys`: its best event time (order.chunk_keys); `known`:
-    its match count from the summary (-1: the rows decide); `order`: the walk,
-    ties by position (the newer chunk first when newest first)."""
-
-    def __init__(
-        self,
-        plan: Plan,
-        segments: list[SegmentView],
-        newest_first: bool,
-        prune: Callable[[int, I64], npt.NDArray[np.bool_]] | None = None,
-    ) -> None:
-        """`prune(n, chunks)`: which of segment n's chunks may hold a match, beyond
-        what the summaries tell (the token index's bloom filters, StoreReader)."""
-        none = np.zeros(0, np.int64)
-        parts: list[I64] = [none]
-        chunks: list[I64] = [none]
-        keys: list[F64] = [np.zeros(0, np.float64)]
-        known: list[I64] = [none]
-        best: list[I64] = [none]
-        self.stored = 0
-        for n, seg in enumerate(segments):
-            table = seg.index.chunks
-            self.stored += int(table["count"].sum())
-            kept = np.arange(len(table))
-            if prune is not None and len(kept):
-                # Before the summaries: a lookup's value is in no chunk of most
-                # segments, and those cost only their bloom probes.
-                kept = kept[prune(n, kept)]
-                if not len(kept):
-                    continue
-                table = table[kept]
-            counts = plan.where.chunk_counts(table)
-            left = counts != 0
-            kept, counts, table = kept[left], counts[left], table[left]
-            parts.append(np.full(len(kept), n, np.int64))
-            chunks.append(kept)
-            keys.append(chunk_keys(table, newest_first, plan.where))
-            known.append(counts)
-            # The chunk's best id, for ties: its last newest first, its first oldest first.
-            ids = table["first_id"].astype(np.int64)
-            if newest_first:
-                ids += table["count"].astype(np.int64) - 1
-            best.append(ids)
-        self.parts: I64 = np.concatenate(parts)
-        self.chunks: I64 = np.concatenate(chunks)
-        self.keys: F64 = np.concatenate(keys)
-        self.known: I64 = np.concatenate(known)
-        self.best_ids: I64 = np.concatenate(best)
-        order = np.lexsort((self.chunks, self.parts, self.keys))
-        self.order: I64 = order[::-1] if newest_first else order
 
 
 def confirmed(
