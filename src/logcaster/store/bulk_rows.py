@@ -88,9 +88,9 @@ def rows_from_hits(
     if mode == "unplain" and plain is not None:
         known = plain(rows)
     check = np.flatnonzero(known != 1) if mode == "unplain" else np.arange(len(rows))
-    keep = np.ones(len(rows), np.bool_)
     if not len(check):
         return rows  # every line plain: the translated pattern's reports are exact
+    keep = np.ones(len(rows), np.bool_)
     # Where each line to test starts and ends (its newline, or a block header).
     mine = rows[check]
     starts = packed[mine].astype(np.int64)

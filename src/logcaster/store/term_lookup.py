@@ -213,9 +213,11 @@ class TermPlan:
         the whole terms (its common terms and bloom filter lack it); True without a
         record (the scan decides there)."""
         ok = np.ones(len(chunks), np.bool_)
+        if not self.wholes:
+            return ok
         records = [record_of.get(c, -1) for c in chunks.tolist()]
         have = [k for k, r in enumerate(records) if r >= 0]
-        if have and self.wholes:
+        if have:
             ok[have] = self._wholes_present(files, [records[k] for k in have])
         return ok
 
