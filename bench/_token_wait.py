@@ -1,4 +1,5 @@
-"""Wait until the store's token index (store/terms.py) covers every final chunk.
+"""Wait until the store's token index (store/terms.py) covers every final chunk,
+and every rotated segment has its filter of whole terms (store/segment_bloom.py).
 
 The indexer process builds the token index after the event index, while the
 server asks for nothing (store/term_indexer.py), so a benchmark that times
@@ -16,6 +17,7 @@ from pathlib import Path
 from logcaster.store.catalog import index_base, list_segments
 from logcaster.store.chunks import CHUNK_BYTES
 from logcaster.store.index import load_index
+from logcaster.store.segment_bloom import bloom_path
 from logcaster.store.term_views import load_terms
 
 POLL_S = 0.05
@@ -23,7 +25,8 @@ STALL_S = 120.0
 
 
 def missing_token_records(data_dir: Path) -> tuple[int, int]:
-    """(final chunks without a token record, token records) over the data dir."""
+    """(final chunks without a token record and rotated segments without their
+    filter, token records) over the data dir."""
     missing = records = 0
     for ref in list_segments(data_dir):
         if ref.compressed:
@@ -37,7 +40,8 @@ def missing_token_records(data_dir: Path) -> tuple[int, int]:
                 final -= 1
         have = len(load_terms(base).records)
         records += have
-        missing += max(0, final - have)
+        # The filter is renamed into place whole: being there is being written.
+        missing += max(0, final - have) + (not ref.active and not bloom_path(base).exists())
     return missing, records
 
 

@@ -25,6 +25,7 @@ from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_na
 from logcaster.store.catalog import index_base
 from logcaster.store.chunks import CHUNK_BYTES
 from logcaster.store.index import load_index
+from logcaster.store.segment_bloom import bloom_ok
 from logcaster.store.term_views import load_terms
 from logcaster.testing import ServerProcess, wait_for
 from tests.store_corpus import Known, Shape, expected
@@ -143,8 +144,9 @@ def wait_indexed(
 
 
 def wait_token_indexed(data: Path) -> int:
-    """Wait until every rotated segment's chunks have a token record (store/terms.py);
-    return how many records there are."""
+    """Wait until every rotated segment's chunks have a token record (store/terms.py)
+    and the segment its filter of whole terms (store/segment_bloom.py); return how
+    many records there are."""
 
     def missing() -> tuple[int, int]:
         records = absent = 0
@@ -155,7 +157,7 @@ def wait_token_indexed(data: Path) -> int:
             chunks = len(load_index(base).chunks)
             have = len(load_terms(base).records)
             records += have
-            absent += chunks - have
+            absent += chunks - have + (not bloom_ok(base))
         return absent, records
 
     return wait_for("the token index", missing, lambda m: m[0] == 0, 30)[1]

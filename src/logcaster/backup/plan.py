@@ -34,9 +34,9 @@ from logcaster.segments.segment import iter_raw_blocks, scan_segment
 from logcaster.store.catalog import INDEX_DIR
 from logcaster.store.indexer import SERVICES_NAME
 
-# The token index (.terms, .tposts, .tchunks) is left out: derived data the
-# indexer rebuilds, and not cut at the snapshot like the rest.
-_INDEX_FILE = re.compile(r"(\d{20})\.(cols|chunks|blocks|terms|tposts|tchunks)")
+# The token index (.terms, .tposts, .tchunks, .sbloom) is left out: derived data
+# the indexer rebuilds, and not cut at the snapshot like the rest.
+_INDEX_FILE = re.compile(r"(\d{20})\.(cols|chunks|blocks|terms|tposts|tchunks|sbloom)")
 # Appended JSON lines (dead letters, the audit log): copied up to the last whole line.
 _LINE_FILES = re.compile(r".*\.ndjson|audit\.log")
 _TAIL_STEP = 64 * 1024

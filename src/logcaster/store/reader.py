@@ -54,6 +54,7 @@ from logcaster.store.search import (
     rows_at_offsets,
     rows_in_chunks,
 )
+from logcaster.store.segment_bloom import SegmentBlooms
 from logcaster.store.segment_view import (
     CachedIndex,
     SegmentView,
@@ -162,6 +163,8 @@ class StoreReader:
         self._stats: ByteStats | None = None
         self._stats_at = 0.0
         self._terms = TermViews()
+        # Segments' filters of whole terms: a lookup skips most segments on them.
+        self.blooms = SegmentBlooms()
         self._texts = TextPlans()
 
     def close(self) -> None:
@@ -175,7 +178,9 @@ class StoreReader:
             present = {r.first_id for r in refs}
             for gone in set(self._cache) - present:
                 del self._cache[gone]  # retention: open mmaps stay valid for their users
-            self._terms.forget({index_base(self.directory, first) for first in present})
+            bases = {index_base(self.directory, first) for first in present}
+            self._terms.forget(bases)
+            self.blooms.forget(bases)
             segments = []
             head = max((r.first_id for r in refs if r.first_id <= high_water), default=None)
             for ref in refs:
@@ -355,12 +360,15 @@ class StoreReader:
         return Walk(plan.where, segments, newest_first, prune)
 
     def _may_hold(self, terms: TermPlan, segments: list[SegmentView], n: int, chunks: I64) -> B1:
-        """Which of segment n's `chunks` may hold the plan's whole terms (field values),
-        by their bloom filters: before the walk, so that a lookup visits only the
-        segments that may hold its value (a bloom probe per segment, ~1% false hits)
-        and the cost of the rest stays a few microseconds each."""
+        """Which of segment n's `chunks` may hold the plan's whole terms (field values):
+        before the walk, so that a lookup visits only the segments that may hold its
+        value. The segment's own filter first (store/segment_bloom.py: six byte
+        reads), then, where it may hold them or has none, its chunks' filters."""
         seg = segments[n]
-        view = self._terms.get(index_base(self.directory, seg.first_id), seg.index.chunks)
+        base = index_base(self.directory, seg.first_id)
+        if self.blooms.rules_out(base, terms.whole_hashes):
+            return np.zeros(len(chunks), np.bool_)
+        view = self._terms.get(base, seg.index.chunks)
         if view is None:
             return np.ones(len(chunks), np.bool_)
         return terms.may_hold_wholes(view[0], view[1], chunks)

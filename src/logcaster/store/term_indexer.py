@@ -7,7 +7,9 @@ index follows, chunk by chunk, with the CPU they leave. A chunk is final once
 it is full (`chunk_bytes` of text), once a later chunk follows it, or once its
 segment is rotated and indexed to its end; only final chunks get a token
 record, so no record is ever rewritten. A chunk without one is scanned by
-queries, as before.
+queries, as before. Once every chunk of a rotated segment has its record, the
+segment gets its filter of whole terms (store/segment_bloom.py), which lets a
+lookup pass over the segment in a few byte reads.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from logcaster.log import log_event
 from logcaster.store.catalog import SegmentRef, active_first_id_of, index_base, list_segments
 from logcaster.store.chunks import CHUNK_BYTES, StoreFormatError, iter_chunks
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
+from logcaster.store.segment_bloom import ensure_bloom
 from logcaster.store.term_writer import TermWriter
 from logcaster.store.terms import build_terms, term_paths
 
@@ -111,10 +114,12 @@ class TermIndexer:
                 if time.monotonic() >= deadline:
                     return True
         if complete:
-            self._done.add(first)
             done = self._writers.pop(first, None)
             if done is not None:
                 done.close()
+            # Every chunk token-indexed: the segment's filter of whole terms.
+            ensure_bloom(base, chunks, ref.path.stat().st_size)
+            self._done.add(first)
         else:
             self._seen[first] = (size, ref.active)
         return False

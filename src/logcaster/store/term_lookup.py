@@ -93,6 +93,7 @@ class TermPlan:
         self.conditions: list[list[int]] = [sorted({at[p] for p in cond}) for cond in conditions]
         self.wholes = sorted(set(wholes))
         self._whole_hashes = term_hashes(self.wholes)
+        self.whole_hashes = [int(h) for h in self._whole_hashes]  # (segment filters)
         # Pieces the bloom filters hold wherever they are a whole term (not digits
         # and `-` only, as terms.build_terms leaves those out).
         self._bloomed = [int(any(c not in _SIGN_DIGITS for c in p)) for p in self.pieces]

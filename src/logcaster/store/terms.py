@@ -48,7 +48,8 @@ import numpy.typing as npt
 TERMS_SUFFIX = ".terms"
 POSTS_SUFFIX = ".tposts"
 TCHUNKS_SUFFIX = ".tchunks"
-TERM_SUFFIXES = (TERMS_SUFFIX, POSTS_SUFFIX, TCHUNKS_SUFFIX)
+SEGMENT_BLOOM_SUFFIX = ".sbloom"  # the segment's filter of whole terms (store/segment_bloom.py)
+TERM_SUFFIXES = (TERMS_SUFFIX, POSTS_SUFFIX, TCHUNKS_SUFFIX, SEGMENT_BLOOM_SUFFIX)
 BLOOM_BITS_PER_TERM = 10  # with 6 probes: about 1% false positives
 BLOOM_PROBES = 6
 COMMON_SHARE = 10  # a term in at least 1/COMMON_SHARE of a chunk's rows gets a bitmap
