@@ -22,7 +22,7 @@ from logcaster.store.catalog import active_first_id, delete_index, index_base
 from logcaster.store.index import load_index
 from logcaster.store.indexer import StoreIndexer, indexed_on_disk
 from logcaster.store.reader import StoreReader
-from logcaster.store.segment_bloom import bloom_ok, bloom_path, ensure_bloom
+from logcaster.store.segment_bloom import SegmentBlooms, bloom_ok, bloom_path, ensure_bloom
 from logcaster.store.term_indexer import TermIndexer
 from logcaster.store.term_lookup import TermPlan
 from logcaster.store.terms import TERM_DTYPE, term_paths
@@ -186,27 +186,38 @@ def test_no_filter_while_a_chunk_lacks_its_token_record(tmp_path: Path) -> None:
 
 
 def test_a_damaged_filter_is_ignored_then_written_again(store: tuple[Path, list[Event]]) -> None:
+    """A filter whose CRC fails is not used (the chunk filters answer); the token
+    process writes it again, and a reader that saw the damaged one uses the new
+    one a second later."""
     directory, events = store
     base, first = rotated_bases(directory)[2]
     path = bloom_path(base)
     good = path.read_bytes()
+    absent = []
+    for n in range(20):
+        plan = TermPlan.make([], "AND", None, [f"absent-value-{n}"])
+        assert plan is not None
+        absent.append(plan.whole_hashes)
+    # A value the whole filter rules out.
+    hashes = next(h for h in absent if SegmentBlooms().rules_out(base, h))
+    reader = StoreReader(directory)
     try:
         raw = bytearray(good)
         raw[-1] ^= 0xFF
         path.write_bytes(bytes(raw))
         assert not bloom_ok(base)
         value = next(str(e.fields["request_id"]) for e in events if e.id >= first)
-        reader = StoreReader(directory)
-        try:
-            assert search(reader, directory, f"request_id={value}") == 1
-        finally:
-            reader.close()
+        assert search(reader, directory, f"request_id={value}") == 1
+        assert not reader.blooms.rules_out(base, hashes)  # not used
         terms = TermIndexer(directory, fsync=False, chunk_bytes=CHUNK)
         while terms.run(time.monotonic() + 5):
             pass
         terms.close()
         assert bloom_ok(base) and path.read_bytes() == good
+        time.sleep(1.1)
+        assert reader.blooms.rules_out(base, hashes)
     finally:
+        reader.close()
         path.write_bytes(good)
 
 
