@@ -20,26 +20,24 @@ from hypothesis import strategies as st
 
 from logcaster.event import Event
 from logcaster.options import MultilineConfig
-from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
 from logcaster.pipeline.framing import LineFramer
 from logcaster.query.model import Query
 from logcaster.segments.blocks import encode_payload
-from logcaster.segments.writer import SegmentWriter
 from logcaster.store.byte_stats import ByteStats
 from logcaster.store.index import BLOCKS_DTYPE, CHUNK_DTYPE, COLS_DTYPE, SegmentIndex
-from logcaster.store.indexer import StoreIndexer, indexed_on_disk
+from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.patterns import Unsupported, translate_regex
 from logcaster.store.reader import StoreReader
 from logcaster.store.scan import Scanner, exact_on_plain
 from logcaster.store.scan_pool import ScanPool, _batches
 from logcaster.store.search import in_chunks
 from logcaster.store.segment_view import SegmentView
-from logcaster.store.term_indexer import TermIndexer
 from logcaster.store.term_views import load_terms, plain_rows
 from logcaster.store.term_writer import TermWriter
 from logcaster.store.terms import build_terms
 from logcaster.store.text_match import stored_line_text
+from tests.store_build import build_store
 from tests.test_store_scan import TEXTS, _regex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -278,20 +276,7 @@ def small_chunks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[E
         for a in range(0, len(texts), 500)
     ]
     # Segments of about 1.5 MiB: the rotated ones are token-indexed to their end.
-    with SegmentWriter(directory, fsync="never", max_bytes=3 << 19) as writer:
-        writer.write_many(batches)
-    indexer = StoreIndexer(directory, fsync=False, chunk_bytes=64 * 1024)
-    indexer.catch_up(len(texts), tail=True)
-    indexer.close()
-    terms = TermIndexer(directory, fsync=False, chunk_bytes=64 * 1024)
-    while terms.run(time.monotonic() + 5):
-        pass
-    terms.close()
-    events = [
-        parse_event(b.first_id + i, b.received_at, b.source, t)
-        for b in batches
-        for i, t in enumerate(b.texts)
-    ]
+    events = build_store(directory, batches, max_bytes=3 << 19, chunk_bytes=64 * 1024)
     return directory, events
 
 

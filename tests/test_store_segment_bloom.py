@@ -13,19 +13,17 @@ import pytest
 
 from logcaster.event import Event
 from logcaster.options import QueryConfig
-from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.batch import Batch
 from logcaster.query.parser import build_query, parse_params
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
-from logcaster.segments.writer import SegmentWriter
 from logcaster.store.catalog import active_first_id, delete_index, index_base
 from logcaster.store.index import load_index
-from logcaster.store.indexer import StoreIndexer, indexed_on_disk
+from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.reader import StoreReader
 from logcaster.store.segment_bloom import SegmentBlooms, bloom_ok, bloom_path, ensure_bloom
-from logcaster.store.term_indexer import TermIndexer
 from logcaster.store.term_lookup import TermPlan
 from logcaster.store.terms import TERM_DTYPE, term_paths
+from tests.store_build import build_store, token_index
 
 CHUNK = 16 * 1024
 LINES = 12_000
@@ -59,21 +57,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Event]]:
     batches = [
         Batch(1 + a, 1768867200.0 + a, "tcp:x", lines[a : a + 200]) for a in range(0, LINES, 200)
     ]
-    with SegmentWriter(directory, fsync="never", max_bytes=128 * 1024) as writer:
-        writer.write_many(batches)
-    indexer = StoreIndexer(directory, fsync=False, chunk_bytes=CHUNK)
-    indexer.catch_up(LINES, tail=True)
-    indexer.close()
-    terms = TermIndexer(directory, fsync=False, chunk_bytes=CHUNK)
-    while terms.run(time.monotonic() + 5):
-        pass
-    terms.close()
-    events = [
-        parse_event(b.first_id + i, b.received_at, b.source, t)
-        for b in batches
-        for i, t in enumerate(b.texts)
-    ]
-    return directory, events
+    return directory, build_store(directory, batches, max_bytes=128 * 1024, chunk_bytes=CHUNK)
 
 
 def rotated_bases(directory: Path) -> list[tuple[Path, int]]:
@@ -156,18 +140,8 @@ def test_no_filter_while_a_chunk_lacks_its_token_record(tmp_path: Path) -> None:
     directory = tmp_path / "data"
     directory.mkdir()
     lines = texts(3000, 9)
-    with SegmentWriter(directory, fsync="never", max_bytes=64 * 1024) as writer:
-        batches = [
-            Batch(1 + a, 1768867200.0, "tcp:x", lines[a : a + 100]) for a in range(0, 3000, 100)
-        ]
-        writer.write_many(batches)
-    indexer = StoreIndexer(directory, fsync=False, chunk_bytes=CHUNK)
-    indexer.catch_up(3000, tail=True)
-    indexer.close()
-    terms = TermIndexer(directory, fsync=False, chunk_bytes=CHUNK)
-    while terms.run(time.monotonic() + 5):
-        pass
-    terms.close()
+    batches = [Batch(1 + a, 1768867200.0, "tcp:x", lines[a : a + 100]) for a in range(0, 3000, 100)]
+    build_store(directory, batches, max_bytes=64 * 1024, chunk_bytes=CHUNK)
     base, _ = rotated_bases(directory)[0]
     records = term_paths(base)[2]
     records.write_bytes(records.read_bytes()[: -TERM_DTYPE.itemsize])
@@ -209,10 +183,7 @@ def test_a_damaged_filter_is_ignored_then_written_again(store: tuple[Path, list[
         value = next(str(e.fields["request_id"]) for e in events if e.id >= first)
         assert search(reader, directory, f"request_id={value}") == 1
         assert not reader.blooms.rules_out(base, hashes)  # not used
-        terms = TermIndexer(directory, fsync=False, chunk_bytes=CHUNK)
-        while terms.run(time.monotonic() + 5):
-            pass
-        terms.close()
+        token_index(directory, CHUNK)
         assert bloom_ok(base) and path.read_bytes() == good
         time.sleep(1.1)
         assert reader.blooms.rules_out(base, hashes)
