@@ -79,12 +79,13 @@ def _whole_terms(listed: bytes, common: list[bytes]) -> list[bytes]:
     return [t for t in terms if t]
 
 
-def chunk_hashes(files: TermFiles) -> Iterator[npt.NDArray[np.uint64]]:
+def chunk_hashes(files: TermFiles) -> Iterator[npt.NDArray[np.uint32]]:
     """Per token record, the hashes of the whole terms it holds (`_whole_terms`)."""
     cols = files.columns()
     for record in range(len(files.records)):
         listed = bytes(files.terms[cols["terms_start"][record] : cols["terms_end"][record]])
-        yield term_hashes(_whole_terms(listed, list(files.common_index(record))))
+        # CRC-32 values: 4 bytes each while a segment's are gathered and sorted.
+        yield term_hashes(_whole_terms(listed, list(files.common_index(record)))).astype(np.uint32)
 
 
 def build_bloom(files: TermFiles, text_bytes: int) -> tuple[bytes, int, int]:
@@ -93,7 +94,8 @@ def build_bloom(files: TermFiles, text_bytes: int) -> tuple[bytes, int, int]:
     (`text_bytes`): fewer bits a term on text of many distinct ones, the probes
     fitted to them (ln 2 x bits a term)."""
     parts = list(chunk_hashes(files))
-    hashes = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
+    hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+    hashes.sort()
     del parts
     if len(hashes):
         # Distinct hashes (np.unique's hash table took 6x as long as this sort).
@@ -104,7 +106,7 @@ def build_bloom(files: TermFiles, text_bytes: int) -> tuple[bytes, int, int]:
     bits = np.zeros(size, np.bool_)
     width = np.array(size, np.uint64)
     for at in range(0, len(hashes), _SLICE):
-        at_bits = bloom_positions(hashes[at : at + _SLICE], width)[:, :probes]
+        at_bits = bloom_positions(hashes[at : at + _SLICE].astype(np.uint64), width)[:, :probes]
         bits[at_bits.ravel().astype(np.int64)] = True
     return np.packbits(bits, bitorder="little").tobytes(), probes, len(hashes)
 
