@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
 import re
 import struct
 import threading
@@ -48,6 +49,7 @@ from logcaster.store.terms import (
     SEGMENT_BLOOM_SUFFIX,
     bloom_positions,
     term_hashes,
+    term_paths,
 )
 
 _MAGIC = b"LCSBLOOM"
@@ -79,24 +81,32 @@ def _whole_terms(listed: bytes, common: list[bytes]) -> list[bytes]:
     return [t for t in terms if t]
 
 
-def chunk_hashes(files: TermFiles) -> Iterator[npt.NDArray[np.uint32]]:
-    """Per token record, the hashes of the whole terms it holds (`_whole_terms`)."""
+def chunk_hashes(base: Path, files: TermFiles) -> Iterator[npt.NDArray[np.uint32]]:
+    """Per token record, the hashes of the whole terms it holds (`_whole_terms`).
+    Each term list is read (pread), not touched through the reader's mapping: the
+    token process's resident size grows by one list, not by the file."""
     cols = files.columns()
-    for record in range(len(files.records)):
-        listed = bytes(files.terms[cols["terms_start"][record] : cols["terms_end"][record]])
-        # CRC-32 values: 4 bytes each while a segment's are gathered and sorted.
-        yield term_hashes(_whole_terms(listed, list(files.common_index(record)))).astype(np.uint32)
+    fd = os.open(term_paths(base)[0], os.O_RDONLY)
+    try:
+        for record in range(len(files.records)):
+            start, end = int(cols["terms_start"][record]), int(cols["terms_end"][record])
+            listed = os.pread(fd, end - start, start)
+            common = list(files.common_index(record))
+            # CRC-32 values: 4 bytes each while a segment's are gathered and sorted.
+            yield term_hashes(_whole_terms(listed, common)).astype(np.uint32)
+    finally:
+        os.close(fd)
 
 
-def build_bloom(files: TermFiles, text_bytes: int) -> tuple[bytes, int, int]:
-    """The filter of a segment's token index: (filter, probes, distinct terms). At
-    BLOOM_BITS_PER_TERM a term, but no more than 1% of the segment's text
-    (`text_bytes`): fewer bits a term on text of many distinct ones, the probes
-    fitted to them (ln 2 x bits a term)."""
-    parts = list(chunk_hashes(files))
+def build_bloom(base: Path, files: TermFiles, text_bytes: int) -> tuple[bytes, int, int]:
+    """The filter of the token index at `base` (`files`, verified): (filter, probes,
+    distinct terms). At BLOOM_BITS_PER_TERM a term, but no more than 1% of the
+    segment's text (`text_bytes`): fewer bits a term on text of many distinct ones,
+    the probes fitted to them (ln 2 x bits a term)."""
+    parts = list(chunk_hashes(base, files))
     hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
-    hashes.sort()
     del parts
+    hashes.sort()
     if len(hashes):
         # Distinct hashes (np.unique's hash table took 6x as long as this sort).
         hashes = hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))]
@@ -125,7 +135,7 @@ def ensure_bloom(base: Path, chunks: npt.NDArray[np.void], text_bytes: int) -> b
         and np.array_equal(records["count"], chunks["count"])
     ):
         return False
-    bloom, probes, terms = build_bloom(files, text_bytes)
+    bloom, probes, terms = build_bloom(base, files, text_bytes)
     crc = google_crc32c.value(bloom)
     header = _HEADER.pack(_MAGIC, _VERSION, len(bloom) * 8, probes, terms, crc)
     replace_durably(bloom_path(base), header + bloom)
