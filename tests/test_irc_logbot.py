@@ -91,6 +91,10 @@ def test_logbot_query_and_show(server: ServerProcess, connect: Connect) -> None:
     assert len(rows) == 5 and all("qsvc query row" in r for r in rows)  # irc.query_rows
     assert more.text.startswith("... 2 more") and "limit=" in more.text
 
+    # The first answer reached dee, so the server has relayed it to cal too; cal's
+    # PING after it makes sure cal recorded it before the mark (else it is counted
+    # as part of the second answer).
+    cal.sync()
     since = cal.mark()
     cal.do("privmsg", "#search", "!query service=qsvc limit=7")
     wait_for("7 rows", lambda: cal.said_by_bot(since, "#search"), lambda s: len(s) >= 8)
