@@ -18,7 +18,7 @@ from logcaster.query.parser import build_query, parse_params
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
 from logcaster.store.catalog import active_first_id, delete_index, index_base
 from logcaster.store.index import load_index
-from logcaster.store.indexer import indexed_on_disk
+from logcaster.store.indexer import StoreIndexer, indexed_on_disk
 from logcaster.store.reader import StoreReader
 from logcaster.store.segment_bloom import SegmentBlooms, bloom_ok, bloom_path, ensure_bloom
 from logcaster.store.term_lookup import TermPlan
@@ -198,6 +198,16 @@ def test_the_filter_goes_with_the_segments_index(tmp_path: Path) -> None:
     bloom_path(base).write_bytes(b"x")
     delete_index(tmp_path, 42)
     assert not bloom_path(base).exists()
+    # A filter (or token file) written for a segment retention deleted meanwhile
+    # is an orphan without the event index: removed at the indexer's start.
+    bloom_path(base).write_bytes(b"x")
+    term_paths(base)[0].write_bytes(b"x")
+    indexer = StoreIndexer(tmp_path, fsync=False)
+    try:
+        assert indexer.remove_orphans() == [42]
+    finally:
+        indexer.close()
+    assert not bloom_path(base).exists() and not term_paths(base)[0].exists()
 
 
 def test_filters_stay_small(store: tuple[Path, list[Event]]) -> None:

@@ -210,14 +210,17 @@ class StoreIndexer:
         self._not_reached: int | None = None  # the first segment it left untouched
 
     def remove_orphans(self) -> list[int]:
-        """Delete index files whose segment is gone (retention ran while we were down)."""
+        """Delete index files whose segment is gone (retention ran while we were down,
+        or deleted a segment while the token process was writing one of its files)."""
         present = {ref.first_id for ref in list_segments(self.directory)}
-        gone = []
-        for path in self.index_dir.glob("*.chunks"):
-            if path.stem.isdigit() and int(path.stem) not in present:
-                delete_index(self.directory, int(path.stem))
-                gone.append(int(path.stem))
-        return gone
+        gone = set()
+        for path in self.index_dir.iterdir():
+            stem = path.name.split(".", 1)[0]
+            if stem.isdigit() and "." in path.name and int(stem) not in present:
+                gone.add(int(stem))
+        for first in sorted(gone):
+            delete_index(self.directory, first)
+        return sorted(gone)
 
     def catch_up(
         self, durable_id: int, *, tail: bool = False, max_chunks: int | None = None

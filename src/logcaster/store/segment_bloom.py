@@ -164,7 +164,7 @@ def _read(path: Path) -> tuple[mmap.mmap, int, int] | None:
                 return None
             del body
             return mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ), bits, probes
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):  # missing, unreadable: the chunk filters answer
         return None
 
 
