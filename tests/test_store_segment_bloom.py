@@ -192,6 +192,33 @@ def test_a_damaged_filter_is_ignored_then_written_again(store: tuple[Path, list[
         path.write_bytes(good)
 
 
+def test_a_filter_that_cannot_be_written_waits_for_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Writing a filter fails (here its name is taken by a directory): the token
+    process logs it and goes on; lookups ask that segment's chunk filters."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    lines = texts(3000, 4)
+    batches = [Batch(1 + a, 1768867200.0, "tcp:x", lines[a : a + 100]) for a in range(0, 3000, 100)]
+    events = build_store(directory, batches, max_bytes=64 * 1024, chunk_bytes=CHUNK)
+    base, first = rotated_bases(directory)[1]
+    bloom_path(base).unlink()
+    bloom_path(base).mkdir()
+    caplog.set_level("WARNING", logger="logcaster.store.terms")
+    token_index(directory, CHUNK)
+    failed = [
+        r for r in caplog.records if getattr(r, "event", None) == "store_segment_filter_failed"
+    ]
+    assert len(failed) == 1 and not bloom_ok(base)
+    reader = StoreReader(directory)
+    try:
+        value = next(str(e.fields["request_id"]) for e in events if e.id >= first)
+        assert search(reader, directory, f"request_id={value}") == 1
+    finally:
+        reader.close()
+
+
 def test_the_filter_goes_with_the_segments_index(tmp_path: Path) -> None:
     base = index_base(tmp_path, 42)
     base.parent.mkdir(parents=True)

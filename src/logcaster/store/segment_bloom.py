@@ -198,7 +198,7 @@ class SegmentBlooms:
         # A usable filter (mapped file, bits, probes), or when a segment had none
         # and the stat of what was there (None: no file).
         self._cache: dict[Path, tuple[mmap.mmap, int, int] | _Unusable] = {}
-        self.ruled_out = 0  # segments a lookup skipped by their filter (for tests, metrics)
+        self.ruled_out = 0  # segments a lookup skipped by their filter (the tests read it)
 
     def rules_out(self, base: Path, hashes: list[int]) -> bool:
         """True when the segment at `base` has a filter and it lacks one of `hashes`."""

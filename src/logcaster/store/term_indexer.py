@@ -117,8 +117,21 @@ class TermIndexer:
             done = self._writers.pop(first, None)
             if done is not None:
                 done.close()
-            # Every chunk token-indexed: the segment's filter of whole terms.
-            ensure_bloom(base, chunks, ref.path.stat().st_size)
+            # Every chunk token-indexed: the segment's filter of whole terms. Only
+            # speed depends on it: a failure to write it (a full disk) is logged,
+            # and the next start of the process tries again.
+            try:
+                ensure_bloom(base, chunks, ref.path.stat().st_size)
+            except FileNotFoundError:
+                raise  # the segment went meanwhile (`run` moves on)
+            except OSError as exc:
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "store_segment_filter_failed",
+                    segment_first_id=first,
+                    error=str(exc),
+                )
             self._done.add(first)
         else:
             self._seen[first] = (size, ref.active)
