@@ -130,6 +130,15 @@ def test_lookups_skip_other_segments_and_stay_exact(store: tuple[Path, list[Even
         for field, value in [("region", "eu-west-1"), ("user", "u17")]:
             want = sum(1 for e in events if e.fields.get(field) == value)
             assert want and search(reader, directory, f"{field}={value}") == want, value
+        # Keywords (substrings): a whole id, found only through its own length's
+        # terms, where the segment's filter has it; a trace id's head, only in
+        # longer terms; a value no segment holds whole, in none of them.
+        traces = [
+            str(e.fields["trace_id"]) for e in rnd.sample(events, 10) if "trace_id" in e.fields
+        ]
+        for word in present[:10] + [t[:12] for t in traces] + ["req-00012", "worker-77"]:
+            want = sum(1 for e in events if word in e.body)
+            assert search(reader, directory, f"keyword={word}") == want, word
     finally:
         reader.close()
 

@@ -394,7 +394,10 @@ class StoreReader:
         terms = plan.terms
         if terms is not None and view is not None and base not in terms.fruitless:
             pool, threads = self._scans.executor, self._scans.threads
-            split = terms.decide(view[0], view[1], chunks["row_start"], group, pool, threads)
+            absent = terms.absent_pieces(partial(self.blooms.lacks, base))
+            split = terms.decide(
+                view[0], view[1], chunks["row_start"], group, pool, threads, absent
+            )
             decided = len(split.scan) < len(group)
             indexed = all(c in view[1] for c in group)  # new chunks may wait for theirs
             if not decided and indexed and len(group) >= _LEARN_FROM:

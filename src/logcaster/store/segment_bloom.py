@@ -201,16 +201,21 @@ class SegmentBlooms:
         self.ruled_out = 0  # segments a lookup skipped by their filter (the tests read it)
 
     def rules_out(self, base: Path, hashes: list[int]) -> bool:
-        """True when the segment at `base` has a filter and it lacks one of `hashes`."""
-        with self._lock:
-            entry = self._cache.get(base)
-            if entry is None or isinstance(entry, _Unusable):
-                entry = self._cache[base] = self._look(base, entry)
-        if isinstance(entry, _Unusable) or may_hold(*entry, hashes):
+        """True when the segment at `base` has a filter and it lacks one of `hashes`
+        (a lookup then skips the segment)."""
+        if not self.lacks(base, hashes):
             return False
         with self._lock:
             self.ruled_out += 1
         return True
+
+    def lacks(self, base: Path, hashes: list[int]) -> bool:
+        """Whether the segment at `base` has a filter and it lacks one of `hashes`."""
+        with self._lock:
+            entry = self._cache.get(base)
+            if entry is None or isinstance(entry, _Unusable):
+                entry = self._cache[base] = self._look(base, entry)
+        return not isinstance(entry, _Unusable) and not may_hold(*entry, hashes)
 
     @staticmethod
     def _look(base: Path, last: _Unusable | None) -> tuple[mmap.mmap, int, int] | _Unusable:

@@ -29,7 +29,7 @@ import itertools
 import mmap
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,13 +162,15 @@ class TermPlan:
         group: Sequence[int],
         pool: Executor | None = None,
         threads: int = 1,
+        absent: frozenset[int] = frozenset(),
     ) -> Decision:
         """Split `group` (chunk numbers of one segment, ascending): chunks without a
         token record are scanned; the others are skipped, answered or scanned.
 
         `record_of`: chunk number -> token record; `chunk_rows`: each chunk's first row.
         `pool`, `threads`: the reader's scan threads (Hyperscan releases the GIL):
-        large term lists are scanned in that many parts, in parallel."""
+        large term lists are scanned in that many parts, in parallel. `absent`: the
+        pieces the segment's filter holds nowhere as a whole term (`absent_pieces`)."""
         out = Decision()
         chunks = [c for c in group if c in record_of]
         out.scan.extend(c for c in group if c not in record_of)
@@ -176,7 +178,7 @@ class TermPlan:
             return out
         records = [record_of[c] for c in chunks]
         possible = self._wholes_present(files, records)
-        rare = self._rare_hits(files, records, possible, pool, threads)
+        rare = self._rare_hits(files, records, possible, pool, threads, absent)
         holders = self._common_holders(files)
         if not holders:
             # No common term holds a piece: the term lists decide, for all at once.
@@ -206,6 +208,12 @@ class TermPlan:
                 out.scan.append(chunk)
         out.scan.sort()
         return out
+
+    def absent_pieces(self, lacks: Callable[[list[int]], bool]) -> frozenset[int]:
+        """The pieces that a segment holds nowhere as a whole term, by its filter
+        (`lacks(hashes)`): `decide` then looks for them only in its longer terms."""
+        hashes = self._piece_hashes.tolist()
+        return frozenset(i for i, h in enumerate(hashes) if self._bloomed[i] and lacks([h]))
 
     def may_hold_wholes(
         self, files: TermFiles, record_of: dict[int, int], chunks: I64
@@ -242,6 +250,7 @@ class TermPlan:
         wanted: npt.NDArray[np.bool_],
         pool: Executor | None,
         threads: int,
+        absent: frozenset[int],
     ) -> npt.NDArray[np.bool_]:
         """(records x pieces): whether a term of the record's list holds the piece.
 
@@ -265,7 +274,10 @@ class TermPlan:
         shortest = np.full(len(at), MAX_LENGTH, np.int64)
         for i in active:
             length = len(self.pieces[i])
-            if self._bloomed[i] and length < MAX_LENGTH:
+            if self._bloomed[i] and length < MAX_LENGTH and i in absent:
+                # Not a whole term in the segment: only the longer terms may hold it.
+                np.minimum(shortest, length + 1, out=shortest)
+            elif self._bloomed[i] and length < MAX_LENGTH:
                 maybe = _in_bloom(files, at, self._piece_hashes[i])
                 np.minimum(shortest, np.where(maybe, length, length + 1), out=shortest)
             else:
