@@ -362,7 +362,7 @@ class StoreReader:
     def _may_hold(self, terms: TermPlan, segments: list[SegmentView], n: int, chunks: I64) -> B1:
         """Which of segment n's `chunks` may hold the plan's whole terms (field values):
         before the walk, so that a lookup visits only the segments that may hold its
-        value. The segment's own filter first (store/segment_bloom.py: six byte
+        value. The segment's own filter first (store/segment_bloom.py: a few byte
         reads), then, where it may hold them or has none, its chunks' filters."""
         seg = segments[n]
         base = index_base(self.directory, seg.first_id)

@@ -3,8 +3,8 @@
 Why: a lookup of a field value (`request_id=req-42`, `trace_id=…`) asked every
 segment's chunk filters for it, about 100 us of numpy a segment, so lookups grew
 with history (1.5 -> 5 ms from 1M to 20M events). With one filter per segment
-a segment that cannot hold the value costs six byte reads; its chunks are
-looked at only when the filter may hold every value of the query.
+a segment that cannot hold the value costs a few byte reads (one a probe, six
+at most); its chunks are looked at only when the filter may hold every value.
 
 What it holds: every term of the segment's chunk filters and common-term lists
 (store/terms.py `build_terms`: the terms, a term's rest after an escape letter,
