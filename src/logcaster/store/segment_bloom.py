@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import google_crc32c
 import numpy as np
@@ -46,6 +47,7 @@ from logcaster.store.terms import (
     ASCII_RUNS,
     BLOOM_BITS_PER_TERM,
     BLOOM_PROBES,
+    ESCAPE_LETTERS,
     SEGMENT_BLOOM_SUFFIX,
     bloom_positions,
     term_hashes,
@@ -56,7 +58,6 @@ _MAGIC = b"LCSBLOOM"
 _VERSION = 1
 _HEADER = struct.Struct("<8sIQIQI")  # magic, version, bits, probes, terms, crc32c
 _M64 = (1 << 64) - 1
-_ESCAPE_LETTERS = frozenset(b"nr")
 _AFTER_ESCAPE = re.compile(rb"\n[nr]([^\n]+)")  # a listed term's rest after an escape letter
 _MAX_SHARE = 100  # the filter is at most 1/100 of the segment's text
 _SLICE = 1 << 16  # hashes turned into bit positions at a time (bounded temporaries)
@@ -75,7 +76,7 @@ def _whole_terms(listed: bytes, common: list[bytes]) -> list[bytes]:
     terms = listed.split(b"\n")
     terms += common
     terms += _AFTER_ESCAPE.findall(listed)
-    terms += [t[1:] for t in common if len(t) > 1 and t[0] in _ESCAPE_LETTERS]
+    terms += [t[1:] for t in common if len(t) > 1 and t[0] in ESCAPE_LETTERS]
     if not listed.isascii() or not all(t.isascii() for t in common):
         terms += [r for t in terms if not t.isascii() for r in ASCII_RUNS.findall(t)]
     return [t for t in terms if t]
@@ -144,26 +145,36 @@ def ensure_bloom(base: Path, chunks: npt.NDArray[np.void], text_bytes: int) -> b
 
 def bloom_ok(base: Path) -> bool:
     """Whether the segment's filter file is whole (size and CRC)."""
-    return _read(bloom_path(base)) is not None
+    try:
+        with open(bloom_path(base), "rb") as f:
+            return _verified(f) is not None
+    except OSError:
+        return False
 
 
-def _read(path: Path) -> tuple[mmap.mmap, int, int] | None:
-    """The mapped file, its filter's size in bits and its probes, if the file is
-    whole; the CRC is checked once here (read, not mapped: probes later touch only
-    the pages they read)."""
+def _verified(f: BinaryIO) -> tuple[int, int] | None:
+    """The filter's size in bits and its probes, if the open file is whole (header,
+    size, CRC; read, not mapped: probes later touch only the pages they read)."""
+    head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    magic, version, bits, probes, _terms, crc = _HEADER.unpack(head)
+    if magic != _MAGIC or version != _VERSION or not 0 < probes <= BLOOM_PROBES or not bits:
+        return None
+    body = f.read()
+    if len(body) * 8 != bits or google_crc32c.value(body) != crc:
+        return None
+    return bits, probes
+
+
+def _mapped(path: Path) -> tuple[mmap.mmap, int, int] | None:
+    """The mapped file, its filter's size in bits and its probes, if it is whole."""
     try:
         with open(path, "rb") as f:
-            head = f.read(_HEADER.size)
-            if len(head) < _HEADER.size:
+            shape = _verified(f)
+            if shape is None:
                 return None
-            magic, version, bits, probes, _terms, crc = _HEADER.unpack(head)
-            if magic != _MAGIC or version != _VERSION or not 0 < probes <= BLOOM_PROBES or not bits:
-                return None
-            body = f.read()
-            if len(body) * 8 != bits or google_crc32c.value(body) != crc:
-                return None
-            del body
-            return mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ), bits, probes
+            return mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ), *shape
     except (OSError, ValueError):  # missing, unreadable: the chunk filters answer
         return None
 
@@ -230,7 +241,7 @@ class SegmentBlooms:
             stamp = None
         if stamp is None or (last is not None and stamp == last.stamp):
             return _Unusable(now, stamp)  # none yet, or the same damaged file
-        return _read(path) or _Unusable(now, stamp)
+        return _mapped(path) or _Unusable(now, stamp)
 
     def forget(self, keep: set[Path]) -> None:
         """Drop the segments not in `keep` (retention deleted them)."""

@@ -70,7 +70,7 @@ TOKEN_BYTES = frozenset(
 )
 _IS_TOKEN = np.zeros(256, np.bool_)
 _IS_TOKEN[list(TOKEN_BYTES)] = True
-_ESCAPE_LETTERS = frozenset(b"nr")
+ESCAPE_LETTERS = frozenset(b"nr")  # a stored `\n` or `\r` puts one before a term
 _SIGN_DIGITS = b"0123456789-"
 ASCII_RUNS = re.compile(rb"[A-Za-z0-9_\-]+")  # token bytes but those >= 0x80
 _IS_DIGIT = np.zeros(256, np.bool_)
@@ -127,7 +127,7 @@ def build_terms(text: bytes, rows: int) -> ChunkTerms:
     listed = b"\n" + b"\n".join(rare) + b"\n" if rare else b"\n"
     # A whole term right after an escaped newline or CR reads `n`/`r` + term
     # here: the bloom holds it both ways, so a field value is always found.
-    after_escape = [t[1:] for t in every if t[0] in _ESCAPE_LETTERS and len(t) > 1]
+    after_escape = [t[1:] for t in every if t[0] in ESCAPE_LETTERS and len(t) > 1]
     # A parser may end a value at non-ASCII whitespace (U+00A0, U+2028), whose
     # bytes are token bytes here: the ASCII runs of such terms go in too.
     ascii_runs = [r for t in every if not t.isascii() for r in ASCII_RUNS.findall(t)]
