@@ -146,6 +146,39 @@ def test_tricky_texts_round_trip_each_path() -> None:
         assert decode_payload(payload, len(texts)) == texts
 
 
+def _escaped_one_by_one(texts: list[bytes]) -> bytes:
+    """The raw payload built text by text: the format's rules, without its bulk tricks."""
+    lines = []
+    for text in texts:
+        line = text.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
+        lines.append(b"\\" + line if line.startswith(b"#") else line)
+    return b"".join(line + b"\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    "mix",
+    [
+        [b"plain"],
+        [b"back\\slash"],
+        [b"inner\nnewline", b"x\\"],
+        [b"carriage\rreturn"],
+        [b"both\r\n", b"\n"],
+        [b"#hash", b"\n#x"],
+    ],
+)
+def test_large_batches_escape_as_text_by_text(mix: list[bytes]) -> None:
+    # Over 16 KiB the separators are counted with numpy, not bytes.count: each
+    # path of encode_payload at a batch's real size.
+    texts = [b"filler line %d" % i for i in range(3000)]
+    texts[1500:1500] = mix
+    texts[0:0] = mix
+    texts += mix
+    payload = encode_payload(texts)
+    assert len(payload) > 16384
+    assert payload == _escaped_one_by_one(texts)
+    assert decode_payload(payload, len(texts)) == texts
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=20))
 def test_escaping_round_trips_arbitrary_bytes(texts: list[bytes]) -> None:

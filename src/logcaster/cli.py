@@ -19,6 +19,7 @@ from logcaster.cli_parser import build_parser
 from logcaster.config import Config, dump_yaml, load_config
 from logcaster.exceptions import ConfigError, StartupError
 from logcaster.log import log_event, setup_logging
+from logcaster.malloc_tuning import tune_malloc
 from logcaster.notify import notify, watchdog, watchdog_interval
 from logcaster.security.neutralize import json_safe, neutral, neutral_lines
 
@@ -285,6 +286,7 @@ def _serve(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     setup_logging(config.log_level)
+    tune_malloc()
     for name in unknown:
         # Another program's variable, or a typo: say so, and serve.
         log_event(logger, logging.WARNING, "unknown_env_variable", variable=name, action="ignored")

@@ -141,10 +141,12 @@ class LineFramer:
                 return []
             data = data[nl + 1 :]
             self._discarding = False
-        if self._partial:
-            data = self._partial + data
-            self._partial = b""
+        partial = self._partial
         end = data.rfind(b"\n")
+        if partial and end < 0:
+            data = partial + data  # still no line end: the partial line grows
+            partial = b""
+        self._partial = b""
         tail = data[end + 1 :]
         # A "\r" at the very end may be the first half of a CRLF: it is not content.
         if len(tail) - tail.endswith(b"\r") > self._max_line:
@@ -156,7 +158,8 @@ class LineFramer:
             self._partial = tail
         if end < 0:
             return self._group([cut], cut) if cut else []
-        body = data[:end]
+        # One copy of the read: the partial line and the complete lines after it.
+        body = b"".join((partial, memoryview(data)[:end])) if partial else data[:end]
         if b"\r" in body:
             body = body.replace(b"\r\n", b"\n")
             if body.endswith(b"\r"):

@@ -58,6 +58,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 import google_crc32c
+import numpy as np
 import orjson
 
 from logcaster.parsing.parse import parse_event
@@ -89,6 +90,8 @@ _PERCENT = re.compile(rb"%([0-9A-F]{2})")
 
 # bytes.find is slow for b"\n#" in text with a newline every ~100 bytes; re is 3x faster.
 _LINE_STARTS_WITH_HASH = re.compile(rb"\n#")
+# Payloads from this size on have their bytes counted by numpy (its call costs ~2 us).
+_NUMPY_COUNT_FROM = 16384
 
 
 class BlockFormatError(ValueError):
@@ -157,27 +160,31 @@ def received_us(received: float) -> int:
     return min(max(us, 0), MAX_RECEIVED_US)
 
 
+def _count(data: bytes, byte: bytes) -> int:
+    """How many times `byte` occurs in `data`: numpy compares at memory speed where
+    bytes.count loops byte by byte (48 against 15 ns per 130-byte line)."""
+    if len(data) < _NUMPY_COUNT_FROM:
+        return data.count(byte)
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == byte[0]))
+
+
 def encode_payload(texts: list[bytes]) -> bytes:
     """The escaped lines of `texts`, each ending in a newline."""
     if not texts:
         return b""
-    n = len(texts)
     ended = [*texts, b""]  # joins to a trailing newline without another copy of the payload
-    joined = b"\n".join(ended)
-    multiline = joined.count(b"\n") != n
-    if b"\r" not in joined:
-        if multiline:
-            # No CR in any text: join on CR instead, escape the inner newlines, then
-            # turn the CR separators into newlines. All C loops over the whole batch.
-            joined = (
-                b"\r".join(ended)
-                .replace(b"\\", b"\\\\")
-                .replace(b"\n", b"\\n")
-                .replace(b"\r", b"\n")
-            )
-        elif b"\\" in joined:
-            joined = joined.replace(b"\\", b"\\\\")
-    elif not multiline:
+    by_cr = b"\r".join(ended)
+    if _count(by_cr, b"\r") == len(texts):
+        # No CR in any text: the CR separators mark the events. Escape the inner
+        # newlines, if any (a memchr tells), then turn the separators into newlines.
+        # All C loops over the whole batch.
+        if b"\n" in by_cr:
+            joined = by_cr.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\n")
+        else:
+            joined = by_cr.replace(b"\r", b"\n")
+            if b"\\" in joined:
+                joined = joined.replace(b"\\", b"\\\\")
+    elif (joined := b"\n".join(ended)).count(b"\n") == len(texts):  # no inner newline
         joined = joined.replace(b"\\", b"\\\\").replace(b"\r", b"\\r")
     else:
         # Both CR and inner newlines: escape text by text (rare).

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from logcaster.log import log_event, setup_logging
+from logcaster.malloc_tuning import tune_malloc
 from logcaster.segments.lock import DataDirLock
 from logcaster.store.catalog import index_dir
 from logcaster.store.indexer import StoreIndexer
@@ -112,6 +113,7 @@ def main(argv: list[str]) -> int:
         return 2
     level = argv[2] if len(argv) > 2 else "info"
     setup_logging(level)
+    tune_malloc()
     try:
         serve(Path(argv[1]), sys.stdin.fileno(), sys.stdout.fileno(), level)
     except BrokenPipeError:

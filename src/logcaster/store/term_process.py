@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from logcaster.log import log_event, setup_logging
+from logcaster.malloc_tuning import tune_malloc
 from logcaster.store.catalog import index_dir
 from logcaster.store.term_indexer import TermIndexer
 
@@ -57,6 +58,7 @@ def main(argv: list[str]) -> int:
         )
         return 2
     setup_logging(argv[3] if len(argv) > 3 else "info")
+    tune_malloc()
     try:
         serve(Path(argv[1]), int(argv[2]))
     except KeyboardInterrupt:
