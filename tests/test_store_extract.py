@@ -8,6 +8,7 @@ Generated texts around each line shape: tests/test_store_extract_generated.py.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import pytest
 from logcaster.options import MultilineConfig
 from logcaster.parsing.codes import LEVEL_CODES, LEVEL_NAMES, ServiceCodes, level_code
 from logcaster.parsing.extract import Extractor, Fields, extract
+from logcaster.parsing.line_shapes import word_bytes
 from logcaster.parsing.parse import parse_event
 from logcaster.pipeline.framing import LineFramer
 from logcaster.segments.blocks import BlockFormatError, encode_payload
@@ -326,3 +328,10 @@ def test_codes_do_not_depend_on_the_hash_seed() -> None:
         for seed in ("1", "2")
     ]
     assert outs[0] == outs[1] and '"names": ["' in outs[0]
+
+
+def test_word_bytes_are_exactly_ascii_word_dot_and_dash() -> None:
+    # Every byte value, in a 2-D window as the simulator shape reads it.
+    rows = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = [bool(re.fullmatch(rb"[A-Za-z0-9_.-]", bytes([b]))) for b in range(256)]
+    assert word_bytes(rows).ravel().tolist() == expected

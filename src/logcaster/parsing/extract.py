@@ -54,6 +54,7 @@ from logcaster.parsing.line_shapes import (
     lines_naming,
     parse_ts_rows,
     window_rows,
+    word_bytes,
 )
 from logcaster.parsing.parse import parse_event
 from logcaster.parsing.syslog import bsd_time
@@ -75,8 +76,6 @@ _LEVEL_WORD = {
 _ATTRIBUTE_KEYS = (b"level", b"service", b"ts", b"time", b"timestamp")
 _SIM_KEYS = [(b"TRACE", 1, 5), (b"DEBUG", 2, 5), (b"INFO]", 3, 4), (b"WARN]", 4, 4)]
 _SIM_KEYS += [(b"ERROR", 5, 5), (b"FATAL", 6, 5)]
-_WORD = np.zeros(256, np.bool_)  # str-mode [\w.-] restricted to ASCII
-_WORD[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] = True
 _VERSION0 = np.zeros(256, np.bool_)  # a version's first byte: printable, not ':' nor '\'
 _VERSION0[[c for c in range(0x21, 0x7F) if c not in b":\\"]] = True
 _HEADER_FIRST = np.zeros(256, np.bool_)
@@ -280,13 +279,12 @@ class Extractor:
         ok &= tok
         # service: [\w.-]+ then '/', then a version's first byte
         sw = window_rows(buf, tso + 24, _SW + 1)
-        is_word = _WORD[sw]
-        p = np.argmin(is_word, axis=1)  # the first non-word byte
+        p = np.argmin(word_bytes(sw), axis=1)  # the first non-word byte
         ok &= (p >= 1) & (p < _SW)
         rows = np.arange(len(st))
         ok &= sw[rows, p] == ord("/")
         ok &= _VERSION0[sw[rows, np.minimum(p + 1, _SW)]]
-        name = np.where(np.arange(_SW)[None, :] < p[:, None], sw[:, :_SW], 0).astype(np.uint8)
+        name = np.multiply(sw[:, :_SW], np.arange(_SW)[None, :] < p[:, None], dtype=np.uint8)
         return ok, ts, lv, self._encode_names(name, ok)
 
     def _fixed_prefix(
@@ -454,7 +452,10 @@ class Extractor:
         if not len(rows):
             return out
         words = rows.view(np.uint64)  # (n, _SW / 8)
-        h = (words * _HASH_K[: words.shape[1]]).sum(axis=1, dtype=np.uint64)
+        # Column by column: a sum along the rows' axis costs three times as much.
+        h = words[:, 0] * _HASH_K[0]
+        for j in range(1, words.shape[1]):
+            h += words[:, j] * _HASH_K[j]
         _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
         if not (words == words[first[inverse]]).all():
             _, first, inverse = np.unique(

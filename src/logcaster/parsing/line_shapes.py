@@ -152,6 +152,17 @@ def window_rows(buf: U8, pos: I64, width: int) -> U8:
     return rows
 
 
+def word_bytes(rows: U8) -> Bool:
+    """Which bytes are str-mode `[\\w.-]` restricted to ASCII, by comparisons: a
+    256-entry table lookup per byte cost 3.7x as much over a chunk's service
+    windows. Letters: `| 0x20` folds upper to lower case, and the subtraction
+    wraps every byte below 'a' around to 159 or more."""
+    letter = (rows | 0x20) - np.uint8(ord("a")) < 26
+    digit = rows - np.uint8(ord("0")) < 10
+    word: Bool = letter | digit | (rows == ord("_")) | (rows == ord(".")) | (rows == ord("-"))
+    return word
+
+
 _KEY_BYTE = np.zeros(256, np.bool_)  # what may precede a pair's key inside a longer key
 _KEY_BYTE[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] = True
 _KEY_WINDOW = 11  # a key of up to 9 bytes, the byte before it and one more
@@ -218,15 +229,18 @@ def parse_ts_rows(rows: U8) -> tuple[F64, Bool]:
     """
     # int32 until the seconds: any row's bytes (0..255) keep every term below 2^31
     # (the year at most 229,977, the days 84M); ~15% faster than int64 throughout.
-    a = rows.astype(np.int32) - ord("0")
-    y = a[:, 0] * 1000 + a[:, 1] * 100 + a[:, 2] * 10 + a[:, 3]
-    mo = a[:, 5] * 10 + a[:, 6]
-    d = a[:, 8] * 10 + a[:, 9]
-    hh = a[:, 11] * 10 + a[:, 12]
-    mi = a[:, 14] * 10 + a[:, 15]
-    ss = a[:, 17] * 10 + a[:, 18]
-    frac = a[:, 19] == ord(".") - ord("0")
-    ms = (a[:, 20] * 100 + a[:, 21] * 10 + a[:, 22]) * frac
+    # One byte position per row of `a` (transposed once): each term below reads
+    # contiguous memory, not a column strided across the rows (396 -> 287 us for
+    # a chunk's 5,258 simulator lines).
+    a = np.ascontiguousarray(rows.T).astype(np.int32) - ord("0")
+    y = a[0] * 1000 + a[1] * 100 + a[2] * 10 + a[3]
+    mo = a[5] * 10 + a[6]
+    d = a[8] * 10 + a[9]
+    hh = a[11] * 10 + a[12]
+    mi = a[14] * 10 + a[15]
+    ss = a[17] * 10 + a[18]
+    frac = a[19] == ord(".") - ord("0")
+    ms = (a[20] * 100 + a[21] * 10 + a[22]) * frac
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
     mo_c = np.clip(mo, 0, 12)
     dim = _DAYS_IN_MONTH[mo_c] + ((mo_c == 2) & leap)
