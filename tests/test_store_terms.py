@@ -18,7 +18,14 @@ from logcaster.store.search import in_chunks
 from logcaster.store.term_lookup import TermPlan, piece_of, whole_term
 from logcaster.store.term_views import load_terms
 from logcaster.store.term_writer import TermWriter
-from logcaster.store.terms import COMMON_SHARE, TERM_DTYPE, build_terms, term_paths
+from logcaster.store.terms import (
+    COMMON_SHARE,
+    TERM_DTYPE,
+    TOKEN_BYTES,
+    build_terms,
+    term_paths,
+    token_bytes,
+)
 from logcaster.store.text_match import stored_line_text
 
 WORDS = ["timeout", "refused", "checkout", "cart", "nginx", "rollback", "deadlock", "ok"]
@@ -208,3 +215,8 @@ def test_in_chunks_keeps_the_rows_of_the_chunks_named() -> None:
     chunks["row_start"], chunks["count"] = [0, 10, 12], [10, 2, 10]
     rows = np.arange(22, dtype=np.int64)
     assert rows[in_chunks(rows, chunks, [0, 2])].tolist() == [*range(10), *range(12, 22)]
+
+
+def test_token_bytes_by_comparisons_are_exactly_token_bytes() -> None:
+    every = np.arange(256, dtype=np.uint8)
+    assert token_bytes(every).tolist() == [b in TOKEN_BYTES for b in range(256)]
