@@ -121,12 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--corpus",
-        choices=sorted(_corpus.CORPORA),
+        choices=sorted(_corpus.NAMES),
         default="default",
         help="default: the seed-style corpus above; traces: single lines and raw stack "
         "traces of Java, Python, Go, Node, Ruby, PHP, C# and Dart (~20%% of lines), plus "
-        "lines that only look like part of a trace (bench/_corpus_traces.py). The table "
-        "shows the server's event count next to the corpus' expected one",
+        "lines that only look like part of a trace (bench/_corpus_traces.py); frequent: "
+        "single-line web and app logs, nginx access lines, Go slog text and zap JSON "
+        "(bench/_corpus_frequent.py). The table shows the server's event count next to "
+        "the corpus' expected one",
     )
     parser.add_argument(
         "--runs", type=positive_int, default=3, help="runs per configuration; medians (default 3)"
