@@ -274,11 +274,10 @@ class TermPlan:
         shortest = np.full(len(at), MAX_LENGTH, np.int64)
         for i in active:
             length = len(self.pieces[i])
-            if self._bloomed[i] and length < MAX_LENGTH and i in absent:
-                # Not a whole term in the segment: only the longer terms may hold it.
-                np.minimum(shortest, length + 1, out=shortest)
-            elif self._bloomed[i] and length < MAX_LENGTH:
-                maybe = _in_bloom(files, at, self._piece_hashes[i])
+            if self._bloomed[i] and length < MAX_LENGTH:
+                # Not a whole term in the segment (`absent`), or not in the chunk's
+                # filter: only the chunk's longer terms may hold it.
+                maybe = i not in absent and _in_bloom(files, at, self._piece_hashes[i])
                 np.minimum(shortest, np.where(maybe, length, length + 1), out=shortest)
             else:
                 np.minimum(shortest, min(length, MAX_LENGTH), out=shortest)
