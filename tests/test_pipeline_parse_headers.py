@@ -177,6 +177,49 @@ def test_test_line_without_level() -> None:
     assert ev.level is None
 
 
+# --- access lines (nginx/Apache common and combined) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "ts"),
+    [
+        (
+            '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326',
+            utc(2000, 10, 10, 20, 55, 36),
+        ),
+        (
+            '10.1.2.3 - - [19/Jan/2026:08:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "curl/8.5.0"',
+            utc(2026, 1, 19, 8),
+        ),
+        (
+            '2001:db8::1 - - [29/Feb/2024:00:30:00 +0530] "GET / HTTP/2.0" 404 0',
+            utc(2024, 2, 28, 19),
+        ),
+        # Not a time: the receive time.
+        ('10.1.2.3 - - [29/Feb/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 5', RECEIVED),
+        ('10.1.2.3 - - [19/Foo/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 5', RECEIVED),
+        ('10.1.2.3 - - [19/Jan/2026:24:00:00 +0000] "GET / HTTP/1.1" 200 5', RECEIVED),
+        ('10.1.2.3 - - [19/Jan/2026:08:00:60 +0000] "GET / HTTP/1.1" 200 5', RECEIVED),
+        ('10.1.2.3 - - [19/Jan/2026:08:00:00 +0060] "GET / HTTP/1.1" 200 5', RECEIVED),
+        ('10.1.2.3 - - [19/Jan/2026:08:00:00] "GET / HTTP/1.1" 200 5', RECEIVED),
+        ('10.1.2.3 - [19/Jan/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 5', RECEIVED),
+    ],
+)
+def test_an_access_line_s_time_is_the_event_time(line: str, ts: float) -> None:
+    """SPEC §1: the event time is the line's when it carries one; its zone is an
+    offset. An access line names no level or service of its own."""
+    ev = parse(line)
+    assert ev.ts == ts
+    assert ev.level is None and ev.service is None
+    assert ev.message == line
+
+
+def test_an_access_line_s_own_time_wins_over_a_ts_pair() -> None:
+    ev = parse('10.1.2.3 - - [19/Jan/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 5 ts=2020-01-01')
+    assert ev.ts == utc(2026, 1, 19, 8)
+    assert ev.fields["ts"] == "2020-01-01"
+
+
 # --- plain text -----------------------------------------------------------------------
 
 

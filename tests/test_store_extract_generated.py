@@ -69,6 +69,29 @@ _MSGS = ['"x y"', "hello", '"a service=b"', '"q\\"x"', "a,b", "'s q'", '""', "x=
 _ZAP_KEYS = ["msg", "ts", "level", "service", "logger", "caller", "time", "service.name"]
 _IPS = ["10.0.0.1", "192.168.100.200", "1.2.3", "1234.1.1.1", "10.0.0.1:80", "::1"]
 _PATHS = ["/x", "/s?level=error", "/s?ts=1", "/a?service=x&b=1", "/q?hits=3", "/t?time=1"]
+# Access lines' times, good and bad (parse._parse_access_time decides for the parser).
+_ACCESS_TIMES = [
+    "19/Jan/2026:08:00:00 +0000",
+    "10/Oct/2000:13:55:36 -0700",
+    "29/Feb/2024:23:59:59 +0530",
+    "31/Dec/2025:23:59:59 -1200",
+    "29/Feb/2026:00:00:00 +0000",
+    "31/Apr/2026:00:00:00 +0000",
+    "19/Foo/2026:08:00:00 +0000",
+    "19/jan/2026:08:00:00 +0000",
+    "19/Jan/2026:24:00:00 +0000",
+    "19/Jan/2026:08:60:00 +0000",
+    "19/Jan/2026:08:00:60 +0000",
+    "19/Jan/1969:08:00:00 +0000",
+    "01/Jan/1970:00:00:00 +0000",
+    "19/Jan/2026:08:00:00 +2400",
+    "19/Jan/2026:08:00:00 +0060",
+    "19/Jan/2026:08:00:00 0000",
+    "19/Jan/2026:08:00:00",
+    "9/Jan/2026:08:00:00 +0000",
+    "19/Jan/9999:23:59:59 -1400",
+    "20/Jan/2026:00:00:00 +0000",  # the receive time exactly
+]
 
 
 # BSD-header variants (parsing/syslog.py): the fast path takes only the
@@ -158,8 +181,9 @@ def event_text(draw: st.DrawFn) -> bytes:
         text = f'{{"level":"{lvl.lower()}","ts":"{iso}"{extra}}}{tail}'
     elif shape == 11:  # an nginx/Apache access line
         ip, path = draw(st.sampled_from(_IPS)), draw(st.sampled_from(_PATHS))
-        user = draw(st.sampled_from(["-", "frank", "a b", ""]))
-        text = f'{ip} - {user} [19/Jan/2026:08:00:00 +0000] "GET {path} HTTP/1.1" 200 5{tail}'
+        user = draw(st.sampled_from(["-", "frank", "a b", "", "[x", "u" * 40]))
+        stamp = draw(st.sampled_from(_ACCESS_TIMES))
+        text = f'{ip} - {user} [{stamp}] "GET {path} HTTP/1.1" 200 5{tail}'
     else:
         text = f"{word}{tail}"
     raw = text.encode()

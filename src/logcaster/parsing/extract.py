@@ -21,17 +21,16 @@ for the common line shapes:
   lookahead over the whole line cost more than the rest of the pattern.
   Each capture group costs SRE more than all the validation, hence one group shared
   by all shapes. The pattern and the numpy field readers: parsing/line_shapes.py.
-- **The simulator header `[LEVEL] ts service/ver` (most events) is checked and
-  parsed in numpy only**: fixed-offset byte rows gathered with a sliding window.
+- **The simulator header `[LEVEL] ts service/ver` and access lines' times are
+  read in numpy only**: fixed-offset byte rows gathered with a sliding window.
 - **Anything the fast path cannot prove goes through `parse_event`** (the fallback),
   so the columns equal the full parser's by construction; the tests compare them
   event by event. The rules for "cannot prove" mirror the parser's precedence:
   a later duplicate JSON key wins in orjson; logfmt pairs anywhere in the body may
   set a field the format left unset; a timestamp that equals the receive time (or
   is 0.0) lets a later `ts=`/`time=` pair override it; str-mode `\\s`/`\\w` are
-  Unicode, so only printable-ASCII tokens are accepted.
-
-The level and service codes the columns hold are parsing/codes.py's.
+  Unicode, so only printable-ASCII tokens are accepted. The level and service
+  codes the columns hold are parsing/codes.py's.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ from logcaster.parsing.line_shapes import (
     Bool,
     level_key,
     lines_naming,
+    parse_access_rows,
     parse_ts_rows,
     window_rows,
     word_bytes,
@@ -241,7 +241,9 @@ class Extractor:
             self._syslog(buf, starts, first, hit, token, out)
             # YYYY-MM-DD HH:MM:SS LEVEL[:] ; no service (no pair of the event names one)
             self._word_level(buf, starts, digit & hit & dated, token, out, ts_after=None)
-            out.done[access] = True  # no time, level nor service of their own
+            rows = np.flatnonzero(access)  # no level nor service: their own time only
+            t, timed = parse_access_rows(buf, starts[rows], out.recv[rows])
+            out.ts[rows[timed]], out.done[rows[timed]] = t[timed], True
             self._py_header(buf, starts, header & hit, token, out)
 
         rest = np.flatnonzero(~out.done)

@@ -87,9 +87,10 @@ LINE_SHAPES = re.compile(
     + rb'"(?:,"(?!(?:level|ts|service)")[A-Za-z0-9_]+":'
     + _JVAL
     + rb")*\}(?=\n|\\n))"
-    # An access log line (nginx/Apache common or combined) from an IPv4 client: no
-    # format of the parser's applies, so only a pair naming a time, level or
-    # service could give it one (extract.py turns those away). Captures the day.
+    # An access log line (nginx/Apache common or combined) from an IPv4 client: the
+    # parser takes its time (parse_access_rows reads it) and no level or service, so
+    # a pair naming a time, level or service could change them (extract.py turns
+    # those away). Captures the day.
     rb"|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3} [!-~]+ [!-~]+ \[(?=\d\d/[A-Z][a-z]{2}/\d{4}:)"
     # RFC 5424 with structured data '-' and an app other than '-' (which would
     # leave the service to a logfmt pair).
@@ -261,3 +262,71 @@ def parse_ts_rows(rows: U8) -> tuple[F64, Bool]:
     ts = minute + (ss * 1000 + ms).astype(np.float64) / 1000.0
     ok &= ts != 0.0
     return ts, ok
+
+
+# An access line's time `[dd/Mon/yyyy:HH:MM:SS +zzzz]`: its "[" is looked for in
+# the line's first bytes (beyond them, the parser decides); which of its bytes
+# are digits, and the separators at the others.
+_ACCESS_HEAD = 48
+_ACCESS_TIME = 27
+_ACCESS_DIGITS = np.array([0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 22, 23, 24, 25])
+_ACCESS_SEPS = {2: b"/", 6: b"/", 11: b":", 14: b":", 17: b":", 20: b" ", 26: b"]"}
+_MONTH_KEYS = np.array(
+    [
+        int.from_bytes(m, "big")
+        for m in (
+            b"Jan",
+            b"Feb",
+            b"Mar",
+            b"Apr",
+            b"May",
+            b"Jun",
+            b"Jul",
+            b"Aug",
+            b"Sep",
+            b"Oct",
+            b"Nov",
+            b"Dec",
+        )
+    ]
+)
+_MONTH_ORDER = np.argsort(_MONTH_KEYS)
+
+
+def parse_access_rows(buf: U8, starts: I64, received: F64) -> tuple[F64, Bool]:
+    """The own time of access lines (nginx/Apache common or combined) starting at
+    `starts`, as parse.py's `_parse_access_time` gives it -> (ts, ok); ok False:
+    not provably that, the parser decides (also a time equal to the `received`
+    one, which a later ts= pair could replace: extract._Columns.accept). The
+    local time is rebuilt as a `YYYY-MM-DD HH:MM:SS` row for parse_ts_rows, then
+    the zone's offset taken off (whole seconds: exact in a float, as in the parser)."""
+    n = len(starts)
+    bracket = window_rows(buf, starts, _ACCESS_HEAD) == ord("[")
+    ok = bracket.any(axis=1)
+    r = window_rows(buf, starts + np.argmax(bracket, axis=1) + 1, _ACCESS_TIME)
+    ok &= ((r[:, _ACCESS_DIGITS] - np.uint8(ord("0"))) < 10).all(axis=1)
+    for at, sep in _ACCESS_SEPS.items():
+        ok &= r[:, at] == sep[0]
+    ok &= (r[:, 21] == ord("+")) | (r[:, 21] == ord("-"))
+    key = (r[:, 3].astype(np.int64) << 16) | (r[:, 4].astype(np.int64) << 8) | r[:, 5]
+    slot = _MONTH_ORDER[np.minimum(np.searchsorted(_MONTH_KEYS[_MONTH_ORDER], key), 11)]
+    ok &= _MONTH_KEYS[slot] == key
+    month = slot + 1
+    rows = np.full((n, 23), ord("0"), np.uint8)
+    rows[:, 0:4] = r[:, 7:11]
+    rows[:, 4] = rows[:, 7] = ord("-")
+    rows[:, 5] = month // 10 + ord("0")
+    rows[:, 6] = month % 10 + ord("0")
+    rows[:, 8:10] = r[:, 0:2]
+    rows[:, 10] = rows[:, 19] = ord(" ")  # (not "." at 19: no milliseconds)
+    rows[:, 11:13] = r[:, 12:14]
+    rows[:, 13] = rows[:, 16] = ord(":")
+    rows[:, 14:16] = r[:, 15:17]
+    rows[:, 17:19] = r[:, 18:20]
+    local, valid = parse_ts_rows(rows)
+    z = r[:, 22:26].astype(np.int64) - ord("0")
+    hours, minutes = z[:, 0] * 10 + z[:, 1], z[:, 2] * 10 + z[:, 3]
+    ok &= valid & (hours <= 23) & (minutes <= 59)
+    offset = (hours * 3600 + minutes * 60) * np.where(r[:, 21] == ord("+"), 1, -1)
+    ts = local - offset.astype(np.float64)
+    return ts, ok & (ts != received)

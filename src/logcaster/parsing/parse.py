@@ -35,6 +35,18 @@ _TS_LINE = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?)"
     r"(?:\s+\[?(?P<level>[A-Za-z]+)\]?:?(?=\s|$))?\s*"
 )
+# An access log line (nginx/Apache common or combined): host ident user, then the
+# request's time as `[19/Jan/2026:08:14:02 +0000]`, its zone an offset.
+_ACCESS_LINE = re.compile(
+    r"\S+ \S+ \S+ \[(?P<day>\d\d)/(?P<month>[A-Z][a-z]{2})/(?P<year>\d{4}):"
+    r"(?P<minute>\d\d:\d\d):(?P<second>\d\d) (?P<zone>[+-]\d{4})\]"
+)
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 # A leading level word: "ERROR message", "ERROR: message", "[ERROR] message", "error|..."
 _LEVEL_WORD = re.compile(r"\[?(?P<level>[A-Za-z]{3,11})\]?(?:[:|\]]|\s|$)\s*")
 
@@ -304,6 +316,7 @@ def _header_message(ev: Event, rest: str) -> None:
 def _parse_ts_line(ev: Event, first: str) -> None:
     m = _TS_LINE.match(first)
     if m is None:
+        _parse_access_time(ev, first)
         return
     ts = parse_timestamp(m["ts"])
     if ts is not None:
@@ -315,6 +328,26 @@ def _parse_ts_line(ev: Event, first: str) -> None:
     elif m["level"] is None and ts is not None:
         ev.message = first[m.end() :]
         _parse_level_word(ev, ev.message)
+
+
+def _parse_access_time(ev: Event, first: str) -> None:
+    """An access line's own time (SPEC §1: the event time is the line's when it
+    carries one); no level or service: the parser takes none from it."""
+    m = _ACCESS_LINE.match(first)
+    month = _MONTHS.get(m["month"]) if m is not None else None
+    if m is None or month is None or m["second"] > "59":
+        return
+    zone = m["zone"]
+    hours, minutes = int(zone[1:3]), int(zone[3:])
+    if hours > 23 or minutes > 59:
+        return
+    base = _minute_epoch(f"{m['year']}-{month:02d}-{m['day']} {m['minute']}")
+    if base is None:
+        return
+    offset = hours * 3600 + minutes * 60
+    ts = base + float(m["second"]) - (offset if zone[0] == "+" else -offset)
+    if _MIN_TS <= ts <= _MAX_TS:
+        ev.ts = ts
 
 
 def _parse_level_word(ev: Event, first: str) -> bool:
