@@ -8,7 +8,9 @@ time they can hold (a chunk's summary keeps its time ranges) and keeps the
 best rows so far in numpy arrays. Once `limit` rows are held and the next
 chunk's best time cannot beat the worst of them, no later chunk can: the
 rows are settled, and only counting may go on. When times follow arrival
-order (the usual case) that is after the newest chunk or two.
+order (the usual case) that is after the newest chunk or two; events timed
+by their receive time, spread over every chunk, are tested first, apart
+(store/received_first.py), so that they do not make every chunk a candidate.
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-def chunk_keys(chunks: npt.NDArray[np.void], newest_first: bool, where: RowFilter) -> F64:
+def chunk_keys(
+    chunks: npt.NDArray[np.void],
+    newest_first: bool,
+    where: RowFilter,
+    with_received: bool = True,
+) -> F64:
     """The best event time a match in each chunk may have: the latest (newest
     first) or earliest (oldest first).
 
     Own-timed and receive-timed events are summarized apart; a part the
     level or time filter rules out does not count (plain-text events, timed
     by their receive time, would otherwise make every chunk look newest for
-    `level=FATAL`). -inf/+inf: nothing in the chunk can match."""
+    `level=FATAL`); `with_received` False leaves the receive-timed part out (the
+    search took those rows first: store/received_first.py). -inf/+inf:
+    nothing in the chunk can match."""
     levels = chunks["levels"].astype(np.int64)
     r_levels = chunks["rlevels"].astype(np.int64)
     if where.levels is not None:
@@ -41,6 +50,7 @@ def chunk_keys(chunks: npt.NDArray[np.void], newest_first: bool, where: RowFilte
     else:
         own_ok = (levels - r_levels).sum(axis=1) > 0
         received_ok = r_levels.sum(axis=1) > 0
+    received_ok &= with_received
     if where.timed:
         own_ok &= where.covers(chunks["ts_min"], chunks["ts_max"]) != Cover.NONE.value
         received_ok &= where.covers(chunks["rts_min"], chunks["rts_max"]) != Cover.NONE.value

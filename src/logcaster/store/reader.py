@@ -45,6 +45,7 @@ from logcaster.store.filters import RowFilter
 from logcaster.store.index import CHUNKS_SUFFIX, SegmentIndex, load_index
 from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.order import TopRows
+from logcaster.store.received_first import take_received_first
 from logcaster.store.scan import Scanner
 from logcaster.store.scan_pool import ScanPool, time_limit_error
 from logcaster.store.search import (
@@ -298,6 +299,23 @@ class StoreReader:
             top.add(seed[0], seed[1], -1, np.zeros(len(seed[0]), np.int64))
         walk = self.walk(plan, segments, newest_first)
         budget = ScanBudget(max_scan)
+        where = plan.where
+        filtered = where.levels is not None or where.services is not None or where.timed
+        apart = (
+            newest_first
+            and limit > 0
+            and take_received_first(
+                plan.scanner,
+                where.rows_mask if filtered else None,
+                plan.confirm,
+                confirmed,
+                segments,
+                walk,
+                top,
+                deadline,
+                budget,
+            )
+        )
         # Growing groups exist to stop early; when the whole store holds no more
         # events than there are matches to count, and counting means reading
         # rows (a text test), all of it is one step. Structured filters count
@@ -346,6 +364,8 @@ class StoreReader:
                     rows = confirmed(plan.confirm, seg, rows, deadline)
                 result.count += len(rows)
                 index = seg.index
+                if apart:  # its receive-timed rows were offered first
+                    rows = rows[index.cols["own_ts"][rows] != 0]
                 top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
         result.rows = top_events(segments, top)
         result.scanned = budget.scanned

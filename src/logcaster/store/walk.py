@@ -26,8 +26,9 @@ class Walk:
 
     `parts`/`chunks`: segment number and chunk number of each chunk the
     summaries leave; `keys`: its best event time (order.chunk_keys); `known`:
-    its match count from the summary (-1: the rows decide); `order`: the walk,
-    ties by position (the newer chunk first when newest first)."""
+    its match count from the summary (-1: the rows decide); `received`: its
+    events timed by their receive time; `order`: the walk, ties by position
+    (the newer chunk first when newest first)."""
 
     def __init__(
         self,
@@ -42,6 +43,8 @@ class Walk:
         parts: list[I64] = [none]
         chunks: list[I64] = [none]
         keys: list[F64] = [np.zeros(0, np.float64)]
+        own: list[F64] = [np.zeros(0, np.float64)]
+        received: list[I64] = [none]
         known: list[I64] = [none]
         best: list[I64] = [none]
         self.stored = 0
@@ -62,6 +65,8 @@ class Walk:
             parts.append(np.full(len(kept), n, np.int64))
             chunks.append(kept)
             keys.append(chunk_keys(table, newest_first, where))
+            own.append(chunk_keys(table, newest_first, where, with_received=False))
+            received.append(table["rlevels"].astype(np.int64).sum(axis=1))
             known.append(counts)
             # The chunk's best id, for ties: its last newest first, its first oldest first.
             ids = table["first_id"].astype(np.int64)
@@ -71,7 +76,19 @@ class Walk:
         self.parts: I64 = np.concatenate(parts)
         self.chunks: I64 = np.concatenate(chunks)
         self.keys: F64 = np.concatenate(keys)
+        self._own_keys: F64 = np.concatenate(own)
+        self.received: I64 = np.concatenate(received)
         self.known: I64 = np.concatenate(known)
         self.best_ids: I64 = np.concatenate(best)
+        self.newest_first = newest_first
+        self.order: I64 = self._order()
+
+    def _order(self) -> I64:
         order = np.lexsort((self.chunks, self.parts, self.keys))
-        self.order: I64 = order[::-1] if newest_first else order
+        return order[::-1] if self.newest_first else order
+
+    def received_apart(self) -> None:
+        """Walk by the own-timed events' times only: the receive-timed ones were
+        taken apart (store/received_first.py)."""
+        self.keys = self._own_keys
+        self.order = self._order()

@@ -1,0 +1,113 @@
+"""Newest-first answers over a store where a few events in every chunk have no time
+of their own (store/received_first.py): their rows are tested first, the walk
+then stops after the newest chunks, and the answer is the one a full read gives."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from logcaster.event import Event
+from logcaster.options import QueryConfig
+from logcaster.pipeline.batch import Batch
+from logcaster.query.parser import build_query, parse_params
+from logcaster.store.indexer import indexed_on_disk
+from logcaster.store.reader import StoreReader
+from tests.store_build import build_store
+
+LINES = 12_000
+START = 1768867200.0  # the lines' own times run from here, a second apart
+RECEIVED = 1796594400.0  # later than every own time, as when logs are shipped live
+
+
+def texts(n: int, seed: int) -> list[bytes]:
+    """Timed logfmt lines, about 3% without a time (plain lines, Python-variant
+    headers, a multi-line one), spread over every chunk."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        word = rnd.choice(["timeout", "cart", "refused", "ok", "retry"])
+        level = rnd.choice(["info", "warn", "error"])
+        if rnd.random() < 0.03:
+            out.append(
+                rnd.choice(
+                    [
+                        f"ERROR: checkout/v1.2 pod/c-{i} {word} while paying".encode(),
+                        f"plain line {i} {word}".encode(),
+                        f"WARNING: cart/v2 pod/x-{i} {word}\nDetails: more".encode(),
+                    ]
+                )
+            )
+            continue
+        # Own times mostly follow arrival, with some jitter.
+        ts = START + i + rnd.uniform(-30, 30)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{i % 1000:03d}Z"
+        out.append(
+            f"ts={stamp} level={level} service=checkout msg={word} n={i} pad={'x' * 60}".encode()
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Event]]:
+    directory = tmp_path_factory.mktemp("received")
+    lines = texts(LINES, 5)
+    batches = [
+        Batch(1 + a, RECEIVED + a / 1000, "tcp:x", lines[a : a + 200]) for a in range(0, LINES, 200)
+    ]
+    return directory, build_store(directory, batches, max_bytes=256 * 1024, chunk_bytes=16 * 1024)
+
+
+def expected(events: list[Event], params: str) -> list[Event]:
+    """The matches of the queries below, by the query's semantics, newest first."""
+    out = []
+    for ev in events:
+        ok = True
+        for key, value in parse_params(params):
+            if key == "keyword":
+                ok &= value in ev.body
+            elif key == "regex":
+                ok &= re.search(value, ev.body) is not None
+            elif key == "level":
+                ok &= ev.level == value
+        if ok:
+            out.append(ev)
+    return sorted(out, key=lambda e: (e.ts, e.id), reverse=True)
+
+
+@pytest.mark.parametrize(
+    "params",
+    ["keyword=timeout", "keyword=refused level=ERROR", "regex=re(try|fused)", "level=WARN"],
+)
+@pytest.mark.parametrize(("limit", "max_count"), [(1, 1), (10, 11), (100, 101), (5, 10**9)])
+def test_newest_first_answers_equal_a_full_read(
+    store: tuple[Path, list[Event]], params: str, limit: int, max_count: int
+) -> None:
+    directory, events = store
+    want = expected(events, params)
+    assert any(e.ts == e.received_at for e in want[:limit])  # untimed rows are among them
+    query, _ = build_query(parse_params(params), QueryConfig())
+    reader = StoreReader(directory)
+    try:
+        result = reader.search(
+            query,
+            indexed_on_disk(directory),
+            limit=limit,
+            max_count=max_count,
+            deadline=time.monotonic() + 30,
+            max_scan=10**9,
+        )
+    finally:
+        reader.close()
+    assert [e.id for e in result.rows] == [e.id for e in want[:limit]]
+    if result.capped:
+        assert max_count <= result.count <= len(want)
+    else:
+        assert result.count == len(want)
+    if max_count < 1000:
+        # The walk stopped after the newest chunks: far from every event was read.
+        assert result.scanned < len(events) / 2
