@@ -179,6 +179,9 @@ class SegmentIndex:
     torn_col_rows: int = 0  # rows after the last good chunk's rows
     # Block table (first id, header offset) of the verified chunks; may be empty.
     blocks: npt.NDArray[np.void] = field(default_factory=lambda: np.zeros(0, BLOCKS_DTYPE))
+    # The rows timed by their receive time, found on first use (store/received_first.py):
+    # an index never changes, a grown one is read as a new object.
+    received: npt.NDArray[np.int64] | None = None
 
     @property
     def last_id(self) -> int | None:

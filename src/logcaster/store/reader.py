@@ -301,21 +301,7 @@ class StoreReader:
         budget = ScanBudget(max_scan)
         where = plan.where
         filtered = where.levels is not None or where.services is not None or where.timed
-        apart = (
-            newest_first
-            and limit > 0
-            and take_received_first(
-                plan.scanner,
-                where.rows_mask if filtered else None,
-                plan.confirm,
-                confirmed,
-                segments,
-                walk,
-                top,
-                deadline,
-                budget,
-            )
-        )
+        apart = False  # receive-timed rows taken apart (store/received_first.py)
         # Growing groups exist to stop early; when the whole store holds no more
         # events than there are matches to count, and counting means reading
         # rows (a text test), all of it is one step. Structured filters count
@@ -325,6 +311,27 @@ class StoreReader:
         at = 0
         while at < len(walk.order):
             first = walk.order[at : at + 1]
+            if (
+                newest_first
+                and not apart
+                and top.full
+                and result.count >= max_count
+                and not top.can_take(walk.own_keys[first], walk.best_ids[first])[0]
+            ):
+                # Only receive-timed events may still beat the rows held.
+                apart = take_received_first(
+                    plan.scanner,
+                    where.rows_mask if filtered else None,
+                    plan.confirm,
+                    confirmed,
+                    segments,
+                    walk,
+                    at,
+                    top,
+                    deadline,
+                    budget,
+                )
+                first = walk.order[at : at + 1]
             if not top.can_take(walk.keys[first], walk.best_ids[first])[0]:
                 # Rows settled: no chunk left can beat them. Count what is missing.
                 if result.count >= max_count:

@@ -8,11 +8,16 @@ with them spread over every chunk (plain-text lines among timed ones, the
 simulator's Python-variant headers), the newest 100 matches cost a read of
 every chunk, as much as counting them all.
 
-When such events are few, `take_received_first` tests their rows alone: their
-lines are gathered into one buffer and scanned once (a scan per line costs
-5-6 µs), and the matches are offered to the top rows. The walk then orders
-chunks by their own-timed events only, and offers only those rows of the
-chunks it reads (the others were offered already); it still counts every match.
+Once the walk holds its `limit` rows and has counted `max_count` matches, and
+only such events keep it going, `take_received_first` tests the rows of those
+events in the chunks left, when they are few: their lines are gathered into one
+buffer and scanned once (a scan per line costs 5-6 µs), and the matches are
+offered to the top rows. The walk then orders the chunks left by their own-timed
+events only, and offers only those rows of the chunks it reads (the others were
+offered already); it still counts every match it reads. Not before: a lookup
+whose matches are fewer than `limit` reads every chunk anyway, most of them
+ruled out by the token index without a read, where testing these rows would
+add to its cost.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.event import Event
+from logcaster.store.index import SegmentIndex
 from logcaster.store.order import TopRows
 from logcaster.store.scan import Scanner
 from logcaster.store.scan_pool import time_limit_error
@@ -46,26 +52,29 @@ def take_received_first(
     confirmed: Confirm,
     segments: list[SegmentView],
     walk: Walk,
+    at: int,
     top: TopRows,
     deadline: float,
     budget: ScanBudget,
 ) -> bool:
-    """Offer the walk's matching receive-timed rows to `top` and order the walk by
-    own-timed events only; False (nothing done) when they are too many to pay.
-    `where_mask`: the structured filter's row mask (None: no filter)."""
-    held = walk.received > 0
+    """Offer the matching receive-timed rows of the chunks the walk has yet to read
+    (from position `at`) to `top`, and walk those by own-timed events only; False
+    (nothing done) when they are too many to pay. `where_mask`: the structured
+    filter's row mask (None: no filter)."""
+    rest = walk.order[at:]
+    held = rest[walk.received[rest] > 0]
     total = int(walk.received[held].sum())
-    rows_walked = sum(
-        int(segments[p].index.chunks["count"][walk.chunks[walk.parts == p]].sum())
-        for p in np.unique(walk.parts).tolist()
+    rows_left = sum(
+        int(segments[p].index.chunks["count"][walk.chunks[rest[walk.parts[rest] == p]]].sum())
+        for p in np.unique(walk.parts[rest]).tolist()
     )
-    if total == 0 or total > MAX_ROWS or total > rows_walked * MAX_SHARE:
+    if total == 0 or total > MAX_ROWS or total > rows_left * MAX_SHARE:
         return False
     for part in np.unique(walk.parts[held]).tolist():
         seg = segments[part]
         index = seg.index
-        chunks = np.sort(walk.chunks[held & (walk.parts == part)]).tolist()
-        rows = np.flatnonzero(index.cols["own_ts"] == 0).astype(np.int64)
+        chunks = np.sort(walk.chunks[held[walk.parts[held] == part]]).tolist()
+        rows = received_rows(index)
         rows = rows[in_chunks(rows, index.chunks, chunks)]
         if where_mask is not None:
             rows = rows[where_mask(index.cols[rows])]
@@ -75,20 +84,28 @@ def take_received_first(
         if confirm is not None and len(rows):
             rows = confirmed(confirm, seg, rows, deadline)
         top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
-    walk.received_apart()
+    walk.received_apart(at)
     return True
+
+
+def received_rows(index: SegmentIndex) -> I64:
+    """The rows of `index` timed by their receive time, ascending (kept with it)."""
+    if index.received is None:
+        index.received = np.flatnonzero(index.cols["own_ts"] == 0).astype(np.int64)
+    return index.received
 
 
 def matching_rows(scanner: Scanner, seg: SegmentView, rows: I64, deadline: float) -> I64:
     """Which of `rows` (ascending) match `scanner`: their lines gathered and scanned once."""
     index = seg.index
-    offsets = index.cols["offset"].astype(np.int64)
-    starts = offsets[rows]
+    offsets = index.cols["offset"]
+    starts = offsets[rows].astype(np.int64)
     # A row's line ends where the next line starts: the next row's, or the next
     # block's header. (Bytes past the line's newline are other lines: a match
     # there starts at no row's place and is dropped below.)
     last = int(index.chunks["byte_end"][-1])
-    after = np.append(offsets[1:], last)[rows]
+    after = offsets[np.minimum(rows + 1, len(offsets) - 1)].astype(np.int64)
+    after[rows + 1 >= len(offsets)] = last
     headers = index.blocks["header_offset"].astype(np.int64)
     nxt = np.searchsorted(headers, starts, side="right")
     header = np.where(nxt < len(headers), headers[np.minimum(nxt, len(headers) - 1)], last)

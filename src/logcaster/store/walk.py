@@ -76,19 +76,21 @@ class Walk:
         self.parts: I64 = np.concatenate(parts)
         self.chunks: I64 = np.concatenate(chunks)
         self.keys: F64 = np.concatenate(keys)
-        self._own_keys: F64 = np.concatenate(own)
+        self.own_keys: F64 = np.concatenate(own)
         self.received: I64 = np.concatenate(received)
         self.known: I64 = np.concatenate(known)
         self.best_ids: I64 = np.concatenate(best)
         self.newest_first = newest_first
         self.order: I64 = self._order()
 
-    def _order(self) -> I64:
-        order = np.lexsort((self.chunks, self.parts, self.keys))
+    def _order(self, rest: I64 | None = None) -> I64:
+        """The walk (of the entries `rest` only): by key, ties newer chunk first."""
+        at = np.arange(len(self.keys)) if rest is None else rest
+        order = at[np.lexsort((self.chunks[at], self.parts[at], self.keys[at]))]
         return order[::-1] if self.newest_first else order
 
-    def received_apart(self) -> None:
-        """Walk by the own-timed events' times only: the receive-timed ones were
-        taken apart (store/received_first.py)."""
-        self.keys = self._own_keys
-        self.order = self._order()
+    def received_apart(self, at: int) -> None:
+        """Walk the chunks from position `at` on by their own-timed events' times
+        only: the receive-timed ones were taken apart (store/received_first.py)."""
+        self.keys = self.own_keys
+        self.order = np.concatenate((self.order[:at], self._order(self.order[at:])))
