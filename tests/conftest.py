@@ -18,23 +18,6 @@ ServerFactory = Callable[..., ServerProcess]
 # ruff would call the names unused.
 pytest_plugins = ["tests.browser_helpers"]
 
-# The files that take a worker longest (from the suite's --durations: a minute or
-# more each), scheduled first: with --dist loadfile a file runs whole on one
-# worker, and one of these collected last ran alone at the end of the suite.
-SLOW_FILES = (
-    "test_scaleout_faults.py",
-    "test_bench_smoke.py",
-    "test_sinks_forward_failover.py",
-    "test_acks.py",
-    "test_http_openapi.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: n for n, name in enumerate(SLOW_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable
-
-
 # Every server a test starts (in-process or not) gets an ephemeral HTTP port unless
 # the test sets one: the default, 8080, would collide between servers and runs.
 os.environ.setdefault("LOGCASTER_HTTP__PORT", "0")
