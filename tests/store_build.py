@@ -23,6 +23,15 @@ def token_index(directory: Path, chunk_bytes: int) -> None:
     terms.close()
 
 
+def batches_of(lines: list[bytes], received: float, step: float, per: int = 200) -> list[Batch]:
+    """`lines` as batches of `per` from id 1, the batch at line a received at
+    `received + a * step`."""
+    return [
+        Batch(1 + a, received + a * step, "tcp:x", lines[a : a + per])
+        for a in range(0, len(lines), per)
+    ]
+
+
 def build_store(
     directory: Path, batches: list[Batch], *, max_bytes: int, chunk_bytes: int
 ) -> list[Event]:

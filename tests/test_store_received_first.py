@@ -13,11 +13,10 @@ import pytest
 
 from logcaster.event import Event
 from logcaster.options import QueryConfig
-from logcaster.pipeline.batch import Batch
 from logcaster.query.parser import build_query, parse_params
 from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.reader import StoreReader
-from tests.store_build import build_store
+from tests.store_build import batches_of, build_store
 
 LINES = 12_000
 START = 1768867200.0  # the lines' own times run from here, a second apart
@@ -55,10 +54,7 @@ def texts(n: int, seed: int) -> list[bytes]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Event]]:
     directory = tmp_path_factory.mktemp("received")
-    lines = texts(LINES, 5)
-    batches = [
-        Batch(1 + a, RECEIVED + a / 1000, "tcp:x", lines[a : a + 200]) for a in range(0, LINES, 200)
-    ]
+    batches = batches_of(texts(LINES, 5), RECEIVED, 1 / 1000)
     return directory, build_store(directory, batches, max_bytes=256 * 1024, chunk_bytes=16 * 1024)
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from logcaster.event import Event
 from logcaster.options import QueryConfig
-from logcaster.pipeline.batch import Batch
 from logcaster.query.parser import build_query, parse_params
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, parse_segment_name
 from logcaster.store.catalog import active_first_id, delete_index, index_base
@@ -23,7 +22,7 @@ from logcaster.store.reader import StoreReader
 from logcaster.store.segment_bloom import SegmentBlooms, bloom_ok, bloom_path, ensure_bloom
 from logcaster.store.term_lookup import TermPlan
 from logcaster.store.terms import TERM_DTYPE, term_paths
-from tests.store_build import build_store, token_index
+from tests.store_build import batches_of, build_store, token_index
 
 CHUNK = 16 * 1024
 LINES = 12_000
@@ -53,10 +52,7 @@ def texts(n: int, seed: int) -> list[bytes]:
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Event]]:
     """Segments of ~128 KiB in 16 KiB chunks, indexed as the processes do."""
     directory = tmp_path_factory.mktemp("sbloom")
-    lines = texts(LINES, 3)
-    batches = [
-        Batch(1 + a, 1768867200.0 + a, "tcp:x", lines[a : a + 200]) for a in range(0, LINES, 200)
-    ]
+    batches = batches_of(texts(LINES, 3), 1768867200.0, 1.0)
     return directory, build_store(directory, batches, max_bytes=128 * 1024, chunk_bytes=CHUNK)
 
 
@@ -148,8 +144,7 @@ def test_no_filter_while_a_chunk_lacks_its_token_record(tmp_path: Path) -> None:
     filter would not hold that chunk's values."""
     directory = tmp_path / "data"
     directory.mkdir()
-    lines = texts(3000, 9)
-    batches = [Batch(1 + a, 1768867200.0, "tcp:x", lines[a : a + 100]) for a in range(0, 3000, 100)]
+    batches = batches_of(texts(3000, 9), 1768867200.0, 0.0, per=100)
     build_store(directory, batches, max_bytes=64 * 1024, chunk_bytes=CHUNK)
     base, _ = rotated_bases(directory)[0]
     records = term_paths(base)[2]
@@ -208,8 +203,7 @@ def test_a_filter_that_cannot_be_written_waits_for_the_next_start(
     process logs it and goes on; lookups ask that segment's chunk filters."""
     directory = tmp_path / "data"
     directory.mkdir()
-    lines = texts(3000, 4)
-    batches = [Batch(1 + a, 1768867200.0, "tcp:x", lines[a : a + 100]) for a in range(0, 3000, 100)]
+    batches = batches_of(texts(3000, 4), 1768867200.0, 0.0, per=100)
     events = build_store(directory, batches, max_bytes=64 * 1024, chunk_bytes=CHUNK)
     base, first = rotated_bases(directory)[1]
     bloom_path(base).unlink()
