@@ -32,7 +32,9 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], *words: st
 
 
 def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_cli("serve", "--port", "0", "--query-port", "0", *args, env=env, timeout=20)
+    return run_cli(
+        "serve", "--port", "0", "--query-port", "0", "--http-port", "0", *args, env=env, timeout=20
+    )
 
 
 # --- start-up failures: one line, exit 2 ---------------------------------------------
@@ -85,7 +87,9 @@ def test_port_in_use() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run_cli("serve", "--port", "0", "--query-port", str(port), timeout=20)
+        result = run_cli(
+            "serve", "--port", "0", "--query-port", str(port), "--http-port", "0", timeout=20
+        )
     assert_one_line_failure(result, "query.port", f"127.0.0.1:{port}", "in use")
 
 
