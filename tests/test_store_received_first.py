@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ from logcaster.options import QueryConfig
 from logcaster.query.parser import build_query, parse_params
 from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.reader import StoreReader
+from logcaster.store.received_first import matching_rows, received_rows
+from logcaster.store.scan import Scanner
+from logcaster.store.search import ids_of_rows
 from tests.store_build import batches_of, build_store
 
 LINES = 12_000
@@ -108,3 +112,35 @@ def test_newest_first_answers_equal_a_full_read(
     if max_count < 1000:
         # The walk stopped after the newest chunks: far from every event was read.
         assert result.scanned < len(events) / 2
+
+
+def test_received_rows_match_with_and_without_a_block_table(
+    store: tuple[Path, list[Event]],
+) -> None:
+    """A row's line ends at the next row or block header; an index without a block
+    table (it may be empty) gives the same rows."""
+    directory, events = store
+    by_id = {e.id: e for e in events}
+    scanner = Scanner(["timeout"])
+    reader = StoreReader(directory)
+    try:
+        segments, _ = reader.snapshot(indexed_on_disk(directory))
+        checked = 0
+        for seg in segments:
+            rows = received_rows(seg.index)
+            hits = matching_rows(scanner, seg, rows, time.monotonic() + 30)
+            bare = replace(
+                seg, index=replace(seg.index, blocks=seg.index.blocks[:0], received=None)
+            )
+            assert (
+                matching_rows(scanner, bare, rows, time.monotonic() + 30).tolist() == hits.tolist()
+            )
+            ids = ids_of_rows(seg.index, rows).tolist()
+            want = [
+                r for r, i in zip(rows.tolist(), ids, strict=True) if "timeout" in by_id[i].body
+            ]
+            assert hits.tolist() == want
+            checked += len(want)
+        assert checked > 0
+    finally:
+        reader.close()

@@ -14,3 +14,19 @@ SYSLOG_SEVERITY_LEVELS: tuple[str, ...] = (
     "INFO",
     "DEBUG",
 )
+
+# English month abbreviations, as syslog's BSD header and access logs write them.
+MONTH_NAMES: tuple[str, ...] = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.parsing.codes import LEVEL_CODES
+from logcaster.parsing.formats import MONTH_NAMES
 
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
@@ -271,26 +272,7 @@ _ACCESS_HEAD = 48
 _ACCESS_TIME = 27
 _ACCESS_DIGITS = np.array([0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 22, 23, 24, 25])
 _ACCESS_SEPS = {2: b"/", 6: b"/", 11: b":", 14: b":", 17: b":", 20: b" ", 26: b"]"}
-_MONTH_KEYS = np.array(
-    [
-        int.from_bytes(m, "big")
-        for m in (
-            b"Jan",
-            b"Feb",
-            b"Mar",
-            b"Apr",
-            b"May",
-            b"Jun",
-            b"Jul",
-            b"Aug",
-            b"Sep",
-            b"Oct",
-            b"Nov",
-            b"Dec",
-        )
-    ]
-)
-_MONTH_ORDER = np.argsort(_MONTH_KEYS)
+_MONTH_KEYS = np.array([int.from_bytes(m.encode(), "big") for m in MONTH_NAMES])
 
 
 def parse_access_rows(buf: U8, starts: I64, received: F64) -> tuple[F64, Bool]:
@@ -309,9 +291,9 @@ def parse_access_rows(buf: U8, starts: I64, received: F64) -> tuple[F64, Bool]:
         ok &= r[:, at] == sep[0]
     ok &= (r[:, 21] == ord("+")) | (r[:, 21] == ord("-"))
     key = (r[:, 3].astype(np.int64) << 16) | (r[:, 4].astype(np.int64) << 8) | r[:, 5]
-    slot = _MONTH_ORDER[np.minimum(np.searchsorted(_MONTH_KEYS[_MONTH_ORDER], key), 11)]
-    ok &= _MONTH_KEYS[slot] == key
-    month = slot + 1
+    named = key[:, None] == _MONTH_KEYS
+    ok &= named.any(axis=1)
+    month = np.argmax(named, axis=1) + 1
     rows = np.full((n, 23), ord("0"), np.uint8)
     rows[:, 0:4] = r[:, 7:11]
     rows[:, 4] = rows[:, 7] = ord("-")

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from logcaster.event import Event, normalize_level
+from logcaster.parsing.formats import MONTH_NAMES
 from logcaster.parsing.syslog import split_syslog, syslog_level
 
 # [LEVEL] 2026-01-19 15:30:01.234 service/version [pod/NAME]: message
@@ -41,12 +42,7 @@ _ACCESS_LINE = re.compile(
     r"\S+ \S+ \S+ \[(?P<day>\d\d)/(?P<month>[A-Z][a-z]{2})/(?P<year>\d{4}):"
     r"(?P<minute>\d\d:\d\d):(?P<second>\d\d) (?P<zone>[+-]\d{4})\]"
 )
-_MONTHS = {
-    name: n
-    for n, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
+_MONTHS = {name: number for number, name in enumerate(MONTH_NAMES, 1)}
 # A leading level word: "ERROR message", "ERROR: message", "[ERROR] message", "error|..."
 _LEVEL_WORD = re.compile(r"\[?(?P<level>[A-Za-z]{3,11})\]?(?:[:|\]]|\s|$)\s*")
 

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from logcaster.parsing.formats import SYSLOG_SEVERITY_LEVELS
+from logcaster.parsing.formats import MONTH_NAMES, SYSLOG_SEVERITY_LEVELS
 
 __all__ = ["SyslogHeader", "bsd_time", "split_syslog", "syslog_level"]
 
@@ -67,12 +67,7 @@ _TAG = re.compile(
 _TAG_ONLY = re.compile(r"[^\s:\[\]\"'{}=<>]+\[[^\s\]]*\]\Z")  # prog[pid], a whole word
 _HOST = re.compile(r"[\w.@/-]{1,255}(?= |\Z)")
 _WORD = re.compile(r"\S*")
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
+_MONTHS = {name.lower(): number for number, name in enumerate(MONTH_NAMES, 1)}
 _LEVELS = SYSLOG_SEVERITY_LEVELS
 
 

@@ -27,20 +27,17 @@ I64 = npt.NDArray[np.int64]
 
 
 def chunk_keys(
-    chunks: npt.NDArray[np.void],
-    newest_first: bool,
-    where: RowFilter,
-    with_received: bool = True,
-) -> F64:
+    chunks: npt.NDArray[np.void], newest_first: bool, where: RowFilter
+) -> tuple[F64, F64]:
     """The best event time a match in each chunk may have: the latest (newest
-    first) or earliest (oldest first).
+    first) or earliest (oldest first); then the same over its own-timed events
+    only (the walk's order once the receive-timed rows were taken apart:
+    store/received_first.py).
 
     Own-timed and receive-timed events are summarized apart; a part the
     level or time filter rules out does not count (plain-text events, timed
     by their receive time, would otherwise make every chunk look newest for
-    `level=FATAL`); `with_received` False leaves the receive-timed part out (the
-    search took those rows first: store/received_first.py). -inf/+inf:
-    nothing in the chunk can match."""
+    `level=FATAL`). -inf/+inf: nothing in the chunk can match."""
     levels = chunks["levels"].astype(np.int64)
     r_levels = chunks["rlevels"].astype(np.int64)
     if where.levels is not None:
@@ -50,7 +47,6 @@ def chunk_keys(
     else:
         own_ok = (levels - r_levels).sum(axis=1) > 0
         received_ok = r_levels.sum(axis=1) > 0
-    received_ok &= with_received
     if where.timed:
         own_ok &= where.covers(chunks["ts_min"], chunks["ts_max"]) != Cover.NONE.value
         received_ok &= where.covers(chunks["rts_min"], chunks["rts_max"]) != Cover.NONE.value
@@ -58,8 +54,10 @@ def chunk_keys(
     own = np.where(own_ok, chunks[f"ts_{edge}"], np.nan)
     received = np.where(received_ok, chunks[f"rts_{edge}"], np.nan)
     best = np.fmax(own, received) if newest_first else np.fmin(own, received)
-    keys: F64 = np.where(np.isnan(best), -np.inf if newest_first else np.inf, best)
-    return keys.astype(np.float64)
+    none = -np.inf if newest_first else np.inf
+    keys: F64 = np.where(np.isnan(best), none, best).astype(np.float64)
+    own_keys: F64 = np.where(np.isnan(own), none, own).astype(np.float64)
+    return keys, own_keys
 
 
 @dataclass(slots=True)

@@ -106,10 +106,9 @@ def matching_rows(scanner: Scanner, seg: SegmentView, rows: I64, deadline: float
     last = int(index.chunks["byte_end"][-1])
     after = offsets[np.minimum(rows + 1, len(offsets) - 1)].astype(np.int64)
     after[rows + 1 >= len(offsets)] = last
-    headers = index.blocks["header_offset"].astype(np.int64)
-    nxt = np.searchsorted(headers, starts, side="right")
-    header = np.where(nxt < len(headers), headers[np.minimum(nxt, len(headers) - 1)], last)
-    ends = np.minimum(after, header) if len(headers) else after
+    # (Appending `last` keeps the lookup in bounds, also for an empty block table.)
+    headers = np.append(index.blocks["header_offset"].astype(np.int64), last)
+    ends = np.minimum(after, headers[np.searchsorted(headers[:-1], starts, side="right")])
     buf = seg.buf
     lines = [buf[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
     joined = b"".join(lines)

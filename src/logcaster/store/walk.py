@@ -64,8 +64,9 @@ class Walk:
             kept, counts, table = kept[left], counts[left], table[left]
             parts.append(np.full(len(kept), n, np.int64))
             chunks.append(kept)
-            keys.append(chunk_keys(table, newest_first, where))
-            own.append(chunk_keys(table, newest_first, where, with_received=False))
+            key, own_key = chunk_keys(table, newest_first, where)
+            keys.append(key)
+            own.append(own_key)
             received.append(table["rlevels"].astype(np.int64).sum(axis=1))
             known.append(counts)
             # The chunk's best id, for ties: its last newest first, its first oldest first.
