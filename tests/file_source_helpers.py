@@ -113,10 +113,16 @@ class Writer:
         per_write: int = 50,
         pause: float = 0.002,
         trace_every: int = 0,
+        hold_at: int | None = None,
     ) -> None:
         """`trace_every`: after every that many lines, a Python stack trace (three lines
-        a multi-line framer groups into one event)."""
+        a multi-line framer groups into one event). `hold_at`: once that many lines
+        are written, wait for `release()` (a test acting mid-stream, which a fast
+        writer would otherwise finish before)."""
         self.trace_every = trace_every
+        self.hold_at = hold_at
+        self.held = threading.Event()
+        self._released = threading.Event()
         self.path = path
         self.total = total
         self.per_write = per_write
@@ -133,6 +139,9 @@ class Writer:
         f = open(self.path, "ab")  # noqa: SIM115 - reopened in the loop
         try:
             while self.written < self.total:
+                if self.written == self.hold_at:
+                    self.held.set()
+                    self._released.wait(60)
                 if self.reopen.is_set():
                     self.reopen.clear()
                     f.close()
@@ -146,6 +155,9 @@ class Writer:
                 time.sleep(self.pause)
         finally:
             f.close()
+
+    def release(self) -> None:
+        self._released.set()
 
     def join(self, timeout: float = 60.0) -> None:
         self._thread.join(timeout)

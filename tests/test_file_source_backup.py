@@ -36,9 +36,11 @@ def test_a_restored_file_source_resumes_exactly_once(
     config = write_config(tmp_path / "c.yaml", [{"paths": [str(log)], "service": "app"}])
     source = start(server_factory, config, data)
     n = 40_000
-    writer = Writer(log, n).start()
+    # The snapshot is taken mid-file: the writer holds at half until it is.
+    writer = Writer(log, n, hold_at=n // 2).start()
     wait_for("lines stored", lambda: len(stored_texts(data)), at_least(n // 3))
     snapshot = run_backup(data, tmp_path / "backup.tar")["snapshot_id"]
+    writer.release()
     writer.join()
     wait_stored(data, n)
     source.stop()
