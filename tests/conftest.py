@@ -18,6 +18,30 @@ ServerFactory = Callable[..., ServerProcess]
 # ruff would call the names unused.
 pytest_plugins = ["tests.browser_helpers"]
 
+# The files that take a worker longest (the suite's --durations, summed per file:
+# 35 s to 200 s each), longest first, then the rest in collection order
+# (pyproject's --no-loadscope-reorder: xdist's default order, most tests first,
+# put the one-test scale-out scenario last, where it ran alone for minutes).
+# With --dist loadfile a file runs whole on one worker.
+SLOW_FILES = (
+    "test_bench_smoke.py",
+    "test_scaleout_faults.py",
+    "test_sinks_forward_failover.py",
+    "test_acks.py",
+    "test_tls_listeners.py",
+    "test_http_ingest.py",
+    "test_http_openapi.py",
+    "test_sinks_forward_spool.py",
+    "test_simulate.py",
+    "test_sinks_forward_slow.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable
+
+
 # Every server a test starts (in-process or not) gets an ephemeral HTTP port unless
 # the test sets one: the default, 8080, would collide between servers and runs.
 os.environ.setdefault("LOGCASTER_HTTP__PORT", "0")
