@@ -1,6 +1,9 @@
-"""Newest-first answers over a store where a few events in every chunk have no time
-of their own (store/received_first.py): their rows are tested first, the walk
-then stops after the newest chunks, and the answer is the one a full read gives."""
+"""Answers over a store where a few events in every chunk have no time of their own.
+
+Newest first (store/received_first.py): their rows are tested first, the walk
+then stops after the newest chunks. Within a recent window (or of a rare level)
+only the rows that pass the structured filter are read (StoreReader.match_rows).
+Either way the answer is the one a full read gives."""
 
 from __future__ import annotations
 
@@ -17,9 +20,9 @@ from logcaster.options import QueryConfig
 from logcaster.query.parser import build_query, parse_params
 from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.reader import StoreReader
-from logcaster.store.received_first import matching_rows, received_rows
+from logcaster.store.received_first import received_rows
 from logcaster.store.scan import Scanner
-from logcaster.store.search import ids_of_rows
+from logcaster.store.search import ids_of_rows, matching_rows
 from tests.store_build import batches_of, build_store
 
 LINES = 12_000
@@ -28,14 +31,14 @@ RECEIVED = 1796594400.0  # later than every own time, as when logs are shipped l
 
 
 def texts(n: int, seed: int) -> list[bytes]:
-    """Timed logfmt lines, about 3% without a time (plain lines, Python-variant
+    """Timed logfmt lines, about 2% without a time (plain lines, Python-variant
     headers, a multi-line one), spread over every chunk."""
     rnd = random.Random(seed)
     out = []
     for i in range(n):
         word = rnd.choice(["timeout", "cart", "refused", "ok", "retry"])
         level = rnd.choice(["info", "warn", "error"])
-        if rnd.random() < 0.03:
+        if rnd.random() < 0.02:
             out.append(
                 rnd.choice(
                     [
@@ -74,6 +77,8 @@ def expected(events: list[Event], params: str) -> list[Event]:
                 ok &= re.search(value, ev.body) is not None
             elif key == "level":
                 ok &= ev.level == value
+            elif key == "time_from":
+                ok &= ev.ts >= float(value)
         if ok:
             out.append(ev)
     return sorted(out, key=lambda e: (e.ts, e.id), reverse=True)
@@ -128,13 +133,10 @@ def test_received_rows_match_with_and_without_a_block_table(
         checked = 0
         for seg in segments:
             rows = received_rows(seg.index)
-            hits = matching_rows(scanner, seg, rows, time.monotonic() + 30)
-            bare = replace(
-                seg, index=replace(seg.index, blocks=seg.index.blocks[:0], received=None)
-            )
-            assert (
-                matching_rows(scanner, bare, rows, time.monotonic() + 30).tolist() == hits.tolist()
-            )
+            hits = matching_rows(scanner, seg.buf, seg.index, rows, time.monotonic() + 30)
+            bare = replace(seg.index, blocks=seg.index.blocks[:0], received=None)
+            again = matching_rows(scanner, seg.buf, bare, rows, time.monotonic() + 30)
+            assert again.tolist() == hits.tolist()
             ids = ids_of_rows(seg.index, rows).tolist()
             want = [
                 r for r, i in zip(rows.tolist(), ids, strict=True) if "timeout" in by_id[i].body
@@ -144,3 +146,40 @@ def test_received_rows_match_with_and_without_a_block_table(
         assert checked > 0
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "few"),
+    [
+        # Keywords the token index cannot answer from its row bitmaps (a space in
+        # them): the chunks it leaves are read. Only the receive-timed rows (2%)
+        # can be in the window: they alone are read.
+        (f"keyword='timeout while' time_from={RECEIVED - 1}", True),
+        (f"regex='re(try|fused) while' level=ERROR time_from={RECEIVED - 1}", True),
+        (f"keyword='timeout n=' time_from={START + LINES / 2}", False),  # half the rows
+        ("keyword='timeout n=' level=WARN", False),  # a third of the rows
+    ],
+)
+def test_a_few_filtered_rows_are_read_alone(
+    store: tuple[Path, list[Event]], params: str, few: bool
+) -> None:
+    directory, events = store
+    want = expected(events, params)
+    assert want
+    query, _ = build_query(parse_params(params), QueryConfig())
+    reader = StoreReader(directory)
+    try:
+        result = reader.search(
+            query,
+            indexed_on_disk(directory),
+            limit=len(events),
+            max_count=10**9,
+            deadline=time.monotonic() + 30,
+            max_scan=10**9,
+        )
+    finally:
+        reader.close()
+    assert result.count == len(want)
+    assert sorted(e.id for e in result.rows) == sorted(e.id for e in want)
+    assert result.scanned > 0
+    assert (result.scanned < len(events) / 10) == few

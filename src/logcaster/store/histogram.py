@@ -16,8 +16,7 @@ import numpy.typing as npt
 
 from logcaster.query.model import Query
 from logcaster.store.reader import Plan, StoreReader, confirmed
-from logcaster.store.scan_pool import time_limit_error
-from logcaster.store.search import ScanBudget
+from logcaster.store.search import ScanBudget, time_limit_error
 
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]

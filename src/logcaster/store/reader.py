@@ -47,13 +47,15 @@ from logcaster.store.indexer import SERVICES_NAME
 from logcaster.store.order import TopRows
 from logcaster.store.received_first import take_received_first
 from logcaster.store.scan import Scanner
-from logcaster.store.scan_pool import ScanPool, time_limit_error
+from logcaster.store.scan_pool import ScanPool
 from logcaster.store.search import (
     ScanBudget,
     ids_of_rows,
     in_chunks,
+    matching_rows,
     rows_at_offsets,
     rows_in_chunks,
+    time_limit_error,
 )
 from logcaster.store.segment_bloom import SegmentBlooms
 from logcaster.store.segment_view import (
@@ -75,6 +77,10 @@ _MAX_GROUP = 64  # chunks in one scan step at most (~64 MiB)
 # A token-index decision over this many chunks that ruled none out and answered
 # none from bitmaps marks the segment fruitless for the query's plan (TermPlan).
 _LEARN_FROM = 16
+# The structured filter's rows of the chunks to scan are read alone when they are
+# at most 1/_FEW_ROWS of those chunks' rows: gathering a line and scanning it took
+# 600-900 ns, a line scanned in place 50-120 ns (1M-line default corpus).
+_FEW_ROWS = 32
 _STATS_TTL_S = 300.0  # byte statistics of recent text are this fresh
 
 
@@ -412,6 +418,7 @@ class StoreReader:
         if plan.scanner is None:
             budget.charge(int(chunks["count"][group].sum()))
             return rows_in_chunks(index, group, where)
+        filtered = where.levels is not None or where.services is not None or where.timed
         answered: list[I64] = []
         decided = False  # the token index took chunks out of the group
         view = None
@@ -431,8 +438,16 @@ class StoreReader:
                 terms.fruitless.add(base)
             group, answered = split.scan, split.rows
         kept = np.zeros(0, np.int64)
-        if group:
-            budget.charge(int(chunks["count"][group].sum()))
+        events = int(chunks["count"][group].sum())
+        if filtered and group and where.chunk_bounds(chunks[group]).sum() * _FEW_ROWS <= events:
+            # Few rows of the chunks left may pass the structured filter (a rare
+            # level, events timed by their receive time in a recent window): only
+            # the lines of those that do are read, gathered and scanned once.
+            few = rows_in_chunks(index, group, where)
+            budget.charge(len(few))
+            kept = matching_rows(plan.scanner, seg.buf, index, few, deadline)
+        elif group:
+            budget.charge(events)
             ranges = [(int(chunks[i]["byte_start"]), int(chunks[i]["byte_end"])) for i in group]
             if plan.scanner.confirm is not None and len(index.blocks):
                 plain = None
@@ -455,7 +470,7 @@ class StoreReader:
                 kept = kept[in_chunks(kept, chunks, group)]
         if answered:
             kept = np.sort(np.concatenate([kept, *answered]))
-        if where.levels is not None or where.services is not None or where.timed:
+        if filtered:
             kept = kept[where.rows_mask(cols[kept])]
         return kept
 

@@ -31,8 +31,7 @@ from logcaster.event import Event
 from logcaster.store.index import SegmentIndex
 from logcaster.store.order import TopRows
 from logcaster.store.scan import Scanner
-from logcaster.store.scan_pool import time_limit_error
-from logcaster.store.search import ScanBudget, ids_of_rows, in_chunks
+from logcaster.store.search import ScanBudget, ids_of_rows, in_chunks, matching_rows
 from logcaster.store.segment_view import SegmentView
 from logcaster.store.walk import Walk
 
@@ -80,7 +79,7 @@ def take_received_first(
             rows = rows[where_mask(index.cols[rows])]
         budget.charge(len(rows))
         if scanner is not None and len(rows):
-            rows = matching_rows(scanner, seg, rows, deadline)
+            rows = matching_rows(scanner, seg.buf, index, rows, deadline)
         if confirm is not None and len(rows):
             rows = confirmed(confirm, seg, rows, deadline)
         top.add(index.cols["ts"][rows], ids_of_rows(index, rows), part, rows)
@@ -93,31 +92,3 @@ def received_rows(index: SegmentIndex) -> I64:
     if index.received is None:
         index.received = np.flatnonzero(index.cols["own_ts"] == 0).astype(np.int64)
     return index.received
-
-
-def matching_rows(scanner: Scanner, seg: SegmentView, rows: I64, deadline: float) -> I64:
-    """Which of `rows` (ascending) match `scanner`: their lines gathered and scanned once."""
-    index = seg.index
-    offsets = index.cols["offset"]
-    starts = offsets[rows].astype(np.int64)
-    # A row's line ends where the next line starts: the next row's, or the next
-    # block's header. (Bytes past the line's newline are other lines: a match
-    # there starts at no row's place and is dropped below.)
-    last = int(index.chunks["byte_end"][-1])
-    after = offsets[np.minimum(rows + 1, len(offsets) - 1)].astype(np.int64)
-    after[rows + 1 >= len(offsets)] = last
-    # (Appending `last` keeps the lookup in bounds, also for an empty block table.)
-    headers = np.append(index.blocks["header_offset"].astype(np.int64), last)
-    ends = np.minimum(after, headers[np.searchsorted(headers[:-1], starts, side="right")])
-    buf = seg.buf
-    lines = [buf[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-    joined = b"".join(lines)
-    at = np.zeros(len(lines), np.int64)
-    np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines))[:-1], out=at[1:])
-    result = scanner.scan(joined, [(0, len(joined))], deadline=deadline)
-    if result.stopped == "deadline":
-        raise time_limit_error()
-    found = np.asarray(result.offsets, np.int64)
-    k = np.minimum(np.searchsorted(at, found), len(at) - 1)
-    hit: I64 = rows[k[at[k] == found]]
-    return hit

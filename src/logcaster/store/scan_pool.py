@@ -16,9 +16,9 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
-from logcaster.exceptions import QueryTimeout
 from logcaster.store.bulk_rows import PlainOf, rows_from_hits
 from logcaster.store.scan import Scanner
+from logcaster.store.search import time_limit_error
 from logcaster.store.segment_view import SegmentView
 
 I64 = npt.NDArray[np.int64]
@@ -182,7 +182,3 @@ def _spans(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             spans.append((lo, hi))
     return spans
-
-
-def time_limit_error() -> QueryTimeout:
-    return QueryTimeout("query exceeded its time limit")

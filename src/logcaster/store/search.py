@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from logcaster.exceptions import QueryLimitError
+from logcaster.exceptions import QueryLimitError, QueryTimeout
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import SegmentIndex
 from logcaster.store.scan import Buffer, Scanner
@@ -38,6 +38,10 @@ class ScanBudget:
         self.scanned += events
         if self.scanned > self.limit:
             raise scan_limit_error(self.limit)
+
+
+def time_limit_error() -> QueryTimeout:
+    return QueryTimeout("query exceeded its time limit")
 
 
 def scan_limit_error(max_scan: int) -> QueryLimitError:
@@ -141,3 +145,34 @@ def in_chunks(rows: I64, chunks: npt.NDArray[np.void], group: list[int]) -> npt.
     at = np.searchsorted(starts, rows, side="right") - 1
     inside: npt.NDArray[np.bool_] = (at >= 0) & (rows < ends[np.maximum(at, 0)])
     return inside
+
+
+def matching_rows(
+    scanner: Scanner, buf: Buffer, index: SegmentIndex, rows: I64, deadline: float
+) -> I64:
+    """Which of `rows` (ascending) match `scanner`: their lines gathered and scanned
+    once (a few rows of many chunks: cheaper than scanning the chunks)."""
+    if not len(rows):
+        return rows
+    offsets = index.cols["offset"]
+    starts = offsets[rows].astype(np.int64)
+    # A row's line ends where the next line starts: the next row's, or the next
+    # block's header. (Bytes past the line's newline are other lines: a match
+    # there starts at no row's place and is dropped below.)
+    last = int(index.chunks["byte_end"][-1])
+    after = offsets[np.minimum(rows + 1, len(offsets) - 1)].astype(np.int64)
+    after[rows + 1 >= len(offsets)] = last
+    # (Appending `last` keeps the lookup in bounds, also for an empty block table.)
+    headers = np.append(index.blocks["header_offset"].astype(np.int64), last)
+    ends = np.minimum(after, headers[np.searchsorted(headers[:-1], starts, side="right")])
+    lines = [buf[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    joined = b"".join(lines)
+    at = np.zeros(len(lines), np.int64)
+    np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines))[:-1], out=at[1:])
+    result = scanner.scan(joined, [(0, len(joined))], deadline=deadline)
+    if result.stopped == "deadline":
+        raise time_limit_error()
+    found = np.asarray(result.offsets, np.int64)
+    k = np.minimum(np.searchsorted(at, found), len(at) - 1)
+    hit: I64 = rows[k[at[k] == found]]
+    return hit
