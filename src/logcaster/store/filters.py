@@ -18,9 +18,6 @@ import numpy.typing as npt
 
 from logcaster.store.index import SegmentIndex
 
-B1 = npt.NDArray[np.bool_]
-I64 = npt.NDArray[np.int64]
-
 
 class Cover(Enum):
     NONE = 0  # no event of the chunk can match
@@ -106,44 +103,22 @@ class RowFilter:
             return np.array(
                 [-1 if (n := self.chunk_count(c)) is None else n for c in chunks], np.int64
             )
-        own, received = self._covers_of(chunks)
-        counts = self._level_sums(chunks, own == Cover.ALL.value, received == Cover.ALL.value)
-        undecided = (own == Cover.SOME.value) | (received == Cover.SOME.value)
-        return np.where(undecided, -1, counts).astype(np.int64)
-
-    def chunk_bounds(self, chunks: npt.NDArray[np.void]) -> npt.NDArray[np.int64]:
-        """At most how many events of each chunk match, from the summaries alone: a
-        time range that cuts a chunk's own-timed (or receive-timed) events counts
-        all of them of the filter's levels; services are not looked at."""
-        own, received = self._covers_of(chunks)
-        return self._level_sums(chunks, own != Cover.NONE.value, received != Cover.NONE.value)
-
-    def _covers_of(
-        self, chunks: npt.NDArray[np.void]
-    ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8]]:
-        """Cover values of the chunks' own-timed and receive-timed events."""
-        if not self.timed:
-            every = np.full(len(chunks), Cover.ALL.value, np.int8)
-            return every, every
-        own = self.covers(chunks["ts_min"], chunks["ts_max"])
-        return own, self.covers(chunks["rts_min"], chunks["rts_max"])
-
-    def _level_sums(
-        self,
-        chunks: npt.NDArray[np.void],
-        own: npt.NDArray[np.bool_],
-        received: npt.NDArray[np.bool_],
-    ) -> npt.NDArray[np.int64]:
-        """Per chunk, its events of the filter's levels among its own-timed events where
-        `own` and its receive-timed ones where `received`."""
         all_levels = chunks["levels"].astype(np.int64)
         r_levels = chunks["rlevels"].astype(np.int64)
-        levels = np.where(own[:, None], all_levels - r_levels, 0)
-        levels += np.where(received[:, None], r_levels, 0)
+        if self.timed:
+            own = self.covers(chunks["ts_min"], chunks["ts_max"])
+            received = self.covers(chunks["rts_min"], chunks["rts_max"])
+        else:
+            own = received = np.full(len(chunks), Cover.ALL.value, np.int8)
+        levels = np.where((own == Cover.ALL.value)[:, None], all_levels - r_levels, 0)
+        levels += np.where((received == Cover.ALL.value)[:, None], r_levels, 0)
         if self.levels is not None:
             codes = [code for code in self.levels if code < levels.shape[1]]
-            return np.asarray(levels[:, codes].sum(axis=1), np.int64)
-        return np.asarray(levels.sum(axis=1), np.int64)
+            counts = levels[:, codes].sum(axis=1)
+        else:
+            counts = levels.sum(axis=1)
+        undecided = (own == Cover.SOME.value) | (received == Cover.SOME.value)
+        return np.where(undecided, -1, counts).astype(np.int64)
 
     def covers(
         self, low: npt.NDArray[np.float64], high: npt.NDArray[np.float64]

@@ -50,6 +50,7 @@ from logcaster.store.scan import Scanner
 from logcaster.store.scan_pool import ScanPool
 from logcaster.store.search import (
     ScanBudget,
+    few_rows,
     ids_of_rows,
     in_chunks,
     matching_rows,
@@ -439,11 +440,11 @@ class StoreReader:
             group, answered = split.scan, split.rows
         kept = np.zeros(0, np.int64)
         events = int(chunks["count"][group].sum())
-        if filtered and group and where.chunk_bounds(chunks[group]).sum() * _FEW_ROWS <= events:
-            # Few rows of the chunks left may pass the structured filter (a rare
-            # level, events timed by their receive time in a recent window): only
-            # the lines of those that do are read, gathered and scanned once.
-            few = rows_in_chunks(index, group, where)
+        few = few_rows(index, group, where, events // _FEW_ROWS) if filtered and group else None
+        if few is not None:
+            # Few rows of the chunks left pass the structured filter (a rare level,
+            # events timed by their receive time in a recent window): only their
+            # lines are read, gathered and scanned once.
             budget.charge(len(few))
             kept = matching_rows(plan.scanner, seg.buf, index, few, deadline)
         elif group:

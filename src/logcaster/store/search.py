@@ -120,6 +120,30 @@ def rows_in_chunks(index: SegmentIndex, chunks: list[int], where: RowFilter) -> 
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def few_rows(index: SegmentIndex, chunks: list[int], where: RowFilter, most: int) -> I64 | None:
+    """The rows of the given chunks (ascending) that pass the structured filter, if
+    at most `most`; else None. The chunk summaries count most chunks exactly; only
+    those they cannot decide (a time range cut by the window) are counted row by row,
+    and only while the total may stay within `most`."""
+    table = index.chunks[chunks]
+    counts = where.chunk_counts(table)
+    if int(counts[counts > 0].sum()) > most:
+        return None
+    total = 0
+    parts = []
+    for i, n in zip(chunks, counts.tolist(), strict=True):
+        if n == 0:
+            continue
+        start = int(index.chunks[i]["row_start"])
+        end = start + int(index.chunks[i]["count"])
+        rows = np.flatnonzero(where.rows_mask(index.cols[start:end]))
+        total += len(rows)
+        if total > most:
+            return None
+        parts.append(rows.astype(np.int64) + start)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def rows_at_offsets(cols: npt.NDArray[np.void], lo: int, hi: int, offsets: list[int]) -> I64:
     """The index rows in [lo, hi) whose lines start at `offsets`, ascending.
 
