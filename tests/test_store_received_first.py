@@ -19,7 +19,7 @@ from logcaster.event import Event
 from logcaster.options import QueryConfig
 from logcaster.query.parser import build_query, parse_params
 from logcaster.store.indexer import indexed_on_disk
-from logcaster.store.reader import StoreReader
+from logcaster.store.reader import StoreReader, StoreResult
 from logcaster.store.received_first import received_rows
 from logcaster.store.scan import Scanner
 from logcaster.store.search import ids_of_rows, matching_rows
@@ -84,6 +84,22 @@ def expected(events: list[Event], params: str) -> list[Event]:
     return sorted(out, key=lambda e: (e.ts, e.id), reverse=True)
 
 
+def search(directory: Path, params: str, limit: int, max_count: int) -> StoreResult:
+    query, _ = build_query(parse_params(params), QueryConfig())
+    reader = StoreReader(directory)
+    try:
+        return reader.search(
+            query,
+            indexed_on_disk(directory),
+            limit=limit,
+            max_count=max_count,
+            deadline=time.monotonic() + 30,
+            max_scan=10**9,
+        )
+    finally:
+        reader.close()
+
+
 @pytest.mark.parametrize(
     "params",
     ["keyword=timeout", "keyword=refused level=ERROR", "regex=re(try|fused)", "level=WARN"],
@@ -95,19 +111,7 @@ def test_newest_first_answers_equal_a_full_read(
     directory, events = store
     want = expected(events, params)
     assert any(e.ts == e.received_at for e in want[:limit])  # untimed rows are among them
-    query, _ = build_query(parse_params(params), QueryConfig())
-    reader = StoreReader(directory)
-    try:
-        result = reader.search(
-            query,
-            indexed_on_disk(directory),
-            limit=limit,
-            max_count=max_count,
-            deadline=time.monotonic() + 30,
-            max_scan=10**9,
-        )
-    finally:
-        reader.close()
+    result = search(directory, params, limit, max_count)
     assert [e.id for e in result.rows] == [e.id for e in want[:limit]]
     # Counted exactly up to max_count (the planner shows more as "max_count+").
     if result.capped or result.count >= max_count:
@@ -166,19 +170,7 @@ def test_a_few_filtered_rows_are_read_alone(
     directory, events = store
     want = expected(events, params)
     assert want
-    query, _ = build_query(parse_params(params), QueryConfig())
-    reader = StoreReader(directory)
-    try:
-        result = reader.search(
-            query,
-            indexed_on_disk(directory),
-            limit=len(events),
-            max_count=10**9,
-            deadline=time.monotonic() + 30,
-            max_scan=10**9,
-        )
-    finally:
-        reader.close()
+    result = search(directory, params, len(events), 10**9)
     assert result.count == len(want)
     assert sorted(e.id for e in result.rows) == sorted(e.id for e in want)
     assert result.scanned > 0
