@@ -38,6 +38,11 @@ class RowFilter:
     def timed(self) -> bool:
         return self.time_from is not None or self.time_to is not None
 
+    @property
+    def narrows(self) -> bool:
+        """Any test at all: a level, a service or a time bound."""
+        return self.levels is not None or self.services is not None or self.timed
+
     def _range_cover(self, low: float, high: float) -> Cover:
         """How one time range of a chunk meets the filter's (NONE also for no events)."""
         if np.isnan(low):

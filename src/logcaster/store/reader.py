@@ -307,7 +307,7 @@ class StoreReader:
         walk = self.walk(plan, segments, newest_first)
         budget = ScanBudget(max_scan)
         where = plan.where
-        filtered = where.levels is not None or where.services is not None or where.timed
+        filtered = where.narrows
         apart = False  # receive-timed rows taken apart (store/received_first.py)
         # Growing groups exist to stop early; when the whole store holds no more
         # events than there are matches to count, and counting means reading
@@ -419,7 +419,6 @@ class StoreReader:
         if plan.scanner is None:
             budget.charge(int(chunks["count"][group].sum()))
             return rows_in_chunks(index, group, where)
-        filtered = where.levels is not None or where.services is not None or where.timed
         answered: list[I64] = []
         decided = False  # the token index took chunks out of the group
         view = None
@@ -440,7 +439,7 @@ class StoreReader:
             group, answered = split.scan, split.rows
         kept = np.zeros(0, np.int64)
         events = int(chunks["count"][group].sum())
-        few = few_rows(index, group, where, events // _FEW_ROWS) if filtered and group else None
+        few = few_rows(index, group, where, events // _FEW_ROWS)
         if few is not None:
             # Few rows of the chunks left pass the structured filter (a rare level,
             # events timed by their receive time in a recent window): only their
@@ -471,7 +470,7 @@ class StoreReader:
                 kept = kept[in_chunks(kept, chunks, group)]
         if answered:
             kept = np.sort(np.concatenate([kept, *answered]))
-        if filtered:
+        if where.narrows:
             kept = kept[where.rows_mask(cols[kept])]
         return kept
 

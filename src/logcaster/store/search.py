@@ -95,7 +95,7 @@ def search_segment(
     ranges = [(int(index.chunks[i]["byte_start"]), int(index.chunks[i]["byte_end"])) for i in kept]
     result = scanner.scan(buf, ranges, threads=threads, deadline=deadline)
     rows = rows_at_offsets(cols, 0, len(cols), result.offsets)
-    if where.levels is not None or where.services is not None or where.timed:
+    if where.narrows:
         rows = rows[where.rows_mask(cols[rows])]
     matches = _take(index, rows, limit, newest_first)
     matches.stopped = result.stopped
@@ -124,7 +124,9 @@ def few_rows(index: SegmentIndex, chunks: list[int], where: RowFilter, most: int
     """The rows of the given chunks (ascending) that pass the structured filter, if
     at most `most`; else None. The chunk summaries count most chunks exactly; only
     those they cannot decide (a time range cut by the window) are counted row by row,
-    and only while the total may stay within `most`."""
+    and only while the total may stay within `most`. None too without a filter."""
+    if not where.narrows or not chunks:
+        return None
     table = index.chunks[chunks]
     counts = where.chunk_counts(table)
     if int(counts[counts > 0].sum()) > most:
