@@ -75,12 +75,15 @@ def test_a_flooding_token_does_not_slow_a_legitimate_client(tmp_path: Path) -> N
             # What the server took from the legitimate client while the flood went on.
             took = _count(auth.query("QUERY keyword=legit limit=1", viewer))
         stop.set()
-        attack_s = time.monotonic() - attack_started
         for thread in threads:
             thread.join(5)
         assert took >= 0.9 * sent, (took, sent)
         assert max(query_times) < 1.0, query_times
         flood = _count(auth.query("QUERY keyword=attack limit=1", viewer))
+        # Until the count is taken: reads already in the server's buffers are still
+        # admitted at the rate after the attackers stop (seen: 2,500 lines past a
+        # bound taken at stop, while the threads were joined on a busy machine).
+        attack_s = time.monotonic() - attack_started
         # The attackers got their rate (20,000/s), one second of burst, and at most
         # one read (256 KiB, ~5,800 lines) per connection past it: lines are
         # never dropped, so a read already taken is kept.
