@@ -121,7 +121,6 @@ class Writer:
         writer would otherwise finish before)."""
         self.trace_every = trace_every
         self.hold_at = hold_at
-        self.held = threading.Event()
         self._released = threading.Event()
         self.path = path
         self.total = total
@@ -140,7 +139,6 @@ class Writer:
         try:
             while self.written < self.total:
                 if self.written == self.hold_at:
-                    self.held.set()
                     self._released.wait(60)
                 if self.reopen.is_set():
                     self.reopen.clear()

@@ -122,28 +122,17 @@ def rows_in_chunks(index: SegmentIndex, chunks: list[int], where: RowFilter) -> 
 
 def few_rows(index: SegmentIndex, chunks: list[int], where: RowFilter, most: int) -> I64 | None:
     """The rows of the given chunks (ascending) that pass the structured filter, if
-    at most `most`; else None. The chunk summaries count most chunks exactly; only
-    those they cannot decide (a time range cut by the window) are counted row by row,
-    and only while the total may stay within `most`. None too without a filter."""
+    at most `most`; else None (also without a filter). The chunk summaries count
+    most chunks exactly and rule out those with none; the rows of the others are
+    filtered (`rows_in_chunks`: a scan group, at most _MAX_GROUP chunks)."""
     if not where.narrows or not chunks:
         return None
-    table = index.chunks[chunks]
-    counts = where.chunk_counts(table)
+    counts = where.chunk_counts(index.chunks[chunks])
     if int(counts[counts > 0].sum()) > most:
         return None
-    total = 0
-    parts = []
-    for i, n in zip(chunks, counts.tolist(), strict=True):
-        if n == 0:
-            continue
-        start = int(index.chunks[i]["row_start"])
-        end = start + int(index.chunks[i]["count"])
-        rows = np.flatnonzero(where.rows_mask(index.cols[start:end]))
-        total += len(rows)
-        if total > most:
-            return None
-        parts.append(rows.astype(np.int64) + start)
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    open_chunks = [i for i, n in zip(chunks, counts.tolist(), strict=True) if n]
+    rows = rows_in_chunks(index, open_chunks, where)
+    return rows if len(rows) <= most else None
 
 
 def rows_at_offsets(cols: npt.NDArray[np.void], lo: int, hi: int, offsets: list[int]) -> I64:
