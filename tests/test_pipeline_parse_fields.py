@@ -6,6 +6,8 @@ seed's id lines ("Request ID: …", "Thread: …, Request: POST /route").
 
 from __future__ import annotations
 
+import random
+import re
 import time
 
 import pytest
@@ -127,3 +129,20 @@ def test_long_thread_lines_parse_in_linear_time() -> None:
         start = time.perf_counter()
         parse(text)
         assert time.perf_counter() - start < 1.0
+
+
+def test_seed_ids_are_found_as_the_keyed_pattern_finds_them() -> None:
+    # The ids are searched by " ID:" with the key looked up behind it (fast); the
+    # answer must be the one-pattern search's, also where keys and values crowd.
+    keyed = re.compile(
+        r"(?P<key>Request ID|User ID|Correlation ID|Trace ID|Span ID):\s*(?P<value>[^\s,]+)"
+    )
+    bits = ["Request", "User", "Trace", "Span", "Correlation", " ID:", " ID: ", " ", ",", "x", "\n"]
+    rnd = random.Random(7)
+    for _ in range(3000):
+        body = "".join(rnd.choice(bits) for _ in range(rnd.randint(1, 14)))
+        want: dict[str, str] = {}
+        for m in keyed.finditer(body):
+            want.setdefault(m["key"].lower().replace(" ", "_"), m["value"])
+        got = parse("x " + body).fields
+        assert {k: v for k, v in got.items() if k.endswith("_id")} == want, repr(body)
