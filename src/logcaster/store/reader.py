@@ -51,6 +51,7 @@ from logcaster.store.scan_pool import ScanPool
 from logcaster.store.search import (
     ScanBudget,
     few_rows,
+    group_size,
     ids_of_rows,
     in_chunks,
     matching_rows,
@@ -117,9 +118,8 @@ class Plan:
             codes = found
             self.empty = not found
         self.where = RowFilter(levels, codes, query.time_from, query.time_to)
-        # field=value: its value must be in the text when it is written as is
-        # (plain ASCII, nothing JSON or the escaping would change), then the
-        # parsed event decides.
+        # field=value: its value must be in the text where written as is (plain
+        # ASCII, nothing JSON or the escaping would change); the parsed event decides.
         literals = [
             value
             for name, value in query.fields
@@ -171,8 +171,7 @@ class StoreReader:
         self._stats: ByteStats | None = None
         self._stats_at = 0.0
         self._terms = TermViews()
-        # Segments' filters of whole terms: a lookup skips most segments on them.
-        self.blooms = SegmentBlooms()
+        self.blooms = SegmentBlooms()  # segments' whole-term filters: lookups skip most
         self._texts = TextPlans()
 
     def close(self) -> None:
@@ -348,11 +347,12 @@ class StoreReader:
                 if plan.structured_only and (walk.known[rest] >= 0).all():
                     result.count += int(walk.known[rest].sum())  # summaries: no row read
                     break
-            group = walk.order[at : at + size]
+            # Fewer, larger scans (search.group_size); a chunk that cannot beat the rows
+            # held at the group's start is read only for the count (below).
+            need = max(limit - len(top.ts), max_count - result.count)
+            group = walk.order[at : at + group_size(size, at, result.count, need)]
             at += len(group)
-            # Fewer, larger scans; a chunk of the group that cannot beat the rows
-            # held at its start is read only for the count (below).
-            size = min(size * 4, _MAX_GROUP)
+            size = min(len(group) * 4, _MAX_GROUP)
             if time.monotonic() >= deadline:
                 raise time_limit_error()
             takes = top.can_take(walk.keys[group], walk.best_ids[group])

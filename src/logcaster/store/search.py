@@ -10,6 +10,7 @@ filtered by the structured part. The count is exact; rows come newest first
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,3 +192,13 @@ def matching_rows(
     k = np.minimum(np.searchsorted(at, found), len(at) - 1)
     hit: I64 = rows[k[at[k] == found]]
     return hit
+
+
+def group_size(size: int, walked: int, found: int, need: int) -> int:
+    """Chunks in a walk's next group: `size` (4 times the last group), or fewer once
+    matches were seen: as many as the `need` matches still missing take at the rate
+    of the `walked` chunks so far, and a quarter more. The newest 100 of a word in
+    1 event of 1,000 (11 a chunk) read 9-11 chunks this way, not 21 (1 + 4 + 16)."""
+    if found <= 0 or need <= 0:
+        return size
+    return max(1, min(size, math.ceil(need * 1.25 * walked / found)))
