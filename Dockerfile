@@ -6,15 +6,30 @@
 # Stage 1: the virtual environment, from the hash-pinned lock file only.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /opt/logcaster
+# The store's C collector of Hyperscan reports (scripts/build-hsreports): a compiler and
+# libhs's headers, Intel's Hyperscan on amd64, its Vectorscan fork elsewhere.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && if [ "$(dpkg --print-architecture)" = amd64 ]; then hs=libhyperscan-dev; else hs=libvectorscan-dev; fi \
+    && apt-get install -y --no-install-recommends gcc libc6-dev "$hs" \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/logcaster/.venv
 COPY requirements.lock ./
 RUN /opt/logcaster/.venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/logcaster/.venv/bin/pip install --no-cache-dir --no-deps .
+COPY scripts/build-hsreports ./scripts/
+RUN ./scripts/build-hsreports --required \
+    && /opt/logcaster/.venv/bin/pip install --no-cache-dir --no-deps .
 
 # Stage 2: the runtime, without build tools, as a user of its own.
 FROM python:3.11-slim-bookworm
+# libhs itself, which the collector links.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && if [ "$(dpkg --print-architecture)" = amd64 ]; then hs=libhyperscan5; else hs=libvectorscan5; fi \
+    && apt-get install -y --no-install-recommends "$hs" \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 logcaster \
     && useradd --system --uid 10001 --gid logcaster --home-dir /var/lib/logcaster logcaster \
     && mkdir -p /var/lib/logcaster \

@@ -9,7 +9,7 @@ RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: install install-dev serve test lint bench lock clean
+.PHONY: install install-dev serve test lint bench lock clean hsreports
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(RUNTIME): requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(RUNTIME)
+
+# The store's C collector of Hyperscan reports, where libhs's headers are (optional
+# for serve: without it regex counts take python-hyperscan's callbacks; make test
+# installs the headers and requires it).
+hsreports: $(RUNTIME)
+	./scripts/build-hsreports
 
 $(DEV): requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
@@ -29,11 +35,12 @@ install: $(RUNTIME)
 install-dev: $(DEV)
 
 # make serve ARGS="-P data --syslog-port 5514"
-serve: $(RUNTIME)
+serve: $(RUNTIME) hsreports
 	$(BIN)/logcaster serve $(ARGS)
 
 test: $(DEV)
 	./scripts/test-deps
+	./scripts/build-hsreports --required
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from logcaster.store import hs_reports
 from logcaster.testing import ServerProcess, start_server
 from tests.forward_helpers import HttpReceiver
 from tests.lineproto_helpers import CORPUS
@@ -88,3 +89,22 @@ def receiver() -> Iterator[HttpReceiver]:
     r.start()
     yield r
     r.close()
+
+
+def need_extension() -> None:
+    """The store's C collector of Hyperscan reports, built by `make`
+    (scripts/build-hsreports): missing, a failure under CI, else a skip."""
+    if not hs_reports.built():
+        message = "the C collector is not built (scripts/build-hsreports)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(params=["c", "callbacks"])
+def collector(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Scanners made in the test collect their reports in C, or by callbacks."""
+    if request.param == "c":
+        need_extension()
+    monkeypatch.setattr(hs_reports, "ENABLED", request.param == "c")
+    yield request.param

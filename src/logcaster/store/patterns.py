@@ -415,3 +415,18 @@ def escaped_re2(pattern: str) -> str:
     if tree.state.flags & ~sre_c.SRE_FLAG_UNICODE:
         raise Unsupported("flags")
     return f"{_RE2_BOUNDARY}(?:{_re2_seq(tree)})"
+
+
+def exact_on_plain(regex: str) -> bool:
+    """Whether the store's translation of `regex` (store/patterns.py) matches a plain
+    line (ASCII, no backslash: the stored line is the body) exactly when RE2 does.
+
+    Conservative, on the pattern's text: word boundaries (dropped by the
+    translation), inline flags (`(?i)` widens non-ASCII members to any letter),
+    and a `$` before the pattern's end (the newline it consumes may join the
+    next line) all need RE2's confirmation."""
+    if "\\b" in regex or "\\B" in regex:
+        return False
+    if "(?" in regex.replace("(?:", ""):
+        return False
+    return "$" not in regex[:-1]

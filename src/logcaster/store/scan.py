@@ -46,11 +46,13 @@ import numpy.typing as npt
 from logcaster.exceptions import QueryLimitError, QuerySyntaxError
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
 from logcaster.store.byte_stats import ByteStats
+from logcaster.store.hs_reports import LazyReports
 from logcaster.store.patterns import (
     REPLACEMENT,
     Unsupported,
     escape_text,
     escaped_re2,
+    exact_on_plain,
     translate_regex,
 )
 from logcaster.store.text_match import TextTest, stored_line_text, valid_utf8
@@ -128,6 +130,7 @@ class Scanner(TextTest):
                 self._escaped_search = compile_regex(escaped_re2(regex), max_mem).search
         self.regex_path: str | None = None  # how the regex part could be searched
         self._db: hyperscan.Database | None = None
+        self._reports = LazyReports([])  # _db's expressions for the C collector
         self._lits: list[_Literal] = []
         self._exact = False
         self._local = threading.local()
@@ -211,6 +214,7 @@ class Scanner(TextTest):
         except hyperscan.error:
             return False
         self._db = db
+        self._reports = LazyReports(exprs)
         return True
 
     # ---- matching ----------------------------------------------------------------
@@ -332,7 +336,11 @@ class Scanner(TextTest):
     def hits(self, buf: Buffer, lo: int, hi: int) -> npt.NDArray[np.int64]:
         """Every Hyperscan report in buf[lo:hi], no per-line work: `id << 40 | end`
         (end absolute; for a literal, the end of its piece). See store/bulk_rows.py.
-        A callback holds the GIL: the less it does, the less other scans wait."""
+        Collected in C where the extension is built (store/hs_reports.py); else a
+        callback holds the GIL: the less it does, the less other scans wait."""
+        reports = self._reports.get()
+        if reports is not None:
+            return np.frombuffer(reports.scan(buf, lo, hi), np.int64)
         out = array("q")
         append = out.append
         many = len(self._lits) > 1  # else the one expression's id is 0
@@ -343,6 +351,11 @@ class Scanner(TextTest):
         with memoryview(buf) as view:
             self._db_scan(view[lo:hi], on_match)
         return np.frombuffer(out, np.int64) + lo if out else np.zeros(0, np.int64)
+
+    @property
+    def reports_in_c(self) -> bool:
+        """Whether `hits` collects its reports in C (no GIL taken for each)."""
+        return self._reports.get() is not None
 
     @property
     def literals(self) -> list[bytes]:
@@ -469,21 +482,6 @@ class Scanner(TextTest):
         result.count = len(offsets)
         result.candidates = state["cands"]
         return result
-
-
-def exact_on_plain(regex: str) -> bool:
-    """Whether the store's translation of `regex` (store/patterns.py) matches a plain
-    line (ASCII, no backslash: the stored line is the body) exactly when RE2 does.
-
-    Conservative, on the pattern's text: word boundaries (dropped by the
-    translation), inline flags (`(?i)` widens non-ASCII members to any letter),
-    and a `$` before the pattern's end (the newline it consumes may join the
-    next line) all need RE2's confirmation."""
-    if "\\b" in regex or "\\B" in regex:
-        return False
-    if "(?" in regex.replace("(?:", ""):
-        return False
-    return "$" not in regex[:-1]
 
 
 def _line_starts(buf: Buffer, lo: int, hi: int) -> list[int]:

@@ -1,0 +1,122 @@
+"""The C collector of Hyperscan reports (store/hs_reports.py, `_hsreports.c`) gives
+what python-hyperscan's callbacks give, and the store's answers do not depend on
+which of the two collected them."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import hyperscan
+import numpy as np
+import pytest
+
+from logcaster.options import QueryConfig
+from logcaster.query.parser import build_query, parse_params
+from logcaster.store import hs_reports
+from logcaster.store.indexer import indexed_on_disk
+from logcaster.store.patterns import escape_text
+from logcaster.store.reader import StoreReader
+from logcaster.store.scan import Scanner
+from tests.conftest import need_extension
+from tests.store_build import batches_of, build_store
+from tests.test_store_bulk import REGEXES, chunk_lines
+
+
+def callback_reports(exprs: list[bytes], data: bytes, lo: int, hi: int) -> list[int]:
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(
+        expressions=exprs,
+        ids=list(range(len(exprs))),
+        flags=[hyperscan.HS_FLAG_MULTILINE] * len(exprs),
+    )
+    out: list[int] = []
+    many = len(exprs) > 1
+
+    def on_match(i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+        out.append((i << 40 | to + lo) if many else to + lo)
+
+    db.scan(data[lo:hi], match_event_handler=on_match)
+    return out
+
+
+EXPRESSIONS = [
+    [b"timeout"],
+    [b"timeout", b"refused", b"user-7"],
+    [b"^GET /api"],
+    [b"took [0-9]{4,}ms$"],
+    [b"(GET|POST) /api/v1/orders/[0-9]+ [245][0-9]{2} "],
+    [b"\\\\n caused"],
+]
+
+
+@pytest.mark.parametrize("exprs", EXPRESSIONS, ids=range(len(EXPRESSIONS)))
+def test_reports_equal_the_callbacks(exprs: list[bytes]) -> None:
+    need_extension()
+    rnd = random.Random(11)
+    data = b"\n".join(escape_text(x) for x in chunk_lines(rnd, 5_000)) + b"\n"
+    reports = hs_reports.compile_reports(exprs)
+    assert reports is not None
+    cuts = [(0, len(data)), (0, 0), (len(data), len(data))]
+    for _ in range(30):
+        a, b = sorted(rnd.sample(range(len(data) + 1), 2))
+        cuts.append((a, b))
+    for lo, hi in cuts:
+        got = np.frombuffer(reports.scan(data, lo, hi), np.int64).tolist()
+        assert got == callback_reports(exprs, data, lo, hi), (exprs, lo, hi)
+    # A buffer without the bytes API (an mmap is one), and bad ranges.
+    view = memoryview(bytearray(data))
+    assert reports.scan(view, 0, len(data)) == reports.scan(data, 0, len(data))
+    for lo, hi in [(-1, 5), (10, 5), (0, len(data) + 1)]:
+        with pytest.raises(ValueError):
+            reports.scan(data, lo, hi)
+
+
+def test_what_libhs_refuses_is_left_to_the_callbacks() -> None:
+    need_extension()
+    assert hs_reports.compile_reports([b"(unclosed"]) is None
+    assert Scanner(["timeout"]).reports_in_c
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rnd = random.Random(5)
+    directory = tmp_path_factory.mktemp("hsreports")
+    build_store(
+        directory,
+        batches_of(chunk_lines(rnd, 40_000), 1768867200.0, 1 / 1000),
+        max_bytes=512 * 1024,
+        chunk_bytes=32 * 1024,
+    )
+    return directory
+
+
+def answers(directory: Path) -> list[tuple[int, list[int]]]:
+    reader = StoreReader(directory)
+    out = []
+    try:
+        for params in [f"regex='{rx}'" for rx in REGEXES] + ["keyword=timeout", "keyword=took"]:
+            query, _ = build_query(parse_params(params), QueryConfig())
+            result = reader.search(
+                query,
+                indexed_on_disk(directory),
+                limit=20,
+                max_count=10**9,
+                deadline=time.monotonic() + 30,
+                max_scan=10**9,
+            )
+            out.append((result.count, [e.id for e in result.rows]))
+    finally:
+        reader.close()
+    return out
+
+
+@pytest.mark.usefixtures("collector")
+def test_the_store_answers_the_same_either_way(store: Path) -> None:
+    got = answers(store)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hs_reports, "ENABLED", not hs_reports.ENABLED)
+        other = answers(store)
+    assert got == other
+    assert all(count > 0 for count, _ in got)
