@@ -76,7 +76,7 @@ def test_reports_equal_the_callbacks(exprs: list[bytes]) -> None:
 def test_what_libhs_refuses_is_left_to_the_callbacks() -> None:
     need_extension()
     assert hs_reports.compile_reports([b"(unclosed"]) is None
-    assert Scanner(["timeout"]).reports_in_c
+    assert Scanner(["timeout"]).reports.get() is not None
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,18 @@ def test_the_store_answers_the_same_either_way(store: Path) -> None:
         other = answers(store)
     assert got == other
     assert all(count > 0 for count, _ in got)
+
+
+def test_ranges_are_scanned_each_alone() -> None:
+    need_extension()
+    data = b"xx timeout yy\ntime\nout timeout\n"
+    reports = hs_reports.compile_reports([b"timeout"])
+    assert reports is not None
+    # "time" + "out" of two ranges side by side is no match: each range is its own scan.
+    ranges = np.array([0, 14, 14, 19, 19, 31], np.int64)
+    got = np.frombuffer(reports.scan_ranges(data, ranges.tobytes()), np.int64).tolist()
+    assert got == [10, 30]
+    with pytest.raises(ValueError):
+        reports.scan_ranges(data, np.array([0, 99], np.int64).tobytes())
+    with pytest.raises(ValueError):
+        reports.scan_ranges(data, b"odd")

@@ -105,6 +105,7 @@ def search(directory: Path, params: str, limit: int, max_count: int) -> StoreRes
     ["keyword=timeout", "keyword=refused level=ERROR", "regex=re(try|fused)", "level=WARN"],
 )
 @pytest.mark.parametrize(("limit", "max_count"), [(1, 1), (10, 11), (100, 101), (5, 10**9)])
+@pytest.mark.usefixtures("collector")  # gathered lines scanned in place in C, or copied
 def test_newest_first_answers_equal_a_full_read(
     store: tuple[Path, list[Event]], params: str, limit: int, max_count: int
 ) -> None:
@@ -164,6 +165,7 @@ def test_received_rows_match_with_and_without_a_block_table(
         ("keyword='timeout n=' level=WARN", False),  # a third of the rows
     ],
 )
+@pytest.mark.usefixtures("collector")
 def test_a_few_filtered_rows_are_read_alone(
     store: tuple[Path, list[Event]], params: str, few: bool
 ) -> None:

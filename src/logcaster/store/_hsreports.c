@@ -127,6 +127,36 @@ static void Reports_dealloc(Reports *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A scratch space for one scan (the GIL held): a spare one, or a new clone. */
+static hs_scratch_t *take_scratch(Reports *self) {
+    hs_scratch_t *scratch = NULL;
+    if (self->spares > 0) return self->spare[--self->spares];
+    if (hs_clone_scratch(self->proto, &scratch) != HS_SUCCESS) return NULL;
+    return scratch;
+}
+
+static void give_scratch(Reports *self, hs_scratch_t *scratch) {
+    if (self->spares < SPARE) {
+        self->spare[self->spares++] = scratch;
+    } else {
+        hs_free_scratch(scratch);
+    }
+}
+
+/* The reports as bytes, or the scan's error; frees them. */
+static PyObject *reports_bytes(Sink *sink, hs_error_t status) {
+    PyObject *out = NULL;
+    if (sink->failed) {
+        PyErr_NoMemory();
+    } else if (status != HS_SUCCESS) {
+        PyErr_Format(PyExc_RuntimeError, "hs_scan failed: %d", (int)status);
+    } else {
+        out = PyBytes_FromStringAndSize((const char *)sink->at, (Py_ssize_t)(sink->n * sizeof(int64_t)));
+    }
+    free(sink->at);
+    return out;
+}
+
 static PyObject *Reports_scan(Reports *self, PyObject *args) {
     PyObject *obj;
     Py_ssize_t lo, hi;
@@ -142,10 +172,8 @@ static PyObject *Reports_scan(Reports *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "range out of the buffer");
         return NULL;
     }
-    hs_scratch_t *scratch = NULL;
-    if (self->spares > 0) {
-        scratch = self->spare[--self->spares];
-    } else if (hs_clone_scratch(self->proto, &scratch) != HS_SUCCESS) {
+    hs_scratch_t *scratch = take_scratch(self);
+    if (scratch == NULL) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
@@ -156,26 +184,64 @@ static PyObject *Reports_scan(Reports *self, PyObject *args) {
                      on_match, &sink);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    if (self->spares < SPARE) {
-        self->spare[self->spares++] = scratch;
-    } else {
-        hs_free_scratch(scratch);
+    give_scratch(self, scratch);
+    return reports_bytes(&sink, status);
+}
+
+/* Each [lo, hi) of `ranges` (native int64 pairs) scanned alone: a gather of lines
+ * scanned in place, without copying them into one buffer. */
+static PyObject *Reports_scan_ranges(Reports *self, PyObject *args) {
+    PyObject *obj;
+    Py_buffer pairs;
+    if (!PyArg_ParseTuple(args, "Oy*", &obj, &pairs)) return NULL;
+    if (self->db == NULL || pairs.len % (2 * (Py_ssize_t)sizeof(int64_t)) != 0) {
+        PyBuffer_Release(&pairs);
+        PyErr_SetString(PyExc_ValueError, "ranges: int64 (lo, hi) pairs");
+        return NULL;
     }
-    PyObject *out = NULL;
-    if (sink.failed) {
-        PyErr_NoMemory();
-    } else if (status != HS_SUCCESS) {
-        PyErr_Format(PyExc_RuntimeError, "hs_scan failed: %d", (int)status);
-    } else {
-        out = PyBytes_FromStringAndSize((const char *)sink.at, (Py_ssize_t)(sink.n * sizeof(int64_t)));
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&pairs);
+        return NULL;
     }
-    free(sink.at);
-    return out;
+    const int64_t *at = (const int64_t *)pairs.buf;
+    Py_ssize_t n = pairs.len / (Py_ssize_t)(2 * sizeof(int64_t));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t lo = at[2 * i], hi = at[2 * i + 1];
+        if (lo < 0 || hi < lo || hi > view.len || hi - lo > (int64_t)UINT32_MAX) {
+            PyBuffer_Release(&view);
+            PyBuffer_Release(&pairs);
+            PyErr_SetString(PyExc_ValueError, "range out of the buffer");
+            return NULL;
+        }
+    }
+    hs_scratch_t *scratch = take_scratch(self);
+    if (scratch == NULL) {
+        PyBuffer_Release(&view);
+        PyBuffer_Release(&pairs);
+        return PyErr_NoMemory();
+    }
+    Sink sink = {NULL, 0, 0, 0, self->many, 0};
+    hs_error_t status = HS_SUCCESS;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && status == HS_SUCCESS && !sink.failed; i++) {
+        int64_t lo = at[2 * i], hi = at[2 * i + 1];
+        sink.base = lo;
+        status = hs_scan(self->db, (const char *)view.buf + lo, (unsigned int)(hi - lo), 0,
+                         scratch, on_match, &sink);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&pairs);
+    give_scratch(self, scratch);
+    return reports_bytes(&sink, status);
 }
 
 static PyMethodDef Reports_methods[] = {
     {"scan", (PyCFunction)Reports_scan, METH_VARARGS,
      "scan(buffer, lo, hi) -> bytes: every report in buffer[lo:hi] as native int64s"},
+    {"scan_ranges", (PyCFunction)Reports_scan_ranges, METH_VARARGS,
+     "scan_ranges(buffer, ranges) -> bytes: every report in each range alone"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,6 +22,8 @@ from typing import Protocol
 class Reports(Protocol):
     def scan(self, buffer: object, lo: int, hi: int, /) -> bytes: ...
 
+    def scan_ranges(self, buffer: object, ranges: bytes, /) -> bytes: ...
+
 
 try:
     from logcaster.store._hsreports import Reports as _Reports  # type: ignore[import-not-found]

@@ -130,7 +130,7 @@ class Scanner(TextTest):
                 self._escaped_search = compile_regex(escaped_re2(regex), max_mem).search
         self.regex_path: str | None = None  # how the regex part could be searched
         self._db: hyperscan.Database | None = None
-        self._reports = LazyReports([])  # _db's expressions for the C collector
+        self.reports = LazyReports([])  # _db's expressions for the C collector (hits)
         self._lits: list[_Literal] = []
         self._exact = False
         self._local = threading.local()
@@ -214,7 +214,7 @@ class Scanner(TextTest):
         except hyperscan.error:
             return False
         self._db = db
-        self._reports = LazyReports(exprs)
+        self.reports = LazyReports(exprs)
         return True
 
     # ---- matching ----------------------------------------------------------------
@@ -335,10 +335,9 @@ class Scanner(TextTest):
 
     def hits(self, buf: Buffer, lo: int, hi: int) -> npt.NDArray[np.int64]:
         """Every Hyperscan report in buf[lo:hi], no per-line work: `id << 40 | end`
-        (end absolute; for a literal, the end of its piece). See store/bulk_rows.py.
-        Collected in C where the extension is built (store/hs_reports.py); else a
-        callback holds the GIL: the less it does, the less other scans wait."""
-        reports = self._reports.get()
+        (end absolute; for a literal, the end of its piece; store/bulk_rows.py), in C
+        where built (store/hs_reports.py), else by a callback holding the GIL."""
+        reports = self.reports.get()
         if reports is not None:
             return np.frombuffer(reports.scan(buf, lo, hi), np.int64)
         out = array("q")
@@ -352,10 +351,15 @@ class Scanner(TextTest):
             self._db_scan(view[lo:hi], on_match)
         return np.frombuffer(out, np.int64) + lo if out else np.zeros(0, np.int64)
 
-    @property
-    def reports_in_c(self) -> bool:
-        """Whether `hits` collects its reports in C (no GIL taken for each)."""
-        return self._reports.get() is not None
+    def hits_in_ranges(
+        self, buf: Buffer, ranges: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64] | None:
+        """`hits` over each (lo, hi) pair of `ranges` alone, scanned in place; None
+        unless collected in C and a bulk scan can confirm them (`confirm`)."""
+        reports = self.reports.get()
+        if reports is None or self.confirm is None:
+            return None
+        return np.frombuffer(reports.scan_ranges(buf, ranges.tobytes()), np.int64)
 
     @property
     def literals(self) -> list[bytes]:

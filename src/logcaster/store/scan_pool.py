@@ -99,7 +99,7 @@ class ScanPool:
                     hits.append(scanner.hits(buf, lo, hi))
                 reports = sum(len(h) for h in hits)
                 dense = reports * _MIB > _DENSE_PER_MIB * (spans[end - 1][1] - spans[first][0])
-                if dense and not scanner.reports_in_c:  # reports in C take no GIL
+                if dense and scanner.reports.get() is None:  # reports in C take no GIL
                     scanner.dense = True
                 lo, hi = spans[first][0], spans[end - 1][1]
                 r0, r1 = span_rows[first][0], span_rows[end - 1][1]

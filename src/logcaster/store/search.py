@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from logcaster.exceptions import QueryLimitError, QueryTimeout
+from logcaster.store.bulk_rows import rows_from_hits
 from logcaster.store.filters import RowFilter
 from logcaster.store.index import SegmentIndex
 from logcaster.store.scan import Buffer, Scanner
@@ -181,6 +182,16 @@ def matching_rows(
     # (Appending `last` keeps the lookup in bounds, also for an empty block table.)
     headers = np.append(index.blocks["header_offset"].astype(np.int64), last)
     ends = np.minimum(after, headers[np.searchsorted(headers[:-1], starts, side="right")])
+    # Scanned in place where the reports are collected in C (store/hs_reports.py):
+    # `bounds` holds each line's start and end, so each row is at an even place and
+    # its line ends at the next (rows_from_hits confirms lines between bounds).
+    bounds = np.column_stack([starts, ends]).ravel()
+    hits = scanner.hits_in_ranges(buf, bounds)
+    if hits is not None:
+        none = np.zeros(0, np.int64)
+        at = rows_from_hits(scanner, buf, hits, bounds, none, int(ends[-1]), deadline)
+        gathered: I64 = rows[at[at % 2 == 0] // 2]
+        return gathered
     lines = [buf[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
     joined = b"".join(lines)
     at = np.zeros(len(lines), np.int64)
