@@ -30,7 +30,7 @@ $(DEV): requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(RUNTIME) $(DEV)
 
-install: $(RUNTIME)
+install: $(RUNTIME) hsreports
 
 install-dev: $(DEV)
 

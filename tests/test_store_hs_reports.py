@@ -5,23 +5,19 @@ which of the two collected them."""
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import hyperscan
 import numpy as np
 import pytest
 
-from logcaster.options import QueryConfig
-from logcaster.query.parser import build_query, parse_params
 from logcaster.store import hs_reports
-from logcaster.store.indexer import indexed_on_disk
 from logcaster.store.patterns import escape_text
-from logcaster.store.reader import StoreReader
 from logcaster.store.scan import Scanner
 from tests.conftest import need_extension
 from tests.store_build import batches_of, build_store
 from tests.test_store_bulk import REGEXES, chunk_lines
+from tests.test_store_received_first import search
 
 
 def callback_reports(exprs: list[bytes], data: bytes, lo: int, hi: int) -> list[int]:
@@ -93,22 +89,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def answers(directory: Path) -> list[tuple[int, list[int]]]:
-    reader = StoreReader(directory)
     out = []
-    try:
-        for params in [f"regex='{rx}'" for rx in REGEXES] + ["keyword=timeout", "keyword=took"]:
-            query, _ = build_query(parse_params(params), QueryConfig())
-            result = reader.search(
-                query,
-                indexed_on_disk(directory),
-                limit=20,
-                max_count=10**9,
-                deadline=time.monotonic() + 30,
-                max_scan=10**9,
-            )
-            out.append((result.count, [e.id for e in result.rows]))
-    finally:
-        reader.close()
+    for params in [f"regex='{rx}'" for rx in REGEXES] + ["keyword=timeout", "keyword=took"]:
+        result = search(directory, params, 20, 10**9)
+        out.append((result.count, [e.id for e in result.rows]))
     return out
 
 
