@@ -4,6 +4,7 @@ which of the two collected them."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from logcaster.store import hs_reports
 from logcaster.store.patterns import escape_text
 from logcaster.store.scan import Scanner
+from logcaster.testing import start_server, wait_for
 from tests.conftest import need_extension
 from tests.store_build import batches_of, build_store
 from tests.test_store_bulk import REGEXES, chunk_lines
@@ -119,3 +121,23 @@ def test_ranges_are_scanned_each_alone() -> None:
         reports.scan_ranges(data, np.array([0, 99], np.int64).tobytes())
     with pytest.raises(ValueError):
         reports.scan_ranges(data, b"odd")
+
+
+@pytest.mark.parametrize("wanted", ["true", "false"])
+def test_store_c_collector_is_an_option(tmp_path: Path, wanted: str) -> None:
+    """store.c_collector: false (here through the environment) counts through the
+    callbacks, says so at start, and answers the same."""
+    env = {**os.environ, "LOGCASTER_STORE__C_COLLECTOR": wanted}
+    server = start_server("-P", str(tmp_path / "data"), env=env)
+    try:
+        server.send(b"".join(b"line %d timeout\n" % i for i in range(50)))
+        server.wait_total(50)
+        # The partial chunk is indexed within store.index_delay_ms (1 s).
+        wait_for("the indexer", server.stats, lambda s: s["StoreIndexed"] >= 50)
+        assert server.query("QUERY keyword=timeout source=store").startswith("FOUND: 50 ")
+        log = b"".join(server.raw_stderr).decode()
+        said = "store_scans_without_c_collector" in log
+        assert said == (wanted == "false" or not hs_reports.built())
+        assert "unknown_env_variable" not in log
+    finally:
+        server.kill()

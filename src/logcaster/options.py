@@ -205,6 +205,9 @@ class StoreConfig(Section, frozen=True):
     # A durable event waits at most about this long for the index, even while its
     # chunk of active.log is not full (the partial chunk is indexed, then extended).
     index_delay_ms: PositiveInt = 1000
+    # Hyperscan's matches collected in C where store/_hsreports.c is built (make
+    # builds it with gcc and libhyperscan-dev); false: python-hyperscan's callbacks.
+    c_collector: bool = True
 
 
 class ForwardSinkConfig(Section, frozen=True):

@@ -9,12 +9,12 @@ there and the expressions compile in it, python-hyperscan otherwise, with the
 same reports either way.
 
 The extension links the system's libhs (Debian: libhyperscan-dev), built by
-`scripts/build-hsreports` from `make`; `LOGCASTER_HS_REPORTS=0` turns it off.
+`scripts/build-hsreports` from `make`; `store.c_collector: false` turns it off
+(`configure`, at the server's start).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Protocol
 
@@ -30,12 +30,25 @@ try:
 except ImportError:  # not built: python-hyperscan's callbacks
     _Reports = None
 
-ENABLED = _Reports is not None and os.environ.get("LOGCASTER_HS_REPORTS", "1") != "0"
+ENABLED = _Reports is not None
 
 
 def built() -> bool:
-    """Whether the extension is importable here (whatever LOGCASTER_HS_REPORTS says)."""
+    """Whether the extension is importable here (whatever store.c_collector says)."""
     return _Reports is not None
+
+
+def configure(wanted: bool) -> None:
+    """store.c_collector: scanners made from now on use the collector if wanted and built."""
+    global ENABLED
+    ENABLED = wanted and _Reports is not None
+
+
+def why_off() -> str:
+    """Why the collector is off, for the store's start-up log line."""
+    if _Reports is None:
+        return "not built (scripts/build-hsreports: gcc and libhyperscan-dev)"
+    return "store.c_collector: false"
 
 
 def compile_reports(expressions: list[bytes]) -> Reports | None:
