@@ -65,9 +65,10 @@ static int Reports_init(Reports *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "already compiled");
         return -1;
     }
-    PyObject *fast = PySequence_Fast(seq, "expressions: a sequence of bytes");
+    /* A tuple of its own: the bytes stay referenced while the GIL is released. */
+    PyObject *fast = PySequence_Tuple(seq);
     if (fast == NULL) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    Py_ssize_t n = PyTuple_GET_SIZE(fast);
     if (n < 1 || n > 1 << 20) {
         Py_DECREF(fast);
         PyErr_SetString(PyExc_ValueError, "expressions: 1 or more");
@@ -82,7 +83,7 @@ static int Reports_init(Reports *self, PyObject *args, PyObject *kwds) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        PyObject *item = PyTuple_GET_ITEM(fast, i);
         if (!PyBytes_Check(item)) {
             PyErr_SetString(PyExc_TypeError, "expressions: a sequence of bytes");
             goto done;
