@@ -158,60 +158,19 @@ static PyObject *reports_bytes(Sink *sink, hs_error_t status) {
     return out;
 }
 
-static PyObject *Reports_scan(Reports *self, PyObject *args) {
-    PyObject *obj;
-    Py_ssize_t lo, hi;
-    if (!PyArg_ParseTuple(args, "Onn", &obj, &lo, &hi)) return NULL;
+/* Each [lo, hi) of the `n` pairs at `at` scanned alone in `obj`'s buffer, under
+ * one release of the GIL: what both methods below do. */
+static PyObject *scan_pairs(Reports *self, PyObject *obj, const int64_t *at, Py_ssize_t n) {
     if (self->db == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "not compiled");
         return NULL;
     }
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) return NULL;
-    if (lo < 0 || hi < lo || hi > view.len || hi - lo > (Py_ssize_t)UINT32_MAX) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "range out of the buffer");
-        return NULL;
-    }
-    hs_scratch_t *scratch = take_scratch(self);
-    if (scratch == NULL) {
-        PyBuffer_Release(&view);
-        return PyErr_NoMemory();
-    }
-    Sink sink = {NULL, 0, 0, (int64_t)lo, self->many, 0};
-    hs_error_t status;
-    Py_BEGIN_ALLOW_THREADS
-    status = hs_scan(self->db, (const char *)view.buf + lo, (unsigned int)(hi - lo), 0, scratch,
-                     on_match, &sink);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    give_scratch(self, scratch);
-    return reports_bytes(&sink, status);
-}
-
-/* Each [lo, hi) of `ranges` (native int64 pairs) scanned alone: a gather of lines
- * scanned in place, without copying them into one buffer. */
-static PyObject *Reports_scan_ranges(Reports *self, PyObject *args) {
-    PyObject *obj;
-    Py_buffer pairs;
-    if (!PyArg_ParseTuple(args, "Oy*", &obj, &pairs)) return NULL;
-    if (self->db == NULL || pairs.len % (2 * (Py_ssize_t)sizeof(int64_t)) != 0) {
-        PyBuffer_Release(&pairs);
-        PyErr_SetString(PyExc_ValueError, "ranges: int64 (lo, hi) pairs");
-        return NULL;
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&pairs);
-        return NULL;
-    }
-    const int64_t *at = (const int64_t *)pairs.buf;
-    Py_ssize_t n = pairs.len / (Py_ssize_t)(2 * sizeof(int64_t));
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t lo = at[2 * i], hi = at[2 * i + 1];
         if (lo < 0 || hi < lo || hi > view.len || hi - lo > (int64_t)UINT32_MAX) {
             PyBuffer_Release(&view);
-            PyBuffer_Release(&pairs);
             PyErr_SetString(PyExc_ValueError, "range out of the buffer");
             return NULL;
         }
@@ -219,7 +178,6 @@ static PyObject *Reports_scan_ranges(Reports *self, PyObject *args) {
     hs_scratch_t *scratch = take_scratch(self);
     if (scratch == NULL) {
         PyBuffer_Release(&view);
-        PyBuffer_Release(&pairs);
         return PyErr_NoMemory();
     }
     Sink sink = {NULL, 0, 0, 0, self->many, 0};
@@ -233,9 +191,32 @@ static PyObject *Reports_scan_ranges(Reports *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    PyBuffer_Release(&pairs);
     give_scratch(self, scratch);
     return reports_bytes(&sink, status);
+}
+
+static PyObject *Reports_scan(Reports *self, PyObject *args) {
+    PyObject *obj;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "Onn", &obj, &lo, &hi)) return NULL;
+    int64_t pair[2] = {(int64_t)lo, (int64_t)hi};
+    return scan_pairs(self, obj, pair, 1);
+}
+
+/* A gather of lines scanned where they lie, without copying them into one buffer. */
+static PyObject *Reports_scan_ranges(Reports *self, PyObject *args) {
+    PyObject *obj;
+    Py_buffer pairs;
+    if (!PyArg_ParseTuple(args, "Oy*", &obj, &pairs)) return NULL;
+    PyObject *out = NULL;
+    if (pairs.len % (2 * (Py_ssize_t)sizeof(int64_t)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "ranges: int64 (lo, hi) pairs");
+    } else {
+        Py_ssize_t n = pairs.len / (Py_ssize_t)(2 * sizeof(int64_t));
+        out = scan_pairs(self, obj, (const int64_t *)pairs.buf, n);
+    }
+    PyBuffer_Release(&pairs);
+    return out;
 }
 
 static PyMethodDef Reports_methods[] = {
