@@ -6,8 +6,8 @@
 # Stage 1: the virtual environment, from the hash-pinned lock file only.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /opt/logcaster
-# The store's C collector of Hyperscan reports (scripts/build-hsreports): a compiler and
-# libhs's headers, Intel's Hyperscan on amd64, its Vectorscan fork elsewhere.
+# The C extensions (scripts/build-native): a compiler, and for the store's collector of
+# Hyperscan reports libhs's headers, Intel's Hyperscan on amd64, its Vectorscan fork elsewhere.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && if [ "$(dpkg --print-architecture)" = amd64 ]; then hs=libhyperscan-dev; else hs=libvectorscan-dev; fi \
@@ -18,8 +18,8 @@ COPY requirements.lock ./
 RUN /opt/logcaster/.venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
-COPY scripts/build-hsreports ./scripts/
-RUN ./scripts/build-hsreports --required \
+COPY scripts/build-native ./scripts/
+RUN ./scripts/build-native --required \
     && /opt/logcaster/.venv/bin/pip install --no-cache-dir --no-deps .
 
 # Stage 2: the runtime, without build tools, as a user of its own.

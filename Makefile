@@ -9,7 +9,7 @@ RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: install install-dev serve test lint bench lock clean hsreports
+.PHONY: install install-dev serve test lint bench lock clean native
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,28 +19,29 @@ $(RUNTIME): requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(RUNTIME)
 
-# The store's C collector of Hyperscan reports, where libhs's headers are (optional
-# for serve: without it regex counts take python-hyperscan's callbacks; make test
-# installs the headers and requires it).
-hsreports: $(RUNTIME)
-	./scripts/build-hsreports
+# The C extensions (scripts/build-native): the grouping's candidate lines, and the
+# store's collector of Hyperscan reports where libhs's headers are. Optional for
+# serve (without them the same work runs in Python, slower); make test installs a
+# compiler and the headers and requires both.
+native: $(RUNTIME)
+	./scripts/build-native
 
 $(DEV): requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(RUNTIME) $(DEV)
 
-install: $(RUNTIME) hsreports
+install: $(RUNTIME) native
 
 install-dev: $(DEV)
 
 # make serve ARGS="-P data --syslog-port 5514"
-serve: $(RUNTIME) hsreports
+serve: $(RUNTIME) native
 	$(BIN)/logcaster serve $(ARGS)
 
 test: $(DEV)
 	./scripts/test-deps
-	./scripts/build-hsreports --required
+	./scripts/build-native --required
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -93,9 +93,9 @@ def receiver() -> Iterator[HttpReceiver]:
 
 def need_extension() -> None:
     """The store's C collector of Hyperscan reports, built by `make`
-    (scripts/build-hsreports): missing, a failure under CI, else a skip."""
+    (scripts/build-native): missing, a failure under CI, else a skip."""
     if not hs_reports.built():
-        message = "the C collector is not built (scripts/build-hsreports)"
+        message = "the C collector is not built (scripts/build-native)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -23,6 +23,7 @@ join it. Their starts are found with one RE2 scan of the chunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,6 +32,17 @@ import re2
 from logcaster.options import MultilineConfig, MultilineRule
 from logcaster.parsing import trace_lines as tl
 from logcaster.parsing.user_rules import compile_pattern, scanner
+
+try:
+    from logcaster.parsing._linescan import (  # type: ignore[import-not-found]
+        candidate_lines as _c_candidate_lines,
+    )
+except ImportError:  # not built (scripts/build-native): the regex alone finds them
+    _c_candidate_lines = None
+
+# parsing/_linescan.c's pass: [offset, line number, ...] of the lines CANDIDATES
+# may match (a superset); None where it is not built. Tests switch it.
+candidate_lines: Callable[[bytes], list[int]] | None = _c_candidate_lines
 
 
 class GroupState(NamedTuple):
@@ -71,20 +83,37 @@ class Grouper:
     def for_listener(cls, config: MultilineConfig, listener: str) -> Grouper:
         return cls([r for r in config.rules if not r.listeners or listener in r.listeners])
 
-    def _candidates(self, body: bytes) -> list[tuple[int, int, int]]:
+    def _candidates(self, body: bytes) -> list[tuple[int, int, int, int]]:
         """The lines the walk must look at when not in a trace, as (offset, kind, end:
-        where an indented run ends), in order; the first line, which follows the
-        held event, always."""
+        where an indented run ends, line number or -1: not counted), in order; the
+        first line, which follows the held event, always."""
         kinds = tl.KINDS
-        found = [(0, tl.START_KIND, 0)]
+        found = [(0, tl.START_KIND, 0, 0)]
         # With user rules an indented line may start a rule's event: every such
         # line is a candidate of its own, not a run.
         scanner = tl.CANDIDATE_LINES if self._user else tl.CANDIDATES
-        found += [
-            (m.start() + 1, kinds[m.lastgroup or ""], m.end()) for m in scanner.finditer(body)
-        ]
+        if candidate_lines is None:
+            found += [
+                (m.start() + 1, kinds[m.lastgroup or ""], m.end(), -1)
+                for m in scanner.finditer(body)
+            ]
+        else:
+            # The regex only where the C pass could not rule a line out: the same
+            # matches as finditer's (a match ends after the line it starts on, and
+            # finditer resumes there, hence `start <= last`).
+            match = scanner.match
+            starts = candidate_lines(body)
+            last = 0
+            for k in range(0, len(starts), 2):
+                start = starts[k]
+                if start <= last:
+                    continue
+                m = match(body, start - 1)
+                if m is not None:
+                    last = m.end()
+                    found.append((start, kinds[m.lastgroup or ""], last, starts[k + 1]))
         if self._user_scan is not None:
-            found += [(m.start(), tl.START_KIND, 0) for m in self._user_scan.finditer(body)]
+            found += [(m.start(), tl.START_KIND, 0, -1) for m in self._user_scan.finditer(body)]
             found.sort()
         return found
 
@@ -111,8 +140,8 @@ class Grouper:
                     c += 1
                 if c == len(cands):
                     break
-                off = cands[c][0]
-                i += body.count(b"\n", pos, off)
+                off, number = cands[c][0], cands[c][3]
+                i = number if number >= 0 else i + body.count(b"\n", pos, off)
                 pos = off
             while c < len(cands) and cands[c][0] < pos:
                 c += 1

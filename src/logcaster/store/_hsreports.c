@@ -8,7 +8,7 @@
  * returns them as bytes (`id << 40 | end`, or `end` for a single expression,
  * `end` absolute in the buffer), what Scanner.hits returns.
  *
- * Built by scripts/build-hsreports (from `make`) where libhs's headers are
+ * Built by scripts/build-native (from `make`) where libhs's headers are
  * (Debian: libhyperscan-dev); without it the store uses python-hyperscan's
  * callbacks, with the same results.
  */

@@ -9,7 +9,7 @@ there and the expressions compile in it, python-hyperscan otherwise, with the
 same reports either way.
 
 The extension links the system's libhs (Debian: libhyperscan-dev), built by
-`scripts/build-hsreports` from `make`; `store.c_collector: false` turns it off
+`scripts/build-native` from `make`; `store.c_collector: false` turns it off
 (`configure`, at the server's start).
 """
 
@@ -47,7 +47,7 @@ def configure(wanted: bool) -> None:
 def why_off() -> str:
     """Why the collector is off, for the store's start-up log line."""
     if _Reports is None:
-        return "not built (scripts/build-hsreports: gcc and libhyperscan-dev)"
+        return "not built (scripts/build-native: gcc and libhyperscan-dev)"
     return "store.c_collector: false"
 
 
