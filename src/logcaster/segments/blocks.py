@@ -33,8 +33,10 @@ like a header:
 After escaping, every backslash starts a two-byte sequence (`\\\\`, `\\n`,
 `\\r`, or `\\#` at the start of a line only), so decoding is unambiguous and
 `decode_payload(encode_payload(texts)) == texts` for all byte strings. Raw
-encoding works on the whole joined batch with `bytes.join`/`bytes.replace`
-(C loops); no Python code runs per event.
+encoding is `segments/_escape.c` where it is built (one pass per text with the
+GIL released, so the writer thread encodes beside the event loop), else works
+on the whole joined batch with `bytes.join`/`bytes.replace` (C loops, under the
+GIL); no Python code runs per event either way.
 
 JSON mode: each line is the parsed event (`Event.to_dict()`, the dict the query
 protocol's JSON output sends) as one orjson object. Its `body` is the event's
@@ -53,6 +55,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -65,6 +68,17 @@ from logcaster.parsing.parse import parse_event
 
 if TYPE_CHECKING:
     from logcaster.event import Event
+
+try:
+    from logcaster.segments._escape import (  # type: ignore[import-not-found]
+        encode_payload as _c_encode_payload,
+    )
+except ImportError:  # not built (scripts/build-native): escaped in Python
+    _c_encode_payload = None
+
+# segments/_escape.c's encode_payload (bytes texts only), None where it is not
+# built; tests switch it.
+c_encode_payload: Callable[[Sequence[bytes]], bytes] | None = _c_encode_payload
 
 Mode = Literal["raw", "json"]
 MODES: tuple[Mode, ...] = ("raw", "json")
@@ -170,6 +184,16 @@ def count_byte(data: bytes, byte: bytes) -> int:
 
 def encode_payload(texts: list[bytes]) -> bytes:
     """The escaped lines of `texts`, each ending in a newline."""
+    if c_encode_payload is not None:
+        try:
+            return c_encode_payload(texts)
+        except TypeError:  # a bytes-like text other than bytes: the joins take it
+            pass
+    return encode_payload_py(texts)
+
+
+def encode_payload_py(texts: list[bytes]) -> bytes:
+    """encode_payload in Python (bytes.join and bytes.replace over the batch)."""
     if not texts:
         return b""
     ended = [*texts, b""]  # joins to a trailing newline without another copy of the payload
