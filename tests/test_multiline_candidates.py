@@ -89,7 +89,7 @@ Candidates = list[tuple[int, int, int, int]]
 
 
 @contextmanager
-def _scanning_with(scan: Callable[[bytes], list[int]] | None) -> Iterator[None]:
+def _scanning_with(scan: Callable[[bytes], tuple[list[int], int]] | None) -> Iterator[None]:
     """multiline's C pass set to `scan` (None: the regex alone) for the block."""
     kept = multiline.candidate_lines
     multiline.candidate_lines = scan
@@ -101,9 +101,11 @@ def _scanning_with(scan: Callable[[bytes], list[int]] | None) -> Iterator[None]:
 
 def _both(grouper: Grouper, body: bytes) -> tuple[Candidates, Candidates]:
     with _scanning_with(None):
-        by_regex = grouper._candidates(body)
+        by_regex, uncounted = grouper._candidates(body)
     with _scanning_with(C_LINES):
-        in_c = grouper._candidates(body)
+        in_c, count = grouper._candidates(body)
+    assert uncounted == -1
+    assert count == body.count(b"\n") + 1
     return by_regex, in_c
 
 

@@ -117,6 +117,7 @@ def test_sample_keeps_every_error_and_thins_the_rest_above_the_watermark() -> No
     ]
     texts.append(b'{"level":"fatal","msg":"boom"}')
     kept, pause = admission.admit(texts, "tcp")
+    assert isinstance(kept, list)
     errors = [t for t in texts if b"[ERROR]" in t or b"fatal" in t]
     assert pause  # when still full, sample blocks rather than drop an error
     assert all(t in kept for t in errors)

@@ -29,8 +29,9 @@ import numpy as np
 
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.parsing.codes import LEVEL_NAMES, ServiceCodes
-from logcaster.parsing.extract import Extractor
+from logcaster.parsing.extract import Extractor, Fields
 from logcaster.pipeline.batch import Batch
+from logcaster.segments.blocks import encode_payload
 from logcaster.sinks.memory import MemorySink
 from logcaster.sources.files.labels import fill_services
 
@@ -80,15 +81,22 @@ class LevelTally:
         batches, skip = memory.snapshot()
         new = memory.received - self._written  # on the loop, with the snapshot: consistent
         self._written = memory.received
-        texts, received, sources = _newest(batches, skip, self._through, MAX_PER_RUN)
+        parts, received, sources = _newest(batches, skip, self._through, MAX_PER_RUN)
         if batches:
             self._through = max(self._through, batches[-1].last_id)
-        if texts:
-            fields = await asyncio.to_thread(self._extractor.extract_texts, texts, received)
+        taken = len(received)
+        if taken:
+            fields = await asyncio.to_thread(self._extract, parts, received)
             fill_services(fields.service, sources, self._services)  # file inputs' service
             self._count(fields.level, fields.service)
-        if new > len(texts):
-            self._add((UNTALLIED, UNTALLIED), new - len(texts))
+        if new > taken:
+            self._add((UNTALLIED, UNTALLIED), new - taken)
+
+    def _extract(self, parts: list[bytes | list[bytes]], received: np.ndarray) -> Fields:
+        """(In a thread.) The fields of the parts' events: payloads as they are, texts
+        encoded to one first (the extractor reads escaped payloads)."""
+        payloads = [p if isinstance(p, bytes) else encode_payload(p) for p in parts]
+        return self._extractor.extract(payloads, received)
 
     def _count(self, levels: np.ndarray, services: np.ndarray) -> None:
         keys = levels.astype(np.uint32) << 16 | services.astype(np.uint32)
@@ -120,29 +128,32 @@ class LevelTally:
 
 def _newest(
     batches: list[Batch], skip: int, after_id: int, cap: int
-) -> tuple[list[bytes], np.ndarray, list[tuple[int, str]]]:
-    """Up to `cap` texts of events with ids above `after_id` still in the ring,
-    the newest ones, oldest first, their receive times, and (index of the first
-    text, source label) per batch."""
-    picked: list[tuple[list[bytes], float, str]] = []
+) -> tuple[list[bytes | list[bytes]], np.ndarray, list[tuple[int, str]]]:
+    """Up to `cap` events with ids above `after_id` still in the ring, the newest
+    ones, oldest first, per batch: its raw payload when the batch has one and all
+    its events are taken (no texts decoded), else the texts taken; then their
+    receive times, and (index of the part's first event, source label) per batch."""
+    picked: list[tuple[bytes | list[bytes], int, float, str]] = []
     left = cap
     for index in range(len(batches) - 1, -1, -1):
         batch = batches[index]
         if batch.last_id <= after_id or left <= 0:
             break
         low = max(skip if index == 0 else 0, after_id - batch.first_id + 1)
-        texts = batch.texts[max(low, len(batch) - left) :]
-        picked.append((texts, batch.received_at, batch.source))
-        left -= len(texts)
+        start = max(low, len(batch) - left)
+        payload = batch.payload
+        part = payload if payload is not None and start == 0 else batch.texts[start:]
+        n = len(batch) - start
+        picked.append((part, n, batch.received_at, batch.source))
+        left -= n
     picked.reverse()
-    texts = [t for part, _, _ in picked for t in part]
-    received = np.repeat([r for _, r, _ in picked], [len(p) for p, _, _ in picked])
+    received = np.repeat([r for _, _, r, _ in picked], [n for _, n, _, _ in picked])
     sources: list[tuple[int, str]] = []
     at = 0
-    for part, _, source in picked:
+    for _, n, _, source in picked:
         sources.append((at, source))
-        at += len(part)
-    return texts, received.astype(np.float64), sources
+        at += n
+    return [part for part, _, _, _ in picked], received.astype(np.float64), sources
 
 
 def _level(code: int) -> str:

@@ -7,7 +7,8 @@
  * before it ends in ":" or " " (the pattern's `open` alternative). Here one pass
  * with memchr finds the lines that are not ruled out so (a superset of the
  * pattern's matches: the regex still decides each), with their line numbers, so
- * the walk no longer counts newlines between candidates either. The GIL is
+ * the walk no longer counts newlines between candidates either, and the body's
+ * line count (the framer's escaped reads have no list of lines). The GIL is
  * released during the pass.
  *
  * Built by scripts/build-native (from `make`); without it the grouping scans
@@ -49,7 +50,7 @@ static int push(Found *f, Py_ssize_t start, Py_ssize_t line) {
     return 0;
 }
 
-static int find(const unsigned char *b, Py_ssize_t n, Found *f) {
+static int find(const unsigned char *b, Py_ssize_t n, Found *f, Py_ssize_t *lines) {
     Py_ssize_t line = 0;
     const unsigned char *p = b, *end = b + n;
     while (p < end) {
@@ -64,6 +65,7 @@ static int find(const unsigned char *b, Py_ssize_t n, Found *f) {
             continue;
         if (push(f, s, line) < 0) return -1;
     }
+    *lines = line;
     return 0;
 }
 
@@ -72,9 +74,10 @@ static PyObject *candidate_lines(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     Found f = {NULL, 0, 0};
+    Py_ssize_t newlines = 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = find((const unsigned char *)view.buf, view.len, &f);
+    rc = find((const unsigned char *)view.buf, view.len, &f, &newlines);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     if (rc < 0) {
@@ -88,13 +91,14 @@ static PyObject *candidate_lines(PyObject *self, PyObject *arg) {
         else PyList_SET_ITEM(out, (Py_ssize_t)i, v);
     }
     free(f.at);
-    return out;
+    return out == NULL ? NULL : Py_BuildValue("Nn", out, newlines);
 }
 
 static PyMethodDef methods[] = {
     {"candidate_lines", candidate_lines, METH_O,
-     "candidate_lines(body) -> [start, line, start, line, ...]: the lines (offset after a\n"
-     "newline, and line number) that trace_lines.CANDIDATES may match, in order."},
+     "candidate_lines(body) -> ([start, line, start, line, ...], newlines): the lines\n"
+     "(offset after a newline, and line number) that trace_lines.CANDIDATES may match,\n"
+     "in order, and the body's newline count."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -40,9 +40,10 @@ try:
 except ImportError:  # not built (scripts/build-native): the regex alone finds them
     _c_candidate_lines = None
 
-# parsing/_linescan.c's pass: [offset, line number, ...] of the lines CANDIDATES
-# may match (a superset); None where it is not built. Tests switch it.
-candidate_lines: Callable[[bytes], list[int]] | None = _c_candidate_lines
+# parsing/_linescan.c's pass: ([offset, line number, ...] of the lines CANDIDATES
+# may match (a superset), the body's newline count); None where it is not built.
+# Tests switch it.
+candidate_lines: Callable[[bytes], tuple[list[int], int]] | None = _c_candidate_lines
 
 
 class GroupState(NamedTuple):
@@ -59,6 +60,7 @@ class Scan(NamedTuple):
     joins: list[int]  # indexes i of lines that continue the event before them (0: the held one)
     state: GroupState
     detach: int  # blank lines to take back off the end of the held event
+    lines: int  # lines walked (the body's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +85,17 @@ class Grouper:
     def for_listener(cls, config: MultilineConfig, listener: str) -> Grouper:
         return cls([r for r in config.rules if not r.listeners or listener in r.listeners])
 
-    def _candidates(self, body: bytes) -> list[tuple[int, int, int, int]]:
+    def _candidates(self, body: bytes) -> tuple[list[tuple[int, int, int, int]], int]:
         """The lines the walk must look at when not in a trace, as (offset, kind, end:
         where an indented run ends, line number or -1: not counted), in order; the
-        first line, which follows the held event, always."""
+        first line, which follows the held event, always. Then the body's line
+        count, or -1 when the C pass did not count it."""
         kinds = tl.KINDS
         found = [(0, tl.START_KIND, 0, 0)]
         # With user rules an indented line may start a rule's event: every such
         # line is a candidate of its own, not a run.
         scanner = tl.CANDIDATE_LINES if self._user else tl.CANDIDATES
+        count = -1
         if candidate_lines is None:
             found += [
                 (m.start() + 1, kinds[m.lastgroup or ""], m.end(), -1)
@@ -102,7 +106,8 @@ class Grouper:
             # matches as finditer's (a match ends after the line it starts on, and
             # finditer resumes there, hence `start <= last`).
             match = scanner.match
-            starts = candidate_lines(body)
+            starts, newlines = candidate_lines(body)
+            count = newlines + 1
             last = 0
             for k in range(0, len(starts), 2):
                 start = starts[k]
@@ -115,21 +120,28 @@ class Grouper:
         if self._user_scan is not None:
             found += [(m.start(), tl.START_KIND, 0, -1) for m in self._user_scan.finditer(body)]
             found.sort()
-        return found
+        return found, count
 
-    def scan(self, lines: list[bytes], body: bytes, state: GroupState, held: bytes | None) -> Scan:
+    def scan(
+        self, lines: list[bytes] | None, body: bytes, state: GroupState, held: bytes | None
+    ) -> Scan:
         """Which `lines` (`body` split on "\\n") continue the event before them.
 
         `held` is the last line of the event held from the chunk before (None:
-        none is held, so line 0 cannot continue anything).
+        none is held, so line 0 cannot continue anything). `lines` None: the
+        walk slices the lines it looks at from `body` (the framer's escaped
+        reads, none truncated; needs the C pass, which counts them).
         """
         joins: list[int] = []
         kind = state.kind if held is not None else tl.NONE
         pending = state.pending if held is not None else 0
         blanks: list[int] = []  # this chunk's blank lines, not yet decided
         detach = 0
-        n = len(lines)
-        cands = self._candidates(body)
+        cands, n = self._candidates(body)
+        if lines is not None:
+            n = len(lines)
+        elif n < 0:
+            raise ValueError("a scan without lines needs parsing/_linescan")
         c = 0  # the next candidate
         i = 0  # the line looked at, at offset `pos` in body
         pos = 0
@@ -148,7 +160,7 @@ class Grouper:
             what, run_end = (
                 (cands[c][1], cands[c][2]) if c < len(cands) and cands[c][0] == pos else (-1, 0)
             )
-            line = lines[i]
+            line = lines[i] if lines is not None else _line_at(body, pos)
             if not line:
                 if kind in tl.BLANK_OK:
                     blanks.append(i)
@@ -181,7 +193,10 @@ class Grouper:
                     if pending:
                         detach = pending  # the held event's tentative lines are its own
                         pending = 0
-                    prev = lines[i - 1] if i else held
+                    if not i:
+                        prev = held
+                    else:
+                        prev = lines[i - 1] if lines is not None else _line_before(body, pos)
                     if what == tl.OPEN and not self._user:
                         joined, new = tl.open_header(line, prev)
                     else:
@@ -207,7 +222,7 @@ class Grouper:
             # headline under a record): they join for now.
             joins += blanks
             pending += len(blanks)
-        return Scan(joins, GroupState(kind, pending), detach)
+        return Scan(joins, GroupState(kind, pending), detach, n)
 
     def _step(self, kind: int, line: bytes) -> tuple[bool, int]:
         if kind >= tl.USER:
@@ -224,6 +239,16 @@ class Grouper:
             if rule.start.match(line) is not None:
                 return False, tl.USER + k
         return tl.start(line, prev, record)
+
+
+def _line_at(body: bytes, pos: int) -> bytes:
+    end = body.find(b"\n", pos)
+    return body[pos:] if end < 0 else body[pos:end]
+
+
+def _line_before(body: bytes, pos: int) -> bytes:
+    """The line ending at the newline before `pos` (a line's start, not the first)."""
+    return body[body.rfind(b"\n", 0, pos - 1) + 1 : pos - 1]
 
 
 def group_lines(

@@ -17,7 +17,7 @@ import numpy as np
 from logcaster.log import log_event
 from logcaster.options import QueueConfig
 from logcaster.parsing.levels import LevelReader
-from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch
+from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch, Texts, text_list
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.stats import Stats, listener_of
 
@@ -55,7 +55,7 @@ class Admission:
         q = self.queue
         return max((q.events + extra_events) / q.max_events, (q.nbytes + extra_bytes) / q.max_bytes)
 
-    def admit(self, texts: list[bytes], listener: str) -> tuple[list[bytes], bool]:
+    def admit(self, texts: Texts, listener: str) -> tuple[Texts, bool]:
         """The texts `listener` offers to enqueue, and whether the source should pause
         after enqueuing them.
 
@@ -65,6 +65,7 @@ class Admission:
         policy = self.policy
         if policy == "block" or listener in ALWAYS_WAIT:
             return texts, True
+        texts = text_list(texts)  # the other policies may keep some of them
         n = len(texts)
         size = sum(map(len, texts)) + EVENT_OVERHEAD * n
         fill = self.fill(n, size)

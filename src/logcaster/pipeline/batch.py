@@ -11,16 +11,49 @@ first read": it is the one that holds both the texts and the cache.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from logcaster.event import Event
 from logcaster.parsing.parse import parse_event
+from logcaster.segments.blocks import decode_payload
 
 # What one event weighs in the queue beyond its text (a list slot and a bytes header).
 EVENT_OVERHEAD = 40
 # Between a source label and its stream mark where a label is all a store keeps
 # (the forward spool's block header): a byte no source label holds.
 _MARK_SEP = "\x1e"
+
+
+@dataclass(frozen=True, slots=True)
+class Escaped:
+    """Event texts held as one raw-mode payload (segments/blocks.py: escaped lines,
+    each ending in a newline), as the line framer cuts a read of plain lines
+    (pipeline/framing.py): no bytes object per event until a reader asks for the
+    texts, and the file sink writes the payload as it is."""
+
+    payload: bytes
+    count: int  # events (lines of the payload)
+    size: int  # bytes of the texts (unescaped, without their newlines)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def texts(self) -> list[bytes]:
+        return decode_payload(self.payload, self.count)
+
+
+Texts = list[bytes] | Escaped
+
+
+def text_list(texts: Texts) -> list[bytes]:
+    """The texts as a list (decoded from an `Escaped` payload)."""
+    return texts.texts() if isinstance(texts, Escaped) else texts
+
+
+def texts_size(texts: Texts) -> int:
+    """Bytes of the texts (without newlines)."""
+    return texts.size if isinstance(texts, Escaped) else sum(map(len, texts))
 
 
 class StreamMark(NamedTuple):
@@ -54,17 +87,21 @@ class Batch:
 
     `texts[i]` is the raw bytes of event `first_id + i` (lines of a multi-line
     event joined by b"\\n"). `nbytes` is what the batch weighs in the queue.
+    Made from an `Escaped` payload, the batch decodes its texts on first use
+    (`texts`); `payload` is that payload, for the file sink.
     """
 
     __slots__ = (
+        "_count",
+        "_escaped",
         "_events",
         "_head",
+        "_texts",
         "first_id",
         "nbytes",
         "received_at",
         "source",
         "stream",
-        "texts",
     )
 
     def __init__(
@@ -72,25 +109,47 @@ class Batch:
         first_id: int,
         received_at: float,
         source: str,
-        texts: list[bytes],
+        texts: Texts,
         stream: StreamMark | None = None,
     ) -> None:
         self.first_id = first_id
         self.received_at = received_at
         self.source = source
-        self.texts = texts
         self.stream = stream
-        self.nbytes = sum(map(len, texts)) + EVENT_OVERHEAD * len(texts)
+        self._count = len(texts)
+        if isinstance(texts, Escaped):
+            self._escaped: Escaped | None = texts
+            self._texts: list[bytes] | None = None
+            self.nbytes = texts.size + EVENT_OVERHEAD * texts.count
+        else:
+            self._escaped = None
+            self._texts = texts
+            self.nbytes = sum(map(len, texts)) + EVENT_OVERHEAD * len(texts)
         self._events: list[Event] | None = None
         # The parsed first events, before the whole batch is (see events_between).
         self._head: list[Event] | None = None
 
+    @property
+    def texts(self) -> list[bytes]:
+        """The event texts (decoded from the payload on first use, then kept; two
+        threads decoding at once both get equal lists)."""
+        texts = self._texts
+        if texts is None:
+            assert self._escaped is not None
+            self._texts = texts = self._escaped.texts()
+        return texts
+
+    @property
+    def payload(self) -> bytes | None:
+        """The texts as a raw-mode payload, when the batch was made from one."""
+        return None if self._escaped is None else self._escaped.payload
+
     def __len__(self) -> int:
-        return len(self.texts)
+        return self._count
 
     @property
     def last_id(self) -> int:
-        return self.first_id + len(self.texts) - 1
+        return self.first_id + self._count - 1
 
     def cut(self, start: int, stop: int | None = None) -> Batch:
         """Events `start..stop-1` as a batch with their ids, stream mark and parsed

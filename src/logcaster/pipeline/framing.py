@@ -13,12 +13,33 @@ the grouping state after it (`GroupState`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from logcaster.options import MultilineConfig
-from logcaster.parsing.multiline import START, Grouper, GroupState, group_lines
+from logcaster.parsing import multiline
+from logcaster.parsing.multiline import START, Grouper, GroupState, Scan, group_lines
+from logcaster.pipeline.batch import Escaped, Texts, text_list
+from logcaster.segments import blocks
 
 TRUNCATION_MARK = b"..."
+
+try:
+    from logcaster.segments._escape import (  # type: ignore[import-not-found]
+        escape_events as _c_escape_events,
+    )
+    from logcaster.segments._escape import (
+        escape_lines as _c_escape_lines,
+    )
+except ImportError:  # not built (scripts/build-native): reads are split into lines
+    _c_escape_lines = _c_escape_events = None
+
+# segments/_escape.c's escape_lines(head, body, end, closed) -> (payload, lines)
+# and escape_events(head, body, joins, hold, max_lines, max_bytes) -> (payload,
+# events, held_at) | None; None where it is not built. Tests switch them.
+_ESCAPE: Callable[[bytes, bytes, int, bool], tuple[bytes, int]] | None = _c_escape_lines
+_EVENTS: Callable[[bytes, bytes, list[int], int, int, int], tuple[bytes, int, int] | None] | None
+_EVENTS = _c_escape_events
 
 
 class Framer(Protocol):
@@ -41,6 +62,10 @@ class Framer(Protocol):
         ...
 
     def feed(self, data: bytes) -> list[bytes]: ...
+
+    def feed_read(self, data: bytes) -> Texts:
+        """`feed`, with the texts as one escaped payload where the framer can."""
+        ...
 
     def flush_held(self) -> list[bytes]: ...
 
@@ -135,6 +160,12 @@ class LineFramer:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Take the next bytes of the stream; return the event texts now complete."""
+        return text_list(self.feed_read(data))
+
+    def feed_read(self, data: bytes) -> Texts:
+        """`feed`, with the texts as one escaped payload (`Escaped`, no bytes object
+        per line) when the read's lines are all events of their own and none is
+        over the limit, and the C extensions are built (scripts/build-native)."""
         if self._discarding:
             nl = data.find(b"\n")
             if nl < 0:
@@ -164,6 +195,16 @@ class LineFramer:
             body = body.replace(b"\r\n", b"\n")
             if body.endswith(b"\r"):
                 body = body[:-1]
+        scan = None
+        if not cut and _ESCAPE is not None and not _may_hold_long_line(body, self._max_line):
+            if not self._multiline:
+                payload, count = _ESCAPE(b"", body, len(body), False)
+                return Escaped(payload, count, len(body) - count + 1)
+            if multiline.candidate_lines is not None:
+                scan = self._grouper.scan(None, body, self._state, self._held_last_line())
+                escaped = self._escaped(body, scan)
+                if escaped is not None:
+                    return escaped
         lines = body.split(b"\n")
         if _may_hold_long_line(body, self._max_line) and max(map(len, lines)) > self._max_line:
             limit = self._max_line
@@ -171,13 +212,45 @@ class LineFramer:
         if cut:
             lines.append(cut)
             body += b"\n" + cut
-        return self._group(lines, body)
+        return self._group(lines, body, scan)
 
-    def _group(self, lines: list[bytes], body: bytes) -> list[bytes]:
-        """Apply multi-line grouping to the complete `lines` (`body` split on "\\n")."""
+    def _escaped(self, body: bytes, scan: Scan) -> Escaped | None:
+        """The read's events as one payload: the held event (and any lines it gives
+        back), then each event the read completes, grouped by `scan`; the last is
+        held. None, with nothing changed, where only the lines can say: lines that
+        continue the held event, or an event over multiline's bounds (cut there)."""
+        joins = scan.joins
+        if (joins and joins[0] == 0) or _EVENTS is None:
+            return None
+        hold = scan.lines - 1  # the last event's first line
+        at = len(joins) - 1
+        while at >= 0 and joins[at] == hold:
+            hold -= 1
+            at -= 1
+        out = self._held_events(scan.detach) if self._held else []
+        head = blocks.encode_payload(out) if out else b""
+        done = _EVENTS(head, body, joins, hold, self._max_lines, self._max_bytes)
+        if done is None:
+            return None
+        payload, events, held_at = done
+        held = body[held_at:]
+        held_lines = scan.lines - hold
+        if held_lines > self._max_lines or len(held) + 1 > self._max_bytes:
+            return None
+        self._state = scan.state
+        self._held = [held]
+        self._held_lines = held_lines
+        self._held_bytes = len(held)
+        # The texts' bytes: the lines' without the newline that ends each event.
+        return Escaped(payload, len(out) + events, sum(map(len, out)) + held_at - events)
+
+    def _group(self, lines: list[bytes], body: bytes, scan: Scan | None = None) -> list[bytes]:
+        """Apply multi-line grouping to the complete `lines` (`body` split on "\\n");
+        `scan`: the grouping's walk of them, when done already."""
         if not self._multiline:
             return lines
-        scan = self._grouper.scan(lines, body, self._state, self._held_last_line())
+        if scan is None:
+            scan = self._grouper.scan(lines, body, self._state, self._held_last_line())
         self._state = scan.state
         out = self._release(scan.detach) if scan.detach else []
         joins = scan.joins
@@ -214,8 +287,13 @@ class LineFramer:
     def _release(self, detach: int = 0) -> list[bytes]:
         """The held event, then (`detach`) its last lines, joined only tentatively (blank
         lines, a headline under a record), as events of their own."""
-        event = b"".join(self._held)
+        events = self._held_events(detach)
         self._held = []
+        return events
+
+    def _held_events(self, detach: int) -> list[bytes]:
+        """What `_release` releases, still held."""
+        event = b"".join(self._held)
         if not detach:
             return [event]
         lines = event.split(b"\n")

@@ -22,7 +22,14 @@ from logcaster.log import log_event
 from logcaster.metrics.latency import DurableLatency
 from logcaster.metrics.registry import Metric, Readings
 from logcaster.pipeline.admission import Admission
-from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch, StreamMark
+from logcaster.pipeline.batch import (
+    EVENT_OVERHEAD,
+    Batch,
+    StreamMark,
+    Texts,
+    text_list,
+    texts_size,
+)
 from logcaster.pipeline.broker import Broker
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.pipeline.tail_sampler import TailSampler
@@ -89,7 +96,7 @@ class Pipeline:
         """
         return self.offer(texts, source).pause
 
-    def offer(self, texts: list[bytes], source: str, stream: StreamMark | None = None) -> Offered:
+    def offer(self, texts: Texts, source: str, stream: StreamMark | None = None) -> Offered:
         """`submit`, also saying whether the `reject` policy refused the texts.
 
         Counted per call, by listener (stats.py): received, bytes, accepted.
@@ -103,12 +110,16 @@ class Pipeline:
             batch = self._batch(self._rewrite(texts), source, stream)
             nbytes = batch.nbytes - EVENT_OVERHEAD * n
             if self.rewriters:
-                nbytes = sum(map(len, texts))  # received: the texts as they came
+                nbytes = texts_size(texts)  # received: the texts as they came
             self._stats.offered(listener, n, nbytes, n)
             return Offered(self.queue.put(batch), kept=n)
+        if admission.policy != "block":
+            # The other policies may keep some of them; decoded here, so that an
+            # admission that keeps them all returns this very list (`kept is texts`).
+            texts = text_list(texts)
         kept, pause = admission.admit(texts, listener)
         if not kept:
-            self._stats.offered(listener, n, sum(map(len, texts)), 0)
+            self._stats.offered(listener, n, texts_size(texts), 0)
             return Offered(False, refused=bool(texts) and admission.rejects)
         batch = self._batch(self._rewrite(kept), source, stream if kept is texts else None)
         # The batch summed its texts' sizes already; a policy that cut some, or a
@@ -117,17 +128,20 @@ class Pipeline:
         if kept is texts and not self.rewriters:
             nbytes = batch.nbytes - EVENT_OVERHEAD * k
         else:
-            nbytes = sum(map(len, texts))
+            nbytes = texts_size(texts)
         self._stats.offered(listener, n, nbytes, k)
         full = self.queue.put(batch)
         if admission.policy == "block":
             admission.watch()  # the other policies weighed the read's demand already
         return Offered(full and pause, kept=k)
 
-    def _rewrite(self, texts: list[bytes]) -> list[bytes]:
+    def _rewrite(self, texts: Texts) -> Texts:
+        if not self.rewriters:
+            return texts
+        listed = text_list(texts)
         for rewriter in self.rewriters:
-            texts = rewriter.rewrite(texts)
-        return texts
+            listed = rewriter.rewrite(listed)
+        return listed
 
     def discard(self, texts: list[bytes], source: str, reason: str) -> None:
         """A source has `texts` it cannot offer (UDP past its bound): they count as
@@ -155,7 +169,7 @@ class Pipeline:
         if self.broker is not None:
             self.broker.readings(out)
 
-    def _batch(self, texts: list[bytes], source: str, stream: StreamMark | None) -> Batch:
+    def _batch(self, texts: Texts, source: str, stream: StreamMark | None) -> Batch:
         # Whole microseconds, as the file sink's block header stores them: a replayed
         # batch gets back exactly this float.
         batch = Batch(self._next_id, time.time_ns() // 1000 / 1e6, source, texts, stream)

@@ -41,10 +41,10 @@ def encode(batch: Batch, node: int) -> Fields:
         b"v": VERSION,
         b"node": b"%d" % node,
         b"first": b"%d" % batch.first_id,
-        b"n": b"%d" % len(batch.texts),
+        b"n": b"%d" % len(batch),
         b"recv": b"%d" % received_us(batch.received_at),
         b"src": batch.source.encode("utf-8", "backslashreplace"),
-        b"texts": encode_payload(batch.texts),
+        b"texts": batch.payload or encode_payload(batch.texts),
     }
     mark = batch.stream
     if mark is not None:

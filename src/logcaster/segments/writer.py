@@ -40,8 +40,11 @@ from pathlib import Path
 from typing import Literal
 
 from logcaster.exceptions import StorageError
-from logcaster.pipeline.batch import Batch
-from logcaster.segments.blocks import Mode, encode_block_parts
+
+# The module, not its names: pipeline/batch.py imports segments.blocks, so when it
+# is imported first this runs (from segments/__init__) while it is half-made.
+from logcaster.pipeline import batch as pipeline_batch
+from logcaster.segments.blocks import Mode, encode_block_parts, encode_header
 from logcaster.segments.lock import fsync_dir, make_directory, storage_error
 from logcaster.segments.names import ACTIVE_NAME, list_rotated, segment_name
 from logcaster.segments.recovery import highest_id_on_disk, recover_active, scan_or_raise
@@ -189,10 +192,13 @@ class SegmentWriter:
         mode: Mode = "raw",
     ) -> None:
         """Append one block holding events `first_id ..`; see `write_many`."""
-        self.write_many([Batch(first_id, received, source, texts)], mode=mode)
+        self.write_many([pipeline_batch.Batch(first_id, received, source, texts)], mode=mode)
 
     def write_many(
-        self, batches: Sequence[Batch | tuple[int, list[bytes]]], *, mode: Mode = "raw"
+        self,
+        batches: Sequence[pipeline_batch.Batch | tuple[int, list[bytes]]],
+        *,
+        mode: Mode = "raw",
     ) -> None:
         """Append one block per batch, in one write per file, then fsync per policy.
 
@@ -210,20 +216,28 @@ class SegmentWriter:
         blocks: list[tuple[int, int, bytes, bytes]] = []  # first_id, last_id, header, payload
         prev = self.last_id
         for item in batches:
-            if isinstance(item, Batch):
-                first_id, texts = item.first_id, item.texts
+            if isinstance(item, pipeline_batch.Batch):
+                first_id, count = item.first_id, len(item)
                 received, source = item.received_at, item.source
+                # A batch the framer made as a raw payload is written as it is.
+                escaped = item.payload if mode == "raw" else None
+                texts = item.texts if escaped is None else []
                 # Parsed events for JSON mode: the batch's cached ones if a reader on
                 # the event loop made them, else parsed here without touching the cache.
                 events = item.cached_events
             else:
                 (first_id, texts), received, source, events = item, 0.0, "", None
+                count, escaped = len(texts), None
             if prev is not None and first_id <= prev:
                 raise ValueError(f"first_id {first_id} is not above the last id written {prev}")
-            header, payload = encode_block_parts(
-                first_id, texts, received=received, source=source, mode=mode, events=events
-            )
-            last = first_id + len(texts) - 1
+            if escaped is not None and count:
+                payload = escaped
+                header = encode_header(first_id, count, payload, received=received, source=source)
+            else:
+                header, payload = encode_block_parts(
+                    first_id, texts, received=received, source=source, mode=mode, events=events
+                )
+            last = first_id + count - 1
             blocks.append((first_id, last, header, payload))
             prev = last
 

@@ -14,6 +14,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from logcaster.pipeline.batch import Texts, texts_size
 from logcaster.security.guard import Peer
 from logcaster.security.roles import Permission, Principal
 
@@ -139,12 +140,12 @@ class StreamGate:
             transport.write(UNAUTHORIZED)
             transport.close()  # what was read before is kept (connection_lost flushes)
 
-    def _limit(self, texts: list[bytes]) -> None:
+    def _limit(self, texts: Texts) -> None:
         """Count a read against this client's rate limits; hold reading while in debt."""
         principal = self._principal
         name = principal.name if principal is not None else ""
         wait = self._server.guard.limits.ingest(
-            (self._ip, name), len(texts), sum(map(len, texts)), self._server.name
+            (self._ip, name), len(texts), texts_size(texts), self._server.name
         )
         if wait > 0 and not self._limited:
             self._limited = True

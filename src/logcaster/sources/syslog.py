@@ -67,6 +67,9 @@ class SyslogStreamFramer:
         self.truncated += 1
         return message[: self._max - len(TRUNCATION_MARK)] + TRUNCATION_MARK
 
+    def feed_read(self, data: bytes) -> list[bytes]:
+        return self.feed(data)
+
     def feed(self, data: bytes) -> list[bytes]:
         if self._discard:
             skip = min(self._discard, len(data))

@@ -17,7 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING, cast
 
 from logcaster.log import log_event
-from logcaster.pipeline.batch import StreamMark
+from logcaster.pipeline.batch import StreamMark, Texts, text_list
 from logcaster.security.guard import Peer
 from logcaster.security.roles import ANONYMOUS, Principal
 from logcaster.sources.stream_gate import StreamGate
@@ -180,7 +180,7 @@ class StreamConnection(StreamGate, asyncio.Protocol):
             if not data:
                 self._note_partial(False)
                 return  # the handshake so far, or all of it
-        texts = self._framer.feed(data)
+        texts = self._framer.feed_read(data)
         self._note_partial(bool(texts) or b"\n" in data)
         if texts:
             self._submit(texts)
@@ -233,7 +233,7 @@ class StreamConnection(StreamGate, asyncio.Protocol):
         if self._transport is not None:
             self._transport.write(ACK_ACCEPTED)
 
-    def _submit(self, texts: list[bytes]) -> None:
+    def _submit(self, texts: Texts) -> None:
         if self._server.guard.limits.ingest_on:
             self._limit(texts)
         framer = self._framer
@@ -243,7 +243,7 @@ class StreamConnection(StreamGate, asyncio.Protocol):
         pipeline = self._server.pipeline
         session = self._session
         if session is not None and texts:
-            lines = b"\n".join(texts).count(b"\n") + 1  # every text's lines
+            lines = b"\n".join(text_list(texts)).count(b"\n") + 1  # every text's lines
             self._session = StreamMark(session.session, session.seq + lines)
         offered = pipeline.offer(texts, self._source, session)
         pause = offered.pause
