@@ -94,11 +94,120 @@ static PyObject *candidate_lines(PyObject *self, PyObject *arg) {
     return out == NULL ? NULL : Py_BuildValue("Nn", out, newlines);
 }
 
+/* json_tails: the tail of a flat JSON line as line_shapes._json_tail's pattern
+ * accepts it (the store's extractor, parsing/extract.py): `,"KEY":VALUE` pairs
+ * (KEY [A-Za-z0-9_]+, not one of the shape's first keys; VALUE a string of
+ * printable ASCII without '"' or '\\', a number of at most 18 integer and 17
+ * fraction digits without a leading zero, true, false or null), then '}' and a
+ * newline or an escaped one. In sre that lookahead cost ~1 us a line. */
+static int is_word(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+static int literal(const unsigned char **p, const unsigned char *end, const char *word) {
+    size_t n = strlen(word);
+    if ((size_t)(end - *p) < n || memcmp(*p, word, n) != 0) return 0;
+    *p += n;
+    return 1;
+}
+
+static int first_key(const unsigned char *k, Py_ssize_t n, int zap) {
+    static const char *flat[] = {"timestamp", "level", "service"};
+    static const char *zapped[] = {"level", "ts", "service"};
+    const char **keys = zap ? zapped : flat;
+    for (int i = 0; i < 3; i++)
+        if ((size_t)n == strlen(keys[i]) && memcmp(k, keys[i], (size_t)n) == 0) return 1;
+    return 0;
+}
+
+static int value(const unsigned char **at, const unsigned char *end) {
+    const unsigned char *p = *at;
+    if (p < end && *p == '"') {
+        for (p++; p < end && *p >= 0x20 && *p <= 0x7e && *p != '"' && *p != '\\'; p++) {
+        }
+        if (p == end || *p != '"') return 0;
+        *at = p + 1;
+        return 1;
+    }
+    if (literal(at, end, "true") || literal(at, end, "false") || literal(at, end, "null")) return 1;
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && *p >= '1' && *p <= '9') {
+        p++;
+        for (int n = 0; n < 17 && p < end && is_digit(*p); n++) p++;
+    } else {
+        return 0;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        int n = 0;
+        for (; n < 17 && p < end && is_digit(*p); n++) p++;
+        if (n == 0) return 0;
+    }
+    *at = p;
+    return 1;
+}
+
+static int tail_ok(const unsigned char *p, const unsigned char *end, int zap) {
+    for (;;) {
+        if (p < end && *p == '}') {
+            p++;
+            return p < end && (*p == '\n' || (*p == '\\' && p + 1 < end && p[1] == 'n'));
+        }
+        if (end - p < 2 || p[0] != ',' || p[1] != '"') return 0;
+        p += 2;
+        const unsigned char *k = p;
+        while (p < end && is_word(*p)) p++;
+        if (p == k || end - p < 2 || p[0] != '"' || p[1] != ':' || first_key(k, p - k, zap))
+            return 0;
+        p += 2;
+        if (!value(&p, end)) return 0;
+    }
+}
+
+static PyObject *json_tails(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer buf, starts;
+    int zap;
+    if (!PyArg_ParseTuple(args, "y*y*p", &buf, &starts, &zap)) return NULL;
+    PyObject *out = NULL;
+    Py_ssize_t n = starts.len / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *at = starts.buf;
+    if (starts.len % (Py_ssize_t)sizeof(int64_t) != 0) {
+        PyErr_SetString(PyExc_ValueError, "starts: int64 offsets");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (at[i] < 0 || at[i] > buf.len) {
+            PyErr_SetString(PyExc_ValueError, "a start outside the buffer");
+            goto done;
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL) goto done;
+    char *ok = PyBytes_AS_STRING(out);
+    const unsigned char *b = buf.buf, *end = b + buf.len;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) ok[i] = (char)tail_ok(b + at[i], end, zap);
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"candidate_lines", candidate_lines, METH_O,
      "candidate_lines(body) -> ([start, line, start, line, ...], newlines): the lines\n"
      "(offset after a newline, and line number) that trace_lines.CANDIDATES may match,\n"
      "in order, and the body's newline count."},
+    {"json_tails", json_tails, METH_VARARGS,
+     "json_tails(buffer, starts, zap) -> bytes: for each int64 offset in starts, 1 where a\n"
+     "flat JSON line's tail as line_shapes accepts it starts there (zap: the keys\n"
+     "level/ts/service may not come again, else timestamp/level/service), else 0."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -40,19 +40,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from logcaster.parsing import line_shapes
 from logcaster.parsing.codes import LEVEL_CODES, ServiceCodes
 from logcaster.parsing.formats import SYSLOG_SEVERITY_LEVELS
 from logcaster.parsing.line_shapes import (
     F64,
     I64,
-    LINE_SHAPES,
+    LINE_SHAPES_FULL,
+    LINE_SHAPES_HEADS,
     U8,
     U16,
     Bool,
+    check_json_tails,
     level_key,
     lines_naming,
     parse_access_rows,
     parse_ts_rows,
+    receive_times,
     window_rows,
     word_bytes,
 )
@@ -192,7 +196,7 @@ class Extractor:
             raise BlockFormatError("payload is not newline-terminated escaped lines")
         if texts is not None and len(texts) != n:
             raise ValueError(f"{len(texts)} texts for a payload of {n} lines")
-        out = _Columns(self._received(received, n))
+        out = _Columns(receive_times(received, n))
         if n == 0:
             return Fields(out.ts, out.level, out.service, 0)
         starts = nl[:-1] + 1
@@ -210,7 +214,9 @@ class Extractor:
         lined = np.flatnonzero(
             (first == ord("{")) | (first == ord("t")) | (first == ord("<")) | digit | header
         )
-        col: list[bytes] = LINE_SHAPES.findall(data, 0, end)
+        tails = line_shapes.JSON_TAILS
+        shapes = LINE_SHAPES_FULL if tails is None else LINE_SHAPES_HEADS
+        col: list[bytes] = shapes.findall(data, 0, end)
         if len(col) != len(lined):  # an invariant of the pattern, not of the data
             raise AssertionError(f"pattern results {len(col)} != lines {len(lined)}")
         if col:
@@ -220,6 +226,9 @@ class Extractor:
             hit[lined] = np.fromiter(map(bool, col), np.bool_, len(col))
             second = buf[starts + 1]
             third = buf[starts + 2]
+            if tails is not None:
+                captured = self._token_length[token]
+                check_json_tails(tails, data, buf, starts, hit, first == ord("{"), third, captured)
             brace, t = hit & (first == ord("{")), hit & (first == ord("t"))
             # `YYYY-` (a ts line) or `N.N.N.N ` (an access line)
             dated = buf[starts + 4] == ord("-")
@@ -394,18 +403,6 @@ class Extractor:
             lv = level_key(window_rows(buf, starts[idx], 5))
             sv = self._service_codes(token[idx])
             out.accept(idx, out.recv[idx], lv, sv, own_time=False)
-
-    @staticmethod
-    def _received(received: float | F64, n: int) -> F64:
-        if isinstance(received, np.ndarray):
-            recv = np.asarray(received, np.float64)
-            if recv.shape != (n,):
-                raise ValueError(f"received has shape {recv.shape}, expected ({n},)")
-        else:
-            recv = np.full(n, float(received), np.float64)
-        if not np.isfinite(recv).all():
-            raise ValueError("receive times must be finite")
-        return recv
 
     def _token_ids(self, col: list[bytes]) -> I64:
         """Token ids of the pattern's results; new tokens get a level and a lazy service."""

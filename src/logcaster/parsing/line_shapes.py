@@ -12,6 +12,7 @@ bit-identically to parse_timestamp.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -52,82 +53,101 @@ _JSTR = rb'"[ !#-\[\]-~]*"'  # a JSON string without escapes
 _BARE = rb"[!#-&(-+\--:<>-\[\]-~]+"
 _JVAL = rb"(?:" + _JSTR + rb"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?|true|false|null)"
 
-LINE_SHAPES = re.compile(
-    # Every alternative starts with one of these bytes: checked first, a line that
-    # starts otherwise (the simulator's '[') costs one test instead of one per
-    # alternative (findall 0.256 -> 0.215 us/line on the default corpus).
-    rb"\n(?=[{t<0-9DEFITW])(?:(?:"
-    # Flat JSON: timestamp, level, service first and never again (orjson keeps the
-    # last duplicate), valid JSON to the end of the first line (escaped newline: \n).
-    rb'\{"timestamp":"' + _T24 + rb'","level":"' + _LN_ANY_CASE + rb'","service":"'
-    rb'(?=[A-Za-z0-9_.-]+"(?:,"(?!(?:timestamp|level|service)")[A-Za-z0-9_]+":'
-    + _JVAL
-    + rb")*\}(?=\n|\\n))"
-    # logfmt starting `ts= level= service=` (the first occurrence of a key wins).
-    rb"|ts=" + _T24 + rb" level=" + _LN_ANY_CASE + rb" service=(?=[A-Za-z0-9_.-]+(?= |\n))"
-    # Go slog's text handler with a service attribute: `time= level= msg= service=`.
-    # The msg value is one the parser's pair regex reads whole (printable ASCII;
-    # quoted without escapes, or bare without the bytes that end or split a value),
-    # so the next pair is the first `service=`.
-    rb"|time="
-    + _T24
-    + rb" level="
-    + _LN_ANY_CASE
-    + rb" msg=(?:"
-    + _JSTR
-    + rb"|"
-    + _BARE
-    + rb") service=(?=[A-Za-z0-9_.-]+(?= |\n))"
-    # zap-style JSON `{"level":…,"ts":"<time>",…}`, flat, neither key again and
-    # no "service" key. Captures the level word. (A `service=` pair in the message
-    # would set the service: extract.py turns such lines away, see `lines_naming`.)
-    rb'|\{"level":"(?='
-    + _LN_ANY_CASE
-    + rb'","ts":"'
-    + _T24
-    + rb'"(?:,"(?!(?:level|ts|service)")[A-Za-z0-9_]+":'
-    + _JVAL
-    + rb")*\}(?=\n|\\n))"
-    # An access log line (nginx/Apache common or combined) from an IPv4 client: the
-    # parser takes its time (parse_access_rows reads it) and no level or service, so
-    # a pair naming a time, level or service could change them (extract.py turns
-    # those away). Captures the day.
-    rb"|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3} [!-~]+ [!-~]+ \[(?=\d\d/[A-Z][a-z]{2}/\d{4}:)"
-    # RFC 5424 with structured data '-' and an app other than '-' (which would
-    # leave the service to a logfmt pair).
-    rb"|"
-    + _PRI
-    + rb"1 "
-    + _T24
-    + rb" "
-    + _TOK
-    + rb" (?=(?!-[ \n])"
-    + _APP
-    + rb" "
-    + _TOK
-    + rb" "
-    + _TOK
-    + rb" -)"
-    # RFC 3164 `<PRI>Mmm dd hh:mm:ss host app[pid]:`.
-    rb"|"
-    + _PRI
-    + rb"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
-    + _HOST
-    + rb" (?="
-    + _TAG_APP
-    + rb"(?:\[\d+\])?:)"
-    # `ts LEVEL[:]` with no `service=` anywhere in the event ([^\n] spans the whole
-    # escaped event): a logfmt service would be taken.
-    rb"|" + _T19 + rb" (?=" + _LN + rb":?(?= |\n)(?![^\n]*service=))"
-    # Python-style header `LEVEL: service/version` (no time of its own: the receive
-    # time, unless a ts=/time=/timestamp= pair anywhere in the event sets one).
-    rb"|" + _LN + rb": (?=[A-Za-z0-9_.-]+/v?[0-9])(?![^\n]*(?:ts|time|timestamp)=)"
-    # The one group: the service, the level word (ts line, zap JSON) or the access
-    # line's day. Or nothing, for any other line starting with one of
-    # { t < D E F I T W or a digit, to keep results aligned with lines.
-    rb')([^/" \n\[:]*)|(?=[{t<0-9DEFITW]))'
-)
-assert LINE_SHAPES.groups == 1
+
+# The rest of a flat JSON line after its first keys: more keys (none of `keys`
+# again: orjson keeps the last duplicate) with simple values, then "}" at the
+# end of the first line (escaped newline: \n). parsing/_linescan.c's
+# `json_tails` checks the same where it is built (`tails_in_c` below).
+def _json_tail(keys: bytes) -> bytes:
+    return rb'(?:,"(?!(?:' + keys + rb')")[A-Za-z0-9_]+":' + _JVAL + rb")*\}(?=\n|\\n)"
+
+
+def _line_shapes(tails_in_c: bool) -> re.Pattern[bytes]:
+    """The pattern; `tails_in_c`: without the JSON shapes' tails (a lookahead over
+    the whole line: ~1 us a line in sre, most of the pattern's time on JSON),
+    which the caller then checks (extract.py)."""
+    flat_tail = b"" if tails_in_c else _json_tail(b"timestamp|level|service")
+    zap_tail = b"" if tails_in_c else _json_tail(b"level|ts|service")
+    return re.compile(
+        # Every alternative starts with one of these bytes: checked first, a line that
+        # starts otherwise (the simulator's '[') costs one test instead of one per
+        # alternative (findall 0.256 -> 0.215 us/line on the default corpus).
+        rb"\n(?=[{t<0-9DEFITW])(?:(?:"
+        # Flat JSON: timestamp, level, service first and never again (orjson keeps the
+        # last duplicate), valid JSON to the end of the first line (escaped newline: \n).
+        rb'\{"timestamp":"' + _T24 + rb'","level":"' + _LN_ANY_CASE + rb'","service":"'
+        rb'(?=[A-Za-z0-9_.-]+"' + flat_tail + rb")"
+        # logfmt starting `ts= level= service=` (the first occurrence of a key wins).
+        rb"|ts=" + _T24 + rb" level=" + _LN_ANY_CASE + rb" service=(?=[A-Za-z0-9_.-]+(?= |\n))"
+        # Go slog's text handler with a service attribute: `time= level= msg= service=`.
+        # The msg value is one the parser's pair regex reads whole (printable ASCII;
+        # quoted without escapes, or bare without the bytes that end or split a value),
+        # so the next pair is the first `service=`.
+        rb"|time="
+        + _T24
+        + rb" level="
+        + _LN_ANY_CASE
+        + rb" msg=(?:"
+        + _JSTR
+        + rb"|"
+        + _BARE
+        + rb") service=(?=[A-Za-z0-9_.-]+(?= |\n))"
+        # zap-style JSON `{"level":…,"ts":"<time>",…}`, flat, neither key again and
+        # no "service" key. Captures the level word. (A `service=` pair in the message
+        # would set the service: extract.py turns such lines away, see `lines_naming`.)
+        rb'|\{"level":"(?=' + _LN_ANY_CASE + rb'","ts":"' + _T24 + rb'"' + zap_tail + rb")"
+        # An access log line (nginx/Apache common or combined) from an IPv4 client: the
+        # parser takes its time (parse_access_rows reads it) and no level or service, so
+        # a pair naming a time, level or service could change them (extract.py turns
+        # those away). Captures the day.
+        rb"|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3} [!-~]+ [!-~]+ \[(?=\d\d/[A-Z][a-z]{2}/\d{4}:)"
+        # RFC 5424 with structured data '-' and an app other than '-' (which would
+        # leave the service to a logfmt pair).
+        rb"|"
+        + _PRI
+        + rb"1 "
+        + _T24
+        + rb" "
+        + _TOK
+        + rb" (?=(?!-[ \n])"
+        + _APP
+        + rb" "
+        + _TOK
+        + rb" "
+        + _TOK
+        + rb" -)"
+        # RFC 3164 `<PRI>Mmm dd hh:mm:ss host app[pid]:`.
+        rb"|"
+        + _PRI
+        + rb"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
+        + _HOST
+        + rb" (?="
+        + _TAG_APP
+        + rb"(?:\[\d+\])?:)"
+        # `ts LEVEL[:]` with no `service=` anywhere in the event ([^\n] spans the whole
+        # escaped event): a logfmt service would be taken.
+        rb"|" + _T19 + rb" (?=" + _LN + rb":?(?= |\n)(?![^\n]*service=))"
+        # Python-style header `LEVEL: service/version` (no time of its own: the receive
+        # time, unless a ts=/time=/timestamp= pair anywhere in the event sets one).
+        rb"|" + _LN + rb": (?=[A-Za-z0-9_.-]+/v?[0-9])(?![^\n]*(?:ts|time|timestamp)=)"
+        # The one group: the service, the level word (ts line, zap JSON) or the access
+        # line's day. Or nothing, for any other line starting with one of
+        # { t < D E F I T W or a digit, to keep results aligned with lines.
+        rb')([^/" \n\[:]*)|(?=[{t<0-9DEFITW]))'
+    )
+
+
+try:
+    from logcaster.parsing._linescan import json_tails  # type: ignore[import-not-found]
+except ImportError:  # not built (scripts/build-native): the pattern checks the tails
+    json_tails = None
+
+# json_tails(buffer, starts: int64 bytes, zap: bool) -> one byte per start (1: a
+# valid tail there); None where parsing/_linescan is not built.
+JSON_TAILS: Callable[[object, bytes, bool], bytes] | None = json_tails
+LINE_SHAPES_FULL = _line_shapes(tails_in_c=False)
+LINE_SHAPES_HEADS = _line_shapes(tails_in_c=True)
+assert LINE_SHAPES_FULL.groups == LINE_SHAPES_HEADS.groups == 1
 
 # 5-byte level keys at a fixed offset (JSON, logfmt): a 4-letter word with its terminator.
 _LEVEL_KEYS = [
@@ -142,6 +162,49 @@ _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], n
 
 # ---------------------------------------------------------------------------
 # numpy helpers
+
+
+def receive_times(received: float | F64, n: int) -> F64:
+    """The receive time of each of n events: one for all, or an array of n."""
+    if isinstance(received, np.ndarray):
+        recv = np.asarray(received, np.float64)
+        if recv.shape != (n,):
+            raise ValueError(f"received has shape {recv.shape}, expected ({n},)")
+    else:
+        recv = np.full(n, float(received), np.float64)
+    if not np.isfinite(recv).all():
+        raise ValueError("receive times must be finite")
+    return recv
+
+
+def check_json_tails(
+    tails: Callable[[object, bytes, bool], bytes],
+    data: bytes,
+    buf: U8,
+    starts: I64,
+    hit: Bool,
+    brace: Bool,
+    third: U8,
+    captured: I64,
+) -> None:
+    """The JSON lines' tails, which LINE_SHAPES_HEADS leaves out, checked by
+    `tails` (JSON_TAILS); a line whose tail fails is no longer a `hit` (as with
+    LINE_SHAPES_FULL: the parser decides). Flat JSON lines start
+    `{"timestamp":"<24>","level":"<word>","service":"<name>"`, zap ones
+    `{"level":"<word>","ts":"<24>"`; `captured` is each line's capture's length
+    (the name, the word). Per line of the payload: `starts`, `hit`, `brace`
+    (starts with "{"), `third` (its third byte)."""
+    for zap in (False, True):
+        idx = np.flatnonzero(hit & brace & (third == ord("l" if zap else "t")))
+        if not len(idx):
+            continue
+        st = starts[idx]
+        if zap:  # '{"level":"', the word, '","ts":"', the time and its '"'
+            at = st + 10 + captured[idx] + 8 + 24 + 1
+        else:  # a 4- or 5-letter level word at 49, '","service":"', the name, '"'
+            word = np.where(buf[st + 53] == ord('"'), 4, 5)
+            at = st + 49 + word + 13 + captured[idx] + 1
+        hit[idx] = np.frombuffer(tails(data, at.astype(np.int64).tobytes(), zap), np.bool_)
 
 
 def window_rows(buf: U8, pos: I64, width: int) -> U8:
