@@ -20,7 +20,9 @@ for the common line shapes:
   a column (zap JSON, access lines) are checked in numpy (`lines_naming`): a
   lookahead over the whole line cost more than the rest of the pattern.
   Each capture group costs SRE more than all the validation, hence one group shared
-  by all shapes. The pattern and the numpy field readers: parsing/line_shapes.py.
+  by all shapes. The pattern and the numpy field readers: parsing/line_shapes.py;
+  where the C extensions are built, the same shapes are walked in C
+  (parsing/_shapes.c, `find_captures`), with the same results.
 - **The simulator header `[LEVEL] ts service/ver` and access lines' times are
   read in numpy only**: fixed-offset byte rows gathered with a sliding window.
 - **Anything the fast path cannot prove goes through `parse_event`** (the fallback),
@@ -40,18 +42,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logcaster.parsing import line_shapes
 from logcaster.parsing.codes import LEVEL_CODES, ServiceCodes
 from logcaster.parsing.formats import SYSLOG_SEVERITY_LEVELS
 from logcaster.parsing.line_shapes import (
     F64,
     I64,
-    LINE_SHAPES_FULL,
-    LINE_SHAPES_HEADS,
     U8,
     U16,
     Bool,
     check_json_tails,
+    find_captures,
     level_key,
     lines_naming,
     parse_access_rows,
@@ -214,9 +214,7 @@ class Extractor:
         lined = np.flatnonzero(
             (first == ord("{")) | (first == ord("t")) | (first == ord("<")) | digit | header
         )
-        tails = line_shapes.JSON_TAILS
-        shapes = LINE_SHAPES_FULL if tails is None else LINE_SHAPES_HEADS
-        col: list[bytes] = shapes.findall(data, 0, end)
+        col, tails = find_captures(data, end)
         if len(col) != len(lined):  # an invariant of the pattern, not of the data
             raise AssertionError(f"pattern results {len(col)} != lines {len(lined)}")
         if col:
