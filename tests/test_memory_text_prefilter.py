@@ -14,6 +14,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logcaster.segments.blocks import encode_payload
 from logcaster.store.text_match import TextTest
 from logcaster.store.word_finder import word_finder
 from logcaster.testing import start_server
@@ -60,6 +61,31 @@ def test_candidates_never_rule_out_a_passing_text(
             or occurrences(batch[start:stop], words, operator) > stop - start
         )
         return
+    assert chosen == sorted(set(chosen)) and all(start <= i < stop for i in chosen)
+    assert set(passing) <= set(chosen), (passing, chosen)
+
+
+_ESCAPED = [*_PIECES, b"\\", b"\r", b"#", b"n", b"\\n"]
+_ESCAPED_WORDS = [*_WORDS, "#ti", "\\n", "n", "a\rb", "e\\"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    batch=st.lists(st.lists(st.sampled_from(_ESCAPED), max_size=6).map(b"".join), max_size=30),
+    words=st.lists(st.sampled_from(_ESCAPED_WORDS), min_size=1, max_size=3),
+    operator=st.sampled_from(["AND", "OR"]),
+    bounds=st.tuples(st.integers(0, 30), st.integers(0, 30)),
+)
+def test_payload_candidates_never_rule_out_a_passing_text(
+    batch: list[bytes], words: list[str], operator: str, bounds: tuple[int, int]
+) -> None:
+    """The same on a batch held as its raw payload (the framer's escaped reads)."""
+    test = TextTest(words, operator)  # type: ignore[arg-type]
+    start, stop = min(bounds[0], len(batch)), min(max(bounds), len(batch))
+    chosen = test.payload_candidates(encode_payload(batch), len(batch), start, stop)
+    if chosen is None:
+        return  # every text is tested, as with `candidates` (or a word escaping changes)
+    passing = [i for i in range(start, stop) if test.matches_text(batch[i])]
     assert chosen == sorted(set(chosen)) and all(start <= i < stop for i in chosen)
     assert set(passing) <= set(chosen), (passing, chosen)
 

@@ -54,13 +54,19 @@ def memory_events(
         # Structured tests need every event parsed (and cached for the next
         # query); text tests parse only the events whose text passes.
         events = batch.events() if text_test is None else batch.cached_events
-        texts = batch.texts
         if text_test is not None:
-            chosen = text_test.candidates(texts, low, len(batch))
+            payload = batch.payload  # a payload is searched as it is: no texts decoded
+            if payload is not None:
+                chosen = text_test.payload_candidates(payload, len(batch), low, len(batch))
+            else:
+                chosen = text_test.candidates(batch.texts, low, len(batch))
             if chosen is not None:
                 if len(chosen) < len(span):
                     yield len(span) - len(chosen)
                 span = chosen
+        if not span:
+            continue
+        texts = batch.texts
         test = None if text_test is None else text_test.matches_text
         for i in reversed(span) if newest_first else span:
             if test is not None and not test(texts[i]):

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import AnyStr, Literal
 
+import numpy as np
+
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
 from logcaster.segments.blocks import unescape_line
 from logcaster.store.word_finder import word_finder
@@ -71,6 +73,7 @@ class TextTest:
         # bytes do not hold); for AND the longest word alone, likely the rarest.
         bulk = () if any("\ufffd" in w for w in words) else self._words_b
         self._bulk = bulk if self._or else tuple(sorted(bulk, key=len)[-1:])
+        self._bulk_escape_free = not any(b"\\" in w or b"\r" in w or b"\n" in w for w in bulk)
 
     def matches_text(self, text: bytes) -> bool:
         """The query's text tests on one event's raw text (the memory buffer's form)."""
@@ -104,6 +107,28 @@ class TextTest:
             return hits
         ends = list(accumulate(map(len, part)))  # one past each text
         return [start + k for k in sorted({bisect_right(ends, at) for at in hits})]
+
+    def payload_candidates(
+        self, payload: bytes, count: int, start: int, stop: int
+    ) -> list[int] | None:
+        """`candidates` for a batch held as a raw payload (pipeline/batch.py,
+        `Escaped`: `count` escaped lines), searched as it is, no text decoded.
+        Escaping keeps every word without a backslash, CR or newline (a "#" at a
+        text's start gains a backslash before it), so every text holding one
+        holds it on its line; an escape can only add a candidate. None where
+        `candidates` says None, or a word has one of those bytes."""
+        if not self._bulk or stop <= start or not self._bulk_escape_free:
+            return None
+        finder = word_finder(self._bulk)
+        if finder is None:
+            return None
+        hits = finder.starts(payload, count)
+        if not hits:
+            return hits
+        newlines = np.flatnonzero(np.frombuffer(payload, np.uint8) == 10)
+        lines = np.unique(np.searchsorted(newlines, np.array(hits, np.int64)))
+        kept: list[int] = lines[(lines >= start) & (lines < stop)].tolist()
+        return kept
 
     def matches_body(self, body: str) -> bool:
         """The query's text tests on one decoded body (Query.matcher's semantics)."""
