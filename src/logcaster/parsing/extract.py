@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -408,8 +409,11 @@ class Extractor:
         # order: service codes must not depend on the hash seed, or a rebuilt index
         # would differ from the one written at ingest.
         known = self._tokens
-        new = [t for t in dict.fromkeys(col) if t not in known]
-        if new:
+        # One lookup a result; the few unknown ones (-1) are looked at again.
+        ids = np.fromiter(map(known.get, col, repeat(-1)), np.int64, len(col))
+        unknown = np.flatnonzero(ids < 0).tolist()
+        if unknown:
+            new = list(dict.fromkeys([col[i] for i in unknown]))
             if len(known) + len(new) > _MAX_TOKENS:
                 known.clear()
                 self._token_names.clear()
@@ -426,7 +430,8 @@ class Extractor:
             self._token_service = np.concatenate(
                 [self._token_service[:base], np.full(len(added), -1, np.int32)]
             )
-        return np.fromiter(map(self._tokens.__getitem__, col), np.int64, len(col))
+            ids = np.fromiter(map(known.__getitem__, col), np.int64, len(col))
+        return ids
 
     def _service_codes(self, tokens: I64) -> U16:
         """Service codes of service tokens; a token gets its code on first use as a service."""
