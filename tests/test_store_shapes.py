@@ -10,6 +10,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,3 +131,16 @@ def test_every_byte_at_every_place_of_every_shape() -> None:
 def test_random_bytes_after_the_first(texts: list[bytes]) -> None:
     need_shapes()
     _same(texts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000), st.sampled_from([10, 61, 0, 255]), st.integers(0, 3000))
+def test_byte_offsets_are_numpy_s(data: bytes, byte: int, end: int) -> None:
+    """line_shapes.offsets_of by the C memchr walk, from bytes or a numpy view."""
+    need_shapes()
+    assert line_shapes.BYTE_OFFSETS is not None
+    end = min(end, len(data))
+    array = np.frombuffer(data, np.uint8)
+    want = np.flatnonzero(array[:end] == byte)
+    assert np.array_equal(line_shapes.offsets_of(data, byte, end), want)
+    assert np.array_equal(line_shapes.offsets_of(array, byte, end), want)

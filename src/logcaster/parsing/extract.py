@@ -55,6 +55,7 @@ from logcaster.parsing.line_shapes import (
     find_captures,
     level_key,
     lines_naming,
+    offsets_of,
     parse_access_rows,
     parse_ts_rows,
     receive_times,
@@ -191,7 +192,7 @@ class Extractor:
         data = b"".join([b"\n", *parts, _PAD_BYTES])
         end = len(data) - _PAD
         buf = np.frombuffer(data, np.uint8)
-        nl = np.flatnonzero(buf[:end] == 10)
+        nl = offsets_of(buf, 10, end)
         n = len(nl) - 1
         if end > 1 and (data[end - 1] != 10 or data[1] == ord("#")):
             raise BlockFormatError("payload is not newline-terminated escaped lines")
@@ -405,11 +406,10 @@ class Extractor:
 
     def _token_ids(self, col: list[bytes]) -> I64:
         """Token ids of the pattern's results; new tokens get a level and a lazy service."""
-        # New tokens in order of first appearance (dict.fromkeys, a C loop), not set
-        # order: service codes must not depend on the hash seed, or a rebuilt index
-        # would differ from the one written at ingest.
+        # One lookup a result; the unknown ones (-1) are added in order of first
+        # appearance (dict.fromkeys), not set order: service codes must not depend
+        # on the hash seed, or a rebuilt index would differ from the one at ingest.
         known = self._tokens
-        # One lookup a result; the few unknown ones (-1) are looked at again.
         ids = np.fromiter(map(known.get, col, repeat(-1)), np.int64, len(col))
         unknown = np.flatnonzero(ids < 0).tolist()
         if unknown:

@@ -142,14 +142,20 @@ def _line_shapes(tails_in_c: bool) -> re.Pattern[bytes]:
 
 
 try:
-    from logcaster.parsing._linescan import json_tails  # type: ignore[import-not-found]
+    from logcaster.parsing._linescan import (  # type: ignore[import-not-found]
+        byte_offsets,
+        json_tails,
+    )
 except ImportError:  # not built (scripts/build-native): the pattern checks the tails
-    json_tails = None
-
+    byte_offsets = json_tails = None  # and numpy finds bytes
 try:
     from logcaster.parsing._shapes import captures  # type: ignore[import-not-found]
 except ImportError:  # not built: LINE_SHAPES_HEADS runs
     captures = None
+
+# byte_offsets(buffer, byte, end) -> int64 offsets as bytes (parsing/_linescan.c);
+# None where it is not built. Tests switch it.
+BYTE_OFFSETS: Callable[[object, int, int], bytes] | None = byte_offsets
 
 # json_tails(buffer, starts: int64 bytes, zap: bool) -> one byte per start (1: a
 # valid tail there); None where parsing/_linescan is not built.
@@ -188,6 +194,16 @@ _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], n
 
 # ---------------------------------------------------------------------------
 # numpy helpers
+
+
+def offsets_of(buf: U8 | bytes, byte: int, end: int) -> I64:
+    """np.flatnonzero(buf[:end] == byte) (read-only), by a memchr walk where the
+    extension is built: ~5x faster for newlines, ~2x for a logfmt chunk's "="."""
+    if BYTE_OFFSETS is not None:
+        found: I64 = np.frombuffer(BYTE_OFFSETS(buf, byte, end), np.int64)
+        return found
+    array = np.frombuffer(buf, np.uint8) if isinstance(buf, bytes) else buf
+    return np.flatnonzero(array[:end] == byte)
 
 
 def receive_times(received: float | F64, n: int) -> F64:
@@ -280,7 +296,7 @@ def lines_naming(
     """
     if not all(2 <= len(key) <= _KEY_WINDOW - 2 for key in keys):
         raise ValueError("keys of 2 to 9 bytes")
-    eq = np.flatnonzero(buf[:end] == ord("="))
+    eq = offsets_of(buf, ord("="), end)
     # Only an '=' after one of the keys' last two bytes needs the full test (most
     # pairs name other keys: request_id=, rt=, ...): a 16-bit compare first.
     ends = np.array([(key[-2] << 8) | key[-1] for key in keys], np.uint16)

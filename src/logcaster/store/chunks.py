@@ -17,6 +17,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from logcaster.parsing.line_shapes import offsets_of
 from logcaster.segments.segment import RawBlock, iter_raw_blocks
 
 CHUNK_BYTES = 1 << 20
@@ -57,7 +58,7 @@ class ChunkText:
 
 def _line_starts(block: RawBlock) -> npt.NDArray[np.uint32]:
     # Every line ends in b"\n": starts are 0 and one past each newline but the last.
-    ends = np.flatnonzero(np.frombuffer(block.payload, np.uint8) == 10)
+    ends = offsets_of(block.payload, 10, len(block.payload))
     starts = np.empty(len(ends), np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1

@@ -17,6 +17,7 @@ from typing import AnyStr, Literal
 
 import numpy as np
 
+from logcaster.parsing.line_shapes import offsets_of
 from logcaster.query.model import DEFAULT_REGEX_MAX_MEM, compile_regex
 from logcaster.segments.blocks import unescape_line
 from logcaster.store.word_finder import word_finder
@@ -125,7 +126,7 @@ class TextTest:
         hits = finder.starts(payload, count)
         if not hits:
             return hits
-        newlines = np.flatnonzero(np.frombuffer(payload, np.uint8) == 10)
+        newlines = offsets_of(payload, 10, len(payload))
         lines = np.unique(np.searchsorted(newlines, np.array(hits, np.int64)))
         kept: list[int] = lines[(lines >= start) & (lines < stop)].tolist()
         return kept
