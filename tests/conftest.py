@@ -91,14 +91,19 @@ def receiver() -> Iterator[HttpReceiver]:
     r.close()
 
 
-def need_extension() -> None:
-    """The store's C collector of Hyperscan reports, built by `make`
-    (scripts/build-native): missing, a failure under CI, else a skip."""
-    if not hs_reports.built():
-        message = "the C collector is not built (scripts/build-native)"
+def need_built(*parts: object) -> None:
+    """C extension functions built by `make` (scripts/build-native), each None
+    where it is not: one missing is a failure under CI, else a skip."""
+    if any(part is None for part in parts):
+        message = "a C extension is not built (scripts/build-native)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def need_extension() -> None:
+    """The store's C collector of Hyperscan reports (see need_built)."""
+    need_built(True if hs_reports.built() else None)
 
 
 @pytest.fixture(params=["c", "callbacks"])

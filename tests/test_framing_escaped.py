@@ -6,11 +6,9 @@ grouping bounds, CRLFs, backslashes, leading '#' and over-long lines."""
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,19 +18,14 @@ from logcaster.pipeline import framing
 from logcaster.pipeline.batch import Escaped
 from logcaster.pipeline.framing import LineFramer
 from logcaster.segments.blocks import encode_payload_py
+from tests.conftest import need_built
 from tests.multiline_samples import ORDINARY_LINES, SAMPLES
 
 BUILT = (framing._ESCAPE, framing._EVENTS, multiline.candidate_lines)
 
 
 def need_native() -> None:
-    """The extensions are built by `make` (scripts/build-native): missing, a
-    failure under CI, else a skip."""
-    if None in BUILT:
-        message = "the C extensions are not built (scripts/build-native)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_built(*BUILT)
 
 
 @contextmanager
@@ -72,6 +65,7 @@ def _streams(draw: st.DrawFn) -> bytes:
     return b"".join(line + eol for line in lines) + draw(st.sampled_from([b"", b"tail"]))
 
 
+@st.composite
 def _reads(draw: st.DrawFn, stream: bytes) -> list[bytes]:
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=12)))
     return [stream[a:b] for a, b in itertools.pairwise([0, *cuts, len(stream)])]
@@ -107,7 +101,7 @@ def test_escaped_reads_hold_the_split_path_s_events(
 ) -> None:
     need_native()
     stream = data.draw(_streams())
-    reads = data.draw(st.composite(_reads)(stream))
+    reads = data.draw(_reads(stream))
     config = MultilineConfig(
         enabled=enabled, max_lines=max_lines, max_bytes=max(1024, max_line) + extra
     )

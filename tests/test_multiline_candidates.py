@@ -5,7 +5,6 @@ the framer cuts the same events either way, for any read boundaries."""
 from __future__ import annotations
 
 import itertools
-import os
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,19 +17,14 @@ from logcaster.options import MultilineConfig, MultilineRule
 from logcaster.parsing import multiline
 from logcaster.parsing.multiline import Grouper
 from logcaster.pipeline.framing import LineFramer
+from tests.conftest import need_built
 from tests.multiline_samples import ORDINARY_LINES, SAMPLES
 
 C_LINES = multiline.candidate_lines
 
 
 def need_linescan() -> None:
-    """The extension is built by `make` (scripts/build-native): missing, a
-    failure under CI, else a skip."""
-    if C_LINES is None:
-        message = "parsing/_linescan is not built (scripts/build-native)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_built(C_LINES)
 
 
 # Lines that start or end the ways the C pass tells apart: header bytes, logfmt
@@ -74,6 +68,7 @@ _PIECES += [line.encode() for line in ORDINARY_LINES]
 _PIECES += [line.encode() for s in SAMPLES for line in s.lines][:400]
 
 
+@st.composite
 def _bodies(draw: st.DrawFn) -> bytes:
     lines = draw(st.lists(st.sampled_from(_PIECES), max_size=40))
     body = b"\n".join(lines)
@@ -113,7 +108,7 @@ def _both(grouper: Grouper, body: bytes) -> tuple[Candidates, Candidates]:
 @given(data=st.data(), user=st.booleans())
 def test_the_c_pass_finds_the_regex_s_candidates(data: st.DataObject, user: bool) -> None:
     need_linescan()
-    body = data.draw(st.composite(_bodies)())
+    body = data.draw(_bodies())
     by_regex, in_c = _both(_grouper(user), body)
     assert [c[:3] for c in in_c] == [c[:3] for c in by_regex]
     for offset, _, _, line in in_c:

@@ -4,7 +4,6 @@ numpy); bytes-like texts other than bytes still encode (in Python)."""
 
 from __future__ import annotations
 
-import os
 import random
 
 import pytest
@@ -13,18 +12,13 @@ from hypothesis import strategies as st
 
 from logcaster.segments import blocks
 from logcaster.segments.blocks import decode_payload, encode_payload, encode_payload_py
+from tests.conftest import need_built
 
 C_ENCODE = blocks.c_encode_payload
 
 
 def need_escape() -> None:
-    """The extension is built by `make` (scripts/build-native): missing, a
-    failure under CI, else a skip."""
-    if C_ENCODE is None:
-        message = "segments/_escape is not built (scripts/build-native)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_built(C_ENCODE)
 
 
 _SPECIAL = st.sampled_from([b"\\", b"\n", b"\r", b"#", b"n", b"r", b"a", b"\xff", b" "])

@@ -5,28 +5,23 @@ valid, nearly valid and broken."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logcaster.parsing import line_shapes
 from logcaster.parsing.extract import Extractor
 from logcaster.segments.blocks import encode_payload
+from tests.conftest import need_built
 
 C_TAILS = line_shapes.JSON_TAILS
 
 
 def need_tails() -> None:
-    if C_TAILS is None:
-        message = "parsing/_linescan is not built (scripts/build-native)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_built(C_TAILS)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ the pattern looks at."""
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from logcaster.options import MultilineConfig
 from logcaster.parsing import line_shapes
 from logcaster.pipeline.framing import LineFramer
 from logcaster.segments.blocks import encode_payload
+from tests.conftest import need_built
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -29,11 +29,7 @@ HEADS = line_shapes.LINE_SHAPES_HEADS
 
 
 def need_shapes() -> None:
-    if CAPTURES is None:
-        message = "parsing/_shapes is not built (scripts/build-native)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_built(CAPTURES, line_shapes.BYTE_OFFSETS)
 
 
 def _same(texts: list[bytes]) -> None:

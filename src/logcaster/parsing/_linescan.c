@@ -1,4 +1,7 @@
-/* The lines multi-line grouping must look at, found in C: logcaster.parsing._linescan.
+/* Line scans in C: logcaster.parsing._linescan. `candidate_lines` for multi-line
+ * grouping (below); for the store's extractor, `json_tails` (the JSON shapes'
+ * tails) and `byte_offsets` (a byte's offsets, by memchr), each described where
+ * it is defined.
  *
  * Grouper._candidates (parsing/multiline.py) runs trace_lines.CANDIDATES over each
  * read. sre tries it at every newline, ~110-150 ns a line on the bench corpora,
@@ -262,7 +265,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_linescan", "Multi-line grouping's candidate lines, in C.", -1,
+    PyModuleDef_HEAD_INIT, "_linescan", "Line scans for grouping and the store's extractor.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
