@@ -36,20 +36,19 @@ static int starts_key(const unsigned char *b, Py_ssize_t s, Py_ssize_t n) {
 }
 
 typedef struct {
-    Py_ssize_t *at; /* pairs: the line's offset, its number */
+    Py_ssize_t *at; /* candidate_lines: pairs (offset, line number); byte_offsets: offsets */
     size_t n, cap;
 } Found;
 
-static int push(Found *f, Py_ssize_t start, Py_ssize_t line) {
-    if (f->n + 2 > f->cap) {
+static int append(Found *f, Py_ssize_t value) {
+    if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 256;
         Py_ssize_t *at = realloc(f->at, cap * sizeof *at);
         if (at == NULL) return -1;
         f->at = at;
         f->cap = cap;
     }
-    f->at[f->n++] = start;
-    f->at[f->n++] = line;
+    f->at[f->n++] = value;
     return 0;
 }
 
@@ -66,7 +65,7 @@ static int find(const unsigned char *b, Py_ssize_t n, Found *f, Py_ssize_t *line
         /* A key line only after a line ending in ":" or " " (`open`) */
         if (s < n && starts_key(b, s, n) && !(s >= 2 && (b[s - 2] == ':' || b[s - 2] == ' ')))
             continue;
-        if (push(f, s, line) < 0) return -1;
+        if (append(f, s) < 0 || append(f, line) < 0) return -1;
     }
     *lines = line;
     return 0;
@@ -225,17 +224,10 @@ static PyObject *byte_offsets(PyObject *self, PyObject *args) {
     for (const unsigned char *p = b, *stop = b + end; p < stop;) {
         const unsigned char *at = memchr(p, byte, (size_t)(stop - p));
         if (at == NULL) break;
-        if (f.n == f.cap) {
-            size_t cap = f.cap ? f.cap * 2 : 4096;
-            Py_ssize_t *grown = realloc(f.at, cap * sizeof *grown);
-            if (grown == NULL) {
-                rc = -1;
-                break;
-            }
-            f.at = grown;
-            f.cap = cap;
+        if (append(&f, at - b) < 0) {
+            rc = -1;
+            break;
         }
-        f.at[f.n++] = at - b;
         p = at + 1;
     }
     Py_END_ALLOW_THREADS

@@ -17,7 +17,7 @@ import numpy as np
 from logcaster.log import log_event
 from logcaster.options import QueueConfig
 from logcaster.parsing.levels import LevelReader
-from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch, Texts, text_list
+from logcaster.pipeline.batch import EVENT_OVERHEAD, Batch, Texts
 from logcaster.pipeline.queue import BatchQueue
 from logcaster.stats import Stats, listener_of
 
@@ -65,7 +65,9 @@ class Admission:
         policy = self.policy
         if policy == "block" or listener in ALWAYS_WAIT:
             return texts, True
-        texts = text_list(texts)  # the other policies may keep some of them
+        # Pipeline.offer decodes an Escaped read before asking the other policies,
+        # which may keep some of its texts.
+        assert isinstance(texts, list)
         n = len(texts)
         size = sum(map(len, texts)) + EVENT_OVERHEAD * n
         fill = self.fill(n, size)

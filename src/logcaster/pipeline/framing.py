@@ -196,7 +196,8 @@ class LineFramer:
             if body.endswith(b"\r"):
                 body = body[:-1]
         scan = None
-        if not cut and _ESCAPE is not None and not _may_hold_long_line(body, self._max_line):
+        long_lines = _may_hold_long_line(body, self._max_line)
+        if not cut and _ESCAPE is not None and not long_lines:
             if not self._multiline:
                 payload, count = _ESCAPE(b"", body, len(body), False)
                 return Escaped(payload, count, len(body) - count + 1)
@@ -206,7 +207,7 @@ class LineFramer:
                 if escaped is not None:
                     return escaped
         lines = body.split(b"\n")
-        if _may_hold_long_line(body, self._max_line) and max(map(len, lines)) > self._max_line:
+        if long_lines and max(map(len, lines)) > self._max_line:
             limit = self._max_line
             lines = [line if len(line) <= limit else self._truncate(line) for line in lines]
         if cut:
