@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,9 +56,18 @@ def check_history(server: ServerProcess, events: Sequence[Known], shapes: Sequen
 
 
 def check_memory(server: ServerProcess, last_id: int) -> range:
-    """Memory holds a run of the newest ids, each once, as many as STATS Current."""
-    current = int(server.stats()["Current"])
-    doc = ask(server, SHAPE["everything"], "memory", limit=MAX_LIMIT, order="asc")
+    """Memory holds a run of the newest ids, each once, as many as STATS Current.
+
+    While the indexer works, memory lets go of what it indexes (down to the
+    capacity) between any two requests: the answer counts when STATS Current
+    was the same before and after it."""
+
+    def read() -> tuple[int, dict[str, Any], int]:
+        before = int(server.stats()["Current"])
+        doc = ask(server, SHAPE["everything"], "memory", limit=MAX_LIMIT, order="asc")
+        return before, doc, int(server.stats()["Current"])
+
+    current, doc, _ = wait_for("a still memory", read, lambda r: r[0] == r[2])
     ids = sorted(int(ev["id"]) for ev in doc["events"])
     assert doc["found"] == current == len(ids)
     assert ids == list(range(last_id - current + 1, last_id + 1))
