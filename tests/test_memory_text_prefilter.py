@@ -37,6 +37,21 @@ def occurrences(texts: list[bytes], words: list[str], operator: str) -> int:
     return sum(data.startswith(w, i) for w in bulk for i in range(len(data)))
 
 
+def span(batch: list[bytes], bounds: tuple[int, int]) -> tuple[int, int]:
+    """The [start, stop) of the batch the test asks about."""
+    return min(bounds[0], len(batch)), min(max(bounds), len(batch))
+
+
+def check_chosen(
+    test: TextTest, batch: list[bytes], chosen: list[int], start: int, stop: int
+) -> None:
+    """Candidates are ascending, each once, within [start, stop), and hold every
+    text of the span that passes the exact test."""
+    passing = [i for i in range(start, stop) if test.matches_text(batch[i])]
+    assert chosen == sorted(set(chosen)) and all(start <= i < stop for i in chosen)
+    assert set(passing) <= set(chosen), (passing, chosen)
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     batch=texts(),
@@ -48,9 +63,8 @@ def test_candidates_never_rule_out_a_passing_text(
     batch: list[bytes], words: list[str], operator: str, bounds: tuple[int, int]
 ) -> None:
     test = TextTest(words, operator)  # type: ignore[arg-type]
-    start, stop = min(bounds[0], len(batch)), min(max(bounds), len(batch))
+    start, stop = span(batch, bounds)
     chosen = test.candidates(batch, start, stop)
-    passing = [i for i in range(start, stop) if test.matches_text(batch[i])]
     if chosen is None:
         # no bulk test: a word with U+FFFD, an OR with "", nothing to search, or
         # more hits than texts (the word is nearly everywhere)
@@ -61,8 +75,7 @@ def test_candidates_never_rule_out_a_passing_text(
             or occurrences(batch[start:stop], words, operator) > stop - start
         )
         return
-    assert chosen == sorted(set(chosen)) and all(start <= i < stop for i in chosen)
-    assert set(passing) <= set(chosen), (passing, chosen)
+    check_chosen(test, batch, chosen, start, stop)
 
 
 _ESCAPED = [*_PIECES, b"\\", b"\r", b"#", b"n", b"\\n"]
@@ -81,13 +94,11 @@ def test_payload_candidates_never_rule_out_a_passing_text(
 ) -> None:
     """The same on a batch held as its raw payload (the framer's escaped reads)."""
     test = TextTest(words, operator)  # type: ignore[arg-type]
-    start, stop = min(bounds[0], len(batch)), min(max(bounds), len(batch))
+    start, stop = span(batch, bounds)
     chosen = test.payload_candidates(encode_payload(batch), len(batch), start, stop)
     if chosen is None:
         return  # every text is tested, as with `candidates` (or a word escaping changes)
-    passing = [i for i in range(start, stop) if test.matches_text(batch[i])]
-    assert chosen == sorted(set(chosen)) and all(start <= i < stop for i in chosen)
-    assert set(passing) <= set(chosen), (passing, chosen)
+    check_chosen(test, batch, chosen, start, stop)
 
 
 def test_memory_answers_count_like_a_test_of_each_event() -> None:

@@ -87,6 +87,15 @@ static int form(Walk *w, const char *f) {
 static const char *T24 = "dddd-dd-ddTdd:dd:dd.dddZ";
 static const char *T19 = "dddd-dd-dd dd:dd:dd";
 
+/* [A-Z][a-z]{2}: a month's abbreviation. */
+static int month(Walk *w) {
+    if (w->end - w->p < 3 || !(w->p[0] >= 'A' && w->p[0] <= 'Z')) return 0;
+    for (int i = 1; i < 3; i++)
+        if (!(w->p[i] >= 'a' && w->p[i] <= 'z')) return 0;
+    w->p += 3;
+    return 1;
+}
+
 /* TRACE|DEBUG|INFO|WARN|ERROR|FATAL, and (any_case) the same in lower case. */
 static int level(Walk *w, int any_case) {
     static const char *upper[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
@@ -161,10 +170,7 @@ static const unsigned char *shape(Walk w) {
             return NULL;
         }
         /* RFC 3164: Mmm dd hh:mm:ss host app[pid]: */
-        if (!(v.end - v.p >= 4 && v.p[0] >= 'A' && v.p[0] <= 'Z' && v.p[1] >= 'a' &&
-              v.p[1] <= 'z' && v.p[2] >= 'a' && v.p[2] <= 'z' && v.p[3] == ' '))
-            return NULL;
-        v.p += 4;
+        if (!(month(&v) && byte(&v, ' '))) return NULL;
         if (!(v.p < v.end && (*v.p == ' ' || in[DIGIT][*v.p]))) return NULL;
         v.p++;
         if (!form(&v, "d dd:dd:dd ") || run(&v, HOST) == 0 || !byte(&v, ' ')) return NULL;
@@ -193,10 +199,7 @@ static const unsigned char *shape(Walk w) {
             if (!run(&v, PRINT) || !byte(&v, ' ') || !run(&v, PRINT) || !lit(&v, " ["))
                 return NULL;
             const unsigned char *day = v.p;
-            if (form(&v, "dd/") && v.end - v.p >= 4 && v.p[0] >= 'A' && v.p[0] <= 'Z' &&
-                v.p[1] >= 'a' && v.p[1] <= 'z' && v.p[2] >= 'a' && v.p[2] <= 'z' &&
-                v.p[3] == '/' && (v.p += 4, form(&v, "dddd:")))
-                return day;
+            if (form(&v, "dd/") && month(&v) && form(&v, "/dddd:")) return day;
             return NULL;
         }
         /* LEVEL: service/version, no ts=, time= or timestamp= pair after it */

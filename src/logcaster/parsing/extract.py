@@ -406,18 +406,18 @@ class Extractor:
 
     def _token_ids(self, col: list[bytes]) -> I64:
         """Token ids of the pattern's results; new tokens get a level and a lazy service."""
-        # One lookup a result; the unknown ones (-1) are added in order of first
-        # appearance (dict.fromkeys), not set order: service codes must not depend
-        # on the hash seed, or a rebuilt index would differ from the one at ingest.
+        # Unknown ones (-1) are added in order of first appearance, not set order: service
+        # codes must not depend on the hash seed, or a rebuilt index would differ.
         known = self._tokens
         ids = np.fromiter(map(known.get, col, repeat(-1)), np.int64, len(col))
         unknown = np.flatnonzero(ids < 0).tolist()
         if unknown:
             new = list(dict.fromkeys([col[i] for i in unknown]))
-            if len(known) + len(new) > _MAX_TOKENS:
+            if len(known) + len(new) > _MAX_TOKENS:  # start over: every id changes
                 known.clear()
                 self._token_names.clear()
                 new = list(dict.fromkeys(col))
+                unknown = list(range(len(col)))
             base = len(self._token_names)
             for tok in new:
                 self._tokens[tok] = len(self._token_names)
@@ -430,7 +430,7 @@ class Extractor:
             self._token_service = np.concatenate(
                 [self._token_service[:base], np.full(len(added), -1, np.int32)]
             )
-            ids = np.fromiter(map(known.__getitem__, col), np.int64, len(col))
+            ids[unknown] = [known[col[i]] for i in unknown]
         return ids
 
     def _service_codes(self, tokens: I64) -> U16:
